@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Benchmark: our token endpoint side by side with the reference peer (panva oidc-provider),
+# same machine, same load generator, one run. See ../shared/peer-bench/README.md.
+#
+#   bash infra/bench.sh            # release build, serve on a temp data dir, compare
+#
+# Writes the comparison to infra/bench-results/latest.txt (and the raw JSON next to it).
+# Numbers move by ±30% between runs on 2 shared cores; quote the ratio of one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+PEER_BENCH="${PEER_BENCH:-$ROOT/../shared/peer-bench}"
+PORT="${BENCH_PORT:-8080}"
+OUT="$ROOT/infra/bench-results"
+mkdir -p "$OUT"
+[[ -x "$PEER_BENCH/compare.sh" ]] || { echo "bench: $PEER_BENCH/compare.sh not found" >&2; exit 2; }
+
+echo "[bench] building bulwark (release)" >&2
+cargo build --release --locked -p bulwark >&2
+BIN="$ROOT/target/release/bulwark"
+
+DATA="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+export BULWARK_DATA_DIR="$DATA"
+"$BIN" --json tenant create bench >/dev/null
+"$BIN" --json scope add --tenant bench api:read "Read the API" >/dev/null
+"$BIN" --json scope add --tenant bench api:write "Write the API" >/dev/null
+CLIENT_JSON="$("$BIN" --json client create --tenant bench --name bench --grant-type client_credentials --scope "api:read api:write")"
+
+RUST_LOG=warn "$BIN" --json serve --addr "127.0.0.1:$PORT" >"$DATA/serve.out" 2>"$DATA/serve.log" &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$PORT/.well-known/oauth-authorization-server" >/dev/null && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$DATA/serve.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+TARGET="$DATA/bulwark-target.json"
+python3 - "$PEER_BENCH/targets/bulwark.example.json" "$TARGET" "$PORT" "$CLIENT_JSON" <<'PY'
+import json, sys
+example, out, port, client = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+t = json.load(open(example))
+t["description"] = f"bulwark serve (release, embedded store) on 127.0.0.1:{port}"
+t["issuer"] = f"http://127.0.0.1:{port}"
+t["client"] = {"mode": "static", "client_id": client["client_id"], "client_secret": client["client_secret"]}
+t["scopes"] = {"client_credentials": "api:read api:write"}
+json.dump(t, open(out, "w"), indent=2)
+PY
+
+"$PEER_BENCH/compare.sh" "$TARGET" | tee "$OUT/latest.txt"
+WORK="${PEER_BENCH_HOME:-$HOME/.cache/bulwark-peer-bench}"
+cp "$WORK/bench/results/peer.json" "$OUT/peer.json" 2>/dev/null || true
+cp "$WORK/bench/results/bulwark.json" "$OUT/bulwark.json" 2>/dev/null || true
+{ echo; echo "machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ); commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"; } >>"$OUT/latest.txt"

@@ -1,0 +1,178 @@
+//! The command line, in one place.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulwark",
+    version,
+    about = "Bulwark OAuth 2.0 / OpenID Connect server: local server and operator CLI"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Data directory of the embedded store and the local signing key.
+    #[arg(long, global = true, env = "BULWARK_DATA_DIR", default_value = "./.bulwark")]
+    pub data_dir: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Issuer URL (default: the server's own address; for the CLI, http://127.0.0.1:8080).
+    #[arg(long, global = true, env = "BULWARK_ISSUER")]
+    pub issuer: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve every endpoint on one port, with the embedded store and the local key.
+    Serve {
+        /// Address to listen on (loopback only unless you know what you are doing).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Create tenant `demo` and a client, and print a curl line that gets a token.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Tenants.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// The tenant's scope catalog.
+    Scope {
+        #[command(subcommand)]
+        command: ScopeCommand,
+    },
+    /// RFC 8707 resources (token audiences) a tenant serves.
+    Resource {
+        #[command(subcommand)]
+        command: ResourceCommand,
+    },
+    /// Initial access tokens for dynamic client registration.
+    Iat {
+        #[command(subcommand)]
+        command: IatCommand,
+    },
+    /// Clients (Connected Apps).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Audit events.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant; its scope catalog starts with openid profile email offline_access agent:act.
+    Create {
+        name: String,
+        /// Who may use dynamic client registration.
+        #[arg(long, default_value = "token", value_parser = ["open", "token", "closed"])]
+        dcr: String,
+        /// Default token audience (default urn:bulwark:tenant:NAME).
+        #[arg(long)]
+        audience: Option<String>,
+    },
+    /// Show a tenant's configuration.
+    Show { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScopeCommand {
+    /// Add a scope (or change its description).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        description: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ResourceCommand {
+    /// Allow a resource indicator as a token audience.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        resource: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IatCommand {
+    /// Issue an initial access token (shown once).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 86_400)]
+        expires_in: i64,
+        /// How many registrations it allows (0 = unlimited).
+        #[arg(long, default_value_t = 1)]
+        max_uses: u32,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register a client; prints the RFC 7591 response (the secret is shown once).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Repeat for several.
+        #[arg(long = "grant-type", default_value = "client_credentials")]
+        grant_types: Vec<String>,
+        /// Space-separated scopes the client may request.
+        #[arg(long, default_value = "")]
+        scope: String,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long, default_value = "client_secret_basic")]
+        auth_method: String,
+    },
+    /// List a tenant's clients.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Delete a client: its secret stops working and its tokens introspect inactive.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make a new signing key active; the previous one stays published until its tokens expire.
+    Rotate,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// List a tenant's audit events, oldest first.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+}

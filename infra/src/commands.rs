@@ -1,0 +1,237 @@
+//! Each subcommand: open the data directory, call a `shared::service` function, print.
+
+use serde_json::{Value, json};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use shared::clock::{Clock, OffsetClock, SystemClock};
+use shared::config::Config;
+use shared::domain::tenant::DcrPolicy;
+use shared::keys::local::LocalSigner;
+use shared::service::App;
+use shared::service::clients;
+use shared::service::tenants::{self, AdminError};
+use shared::store::embedded::EmbeddedStore;
+
+use crate::cli::*;
+
+/// The default issuer of CLI output when neither `--issuer` nor `BULWARK_ISSUER` is given.
+pub const DEFAULT_ISSUER: &str = "http://127.0.0.1:8080";
+
+/// A failed command: what to tell the operator.
+pub struct Failure(pub String);
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+/// The clock: the wall clock, shifted by `BULWARK_CLOCK_OFFSET_SECS` when set (tests use it to
+/// see expiry without waiting).
+pub fn clock() -> Result<Arc<dyn Clock>, Failure> {
+    match std::env::var("BULWARK_CLOCK_OFFSET_SECS") {
+        Ok(v) => {
+            let secs: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| Failure("BULWARK_CLOCK_OFFSET_SECS must be an integer".into()))?;
+            Ok(Arc::new(OffsetClock(secs)))
+        }
+        Err(_) => Ok(Arc::new(SystemClock)),
+    }
+}
+
+/// The embedded store and local signer of a data directory, as one `App`.
+pub fn open(
+    data_dir: &Path,
+    issuer: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<App>, Arc<LocalSigner>), Failure> {
+    let config = Config::new(issuer)?;
+    let store = EmbeddedStore::open(&data_dir.join("bulwark.db"), clock.clone())
+        .map_err(|e| Failure(format!("opening the store in {}: {e}", data_dir.display())))?;
+    let signer = Arc::new(LocalSigner::open(
+        data_dir,
+        clock.clone(),
+        config.max_access_token_ttl,
+    )?);
+    Ok((App::new(config, Arc::new(store), signer.clone(), clock), signer))
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let json = cli.global.json;
+    match dispatch(cli).await {
+        Ok(Some(v)) => {
+            print(json, &v);
+            ExitCode::SUCCESS
+        }
+        Ok(None) => ExitCode::SUCCESS,
+        Err(Failure(msg)) => {
+            if json {
+                println!("{}", json!({"error": msg}));
+            }
+            eprintln!("error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(json: bool, v: &Value) {
+    if json {
+        println!("{v}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+}
+
+fn admin(e: AdminError) -> Failure {
+    match e {
+        AdminError::OAuth(o) => Failure(format!("{}: {}", o.code.as_str(), o.description)),
+        other => Failure(other.to_string()),
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
+    let g = cli.global;
+    if let Command::Serve { addr, demo } = cli.command {
+        crate::serve::serve(&g, addr, demo).await?;
+        return Ok(None);
+    }
+    let issuer = g.issuer.clone().unwrap_or_else(|| DEFAULT_ISSUER.to_string());
+    let (app, signer) = open(&g.data_dir, &issuer, clock()?)?;
+    let out = match cli.command {
+        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Tenant { command } => match command {
+            TenantCommand::Create { name, dcr, audience } => {
+                let policy =
+                    DcrPolicy::parse(&dcr).ok_or_else(|| Failure("--dcr is open, token or closed".into()))?;
+                let t = tenants::create(&app, &name, policy, audience)
+                    .await
+                    .map_err(admin)?;
+                tenants::describe(&t)
+            }
+            TenantCommand::Show { name } => {
+                tenants::describe(&tenants::get(&app, &name).await.map_err(admin)?)
+            }
+        },
+        Command::Scope {
+            command:
+                ScopeCommand::Add {
+                    tenant,
+                    name,
+                    description,
+                },
+        } => tenants::describe(
+            &tenants::add_scope(&app, &tenant, &name, &description)
+                .await
+                .map_err(admin)?,
+        ),
+        Command::Resource {
+            command: ResourceCommand::Add { tenant, resource },
+        } => tenants::describe(
+            &tenants::add_resource(&app, &tenant, &resource)
+                .await
+                .map_err(admin)?,
+        ),
+        Command::Iat {
+            command:
+                IatCommand::Create {
+                    tenant,
+                    expires_in,
+                    max_uses,
+                },
+        } => {
+            let (secret, iat) = tenants::create_iat(&app, &tenant, expires_in, max_uses)
+                .await
+                .map_err(admin)?;
+            json!({
+                "initial_access_token": secret.expose(),
+                "tenant": iat.tenant.as_str(),
+                "expires_at": iat.expires_at,
+                "max_uses": iat.max_uses,
+            })
+        }
+        Command::Client { command } => client(&app, command).await?,
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let r = signer.rotate()?;
+            json!({"active_kid": r.active_kid, "published_kids": r.published_kids})
+        }
+        Command::Audit {
+            command: AuditCommand::List { tenant },
+        } => {
+            tenants::get(&app, &tenant).await.map_err(admin)?;
+            let mut events = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let (page, next) = app.repo.audit_events(&tenant, cursor.as_deref(), 100).await?;
+                events.extend(page);
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            json!({"events": events})
+        }
+    };
+    Ok(Some(out))
+}
+
+async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
+    match command {
+        ClientCommand::Create {
+            tenant,
+            name,
+            grant_types,
+            scope,
+            redirect_uris,
+            auth_method,
+        } => {
+            let metadata = json!({
+                "client_name": name,
+                "grant_types": grant_types,
+                "scope": scope,
+                "redirect_uris": redirect_uris,
+                "token_endpoint_auth_method": auth_method,
+            });
+            let reg = clients::create_by_admin(app, &tenant, &metadata)
+                .await
+                .map_err(|e| admin(e.into()))?;
+            Ok(clients::registration_response(
+                app,
+                &reg.client,
+                Some(&reg.secret),
+                Some(&reg.registration_token),
+            ))
+        }
+        ClientCommand::List { tenant } => {
+            tenants::get(app, &tenant).await.map_err(admin)?;
+            let mut out = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let (page, next) = app.repo.clients_of(&tenant, cursor.as_deref(), 100).await?;
+                out.extend(page.iter().map(clients::describe));
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            Ok(json!({"clients": out}))
+        }
+        ClientCommand::Delete { tenant, client_id } => {
+            let current = app
+                .repo
+                .client(&client_id)
+                .await?
+                .filter(|c| c.value.tenant.as_str() == tenant)
+                .ok_or_else(|| Failure(format!("client {client_id} not found in tenant {tenant}")))?;
+            clients::delete(app, current, "cli")
+                .await
+                .map_err(|e| admin(e.into()))?;
+            Ok(json!({"deleted": client_id}))
+        }
+    }
+}

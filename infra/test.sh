@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The one test command (README.md): installs what the tests need, then runs every test of the
+# workspace — unit tests, the storage contract suite, and the end-to-end tests that start
+# `bulwark serve` on 127.0.0.1 and drive it over HTTP and through the CLI.
+#
+#   bash infra/test.sh            # everything
+#   bash infra/test.sh -- NAME    # only tests whose name contains NAME
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# One target dir for the whole workspace; debug builds only (2 cores).
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+
+filter=()
+if [[ "${1:-}" == "--" ]]; then shift; filter=("$@"); fi
+
+mkdir -p test-output
+echo "[test] cargo $(cargo --version | cut -d' ' -f2), rustc $(rustc --version | cut -d' ' -f2)"
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked --no-fail-fast -- "${filter[@]}" 2>&1 | tee test-output/cargo-test.log
+exit "${PIPESTATUS[0]}"

@@ -1,0 +1,156 @@
+//! Configuration, read and validated in one place.
+
+use url::Url;
+
+/// Deployment-wide settings. Tenant-level settings (DCR policy, lifetimes, scopes) live in the
+/// tenant record instead.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The issuer URL, without a trailing slash (`iss` of every token, base of every endpoint).
+    pub issuer: String,
+    /// Default access-token lifetime, seconds (a tenant may override it).
+    pub access_token_ttl: i64,
+    /// The longest access-token lifetime any tenant may configure; a retired signing key stays in
+    /// the JWKS at least this long.
+    pub max_access_token_ttl: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name} is not set")]
+    Missing { name: &'static str },
+    #[error("{name} is malformed: {why}")]
+    Malformed { name: &'static str, why: String },
+}
+
+pub const DEFAULT_ACCESS_TOKEN_TTL: i64 = 3600;
+pub const MAX_ACCESS_TOKEN_TTL: i64 = 24 * 3600;
+
+impl Config {
+    /// A config for `issuer` with the default lifetimes.
+    pub fn new(issuer: &str) -> Result<Self, ConfigError> {
+        Ok(Self {
+            issuer: validate_issuer(issuer)?,
+            access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            max_access_token_ttl: MAX_ACCESS_TOKEN_TTL,
+        })
+    }
+
+    /// Read the config from the environment (`BULWARK_ISSUER`, optional
+    /// `BULWARK_ACCESS_TOKEN_TTL`). Used by the Lambda functions at cold start: a missing or
+    /// malformed variable fails the start, not the first request.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// As [`Config::from_env`], from any lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let issuer = get("BULWARK_ISSUER").ok_or(ConfigError::Missing {
+            name: "BULWARK_ISSUER",
+        })?;
+        let mut config = Self::new(&issuer)?;
+        if let Some(ttl) = get("BULWARK_ACCESS_TOKEN_TTL") {
+            config.access_token_ttl = parse_ttl("BULWARK_ACCESS_TOKEN_TTL", &ttl)?;
+        }
+        Ok(config)
+    }
+
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+fn parse_ttl(name: &'static str, v: &str) -> Result<i64, ConfigError> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if (60..=MAX_ACCESS_TOKEN_TTL).contains(&n) => Ok(n),
+        _ => Err(ConfigError::Malformed {
+            name,
+            why: format!("expected seconds in 60..={MAX_ACCESS_TOKEN_TTL}"),
+        }),
+    }
+}
+
+/// An issuer is an https URL (or http on a loopback host, for the laptop) with no query or
+/// fragment (RFC 8414 §2).
+pub fn validate_issuer(issuer: &str) -> Result<String, ConfigError> {
+    let name = "issuer";
+    let url = Url::parse(issuer).map_err(|e| ConfigError::Malformed {
+        name,
+        why: e.to_string(),
+    })?;
+    let loopback = matches!(
+        url.host_str(),
+        Some("127.0.0.1") | Some("[::1]") | Some("localhost")
+    );
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        return Err(ConfigError::Malformed {
+            name,
+            why: "must be https (http only on a loopback host)".into(),
+        });
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(ConfigError::Malformed {
+            name,
+            why: "must not have a query, fragment or userinfo".into(),
+        });
+    }
+    Ok(issuer.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn missing_issuer_fails() {
+        assert_eq!(
+            Config::from_lookup(lookup(&[])).unwrap_err(),
+            ConfigError::Missing {
+                name: "BULWARK_ISSUER"
+            }
+        );
+    }
+
+    #[test]
+    fn issuers() {
+        for (issuer, ok) in [
+            ("https://auth.example.com", true),
+            ("https://auth.example.com/", true),
+            ("http://127.0.0.1:8080", true),
+            ("http://localhost:8080", true),
+            ("http://auth.example.com", false),
+            ("https://auth.example.com/?x=1", false),
+            ("https://auth.example.com/#f", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(validate_issuer(issuer).is_ok(), ok, "{issuer}");
+        }
+        assert_eq!(
+            Config::new("https://a.example/").unwrap().issuer,
+            "https://a.example"
+        );
+    }
+
+    #[test]
+    fn ttl_is_bounded() {
+        let c = Config::from_lookup(lookup(&[
+            ("BULWARK_ISSUER", "https://a.example"),
+            ("BULWARK_ACCESS_TOKEN_TTL", "600"),
+        ]));
+        assert_eq!(c.unwrap().access_token_ttl, 600);
+        let c = Config::from_lookup(lookup(&[
+            ("BULWARK_ISSUER", "https://a.example"),
+            ("BULWARK_ACCESS_TOKEN_TTL", "5"),
+        ]));
+        assert!(matches!(c, Err(ConfigError::Malformed { .. })));
+    }
+}

@@ -1,0 +1,144 @@
+//! Access-token claims (RFC 9068) and the decision whether a presented token is active.
+
+use serde::{Deserialize, Serialize};
+
+use super::scope::ScopeSet;
+
+/// The claims of a Bulwark access token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub nbf: i64,
+    pub jti: String,
+    pub client_id: String,
+    /// Space-separated; omitted when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    /// Tenant id.
+    pub tid: String,
+}
+
+/// What the claim builder needs for a client-credentials token.
+pub struct ClientCredentialsGrant<'a> {
+    pub issuer: &'a str,
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a ScopeSet,
+    pub audience: &'a str,
+    pub ttl: i64,
+    pub now: i64,
+    pub jti: String,
+}
+
+/// Claims for a client-credentials access token: `sub` is the client itself.
+pub fn client_credentials_claims(g: ClientCredentialsGrant<'_>) -> AccessClaims {
+    AccessClaims {
+        iss: g.issuer.to_string(),
+        sub: g.client_id.to_string(),
+        aud: g.audience.to_string(),
+        exp: g.now + g.ttl,
+        iat: g.now,
+        nbf: g.now,
+        jti: g.jti,
+        client_id: g.client_id.to_string(),
+        scope: g.scope.to_scope_string(),
+        tid: g.tenant.to_string(),
+    }
+}
+
+/// Choose the audience for a token request (RFC 8707): no `resource` → the tenant's default
+/// audience; one `resource` → it, if the tenant lists it; more than one → refused (a Bulwark
+/// token has exactly one audience).
+pub fn choose_audience<'a>(
+    requested: &'a [String],
+    allowed: &'a [String],
+    default: &'a str,
+) -> Result<&'a str, String> {
+    match requested {
+        [] => Ok(default),
+        [one] if allowed.iter().any(|a| a == one) => Ok(one.as_str()),
+        [_] => Err("the resource is not one this tenant serves".into()),
+        _ => Err("request one resource per token".into()),
+    }
+}
+
+/// Why a verified token is not active (for logs; introspection answers only `active: false`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Inactive {
+    WrongIssuer,
+    Expired,
+    NotYetValid,
+    OtherTenant,
+}
+
+/// Time and tenant checks on verified claims.
+pub fn check_active(c: &AccessClaims, issuer: &str, tenant: &str, now: i64) -> Result<(), Inactive> {
+    if c.iss != issuer {
+        return Err(Inactive::WrongIssuer);
+    }
+    if c.exp <= now {
+        return Err(Inactive::Expired);
+    }
+    if c.nbf > now + 60 {
+        return Err(Inactive::NotYetValid);
+    }
+    if c.tid != tenant {
+        return Err(Inactive::OtherTenant);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audience_cases() {
+        let allowed = vec!["https://api.a".to_string(), "https://api.b".to_string()];
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(choose_audience(&[], &allowed, "d"), Ok("d"));
+        assert_eq!(
+            choose_audience(&s(&["https://api.b"]), &allowed, "d"),
+            Ok("https://api.b")
+        );
+        assert!(choose_audience(&s(&["https://evil"]), &allowed, "d").is_err());
+        assert!(choose_audience(&s(&["https://api.a", "https://api.b"]), &allowed, "d").is_err());
+    }
+
+    #[test]
+    fn active_cases() {
+        let scope = ScopeSet::parse("a").unwrap();
+        let c = client_credentials_claims(ClientCredentialsGrant {
+            issuer: "https://i",
+            tenant: "acme",
+            client_id: "c1",
+            scope: &scope,
+            audience: "aud",
+            ttl: 100,
+            now: 1000,
+            jti: "j".into(),
+        });
+        assert_eq!((c.sub.as_str(), c.exp, c.scope.as_str()), ("c1", 1100, "a"));
+        assert_eq!(check_active(&c, "https://i", "acme", 1050), Ok(()));
+        assert_eq!(
+            check_active(&c, "https://i", "acme", 1100),
+            Err(Inactive::Expired)
+        );
+        assert_eq!(
+            check_active(&c, "https://i", "other", 1050),
+            Err(Inactive::OtherTenant)
+        );
+        assert_eq!(
+            check_active(&c, "https://x", "acme", 1050),
+            Err(Inactive::WrongIssuer)
+        );
+        assert_eq!(
+            check_active(&c, "https://i", "acme", 900),
+            Err(Inactive::NotYetValid)
+        );
+    }
+}

@@ -1,0 +1,513 @@
+//! Clients (Connected Apps) and the validation of their metadata (RFC 7591 §2), sans IO.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use super::scope::ScopeSet;
+use super::tenant::{Tenant, TenantId};
+use crate::error::OAuthError;
+
+/// Grant types this server implements today. Discovery lists exactly these.
+pub const SUPPORTED_GRANT_TYPES: &[&str] = &["client_credentials"];
+/// Client authentication methods at the token endpoint.
+pub const SUPPORTED_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+
+/// Validated client metadata: what a client registers and may later read back or replace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientMetadata {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    /// Space-separated scopes the client may request.
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+}
+
+impl ClientMetadata {
+    pub fn scopes(&self) -> ScopeSet {
+        ScopeSet::parse(&self.scope).unwrap_or_default()
+    }
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+    /// The metadata as a JSON object (for RFC 7591/7592 responses).
+    pub fn to_json(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+}
+
+/// How a client came to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// `POST /oauth2/register`.
+    Dcr,
+    /// The `bulwark` CLI or admin API.
+    Admin,
+}
+
+/// A client as stored. Secrets only as SHA-256 hex.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    pub tenant: TenantId,
+    pub metadata: ClientMetadata,
+    /// SHA-256 of the client secret (hex); `None` for public clients.
+    pub secret_hash: Option<String>,
+    /// 0 = never.
+    pub secret_expires_at: i64,
+    /// SHA-256 of the registration access token (hex).
+    pub registration_token_hash: String,
+    pub issued_at: i64,
+    pub updated_at: i64,
+    pub origin: Origin,
+    /// Pre-approved by the tenant admin (never settable through DCR).
+    #[serde(default)]
+    pub first_party: bool,
+}
+
+/// Bounds on free-text and list metadata.
+const MAX_NAME: usize = 200;
+const MAX_URI: usize = 2000;
+const MAX_REDIRECT_URIS: usize = 20;
+const MAX_CONTACTS: usize = 10;
+
+/// Validate RFC 7591 client metadata against what this server supports and the tenant's scope
+/// catalog. Unknown fields are ignored (RFC 7591 §2); server-managed fields are refused.
+pub fn validate_metadata(input: &Value, tenant: &Tenant) -> Result<ClientMetadata, OAuthError> {
+    let obj = input
+        .as_object()
+        .ok_or_else(|| OAuthError::invalid_client_metadata("the body must be a JSON object"))?;
+
+    let redirect_uris = string_list(obj, "redirect_uris", MAX_REDIRECT_URIS)?;
+    for uri in &redirect_uris {
+        validate_redirect_uri(uri).map_err(OAuthError::invalid_redirect_uri)?;
+    }
+
+    let grant_types = match obj.get("grant_types") {
+        None | Some(Value::Null) => vec!["authorization_code".to_string()],
+        Some(_) => string_list(obj, "grant_types", 10)?,
+    };
+    if grant_types.is_empty() {
+        return Err(OAuthError::invalid_client_metadata(
+            "grant_types must not be empty",
+        ));
+    }
+    for g in &grant_types {
+        if !SUPPORTED_GRANT_TYPES.contains(&g.as_str()) {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "grant type {} is not supported; supported: {}",
+                printable(g),
+                SUPPORTED_GRANT_TYPES.join(" ")
+            )));
+        }
+    }
+    let mut grant_types = dedup(grant_types);
+    grant_types.sort();
+
+    let uses_code = grant_types.iter().any(|g| g == "authorization_code");
+    let response_types = match obj.get("response_types") {
+        None | Some(Value::Null) => {
+            if uses_code {
+                vec!["code".to_string()]
+            } else {
+                vec![]
+            }
+        }
+        Some(_) => dedup(string_list(obj, "response_types", 5)?),
+    };
+    for r in &response_types {
+        if r != "code" {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "response type {} is not supported",
+                printable(r)
+            )));
+        }
+    }
+    if uses_code != response_types.iter().any(|r| r == "code") {
+        return Err(OAuthError::invalid_client_metadata(
+            "response_types and grant_types disagree (code goes with authorization_code)",
+        ));
+    }
+    if uses_code && redirect_uris.is_empty() {
+        return Err(OAuthError::invalid_redirect_uri(
+            "authorization_code needs at least one redirect_uri",
+        ));
+    }
+
+    let token_endpoint_auth_method = match obj.get("token_endpoint_auth_method") {
+        None | Some(Value::Null) => "client_secret_basic".to_string(),
+        Some(Value::String(m)) => m.clone(),
+        Some(_) => {
+            return Err(OAuthError::invalid_client_metadata(
+                "token_endpoint_auth_method must be a string",
+            ));
+        }
+    };
+    if !SUPPORTED_AUTH_METHODS.contains(&token_endpoint_auth_method.as_str()) {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "token_endpoint_auth_method {} is not supported; supported: {}",
+            printable(&token_endpoint_auth_method),
+            SUPPORTED_AUTH_METHODS.join(" ")
+        )));
+    }
+
+    let scope = match obj.get("scope") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            return Err(OAuthError::invalid_client_metadata(
+                "scope must be a space-separated string",
+            ));
+        }
+    };
+    let scopes = ScopeSet::parse(&scope).map_err(OAuthError::invalid_client_metadata)?;
+    let unknown: Vec<&str> = scopes
+        .iter()
+        .filter(|s| !tenant.scopes.contains_key(*s))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "scope not in the tenant's catalog: {}",
+            unknown.iter().map(|s| printable(s)).collect::<Vec<_>>().join(" ")
+        )));
+    }
+
+    let client_name = text(obj, "client_name", MAX_NAME)?;
+    let client_uri = web_uri(obj, "client_uri")?;
+    let logo_uri = web_uri(obj, "logo_uri")?;
+    let tos_uri = web_uri(obj, "tos_uri")?;
+    let policy_uri = web_uri(obj, "policy_uri")?;
+    let contacts = string_list(obj, "contacts", MAX_CONTACTS)?;
+    for c in &contacts {
+        if c.len() > 254 || !c.contains('@') || c.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+            return Err(OAuthError::invalid_client_metadata(
+                "contacts must be email addresses",
+            ));
+        }
+    }
+    let software_id = text(obj, "software_id", MAX_NAME)?;
+    let software_version = text(obj, "software_version", 64)?;
+    for forbidden in ["first_party", "client_secret_expires_at", "client_id_issued_at"] {
+        if obj.contains_key(forbidden) {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "{forbidden} is set by the server"
+            )));
+        }
+    }
+    if obj.contains_key("jwks") || obj.contains_key("jwks_uri") || obj.contains_key("software_statement") {
+        return Err(OAuthError::invalid_client_metadata(
+            "jwks, jwks_uri and software_statement are not supported yet",
+        ));
+    }
+
+    Ok(ClientMetadata {
+        redirect_uris,
+        grant_types,
+        response_types,
+        token_endpoint_auth_method,
+        client_name,
+        client_uri,
+        logo_uri,
+        tos_uri,
+        policy_uri,
+        scope: scopes.to_scope_string(),
+        contacts,
+        software_id,
+        software_version,
+    })
+}
+
+/// A redirect URI is an absolute https URL, or http on a loopback host (RFC 8252 §7.3), with no
+/// fragment, no userinfo and no wildcard (RFC 9700 §2.1).
+pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
+    if uri.len() > MAX_URI {
+        return Err("redirect_uri is too long".into());
+    }
+    if uri.contains('*') {
+        return Err("redirect_uri must not contain wildcards".into());
+    }
+    if uri.contains('#') {
+        return Err("redirect_uri must not contain a fragment".into());
+    }
+    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("redirect_uri must not contain spaces or control characters".into());
+    }
+    let url = Url::parse(uri).map_err(|_| "redirect_uri must be an absolute URL".to_string())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) => {}
+        "http" => return Err("http redirect_uris are allowed only on loopback hosts".into()),
+        _ => return Err("redirect_uri must use https (or http on a loopback host)".into()),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("redirect_uri must have a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("redirect_uri must not contain userinfo".into());
+    }
+    Ok(())
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+fn string_list(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Vec<String>, OAuthError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(vec![]),
+        Some(Value::Array(items)) => {
+            if items.len() > max {
+                return Err(OAuthError::invalid_client_metadata(format!(
+                    "{key} has more than {max} entries"
+                )));
+            }
+            items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) if !s.is_empty() && s.len() <= MAX_URI => Ok(s.clone()),
+                    _ => Err(OAuthError::invalid_client_metadata(format!(
+                        "{key} must be an array of strings"
+                    ))),
+                })
+                .collect()
+        }
+        Some(_) => Err(OAuthError::invalid_client_metadata(format!(
+            "{key} must be an array of strings"
+        ))),
+    }
+}
+
+fn text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, OAuthError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
+                Err(OAuthError::invalid_client_metadata(format!(
+                    "{key} must be 1 to {max} printable characters"
+                )))
+            } else {
+                Ok(Some(s.to_string()))
+            }
+        }
+        Some(_) => Err(OAuthError::invalid_client_metadata(format!(
+            "{key} must be a string"
+        ))),
+    }
+}
+
+/// A URI shown to users (client_uri, logo_uri, ...): https only, no userinfo or fragment.
+fn web_uri(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, OAuthError> {
+    let Some(s) = text(obj, key, MAX_URI)? else {
+        return Ok(None);
+    };
+    let bad = || OAuthError::invalid_client_metadata(format!("{key} must be an https URL"));
+    let url = Url::parse(&s).map_err(|_| bad())?;
+    if url.scheme() != "https"
+        || url.host_str().is_none()
+        || !url.username().is_empty()
+        || url.fragment().is_some()
+        || s.contains(char::is_whitespace)
+    {
+        return Err(bad());
+    }
+    Ok(Some(s))
+}
+
+fn dedup(v: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(v.len());
+    for s in v {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_graphic()).take(60).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tenant::{DcrPolicy, TenantId};
+    use crate::error::ErrorCode;
+    use serde_json::json;
+
+    fn tenant() -> Tenant {
+        let mut t = Tenant::new(TenantId::parse("acme").unwrap(), DcrPolicy::Token, None, 0);
+        t.scopes.insert("api:read".into(), "Read".into());
+        t.scopes.insert("api:write".into(), "Write".into());
+        t
+    }
+
+    fn check(input: Value, expected: Result<(), ErrorCode>) {
+        let got = validate_metadata(&input, &tenant())
+            .map(|_| ())
+            .map_err(|e| e.code);
+        assert_eq!(got, expected, "{input}");
+    }
+
+    #[test]
+    fn metadata_cases() {
+        use ErrorCode::*;
+        let cc = |extra: Value| {
+            let mut base = json!({"grant_types": ["client_credentials"], "scope": "api:read"});
+            for (k, v) in extra.as_object().unwrap() {
+                base[k] = v.clone();
+            }
+            base
+        };
+        check(cc(json!({})), Ok(()));
+        check(
+            cc(json!({"client_name": "CI pipeline", "token_endpoint_auth_method": "client_secret_post"})),
+            Ok(()),
+        );
+        check(
+            cc(json!({"redirect_uris": ["https://app.example.com/cb"]})),
+            Ok(()),
+        );
+        check(
+            cc(
+                json!({"redirect_uris": ["http://127.0.0.1:9000/cb", "http://[::1]/cb", "http://localhost/cb"]}),
+            ),
+            Ok(()),
+        );
+        check(
+            cc(json!({"redirect_uris": ["http://app.example.com/cb"]})),
+            Err(InvalidRedirectUri),
+        );
+        check(
+            cc(json!({"redirect_uris": ["https://app.example.com/cb#frag"]})),
+            Err(InvalidRedirectUri),
+        );
+        check(
+            cc(json!({"redirect_uris": ["https://*.example.com/cb"]})),
+            Err(InvalidRedirectUri),
+        );
+        check(
+            cc(json!({"redirect_uris": ["javascript:alert(1)"]})),
+            Err(InvalidRedirectUri),
+        );
+        check(
+            cc(json!({"redirect_uris": ["data:text/html,hi"]})),
+            Err(InvalidRedirectUri),
+        );
+        check(
+            cc(json!({"redirect_uris": ["/relative/cb"]})),
+            Err(InvalidRedirectUri),
+        );
+        check(
+            cc(json!({"redirect_uris": ["https://user:pw@app.example.com/cb"]})),
+            Err(InvalidRedirectUri),
+        );
+        check(
+            cc(json!({"redirect_uris": "https://app.example.com/cb"})),
+            Err(InvalidClientMetadata),
+        );
+        check(cc(json!({"redirect_uris": [42]})), Err(InvalidClientMetadata));
+        check(
+            cc(json!({"grant_types": ["password"]})),
+            Err(InvalidClientMetadata),
+        );
+        check(cc(json!({"grant_types": []})), Err(InvalidClientMetadata));
+        check(
+            cc(json!({"grant_types": "client_credentials"})),
+            Err(InvalidClientMetadata),
+        );
+        check(json!({"scope": "api:read"}), Err(InvalidClientMetadata)); // RFC default authorization_code: not yet
+        check(
+            cc(json!({"response_types": ["token"]})),
+            Err(InvalidClientMetadata),
+        );
+        check(
+            cc(json!({"response_types": ["code"]})),
+            Err(InvalidClientMetadata),
+        );
+        check(
+            cc(json!({"token_endpoint_auth_method": "none"})),
+            Err(InvalidClientMetadata),
+        );
+        check(
+            cc(json!({"token_endpoint_auth_method": "private_key_jwt"})),
+            Err(InvalidClientMetadata),
+        );
+        check(cc(json!({"scope": "api:read admin"})), Err(InvalidClientMetadata));
+        check(cc(json!({"scope": 7})), Err(InvalidClientMetadata));
+        check(cc(json!({"client_name": ""})), Err(InvalidClientMetadata));
+        check(
+            cc(json!({"client_name": "x".repeat(201)})),
+            Err(InvalidClientMetadata),
+        );
+        check(
+            cc(json!({"client_name": "bad\u{0007}name"})),
+            Err(InvalidClientMetadata),
+        );
+        check(
+            cc(json!({"client_uri": "javascript:alert(1)"})),
+            Err(InvalidClientMetadata),
+        );
+        check(
+            cc(json!({"logo_uri": "http://app.example.com/logo.png"})),
+            Err(InvalidClientMetadata),
+        );
+        check(
+            cc(json!({"policy_uri": "https://app.example.com/privacy"})),
+            Ok(()),
+        );
+        check(cc(json!({"contacts": ["ops@example.com"]})), Ok(()));
+        check(
+            cc(json!({"contacts": ["not an email"]})),
+            Err(InvalidClientMetadata),
+        );
+        check(cc(json!({"first_party": true})), Err(InvalidClientMetadata));
+        check(
+            cc(json!({"jwks_uri": "https://app.example.com/jwks"})),
+            Err(InvalidClientMetadata),
+        );
+        check(cc(json!({"unknown_field": "ignored"})), Ok(()));
+        check(json!([1, 2]), Err(InvalidClientMetadata));
+        check(json!("string"), Err(InvalidClientMetadata));
+    }
+
+    #[test]
+    fn normalises() {
+        let m = validate_metadata(
+            &json!({"grant_types": ["client_credentials", "client_credentials"], "scope": "api:write api:read api:read"}),
+            &tenant(),
+        )
+        .unwrap();
+        assert_eq!(m.grant_types, vec!["client_credentials"]);
+        assert_eq!(m.scope, "api:read api:write");
+        assert_eq!(m.token_endpoint_auth_method, "client_secret_basic");
+        assert!(m.response_types.is_empty());
+    }
+}

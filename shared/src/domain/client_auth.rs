@@ -1,0 +1,191 @@
+//! Client authentication at the token, introspection and revocation endpoints
+//! (RFC 6749 §2.3.1): `client_secret_basic` or `client_secret_post`, never both.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::params::Params;
+use crate::secret::Secret;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+/// Credentials a client presented.
+#[derive(Debug)]
+pub struct PresentedCredentials {
+    pub client_id: String,
+    pub secret: Secret,
+    pub method: AuthMethod,
+}
+
+/// Why the presented credentials could not even be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CredentialsError {
+    /// Nothing presented: 401 `invalid_client`.
+    Missing,
+    /// More than one method, or a malformed header: 400 `invalid_request` / 401 `invalid_client`.
+    Malformed(&'static str),
+    /// Both Basic and body credentials.
+    MultipleMethods,
+}
+
+/// Read the client's credentials from the `Authorization` header value (if any) and the form.
+pub fn read_credentials(
+    authorization: Option<&str>,
+    params: &Params,
+) -> Result<PresentedCredentials, CredentialsError> {
+    let body_id = params.get("client_id");
+    let body_secret = params.get("client_secret");
+    match authorization {
+        Some(h) => {
+            if body_secret.is_some() {
+                return Err(CredentialsError::MultipleMethods);
+            }
+            let (id, secret) = parse_basic(h)?;
+            if let Some(b) = body_id
+                && b != id
+            {
+                return Err(CredentialsError::Malformed(
+                    "client_id in the body differs from the Authorization header",
+                ));
+            }
+            Ok(PresentedCredentials {
+                client_id: id,
+                secret: Secret::new(secret),
+                method: AuthMethod::ClientSecretBasic,
+            })
+        }
+        None => match (body_id, body_secret) {
+            (Some(id), Some(secret)) => Ok(PresentedCredentials {
+                client_id: id.to_string(),
+                secret: Secret::new(secret),
+                method: AuthMethod::ClientSecretPost,
+            }),
+            _ => Err(CredentialsError::Missing),
+        },
+    }
+}
+
+/// Decode `Basic base64(urlencode(id):urlencode(secret))`.
+fn parse_basic(h: &str) -> Result<(String, String), CredentialsError> {
+    let malformed = CredentialsError::Malformed("malformed Basic credentials");
+    let (scheme, rest) = h
+        .trim()
+        .split_once(' ')
+        .ok_or(CredentialsError::Malformed("unsupported Authorization scheme"))?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(CredentialsError::Malformed("unsupported Authorization scheme"));
+    }
+    let raw = STANDARD
+        .decode(rest.trim())
+        .map_err(|_| CredentialsError::Malformed("malformed Basic credentials"))?;
+    let raw =
+        String::from_utf8(raw).map_err(|_| CredentialsError::Malformed("malformed Basic credentials"))?;
+    let (id, secret) = raw.split_once(':').ok_or(malformed)?;
+    let id = urldecode(id).ok_or(CredentialsError::Malformed("malformed Basic credentials"))?;
+    let secret = urldecode(secret).ok_or(CredentialsError::Malformed("malformed Basic credentials"))?;
+    if id.is_empty() || secret.is_empty() {
+        return Err(CredentialsError::Malformed("malformed Basic credentials"));
+    }
+    Ok((id, secret))
+}
+
+/// `application/x-www-form-urlencoded` decoding of one component (RFC 6749 §2.3.1).
+fn urldecode(s: &str) -> Option<String> {
+    let replaced = s.replace('+', " ");
+    let bytes: Vec<u8> = percent_decode(&replaced)?;
+    String::from_utf8(bytes).ok()
+}
+
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(s: &str) -> String {
+        format!("Basic {}", STANDARD.encode(s))
+    }
+
+    #[test]
+    fn cases() {
+        let none = Params::default();
+        let c = read_credentials(Some(&basic("abc:s3cr%3At")), &none).unwrap();
+        assert_eq!(
+            (c.client_id.as_str(), c.secret.expose(), c.method),
+            ("abc", "s3cr:t", AuthMethod::ClientSecretBasic)
+        );
+        let c = read_credentials(Some(&basic("a+b:x")), &none).unwrap();
+        assert_eq!(c.client_id, "a b");
+
+        let post = Params::parse(b"client_id=abc&client_secret=xyz").unwrap();
+        let c = read_credentials(None, &post).unwrap();
+        assert_eq!(
+            (c.client_id.as_str(), c.secret.expose(), c.method),
+            ("abc", "xyz", AuthMethod::ClientSecretPost)
+        );
+
+        assert_eq!(
+            read_credentials(None, &none).unwrap_err(),
+            CredentialsError::Missing
+        );
+        assert_eq!(
+            read_credentials(Some(&basic("abc:x")), &post).unwrap_err(),
+            CredentialsError::MultipleMethods
+        );
+        let id_only = Params::parse(b"client_id=abc").unwrap();
+        assert_eq!(
+            read_credentials(None, &id_only).unwrap_err(),
+            CredentialsError::Missing
+        );
+        let other_id = Params::parse(b"client_id=zzz").unwrap();
+        assert!(matches!(
+            read_credentials(Some(&basic("abc:x")), &other_id),
+            Err(CredentialsError::Malformed(_))
+        ));
+        for bad in [
+            "Bearer abc",
+            "Basic !!!",
+            "Basic",
+            &basic("nocolon"),
+            &basic(":x"),
+            &basic("a:"),
+            &basic("a:%zz"),
+        ] {
+            assert!(
+                matches!(
+                    read_credentials(Some(bad), &none),
+                    Err(CredentialsError::Malformed(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Scopes: RFC 6749 §3.3 scope strings and sets.
+
+use std::collections::BTreeSet;
+
+/// A set of scope tokens, kept sorted so that its string form is canonical.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScopeSet(BTreeSet<String>);
+
+impl ScopeSet {
+    /// Parse a space-delimited scope string. Each token must be `%x21 / %x23-5B / %x5D-7E`
+    /// (RFC 6749 §3.3); repeated tokens are merged.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut set = BTreeSet::new();
+        for token in s.split(' ') {
+            if token.is_empty() {
+                continue;
+            }
+            let ok = token
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            if !ok || token.len() > 128 {
+                return Err(format!("malformed scope token {:?}", truncate(token)));
+            }
+            set.insert(token.to_string());
+        }
+        if set.len() > 100 {
+            return Err("too many scopes".into());
+        }
+        Ok(Self(set))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn contains(&self, s: &str) -> bool {
+        self.0.contains(s)
+    }
+    pub fn is_subset(&self, of: &ScopeSet) -> bool {
+        self.0.is_subset(&of.0)
+    }
+    /// Members of `self` not in `of`.
+    pub fn difference(&self, of: &ScopeSet) -> Vec<String> {
+        self.0.difference(&of.0).cloned().collect()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+    pub fn to_scope_string(&self) -> String {
+        self.0.iter().cloned().collect::<Vec<_>>().join(" ")
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+/// The scope a token gets: the requested set if it lies inside the registered set; the whole
+/// registered set if nothing was requested.
+pub fn grant_scope(requested: Option<&str>, registered: &ScopeSet) -> Result<ScopeSet, String> {
+    match requested {
+        None => Ok(registered.clone()),
+        Some(r) => {
+            let req = ScopeSet::parse(r)?;
+            let extra = req.difference(registered);
+            if extra.is_empty() {
+                Ok(req)
+            } else {
+                Err(format!("scope not allowed for this client: {}", extra.join(" ")))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_cases() {
+        for (input, expected) in [
+            ("a b", Some("a b")),
+            ("b a a", Some("a b")),
+            ("  a   b ", Some("a b")),
+            ("", Some("")),
+            ("api:read agent:act", Some("agent:act api:read")),
+            ("a\"b", None),
+            ("a\\b", None),
+            ("a\tb", None),
+            ("é", None),
+        ] {
+            let got = ScopeSet::parse(input).ok().map(|s| s.to_scope_string());
+            assert_eq!(got.as_deref(), expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn grant_cases() {
+        let registered = ScopeSet::parse("a b c").unwrap();
+        for (req, expected) in [
+            (None, Ok("a b c")),
+            (Some("a"), Ok("a")),
+            (Some("c a"), Ok("a c")),
+            (Some("a d"), Err(())),
+            (Some("d"), Err(())),
+        ] {
+            let got = grant_scope(req, &registered)
+                .map(|s| s.to_scope_string())
+                .map_err(|_| ());
+            assert_eq!(got, expected.map(String::from), "{req:?}");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Tenants: ids and per-tenant configuration.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A tenant id: `[a-z0-9-]{1,63}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err("a tenant id is 1 to 63 of [a-z0-9-]".to_string())
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(t: TenantId) -> String {
+        t.0
+    }
+}
+
+impl std::fmt::Display for TenantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who may register clients through `POST /oauth2/register`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DcrPolicy {
+    /// Anyone who knows the tenant id.
+    Open,
+    /// Only with an initial access token issued by the tenant admin (the default).
+    #[default]
+    Token,
+    /// Nobody; clients are created by the admin only.
+    Closed,
+}
+
+impl DcrPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "token" => Some(Self::Token),
+            "closed" => Some(Self::Closed),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Token => "token",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// The scopes every new tenant's catalog starts with.
+pub const SEED_SCOPES: [(&str, &str); 5] = [
+    ("openid", "Sign you in and know who you are"),
+    ("profile", "See your name and basic profile"),
+    ("email", "See your email address"),
+    ("offline_access", "Keep access while you are away"),
+    ("agent:act", "Let an agent act on your behalf"),
+];
+
+/// A tenant's configuration, as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub dcr_policy: DcrPolicy,
+    /// Scope catalog: name → description shown to users.
+    pub scopes: BTreeMap<String, String>,
+    /// RFC 8707 resource indicators clients may ask for; a token's `aud` is one of these.
+    pub resources: Vec<String>,
+    /// `aud` of a token requested without `resource`.
+    pub default_audience: String,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl: i64,
+    pub created_at: i64,
+}
+
+impl Tenant {
+    /// A new tenant with the seed scope catalog.
+    pub fn new(id: TenantId, dcr_policy: DcrPolicy, default_audience: Option<String>, now: i64) -> Self {
+        let default_audience = default_audience.unwrap_or_else(|| format!("urn:bulwark:tenant:{id}"));
+        Self {
+            scopes: SEED_SCOPES
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect(),
+            resources: vec![default_audience.clone()],
+            default_audience,
+            id,
+            dcr_policy,
+            access_token_ttl: crate::config::DEFAULT_ACCESS_TOKEN_TTL,
+            created_at: now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids() {
+        for (s, ok) in [
+            ("acme", true),
+            ("a", true),
+            ("acme-2", true),
+            (&"a".repeat(63), true),
+            (&"a".repeat(64), false),
+            ("", false),
+            ("Acme", false),
+            ("acme_2", false),
+            ("ac me", false),
+            ("acmé", false),
+        ] {
+            assert_eq!(TenantId::parse(s).is_ok(), ok, "{s}");
+        }
+    }
+
+    #[test]
+    fn new_tenant_has_seed_scopes_and_a_default_audience() {
+        let t = Tenant::new(TenantId::parse("acme").unwrap(), DcrPolicy::Token, None, 0);
+        for s in ["openid", "profile", "email", "offline_access", "agent:act"] {
+            assert!(t.scopes.contains_key(s), "{s}");
+        }
+        assert_eq!(t.default_audience, "urn:bulwark:tenant:acme");
+        assert_eq!(t.resources, vec![t.default_audience.clone()]);
+    }
+}

@@ -1,0 +1,185 @@
+//! The error every endpoint answers with: RFC 6749 §5.2 JSON (`error`, `error_description`),
+//! with the status and headers the RFCs ask for. A backend failure becomes 503
+//! `temporarily_unavailable`; internals never reach a response body.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::borrow::Cow;
+
+use crate::keys::SignerError;
+use crate::store::StoreError;
+
+/// The `error` codes we answer with (RFC 6749, 6750, 7009, 7591, 8707).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
+    InvalidToken,
+    AccessDenied,
+    UnsupportedTokenType,
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+    NotFound,
+    MethodNotAllowed,
+    TemporarilyUnavailable,
+    ServerError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedTokenType => "unsupported_token_type",
+            ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
+            ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::ServerError => "server_error",
+        }
+    }
+
+    fn default_status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+            ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// An OAuth error response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: Cow<'static, str>,
+    pub status: StatusCode,
+    /// `WWW-Authenticate` challenge, for 401s.
+    pub challenge: Option<&'static str>,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
+        let challenge = match code {
+            ErrorCode::InvalidClient => Some("Basic realm=\"bulwark\""),
+            ErrorCode::InvalidToken => Some("Bearer realm=\"bulwark\", error=\"invalid_token\""),
+            _ => None,
+        };
+        Self {
+            code,
+            description: description.into(),
+            status: code.default_status(),
+            challenge,
+        }
+    }
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, d)
+    }
+    pub fn invalid_client(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, d)
+    }
+    pub fn invalid_scope(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidScope, d)
+    }
+    pub fn invalid_client_metadata(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClientMetadata, d)
+    }
+    pub fn invalid_redirect_uri(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRedirectUri, d)
+    }
+    pub fn invalid_token(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidToken, d)
+    }
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::TemporarilyUnavailable,
+            "the service is temporarily unavailable; try again",
+        )
+    }
+    pub fn server_error() -> Self {
+        Self::new(
+            ErrorCode::ServerError,
+            "the server could not complete the request",
+        )
+    }
+    pub fn too_large() -> Self {
+        Self::invalid_request("request body too large").with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::error!(error = %detail, "store unavailable");
+                OAuthError::unavailable()
+            }
+            other => {
+                tracing::error!(error = %other, "unexpected store result");
+                OAuthError::server_error()
+            }
+        }
+    }
+}
+
+impl From<SignerError> for OAuthError {
+    fn from(e: SignerError) -> Self {
+        tracing::error!(error = %e, "signer failed");
+        match e {
+            SignerError::Unavailable(_) => OAuthError::unavailable(),
+            SignerError::Invalid(_) => OAuthError::server_error(),
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": self.code.as_str(),
+            "error_description": self.description,
+        });
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(challenge) = self.challenge
+            && self.status == StatusCode::UNAUTHORIZED
+        {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,30 @@
+//! `POST /oauth2/introspect` (RFC 7662). The caller authenticates as a client of the token's
+//! tenant; anything else introspects as `{"active": false}`.
+
+use axum::Router;
+use axum::extract::State as StateX;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+
+use super::{OAuthForm, State, client_from, finish, no_store_json};
+use crate::error::OAuthError;
+use crate::service::tokens;
+
+pub fn router(state: State) -> Router {
+    finish(
+        Router::new()
+            .route("/oauth2/introspect", post(introspect))
+            .with_state(state),
+    )
+}
+
+async fn introspect(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, OAuthError> {
+    let caller = client_from(&app, &form).await?;
+    let token = form
+        .params
+        .require("token")
+        .map_err(OAuthError::invalid_request)?;
+    let body = tokens::introspect(&app, &caller, token).await?;
+    Ok(no_store_json(StatusCode::OK, body))
+}

@@ -1,0 +1,202 @@
+//! HTTP: one axum `Router` per endpoint (each Lambda function serves exactly one), and
+//! [`app`], which merges them all for `bulwark serve`.
+//!
+//! Handlers are thin: parse the request with the extractors here, call a `service` function,
+//! shape the response. Bodies are read with a hard size limit; content types are checked; a
+//! repeated parameter is an error; nothing here logs headers, bodies or query strings.
+
+pub mod discovery;
+pub mod introspect;
+pub mod jwks;
+pub mod register;
+pub mod revoke;
+pub mod token;
+
+use axum::Router;
+use axum::extract::{FromRequest, MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::domain::client::Client;
+use crate::domain::client_auth::{CredentialsError, read_credentials};
+use crate::domain::params::Params;
+use crate::error::{ErrorCode, OAuthError};
+use crate::service::App;
+use crate::service::tokens::authenticate;
+
+/// Largest request body any endpoint reads.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The header that names the tenant for DCR and the admin API.
+pub const TENANT_HEADER: &str = "x-bulwark-tenant";
+
+pub type State = Arc<App>;
+
+/// Every endpoint on one router (for `bulwark serve` and tests).
+pub fn app(state: State) -> Router {
+    Router::new()
+        .merge(discovery::router(state.clone()))
+        .merge(jwks::router(state.clone()))
+        .merge(register::router(state.clone()))
+        .merge(token::router(state.clone()))
+        .merge(introspect::router(state.clone()))
+        .merge(revoke::router(state))
+        .fallback(not_found)
+}
+
+/// Common layers for a single endpoint's router (what a Lambda function serves): a JSON 405
+/// for a wrong method, and the access log.
+pub fn finish(router: Router) -> Router {
+    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+async fn not_found() -> OAuthError {
+    OAuthError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+async fn method_not_allowed() -> OAuthError {
+    OAuthError::new(ErrorCode::MethodNotAllowed, "method not allowed on this endpoint")
+}
+
+/// One JSON log line per request: method, route template (never the raw path or query),
+/// status and latency.
+async fn access_log(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let resp = next.run(req).await;
+    tracing::info!(
+        target: "http",
+        method = %method,
+        route = route.as_deref().unwrap_or("-"),
+        status = resp.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}
+
+/// Read the body, at most [`MAX_BODY`] bytes (413 beyond).
+async fn body_bytes(req: Request) -> Result<(axum::http::request::Parts, axum::body::Bytes), OAuthError> {
+    let (parts, body) = req.into_parts();
+    if let Some(len) = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        && len.parse::<u64>().map_or(true, |n| n > MAX_BODY as u64)
+    {
+        return Err(OAuthError::too_large());
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| OAuthError::too_large())?;
+    Ok((parts, bytes))
+}
+
+fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected))
+}
+
+/// An `application/x-www-form-urlencoded` body, parsed by [`Params`], plus the headers.
+pub struct OAuthForm {
+    pub params: Params,
+    pub headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, OAuthError> {
+        if !content_type_is(req.headers(), "application/x-www-form-urlencoded") {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let (parts, bytes) = body_bytes(req).await?;
+        let params = Params::parse(&bytes).map_err(OAuthError::invalid_request)?;
+        Ok(Self {
+            params,
+            headers: parts.headers,
+        })
+    }
+}
+
+/// An `application/json` body, parsed to a JSON value.
+pub struct JsonBody {
+    pub value: serde_json::Value,
+    pub headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, OAuthError> {
+        if !content_type_is(req.headers(), "application/json") {
+            return Err(OAuthError::invalid_request("the body must be application/json"));
+        }
+        let (parts, bytes) = body_bytes(req).await?;
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|_| OAuthError::invalid_client_metadata("the body is not valid JSON"))?;
+        Ok(Self {
+            value,
+            headers: parts.headers,
+        })
+    }
+}
+
+/// Authenticate the calling client from the form and its `Authorization` header.
+pub async fn client_from(app: &App, form: &OAuthForm) -> Result<Client, OAuthError> {
+    let authorization = match form.headers.get(header::AUTHORIZATION) {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| OAuthError::invalid_client("malformed Authorization header"))?,
+        ),
+        None => None,
+    };
+    let creds = read_credentials(authorization, &form.params).map_err(|e| match e {
+        CredentialsError::Missing => OAuthError::invalid_client("client authentication is required"),
+        CredentialsError::MultipleMethods => {
+            OAuthError::invalid_request("use exactly one client authentication method")
+        }
+        CredentialsError::Malformed(why) => OAuthError::invalid_client(why),
+    })?;
+    authenticate(app, &creds).await
+}
+
+/// A `Bearer` token from the `Authorization` header, if there is one.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<crate::secret::Secret>, OAuthError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| OAuthError::invalid_token("malformed Authorization header"))?;
+    match v.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(crate::secret::Secret::new(token.trim())))
+        }
+        _ => Err(OAuthError::invalid_token("use a Bearer token")),
+    }
+}
+
+/// A JSON response that must not be cached (token, introspection, registration responses).
+pub fn no_store_json(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}

@@ -1,0 +1,88 @@
+//! Dynamic client registration: `POST /oauth2/register` (RFC 7591) and client configuration
+//! management at `/oauth2/register/{client_id}` (RFC 7592).
+
+use axum::Router;
+use axum::extract::{Path, State as StateX};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+use super::{JsonBody, State, TENANT_HEADER, bearer, finish, no_store_json};
+use crate::domain::tenant::TenantId;
+use crate::error::OAuthError;
+use crate::service::clients;
+
+pub fn router(state: State) -> Router {
+    finish(
+        Router::new()
+            .route("/oauth2/register", post(register))
+            .route(
+                "/oauth2/register/{client_id}",
+                axum::routing::get(read).put(update).delete(delete),
+            )
+            .with_state(state),
+    )
+}
+
+fn tenant_of(headers: &HeaderMap) -> Result<TenantId, OAuthError> {
+    let v = headers
+        .get(TENANT_HEADER)
+        .ok_or_else(|| OAuthError::invalid_request("the X-Bulwark-Tenant header is required"))?;
+    let v = v
+        .to_str()
+        .map_err(|_| OAuthError::invalid_request("malformed X-Bulwark-Tenant header"))?;
+    TenantId::parse(v).map_err(OAuthError::invalid_request)
+}
+
+#[tracing::instrument(name = "register", skip_all, fields(tenant = tracing::field::Empty))]
+async fn register(StateX(app): StateX<State>, body: JsonBody) -> Result<Response, OAuthError> {
+    let tenant = tenant_of(&body.headers)?;
+    tracing::Span::current().record("tenant", tenant.as_str());
+    let iat = bearer(&body.headers)?;
+    let reg = clients::register_dynamic(&app, tenant.as_str(), iat.as_ref(), &body.value).await?;
+    let resp = clients::registration_response(
+        &app,
+        &reg.client,
+        Some(&reg.secret),
+        Some(&reg.registration_token),
+    );
+    Ok(no_store_json(StatusCode::CREATED, resp))
+}
+
+async fn read(
+    StateX(app): StateX<State>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let token = bearer(&headers)?;
+    let current = clients::authorize_management(&app, &client_id, token.as_ref()).await?;
+    Ok(no_store_json(
+        StatusCode::OK,
+        clients::registration_response(&app, &current.value, None, None),
+    ))
+}
+
+async fn update(
+    StateX(app): StateX<State>,
+    Path(client_id): Path<String>,
+    body: JsonBody,
+) -> Result<Response, OAuthError> {
+    let token = bearer(&body.headers)?;
+    let current = clients::authorize_management(&app, &client_id, token.as_ref()).await?;
+    let client = clients::update(&app, current, &body.value).await?;
+    Ok(no_store_json(
+        StatusCode::OK,
+        clients::registration_response(&app, &client, None, None),
+    ))
+}
+
+async fn delete(
+    StateX(app): StateX<State>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, OAuthError> {
+    let token = bearer(&headers)?;
+    let current = clients::authorize_management(&app, &client_id, token.as_ref()).await?;
+    clients::delete(&app, current, &client_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

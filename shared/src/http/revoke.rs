@@ -1,0 +1,30 @@
+//! `POST /oauth2/revoke` (RFC 7009). Always 200 for a well-formed request from an
+//! authenticated client, whether or not the token was known.
+
+use axum::Router;
+use axum::extract::State as StateX;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+
+use super::{OAuthForm, State, client_from, finish, no_store_json};
+use crate::error::OAuthError;
+use crate::service::tokens;
+
+pub fn router(state: State) -> Router {
+    finish(
+        Router::new()
+            .route("/oauth2/revoke", post(revoke))
+            .with_state(state),
+    )
+}
+
+async fn revoke(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, OAuthError> {
+    let caller = client_from(&app, &form).await?;
+    let token = form
+        .params
+        .require("token")
+        .map_err(OAuthError::invalid_request)?;
+    tokens::revoke(&app, &caller, token).await?;
+    Ok(no_store_json(StatusCode::OK, serde_json::json!({})))
+}

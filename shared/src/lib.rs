@@ -1,0 +1,19 @@
+//! Bulwark's library crate: everything the Lambda functions and the `bulwark` CLI share.
+//!
+//! - [`domain`]: the OAuth rules, sans IO.
+//! - [`store`] and [`keys`]: the ports (storage, signing) and their adapters.
+//! - [`service`]: the rules applied through the ports.
+//! - [`http`]: one axum router per endpoint.
+
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod logging;
+pub mod secret;
+pub mod service;
+pub mod store;
+
+pub use error::{ErrorCode, OAuthError};

@@ -1,0 +1,265 @@
+//! Client registration and management: RFC 7591 (DCR), RFC 7592 (read, update, delete with the
+//! registration access token) and the operator's `bulwark client ...` commands.
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::client::{Client, Origin, validate_metadata};
+use crate::domain::tenant::{DcrPolicy, Tenant};
+use crate::error::{ErrorCode, OAuthError};
+use crate::secret::{Secret, SecretHash, random_id};
+use crate::service::App;
+use crate::store::repo::Versioned;
+use crate::store::{StoreError, Write};
+
+/// A client just created: the only moment its secrets exist in the clear.
+pub struct Registered {
+    pub client: Client,
+    pub secret: Secret,
+    pub registration_token: Secret,
+}
+
+/// The RFC 7591 §3.2.1 / RFC 7592 §3 response body.
+pub fn registration_response(
+    app: &App,
+    c: &Client,
+    secret: Option<&Secret>,
+    reg_token: Option<&Secret>,
+) -> Value {
+    let mut body: Map<String, Value> = c.metadata.to_json();
+    body.insert("client_id".into(), json!(c.client_id));
+    body.insert("client_id_issued_at".into(), json!(c.issued_at));
+    if let Some(s) = secret {
+        body.insert("client_secret".into(), json!(s.expose()));
+    }
+    if c.secret_hash.is_some() {
+        body.insert("client_secret_expires_at".into(), json!(c.secret_expires_at));
+    }
+    if let Some(t) = reg_token {
+        body.insert("registration_access_token".into(), json!(t.expose()));
+    }
+    body.insert(
+        "registration_client_uri".into(),
+        json!(app.config.endpoint(&format!("/oauth2/register/{}", c.client_id))),
+    );
+    Value::Object(body)
+}
+
+fn new_client(
+    app: &App,
+    tenant: &Tenant,
+    metadata: &Value,
+    origin: Origin,
+) -> Result<Registered, OAuthError> {
+    let metadata = validate_metadata(metadata, tenant)?;
+    let secret = Secret::generate();
+    let registration_token = Secret::generate();
+    let now = app.now();
+    let client = Client {
+        client_id: random_id(16),
+        tenant: tenant.id.clone(),
+        metadata,
+        secret_hash: Some(secret.hash().to_hex()),
+        secret_expires_at: 0,
+        registration_token_hash: registration_token.hash().to_hex(),
+        issued_at: now,
+        updated_at: now,
+        origin,
+        first_party: false,
+    };
+    Ok(Registered {
+        client,
+        secret,
+        registration_token,
+    })
+}
+
+/// `POST /oauth2/register`: the tenant's DCR policy decides whether an initial access token is
+/// needed. The IAT use and the new client land in one transaction.
+pub async fn register_dynamic(
+    app: &App,
+    tenant_id: &str,
+    initial_access_token: Option<&Secret>,
+    metadata: &Value,
+) -> Result<Registered, OAuthError> {
+    let tenant = app
+        .repo
+        .tenant(tenant_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("unknown tenant"))?
+        .value;
+    let mut writes: Vec<Write> = Vec::with_capacity(3);
+    match tenant.dcr_policy {
+        DcrPolicy::Closed => {
+            return Err(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "this tenant does not allow dynamic client registration",
+            ));
+        }
+        DcrPolicy::Open if initial_access_token.is_none() => {}
+        DcrPolicy::Open | DcrPolicy::Token => {
+            let token = initial_access_token
+                .ok_or_else(|| OAuthError::invalid_token("an initial access token is required"))?;
+            let hash = token.hash().to_hex();
+            let bad = || OAuthError::invalid_token("the initial access token is invalid, expired or used up");
+            let Versioned { value: iat, version } = app.repo.iat(&hash).await?.ok_or_else(bad)?;
+            // The store found it by its hash; compare in constant time all the same.
+            let matches = SecretHash::from_hex(&hash).is_some_and(|h| h.verify(token));
+            if !matches || iat.tenant != tenant.id || iat.expires_at <= app.now() {
+                return Err(bad());
+            }
+            if iat.max_uses != 0 && iat.uses >= iat.max_uses {
+                return Err(bad());
+            }
+            writes.push(app.repo.consume_iat_write(&hash, &iat, version)?);
+        }
+    }
+    let reg = new_client(app, &tenant, metadata, Origin::Dcr)?;
+    writes.push(app.repo.create_client_write(&reg.client)?);
+    writes.push(
+        app.repo
+            .audit_write(tenant.id.as_str(), "client.created", "dcr", &reg.client.client_id)?,
+    );
+    match app.repo.kv().transact(writes).await {
+        Ok(()) => Ok(reg),
+        // The IAT was used concurrently (its version moved): treat as used up.
+        Err(StoreError::Conflict) => Err(OAuthError::invalid_token(
+            "the initial access token is invalid, expired or used up",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `bulwark client create`: the operator registers a client with the same validation.
+pub async fn create_by_admin(app: &App, tenant_id: &str, metadata: &Value) -> Result<Registered, OAuthError> {
+    let tenant = app
+        .repo
+        .tenant(tenant_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("unknown tenant"))?
+        .value;
+    let reg = new_client(app, &tenant, metadata, Origin::Admin)?;
+    let writes = vec![
+        app.repo.create_client_write(&reg.client)?,
+        app.repo
+            .audit_write(tenant.id.as_str(), "client.created", "cli", &reg.client.client_id)?,
+    ];
+    app.repo.kv().transact(writes).await?;
+    Ok(reg)
+}
+
+/// RFC 7592 §2: the client, if `token` is its registration access token. Unknown client and
+/// wrong token are the same answer (401 `invalid_token`).
+pub async fn authorize_management(
+    app: &App,
+    client_id: &str,
+    token: Option<&Secret>,
+) -> Result<Versioned<Client>, OAuthError> {
+    let denied = || OAuthError::invalid_token("the registration access token is invalid");
+    let token = token.ok_or_else(denied)?;
+    let Some(current) = app.repo.client(client_id).await? else {
+        crate::secret::verify_against_nothing(token);
+        return Err(denied());
+    };
+    let ok = SecretHash::from_hex(&current.value.registration_token_hash).is_some_and(|h| h.verify(token));
+    if !ok {
+        return Err(denied());
+    }
+    Ok(current)
+}
+
+/// RFC 7592 §2.2: replace the client's metadata. The body must name the client; a
+/// `client_secret` in it, if any, must be the current one.
+pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Result<Client, OAuthError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| OAuthError::invalid_client_metadata("the body must be a JSON object"))?;
+    if obj.get("client_id").and_then(Value::as_str) != Some(current.value.client_id.as_str()) {
+        return Err(OAuthError::invalid_request(
+            "the body's client_id must match the client",
+        ));
+    }
+    if let Some(s) = obj.get("client_secret") {
+        let ok = s.as_str().is_some_and(|s| {
+            current
+                .value
+                .secret_hash
+                .as_deref()
+                .and_then(SecretHash::from_hex)
+                .is_some_and(|h| h.verify(&Secret::new(s)))
+        });
+        if !ok {
+            return Err(OAuthError::invalid_request("client_secret does not match"));
+        }
+    }
+    let mut metadata = obj.clone();
+    for server_field in [
+        "client_id",
+        "client_secret",
+        "client_id_issued_at",
+        "client_secret_expires_at",
+        "registration_access_token",
+        "registration_client_uri",
+    ] {
+        metadata.remove(server_field);
+    }
+    let tenant = app
+        .repo
+        .tenant(current.value.tenant.as_str())
+        .await?
+        .ok_or_else(OAuthError::server_error)?
+        .value;
+    let mut client = current.value.clone();
+    client.metadata = validate_metadata(&Value::Object(metadata), &tenant)?;
+    client.updated_at = app.now();
+    let writes = vec![
+        app.repo.replace_client_write(&client, current.version)?,
+        app.repo.audit_write(
+            tenant.id.as_str(),
+            "client.updated",
+            &client.client_id,
+            &client.client_id,
+        )?,
+    ];
+    match app.repo.kv().transact(writes).await {
+        Ok(()) => Ok(client),
+        Err(StoreError::Conflict) => Err(OAuthError::invalid_request(
+            "the client changed concurrently; retry",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Delete a client (RFC 7592 §2.3 or `bulwark client delete`). Its secret goes with it, and
+/// its access tokens introspect inactive from then on.
+pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Result<(), OAuthError> {
+    let mut current = current;
+    for _ in 0..5 {
+        let c = &current.value;
+        let writes = vec![
+            app.repo.delete_client_write(&c.client_id, current.version),
+            app.repo
+                .audit_write(c.tenant.as_str(), "client.deleted", actor, &c.client_id)?,
+        ];
+        match app.repo.kv().transact(writes).await {
+            Ok(()) => return Ok(()),
+            // Changed meanwhile: delete what is there now, if anything.
+            Err(StoreError::Conflict) => match app.repo.client(&c.client_id).await? {
+                Some(newer) => current = newer,
+                None => return Ok(()),
+            },
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(OAuthError::unavailable())
+}
+
+/// A client as the operator sees it (no secrets, no hashes).
+pub fn describe(c: &Client) -> Value {
+    let mut body = c.metadata.to_json();
+    body.insert("client_id".into(), json!(c.client_id));
+    body.insert("tenant".into(), json!(c.tenant.as_str()));
+    body.insert("client_id_issued_at".into(), json!(c.issued_at));
+    body.insert("origin".into(), json!(c.origin));
+    body.insert("first_party".into(), json!(c.first_party));
+    Value::Object(body)
+}

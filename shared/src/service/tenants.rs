@@ -1,0 +1,168 @@
+//! Tenant provisioning: create tenants, grow the scope catalog, issue initial access tokens.
+
+use serde_json::{Value, json};
+
+use crate::domain::scope::ScopeSet;
+use crate::domain::tenant::{DcrPolicy, Tenant, TenantId};
+use crate::error::OAuthError;
+use crate::secret::Secret;
+use crate::service::App;
+use crate::store::StoreError;
+use crate::store::repo::InitialAccessToken;
+
+/// Why a provisioning command failed (the CLI prints these).
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("the store is unavailable: {0}")]
+    Store(StoreError),
+    #[error("{0}")]
+    OAuth(OAuthError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        AdminError::Store(e)
+    }
+}
+impl From<OAuthError> for AdminError {
+    fn from(e: OAuthError) -> Self {
+        AdminError::OAuth(e)
+    }
+}
+
+/// Create a tenant with the seed scope catalog.
+pub async fn create(
+    app: &App,
+    name: &str,
+    dcr: DcrPolicy,
+    audience: Option<String>,
+) -> Result<Tenant, AdminError> {
+    let id = TenantId::parse(name).map_err(AdminError::Invalid)?;
+    if let Some(a) = &audience {
+        validate_resource(a).map_err(AdminError::Invalid)?;
+    }
+    let tenant = Tenant::new(id, dcr, audience, app.now());
+    match app.repo.create_tenant(&tenant).await {
+        Ok(()) => Ok(tenant),
+        Err(StoreError::Conflict) => Err(AdminError::Exists(format!("tenant {name}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn get(app: &App, name: &str) -> Result<Tenant, AdminError> {
+    app.repo
+        .tenant(name)
+        .await?
+        .map(|v| v.value)
+        .ok_or_else(|| AdminError::NotFound(format!("tenant {name}")))
+}
+
+/// Read-modify-write a tenant, retrying when a concurrent writer got there first.
+async fn update(
+    app: &App,
+    name: &str,
+    f: impl Fn(&mut Tenant) -> Result<(), AdminError>,
+) -> Result<Tenant, AdminError> {
+    for _ in 0..5 {
+        let current = app
+            .repo
+            .tenant(name)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("tenant {name}")))?;
+        let mut t = current.value;
+        f(&mut t)?;
+        match app.repo.replace_tenant(&t, current.version).await {
+            Ok(()) => return Ok(t),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AdminError::Store(StoreError::Conflict))
+}
+
+/// Add (or re-describe) a scope in the tenant's catalog.
+pub async fn add_scope(app: &App, tenant: &str, name: &str, description: &str) -> Result<Tenant, AdminError> {
+    let parsed = ScopeSet::parse(name).map_err(AdminError::Invalid)?;
+    if parsed.iter().count() != 1 {
+        return Err(AdminError::Invalid("give exactly one scope name".into()));
+    }
+    let description = description.trim();
+    if description.is_empty()
+        || description.chars().count() > 300
+        || description.chars().any(char::is_control)
+    {
+        return Err(AdminError::Invalid(
+            "a description is 1 to 300 printable characters".into(),
+        ));
+    }
+    let t = update(app, tenant, |t| {
+        t.scopes.insert(name.to_string(), description.to_string());
+        Ok(())
+    })
+    .await?;
+    app.repo.audit(tenant, "scope.added", "cli", name).await?;
+    Ok(t)
+}
+
+/// Allow an RFC 8707 resource (token audience) for the tenant.
+pub async fn add_resource(app: &App, tenant: &str, resource: &str) -> Result<Tenant, AdminError> {
+    validate_resource(resource).map_err(AdminError::Invalid)?;
+    update(app, tenant, |t| {
+        if !t.resources.iter().any(|r| r == resource) {
+            t.resources.push(resource.to_string());
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// An RFC 8707 resource is an absolute URI without a fragment.
+fn validate_resource(r: &str) -> Result<(), String> {
+    match url::Url::parse(r) {
+        Ok(u) if u.fragment().is_none() && r.len() <= 2000 && !r.contains(char::is_whitespace) => Ok(()),
+        _ => Err("a resource is an absolute URI without a fragment".into()),
+    }
+}
+
+/// Issue an initial access token for DCR. Returned once; stored as a hash.
+pub async fn create_iat(
+    app: &App,
+    tenant: &str,
+    expires_in: i64,
+    max_uses: u32,
+) -> Result<(Secret, InitialAccessToken), AdminError> {
+    let t = get(app, tenant).await?;
+    if !(60..=366 * 24 * 3600).contains(&expires_in) {
+        return Err(AdminError::Invalid("--expires-in is 60 seconds to a year".into()));
+    }
+    let now = app.now();
+    let secret = Secret::generate();
+    let iat = InitialAccessToken {
+        tenant: t.id,
+        max_uses,
+        uses: 0,
+        created_at: now,
+        expires_at: now + expires_in,
+    };
+    app.repo.create_iat(&secret.hash().to_hex(), &iat).await?;
+    Ok((secret, iat))
+}
+
+/// The tenant as JSON for the CLI.
+pub fn describe(t: &Tenant) -> Value {
+    json!({
+        "tenant": t.id.as_str(),
+        "dcr_policy": t.dcr_policy.as_str(),
+        "scopes": t.scopes,
+        "resources": t.resources,
+        "default_audience": t.default_audience,
+        "access_token_ttl": t.access_token_ttl,
+        "created_at": t.created_at,
+    })
+}

@@ -1,0 +1,160 @@
+//! The token endpoint's client-credentials grant, introspection (RFC 7662) and revocation
+//! (RFC 7009), with client authentication shared by all three.
+
+use serde_json::{Value, json};
+
+use crate::domain::claims::{
+    AccessClaims, ClientCredentialsGrant, check_active, choose_audience, client_credentials_claims,
+};
+use crate::domain::client::Client;
+use crate::domain::client_auth::PresentedCredentials;
+use crate::domain::params::Params;
+use crate::domain::scope::grant_scope;
+use crate::error::{ErrorCode, OAuthError};
+use crate::keys::jws;
+use crate::secret::{SecretHash, random_id, verify_against_nothing};
+use crate::service::App;
+
+/// The JWS `typ` of access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Authenticate a client at the token, introspection or revocation endpoint. Unknown client,
+/// wrong secret, expired secret and wrong method are one answer: 401 `invalid_client`, taking
+/// the same time.
+pub async fn authenticate(app: &App, creds: &PresentedCredentials) -> Result<Client, OAuthError> {
+    let failed = || OAuthError::invalid_client("client authentication failed");
+    let Some(found) = app.repo.client(&creds.client_id).await? else {
+        verify_against_nothing(&creds.secret);
+        return Err(failed());
+    };
+    let client = found.value;
+    let Some(hash) = client.secret_hash.as_deref().and_then(SecretHash::from_hex) else {
+        verify_against_nothing(&creds.secret);
+        return Err(failed());
+    };
+    let secret_ok = hash.verify(&creds.secret);
+    let method_ok = client.metadata.token_endpoint_auth_method == creds.method.as_str();
+    let unexpired = client.secret_expires_at == 0 || client.secret_expires_at > app.now();
+    if secret_ok && method_ok && unexpired {
+        Ok(client)
+    } else {
+        tracing::info!(
+            client_id = %client.client_id,
+            secret_ok, method_ok, unexpired,
+            "client authentication failed"
+        );
+        Err(failed())
+    }
+}
+
+/// `grant_type=client_credentials`: a token for the client itself, with the requested scopes
+/// (inside the registered ones) or all registered scopes.
+pub async fn client_credentials(app: &App, client: &Client, params: &Params) -> Result<Value, OAuthError> {
+    if !client.metadata.allows_grant("client_credentials") {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client is not allowed the client_credentials grant",
+        ));
+    }
+    let scope =
+        grant_scope(params.get("scope"), &client.metadata.scopes()).map_err(OAuthError::invalid_scope)?;
+    let tenant = app
+        .repo
+        .tenant(client.tenant.as_str())
+        .await?
+        .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?
+        .value;
+    let audience = choose_audience(
+        params.all("resource"),
+        &tenant.resources,
+        &tenant.default_audience,
+    )
+    .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
+    let ttl = tenant.access_token_ttl.clamp(60, app.config.max_access_token_ttl);
+    let claims = client_credentials_claims(ClientCredentialsGrant {
+        issuer: &app.config.issuer,
+        tenant: tenant.id.as_str(),
+        client_id: &client.client_id,
+        scope: &scope,
+        audience,
+        ttl,
+        now: app.now(),
+        jti: random_id(16),
+    });
+    let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
+    let token = app.signer.sign_jwt(ACCESS_TOKEN_TYP, &payload).await?;
+    let mut body = json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl});
+    if !scope.is_empty() {
+        body["scope"] = json!(scope.to_scope_string());
+    }
+    Ok(body)
+}
+
+/// Verify a token's signature against our published keys and decode its claims. `None` for
+/// anything that is not an access token we signed.
+async fn verified_claims(app: &App, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
+    let keys = app.signer.public_keys().await?;
+    let Ok(payload) = jws::verify(token, &keys, ACCESS_TOKEN_TYP) else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_slice(&payload).ok())
+}
+
+/// RFC 7662: `{"active": true, ...}` only for an unexpired, unrevoked access token of the
+/// caller's tenant whose client still exists; `{"active": false}` for everything else.
+pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value, OAuthError> {
+    let inactive = json!({"active": false});
+    let Some(c) = verified_claims(app, token).await? else {
+        return Ok(inactive);
+    };
+    if let Err(why) = check_active(&c, &app.config.issuer, caller.tenant.as_str(), app.now()) {
+        tracing::debug!(reason = ?why, "introspected token inactive");
+        return Ok(inactive);
+    }
+    if app.repo.is_denied(&c.jti).await? {
+        return Ok(inactive);
+    }
+    match app.repo.client(&c.client_id).await? {
+        Some(owner) if owner.value.tenant == caller.tenant => {}
+        _ => return Ok(inactive),
+    }
+    let mut body = json!({
+        "active": true,
+        "client_id": c.client_id,
+        "token_type": "Bearer",
+        "exp": c.exp,
+        "iat": c.iat,
+        "nbf": c.nbf,
+        "sub": c.sub,
+        "aud": c.aud,
+        "iss": c.iss,
+        "jti": c.jti,
+        "tid": c.tid,
+    });
+    if !c.scope.is_empty() {
+        body["scope"] = json!(c.scope);
+    }
+    Ok(body)
+}
+
+/// RFC 7009: revoke an access token the caller was issued. Anything else (unknown, expired,
+/// another client's or tenant's token) is answered the same way and changes nothing.
+pub async fn revoke(app: &App, caller: &Client, token: &str) -> Result<(), OAuthError> {
+    let Some(c) = verified_claims(app, token).await? else {
+        return Ok(());
+    };
+    if c.iss != app.config.issuer || c.tid != caller.tenant.as_str() || c.client_id != caller.client_id {
+        return Ok(());
+    }
+    let now = app.now();
+    if c.exp <= now {
+        return Ok(());
+    }
+    let writes = vec![
+        app.repo.deny_jti_write(&c.jti, &c.tid, c.exp),
+        app.repo
+            .audit_write(c.tid.as_str(), "token.revoked", &caller.client_id, &c.jti)?,
+    ];
+    app.repo.kv().transact(writes).await?;
+    Ok(())
+}

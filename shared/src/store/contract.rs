@@ -1,0 +1,605 @@
+//! The storage contract suite: the invariants every [`Kv`] backend must keep, one named test
+//! each. A backend is plugged in with one line:
+//!
+//! ```ignore
+//! shared::kv_contract_tests!(embedded, async { /* -> (Arc<dyn Kv>, Arc<ManualClock>) */ });
+//! ```
+//!
+//! which expands to `mod embedded { #[tokio::test] fn put_if_absent_loses_to_an_existing_item() ... }`.
+//! Each function panics when the backend breaks the invariant, so every test can fail.
+
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+use super::{Cond, Index, Item, Kv, StoreError, Table, Write};
+use crate::clock::{Clock, ManualClock};
+
+fn doc(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}#{}", crate::secret::random_id(8))
+}
+
+/// Conditional put with `Absent` fails against a live item and leaves it unchanged.
+pub async fn put_if_absent_loses_to_an_existing_item(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("client");
+    store
+        .put(
+            Table::Clients,
+            Item::new(&pk, "client", doc(json!({"n": 1}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    let second = store
+        .put(
+            Table::Clients,
+            Item::new(&pk, "client", doc(json!({"n": 2}))),
+            Cond::Absent,
+        )
+        .await;
+    assert_eq!(second, Err(StoreError::Conflict));
+    let got = store
+        .get(Table::Clients, &pk, "client")
+        .await
+        .unwrap()
+        .expect("item");
+    assert_eq!(
+        got.data["n"],
+        json!(1),
+        "the losing write must not change the item"
+    );
+}
+
+/// An expired item counts as absent for `Absent`.
+pub async fn put_if_absent_wins_over_an_expired_item(store: Arc<dyn Kv>, clock: Arc<ManualClock>) {
+    let pk = unique("iat");
+    let now = clock.now();
+    store
+        .put(
+            Table::Tokens,
+            Item::new(&pk, "iat", doc(json!({"n": 1}))).expiring_at(now + 10),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    clock.advance(11);
+    store
+        .put(
+            Table::Tokens,
+            Item::new(&pk, "iat", doc(json!({"n": 2}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    let got = store.get(Table::Tokens, &pk, "iat").await.unwrap().expect("item");
+    assert_eq!(got.data["n"], json!(2));
+}
+
+/// Everything `put` writes comes back from `get`, exactly.
+pub async fn get_returns_what_put_wrote(store: Arc<dyn Kv>, clock: Arc<ManualClock>) {
+    let pk = unique("client:ünïcødé");
+    let mut item = Item::new(
+        &pk,
+        "sk#1:x",
+        doc(json!({
+            "name": "Zoë's app ✓", "n": 42, "f": 1.5, "b": true, "null": null,
+            "list": ["a", {"nested": [1, 2, 3]}], "obj": {"k": "v"}, "empty": ""
+        })),
+    )
+    .with_index("tenant#acme", "gsk#ü")
+    .expiring_at(clock.now() + 3600);
+    item.version = 7;
+    store.put(Table::Clients, item.clone(), Cond::None).await.unwrap();
+    assert_eq!(
+        store.get(Table::Clients, &pk, "sk#1:x").await.unwrap(),
+        Some(item)
+    );
+    assert_eq!(store.get(Table::Clients, &pk, "other").await.unwrap(), None);
+    assert_eq!(
+        store.get(Table::Clients, "missing", "sk#1:x").await.unwrap(),
+        None
+    );
+}
+
+/// Past `expires_at`, an item is gone for `get`, `query` and conditions.
+pub async fn expired_items_are_invisible(store: Arc<dyn Kv>, clock: Arc<ManualClock>) {
+    let pk = unique("jti");
+    let now = clock.now();
+    let item = Item::new(&pk, "deny", Map::new())
+        .with_index(format!("{pk}#g"), "1")
+        .expiring_at(now + 5);
+    store.put(Table::Tokens, item, Cond::None).await.unwrap();
+    assert!(store.get(Table::Tokens, &pk, "deny").await.unwrap().is_some());
+    clock.advance(5);
+    assert_eq!(
+        store.get(Table::Tokens, &pk, "deny").await.unwrap(),
+        None,
+        "expires_at == now is expired"
+    );
+    let page = store
+        .query(Table::Tokens, Index::Primary, &pk, None, 10)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+    let page = store
+        .query(Table::Tokens, Index::ByParent, &format!("{pk}#g"), None, 10)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+    let exists = store
+        .put(Table::Tokens, Item::new(&pk, "deny", Map::new()), Cond::Exists)
+        .await;
+    assert_eq!(exists, Err(StoreError::Conflict));
+    assert_eq!(
+        store.delete(Table::Tokens, &pk, "deny", Cond::Exists).await,
+        Err(StoreError::Conflict)
+    );
+}
+
+/// `Version(v)` succeeds only against version `v`.
+pub async fn conditional_update_on_version(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("tenant");
+    store
+        .put(
+            Table::Tenants,
+            Item::new(&pk, "config", doc(json!({"v": 1}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    let mut next = Item::new(&pk, "config", doc(json!({"v": 2})));
+    next.version = 2;
+    store
+        .put(Table::Tenants, next.clone(), Cond::Version(1))
+        .await
+        .unwrap();
+    let mut stale = Item::new(&pk, "config", doc(json!({"v": 3})));
+    stale.version = 2;
+    assert_eq!(
+        store.put(Table::Tenants, stale, Cond::Version(1)).await,
+        Err(StoreError::Conflict)
+    );
+    assert_eq!(
+        store.get(Table::Tenants, &pk, "config").await.unwrap(),
+        Some(next)
+    );
+    let missing = store
+        .put(
+            Table::Tenants,
+            Item::new(unique("none"), "config", Map::new()),
+            Cond::Version(1),
+        )
+        .await;
+    assert_eq!(
+        missing,
+        Err(StoreError::Conflict),
+        "a version condition needs an item"
+    );
+}
+
+/// Of 32 concurrent read-modify-writes of one version, exactly one lands.
+pub async fn exactly_one_of_32_concurrent_conditional_updates_wins(
+    store: Arc<dyn Kv>,
+    _clock: Arc<ManualClock>,
+) {
+    let pk = unique("iat");
+    store
+        .put(
+            Table::Tokens,
+            Item::new(&pk, "iat", doc(json!({"uses": 0}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let mut tasks = Vec::new();
+    for i in 0..32u64 {
+        let (store, pk, barrier) = (store.clone(), pk.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let current = store.get(Table::Tokens, &pk, "iat").await.unwrap().expect("item");
+            barrier.wait().await;
+            let mut next = Item::new(&pk, "iat", doc(json!({"uses": 1, "winner": i})));
+            next.version = current.version + 1;
+            store
+                .put(Table::Tokens, next, Cond::Version(current.version))
+                .await
+                .map(|_| i)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(e) => assert_eq!(e, StoreError::Conflict),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one conditional update must win, got {winners:?}"
+    );
+    let got = store.get(Table::Tokens, &pk, "iat").await.unwrap().expect("item");
+    assert_eq!(got.data["winner"], json!(winners[0]));
+    assert_eq!(got.version, 2);
+}
+
+/// Of 32 concurrent put-if-absent on one key, exactly one lands.
+pub async fn exactly_one_of_32_concurrent_put_if_absent_wins(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("client");
+    let mut tasks = Vec::new();
+    for i in 0..32u64 {
+        let (store, pk) = (store.clone(), pk.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .put(
+                    Table::Clients,
+                    Item::new(&pk, "client", doc(json!({"i": i}))),
+                    Cond::Absent,
+                )
+                .await
+                .map(|_| i)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(e) => assert_eq!(e, StoreError::Conflict),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let got = store
+        .get(Table::Clients, &pk, "client")
+        .await
+        .unwrap()
+        .expect("item");
+    assert_eq!(got.data["i"], json!(winners[0]));
+}
+
+/// `delete` hands back the old item once; a second conditional delete conflicts.
+pub async fn delete_returns_the_old_item_once(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("code");
+    let item = Item::new(&pk, "code", doc(json!({"client": "c1"})));
+    store
+        .put(Table::Tokens, item.clone(), Cond::Absent)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete(Table::Tokens, &pk, "code", Cond::Exists)
+            .await
+            .unwrap(),
+        Some(item)
+    );
+    assert_eq!(
+        store.delete(Table::Tokens, &pk, "code", Cond::Exists).await,
+        Err(StoreError::Conflict)
+    );
+    assert_eq!(
+        store.delete(Table::Tokens, &pk, "code", Cond::None).await,
+        Ok(None)
+    );
+    assert_eq!(store.get(Table::Tokens, &pk, "code").await.unwrap(), None);
+}
+
+/// Of 32 concurrent deletes, exactly one gets the item (a code redeems once).
+pub async fn exactly_one_of_32_concurrent_deletes_gets_the_item(
+    store: Arc<dyn Kv>,
+    _clock: Arc<ManualClock>,
+) {
+    let pk = unique("code");
+    store
+        .put(
+            Table::Tokens,
+            Item::new(&pk, "code", doc(json!({"x": 1}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (store, pk) = (store.clone(), pk.clone());
+        tasks.push(tokio::spawn(async move {
+            store.delete(Table::Tokens, &pk, "code", Cond::Exists).await
+        }));
+    }
+    let mut got = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Some(_)) => got += 1,
+            Ok(None) => panic!("Cond::Exists must not succeed without an item"),
+            Err(e) => assert_eq!(e, StoreError::Conflict),
+        }
+    }
+    assert_eq!(got, 1);
+}
+
+async fn collect_pages(
+    store: &Arc<dyn Kv>,
+    table: Table,
+    index: Index,
+    partition: &str,
+    limit: usize,
+) -> Vec<Item> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let page = store
+            .query(table, index, partition, cursor.as_deref(), limit)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= limit, "a page holds at most `limit` items");
+        all.extend(page.items);
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => return all,
+        }
+    }
+    panic!("pagination did not terminate");
+}
+
+/// Paging through a partition yields every item exactly once, in sort-key order, and nothing
+/// from other partitions or tables.
+pub async fn query_pages_through_a_partition_in_order(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("tenant");
+    let other = unique("tenant");
+    for i in 0..53 {
+        let sk = format!("{:012}#ev:{i}", 1000 + i);
+        store
+            .put(
+                Table::Audit,
+                Item::new(&pk, &sk, doc(json!({"i": i}))),
+                Cond::None,
+            )
+            .await
+            .unwrap();
+        store
+            .put(Table::Audit, Item::new(&other, &sk, Map::new()), Cond::None)
+            .await
+            .unwrap();
+    }
+    store
+        .put(
+            Table::Clients,
+            Item::new(&pk, "000000000000#x", Map::new()),
+            Cond::None,
+        )
+        .await
+        .unwrap();
+    let all = collect_pages(&store, Table::Audit, Index::Primary, &pk, 10).await;
+    assert_eq!(all.len(), 53);
+    let order: Vec<i64> = all.iter().map(|i| i.data["i"].as_i64().unwrap()).collect();
+    assert_eq!(order, (0..53).collect::<Vec<_>>());
+    assert!(all.iter().all(|i| i.pk == pk));
+    let single = collect_pages(&store, Table::Audit, Index::Primary, &pk, 100).await;
+    assert_eq!(single.len(), 53);
+}
+
+/// The secondary index pages the same way, ordered by `gsk`.
+pub async fn query_by_parent_index_pages_correctly(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let tenant = unique("tenant");
+    let mut expected = Vec::new();
+    for i in 0..27 {
+        let id = format!("c{:03}", (i * 7) % 27);
+        let item = Item::new(format!("client#{id}#{tenant}"), "client", doc(json!({"id": id})))
+            .with_index(&tenant, &id);
+        store.put(Table::Clients, item, Cond::None).await.unwrap();
+        expected.push(id);
+    }
+    let foreign = Item::new(unique("client"), "client", Map::new()).with_index(unique("tenant"), "c000");
+    store.put(Table::Clients, foreign, Cond::None).await.unwrap();
+    expected.sort();
+    let all = collect_pages(&store, Table::Clients, Index::ByParent, &tenant, 4).await;
+    let got: Vec<String> = all
+        .iter()
+        .map(|i| i.data["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, expected);
+}
+
+/// Expired items are skipped by queries, and paging still terminates and is complete.
+pub async fn query_skips_expired_items(store: Arc<dyn Kv>, clock: Arc<ManualClock>) {
+    let pk = unique("tenant");
+    let now = clock.now();
+    for i in 0..20 {
+        let mut item = Item::new(&pk, format!("{i:03}"), doc(json!({"i": i})));
+        if i % 2 == 0 {
+            item = item.expiring_at(now + 1);
+        }
+        store.put(Table::Tokens, item, Cond::None).await.unwrap();
+    }
+    clock.advance(1);
+    let all = collect_pages(&store, Table::Tokens, Index::Primary, &pk, 3).await;
+    let got: Vec<i64> = all.iter().map(|i| i.data["i"].as_i64().unwrap()).collect();
+    assert_eq!(got, (0..20).filter(|i| i % 2 == 1).collect::<Vec<_>>());
+}
+
+/// A transaction applies every write.
+pub async fn transaction_applies_all_writes(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let a = unique("iat");
+    let b = unique("client");
+    let c = unique("tenant");
+    store
+        .put(
+            Table::Tokens,
+            Item::new(&a, "iat", doc(json!({"uses": 0}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    store
+        .put(Table::Audit, Item::new(&c, "old", Map::new()), Cond::Absent)
+        .await
+        .unwrap();
+    let mut used = Item::new(&a, "iat", doc(json!({"uses": 1})));
+    used.version = 2;
+    store
+        .transact(vec![
+            Write::Put {
+                table: Table::Tokens,
+                item: used,
+                cond: Cond::Version(1),
+            },
+            Write::Put {
+                table: Table::Clients,
+                item: Item::new(&b, "client", Map::new()),
+                cond: Cond::Absent,
+            },
+            Write::Delete {
+                table: Table::Audit,
+                pk: c.clone(),
+                sk: "old".into(),
+                cond: Cond::Exists,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Table::Tokens, &a, "iat").await.unwrap().unwrap().data["uses"],
+        json!(1)
+    );
+    assert!(store.get(Table::Clients, &b, "client").await.unwrap().is_some());
+    assert!(store.get(Table::Audit, &c, "old").await.unwrap().is_none());
+}
+
+/// One failed condition (including a `Check`) cancels the whole transaction.
+pub async fn transaction_with_a_failed_condition_writes_nothing(
+    store: Arc<dyn Kv>,
+    _clock: Arc<ManualClock>,
+) {
+    let a = unique("iat");
+    let b = unique("client");
+    let d = unique("tenant");
+    store
+        .put(
+            Table::Tokens,
+            Item::new(&a, "iat", doc(json!({"uses": 0}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    let mut used = Item::new(&a, "iat", doc(json!({"uses": 1})));
+    used.version = 6;
+    let stale = store
+        .transact(vec![
+            Write::Put {
+                table: Table::Clients,
+                item: Item::new(&b, "client", Map::new()),
+                cond: Cond::Absent,
+            },
+            Write::Put {
+                table: Table::Tokens,
+                item: used,
+                cond: Cond::Version(5),
+            },
+        ])
+        .await;
+    assert_eq!(stale, Err(StoreError::Conflict));
+    assert!(
+        store.get(Table::Clients, &b, "client").await.unwrap().is_none(),
+        "first write rolled back"
+    );
+    assert_eq!(
+        store.get(Table::Tokens, &a, "iat").await.unwrap().unwrap().data["uses"],
+        json!(0)
+    );
+
+    let check = store
+        .transact(vec![
+            Write::Put {
+                table: Table::Clients,
+                item: Item::new(&b, "client", Map::new()),
+                cond: Cond::Absent,
+            },
+            Write::Check {
+                table: Table::Tenants,
+                pk: d.clone(),
+                sk: "config".into(),
+                cond: Cond::Exists,
+            },
+        ])
+        .await;
+    assert_eq!(check, Err(StoreError::Conflict));
+    assert!(
+        store.get(Table::Clients, &b, "client").await.unwrap().is_none(),
+        "a failed Check cancels"
+    );
+}
+
+/// The same key in two tables is two items.
+pub async fn tables_are_isolated(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("same");
+    store
+        .put(
+            Table::Clients,
+            Item::new(&pk, "x", doc(json!({"t": "clients"}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            Table::Tenants,
+            Item::new(&pk, "x", doc(json!({"t": "tenants"}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Table::Clients, &pk, "x").await.unwrap().unwrap().data["t"],
+        json!("clients")
+    );
+    assert_eq!(
+        store.get(Table::Tenants, &pk, "x").await.unwrap().unwrap().data["t"],
+        json!("tenants")
+    );
+    store
+        .delete(Table::Clients, &pk, "x", Cond::Exists)
+        .await
+        .unwrap();
+    assert!(store.get(Table::Tenants, &pk, "x").await.unwrap().is_some());
+}
+
+/// Expand one `#[tokio::test]` per invariant for a backend: `kv_contract_tests!(name, make)`,
+/// where `make` is a future of `(Arc<dyn Kv>, Arc<ManualClock>)`.
+#[macro_export]
+macro_rules! kv_contract_tests {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::kv_contract_tests!(@tests $make;
+                put_if_absent_loses_to_an_existing_item,
+                put_if_absent_wins_over_an_expired_item,
+                get_returns_what_put_wrote,
+                expired_items_are_invisible,
+                conditional_update_on_version,
+                exactly_one_of_32_concurrent_conditional_updates_wins,
+                exactly_one_of_32_concurrent_put_if_absent_wins,
+                delete_returns_the_old_item_once,
+                exactly_one_of_32_concurrent_deletes_gets_the_item,
+                query_pages_through_a_partition_in_order,
+                query_by_parent_index_pages_correctly,
+                query_skips_expired_items,
+                transaction_applies_all_writes,
+                transaction_with_a_failed_condition_writes_nothing,
+                tables_are_isolated
+            );
+        }
+    };
+    (@tests $make:expr; $($name:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (store, clock) = $make.await;
+                $crate::store::contract::$name(store, clock).await;
+            }
+        )+
+    };
+}

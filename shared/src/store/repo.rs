@@ -1,0 +1,332 @@
+//! Typed access to the store: the only place that knows key layouts and item shapes.
+//!
+//! | table   | pk                  | sk       | index (gpk / gsk)                  | expires |
+//! |---------|---------------------|----------|------------------------------------|---------|
+//! | tenants | `tenant#<id>`       | `config` | —                                  | never   |
+//! | clients | `client#<id>`       | `client` | `tenant#<id>` / `<client id>`      | never   |
+//! | tokens  | `iat#<sha256>`      | `iat`    | `tenant#<id>#iat` / `<created>#<h>`| IAT exp |
+//! | tokens  | `jti#<jti>`         | `deny`   | —                                  | tok exp |
+//! | audit   | `tenant#<id>`       | `<ts>#<rand>` | —                             | never   |
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+use super::{Cond, Index, Item, Kv, StoreError, Table, Write};
+use crate::clock::Clock;
+use crate::domain::client::Client;
+use crate::domain::tenant::{Tenant, TenantId};
+
+/// A value read together with the version to condition a later write on.
+#[derive(Clone, Debug)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// An initial access token (RFC 7591 §3), as stored.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InitialAccessToken {
+    pub tenant: TenantId,
+    /// 0 = unlimited.
+    pub max_uses: u32,
+    pub uses: u32,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A security-relevant event, stored for the tenant admin and logged on target `audit`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: i64,
+    pub tenant: String,
+    /// e.g. `client.created`, `client.deleted`, `token.revoked`.
+    pub kind: String,
+    /// Who did it: a client id, `cli`, `dcr`.
+    pub actor: String,
+    /// What it was done to (a client id, a `jti`, ...). Never a secret.
+    pub subject: String,
+}
+
+fn to_map<T: Serialize>(v: &T) -> Result<Map<String, Value>, StoreError> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(StoreError::Unavailable("could not encode an item".into())),
+    }
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>, StoreError> {
+    let version = item.version;
+    let value = serde_json::from_value(Value::Object(item.data))
+        .map_err(|e| StoreError::Unavailable(format!("could not decode an item: {e}")))?;
+    Ok(Versioned { value, version })
+}
+
+fn tenant_pk(t: &str) -> String {
+    format!("tenant#{t}")
+}
+fn client_pk(id: &str) -> String {
+    format!("client#{id}")
+}
+fn iat_pk(hash_hex: &str) -> String {
+    format!("iat#{hash_hex}")
+}
+fn jti_pk(jti: &str) -> String {
+    format!("jti#{jti}")
+}
+
+/// Typed repository over a [`Kv`] backend.
+#[derive(Clone)]
+pub struct Repo {
+    kv: Arc<dyn Kv>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Repo {
+    pub fn new(kv: Arc<dyn Kv>, clock: Arc<dyn Clock>) -> Self {
+        Self { kv, clock }
+    }
+    pub fn kv(&self) -> &Arc<dyn Kv> {
+        &self.kv
+    }
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    // ---- tenants ----------------------------------------------------------------------------
+
+    pub async fn tenant(&self, id: &str) -> Result<Option<Versioned<Tenant>>, StoreError> {
+        match self.kv.get(Table::Tenants, &tenant_pk(id), "config").await? {
+            Some(item) => Ok(Some(from_item(item)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Create a tenant; `Conflict` if it exists.
+    pub async fn create_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
+        let item = Item::new(tenant_pk(t.id.as_str()), "config", to_map(t)?);
+        let audit = self.audit_write(t.id.as_str(), "tenant.created", "cli", t.id.as_str())?;
+        self.kv
+            .transact(vec![
+                Write::Put {
+                    table: Table::Tenants,
+                    item,
+                    cond: Cond::Absent,
+                },
+                audit,
+            ])
+            .await
+    }
+
+    /// Replace a tenant read at `version`; `Conflict` if it changed meanwhile.
+    pub async fn replace_tenant(&self, t: &Tenant, version: u64) -> Result<(), StoreError> {
+        let mut item = Item::new(tenant_pk(t.id.as_str()), "config", to_map(t)?);
+        item.version = version + 1;
+        self.kv.put(Table::Tenants, item, Cond::Version(version)).await
+    }
+
+    // ---- clients ----------------------------------------------------------------------------
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<Versioned<Client>>, StoreError> {
+        if client_id.is_empty() || client_id.len() > 256 {
+            return Ok(None);
+        }
+        match self
+            .kv
+            .get(Table::Clients, &client_pk(client_id), "client")
+            .await?
+        {
+            Some(item) => Ok(Some(from_item(item)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn client_item(c: &Client) -> Result<Item, StoreError> {
+        Ok(Item::new(client_pk(&c.client_id), "client", to_map(c)?)
+            .with_index(tenant_pk(c.tenant.as_str()), c.client_id.clone()))
+    }
+
+    /// The write that creates `c` (for a transaction).
+    pub fn create_client_write(&self, c: &Client) -> Result<Write, StoreError> {
+        Ok(Write::Put {
+            table: Table::Clients,
+            item: Self::client_item(c)?,
+            cond: Cond::Absent,
+        })
+    }
+
+    /// The write that replaces `c`, read at `version`.
+    pub fn replace_client_write(&self, c: &Client, version: u64) -> Result<Write, StoreError> {
+        let mut item = Self::client_item(c)?;
+        item.version = version + 1;
+        Ok(Write::Put {
+            table: Table::Clients,
+            item,
+            cond: Cond::Version(version),
+        })
+    }
+
+    /// The write that deletes the client read at `version`.
+    pub fn delete_client_write(&self, client_id: &str, version: u64) -> Write {
+        Write::Delete {
+            table: Table::Clients,
+            pk: client_pk(client_id),
+            sk: "client".into(),
+            cond: Cond::Version(version),
+        }
+    }
+
+    /// One page of a tenant's clients, in client-id order.
+    pub async fn clients_of(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Client>, Option<String>), StoreError> {
+        let page = self
+            .kv
+            .query(Table::Clients, Index::ByParent, &tenant_pk(tenant), cursor, limit)
+            .await?;
+        let clients = page
+            .items
+            .into_iter()
+            .map(|i| from_item(i).map(|v| v.value))
+            .collect::<Result<_, _>>()?;
+        Ok((clients, page.next))
+    }
+
+    // ---- initial access tokens --------------------------------------------------------------
+
+    pub async fn create_iat(&self, hash_hex: &str, iat: &InitialAccessToken) -> Result<(), StoreError> {
+        let item = Item::new(iat_pk(hash_hex), "iat", to_map(iat)?)
+            .with_index(
+                format!("{}#iat", tenant_pk(iat.tenant.as_str())),
+                format!("{}#{hash_hex}", iat.created_at),
+            )
+            .expiring_at(iat.expires_at);
+        let audit = self.audit_write(
+            iat.tenant.as_str(),
+            "iat.created",
+            "cli",
+            hash_hex.get(..12).unwrap_or(hash_hex),
+        )?;
+        self.kv
+            .transact(vec![
+                Write::Put {
+                    table: Table::Tokens,
+                    item,
+                    cond: Cond::Absent,
+                },
+                audit,
+            ])
+            .await
+    }
+
+    pub async fn iat(&self, hash_hex: &str) -> Result<Option<Versioned<InitialAccessToken>>, StoreError> {
+        match self.kv.get(Table::Tokens, &iat_pk(hash_hex), "iat").await? {
+            Some(item) => Ok(Some(from_item(item)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The write that records one more use of an IAT read at `version`.
+    pub fn consume_iat_write(
+        &self,
+        hash_hex: &str,
+        iat: &InitialAccessToken,
+        version: u64,
+    ) -> Result<Write, StoreError> {
+        let mut used = iat.clone();
+        used.uses += 1;
+        let mut item = Item::new(iat_pk(hash_hex), "iat", to_map(&used)?)
+            .with_index(
+                format!("{}#iat", tenant_pk(iat.tenant.as_str())),
+                format!("{}#{hash_hex}", iat.created_at),
+            )
+            .expiring_at(iat.expires_at);
+        item.version = version + 1;
+        Ok(Write::Put {
+            table: Table::Tokens,
+            item,
+            cond: Cond::Version(version),
+        })
+    }
+
+    // ---- access-token deny list -------------------------------------------------------------
+
+    /// The write that puts `jti` on the deny list until `exp` (idempotent).
+    pub fn deny_jti_write(&self, jti: &str, tenant: &str, exp: i64) -> Write {
+        let mut data = Map::new();
+        data.insert("tenant".into(), Value::String(tenant.into()));
+        Write::Put {
+            table: Table::Tokens,
+            item: Item::new(jti_pk(jti), "deny", data).expiring_at(exp),
+            cond: Cond::None,
+        }
+    }
+
+    pub async fn is_denied(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(self.kv.get(Table::Tokens, &jti_pk(jti), "deny").await?.is_some())
+    }
+
+    // ---- audit ------------------------------------------------------------------------------
+
+    /// The write that records an audit event (to go into the same transaction as the change).
+    /// The event is logged on target `audit` as well.
+    pub fn audit_write(
+        &self,
+        tenant: &str,
+        kind: &str,
+        actor: &str,
+        subject: &str,
+    ) -> Result<Write, StoreError> {
+        let at = self.clock.now();
+        let event = AuditEvent {
+            at,
+            tenant: tenant.into(),
+            kind: kind.into(),
+            actor: actor.into(),
+            subject: subject.into(),
+        };
+        tracing::info!(target: "audit", tenant, kind, actor, subject, "audit event");
+        let sk = format!("{at:012}#{}", crate::secret::random_id(6));
+        Ok(Write::Put {
+            table: Table::Audit,
+            item: Item::new(tenant_pk(tenant), sk, to_map(&event)?),
+            cond: Cond::Absent,
+        })
+    }
+
+    /// Record an audit event on its own.
+    pub async fn audit(
+        &self,
+        tenant: &str,
+        kind: &str,
+        actor: &str,
+        subject: &str,
+    ) -> Result<(), StoreError> {
+        self.kv
+            .transact(vec![self.audit_write(tenant, kind, actor, subject)?])
+            .await
+    }
+
+    /// One page of a tenant's audit events, oldest first.
+    pub async fn audit_events(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AuditEvent>, Option<String>), StoreError> {
+        let page = self
+            .kv
+            .query(Table::Audit, Index::Primary, &tenant_pk(tenant), cursor, limit)
+            .await?;
+        let events = page
+            .items
+            .into_iter()
+            .map(|i| from_item(i).map(|v| v.value))
+            .collect::<Result<_, _>>()?;
+        Ok((events, page.next))
+    }
+}
