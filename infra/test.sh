@@ -17,5 +17,17 @@ if [[ "${1:-}" == "--" ]]; then shift; filter=("$@"); fi
 mkdir -p test-output
 echo "[test] cargo $(cargo --version | cut -d' ' -f2), rustc $(rustc --version | cut -d' ' -f2)"
 cargo build --workspace --all-targets --locked
+set +e
 cargo test --workspace --locked --no-fail-fast -- "${filter[@]}" 2>&1 | tee test-output/cargo-test.log
-exit "${PIPESTATUS[0]}"
+status="${PIPESTATUS[0]}"
+set -e
+# One closing line for the whole run, summed over every test binary.
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' test-output/cargo-test.log | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .* ([0-9]+) failed' test-output/cargo-test.log | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+echo
+echo "tests: ${passed} passed, ${failed} failed"
+if [[ "$status" -eq 0 && "$passed" -eq 0 ]]; then
+  echo "[test] no test ran" >&2
+  exit 1
+fi
+exit "$status"

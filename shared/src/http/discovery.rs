@@ -36,11 +36,6 @@ pub fn document(app: &App) -> Value {
         "token_endpoint_auth_methods_supported": SUPPORTED_AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": SUPPORTED_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": SUPPORTED_AUTH_METHODS,
-        "access_token_signing_alg_values_supported": ["ES256"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "tid"],
-        "service_documentation": "https://github.com/bulwark-auth/bulwark#readme",
     })
 }
 

@@ -3,11 +3,11 @@
 
 use axum::Router;
 use axum::extract::State as StateX;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::{OAuthForm, State, client_from, finish, no_store_json};
+use super::{OAuthForm, State, client_from, finish};
 use crate::error::OAuthError;
 use crate::service::tokens;
 
@@ -26,5 +26,7 @@ async fn revoke(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response,
         .require("token")
         .map_err(OAuthError::invalid_request)?;
     tokens::revoke(&app, &caller, token).await?;
-    Ok(no_store_json(StatusCode::OK, serde_json::json!({})))
+    let mut resp = StatusCode::OK.into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
 }
