@@ -1,1 +1,11 @@
+//! End-to-end tests: each starts `bulwark serve` as a real process on a free 127.0.0.1 port
+//! (a fresh data directory each), drives it over HTTP and through the CLI, and stops it by PID.
 
+mod cli;
+mod discovery_jwks;
+mod introspect_revoke;
+mod logs;
+mod register;
+mod robustness;
+mod support;
+mod token;

@@ -27,6 +27,7 @@ async fn revoke(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response,
         .map_err(OAuthError::invalid_request)?;
     tokens::revoke(&app, &caller, token).await?;
     let mut resp = StatusCode::OK.into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }

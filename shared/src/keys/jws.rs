@@ -3,8 +3,6 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::Signature;
-use p256::ecdsa::signature::Verifier;
 use serde_json::Value;
 
 use super::KeySet;
@@ -63,11 +61,13 @@ pub fn verify(token: &str, keys: &KeySet, typ: &str) -> Result<Vec<u8>, JwsError
         .ok_or(JwsError::UnsupportedHeader)?;
     let key = keys.find(kid).ok_or(JwsError::UnknownKey)?;
     let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Malformed)?;
-    let sig = Signature::from_slice(&sig).map_err(|_| JwsError::BadSignature)?;
+    if sig.len() != 64 {
+        return Err(JwsError::BadSignature);
+    }
     let input_len = h.len() + 1 + p.len();
-    key.key
-        .verify(&token.as_bytes()[..input_len], &sig)
-        .map_err(|_| JwsError::BadSignature)?;
+    if !key.verify(&token.as_bytes()[..input_len], &sig) {
+        return Err(JwsError::BadSignature);
+    }
     URL_SAFE_NO_PAD.decode(p).map_err(|_| JwsError::Malformed)
 }
 
@@ -75,8 +75,8 @@ pub fn verify(token: &str, keys: &KeySet, typ: &str) -> Result<Vec<u8>, JwsError
 mod tests {
     use super::*;
     use crate::keys::PublicKey;
-    use p256::ecdsa::SigningKey;
     use p256::ecdsa::signature::Signer as _;
+    use p256::ecdsa::{Signature, SigningKey};
 
     fn sign(sk: &SigningKey, kid: &str, typ: &str, claims: &[u8]) -> String {
         let input = signing_input(kid, typ, claims);

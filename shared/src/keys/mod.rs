@@ -43,14 +43,25 @@ pub trait Signer: Send + Sync + 'static {
 pub struct PublicKey {
     pub kid: String,
     pub key: VerifyingKey,
+    /// The SEC1 uncompressed point (`04 || x || y`), as `ring` verifies with it.
+    pub uncompressed: Vec<u8>,
 }
 
 impl PublicKey {
     pub fn new(key: VerifyingKey) -> Self {
+        let uncompressed = key.to_encoded_point(false).as_bytes().to_vec();
         Self {
             kid: thumbprint(&key),
             key,
+            uncompressed,
         }
+    }
+
+    /// Verify an ES256 signature (`r || s`) over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &self.uncompressed)
+            .verify(message, signature)
+            .is_ok()
     }
 
     /// The public JWK (RFC 7517) with `use`, `alg` and `kid`.

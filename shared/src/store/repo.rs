@@ -290,7 +290,13 @@ impl Repo {
             subject: subject.into(),
         };
         tracing::info!(target: "audit", tenant, kind, actor, subject, "audit event");
-        let sk = format!("{at:012}#{}", crate::secret::random_id(6));
+        // Sorted by time: the injected clock's second, then the wall clock's sub-second part so
+        // that events of one second keep their order, then randomness against collisions.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let sk = format!("{at:012}#{nanos:09}#{}", crate::secret::random_id(6));
         Ok(Write::Put {
             table: Table::Audit,
             item: Item::new(tenant_pk(tenant), sk, to_map(&event)?),

@@ -1,0 +1,83 @@
+//! Discovery documents and the JWKS.
+
+use crate::support::*;
+
+#[tokio::test]
+async fn both_discovery_documents_list_exactly_the_implemented_endpoints() {
+    let data = DataDir::new();
+    let server = Server::start(&data);
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let r = Resp::from(http().get(server.url(path)).send().await.unwrap()).await;
+        assert_eq!(r.status, 200, "{path}");
+        let d = &r.body;
+        assert_eq!(d["issuer"], server.base.as_str());
+        assert_eq!(d["token_endpoint"], server.url("/oauth2/token").as_str());
+        assert_eq!(d["jwks_uri"], server.url("/.well-known/jwks.json").as_str());
+        assert_eq!(
+            d["registration_endpoint"],
+            server.url("/oauth2/register").as_str()
+        );
+        assert_eq!(
+            d["introspection_endpoint"],
+            server.url("/oauth2/introspect").as_str()
+        );
+        assert_eq!(d["revocation_endpoint"], server.url("/oauth2/revoke").as_str());
+        assert_eq!(
+            d["grant_types_supported"],
+            serde_json::json!(["client_credentials"])
+        );
+        assert_eq!(
+            d["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "client_secret_post"])
+        );
+        assert!(
+            d.get("authorization_endpoint").is_none(),
+            "not implemented yet, so not listed"
+        );
+        assert!(d.get("userinfo_endpoint").is_none());
+        // Every advertised endpoint exists: a POST without credentials is an OAuth error, not a 404.
+        for key in ["token_endpoint", "introspection_endpoint", "revocation_endpoint"] {
+            let r = post_form(d[key].as_str().unwrap(), None, &[("x", "y")]).await;
+            assert!(r.status == 400 || r.status == 401, "{key}: {}", r.status);
+        }
+    }
+}
+
+#[tokio::test]
+async fn jwks_publishes_es256_public_keys_only_with_caching() {
+    let data = DataDir::new();
+    let server = Server::start(&data);
+    let r = Resp::from(
+        http()
+            .get(server.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("public, max-age=300"));
+    let keys = r.body["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let k = &keys[0];
+    assert_eq!(k["kty"], "EC");
+    assert_eq!(k["crv"], "P-256");
+    assert_eq!(k["alg"], "ES256");
+    assert_eq!(k["use"], "sig");
+    assert!(k["kid"].is_string() && k["x"].is_string() && k["y"].is_string());
+    assert!(k.get("d").is_none(), "never the private key");
+    // Rotation publishes both.
+    data.cli(&["keys", "rotate"]);
+    let r = Resp::from(
+        http()
+            .get(server.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.body["keys"].as_array().unwrap().len(), 2);
+}

@@ -1,0 +1,132 @@
+//! No secret, token or password in any log line.
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn no_secret_or_token_handled_in_a_full_flow_appears_in_any_log_line() {
+    let data = DataDir::new();
+    let c = data.tenant_with_client("acme");
+    // Debug level, so that even debug lines are checked.
+    let server = Server::start_with(&data, &["--demo"], &[]);
+    let mut secrets: Vec<String> = vec![c.secret.clone(), c.registration_token.clone()];
+    let demo: serde_json::Value = serde_json::from_str(&server.stdout_lines[1]).unwrap();
+    secrets.push(demo["demo"]["client_secret"].as_str().unwrap().to_string());
+
+    // DCR with an IAT.
+    let iat = data.cli(&["iat", "create", "--tenant", "acme"])["initial_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.push(iat.clone());
+    let r = Resp::from(
+        http()
+            .post(server.url("/oauth2/register"))
+            .header("x-bulwark-tenant", "acme")
+            .bearer_auth(&iat)
+            .json(&json!({"grant_types": ["client_credentials"], "scope": "api:read"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let dcr = TestClient::from_registration(&r.body);
+    secrets.push(dcr.secret.clone());
+    secrets.push(dcr.registration_token.clone());
+    let uri = r.body["registration_client_uri"].as_str().unwrap().to_string();
+    assert_eq!(
+        http()
+            .get(&uri)
+            .bearer_auth(&dcr.registration_token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // Tokens, with success and failure paths (wrong secret, post method in the body).
+    let at = token(&server, &c, &[]).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let at2 = token(&server, &dcr, &[]).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.push(at.clone());
+    secrets.push(at2.clone());
+    let wrong = format!("{}-wrong", c.secret);
+    secrets.push(wrong.clone());
+    post_form(
+        &server.url("/oauth2/token"),
+        Some((&c.id, &wrong)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    post_form(
+        &server.url("/oauth2/token"),
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &c.id),
+            ("client_secret", &c.secret),
+        ],
+    )
+    .await;
+    // A secret in the query string must not be logged either.
+    let _ = http()
+        .post(format!(
+            "{}?client_secret={}",
+            server.url("/oauth2/token"),
+            c.secret
+        ))
+        .send()
+        .await;
+    introspect(&server, &c, &at).await;
+    post_form(
+        &server.url("/oauth2/revoke"),
+        Some((&c.id, &c.secret)),
+        &[("token", &at)],
+    )
+    .await;
+    introspect(&server, &c, &at).await;
+    // Wrong registration token, to hit the failure path of RFC 7592.
+    let _ = http()
+        .get(&uri)
+        .bearer_auth(format!("{}x", dcr.registration_token))
+        .send()
+        .await;
+    // Signature parts of the tokens too (a log that prints a token cut at a dot still leaks it).
+    for t in [&at, &at2] {
+        secrets.push(t.rsplit('.').next().unwrap().to_string());
+    }
+
+    let log_path = server.log.clone();
+    drop(server); // the process exits; everything it logged is in the file
+    let log = std::fs::read_to_string(&log_path).expect("the server log");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines.len() >= 10,
+        "the log must not be empty: {} lines",
+        lines.len()
+    );
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.contains("\"route\":\"/oauth2/token\""))
+            .count()
+            >= 4,
+        "the log records the requests"
+    );
+    for line in &lines {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        for s in &secrets {
+            assert!(!line.contains(s.as_str()), "a secret leaked into the log: {line}");
+        }
+    }
+    // The CLI's own output is not a log: it shows the secret once, by design — on stdout only.
+}

@@ -1,0 +1,266 @@
+//! The harness: start `bulwark serve` as a real process on a free loopback port, run CLI
+//! commands against the same data directory, and stop everything by PID.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+
+/// A data directory shared by a server and the CLI.
+pub struct DataDir {
+    dir: tempfile::TempDir,
+}
+
+impl DataDir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Run `bulwark --json --data-dir D ARGS...`; panics unless it succeeds.
+    pub fn cli(&self, args: &[&str]) -> Value {
+        let (ok, v, stderr) = self.cli_raw(args, &[]);
+        assert!(ok, "bulwark {args:?} failed: {v} {stderr}");
+        v
+    }
+
+    /// Run a CLI command; (success, stdout JSON, stderr).
+    pub fn cli_raw(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
+        let out = Command::new(BIN)
+            .arg("--json")
+            .arg("--data-dir")
+            .arg(self.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("BULWARK_ISSUER")
+            .output()
+            .expect("run bulwark");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+        (
+            out.status.success(),
+            v,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Create a tenant (with scopes `api:read api:write`) and a confidential client.
+    pub fn tenant_with_client(&self, tenant: &str) -> TestClient {
+        self.cli(&["tenant", "create", tenant]);
+        self.cli(&["scope", "add", "--tenant", tenant, "api:read", "Read the API"]);
+        self.cli(&["scope", "add", "--tenant", tenant, "api:write", "Write the API"]);
+        self.client(tenant, "api:read api:write", "client_secret_basic")
+    }
+
+    pub fn client(&self, tenant: &str, scope: &str, method: &str) -> TestClient {
+        let v = self.cli(&[
+            "client",
+            "create",
+            "--tenant",
+            tenant,
+            "--name",
+            "test client",
+            "--grant-type",
+            "client_credentials",
+            "--scope",
+            scope,
+            "--auth-method",
+            method,
+        ]);
+        TestClient::from_registration(&v)
+    }
+}
+
+/// A registered client's credentials.
+#[derive(Clone, Debug)]
+pub struct TestClient {
+    pub id: String,
+    pub secret: String,
+    pub registration_token: String,
+}
+
+impl TestClient {
+    pub fn from_registration(v: &Value) -> Self {
+        Self {
+            id: v["client_id"].as_str().expect("client_id").to_string(),
+            secret: v["client_secret"].as_str().expect("client_secret").to_string(),
+            registration_token: v["registration_access_token"]
+                .as_str()
+                .expect("registration token")
+                .to_string(),
+        }
+    }
+}
+
+/// A running `bulwark serve`; killed (by PID) and reaped on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub log: PathBuf,
+    pub stdout_lines: Vec<String>,
+}
+
+impl Server {
+    /// Start a server on a free port over `data`.
+    pub fn start(data: &DataDir) -> Self {
+        Self::start_with(data, &[], &[])
+    }
+
+    pub fn start_with(data: &DataDir, extra_args: &[&str], env: &[(&str, &str)]) -> Self {
+        let log = data
+            .path()
+            .join(format!("serve-{}.log", crate::support::unique()));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut child = Command::new(BIN)
+            .args(["--json", "--data-dir"])
+            .arg(data.path())
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra_args)
+            .envs(env.iter().copied())
+            .env_remove("BULWARK_ISSUER")
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spawn bulwark serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve printed its address");
+        let v: Value = serde_json::from_str(&first).expect("first line is JSON");
+        let base = v["listening"].as_str().expect("listening").to_string();
+        let mut stdout_lines = vec![first];
+        if extra_args.contains(&"--demo") {
+            stdout_lines.push(rx.recv_timeout(Duration::from_secs(30)).expect("demo line"));
+        }
+        let server = Self {
+            child,
+            base,
+            log,
+            stdout_lines,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = self.base.trim_start_matches("http://").to_string();
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server at {} did not accept connections", self.base);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// A response: status, headers, JSON body (Null if not JSON).
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub async fn from(r: reqwest::Response) -> Self {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// Assert an OAuth error response.
+    pub fn assert_error(&self, status: u16, error: &str) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.body["error"], error, "body: {}", self.body);
+        assert!(self.body["error_description"].is_string(), "body: {}", self.body);
+    }
+}
+
+/// POST a form (pairs, url-encoded by reqwest) with optional Basic auth.
+pub async fn post_form(url: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> Resp {
+    let mut req = http().post(url).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    Resp::from(req.send().await.expect("request")).await
+}
+
+/// Get a client-credentials token; panics unless 200.
+pub async fn token(server: &Server, c: &TestClient, extra: &[(&str, &str)]) -> Value {
+    let mut form = vec![("grant_type", "client_credentials")];
+    form.extend_from_slice(extra);
+    let r = post_form(&server.url("/oauth2/token"), Some((&c.id, &c.secret)), &form).await;
+    assert_eq!(r.status, 200, "token: {}", r.body);
+    r.body
+}
+
+pub async fn introspect(server: &Server, caller: &TestClient, token: &str) -> Value {
+    let r = post_form(
+        &server.url("/oauth2/introspect"),
+        Some((&caller.id, &caller.secret)),
+        &[("token", token)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "introspect: {}", r.body);
+    r.body
+}
+
+/// Decode a JWT part without verifying (for assertions on headers and claims).
+pub fn jwt_part(token: &str, i: usize) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(i).expect("jwt part");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("json")
+}
