@@ -15,6 +15,22 @@ filter=()
 if [[ "${1:-}" == "--" ]]; then shift; filter=("$@"); fi
 
 mkdir -p test-output
+
+# moto's server: a real DynamoDB/KMS API on a free loopback port, with the tables created from
+# template.yaml. Stopped by PID when this script exits.
+bash infra/venv.sh
+MOTO_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+.venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >test-output/moto.log 2>&1 &
+MOTO_PID=$!
+trap 'kill "$MOTO_PID" 2>/dev/null; wait "$MOTO_PID" 2>/dev/null || true' EXIT
+export BULWARK_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "$BULWARK_TEST_AWS_ENDPOINT/moto-api/" && break
+  kill -0 "$MOTO_PID" 2>/dev/null || { echo "[test] moto exited; log follows" >&2; cat test-output/moto.log >&2; exit 1; }
+  sleep 0.1
+done
+export BULWARK_TEST_TABLE_PREFIX="bulwark-test-"
+echo "[test] moto on $BULWARK_TEST_AWS_ENDPOINT; tables: $(.venv/bin/python infra/local_aws.py tables "$BULWARK_TEST_AWS_ENDPOINT" "$BULWARK_TEST_TABLE_PREFIX" template.yaml)"
 echo "[test] cargo $(cargo --version | cut -d' ' -f2), rustc $(rustc --version | cut -d' ' -f2)"
 cargo build --workspace --all-targets --locked
 set +e

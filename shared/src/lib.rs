@@ -5,6 +5,8 @@
 //! - [`service`]: the rules applied through the ports.
 //! - [`http`]: one axum router per endpoint.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod domain;

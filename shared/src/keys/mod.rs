@@ -5,6 +5,8 @@
 //! published key set, for introspection and revocation.
 
 pub mod jws;
+#[cfg(feature = "aws")]
+pub mod kms;
 #[cfg(feature = "local-signer")]
 pub mod local;
 

@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 
 #[doc(hidden)]
 pub mod contract;
+#[cfg(feature = "aws")]
+pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod repo;

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Local AWS for tests: create the DynamoDB tables of template.yaml in a DynamoDB-compatible API
+(moto's server on loopback).
+
+    python infra/local_aws.py tables ENDPOINT PREFIX [template.yaml]
+
+Table names are PREFIX + the logical id, lower-cased, without "Table" (ClientsTable ->
+PREFIX + "clients"), which is what `shared::store::dynamodb::TableNames::with_prefix` expects.
+The schema is read from template.yaml only: there is no second copy of it.
+"""
+import sys
+
+import boto3
+import yaml
+
+
+class CfnLoader(yaml.SafeLoader):
+    """A YAML loader that accepts CloudFormation's short-form tags (!Ref, !Sub, ...)."""
+
+
+def _any_tag(loader, tag_suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return {tag_suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {tag_suffix: loader.construct_sequence(node)}
+    return {tag_suffix: loader.construct_mapping(node)}
+
+
+CfnLoader.add_multi_constructor("!", _any_tag)
+
+
+def session_client(service, endpoint):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def tables(endpoint, prefix, template="template.yaml"):
+    doc = yaml.load(open(template, encoding="utf-8"), Loader=CfnLoader)
+    ddb = session_client("dynamodb", endpoint)
+    existing = set(ddb.list_tables().get("TableNames", []))
+    made = []
+    for logical, res in doc["Resources"].items():
+        if res.get("Type") != "AWS::DynamoDB::Table":
+            continue
+        p = res["Properties"]
+        name = prefix + logical.removesuffix("Table").lower()
+        if name in existing:
+            ddb.delete_table(TableName=name)
+        args = {
+            "TableName": name,
+            "AttributeDefinitions": p["AttributeDefinitions"],
+            "KeySchema": p["KeySchema"],
+            "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if p.get("GlobalSecondaryIndexes"):
+            args["GlobalSecondaryIndexes"] = p["GlobalSecondaryIndexes"]
+        ddb.create_table(**args)
+        ttl = p.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+                "AttributeName": ttl["AttributeName"], "Enabled": True})
+        made.append(name)
+    if not made:
+        sys.exit("template.yaml has no AWS::DynamoDB::Table resources")
+    print(" ".join(made))
+
+
+if __name__ == "__main__":
+    cmd, rest = sys.argv[1], sys.argv[2:]
+    if cmd == "tables":
+        tables(*rest)
+    else:
+        sys.exit(f"unknown command {cmd}")
