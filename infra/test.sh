@@ -33,6 +33,16 @@ export BULWARK_TEST_TABLE_PREFIX="bulwark-test-"
 echo "[test] moto on $BULWARK_TEST_AWS_ENDPOINT; tables: $(.venv/bin/python infra/local_aws.py tables "$BULWARK_TEST_AWS_ENDPOINT" "$BULWARK_TEST_TABLE_PREFIX" template.yaml)"
 echo "[test] cargo $(cargo --version | cut -d' ' -f2), rustc $(rustc --version | cut -d' ' -f2)"
 cargo build --workspace --all-targets --locked
+
+# Lambda binaries link neither SQLite nor the local signer.
+for f in functions/*/; do
+  f="$(basename "$f")"
+  if cargo tree --locked -p "$f" -e normal,features 2>/dev/null | grep -qE 'rusqlite|shared feature "(embedded|local-signer)"'; then
+    echo "[test] FAILED: function $f links the embedded store or the local signer" >&2
+    exit 1
+  fi
+done
+echo "[test] lambda functions link neither SQLite nor the local signer"
 set +e
 cargo test --workspace --locked --no-fail-fast -- "${filter[@]}" 2>&1 | tee test-output/cargo-test.log
 status="${PIPESTATUS[0]}"

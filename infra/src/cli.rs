@@ -28,6 +28,17 @@ pub struct Global {
     /// Issuer URL (default: the server's own address; for the CLI, http://127.0.0.1:8080).
     #[arg(long, global = true, env = "BULWARK_ISSUER")]
     pub issuer: Option<String>,
+    /// Where state lives: the embedded store in --data-dir, or a deployed stack's DynamoDB
+    /// tables (with --table-prefix; region, credentials and AWS_ENDPOINT_URL from the usual AWS
+    /// environment).
+    #[arg(long, global = true, env = "BULWARK_BACKEND", default_value = "embedded", value_parser = ["embedded", "dynamodb"])]
+    pub backend: String,
+    /// DynamoDB table-name prefix: the stack name and a dash (`<stack>-clients`, ...).
+    #[arg(long, global = true, env = "BULWARK_TABLE_PREFIX")]
+    pub table_prefix: Option<String>,
+    /// KMS key ids (comma-separated, signing key first); needed to serve with --backend dynamodb.
+    #[arg(long, global = true, env = "BULWARK_KMS_KEY_IDS")]
+    pub kms_key_ids: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

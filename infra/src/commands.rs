@@ -8,10 +8,13 @@ use std::sync::Arc;
 use shared::clock::{Clock, OffsetClock, SystemClock};
 use shared::config::Config;
 use shared::domain::tenant::DcrPolicy;
+use shared::keys::kms::KmsSigner;
 use shared::keys::local::LocalSigner;
+use shared::keys::{KeySet, Signer, SignerError};
 use shared::service::App;
 use shared::service::clients;
 use shared::service::tenants::{self, AdminError};
+use shared::store::dynamodb::{DynamoStore, TableNames};
 use shared::store::embedded::EmbeddedStore;
 
 use crate::cli::*;
@@ -43,13 +46,38 @@ pub fn clock() -> Result<Arc<dyn Clock>, Failure> {
     }
 }
 
-/// The embedded store and local signer of a data directory, as one `App`.
-pub fn open(
-    data_dir: &Path,
+/// The app over the chosen backend. With `embedded`: the SQLite store and local key of the data
+/// directory (the local signer is returned too, for `keys rotate`). With `dynamodb`: the stack's
+/// tables and, if configured, its KMS keys.
+pub async fn open(
+    g: &Global,
     issuer: &str,
     clock: Arc<dyn Clock>,
-) -> Result<(Arc<App>, Arc<LocalSigner>), Failure> {
+) -> Result<(Arc<App>, Option<Arc<LocalSigner>>), Failure> {
     let config = Config::new(issuer)?;
+    if g.backend == "dynamodb" {
+        let lookup = |k: &str| match k {
+            "BULWARK_TABLE_PREFIX" => g.table_prefix.clone(),
+            "BULWARK_KMS_KEY_IDS" => Some(g.kms_key_ids.clone().unwrap_or_else(|| "-".into())),
+            _ => None,
+        };
+        let aws = Config::aws_from_lookup(lookup).map_err(|e| Failure(format!("--backend dynamodb: {e}")))?;
+        let sdk = shared::aws::sdk_config(None, None).await;
+        let store = DynamoStore::new(
+            shared::store::dynamodb::Client::new(&sdk),
+            TableNames::with_prefix(&aws.table_prefix),
+            clock.clone(),
+        );
+        let signer: Arc<dyn Signer> = match &g.kms_key_ids {
+            Some(_) => Arc::new(KmsSigner::new(
+                shared::keys::kms::client_from(&sdk),
+                aws.kms_key_ids,
+            )?),
+            None => Arc::new(NoSigner),
+        };
+        return Ok((App::new(config, Arc::new(store), signer, clock), None));
+    }
+    let data_dir: &Path = &g.data_dir;
     let store = EmbeddedStore::open(&data_dir.join("bulwark.db"), clock.clone())
         .map_err(|e| Failure(format!("opening the store in {}: {e}", data_dir.display())))?;
     let signer = Arc::new(LocalSigner::open(
@@ -57,7 +85,27 @@ pub fn open(
         clock.clone(),
         config.max_access_token_ttl,
     )?);
-    Ok((App::new(config, Arc::new(store), signer.clone(), clock), signer))
+    Ok((
+        App::new(config, Arc::new(store), signer.clone(), clock),
+        Some(signer),
+    ))
+}
+
+/// The signer of provisioning commands against AWS without KMS keys: provisioning never signs.
+struct NoSigner;
+
+#[async_trait::async_trait]
+impl Signer for NoSigner {
+    async fn sign_jwt(&self, _: &str, _: &[u8]) -> Result<String, SignerError> {
+        Err(SignerError::Invalid(
+            "no signing key configured (--kms-key-ids)".into(),
+        ))
+    }
+    async fn public_keys(&self) -> Result<Arc<KeySet>, SignerError> {
+        Err(SignerError::Invalid(
+            "no signing key configured (--kms-key-ids)".into(),
+        ))
+    }
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -100,7 +148,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
         return Ok(None);
     }
     let issuer = g.issuer.clone().unwrap_or_else(|| DEFAULT_ISSUER.to_string());
-    let (app, signer) = open(&g.data_dir, &issuer, clock()?)?;
+    let (app, signer) = open(&g, &issuer, clock()?).await?;
     let out = match cli.command {
         Command::Serve { .. } => unreachable!("handled above"),
         Command::Tenant { command } => match command {
@@ -157,6 +205,13 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
+            let signer = signer.ok_or_else(|| {
+                Failure(
+                    "with --backend dynamodb, rotate by creating a KMS key and putting its id first in the \
+                     stack's SigningKeyIds parameter"
+                        .into(),
+                )
+            })?;
             let r = signer.rotate()?;
             json!({"active_kid": r.active_kid, "published_kids": r.published_kids})
         }

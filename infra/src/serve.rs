@@ -20,7 +20,7 @@ pub async fn serve(g: &Global, addr: SocketAddr, demo: bool) -> Result<(), Failu
     let local = listener.local_addr()?;
     let listening = format!("http://{local}");
     let issuer = g.issuer.clone().unwrap_or_else(|| listening.clone());
-    let (app, _signer) = open(&g.data_dir, &issuer, clock()?)?;
+    let (app, _signer) = open(g, &issuer, clock()?).await?;
 
     if g.json {
         println!("{}", json!({"listening": listening, "issuer": issuer}));

@@ -5,6 +5,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use std::time::Duration;
 
+pub use aws_config::SdkConfig;
+
 /// SDK config with bounded retries (3 attempts, exponential backoff) and timeouts, so a
 /// struggling backend turns into a quick 503 rather than a hung request. With `endpoint` (a
 /// local emulator such as moto) and no credentials in the environment, dummy static

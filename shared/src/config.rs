@@ -15,6 +15,15 @@ pub struct Config {
     pub max_access_token_ttl: i64,
 }
 
+/// The AWS resources of a deployment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsResources {
+    /// Table names are `<prefix>tenants`, `<prefix>clients`, ... (`<stack>-` in `template.yaml`).
+    pub table_prefix: String,
+    /// The signing key first, then previous keys that stay published.
+    pub kms_key_ids: Vec<String>,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{name} is not set")]
@@ -53,6 +62,42 @@ impl Config {
             config.access_token_ttl = parse_ttl("BULWARK_ACCESS_TOKEN_TTL", &ttl)?;
         }
         Ok(config)
+    }
+
+    /// Where the AWS adapters find their resources (Lambda: from the environment).
+    pub fn aws_from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<AwsResources, ConfigError> {
+        let prefix = get("BULWARK_TABLE_PREFIX").ok_or(ConfigError::Missing {
+            name: "BULWARK_TABLE_PREFIX",
+        })?;
+        if prefix.is_empty()
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(ConfigError::Malformed {
+                name: "BULWARK_TABLE_PREFIX",
+                why: "DynamoDB table names are [A-Za-z0-9_.-]".into(),
+            });
+        }
+        let ids = get("BULWARK_KMS_KEY_IDS").ok_or(ConfigError::Missing {
+            name: "BULWARK_KMS_KEY_IDS",
+        })?;
+        let kms_key_ids: Vec<String> = ids
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if kms_key_ids.is_empty() {
+            return Err(ConfigError::Malformed {
+                name: "BULWARK_KMS_KEY_IDS",
+                why: "a comma-separated list of KMS key ids or ARNs, the signing key first".into(),
+            });
+        }
+        Ok(AwsResources {
+            table_prefix: prefix,
+            kms_key_ids,
+        })
     }
 
     pub fn endpoint(&self, path: &str) -> String {
@@ -137,6 +182,41 @@ mod tests {
         assert_eq!(
             Config::new("https://a.example/").unwrap().issuer,
             "https://a.example"
+        );
+    }
+
+    #[test]
+    fn aws_resources() {
+        let r = Config::aws_from_lookup(lookup(&[
+            ("BULWARK_TABLE_PREFIX", "prod-"),
+            ("BULWARK_KMS_KEY_IDS", "k1, k2"),
+        ]));
+        assert_eq!(
+            r.unwrap(),
+            AwsResources {
+                table_prefix: "prod-".into(),
+                kms_key_ids: vec!["k1".into(), "k2".into()]
+            }
+        );
+        assert_eq!(
+            Config::aws_from_lookup(lookup(&[("BULWARK_KMS_KEY_IDS", "k1")])).unwrap_err(),
+            ConfigError::Missing {
+                name: "BULWARK_TABLE_PREFIX"
+            }
+        );
+        assert!(
+            Config::aws_from_lookup(lookup(&[
+                ("BULWARK_TABLE_PREFIX", "p-"),
+                ("BULWARK_KMS_KEY_IDS", " , ")
+            ]))
+            .is_err()
+        );
+        assert!(
+            Config::aws_from_lookup(lookup(&[
+                ("BULWARK_TABLE_PREFIX", "a b"),
+                ("BULWARK_KMS_KEY_IDS", "k")
+            ]))
+            .is_err()
         );
     }
 

@@ -13,6 +13,8 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod keys;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod logging;
 pub mod secret;
 pub mod service;

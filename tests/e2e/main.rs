@@ -4,6 +4,7 @@
 mod cli;
 mod discovery_jwks;
 mod introspect_revoke;
+mod lambda;
 mod logs;
 mod register;
 mod robustness;

@@ -163,6 +163,11 @@ fn int32(v: &[u8]) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// A KMS client from an SDK config built once.
+pub fn client_from(sdk: &crate::aws::SdkConfig) -> Client {
+    Client::new(sdk)
+}
+
 /// An SDK client for KMS (bounded retries and timeouts; `endpoint` for a local emulator).
 pub async fn client(endpoint: Option<&str>, region: Option<&str>) -> Client {
     Client::new(&crate::aws::sdk_config(endpoint, region).await)

@@ -1,0 +1,50 @@
+//! What every Lambda function's `main` does: JSON logs on stdout, configuration from the
+//! environment (validated at cold start: a missing or malformed variable stops the start with a
+//! clear message), AWS clients built once, and the endpoint's router served by `lambda_http`.
+
+use axum::Router;
+use std::sync::Arc;
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::http::State;
+use crate::keys::kms::KmsSigner;
+use crate::logging::{self, LogTarget};
+use crate::service::App;
+use crate::store::dynamodb::{DynamoStore, TableNames};
+
+pub use lambda_http::Error;
+
+/// Build the app from the environment and serve `router` on the Lambda runtime API.
+pub async fn run(router: fn(State) -> Router) -> Result<(), Error> {
+    logging::init(LogTarget::Stdout);
+    let app = match app_from_env().await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed: configuration");
+            return Err(e.into());
+        }
+    };
+    lambda_http::run(router(app)).await
+}
+
+/// `Config::from_env` plus the DynamoDB tables and KMS keys. The SDK takes region, credentials
+/// and (for local emulators) `AWS_ENDPOINT_URL` from the environment.
+pub async fn app_from_env() -> Result<Arc<App>, crate::config::ConfigError> {
+    let config = Config::from_env()?;
+    let aws = Config::aws_from_lookup(|k| std::env::var(k).ok())?;
+    let sdk = crate::aws::sdk_config(None, None).await;
+    let clock = Arc::new(SystemClock);
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        TableNames::with_prefix(&aws.table_prefix),
+        clock.clone(),
+    );
+    let signer = KmsSigner::new(aws_sdk_kms::Client::new(&sdk), aws.kms_key_ids).map_err(|e| {
+        crate::config::ConfigError::Malformed {
+            name: "BULWARK_KMS_KEY_IDS",
+            why: e.to_string(),
+        }
+    })?;
+    Ok(App::new(config, Arc::new(store), Arc::new(signer), clock))
+}

@@ -1,0 +1,471 @@
+//! Every function binary, proven as a Lambda function: each is started against a small Lambda
+//! Runtime API emulator (`AWS_LAMBDA_RUNTIME_API`; `invocation/next`, `/response`, `/error`,
+//! `init/error`) fed with API Gateway HTTP API payload-format-2.0 events, with moto (started by
+//! the test script) as DynamoDB and KMS. Each binary's init time and stripped size are written
+//! to `test-output/lambda-binaries.txt`.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, oneshot};
+
+use crate::support::*;
+
+#[derive(Default)]
+struct Emulator {
+    queue: Mutex<VecDeque<(String, Value)>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    ready: Notify,
+    first_poll: Mutex<Option<Instant>>,
+    init_error: Mutex<Option<Value>>,
+}
+
+async fn next(State(e): State<Arc<Emulator>>) -> Response {
+    e.first_poll.lock().unwrap().get_or_insert_with(Instant::now);
+    loop {
+        let notified = e.ready.notified();
+        if let Some((id, event)) = e.queue.lock().unwrap().pop_front() {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "lambda-runtime-aws-request-id",
+                HeaderValue::from_str(&id).unwrap(),
+            );
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 30_000;
+            h.insert(
+                "lambda-runtime-deadline-ms",
+                HeaderValue::from_str(&deadline.to_string()).unwrap(),
+            );
+            h.insert(
+                "lambda-runtime-invoked-function-arn",
+                HeaderValue::from_static("arn:aws:lambda:us-east-1:123456789012:function:test"),
+            );
+            h.insert(
+                "lambda-runtime-trace-id",
+                HeaderValue::from_static("Root=1-00000000-000000000000000000000000"),
+            );
+            return (StatusCode::OK, h, axum::Json(event)).into_response();
+        }
+        notified.await;
+    }
+}
+
+async fn respond(
+    State(e): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(tx) = e.waiting.lock().unwrap().remove(&id) {
+        let _ = tx.send(v);
+    }
+    StatusCode::ACCEPTED
+}
+
+async fn invocation_error(
+    State(e): State<Arc<Emulator>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(tx) = e.waiting.lock().unwrap().remove(&id) {
+        let _ = tx.send(json!({"invocation_error": v}));
+    }
+    StatusCode::ACCEPTED
+}
+
+async fn init_error(State(e): State<Arc<Emulator>>, body: axum::body::Bytes) -> StatusCode {
+    *e.init_error.lock().unwrap() = Some(serde_json::from_slice(&body).unwrap_or(Value::Null));
+    StatusCode::ACCEPTED
+}
+
+/// One function binary running against its own runtime API.
+struct Function {
+    name: &'static str,
+    emulator: Arc<Emulator>,
+    child: Child,
+    server: tokio::task::JoinHandle<()>,
+    started: Instant,
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.server.abort();
+    }
+}
+
+fn binary(name: &str) -> PathBuf {
+    // target/debug/deps/e2e-* -> target/debug/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` (infra/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn moto() -> String {
+    std::env::var("BULWARK_TEST_AWS_ENDPOINT")
+        .expect("BULWARK_TEST_AWS_ENDPOINT is not set: run `bash infra/test.sh`, which starts moto")
+}
+
+impl Function {
+    async fn start(name: &'static str, env: &[(&str, String)]) -> Self {
+        let emulator = Arc::new(Emulator::default());
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                post(invocation_error),
+            )
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(emulator.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let started = Instant::now();
+        let child = Command::new(binary(name))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT_URL", moto())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Self {
+            name,
+            emulator,
+            child,
+            server,
+            started,
+        }
+    }
+
+    /// Time from process start to its first `invocation/next` (its cold start).
+    async fn init_time(&self) -> Duration {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(t) = *self.emulator.first_poll.lock().unwrap() {
+                return t - self.started;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("{} never polled for an invocation", self.name);
+    }
+
+    /// Invoke with an API Gateway HTTP API (payload 2.0) request; the proxy response.
+    async fn invoke(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Value {
+        let id = unique();
+        let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
+        let event = json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": raw_path,
+            "rawQueryString": query,
+            "headers": headers.iter().map(|(k, v)| (k.to_lowercase(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "domainName": "api.example.test", "domainPrefix": "api",
+                "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "e2e"},
+                "requestId": id, "routeKey": "$default", "stage": "$default",
+                "time": "22/Nov/2026:12:00:00 +0000", "timeEpoch": 1795348800000u64
+            },
+            "body": body,
+            "isBase64Encoded": false
+        });
+        let (tx, rx) = oneshot::channel();
+        self.emulator.waiting.lock().unwrap().insert(id.clone(), tx);
+        self.emulator.queue.lock().unwrap().push_back((id, event));
+        self.emulator.ready.notify_waiters();
+        self.emulator.ready.notify_one();
+        tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .unwrap_or_else(|_| panic!("{} did not answer", self.name))
+            .unwrap()
+    }
+}
+
+/// The JSON body of a proxy response.
+fn body(resp: &Value) -> Value {
+    let raw = resp["body"].as_str().unwrap_or("");
+    let text = if resp["isBase64Encoded"] == true {
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw).unwrap()).unwrap()
+    } else {
+        raw.to_string()
+    };
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Create an ES256 key in moto's KMS through its JSON API.
+async fn kms_key() -> String {
+    let r: Value = http()
+        .post(moto())
+        .header("x-amz-target", "TrentService.CreateKey")
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("authorization", "AWS4-HMAC-SHA256 Credential=testing/20261122/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0")
+        .body(r#"{"KeySpec":"ECC_NIST_P256","KeyUsage":"SIGN_VERIFY"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["KeyMetadata"]["KeyId"]
+        .as_str()
+        .expect("moto created a key")
+        .to_string()
+}
+
+fn aws_cli(args: &[&str]) -> Value {
+    let prefix = std::env::var("BULWARK_TEST_TABLE_PREFIX").unwrap_or_else(|_| "bulwark-test-".into());
+    let out = Command::new(BIN)
+        .args([
+            "--json",
+            "--backend",
+            "dynamodb",
+            "--table-prefix",
+            &prefix,
+            "--issuer",
+            "https://auth.example.test",
+        ])
+        .args(args)
+        .env("AWS_ENDPOINT_URL", moto())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "bulwark {args:?}: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn stripped_size(path: &std::path::Path) -> Option<u64> {
+    let tmp = tempfile::NamedTempFile::new().ok()?;
+    std::fs::copy(path, tmp.path()).ok()?;
+    let ok = Command::new("strip").arg(tmp.path()).status().ok()?.success();
+    if !ok {
+        return None;
+    }
+    std::fs::metadata(tmp.path()).ok().map(|m| m.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
+    let key = kms_key().await;
+    let tenant = format!(
+        "lambda-{}",
+        unique().replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
+    aws_cli(&["tenant", "create", &tenant]);
+    aws_cli(&["scope", "add", "--tenant", &tenant, "api:read", "Read"]);
+    let iat = aws_cli(&["iat", "create", "--tenant", &tenant])["initial_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prefix = std::env::var("BULWARK_TEST_TABLE_PREFIX").unwrap_or_else(|_| "bulwark-test-".into());
+    let env = [
+        ("BULWARK_ISSUER", "https://auth.example.test".to_string()),
+        ("BULWARK_TABLE_PREFIX", prefix),
+        ("BULWARK_KMS_KEY_IDS", key),
+    ];
+    let mut report = String::from("function      init_ms  debug_stripped_bytes\n");
+    let mut fns = HashMap::new();
+    for name in ["discovery", "jwks", "register", "token", "introspect", "revoke"] {
+        let f = Function::start(name, &env).await;
+        let init = f.init_time().await;
+        let size = stripped_size(&binary(name)).map_or("n/a".into(), |s| s.to_string());
+        report.push_str(&format!(
+            "{name:<12} {:>8.1}  {size}\n",
+            init.as_secs_f64() * 1000.0
+        ));
+        fns.insert(name, f);
+    }
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-output");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("lambda-binaries.txt"), &report).unwrap();
+    eprintln!("{report}");
+
+    // Discovery and JWKS.
+    let d = fns["discovery"]
+        .invoke("GET", "/.well-known/openid-configuration", &[], None)
+        .await;
+    assert_eq!(d["statusCode"], 200, "{d}");
+    assert_eq!(
+        body(&d)["token_endpoint"],
+        "https://auth.example.test/oauth2/token"
+    );
+    let j = fns["jwks"]
+        .invoke("GET", "/.well-known/jwks.json", &[], None)
+        .await;
+    assert_eq!(j["statusCode"], 200, "{j}");
+    let jwks = body(&j);
+    assert_eq!(jwks["keys"][0]["crv"], "P-256");
+
+    // Register a client through the register function.
+    let md = json!({"client_name": "lambda", "grant_types": ["client_credentials"], "scope": "api:read"})
+        .to_string();
+    let auth = format!("Bearer {iat}");
+    let r = fns["register"]
+        .invoke(
+            "POST",
+            "/oauth2/register",
+            &[
+                ("content-type", "application/json"),
+                ("x-bulwark-tenant", &tenant),
+                ("authorization", &auth),
+            ],
+            Some(&md),
+        )
+        .await;
+    assert_eq!(r["statusCode"], 201, "{r}");
+    let c = TestClient::from_registration(&body(&r));
+
+    // A token from the token function, signed by KMS.
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.id, c.secret))
+    );
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", basic.as_str()),
+    ];
+    let t = fns["token"]
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &form,
+            Some("grant_type=client_credentials"),
+        )
+        .await;
+    assert_eq!(t["statusCode"], 200, "{t}");
+    assert_eq!(t["headers"]["cache-control"], "no-store");
+    let at = body(&t)["access_token"].as_str().unwrap().to_string();
+    let header = jwt_part(&at, 0);
+    assert_eq!(
+        header["kid"], jwks["keys"][0]["kid"],
+        "signed by the published KMS key"
+    );
+    {
+        use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, jwk::JwkSet};
+        let set: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+        let key = DecodingKey::from_jwk(set.find(header["kid"].as_str().unwrap()).unwrap()).unwrap();
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[format!("urn:bulwark:tenant:{tenant}")]);
+        v.set_issuer(&["https://auth.example.test"]);
+        decode::<Value>(&at, &key, &v).expect("the KMS-signed token verifies against the JWKS");
+    }
+    // Wrong secret: 401 from the function, not a failed invocation.
+    let bad = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:nope", c.id))
+    );
+    let w = fns["token"]
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &[form[0], ("authorization", bad.as_str())],
+            Some("grant_type=client_credentials"),
+        )
+        .await;
+    assert_eq!(w["statusCode"], 401, "{w}");
+
+    // Introspect, revoke, introspect.
+    let tok = format!("token={at}");
+    let i = fns["introspect"]
+        .invoke("POST", "/oauth2/introspect", &form, Some(&tok))
+        .await;
+    assert_eq!(body(&i)["active"], true, "{i}");
+    let v = fns["revoke"]
+        .invoke("POST", "/oauth2/revoke", &form, Some(&tok))
+        .await;
+    assert_eq!(v["statusCode"], 200, "{v}");
+    let i = fns["introspect"]
+        .invoke("POST", "/oauth2/introspect", &form, Some(&tok))
+        .await;
+    assert_eq!(body(&i), json!({"active": false}), "{i}");
+
+    // A route the function does not serve.
+    let nf = fns["token"]
+        .invoke("GET", "/.well-known/jwks.json", &[], None)
+        .await;
+    assert_eq!(nf["statusCode"], 404, "{nf}");
+}
+
+#[tokio::test]
+async fn a_missing_variable_fails_the_cold_start_with_a_clear_message() {
+    let f = Function::start(
+        "token",
+        &[
+            ("BULWARK_TABLE_PREFIX", "x-".into()),
+            ("BULWARK_KMS_KEY_IDS", "k".into()),
+        ],
+    )
+    .await;
+    let mut child = f;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the function kept running without BULWARK_ISSUER"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(!status.success());
+    let mut out = String::new();
+    use std::io::Read;
+    child
+        .child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains("BULWARK_ISSUER"),
+        "the message names the variable: {out}"
+    );
+}
