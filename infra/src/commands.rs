@@ -207,8 +207,8 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
         } => {
             let signer = signer.ok_or_else(|| {
                 Failure(
-                    "with --backend dynamodb, rotate by creating a KMS key and putting its id first in the \
-                     stack's SigningKeyIds parameter"
+                    "with --backend dynamodb, rotate by creating a KMS key and redeploying with \
+                     ActiveSigningKeyArn=<new key> PreviousSigningKeyArn=<old key>"
                         .into(),
                 )
             })?;
