@@ -3,6 +3,8 @@
 (moto's server on loopback).
 
     python infra/local_aws.py tables ENDPOINT PREFIX [template.yaml]
+    python infra/local_aws.py setup ENDPOINT PREFIX [template.yaml]   # tables + a KMS key; prints its id
+    python infra/local_aws.py key ENDPOINT [template.yaml]            # another KMS key; prints its id
 
 Table names are PREFIX + the logical id, lower-cased, without "Table" (ClientsTable ->
 PREFIX + "clients"), which is what `shared::store::dynamodb::TableNames::with_prefix` expects.
@@ -32,6 +34,23 @@ CfnLoader.add_multi_constructor("!", _any_tag)
 def session_client(service, endpoint):
     return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
                         aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def setup(endpoint, prefix, template="template.yaml"):
+    """The tables, quietly, and one signing key like the template's; prints the key id."""
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()):
+        tables(endpoint, prefix, template)
+    key(endpoint, template)
+
+
+def key(endpoint, template="template.yaml"):
+    """A new signing key like the template's (for rotation); prints its id."""
+    doc = yaml.load(open(template, encoding="utf-8"), Loader=CfnLoader)
+    spec = [r["Properties"] for r in doc["Resources"].values() if r.get("Type") == "AWS::KMS::Key"][0]
+    key = session_client("kms", endpoint).create_key(KeySpec=spec["KeySpec"], KeyUsage=spec["KeyUsage"])
+    print(key["KeyMetadata"]["KeyId"])
 
 
 def tables(endpoint, prefix, template="template.yaml"):
@@ -69,5 +88,9 @@ if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
     if cmd == "tables":
         tables(*rest)
+    elif cmd == "setup":
+        setup(*rest)
+    elif cmd == "key":
+        key(*rest)
     else:
         sys.exit(f"unknown command {cmd}")

@@ -46,6 +46,12 @@ echo "[test] lambda functions link neither SQLite nor the local signer"
 set +e
 cargo test --workspace --locked --no-fail-fast -- "${filter[@]}" 2>&1 | tee test-output/cargo-test.log
 status="${PIPESTATUS[0]}"
+# The same end-to-end HTTP tests again, with `bulwark serve --backend dynamodb` on moto (its own
+# tables and KMS key per test), so that both backends are held to the same behaviour.
+echo "[test] end-to-end suite on the dynamodb backend"
+BULWARK_E2E_BACKEND=dynamodb cargo test --locked -p bulwark --test e2e --no-fail-fast -- --skip lambda:: "${filter[@]}" 2>&1 \
+  | sed -u 's/^test \([a-z_]*::\)/test dynamodb-backend::\1/' | tee -a test-output/cargo-test.log
+[[ "${PIPESTATUS[0]}" -eq 0 ]] || status=1
 set -e
 # One closing line for the whole run, summed over every test binary.
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' test-output/cargo-test.log | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')

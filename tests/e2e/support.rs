@@ -9,19 +9,116 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
 
-/// A data directory shared by a server and the CLI.
+/// Where a test's state lives: the embedded store (default) or, with
+/// `BULWARK_E2E_BACKEND=dynamodb`, DynamoDB and KMS on moto (the test script runs the suite
+/// both ways).
+enum Backend {
+    Embedded,
+    Dynamo {
+        prefix: String,
+        kms_key_ids: std::sync::Mutex<Vec<String>>,
+    },
+}
+
+/// A data directory (and, on the DynamoDB backend, tables and a KMS key of its own) shared by
+/// a server and the CLI.
 pub struct DataDir {
     dir: tempfile::TempDir,
+    backend: Backend,
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+pub fn moto_endpoint() -> String {
+    std::env::var("BULWARK_TEST_AWS_ENDPOINT")
+        .expect("BULWARK_TEST_AWS_ENDPOINT is not set: run `bash infra/test.sh`, which starts moto")
+}
+
+/// `python infra/local_aws.py ARGS...` in the project venv; its stdout.
+fn local_aws(args: &[&str]) -> String {
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("infra/local_aws.py"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("run infra/local_aws.py (the venv comes from infra/venv.sh)");
+    assert!(
+        out.status.success(),
+        "local_aws.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl DataDir {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = match std::env::var("BULWARK_E2E_BACKEND").as_deref() {
+            Ok("dynamodb") => {
+                let prefix = format!("e2e-{}-", unique());
+                let key = local_aws(&["setup", &moto_endpoint(), &prefix, "template.yaml"]);
+                Backend::Dynamo {
+                    prefix,
+                    kms_key_ids: std::sync::Mutex::new(vec![key]),
+                }
+            }
+            Ok("embedded") | Err(_) => Backend::Embedded,
+            Ok(other) => panic!("BULWARK_E2E_BACKEND={other}: expected embedded or dynamodb"),
+        };
+        Self { dir, backend }
     }
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+    pub fn is_dynamodb(&self) -> bool {
+        matches!(self.backend, Backend::Dynamo { .. })
+    }
+
+    /// Backend flags and environment for `bulwark` processes over this data dir.
+    fn backend_args(&self) -> (Vec<String>, Vec<(&'static str, String)>) {
+        match &self.backend {
+            Backend::Embedded => (vec![], vec![]),
+            Backend::Dynamo { prefix, kms_key_ids } => (
+                vec![
+                    "--backend".into(),
+                    "dynamodb".into(),
+                    "--table-prefix".into(),
+                    prefix.clone(),
+                    "--kms-key-ids".into(),
+                    kms_key_ids.lock().unwrap().join(","),
+                ],
+                vec![
+                    ("AWS_ENDPOINT_URL", moto_endpoint()),
+                    ("AWS_REGION", "us-east-1".into()),
+                    ("AWS_ACCESS_KEY_ID", "testing".into()),
+                    ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+                ],
+            ),
+        }
+    }
+
+    /// Rotate the signing key. Embedded: `bulwark keys rotate` (a running server picks it up);
+    /// returns the new kid. DynamoDB: a new KMS key first in the key list, used by servers
+    /// started afterwards, as by a redeployed stack; returns None.
+    pub fn rotate_keys(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Embedded => Some(
+                self.cli(&["keys", "rotate"])["active_kid"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
+            Backend::Dynamo { kms_key_ids, .. } => {
+                let key = local_aws(&["key", &moto_endpoint(), "template.yaml"]);
+                kms_key_ids.lock().unwrap().insert(0, key);
+                None
+            }
+        }
     }
 
     /// Run `bulwark --json --data-dir D ARGS...`; panics unless it succeeds.
@@ -33,11 +130,14 @@ impl DataDir {
 
     /// Run a CLI command; (success, stdout JSON, stderr).
     pub fn cli_raw(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
+        let (backend_args, backend_env) = self.backend_args();
         let out = Command::new(BIN)
             .arg("--json")
             .arg("--data-dir")
             .arg(self.path())
+            .args(&backend_args)
             .args(args)
+            .envs(backend_env.iter().map(|(k, v)| (*k, v.as_str())))
             .envs(env.iter().copied())
             .env_remove("BULWARK_ISSUER")
             .output()
@@ -103,6 +203,7 @@ impl TestClient {
 pub struct Server {
     child: Child,
     pub base: String,
+    pub issuer: String,
     pub log: PathBuf,
     pub stdout_lines: Vec<String>,
 }
@@ -118,11 +219,14 @@ impl Server {
             .path()
             .join(format!("serve-{}.log", crate::support::unique()));
         let log_file = std::fs::File::create(&log).expect("log file");
+        let (backend_args, backend_env) = data.backend_args();
         let mut child = Command::new(BIN)
             .args(["--json", "--data-dir"])
             .arg(data.path())
+            .args(&backend_args)
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(extra_args)
+            .envs(backend_env.iter().map(|(k, v)| (*k, v.as_str())))
             .envs(env.iter().copied())
             .env_remove("BULWARK_ISSUER")
             .env("RUST_LOG", "debug")
@@ -145,6 +249,7 @@ impl Server {
             .expect("serve printed its address");
         let v: Value = serde_json::from_str(&first).expect("first line is JSON");
         let base = v["listening"].as_str().expect("listening").to_string();
+        let issuer = v["issuer"].as_str().expect("issuer").to_string();
         let mut stdout_lines = vec![first];
         if extra_args.contains(&"--demo") {
             stdout_lines.push(rx.recv_timeout(Duration::from_secs(30)).expect("demo line"));
@@ -152,6 +257,7 @@ impl Server {
         let server = Self {
             child,
             base,
+            issuer,
             log,
             stdout_lines,
         };
