@@ -6,6 +6,7 @@ mod discovery_jwks;
 mod introspect_revoke;
 mod lambda;
 mod logs;
+mod outage;
 mod register;
 mod robustness;
 mod support;

@@ -57,21 +57,29 @@ fn local_aws(args: &[&str]) -> String {
 
 impl DataDir {
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let backend = match std::env::var("BULWARK_E2E_BACKEND").as_deref() {
-            Ok("dynamodb") => {
-                let prefix = format!("e2e-{}-", unique());
-                let key = local_aws(&["setup", &moto_endpoint(), &prefix, "template.yaml"]);
-                Backend::Dynamo {
-                    prefix,
-                    kms_key_ids: std::sync::Mutex::new(vec![key]),
-                }
-            }
-            Ok("embedded") | Err(_) => Backend::Embedded,
+        match std::env::var("BULWARK_E2E_BACKEND").as_deref() {
+            Ok("dynamodb") => Self::new_dynamodb(),
+            Ok("embedded") | Err(_) => Self {
+                dir: tempfile::tempdir().expect("temp dir"),
+                backend: Backend::Embedded,
+            },
             Ok(other) => panic!("BULWARK_E2E_BACKEND={other}: expected embedded or dynamodb"),
-        };
-        Self { dir, backend }
+        }
     }
+
+    /// A data dir on the DynamoDB backend (moto), whatever `BULWARK_E2E_BACKEND` says.
+    pub fn new_dynamodb() -> Self {
+        let prefix = format!("e2e-{}-", unique());
+        let key = local_aws(&["setup", &moto_endpoint(), &prefix, "template.yaml"]);
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            backend: Backend::Dynamo {
+                prefix,
+                kms_key_ids: std::sync::Mutex::new(vec![key]),
+            },
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

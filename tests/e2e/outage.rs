@@ -1,0 +1,105 @@
+//! A failing backend gives 503 `temporarily_unavailable` (with `Retry-After`), never a 500 or a
+//! hang, and says nothing about internals. Always on the AWS backend: the server is pointed at
+//! a closed loopback port for DynamoDB, or for KMS only.
+
+use crate::support::*;
+
+fn closed_port_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+}
+
+fn assert_unavailable(r: &Resp, what: &str) {
+    assert_eq!(r.status, 503, "{what}: {}", r.body);
+    assert_eq!(r.body["error"], "temporarily_unavailable", "{what}");
+    assert_eq!(r.header("retry-after"), Some("1"), "{what}");
+    let text = r.body.to_string().to_lowercase();
+    for internal in ["dynamodb", "kms", "dispatch", "127.0.0.1", "connection"] {
+        assert!(
+            !text.contains(internal),
+            "{what}: the body leaks internals: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dynamodb_down_gives_503_on_every_endpoint_that_needs_it() {
+    let data = DataDir::new_dynamodb();
+    let c = data.tenant_with_client("acme");
+    let dead = closed_port_url();
+    let server = Server::start_with(&data, &[], &[("AWS_ENDPOINT_URL", dead.as_str())]);
+    let r = post_form(
+        &server.url("/oauth2/token"),
+        Some((&c.id, &c.secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_unavailable(&r, "token");
+    let r = post_form(
+        &server.url("/oauth2/introspect"),
+        Some((&c.id, &c.secret)),
+        &[("token", "x")],
+    )
+    .await;
+    assert_unavailable(&r, "introspect");
+    let r = Resp::from(
+        http()
+            .post(server.url("/oauth2/register"))
+            .header("x-bulwark-tenant", "acme")
+            .json(&serde_json::json!({"grant_types": ["client_credentials"]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_unavailable(&r, "register");
+    // Discovery needs no backend.
+    let d = http()
+        .get(server.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn kms_down_gives_503_for_signing_and_keys_while_registration_still_works() {
+    let data = DataDir::new_dynamodb();
+    let c = data.tenant_with_client("acme");
+    let dead = closed_port_url();
+    let server = Server::start_with(&data, &[], &[("AWS_ENDPOINT_URL_KMS", dead.as_str())]);
+    let r = post_form(
+        &server.url("/oauth2/token"),
+        Some((&c.id, &c.secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_unavailable(&r, "token");
+    let r = Resp::from(
+        http()
+            .get(server.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_unavailable(&r, "jwks");
+    let r = post_form(
+        &server.url("/oauth2/revoke"),
+        Some((&c.id, &c.secret)),
+        &[("token", "a.b.c")],
+    )
+    .await;
+    assert_unavailable(&r, "revoke");
+    // DynamoDB is up: client authentication still refuses a wrong secret with 401, not 503.
+    let r = post_form(
+        &server.url("/oauth2/token"),
+        Some((&c.id, "wrong")),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    r.assert_error(401, "invalid_client");
+    // And a server whose KMS is reachable issues tokens from the same tables.
+    let healthy = Server::start(&data);
+    token(&healthy, &c, &[]).await;
+}
