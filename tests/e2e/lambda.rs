@@ -301,6 +301,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         ("BULWARK_ISSUER", "https://auth.example.test".to_string()),
         ("BULWARK_TABLE_PREFIX", prefix),
         ("BULWARK_KMS_KEY_IDS", key),
+        ("BULWARK_ACCESS_TOKEN_TTL", "600".to_string()),
     ];
     let mut report = String::from("function      init_ms  debug_stripped_bytes\n");
     let mut fns = HashMap::new();
@@ -373,6 +374,11 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         .await;
     assert_eq!(t["statusCode"], 200, "{t}");
     assert_eq!(t["headers"]["cache-control"], "no-store");
+    assert_eq!(
+        body(&t)["expires_in"],
+        600,
+        "the deployment's BULWARK_ACCESS_TOKEN_TTL applies"
+    );
     let at = body(&t)["access_token"].as_str().unwrap().to_string();
     let header = jwt_part(&at, 0);
     assert_eq!(

@@ -95,8 +95,9 @@ pub struct Tenant {
     pub resources: Vec<String>,
     /// `aud` of a token requested without `resource`.
     pub default_audience: String,
-    /// Access-token lifetime in seconds.
-    pub access_token_ttl: i64,
+    /// Access-token lifetime in seconds; `None`: the deployment's default.
+    #[serde(default)]
+    pub access_token_ttl: Option<i64>,
     pub created_at: i64,
 }
 
@@ -113,7 +114,7 @@ impl Tenant {
             default_audience,
             id,
             dcr_policy,
-            access_token_ttl: crate::config::DEFAULT_ACCESS_TOKEN_TTL,
+            access_token_ttl: None,
             created_at: now,
         }
     }

@@ -70,7 +70,10 @@ pub async fn client_credentials(app: &App, client: &Client, params: &Params) -> 
         &tenant.default_audience,
     )
     .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
-    let ttl = tenant.access_token_ttl.clamp(60, app.config.max_access_token_ttl);
+    let ttl = tenant
+        .access_token_ttl
+        .unwrap_or(app.config.access_token_ttl)
+        .clamp(60, app.config.max_access_token_ttl);
     let claims = client_credentials_claims(ClientCredentialsGrant {
         issuer: &app.config.issuer,
         tenant: tenant.id.as_str(),
