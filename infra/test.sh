@@ -20,7 +20,7 @@ mkdir -p test-output
 # template.yaml. Stopped by PID when this script exits.
 bash infra/venv.sh
 MOTO_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
-.venv/bin/moto_server -H 127.0.0.1 -p "$MOTO_PORT" >test-output/moto.log 2>&1 &
+.venv/bin/python infra/moto_serve.py 127.0.0.1 "$MOTO_PORT" >test-output/moto.log 2>&1 &
 MOTO_PID=$!
 trap 'kill "$MOTO_PID" 2>/dev/null; wait "$MOTO_PID" 2>/dev/null || true' EXIT
 export BULWARK_TEST_AWS_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
