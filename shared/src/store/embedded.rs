@@ -391,12 +391,43 @@ mod contract_tests {
     use super::*;
     use crate::clock::ManualClock;
 
+    /// A store in a temporary directory that is removed with the store.
+    struct TempStore {
+        store: EmbeddedStore,
+        _dir: tempfile::TempDir,
+    }
+
+    #[async_trait]
+    impl Kv for TempStore {
+        async fn get(&self, t: Table, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+            self.store.get(t, pk, sk).await
+        }
+        async fn put(&self, t: Table, item: Item, cond: Cond) -> Result<(), StoreError> {
+            self.store.put(t, item, cond).await
+        }
+        async fn delete(&self, t: Table, pk: &str, sk: &str, cond: Cond) -> Result<Option<Item>, StoreError> {
+            self.store.delete(t, pk, sk, cond).await
+        }
+        async fn query(
+            &self,
+            t: Table,
+            index: Index,
+            partition: &str,
+            cursor: Option<&str>,
+            limit: usize,
+        ) -> Result<Page, StoreError> {
+            self.store.query(t, index, partition, cursor, limit).await
+        }
+        async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+            self.store.transact(writes).await
+        }
+    }
+
     crate::kv_contract_tests!(embedded, async {
         let dir = tempfile::tempdir().expect("temp dir");
         let clock = ManualClock::at(1_700_000_000);
         let store = EmbeddedStore::open(&dir.path().join("bulwark.db"), clock.clone()).expect("open");
-        std::mem::forget(dir);
-        (Arc::new(store) as Arc<dyn Kv>, clock)
+        (Arc::new(TempStore { store, _dir: dir }) as Arc<dyn Kv>, clock)
     });
 
     #[tokio::test]

@@ -57,7 +57,8 @@ impl Table {
 pub enum Index {
     /// Items whose `pk` equals the partition, ordered by `sk`.
     Primary,
-    /// Items whose `gpk` equals the partition, ordered by `gsk` (ties by `pk`, `sk`).
+    /// Items whose `gpk` equals the partition, ordered by `gsk` (the order of equal `gsk`s is
+    /// unspecified, as on a DynamoDB index).
     ByParent,
 }
 
