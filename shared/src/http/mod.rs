@@ -84,21 +84,45 @@ async fn access_log(req: Request, next: Next) -> Response {
     resp
 }
 
+/// An oversized body is still read (and discarded) up to this many bytes before the 413 goes
+/// out, so that a client still sending it reads the answer instead of a broken pipe. Beyond
+/// it, the connection is simply closed after the 413.
+const DRAIN_LIMIT: usize = 2 * 1024 * 1024 + 64 * 1024;
+
 /// Read the body, at most [`MAX_BODY`] bytes (413 beyond).
 async fn body_bytes(req: Request) -> Result<(axum::http::request::Parts, axum::body::Bytes), OAuthError> {
-    let (parts, body) = req.into_parts();
-    if let Some(len) = parts
+    use http_body_util::BodyExt;
+    let (parts, mut body) = req.into_parts();
+    let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        && len.parse::<u64>().map_or(true, |n| n > MAX_BODY as u64)
+        .map(str::parse::<u64>);
+    if let Some(Ok(n)) = declared
+        && n > DRAIN_LIMIT as u64
     {
         return Err(OAuthError::too_large());
     }
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| OAuthError::too_large())?;
-    Ok((parts, bytes))
+    let mut buf: Vec<u8> = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(OAuthError::invalid_request("the request body could not be read"));
+        };
+        if let Some(data) = frame.data_ref() {
+            seen += data.len();
+            if seen > DRAIN_LIMIT {
+                return Err(OAuthError::too_large());
+            }
+            if seen <= MAX_BODY {
+                buf.extend_from_slice(data);
+            }
+        }
+    }
+    if seen > MAX_BODY {
+        return Err(OAuthError::too_large());
+    }
+    Ok((parts, axum::body::Bytes::from(buf)))
 }
 
 fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {

@@ -7,6 +7,27 @@
 //!
 //! which expands to `mod embedded { #[tokio::test] fn put_if_absent_loses_to_an_existing_item() ... }`.
 //! Each function panics when the backend breaks the invariant, so every test can fail.
+//!
+//! What a backend that passes is proven to do (the DynamoDB semantics the rest of Bulwark is
+//! written against):
+//! - **Round trip:** `get` returns exactly what `put` wrote (keys, index keys, expiry, version,
+//!   any JSON document), and a `put` replaces the whole item rather than merging into it.
+//! - **Expiry:** an item is gone at `expires_at == now` for `get`, `query`, `delete` and every
+//!   condition, in single writes and in transactions, whatever the physical TTL does.
+//! - **Conditions:** `Absent`, `Exists` and `Version` are checked against the live item, and a
+//!   failed condition is `Conflict` with nothing changed.
+//! - **Atomicity under contention:** of 32 concurrent put-if-absent, version-conditioned
+//!   updates, deletes or transactions on one key, exactly one wins and the rest are `Conflict`
+//!   (a code or an initial access token is used once).
+//! - **Queries:** paging visits every live item of one partition exactly once, in UTF-8 byte
+//!   order of the key, never items of other partitions or tables; an unknown cursor is
+//!   `NotFound`.
+//! - **Transactions:** all writes land or none; a failed `Check` cancels; more than 25 writes
+//!   or two writes on one key are refused (`Conflict`) without writing.
+//! - **Isolation:** the same key in two tables is two items.
+//!
+//! Every function uses fresh random keys, so the suite can run in parallel against one shared
+//! store (the DynamoDB run shares its tables across tests) and times are relative to the clock.
 
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -116,7 +137,12 @@ pub async fn expired_items_are_invisible(store: Arc<dyn Kv>, clock: Arc<ManualCl
         .expiring_at(now + 5);
     store.put(Table::Tokens, item, Cond::None).await.unwrap();
     assert!(store.get(Table::Tokens, &pk, "deny").await.unwrap().is_some());
-    clock.advance(5);
+    clock.advance(4);
+    assert!(
+        store.get(Table::Tokens, &pk, "deny").await.unwrap().is_some(),
+        "live until the last second"
+    );
+    clock.advance(1);
     assert_eq!(
         store.get(Table::Tokens, &pk, "deny").await.unwrap(),
         None,
@@ -139,6 +165,23 @@ pub async fn expired_items_are_invisible(store: Arc<dyn Kv>, clock: Arc<ManualCl
     assert_eq!(
         store.delete(Table::Tokens, &pk, "deny", Cond::Exists).await,
         Err(StoreError::Conflict)
+    );
+    let version = store
+        .put(
+            Table::Tokens,
+            Item::new(&pk, "deny", Map::new()),
+            Cond::Version(1),
+        )
+        .await;
+    assert_eq!(
+        version,
+        Err(StoreError::Conflict),
+        "a version condition needs a live item"
+    );
+    assert_eq!(
+        store.delete(Table::Tokens, &pk, "deny", Cond::None).await,
+        Ok(None),
+        "deleting an expired item returns nothing"
     );
 }
 
@@ -181,6 +224,97 @@ pub async fn conditional_update_on_version(store: Arc<dyn Kv>, _clock: Arc<Manua
         Err(StoreError::Conflict),
         "a version condition needs an item"
     );
+}
+
+/// `put` replaces the whole item: fields the new item lacks (index keys, expiry, document keys)
+/// are gone, and the item leaves the index partition it was in.
+pub async fn put_replaces_the_whole_item(store: Arc<dyn Kv>, clock: Arc<ManualClock>) {
+    let pk = unique("client");
+    let (t1, t2) = (unique("tenant"), unique("tenant"));
+    let mut first = Item::new(&pk, "client", doc(json!({"a": 1, "b": {"c": 2}})))
+        .with_index(&t1, "c1")
+        .expiring_at(clock.now() + 100);
+    first.version = 3;
+    store.put(Table::Clients, first, Cond::Absent).await.unwrap();
+
+    let mut moved = Item::new(&pk, "client", doc(json!({"b": "x"}))).with_index(&t2, "c1");
+    moved.version = 4;
+    store
+        .put(Table::Clients, moved.clone(), Cond::Version(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Table::Clients, &pk, "client").await.unwrap(),
+        Some(moved)
+    );
+    let old = store
+        .query(Table::Clients, Index::ByParent, &t1, None, 10)
+        .await
+        .unwrap();
+    assert!(old.items.is_empty(), "the item left its old index partition");
+    let new = store
+        .query(Table::Clients, Index::ByParent, &t2, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(new.items.len(), 1);
+
+    let bare = Item::new(&pk, "client", doc(json!({"z": null})));
+    store.put(Table::Clients, bare.clone(), Cond::None).await.unwrap();
+    assert_eq!(
+        store.get(Table::Clients, &pk, "client").await.unwrap(),
+        Some(bare)
+    );
+    let indexed = store
+        .query(Table::Clients, Index::ByParent, &t2, None, 10)
+        .await
+        .unwrap();
+    assert!(
+        indexed.items.is_empty(),
+        "an item without index keys is in no index partition"
+    );
+    clock.advance(1000);
+    assert!(
+        store.get(Table::Clients, &pk, "client").await.unwrap().is_some(),
+        "the old expiry went with the old item"
+    );
+}
+
+/// A delete conditioned on a version removes only that version.
+pub async fn conditional_delete_on_version(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("client");
+    let mut item = Item::new(&pk, "client", doc(json!({"v": 4})));
+    item.version = 4;
+    store
+        .put(Table::Clients, item.clone(), Cond::Absent)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .delete(Table::Clients, &pk, "client", Cond::Version(3))
+            .await,
+        Err(StoreError::Conflict)
+    );
+    let stale = store
+        .transact(vec![Write::Delete {
+            table: Table::Clients,
+            pk: pk.clone(),
+            sk: "client".into(),
+            cond: Cond::Version(5),
+        }])
+        .await;
+    assert_eq!(stale, Err(StoreError::Conflict));
+    assert_eq!(
+        store.get(Table::Clients, &pk, "client").await.unwrap(),
+        Some(item.clone()),
+        "a stale delete leaves the item"
+    );
+    assert_eq!(
+        store
+            .delete(Table::Clients, &pk, "client", Cond::Version(4))
+            .await,
+        Ok(Some(item))
+    );
+    assert_eq!(store.get(Table::Clients, &pk, "client").await.unwrap(), None);
 }
 
 /// Of 32 concurrent read-modify-writes of one version, exactly one lands.
@@ -420,6 +554,54 @@ pub async fn query_skips_expired_items(store: Arc<dyn Kv>, clock: Arc<ManualCloc
     assert_eq!(got, (0..20).filter(|i| i % 2 == 1).collect::<Vec<_>>());
 }
 
+/// Key order is the byte order of the UTF-8 keys (DynamoDB's order for string keys), on both
+/// indexes: not case-insensitive, not locale-aware, not UTF-16.
+pub async fn query_orders_keys_by_utf8_bytes(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("tenant:ü");
+    let keys = [
+        "b", "B", "a", "a#1", "a:1", "a1", "Z", "z", "é", "e", "ü", "中", "ｚ", "😀", "~", " x", "0",
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        let item = Item::new(&pk, *k, doc(json!({"i": i}))).with_index(format!("{pk}#g"), *k);
+        store.put(Table::Audit, item, Cond::Absent).await.unwrap();
+    }
+    let mut expected: Vec<&str> = keys.to_vec();
+    expected.sort_unstable();
+    let by_sk = collect_pages(&store, Table::Audit, Index::Primary, &pk, 3).await;
+    let got: Vec<&str> = by_sk.iter().map(|i| i.sk.as_str()).collect();
+    assert_eq!(got, expected);
+    let by_gsk = collect_pages(&store, Table::Audit, Index::ByParent, &format!("{pk}#g"), 5).await;
+    let got: Vec<&str> = by_gsk.iter().filter_map(|i| i.gsk.as_deref()).collect();
+    assert_eq!(got, expected);
+}
+
+/// A cursor the store did not issue is `NotFound` (a caller's bug), never a fresh first page.
+pub async fn query_rejects_a_foreign_cursor(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("tenant");
+    store
+        .put(Table::Audit, Item::new(&pk, "1", Map::new()), Cond::None)
+        .await
+        .unwrap();
+    for cursor in ["not a cursor", "", "%%%", "[1,2]"] {
+        for index in [Index::Primary, Index::ByParent] {
+            let page = store.query(Table::Audit, index, &pk, Some(cursor), 10).await;
+            assert_eq!(
+                page.map(|p| p.items.len()),
+                Err(StoreError::NotFound),
+                "cursor {cursor:?} on {index:?}"
+            );
+        }
+    }
+    let missing = store
+        .query(Table::Audit, Index::Primary, &unique("nobody"), None, 10)
+        .await
+        .unwrap();
+    assert!(
+        missing.items.is_empty() && missing.next.is_none(),
+        "an empty partition has one empty page"
+    );
+}
+
 /// A transaction applies every write.
 pub async fn transaction_applies_all_writes(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
     let a = unique("iat");
@@ -532,6 +714,170 @@ pub async fn transaction_with_a_failed_condition_writes_nothing(
     );
 }
 
+/// Transaction conditions, like single ones, see expired items as absent.
+pub async fn transaction_conditions_see_expired_items_as_absent(store: Arc<dyn Kv>, clock: Arc<ManualClock>) {
+    let (a, c) = (unique("iat"), unique("jti"));
+    let now = clock.now();
+    for pk in [&a, &c] {
+        let item = Item::new(pk, "x", doc(json!({"old": true}))).expiring_at(now + 5);
+        store.put(Table::Tokens, item, Cond::Absent).await.unwrap();
+    }
+    clock.advance(5);
+    store
+        .transact(vec![
+            Write::Put {
+                table: Table::Tokens,
+                item: Item::new(&a, "x", doc(json!({"old": false}))),
+                cond: Cond::Absent,
+            },
+            Write::Check {
+                table: Table::Tokens,
+                pk: c.clone(),
+                sk: "x".into(),
+                cond: Cond::Absent,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Table::Tokens, &a, "x").await.unwrap().unwrap().data["old"],
+        json!(false)
+    );
+    for cond in [Cond::Exists, Cond::Version(1)] {
+        let check = store
+            .transact(vec![Write::Check {
+                table: Table::Tokens,
+                pk: c.clone(),
+                sk: "x".into(),
+                cond,
+            }])
+            .await;
+        assert_eq!(check, Err(StoreError::Conflict), "{cond:?} on an expired item");
+        let delete = store
+            .transact(vec![Write::Delete {
+                table: Table::Tokens,
+                pk: c.clone(),
+                sk: "x".into(),
+                cond,
+            }])
+            .await;
+        assert_eq!(delete, Err(StoreError::Conflict), "{cond:?} on an expired item");
+    }
+}
+
+/// Of 32 concurrent transactions that each consume one token (version condition) and create
+/// their own item, exactly one commits, and none of the losers' writes is visible.
+pub async fn exactly_one_of_32_concurrent_transactions_wins(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let iat = unique("iat");
+    let clients = unique("client");
+    store
+        .put(
+            Table::Tokens,
+            Item::new(&iat, "iat", doc(json!({"used": false}))),
+            Cond::Absent,
+        )
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(32));
+    let mut tasks = Vec::new();
+    for i in 0..32u64 {
+        let (store, iat, clients, barrier) = (store.clone(), iat.clone(), clients.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let current = store
+                .get(Table::Tokens, &iat, "iat")
+                .await
+                .unwrap()
+                .expect("item");
+            barrier.wait().await;
+            let mut used = Item::new(&iat, "iat", doc(json!({"used": true, "by": i})));
+            used.version = current.version + 1;
+            store
+                .transact(vec![
+                    Write::Put {
+                        table: Table::Tokens,
+                        item: used,
+                        cond: Cond::Version(current.version),
+                    },
+                    Write::Put {
+                        table: Table::Clients,
+                        item: Item::new(&clients, format!("c{i:02}"), Map::new()),
+                        cond: Cond::Absent,
+                    },
+                ])
+                .await
+                .map(|_| i)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(i) => winners.push(i),
+            Err(e) => assert_eq!(e, StoreError::Conflict),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one transaction must commit, got {winners:?}"
+    );
+    let got = store
+        .get(Table::Tokens, &iat, "iat")
+        .await
+        .unwrap()
+        .expect("item");
+    assert_eq!(got.data["by"], json!(winners[0]));
+    let created = collect_pages(&store, Table::Clients, Index::Primary, &clients, 100).await;
+    let created: Vec<&str> = created.iter().map(|i| i.sk.as_str()).collect();
+    assert_eq!(
+        created,
+        vec![format!("c{:02}", winners[0])],
+        "losers wrote nothing"
+    );
+}
+
+/// More than 25 writes, or two writes on one key, are refused with `Conflict` and write
+/// nothing; 25 writes on distinct keys (the same key in two tables is two keys) commit.
+pub async fn transaction_limits_are_enforced(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
+    let pk = unique("tenant");
+    let put = |table: Table, sk: String| Write::Put {
+        table,
+        item: Item::new(&pk, sk, Map::new()),
+        cond: Cond::Absent,
+    };
+    let too_many: Vec<Write> = (0..26)
+        .map(|i| put(Table::Audit, format!("big#{i:02}")))
+        .collect();
+    assert_eq!(store.transact(too_many).await, Err(StoreError::Conflict));
+    let page = store
+        .query(Table::Audit, Index::Primary, &pk, None, 100)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty(), "a refused transaction writes nothing");
+
+    let duplicate = vec![
+        put(Table::Audit, "other".into()),
+        put(Table::Clients, "dup".into()),
+        Write::Check {
+            table: Table::Clients,
+            pk: pk.clone(),
+            sk: "dup".into(),
+            cond: Cond::None,
+        },
+    ];
+    assert_eq!(store.transact(duplicate).await, Err(StoreError::Conflict));
+    assert_eq!(store.get(Table::Audit, &pk, "other").await.unwrap(), None);
+    assert_eq!(store.get(Table::Clients, &pk, "dup").await.unwrap(), None);
+
+    let mut max: Vec<Write> = (0..24)
+        .map(|i| put(Table::Audit, format!("max#{i:02}")))
+        .collect();
+    max.push(put(Table::Clients, "max#00".into()));
+    store.transact(max).await.unwrap();
+    let all = collect_pages(&store, Table::Audit, Index::Primary, &pk, 100).await;
+    assert_eq!(all.len(), 24);
+    assert!(store.get(Table::Clients, &pk, "max#00").await.unwrap().is_some());
+}
+
 /// The same key in two tables is two items.
 pub async fn tables_are_isolated(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
     let pk = unique("same");
@@ -589,7 +935,14 @@ macro_rules! kv_contract_tests {
                 query_skips_expired_items,
                 transaction_applies_all_writes,
                 transaction_with_a_failed_condition_writes_nothing,
-                tables_are_isolated
+                tables_are_isolated,
+                put_replaces_the_whole_item,
+                conditional_delete_on_version,
+                query_orders_keys_by_utf8_bytes,
+                query_rejects_a_foreign_cursor,
+                transaction_conditions_see_expired_items_as_absent,
+                exactly_one_of_32_concurrent_transactions_wins,
+                transaction_limits_are_enforced
             );
         }
     };

@@ -3,18 +3,33 @@
 //!
 //! Writes run in `BEGIN IMMEDIATE` transactions that read the current row, check the condition
 //! against the live (unexpired) item and write; no transaction is held across an `.await`.
+//! Every call is a short synchronous SQLite call on a pooled connection.
+//!
+//! Errors, beyond the port's own rules:
+//! - `SQLITE_BUSY` after the 5 s busy timeout, I/O errors and unreadable rows are
+//!   [`StoreError::Unavailable`] (the message is for logs only);
+//! - a query cursor this store did not issue (undecodable) is [`StoreError::NotFound`]: it is
+//!   the caller's bug, not an outage;
+//! - a transaction of more than 25 writes, or with two writes on one key, is
+//!   [`StoreError::Conflict`] and writes nothing (DynamoDB rejects both);
+//! - a query `limit` is clamped to `1..=1000`.
+//!
+//! Like a DynamoDB index, [`Index::ByParent`] holds only items with both `gpk` and `gsk`.
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Cond, Index, Item, Kv, Page, StoreError, Table, Write};
 use crate::clock::Clock;
 
+/// Idle connections kept for reuse; more are opened under load and closed when returned.
 const MAX_IDLE: usize = 8;
+/// How long a connection waits for another connection's (or process's) lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// SQLite-backed [`Kv`].
 pub struct EmbeddedStore {
@@ -35,6 +50,28 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Run `f`, retrying for up to [`BUSY_TIMEOUT`] while SQLite reports the file busy or locked.
+///
+/// SQLite returns `SQLITE_BUSY` at once, without calling the busy handler, where waiting could
+/// deadlock — notably when two connections switch a fresh file to WAL at the same moment, which
+/// is what `bulwark serve` and the CLI do when both start on a new data directory.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other.map_err(unavailable),
+        }
+    }
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS items (
     tbl TEXT NOT NULL,
@@ -51,7 +88,8 @@ CREATE INDEX IF NOT EXISTS items_by_parent ON items (tbl, gpk, gsk, pk, sk) WHER
 ";
 
 impl EmbeddedStore {
-    /// Open (or create) the store file at `path`.
+    /// Open (or create) the store file at `path`, creating its directory and the schema as
+    /// needed. Safe while another process opens or uses the same file.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(unavailable)?;
@@ -62,22 +100,24 @@ impl EmbeddedStore {
             pool: Mutex::new(Vec::new()),
         };
         let mut conn = store.connect()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(unavailable)?;
-        tx.execute_batch(SCHEMA).map_err(unavailable)?;
-        tx.commit().map_err(unavailable)?;
+        retry_busy(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.commit()
+        })?;
         store.give_back(conn);
         Ok(store)
     }
 
     fn connect(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open(&self.path).map_err(unavailable)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(unavailable)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(unavailable)?;
+        let conn = retry_busy(|| Connection::open(&self.path))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+        // Switching to WAL needs an exclusive lock, and SQLite may refuse it without waiting.
+        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
+        retry_busy(|| {
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "OFF")
+        })?;
         Ok(conn)
     }
 
@@ -290,7 +330,7 @@ impl Kv for EmbeddedStore {
                     .map_err(unavailable)?,
                 (Index::ByParent, None) => c
                     .prepare_cached(&format!(
-                        "SELECT {COLUMNS_WITH_DATA} FROM items WHERE tbl = ?1 AND gpk = ?2
+                        "SELECT {COLUMNS_WITH_DATA} FROM items WHERE tbl = ?1 AND gpk = ?2 AND gsk IS NOT NULL
                          AND (expires_at IS NULL OR expires_at > ?3) ORDER BY gsk, pk, sk LIMIT ?4"
                     ))
                     .map_err(unavailable)?
@@ -429,6 +469,29 @@ mod contract_tests {
         let store = EmbeddedStore::open(&dir.path().join("bulwark.db"), clock.clone()).expect("open");
         (Arc::new(TempStore { store, _dir: dir }) as Arc<dyn Kv>, clock)
     });
+
+    /// `bulwark serve` and the CLI starting at once on a new data directory: every open succeeds
+    /// (SQLite refuses a concurrent switch to WAL without waiting; `open` must retry it).
+    #[test]
+    fn concurrent_opens_of_a_new_file_all_succeed() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("data/bulwark.db");
+            let barrier = Arc::new(std::sync::Barrier::new(6));
+            let opens: Vec<_> = (0..6)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        EmbeddedStore::open(&path, ManualClock::at(0)).map(|_| ())
+                    })
+                })
+                .collect();
+            for open in opens {
+                assert_eq!(open.join().unwrap(), Ok(()));
+            }
+        }
+    }
 
     #[tokio::test]
     async fn two_handles_on_one_file_see_each_others_writes() {
