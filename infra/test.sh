@@ -16,6 +16,15 @@ if [[ "${1:-}" == "--" ]]; then shift; filter=("$@"); fi
 
 mkdir -p test-output
 
+# Headless Chromium and chromedriver from Debian for the real-browser test.
+if ! [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]]; then
+  echo "[test] installing Debian's chromium and chromium-driver"
+  SUDO=""; [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+echo "[test] $(/usr/bin/chromium --version 2>/dev/null | head -1); $(/usr/bin/chromedriver --version 2>/dev/null | head -1)"
+
 # moto's server: a real DynamoDB/KMS API on a free loopback port, with the tables created from
 # template.yaml. Stopped by PID when this script exits.
 bash infra/venv.sh
@@ -49,7 +58,7 @@ status="${PIPESTATUS[0]}"
 # The same end-to-end HTTP tests again, with `bulwark serve --backend dynamodb` on moto (its own
 # tables and KMS key per test), so that both backends are held to the same behaviour.
 echo "[test] end-to-end suite on the dynamodb backend"
-BULWARK_E2E_BACKEND=dynamodb cargo test --locked -p bulwark --test e2e --no-fail-fast -- --skip lambda:: --skip outage:: "${filter[@]}" 2>&1 \
+BULWARK_E2E_BACKEND=dynamodb cargo test --locked -p bulwark --test e2e --no-fail-fast -- --skip lambda:: --skip outage:: --skip chromium:: "${filter[@]}" 2>&1 \
   | sed -u 's/^test \([a-z_]*::\)/test dynamodb-backend::\1/' | tee -a test-output/cargo-test.log
 [[ "${PIPESTATUS[0]}" -eq 0 ]] || status=1
 set -e

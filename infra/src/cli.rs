@@ -77,6 +77,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// End users of a tenant.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -157,8 +162,12 @@ pub enum ClientCommand {
         scope: String,
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
+        /// `none` registers a public client (no secret; PKCE only).
         #[arg(long, default_value = "client_secret_basic")]
         auth_method: String,
+        /// A first-party app: its users are not asked for consent (never settable through DCR).
+        #[arg(long)]
+        first_party: bool,
     },
     /// List a tenant's clients.
     List {
@@ -170,6 +179,41 @@ pub enum ClientCommand {
         #[arg(long)]
         tenant: String,
         client_id: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input (argon2id at rest).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from stdin (one line). Required: passwords never go on the command line.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Set a user's password, read from standard input; their sessions end.
+    SetPassword {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        /// Read the password from stdin (one line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Deactivate a user: no more logins; their sessions and grants end now.
+    Deactivate {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
     },
 }
 

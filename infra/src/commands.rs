@@ -12,8 +12,8 @@ use shared::keys::kms::KmsSigner;
 use shared::keys::local::LocalSigner;
 use shared::keys::{KeySet, Signer, SignerError};
 use shared::service::App;
-use shared::service::clients;
 use shared::service::tenants::{self, AdminError};
+use shared::service::{clients, users};
 use shared::store::dynamodb::{DynamoStore, TableNames};
 use shared::store::embedded::EmbeddedStore;
 
@@ -202,6 +202,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
             })
         }
         Command::Client { command } => client(&app, command).await?,
+        Command::User { command } => user(&app, command).await?,
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
@@ -244,6 +245,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             scope,
             redirect_uris,
             auth_method,
+            first_party,
         } => {
             let metadata = json!({
                 "client_name": name,
@@ -252,13 +254,13 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
                 "redirect_uris": redirect_uris,
                 "token_endpoint_auth_method": auth_method,
             });
-            let reg = clients::create_by_admin(app, &tenant, &metadata)
+            let reg = clients::create_by_admin(app, &tenant, &metadata, first_party)
                 .await
                 .map_err(|e| admin(e.into()))?;
             Ok(clients::registration_response(
                 app,
                 &reg.client,
-                Some(&reg.secret),
+                reg.secret.as_ref(),
                 Some(&reg.registration_token),
             ))
         }
@@ -289,4 +291,53 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             Ok(json!({"deleted": client_id}))
         }
     }
+}
+
+async fn user(app: &App, command: UserCommand) -> Result<Value, Failure> {
+    match command {
+        UserCommand::SetPassword { tenant, username, .. } => {
+            let password = read_password()?;
+            users::set_password(app, &tenant, &username, &password)
+                .await
+                .map_err(admin)?;
+            Ok(json!({"tenant": tenant, "username": username, "password_set": true}))
+        }
+        UserCommand::Create {
+            tenant,
+            username,
+            password_stdin: _,
+            email,
+            name,
+        } => {
+            let password = read_password()?;
+            let u = users::create(
+                app,
+                users::NewUser {
+                    tenant: &tenant,
+                    username: &username,
+                    password: &password,
+                    email: email.as_deref(),
+                    name: name.as_deref(),
+                },
+            )
+            .await
+            .map_err(admin)?;
+            Ok(
+                json!({"sub": u.sub, "tenant": tenant, "username": u.username, "email": u.email, "name": u.name, "active": u.active}),
+            )
+        }
+        UserCommand::Deactivate { tenant, username } => {
+            let u = users::deactivate(app, &tenant, &username).await.map_err(admin)?;
+            Ok(json!({"sub": u.sub, "tenant": tenant, "username": u.username, "active": u.active}))
+        }
+    }
+}
+
+/// One line of stdin, without its line ending.
+fn read_password() -> Result<shared::secret::Secret, Failure> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| Failure(format!("could not read the password from stdin: {e}")))?;
+    Ok(shared::secret::Secret::new(line.trim_end_matches(['\r', '\n'])))
 }

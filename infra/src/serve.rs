@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use shared::domain::tenant::DcrPolicy;
 use shared::logging::{self, LogTarget};
 use shared::service::App;
-use shared::service::clients;
 use shared::service::tenants::{self, AdminError};
+use shared::service::{clients, users};
 
 use crate::cli::Global;
 use crate::commands::{Failure, clock, open};
@@ -35,10 +35,18 @@ pub async fn serve(g: &Global, addr: SocketAddr, demo: bool) -> Result<(), Failu
         if g.json {
             println!("{}", json!({"demo": d}));
         } else {
+            let s = |k: &str| d[k].as_str().unwrap_or("").to_string();
             println!(
-                "Demo tenant `demo`, client {}. Get a token:\n\n  {}\n",
+                "Demo tenant `demo`, client {}. Get a token:\n\n  {}\n\n\
+                 Sign in as a user (username demo, password {}) in a browser:\n\n  {}\n\n\
+                 You land on http://127.0.0.1/callback?code=CODE&... (nothing listens there; copy CODE), then:\n\n  {}\n\n\
+                 Connected apps: {}\n",
                 d["client_id"],
-                d["curl"].as_str().unwrap_or("")
+                s("curl"),
+                d["user"]["password"].as_str().unwrap_or(""),
+                s("authorize_url"),
+                s("redeem"),
+                s("account_url"),
             );
         }
     }
@@ -73,7 +81,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
     let (existing, _) = app.repo.clients_of("demo", None, 100).await?;
     for c in existing
         .into_iter()
-        .filter(|c| c.metadata.client_name.as_deref() == Some("demo"))
+        .filter(|c| matches!(c.metadata.client_name.as_deref(), Some("demo" | "demo-app")))
     {
         if let Some(current) = app.repo.client(&c.client_id).await? {
             clients::delete(app, current, "cli")
@@ -82,21 +90,74 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
         }
     }
     let metadata = json!({"client_name": "demo", "grant_types": ["client_credentials"], "scope": "api:read"});
-    let reg = clients::create_by_admin(app, "demo", &metadata)
+    let reg = clients::create_by_admin(app, "demo", &metadata, false)
         .await
         .map_err(|e| Failure(e.to_string()))?;
+    let secret = reg
+        .secret
+        .as_ref()
+        .map(|s| s.expose().to_string())
+        .unwrap_or_default();
     let curl = format!(
         "curl -s -u '{}:{}' -d grant_type=client_credentials {}",
         reg.client.client_id,
-        reg.secret.expose(),
+        secret,
+        app.config.endpoint("/oauth2/token")
+    );
+    // An end user and a public app for the authorization-code flow.
+    let password = shared::secret::Secret::generate();
+    match users::create(
+        app,
+        users::NewUser {
+            tenant: "demo",
+            username: "demo",
+            password: &password,
+            email: Some("demo@example.com"),
+            name: Some("Demo User"),
+        },
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(AdminError::Exists(_)) => users::set_password(app, "demo", "demo", &password)
+            .await
+            .map_err(|e| Failure(e.to_string()))?,
+        Err(e) => return Err(Failure(e.to_string())),
+    }
+    let spa = json!({
+        "client_name": "demo-app",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": ["http://127.0.0.1/callback"],
+        "token_endpoint_auth_method": "none",
+        "scope": "openid profile email offline_access api:read",
+    });
+    let spa = clients::create_by_admin(app, "demo", &spa, false)
+        .await
+        .map_err(|e| Failure(e.to_string()))?;
+    let verifier = shared::secret::random_id(32);
+    let challenge = shared::domain::authorize::s256(&verifier);
+    let authorize_url = format!(
+        "{}?response_type=code&client_id={}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=openid%20profile%20offline_access&state=demo&code_challenge={challenge}&code_challenge_method=S256",
+        app.config.endpoint("/oauth2/authorize"),
+        spa.client.client_id,
+    );
+    let redeem = format!(
+        "curl -s -d grant_type=authorization_code -d client_id={} -d redirect_uri=http://127.0.0.1/callback -d code_verifier={verifier} -d code=CODE {}",
+        spa.client.client_id,
         app.config.endpoint("/oauth2/token")
     );
     Ok(json!({
         "tenant": "demo",
         "client_id": reg.client.client_id,
-        "client_secret": reg.secret.expose(),
+        "client_secret": secret,
         "scope": reg.client.metadata.scope,
         "curl": curl,
+        "user": {"username": "demo", "password": password.expose()},
+        "app_client_id": spa.client.client_id,
+        "authorize_url": authorize_url,
+        "code_verifier": verifier,
+        "redeem": redeem,
+        "account_url": format!("{}?tenant=demo", app.config.endpoint("/account")),
     }))
 }
 

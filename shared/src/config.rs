@@ -13,6 +13,37 @@ pub struct Config {
     /// The longest access-token lifetime any tenant may configure; a retired signing key stays in
     /// the JWKS at least this long.
     pub max_access_token_ttl: i64,
+    /// Lifetimes of the user-facing artefacts (DESIGN.md "Credentials and tokens").
+    pub lifetimes: Lifetimes,
+}
+
+/// Lifetimes, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub code: i64,
+    pub refresh_idle: i64,
+    pub refresh_absolute: i64,
+    pub id_token: i64,
+    /// A browser session after login.
+    pub session: i64,
+    /// A pending authorization request (login and consent pages).
+    pub interaction: i64,
+    /// How long a redeemed code is remembered, so that a replay can revoke what it issued.
+    pub used_code: i64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            code: 60,
+            refresh_idle: 30 * 86_400,
+            refresh_absolute: 90 * 86_400,
+            id_token: 3600,
+            session: 12 * 3600,
+            interaction: 600,
+            used_code: 86_400,
+        }
+    }
 }
 
 /// The AWS resources of a deployment.
@@ -42,6 +73,7 @@ impl Config {
             issuer: validate_issuer(issuer)?,
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             max_access_token_ttl: MAX_ACCESS_TOKEN_TTL,
+            lifetimes: Lifetimes::default(),
         })
     }
 
@@ -98,6 +130,12 @@ impl Config {
             table_prefix: prefix,
             kms_key_ids,
         })
+    }
+
+    /// Whether cookies carry `Secure`: always, except for an http issuer on a loopback host
+    /// (the laptop), where a browser would drop them.
+    pub fn secure_cookies(&self) -> bool {
+        !self.issuer.starts_with("http://")
     }
 
     pub fn endpoint(&self, path: &str) -> String {

@@ -20,6 +20,7 @@ pub enum ErrorCode {
     InvalidScope,
     InvalidTarget,
     InvalidToken,
+    InsufficientScope,
     AccessDenied,
     UnsupportedTokenType,
     InvalidRedirectUri,
@@ -41,6 +42,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
@@ -55,7 +57,7 @@ impl ErrorCode {
     fn default_status(self) -> StatusCode {
         match self {
             ErrorCode::InvalidClient | ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
-            ErrorCode::AccessDenied => StatusCode::FORBIDDEN,
+            ErrorCode::AccessDenied | ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -80,6 +82,9 @@ impl OAuthError {
         let challenge = match code {
             ErrorCode::InvalidClient => Some("Basic realm=\"bulwark\""),
             ErrorCode::InvalidToken => Some("Bearer realm=\"bulwark\", error=\"invalid_token\""),
+            ErrorCode::InsufficientScope => {
+                Some("Bearer realm=\"bulwark\", error=\"insufficient_scope\", scope=\"openid\"")
+            }
             _ => None,
         };
         Self {
@@ -173,7 +178,7 @@ impl IntoResponse for OAuthError {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
         if let Some(challenge) = self.challenge
-            && self.status == StatusCode::UNAUTHORIZED
+            && (self.status == StatusCode::UNAUTHORIZED || self.code == ErrorCode::InsufficientScope)
         {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }

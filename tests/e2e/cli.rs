@@ -37,6 +37,32 @@ async fn serve_demo_prints_a_curl_line_that_gets_a_token() {
     )
     .await
     .assert_error(401, "invalid_client");
+
+    // The printed user-flow lines work: sign in with the printed password, consent, redeem
+    // with the printed verifier. (A second run reset the password and replaced the app.)
+    let d = &demo2["demo"];
+    let b = crate::flow::Browser::new();
+    let login = b.get(d["authorize_url"].as_str().unwrap()).await;
+    let consent = b
+        .login(&again, &login, "demo", d["user"]["password"].as_str().unwrap())
+        .await;
+    let done = b.consent(&again, &consent, "approve").await;
+    let code = done.redirect_params()["code"].clone();
+    let r = post_form(
+        &again.url("/oauth2/token"),
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", d["app_client_id"].as_str().unwrap()),
+            ("redirect_uri", "http://127.0.0.1/callback"),
+            ("code_verifier", d["code_verifier"].as_str().unwrap()),
+            ("code", &code),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["refresh_token"].is_string() && r.body["id_token"].is_string());
+    assert!(d["redeem"].as_str().unwrap().contains("code_verifier="));
 }
 
 #[test]

@@ -27,22 +27,56 @@ async fn both_discovery_documents_list_exactly_the_implemented_endpoints() {
         assert_eq!(d["revocation_endpoint"], server.url("/oauth2/revoke").as_str());
         assert_eq!(
             d["grant_types_supported"],
-            serde_json::json!(["client_credentials"])
+            serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
         );
         assert_eq!(
             d["token_endpoint_auth_methods_supported"],
+            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+        );
+        assert_eq!(
+            d["introspection_endpoint_auth_methods_supported"],
             serde_json::json!(["client_secret_basic", "client_secret_post"])
         );
-        assert!(
-            d.get("authorization_endpoint").is_none(),
-            "not implemented yet, so not listed"
+        assert_eq!(
+            d["authorization_endpoint"],
+            server.url("/oauth2/authorize").as_str()
         );
-        assert!(d.get("userinfo_endpoint").is_none());
+        assert_eq!(d["userinfo_endpoint"], server.url("/oauth2/userinfo").as_str());
+        assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
+        assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(
+            d["id_token_signing_alg_values_supported"],
+            serde_json::json!(["ES256"])
+        );
+        assert!(
+            d.get("end_session_endpoint").is_none(),
+            "not implemented, so not listed"
+        );
         // Every advertised endpoint exists: a POST without credentials is an OAuth error, not a 404.
         for key in ["token_endpoint", "introspection_endpoint", "revocation_endpoint"] {
             let r = post_form(d[key].as_str().unwrap(), None, &[("x", "y")]).await;
             assert!(r.status == 400 || r.status == 401, "{key}: {}", r.status);
         }
+        let r = Resp::from(
+            http()
+                .get(d["userinfo_endpoint"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        r.assert_error(401, "invalid_token");
+        let r = http()
+            .get(d["authorization_endpoint"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            400,
+            "an authorization request without a client is an error page"
+        );
     }
 }
 

@@ -187,12 +187,18 @@ impl Function {
     async fn invoke(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Value {
         let id = unique();
         let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
-        let event = json!({
+        // API Gateway 2.0 moves the Cookie header into a `cookies` array.
+        let cookies: Vec<&str> = headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, v)| v.split("; "))
+            .collect();
+        let mut event = json!({
             "version": "2.0",
             "routeKey": "$default",
             "rawPath": raw_path,
             "rawQueryString": query,
-            "headers": headers.iter().map(|(k, v)| (k.to_lowercase(), json!(v))).collect::<serde_json::Map<_, _>>(),
+            "headers": headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("cookie")).map(|(k, v)| (k.to_lowercase(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "requestContext": {
                 "accountId": "123456789012", "apiId": "api", "domainName": "api.example.test", "domainPrefix": "api",
                 "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "e2e"},
@@ -202,6 +208,9 @@ impl Function {
             "body": body,
             "isBase64Encoded": false
         });
+        if !cookies.is_empty() {
+            event["cookies"] = json!(cookies);
+        }
         let (tx, rx) = oneshot::channel();
         self.emulator.waiting.lock().unwrap().insert(id.clone(), tx);
         self.emulator.queue.lock().unwrap().push_back((id, event));
@@ -246,8 +255,13 @@ async fn kms_key() -> String {
 }
 
 fn aws_cli(args: &[&str]) -> Value {
+    aws_cli_stdin(args, "")
+}
+
+fn aws_cli_stdin(args: &[&str], input: &str) -> Value {
+    use std::io::Write;
     let prefix = std::env::var("BULWARK_TEST_TABLE_PREFIX").unwrap_or_else(|_| "bulwark-test-".into());
-    let out = Command::new(BIN)
+    let mut out = Command::new(BIN)
         .args([
             "--json",
             "--backend",
@@ -262,8 +276,15 @@ fn aws_cli(args: &[&str]) -> Value {
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut stdin = out.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    let out = out.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "bulwark {args:?}: {} {}",
@@ -305,7 +326,17 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
     ];
     let mut report = String::from("function      init_ms  debug_stripped_bytes\n");
     let mut fns = HashMap::new();
-    for name in ["discovery", "jwks", "register", "token", "introspect", "revoke"] {
+    for name in [
+        "discovery",
+        "jwks",
+        "register",
+        "token",
+        "introspect",
+        "revoke",
+        "authorize",
+        "userinfo",
+        "account",
+    ] {
         let f = Function::start(name, &env).await;
         let init = f.init_time().await;
         let size = stripped_size(&binary(name)).map_or("n/a".into(), |s| s.to_string());
@@ -424,6 +455,8 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         .await;
     assert_eq!(body(&i), json!({"active": false}), "{i}");
 
+    user_flow_through_the_functions(&fns, &tenant).await;
+
     // A route the function does not serve.
     let nf = fns["token"]
         .invoke("GET", "/.well-known/jwks.json", &[], None)
@@ -474,4 +507,195 @@ async fn a_missing_variable_fails_the_cold_start_with_a_clear_message() {
         out.contains("BULWARK_ISSUER"),
         "the message names the variable: {out}"
     );
+}
+
+/// The cookies a proxy response sets, as `name=value` pairs.
+fn set_cookies(resp: &Value) -> Vec<String> {
+    resp["cookies"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str())
+                .map(|c| c.split(';').next().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn html(resp: &Value) -> String {
+    let raw = resp["body"].as_str().unwrap_or("");
+    if resp["isBase64Encoded"] == true {
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw).unwrap()).unwrap()
+    } else {
+        raw.to_string()
+    }
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle).unwrap_or_else(|| panic!("{name} in {html}")) + needle.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_string()
+}
+
+/// Login, consent, code, token, userinfo and the account page's revoke, each served by its own
+/// function binary, with cookies carried the API Gateway 2.0 way.
+async fn user_flow_through_the_functions(fns: &HashMap<&str, Function>, tenant: &str) {
+    use crate::flow::{CALLBACK, PASSWORD, pkce};
+    aws_cli_stdin(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            tenant,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let reg = aws_cli(&[
+        "client",
+        "create",
+        "--tenant",
+        tenant,
+        "--name",
+        "Lambda App",
+        "--grant-type",
+        "authorization_code",
+        "--grant-type",
+        "refresh_token",
+        "--scope",
+        "openid profile",
+        "--redirect-uri",
+        CALLBACK,
+    ]);
+    let (cid, secret) = (
+        reg["client_id"].as_str().unwrap(),
+        reg["client_secret"].as_str().unwrap(),
+    );
+    let p = pkce();
+    let q = format!(
+        "/oauth2/authorize?response_type=code&client_id={cid}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=openid%20profile&state=s&code_challenge={}&code_challenge_method=S256",
+        p.challenge
+    );
+    let login = fns["authorize"].invoke("GET", &q, &[], None).await;
+    assert_eq!(login["statusCode"], 200, "{login}");
+    assert!(
+        login["headers"]["content-security-policy"]
+            .as_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let mut jar = set_cookies(&login);
+    assert!(
+        jar.iter().any(|c| c.starts_with("__Host-bulwark_bid=")),
+        "https issuer: __Host- cookies: {jar:?}"
+    );
+    let page = html(&login);
+    let form = format!(
+        "action=login&interaction={}&csrf={}&username=alice&password={}",
+        hidden(&page, "interaction"),
+        hidden(&page, "csrf"),
+        PASSWORD.replace(' ', "+")
+    );
+    let cookie = jar.join("; ");
+    let ct = ("content-type", "application/x-www-form-urlencoded");
+    let consent = fns["authorize"]
+        .invoke(
+            "POST",
+            "/oauth2/authorize",
+            &[ct, ("cookie", &cookie)],
+            Some(&form),
+        )
+        .await;
+    assert_eq!(consent["statusCode"], 200, "{consent}");
+    jar.extend(set_cookies(&consent));
+    assert!(
+        jar.iter()
+            .any(|c| c.starts_with(&format!("__Host-bulwark_session_{tenant}="))),
+        "{jar:?}"
+    );
+    let page = html(&consent);
+    let form = format!(
+        "action=consent&interaction={}&csrf={}&decision=approve",
+        hidden(&page, "interaction"),
+        hidden(&page, "csrf")
+    );
+    let cookie = jar.join("; ");
+    let done = fns["authorize"]
+        .invoke(
+            "POST",
+            "/oauth2/authorize",
+            &[ct, ("cookie", &cookie)],
+            Some(&form),
+        )
+        .await;
+    assert_eq!(done["statusCode"], 303, "{done}");
+    let loc = url::Url::parse(done["headers"]["location"].as_str().unwrap()).unwrap();
+    let code = loc
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(
+        loc.query_pairs()
+            .any(|(k, v)| k == "iss" && v == "https://auth.example.test")
+    );
+
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{cid}:{secret}"))
+    );
+    let t = fns["token"]
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &[ct, ("authorization", &basic)],
+            Some(&format!(
+                "grant_type=authorization_code&code={code}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&code_verifier={}",
+                p.verifier
+            )),
+        )
+        .await;
+    assert_eq!(t["statusCode"], 200, "{t}");
+    let tb = body(&t);
+    assert!(
+        tb["id_token"].is_string() && tb["refresh_token"].is_string(),
+        "{tb}"
+    );
+    let at = tb["access_token"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {at}");
+    let u = fns["userinfo"]
+        .invoke("GET", "/oauth2/userinfo", &[("authorization", &bearer)], None)
+        .await;
+    assert_eq!(u["statusCode"], 200, "{u}");
+    assert_eq!(body(&u)["preferred_username"], "alice");
+
+    // The account page with the session cookie: revoke the app.
+    let acct = fns["account"]
+        .invoke(
+            "GET",
+            &format!("/account?tenant={tenant}"),
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(acct["statusCode"], 200, "{acct}");
+    let page = html(&acct);
+    assert!(page.contains("Lambda App"), "{page}");
+    let r = fns["account"]
+        .invoke(
+            "POST",
+            &format!("/account/apps/{cid}/revoke"),
+            &[ct, ("cookie", &cookie)],
+            Some(&format!("tenant={tenant}&csrf={}", hidden(&page, "csrf"))),
+        )
+        .await;
+    assert_eq!(r["statusCode"], 303, "{r}");
+    let u = fns["userinfo"]
+        .invoke("GET", "/oauth2/userinfo", &[("authorization", &bearer)], None)
+        .await;
+    assert_eq!(u["statusCode"], 401, "revoked: {u}");
 }

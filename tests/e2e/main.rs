@@ -1,8 +1,12 @@
 //! End-to-end tests: each starts `bulwark serve` as a real process on a free 127.0.0.1 port
 //! (a fresh data directory each), drives it over HTTP and through the CLI, and stops it by PID.
 
+mod account;
+mod authcode;
+mod chromium;
 mod cli;
 mod discovery_jwks;
+mod flow;
 mod introspect_revoke;
 mod lambda;
 mod logs;

@@ -282,7 +282,7 @@ async fn each_bad_metadata_case_gets_its_rfc7591_error() {
             "invalid_client_metadata",
         ),
         (cc(json!({"grant_types": []})), "invalid_client_metadata"),
-        (json!({"scope": "api:read"}), "invalid_client_metadata"),
+        (json!({"scope": "api:read"}), "invalid_redirect_uri"),
         (
             cc(json!({"response_types": ["token"]})),
             "invalid_client_metadata",

@@ -159,6 +159,39 @@ impl DataDir {
         )
     }
 
+    /// Run a CLI command with `input` on its stdin; panics unless it succeeds.
+    pub fn cli_stdin(&self, args: &[&str], input: &str) -> Value {
+        use std::io::Write;
+        let (backend_args, backend_env) = self.backend_args();
+        let mut child = Command::new(BIN)
+            .arg("--json")
+            .arg("--data-dir")
+            .arg(self.path())
+            .args(&backend_args)
+            .args(args)
+            .envs(backend_env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env_remove("BULWARK_ISSUER")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run bulwark");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("bulwark output");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "bulwark {args:?} failed: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim()).unwrap_or(Value::Null)
+    }
+
     /// Create a tenant (with scopes `api:read api:write`) and a confidential client.
     pub fn tenant_with_client(&self, tenant: &str) -> TestClient {
         self.cli(&["tenant", "create", tenant]);

@@ -20,6 +20,12 @@ pub struct AccessClaims {
     pub scope: String,
     /// Tenant id.
     pub tid: String,
+    /// The grant a user token came from (absent for client credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    /// When the user logged in (user tokens only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 /// What the claim builder needs for a client-credentials token.
@@ -47,7 +53,67 @@ pub fn client_credentials_claims(g: ClientCredentialsGrant<'_>) -> AccessClaims 
         client_id: g.client_id.to_string(),
         scope: g.scope.to_scope_string(),
         tid: g.tenant.to_string(),
+        gid: None,
+        auth_time: None,
     }
+}
+
+/// What the claim builder needs for a token issued to a client for a user.
+pub struct UserGrant<'a> {
+    pub issuer: &'a str,
+    pub tenant: &'a str,
+    pub client_id: &'a str,
+    pub sub: &'a str,
+    pub gid: &'a str,
+    pub auth_time: i64,
+    pub scope: &'a ScopeSet,
+    pub audience: &'a str,
+    pub ttl: i64,
+    pub now: i64,
+    pub jti: String,
+}
+
+/// Claims for an access token acting for a user: `sub` is the user, `gid` the grant.
+pub fn user_claims(g: UserGrant<'_>) -> AccessClaims {
+    AccessClaims {
+        iss: g.issuer.to_string(),
+        sub: g.sub.to_string(),
+        aud: g.audience.to_string(),
+        exp: g.now + g.ttl,
+        iat: g.now,
+        nbf: g.now,
+        jti: g.jti,
+        client_id: g.client_id.to_string(),
+        scope: g.scope.to_scope_string(),
+        tid: g.tenant.to_string(),
+        gid: Some(g.gid.to_string()),
+        auth_time: Some(g.auth_time),
+    }
+}
+
+/// OpenID Connect ID token claims (Core §2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub azp: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// Left half of SHA-256 of the access token, base64url (Core §3.1.3.6).
+    pub at_hash: String,
+    pub tid: String,
+}
+
+/// `at_hash` for an ES256-signed ID token.
+pub fn at_hash(access_token: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(access_token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
 /// Choose the audience for a token request (RFC 8707): no `resource` → the tenant's default

@@ -9,9 +9,12 @@ use super::tenant::{Tenant, TenantId};
 use crate::error::OAuthError;
 
 /// Grant types this server implements today. Discovery lists exactly these.
-pub const SUPPORTED_GRANT_TYPES: &[&str] = &["client_credentials"];
-/// Client authentication methods at the token endpoint.
-pub const SUPPORTED_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+pub const SUPPORTED_GRANT_TYPES: &[&str] = &["authorization_code", "client_credentials", "refresh_token"];
+/// Client authentication methods at the token endpoint (`none`: a public client, which has no
+/// secret and must use PKCE).
+pub const SUPPORTED_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+/// The methods a confidential client authenticates with (introspection is for these only).
+pub const CONFIDENTIAL_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
 
 /// Validated client metadata: what a client registers and may later read back or replace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +50,10 @@ impl ClientMetadata {
     }
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
+    }
+    /// A public client: no secret, `token_endpoint_auth_method: none`.
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == "none"
     }
     /// The metadata as a JSON object (for RFC 7591/7592 responses).
     pub fn to_json(&self) -> Map<String, Value> {
@@ -171,6 +178,18 @@ pub fn validate_metadata(input: &Value, tenant: &Tenant) -> Result<ClientMetadat
             printable(&token_endpoint_auth_method),
             SUPPORTED_AUTH_METHODS.join(" ")
         )));
+    }
+
+    let public = token_endpoint_auth_method == "none";
+    if public && grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(OAuthError::invalid_client_metadata(
+            "a public client (token_endpoint_auth_method none) cannot use client_credentials",
+        ));
+    }
+    if grant_types.iter().any(|g| g == "refresh_token") && !uses_code {
+        return Err(OAuthError::invalid_client_metadata(
+            "refresh_token goes with authorization_code",
+        ));
     }
 
     let scope = match obj.get("scope") {
@@ -443,7 +462,18 @@ mod tests {
             cc(json!({"grant_types": "client_credentials"})),
             Err(InvalidClientMetadata),
         );
-        check(json!({"scope": "api:read"}), Err(InvalidClientMetadata)); // RFC default authorization_code: not yet
+        // RFC 7591's default grant is authorization_code, which needs a redirect URI.
+        check(json!({"scope": "api:read"}), Err(InvalidRedirectUri));
+        let code = json!({"redirect_uris": ["https://app.example.com/cb"], "scope": "api:read"});
+        check(code.clone(), Ok(()));
+        let mut public = code.clone();
+        public["token_endpoint_auth_method"] = json!("none");
+        public["grant_types"] = json!(["authorization_code", "refresh_token"]);
+        check(public, Ok(()));
+        check(
+            json!({"grant_types": ["refresh_token"], "redirect_uris": ["https://a.example/cb"]}),
+            Err(InvalidClientMetadata),
+        );
         check(
             cc(json!({"response_types": ["token"]})),
             Err(InvalidClientMetadata),

@@ -1,5 +1,6 @@
 //! Client authentication at the token, introspection and revocation endpoints
-//! (RFC 6749 §2.3.1): `client_secret_basic` or `client_secret_post`, never both.
+//! (RFC 6749 §2.3.1): `client_secret_basic` or `client_secret_post`, never both; or `none`
+//! (a public client sends only its `client_id`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -11,6 +12,8 @@ use crate::secret::Secret;
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A public client names itself with `client_id` and proves nothing (PKCE does the work).
+    None,
 }
 
 impl AuthMethod {
@@ -18,6 +21,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
         }
     }
 }
@@ -72,6 +76,11 @@ pub fn read_credentials(
                 client_id: id.to_string(),
                 secret: Secret::new(secret),
                 method: AuthMethod::ClientSecretPost,
+            }),
+            (Some(id), None) => Ok(PresentedCredentials {
+                client_id: id.to_string(),
+                secret: Secret::new(""),
+                method: AuthMethod::None,
             }),
             _ => Err(CredentialsError::Missing),
         },
@@ -161,10 +170,8 @@ mod tests {
             CredentialsError::MultipleMethods
         );
         let id_only = Params::parse(b"client_id=abc").unwrap();
-        assert_eq!(
-            read_credentials(None, &id_only).unwrap_err(),
-            CredentialsError::Missing
-        );
+        let c = read_credentials(None, &id_only).unwrap();
+        assert_eq!((c.client_id.as_str(), c.method), ("abc", AuthMethod::None));
         let other_id = Params::parse(b"client_id=zzz").unwrap();
         assert!(matches!(
             read_credentials(Some(&basic("abc:x")), &other_id),

@@ -1,9 +1,11 @@
 //! The OAuth rules, sans IO: plain types and functions, no store, no clock, no network.
 //! Everything here is tested with tables of cases.
 
+pub mod authorize;
 pub mod claims;
 pub mod client;
 pub mod client_auth;
 pub mod params;
 pub mod scope;
 pub mod tenant;
+pub mod user;

@@ -42,6 +42,10 @@ impl ScopeSet {
     pub fn difference(&self, of: &ScopeSet) -> Vec<String> {
         self.0.difference(&of.0).cloned().collect()
     }
+    /// Members of either set.
+    pub fn union(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet(self.0.union(&other.0).cloned().collect())
+    }
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }

@@ -9,7 +9,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::{State, finish};
-use crate::domain::client::{SUPPORTED_AUTH_METHODS, SUPPORTED_GRANT_TYPES};
+use crate::domain::client::{CONFIDENTIAL_AUTH_METHODS, SUPPORTED_AUTH_METHODS, SUPPORTED_GRANT_TYPES};
+use crate::domain::tenant::SEED_SCOPES;
 use crate::service::App;
 
 pub fn router(state: State) -> Router {
@@ -26,16 +27,29 @@ pub fn document(app: &App) -> Value {
     let c = &app.config;
     json!({
         "issuer": c.issuer,
+        "authorization_endpoint": c.endpoint("/oauth2/authorize"),
         "token_endpoint": c.endpoint("/oauth2/token"),
+        "userinfo_endpoint": c.endpoint("/oauth2/userinfo"),
         "jwks_uri": c.endpoint("/.well-known/jwks.json"),
         "registration_endpoint": c.endpoint("/oauth2/register"),
         "introspection_endpoint": c.endpoint("/oauth2/introspect"),
         "revocation_endpoint": c.endpoint("/oauth2/revoke"),
         "grant_types_supported": SUPPORTED_GRANT_TYPES,
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent"],
         "token_endpoint_auth_methods_supported": SUPPORTED_AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": SUPPORTED_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": SUPPORTED_AUTH_METHODS,
+        "scopes_supported": SEED_SCOPES.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "tid", "name", "preferred_username", "email", "email_verified"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
     })
 }
 

@@ -5,12 +5,17 @@
 //! shape the response. Bodies are read with a hard size limit; content types are checked; a
 //! repeated parameter is an error; nothing here logs headers, bodies or query strings.
 
+pub mod account;
+pub mod authorize;
+pub mod browser;
 pub mod discovery;
 pub mod introspect;
 pub mod jwks;
+pub mod pages;
 pub mod register;
 pub mod revoke;
 pub mod token;
+pub mod userinfo;
 
 use axum::Router;
 use axum::extract::{FromRequest, MatchedPath, Request};
@@ -43,7 +48,10 @@ pub fn app(state: State) -> Router {
         .merge(register::router(state.clone()))
         .merge(token::router(state.clone()))
         .merge(introspect::router(state.clone()))
-        .merge(revoke::router(state))
+        .merge(revoke::router(state.clone()))
+        .merge(authorize::router(state.clone()))
+        .merge(userinfo::router(state.clone()))
+        .merge(account::router(state))
         .fallback(not_found)
 }
 
@@ -90,7 +98,9 @@ async fn access_log(req: Request, next: Next) -> Response {
 const DRAIN_LIMIT: usize = 2 * 1024 * 1024 + 64 * 1024;
 
 /// Read the body, at most [`MAX_BODY`] bytes (413 beyond).
-async fn body_bytes(req: Request) -> Result<(axum::http::request::Parts, axum::body::Bytes), OAuthError> {
+pub(crate) async fn body_bytes(
+    req: Request,
+) -> Result<(axum::http::request::Parts, axum::body::Bytes), OAuthError> {
     use http_body_util::BodyExt;
     let (parts, mut body) = req.into_parts();
     let declared = parts
@@ -125,7 +135,7 @@ async fn body_bytes(req: Request) -> Result<(axum::http::request::Parts, axum::b
     Ok((parts, axum::body::Bytes::from(buf)))
 }
 
-fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
+pub(crate) fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -43,7 +43,7 @@ async fn register(StateX(app): StateX<State>, body: JsonBody) -> Result<Response
     let resp = clients::registration_response(
         &app,
         &reg.client,
-        Some(&reg.secret),
+        reg.secret.as_ref(),
         Some(&reg.registration_token),
     );
     Ok(no_store_json(StatusCode::CREATED, resp))

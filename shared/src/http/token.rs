@@ -8,7 +8,7 @@ use axum::routing::post;
 
 use super::{OAuthForm, State, client_from, finish, no_store_json};
 use crate::error::{ErrorCode, OAuthError};
-use crate::service::tokens;
+use crate::service::{grants, tokens};
 
 pub fn router(state: State) -> Router {
     finish(
@@ -29,6 +29,8 @@ async fn token(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, 
     tracing::Span::current().record("client_id", client.client_id.as_str());
     let body = match grant_type.as_str() {
         "client_credentials" => tokens::client_credentials(&app, &client, &form.params).await?,
+        "authorization_code" => grants::authorization_code(&app, &client, &form.params).await?,
+        "refresh_token" => grants::refresh_token(&app, &client, &form.params).await?,
         _ => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,

@@ -14,7 +14,8 @@ use crate::store::{StoreError, Write};
 /// A client just created: the only moment its secrets exist in the clear.
 pub struct Registered {
     pub client: Client,
-    pub secret: Secret,
+    /// `None` for a public client.
+    pub secret: Option<Secret>,
     pub registration_token: Secret,
 }
 
@@ -51,14 +52,14 @@ fn new_client(
     origin: Origin,
 ) -> Result<Registered, OAuthError> {
     let metadata = validate_metadata(metadata, tenant)?;
-    let secret = Secret::generate();
+    let secret = (!metadata.is_public()).then(Secret::generate);
     let registration_token = Secret::generate();
     let now = app.now();
     let client = Client {
         client_id: random_id(16),
         tenant: tenant.id.clone(),
         metadata,
-        secret_hash: Some(secret.hash().to_hex()),
+        secret_hash: secret.as_ref().map(|s| s.hash().to_hex()),
         secret_expires_at: 0,
         registration_token_hash: registration_token.hash().to_hex(),
         issued_at: now,
@@ -129,15 +130,22 @@ pub async fn register_dynamic(
     }
 }
 
-/// `bulwark client create`: the operator registers a client with the same validation.
-pub async fn create_by_admin(app: &App, tenant_id: &str, metadata: &Value) -> Result<Registered, OAuthError> {
+/// `bulwark client create`: the operator registers a client with the same validation, and may
+/// mark it first-party (its users are not asked for consent), which DCR never can.
+pub async fn create_by_admin(
+    app: &App,
+    tenant_id: &str,
+    metadata: &Value,
+    first_party: bool,
+) -> Result<Registered, OAuthError> {
     let tenant = app
         .repo
         .tenant(tenant_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_request("unknown tenant"))?
         .value;
-    let reg = new_client(app, &tenant, metadata, Origin::Admin)?;
+    let mut reg = new_client(app, &tenant, metadata, Origin::Admin)?;
+    reg.client.first_party = first_party;
     let writes = vec![
         app.repo.create_client_write(&reg.client)?,
         app.repo
@@ -210,6 +218,11 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
         .value;
     let mut client = current.value.clone();
     client.metadata = validate_metadata(&Value::Object(metadata), &tenant)?;
+    if client.metadata.is_public() != current.value.metadata.is_public() {
+        return Err(OAuthError::invalid_client_metadata(
+            "a client cannot switch between public (none) and confidential authentication; register a new one",
+        ));
+    }
     client.updated_at = app.now();
     let writes = vec![
         app.repo.replace_client_write(&client, current.version)?,

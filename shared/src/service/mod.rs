@@ -1,9 +1,13 @@
 //! Application services: the OAuth rules of `domain` applied through the ports. The HTTP
 //! routers and the CLI are thin translators over these functions.
 
+pub mod account;
+pub mod authorize;
 pub mod clients;
+pub mod grants;
 pub mod tenants;
 pub mod tokens;
+pub mod users;
 
 use std::sync::Arc;
 

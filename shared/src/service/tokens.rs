@@ -7,7 +7,7 @@ use crate::domain::claims::{
     AccessClaims, ClientCredentialsGrant, check_active, choose_audience, client_credentials_claims,
 };
 use crate::domain::client::Client;
-use crate::domain::client_auth::PresentedCredentials;
+use crate::domain::client_auth::{AuthMethod, PresentedCredentials};
 use crate::domain::params::Params;
 use crate::domain::scope::grant_scope;
 use crate::error::{ErrorCode, OAuthError};
@@ -28,6 +28,14 @@ pub async fn authenticate(app: &App, creds: &PresentedCredentials) -> Result<Cli
         return Err(failed());
     };
     let client = found.value;
+    if creds.method == AuthMethod::None {
+        // A public client: nothing to verify, but it must be registered as public.
+        if client.metadata.is_public() && client.secret_hash.is_none() {
+            return Ok(client);
+        }
+        tracing::info!(client_id = %client.client_id, "client authentication failed: not a public client");
+        return Err(failed());
+    }
     let Some(hash) = client.secret_hash.as_deref().and_then(SecretHash::from_hex) else {
         verify_against_nothing(&creds.secret);
         return Err(failed());
@@ -108,6 +116,13 @@ async fn verified_claims(app: &App, token: &str) -> Result<Option<AccessClaims>,
 pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value, OAuthError> {
     let inactive = json!({"active": false});
     let Some(c) = verified_claims(app, token).await? else {
+        if !token.contains('.')
+            && let Some(body) =
+                crate::service::grants::introspect_refresh(app, caller, &crate::secret::Secret::new(token))
+                    .await?
+        {
+            return Ok(body);
+        }
         return Ok(inactive);
     };
     if let Err(why) = check_active(&c, &app.config.issuer, caller.tenant.as_str(), app.now()) {
@@ -120,6 +135,11 @@ pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value
     match app.repo.client(&c.client_id).await? {
         Some(owner) if owner.value.tenant == caller.tenant => {}
         _ => return Ok(inactive),
+    }
+    if let Some(gid) = &c.gid
+        && app.repo.grant(gid).await?.is_none()
+    {
+        return Ok(inactive);
     }
     let mut body = json!({
         "active": true,
@@ -137,13 +157,20 @@ pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value
     if !c.scope.is_empty() {
         body["scope"] = json!(c.scope);
     }
+    if let Some(t) = c.auth_time {
+        body["auth_time"] = json!(t);
+    }
     Ok(body)
 }
 
-/// RFC 7009: revoke an access token the caller was issued. Anything else (unknown, expired,
+/// RFC 7009: revoke an access token or a refresh token (which ends its grant) the caller was
+/// issued. Anything else (unknown, expired,
 /// another client's or tenant's token) is answered the same way and changes nothing.
 pub async fn revoke(app: &App, caller: &Client, token: &str) -> Result<(), OAuthError> {
     let Some(c) = verified_claims(app, token).await? else {
+        if !token.contains('.') {
+            crate::service::grants::revoke_refresh(app, caller, &crate::secret::Secret::new(token)).await?;
+        }
         return Ok(());
     };
     if c.iss != app.config.issuer || c.tid != caller.tenant.as_str() || c.client_id != caller.client_id {

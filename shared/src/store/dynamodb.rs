@@ -29,6 +29,8 @@ pub struct TableNames {
     pub clients: String,
     pub tokens: String,
     pub audit: String,
+    pub users: String,
+    pub grants: String,
 }
 
 impl TableNames {
@@ -39,6 +41,8 @@ impl TableNames {
             clients: format!("{prefix}clients"),
             tokens: format!("{prefix}tokens"),
             audit: format!("{prefix}audit"),
+            users: format!("{prefix}users"),
+            grants: format!("{prefix}grants"),
         }
     }
 
@@ -48,6 +52,8 @@ impl TableNames {
             Table::Clients => &self.clients,
             Table::Tokens => &self.tokens,
             Table::Audit => &self.audit,
+            Table::Users => &self.users,
+            Table::Grants => &self.grants,
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod repo;
+pub mod repo_users;
 
 /// Logical tables. Each backend maps them to its own physical names (DynamoDB: one table each,
 /// named in `template.yaml`; embedded: one SQLite table with a `tbl` column).
@@ -32,14 +33,26 @@ pub enum Table {
     Tenants,
     /// Clients (Connected Apps), indexed by tenant.
     Clients,
-    /// Short-lived, single-purpose items: initial access tokens, the `jti` deny list.
+    /// Short-lived, single-purpose items: initial access tokens, the `jti` deny list, sessions,
+    /// pending authorization requests, codes, login-failure counters.
     Tokens,
     /// Audit events per tenant.
     Audit,
+    /// End users and the per-tenant username index.
+    Users,
+    /// What users granted: consents, grants (one per authorization) and refresh tokens.
+    Grants,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Tenants, Table::Clients, Table::Tokens, Table::Audit];
+    pub const ALL: [Table; 6] = [
+        Table::Tenants,
+        Table::Clients,
+        Table::Tokens,
+        Table::Audit,
+        Table::Users,
+        Table::Grants,
+    ];
 
     /// The stable logical name (used as the embedded store's `tbl` value and in config).
     pub fn name(self) -> &'static str {
@@ -48,6 +61,8 @@ impl Table {
             Table::Clients => "clients",
             Table::Tokens => "tokens",
             Table::Audit => "audit",
+            Table::Users => "users",
+            Table::Grants => "grants",
         }
     }
 }

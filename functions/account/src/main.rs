@@ -1,0 +1,6 @@
+//! The `account` endpoint as an AWS Lambda function (API Gateway HTTP API).
+
+#[tokio::main]
+async fn main() -> Result<(), shared::lambda::Error> {
+    shared::lambda::run(shared::http::account::router).await
+}

@@ -1,0 +1,425 @@
+//! The authorization request (RFC 6749 §4.1.1, RFC 7636, OpenID Connect Core §3.1.2), sans IO:
+//! which requests are refused on our own error page, which are answered by a redirect, and the
+//! PKCE and redirect-URI rules of RFC 9700.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::client::Client;
+use super::params::Params;
+use super::scope::{ScopeSet, grant_scope};
+
+/// A validated authorization request, kept while the user logs in and consents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthRequest {
+    pub client_id: String,
+    /// The registered redirect URI the request named (or the only one registered).
+    pub redirect_uri: String,
+    /// Whether the request carried `redirect_uri` (then the token request must repeat it).
+    pub redirect_uri_explicit: bool,
+    /// Space-separated, canonical.
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// S256 code challenge.
+    pub code_challenge: String,
+    #[serde(default)]
+    pub prompt: Prompt,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+}
+
+impl AuthRequest {
+    pub fn scopes(&self) -> ScopeSet {
+        ScopeSet::parse(&self.scope).unwrap_or_default()
+    }
+}
+
+/// OpenID Connect `prompt`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+}
+
+/// Why a request is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client or the redirect URI cannot be trusted: say so on our own page, never redirect.
+    Page(String),
+    /// The redirect URI is verified: send the error back to the client.
+    Redirect {
+        redirect_uri: String,
+        error: &'static str,
+        description: String,
+        state: Option<String>,
+    },
+}
+
+const MAX_STATE: usize = 2048;
+
+/// Whether `presented` is one of the client's registered redirect URIs: exact string match,
+/// except that for an http loopback IP literal the port may differ (RFC 8252 §7.3).
+pub fn redirect_matches(registered: &[String], presented: &str) -> bool {
+    if registered.iter().any(|r| crate::secret::ct_eq_str(r, presented)) {
+        return true;
+    }
+    let Ok(p) = Url::parse(presented) else {
+        return false;
+    };
+    if p.scheme() != "http" || !is_loopback_ip(&p) {
+        return false;
+    }
+    registered.iter().any(|r| {
+        Url::parse(r).is_ok_and(|mut r| {
+            if r.scheme() != "http" || !is_loopback_ip(&r) || r.host() != p.host() {
+                return false;
+            }
+            let mut p = p.clone();
+            let _ = r.set_port(None);
+            let _ = p.set_port(None);
+            r.as_str() == p.as_str()
+        })
+    })
+}
+
+fn is_loopback_ip(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    }
+}
+
+/// Validate an authorization request for `client` (already looked up by `client_id`; an
+/// unknown client is the caller's [`Refusal::Page`]).
+pub fn validate(p: &Params, client: &Client) -> Result<AuthRequest, Refusal> {
+    let registered = &client.metadata.redirect_uris;
+    let (redirect_uri, explicit) = match p.get("redirect_uri") {
+        Some(r) if redirect_matches(registered, r) => (r.to_string(), true),
+        Some(_) => {
+            return Err(Refusal::Page(
+                "The redirect_uri is not one this application registered.".into(),
+            ));
+        }
+        None if registered.len() == 1 => (registered[0].clone(), false),
+        None => {
+            return Err(Refusal::Page(
+                "The request has no redirect_uri, and the application registered several.".into(),
+            ));
+        }
+    };
+    let state = p.get("state").map(str::to_string);
+    let refuse = |error: &'static str, description: &str| Refusal::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        error,
+        description: description.to_string(),
+        state: state.clone().filter(|s| s.len() <= MAX_STATE),
+    };
+    if state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
+        return Err(refuse("invalid_request", "state is too long"));
+    }
+    if p.get("request").is_some() {
+        return Err(refuse(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if p.get("request_uri").is_some() {
+        return Err(refuse(
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
+    match p.get("response_type") {
+        Some("code") => {}
+        Some(_) => {
+            return Err(refuse(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
+        None => return Err(refuse("invalid_request", "missing parameter response_type")),
+    }
+    if let Some(mode) = p.get("response_mode")
+        && mode != "query"
+    {
+        return Err(refuse("invalid_request", "only response_mode=query is supported"));
+    }
+    if !client.metadata.allows_grant("authorization_code") {
+        return Err(refuse(
+            "unauthorized_client",
+            "this client is not allowed the authorization_code grant",
+        ));
+    }
+    let code_challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
+        (None, _) => return Err(refuse("invalid_request", "PKCE is required: send code_challenge")),
+        (Some(_), None | Some("plain")) => {
+            return Err(refuse("invalid_request", "code_challenge_method must be S256"));
+        }
+        (Some(c), Some("S256")) => {
+            if c.len() != 43
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(refuse(
+                    "invalid_request",
+                    "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
+                ));
+            }
+            c.to_string()
+        }
+        (Some(_), Some(_)) => return Err(refuse("invalid_request", "code_challenge_method must be S256")),
+    };
+    let scope =
+        grant_scope(p.get("scope"), &client.metadata.scopes()).map_err(|d| refuse("invalid_scope", &d))?;
+    let mut prompt = Prompt::default();
+    if let Some(ps) = p.get("prompt") {
+        for v in ps.split(' ').filter(|v| !v.is_empty()) {
+            match v {
+                "none" => prompt.none = true,
+                "login" => prompt.login = true,
+                "consent" => prompt.consent = true,
+                "select_account" => {}
+                _ => return Err(refuse("invalid_request", "unknown prompt value")),
+            }
+        }
+        if prompt.none && (prompt.login || prompt.consent) {
+            return Err(refuse("invalid_request", "prompt=none cannot be combined"));
+        }
+    }
+    let max_age = match p.get("max_age") {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => {
+                return Err(refuse(
+                    "invalid_request",
+                    "max_age must be a non-negative integer",
+                ));
+            }
+        },
+    };
+    let nonce = p.get("nonce").map(str::to_string);
+    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
+        return Err(refuse("invalid_request", "nonce is too long"));
+    }
+    let login_hint = p.get("login_hint").filter(|h| h.len() <= 256).map(str::to_string);
+    Ok(AuthRequest {
+        client_id: client.client_id.clone(),
+        redirect_uri,
+        redirect_uri_explicit: explicit,
+        scope: scope.to_scope_string(),
+        state,
+        nonce,
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint,
+    })
+}
+
+/// `base64url(SHA-256(verifier))`, the S256 challenge of a verifier.
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// RFC 7636 §4.1 verifier syntax and the S256 check, in constant time.
+pub fn verify_pkce(verifier: &str, challenge: &str) -> bool {
+    let syntax = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    syntax && crate::secret::ct_eq_str(&s256(verifier), challenge)
+}
+
+/// `base` with `params` added to its query (existing query parameters kept).
+pub fn redirect_with(base: &str, params: &[(&str, &str)]) -> String {
+    match Url::parse(base) {
+        Ok(mut u) => {
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in params {
+                    q.append_pair(k, v);
+                }
+            }
+            u.to_string()
+        }
+        Err(_) => base.to_string(),
+    }
+}
+
+/// Whether a login at `auth_time` is fresh enough for `max_age` at `now`.
+pub fn login_fresh(auth_time: i64, max_age: Option<i64>, now: i64) -> bool {
+    max_age.is_none_or(|m| now - auth_time <= m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::client::{ClientMetadata, Origin};
+    use crate::domain::tenant::TenantId;
+
+    fn client(redirects: &[&str]) -> Client {
+        Client {
+            client_id: "c1".into(),
+            tenant: TenantId::parse("acme").unwrap(),
+            metadata: ClientMetadata {
+                redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
+                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                response_types: vec!["code".into()],
+                token_endpoint_auth_method: "none".into(),
+                client_name: None,
+                client_uri: None,
+                logo_uri: None,
+                tos_uri: None,
+                policy_uri: None,
+                scope: "openid profile".into(),
+                contacts: vec![],
+                software_id: None,
+                software_version: None,
+            },
+            secret_hash: None,
+            secret_expires_at: 0,
+            registration_token_hash: String::new(),
+            issued_at: 0,
+            updated_at: 0,
+            origin: Origin::Admin,
+            first_party: false,
+        }
+    }
+
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn params(s: &str) -> Params {
+        Params::parse(s.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn redirect_matching() {
+        let reg = vec![
+            "https://app.example/cb".to_string(),
+            "http://127.0.0.1/cb".to_string(),
+            "http://[::1]:8000/cb".to_string(),
+        ];
+        for (uri, ok) in [
+            ("https://app.example/cb", true),
+            ("https://app.example/cb/", false),
+            ("https://app.example/cb?x=1", false),
+            ("https://APP.example/cb", false),
+            ("https://app.example:443/cb", false),
+            ("https://app.example.evil/cb", false),
+            ("http://app.example/cb", false),
+            ("http://127.0.0.1:51234/cb", true),
+            ("http://127.0.0.1/cb", true),
+            ("http://127.0.0.1:5/other", false),
+            ("http://localhost:5/cb", false),
+            ("http://[::1]:9/cb", true),
+            ("http://127.0.0.2:9/cb", false),
+        ] {
+            assert_eq!(redirect_matches(&reg, uri), ok, "{uri}");
+        }
+    }
+
+    #[test]
+    fn pkce() {
+        // RFC 7636 appendix B.
+        let v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert_eq!(s256(v), CHALLENGE);
+        assert!(verify_pkce(v, CHALLENGE));
+        assert!(!verify_pkce(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXx",
+            CHALLENGE
+        ));
+        assert!(!verify_pkce("short", &s256("short")));
+        assert!(!verify_pkce(&format!("{v}!"), &s256(&format!("{v}!"))));
+    }
+
+    #[test]
+    fn requests() {
+        let c = client(&["https://app.example/cb"]);
+        let ok =
+            format!("response_type=code&client_id=c1&code_challenge={CHALLENGE}&code_challenge_method=S256");
+        let r = validate(&params(&format!("{ok}&state=xyz&scope=openid&nonce=n")), &c).unwrap();
+        assert_eq!(r.redirect_uri, "https://app.example/cb");
+        assert!(!r.redirect_uri_explicit);
+        assert_eq!((r.scope.as_str(), r.state.as_deref()), ("openid", Some("xyz")));
+        let r = validate(&params(&ok), &c).unwrap();
+        assert_eq!(r.scope, "openid profile", "defaults to the registered scopes");
+
+        assert!(matches!(
+            validate(
+                &params(&format!("{ok}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb")),
+                &c
+            ),
+            Err(Refusal::Page(_))
+        ));
+        let two = client(&["https://a.example/cb", "https://b.example/cb"]);
+        assert!(matches!(validate(&params(&ok), &two), Err(Refusal::Page(_))));
+
+        let err = |q: &str| match validate(&params(q), &c) {
+            Err(Refusal::Redirect { error, state, .. }) => (error, state),
+            other => panic!("{q}: {other:?}"),
+        };
+        assert_eq!(
+            err(&format!(
+                "response_type=token&client_id=c1&code_challenge={CHALLENGE}&code_challenge_method=S256&state=s"
+            )),
+            ("unsupported_response_type", Some("s".into()))
+        );
+        assert_eq!(err("response_type=code&client_id=c1").0, "invalid_request");
+        assert_eq!(
+            err(&format!(
+                "response_type=code&client_id=c1&code_challenge={CHALLENGE}"
+            ))
+            .0,
+            "invalid_request"
+        );
+        assert_eq!(
+            err(&format!(
+                "response_type=code&client_id=c1&code_challenge={CHALLENGE}&code_challenge_method=plain"
+            ))
+            .0,
+            "invalid_request"
+        );
+        assert_eq!(err(&format!("{ok}&scope=admin")).0, "invalid_scope");
+        assert_eq!(err(&format!("{ok}&prompt=none%20login")).0, "invalid_request");
+        assert_eq!(err(&format!("{ok}&max_age=-1")).0, "invalid_request");
+        assert_eq!(err(&format!("{ok}&request=x")).0, "request_not_supported");
+        assert_eq!(err(&format!("{ok}&response_mode=fragment")).0, "invalid_request");
+
+        let mut cc = c.clone();
+        cc.metadata.grant_types = vec!["client_credentials".into()];
+        assert!(matches!(
+            validate(&params(&ok), &cc),
+            Err(Refusal::Redirect {
+                error: "unauthorized_client",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn redirects_keep_the_query() {
+        assert_eq!(
+            redirect_with("https://a.example/cb?x=1", &[("code", "c d"), ("state", "&")]),
+            "https://a.example/cb?x=1&code=c+d&state=%26"
+        );
+    }
+
+    #[test]
+    fn max_age() {
+        assert!(login_fresh(100, None, 10_000));
+        assert!(login_fresh(100, Some(50), 150));
+        assert!(!login_fresh(100, Some(50), 151));
+    }
+}

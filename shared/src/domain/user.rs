@@ -1,0 +1,165 @@
+//! End users: usernames, argon2id password hashes, and the login-throttle rule.
+
+use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
+
+use super::tenant::TenantId;
+use crate::secret::Secret;
+
+/// A user as stored. `sub` is a stable opaque id, unique across tenants; the password only as
+/// an argon2id PHC string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub sub: String,
+    pub tenant: TenantId,
+    /// Normalised (see [`normalize_username`]).
+    pub username: String,
+    pub password_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub active: bool,
+    pub created_at: i64,
+}
+
+/// Usernames compare case-insensitively: trimmed, lower-cased, 1–128 printable characters.
+pub fn normalize_username(s: &str) -> Result<String, String> {
+    let u = s.trim().to_lowercase();
+    if u.is_empty() || u.chars().count() > 128 {
+        return Err("a username is 1 to 128 characters".into());
+    }
+    if u.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("a username has no spaces or control characters".into());
+    }
+    Ok(u)
+}
+
+/// A password a user may set: 8–1024 characters.
+pub fn check_new_password(p: &Secret) -> Result<(), String> {
+    let n = p.expose().chars().count();
+    if n < 8 {
+        return Err("a password has at least 8 characters".into());
+    }
+    if n > 1024 {
+        return Err("a password has at most 1024 characters".into());
+    }
+    Ok(())
+}
+
+/// An email address as far as we check it (the mailbox is the tenant's business).
+pub fn check_email(e: &str) -> Result<(), String> {
+    let ok = e.len() <= 254
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !e.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err("not an email address".into())
+    }
+}
+
+fn argon() -> argon2::Argon2<'static> {
+    // OWASP's first recommended argon2id setting: 19 MiB, 2 passes, 1 lane.
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+/// Hash a password with argon2id and a random salt (PHC string format).
+pub fn hash_password(p: &Secret) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let salt = SaltString::generate(&mut OsRng);
+    argon()
+        .hash_password(p.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
+/// Whether `p` matches the PHC string `phc` (constant-time inside argon2).
+pub fn verify_password(p: &Secret, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    match PasswordHash::new(phc) {
+        Ok(h) => argon().verify_password(p.expose().as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    }
+}
+
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password(&Secret::generate()));
+
+/// Spend the same time as [`verify_password`] when there is no user, so that a wrong
+/// username and a wrong password cannot be told apart by timing.
+pub fn verify_against_no_user(p: &Secret) -> bool {
+    let _ = verify_password(p, &DUMMY_HASH);
+    false
+}
+
+/// Failed logins for one username within [`THROTTLE_WINDOW`] before further attempts are refused.
+pub const THROTTLE_MAX_FAILURES: u32 = 5;
+/// The window (seconds) in which failures count; a locked username unlocks when it ends.
+pub const THROTTLE_WINDOW: i64 = 15 * 60;
+
+/// Failed-login counter for one (tenant, username), as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginFailures {
+    pub count: u32,
+    pub first_at: i64,
+}
+
+impl LoginFailures {
+    /// Seconds until the username may try again, if it is locked now.
+    pub fn locked_for(&self, now: i64) -> Option<i64> {
+        let ends = self.first_at + THROTTLE_WINDOW;
+        (self.count >= THROTTLE_MAX_FAILURES && ends > now).then_some(ends - now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(normalize_username("  Alice ").unwrap(), "alice");
+        for bad in ["", "   ", "a b", "a\u{7}", &"x".repeat(129)] {
+            assert!(normalize_username(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let p = Secret::new("correct horse battery");
+        let h = hash_password(&p);
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password(&p, &h));
+        assert!(!verify_password(&Secret::new("wrong horse battery"), &h));
+        assert!(!verify_password(&p, "not a hash"));
+        assert_ne!(h, hash_password(&p), "salted");
+        assert!(!verify_against_no_user(&p));
+        assert!(check_new_password(&Secret::new("short")).is_err());
+        assert!(check_new_password(&p).is_ok());
+    }
+
+    #[test]
+    fn throttle() {
+        let f = LoginFailures {
+            count: 4,
+            first_at: 1000,
+        };
+        assert_eq!(f.locked_for(1001), None);
+        let f = LoginFailures {
+            count: 5,
+            first_at: 1000,
+        };
+        assert_eq!(f.locked_for(1001), Some(THROTTLE_WINDOW - 1));
+        assert_eq!(f.locked_for(1000 + THROTTLE_WINDOW), None);
+    }
+
+    #[test]
+    fn emails() {
+        assert!(check_email("a@b.example").is_ok());
+        for bad in ["a", "@b.c", "a@b", "a @b.c", "a@.c"] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
+    }
+}

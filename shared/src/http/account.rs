@@ -1,0 +1,228 @@
+//! The end user's account page: `GET /account?tenant=T`, `POST /account/login`,
+//! `POST /account/apps/{client_id}/revoke`, `POST /account/logout`.
+
+use axum::Router;
+use axum::extract::{Path, State as StateX};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use super::browser::{
+    PageForm, browser_id, clear_session_cookie, cookie, failure_page, see_other, session_cookie_header,
+    session_cookie_name, with_cookies,
+};
+use super::pages::{self, AccountView};
+use super::{State, finish};
+use crate::domain::tenant::TenantId;
+use crate::error::OAuthError;
+use crate::secret::ct_eq_str;
+use crate::service::authorize::{LoginPage, csrf_for};
+use crate::service::users::{self, LoginError};
+use crate::service::{App, account};
+
+pub fn router(state: State) -> Router {
+    finish(
+        Router::new()
+            .route("/account", get(show))
+            .route("/account/login", post(login))
+            .route("/account/logout", post(logout))
+            .route("/account/apps/{client_id}/revoke", post(revoke))
+            .with_state(state),
+    )
+}
+
+/// The tenant a request names, if it exists.
+async fn tenant_of(app: &App, form: &PageForm) -> Result<Option<String>, OAuthError> {
+    let Some(t) = form.params.get("tenant").and_then(|t| TenantId::parse(t).ok()) else {
+        return Ok(None);
+    };
+    Ok(app.repo.tenant(t.as_str()).await?.map(|_| t.as_str().to_string()))
+}
+
+fn no_tenant() -> Response {
+    pages::error_page(404, "There is no such account. Check the link you followed.")
+}
+
+fn account_url(app: &App, tenant: &str, notice: Option<&str>) -> String {
+    let mut u = format!("{}?tenant={tenant}", app.config.endpoint("/account"));
+    if let Some(n) = notice {
+        u.push_str("&notice=");
+        u.push_str(n);
+    }
+    u
+}
+
+fn login_form(
+    app: &App,
+    tenant: &str,
+    browser: &crate::secret::Secret,
+    username: &str,
+    error: Option<String>,
+) -> Response {
+    let p = LoginPage {
+        tenant: tenant.to_string(),
+        pending_id: None,
+        csrf: csrf_for(browser),
+        client_name: None,
+        username: username.to_string(),
+        error,
+    };
+    pages::login_page(&p, &app.config.endpoint("/account/login"), &[("tenant", tenant)])
+}
+
+async fn show(StateX(app): StateX<State>, form: PageForm) -> Response {
+    let (browser, new_cookie) = browser_id(&app, &form.headers);
+    let resp = match show_inner(&app, &form, &browser).await {
+        Ok(r) => r,
+        Err(e) => failure_page(e),
+    };
+    with_cookies(resp, [new_cookie])
+}
+
+async fn show_inner(
+    app: &App,
+    form: &PageForm,
+    browser: &crate::secret::Secret,
+) -> Result<Response, OAuthError> {
+    let Some(tenant) = tenant_of(app, form).await? else {
+        return Ok(no_tenant());
+    };
+    let c = cookie(&form.headers, &session_cookie_name(app, &tenant));
+    let Some((session, user)) = users::session(app, &tenant, c.as_ref()).await? else {
+        return Ok(login_form(app, &tenant, browser, "", None));
+    };
+    let apps = account::connected_apps(app, &tenant, &user.sub).await?;
+    let notice = match form.params.get("notice") {
+        Some("revoked") => Some("Access removed. The app can no longer use your account."),
+        _ => None,
+    };
+    let who = user.name.clone().unwrap_or_else(|| user.username.clone());
+    Ok(pages::account_page(&AccountView {
+        tenant: &tenant,
+        who: &who,
+        csrf: &session.csrf,
+        apps: &apps,
+        notice,
+        base: &app.config.issuer,
+    }))
+}
+
+async fn login(StateX(app): StateX<State>, form: PageForm) -> Response {
+    let (browser, new_cookie) = browser_id(&app, &form.headers);
+    let resp = match login_inner(&app, &form, &browser).await {
+        Ok(r) => r,
+        Err(e) => failure_page(e),
+    };
+    with_cookies(resp, [new_cookie])
+}
+
+async fn login_inner(
+    app: &App,
+    form: &PageForm,
+    browser: &crate::secret::Secret,
+) -> Result<Response, OAuthError> {
+    let Some(tenant) = tenant_of(app, form).await? else {
+        return Ok(no_tenant());
+    };
+    let csrf_ok = form
+        .params
+        .get("csrf")
+        .is_some_and(|c| ct_eq_str(c, &csrf_for(browser)));
+    if !csrf_ok {
+        return Ok(pages::error_page(
+            400,
+            "This form has expired. Reload the page and sign in again.",
+        ));
+    }
+    let username = form.params.get("username").unwrap_or_default();
+    let password = crate::secret::Secret::new(form.params.get("password").unwrap_or_default());
+    match users::login(app, &tenant, username, &password).await {
+        Ok(user) => {
+            let (c, s) = users::start_session(app, &user).await?;
+            Ok(with_cookies(
+                see_other(&account_url(app, &tenant, None)),
+                [session_cookie_header(app, &c, &s)],
+            ))
+        }
+        Err(LoginError::Invalid) => Ok(login_form(
+            app,
+            &tenant,
+            browser,
+            username,
+            Some("The username or password is incorrect.".into()),
+        )),
+        Err(LoginError::Locked(secs)) => Ok(login_form(
+            app,
+            &tenant,
+            browser,
+            username,
+            Some(format!(
+                "Too many failed sign-in attempts for this account. Try again in {} minutes.",
+                (secs + 59) / 60
+            )),
+        )),
+        Err(LoginError::Backend(e)) => Err(e),
+    }
+}
+
+/// The session a form-posting request belongs to, if its CSRF token matches that session.
+async fn session_for_form(
+    app: &App,
+    form: &PageForm,
+    tenant: &str,
+) -> Result<
+    Option<(
+        crate::secret::Secret,
+        crate::store::repo_users::Session,
+        crate::domain::user::User,
+    )>,
+    OAuthError,
+> {
+    let Some(c) = cookie(&form.headers, &session_cookie_name(app, tenant)) else {
+        return Ok(None);
+    };
+    let Some((s, u)) = users::session(app, tenant, Some(&c)).await? else {
+        return Ok(None);
+    };
+    let ok = form.params.get("csrf").is_some_and(|x| ct_eq_str(x, &s.csrf));
+    Ok(ok.then_some((c, s, u)))
+}
+
+async fn revoke(StateX(app): StateX<State>, Path(client_id): Path<String>, form: PageForm) -> Response {
+    let result = async {
+        let Some(tenant) = tenant_of(&app, &form).await? else {
+            return Ok(no_tenant());
+        };
+        let Some((_, _, user)) = session_for_form(&app, &form, &tenant).await? else {
+            return Ok(pages::error_page(
+                400,
+                "This form has expired or you are signed out. Reload the account page.",
+            ));
+        };
+        account::revoke_app(&app, &tenant, &user.sub, &client_id).await?;
+        Ok::<_, OAuthError>(see_other(&account_url(&app, &tenant, Some("revoked"))))
+    }
+    .await;
+    result.unwrap_or_else(failure_page)
+}
+
+async fn logout(StateX(app): StateX<State>, form: PageForm) -> Response {
+    let result = async {
+        let Some(tenant) = tenant_of(&app, &form).await? else {
+            return Ok(no_tenant());
+        };
+        let Some((c, _, user)) = session_for_form(&app, &form, &tenant).await? else {
+            return Ok(pages::error_page(
+                400,
+                "This form has expired or you are signed out. Reload the account page.",
+            ));
+        };
+        users::end_session(&app, &c).await?;
+        app.repo.audit(&tenant, "logout", &user.sub, &user.sub).await?;
+        Ok::<_, OAuthError>(with_cookies(
+            see_other(&account_url(&app, &tenant, None)),
+            [clear_session_cookie(&app, &tenant)],
+        ))
+    }
+    .await;
+    result.unwrap_or_else(failure_page)
+}

@@ -1,0 +1,38 @@
+//! `GET`/`POST /oauth2/authorize`: the authorization request, the hosted login page and the
+//! consent page (all served by the `authorize` function).
+
+use axum::Router;
+use axum::extract::State as StateX;
+use axum::response::Response;
+use axum::routing::get;
+
+use super::browser::{PageForm, browser_id, cookie, failure_page, render, session_cookie_name, with_cookies};
+use super::{State, finish};
+use crate::service::authorize::{self, CookieSessions};
+
+pub fn router(state: State) -> Router {
+    finish(
+        Router::new()
+            .route("/oauth2/authorize", get(authorize).post(authorize))
+            .with_state(state),
+    )
+}
+
+#[tracing::instrument(name = "authorize", skip_all)]
+async fn authorize(StateX(app): StateX<State>, form: PageForm) -> Response {
+    let (browser, new_browser_cookie) = browser_id(&app, &form.headers);
+    let headers = form.headers.clone();
+    let lookup = |tenant: &str| cookie(&headers, &session_cookie_name(&app, tenant));
+    let sessions = CookieSessions { lookup: &lookup };
+    let p = &form.params;
+    let result = match (p.get("interaction"), p.get("action")) {
+        (Some(_), Some("login")) => authorize::submit_login(&app, p, &browser).await,
+        (Some(_), Some("consent")) => authorize::submit_consent(&app, p, &browser, sessions).await,
+        _ => authorize::begin(&app, p, &browser, sessions).await,
+    };
+    let resp = match result {
+        Ok(step) => render(&app, step),
+        Err(e) => failure_page(e),
+    };
+    with_cookies(resp, [new_browser_cookie])
+}

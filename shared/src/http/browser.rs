@@ -1,0 +1,170 @@
+//! What the browser-facing endpoints (authorize, account) share: cookies, form bodies that
+//! answer with an error page instead of JSON, and turning a flow [`Step`] into a response.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::pages;
+use crate::domain::params::Params;
+use crate::error::OAuthError;
+use crate::secret::Secret;
+use crate::service::App;
+use crate::service::authorize::{Outcome, Step};
+use crate::store::repo_users::Session;
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<Secret> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| Secret::new(v.trim()))
+        .filter(|s| !s.expose().is_empty() && s.expose().len() <= 100)
+}
+
+/// `__Host-` prefixed when cookies are `Secure` (no Domain, Path=/), plain on a loopback http
+/// issuer where browsers would refuse the prefix.
+fn name(app: &App, base: &str) -> String {
+    if app.config.secure_cookies() {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
+}
+
+pub fn browser_cookie_name(app: &App) -> String {
+    name(app, "bulwark_bid")
+}
+
+pub fn session_cookie_name(app: &App, tenant: &str) -> String {
+    name(app, &format!("bulwark_session_{tenant}"))
+}
+
+fn set_cookie(app: &App, name: &str, value: &str, max_age: Option<i64>) -> Option<HeaderValue> {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if let Some(a) = max_age {
+        c.push_str(&format!("; Max-Age={a}"));
+    }
+    if app.config.secure_cookies() {
+        c.push_str("; Secure");
+    }
+    HeaderValue::from_str(&c).ok()
+}
+
+/// The browser-binding cookie: the one the request carries, or a new one to set.
+pub fn browser_id(app: &App, headers: &HeaderMap) -> (Secret, Option<HeaderValue>) {
+    match cookie(headers, &browser_cookie_name(app)) {
+        Some(b) => (b, None),
+        None => {
+            let b = Secret::generate();
+            let header = set_cookie(app, &browser_cookie_name(app), b.expose(), None);
+            (b, header)
+        }
+    }
+}
+
+pub fn session_cookie_header(app: &App, cookie: &Secret, s: &Session) -> Option<HeaderValue> {
+    set_cookie(
+        app,
+        &session_cookie_name(app, &s.tenant),
+        cookie.expose(),
+        Some((s.expires_at - app.now()).max(0)),
+    )
+}
+
+pub fn clear_session_cookie(app: &App, tenant: &str) -> Option<HeaderValue> {
+    set_cookie(app, &session_cookie_name(app, tenant), "", Some(0))
+}
+
+pub fn with_cookies(mut resp: Response, cookies: impl IntoIterator<Item = Option<HeaderValue>>) -> Response {
+    for c in cookies.into_iter().flatten() {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+/// 303 See Other to `location`, not cached.
+pub fn see_other(location: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+/// Render a flow step.
+pub fn render(app: &App, step: Step) -> Response {
+    let action = app.config.endpoint("/oauth2/authorize");
+    let resp = match &step.outcome {
+        Outcome::Redirect(to) => see_other(to),
+        Outcome::Error { status, message } => pages::error_page(*status, message),
+        Outcome::Login(p) => {
+            let id = p.pending_id.clone().unwrap_or_default();
+            pages::login_page(p, &action, &[("action", "login"), ("interaction", &id)])
+        }
+        Outcome::Consent(p) => pages::consent_page(p, &action),
+    };
+    let cookie = step
+        .new_session
+        .as_ref()
+        .and_then(|(c, s)| session_cookie_header(app, c, s));
+    with_cookies(resp, [cookie])
+}
+
+/// A backend failure on a browser endpoint: a 503 page, no internals.
+pub fn failure_page(e: OAuthError) -> Response {
+    let status = e.status.as_u16();
+    let msg = if status == 503 {
+        "The service is temporarily unavailable. Please try again in a moment."
+    } else {
+        "The server could not complete the request."
+    };
+    let mut resp = pages::error_page(if status == 503 { 503 } else { 500 }, msg);
+    if status == 503 {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// A form body (or a query string, for GET) as [`Params`], answering bad input with an error page.
+pub struct PageForm {
+    pub params: Params,
+    pub headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequest<S> for PageForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Response> {
+        if req.method() == axum::http::Method::GET {
+            let q = req.uri().query().unwrap_or("").as_bytes().to_vec();
+            let params = Params::parse(&q)
+                .map_err(|e| pages::error_page(400, &format!("The request is malformed: {e}.")))?;
+            return Ok(Self {
+                params,
+                headers: req.headers().clone(),
+            });
+        }
+        if !super::content_type_is(req.headers(), "application/x-www-form-urlencoded") {
+            return Err(pages::error_page(400, "The form could not be read."));
+        }
+        let (parts, bytes) = super::body_bytes(req)
+            .await
+            .map_err(|e| pages::error_page(e.status.as_u16(), "The form could not be read."))?;
+        let params = Params::parse(&bytes)
+            .map_err(|e| pages::error_page(400, &format!("The form is malformed: {e}.")))?;
+        Ok(Self {
+            params,
+            headers: parts.headers,
+        })
+    }
+}

@@ -1,0 +1,114 @@
+//! The end user's account page: the apps they connected, and taking one back.
+
+use std::collections::BTreeMap;
+
+use crate::error::OAuthError;
+use crate::service::App;
+use crate::service::authorize::describe_scope;
+
+/// One connected app as the account page shows it.
+#[derive(Debug, Clone)]
+pub struct ConnectedApp {
+    pub client_id: String,
+    pub name: String,
+    pub client_uri: Option<String>,
+    /// (scope, description).
+    pub scopes: Vec<(String, String)>,
+    pub granted_at: i64,
+    pub last_used: Option<i64>,
+}
+
+/// Every app the user consented to or holds a grant for, most recently used first.
+pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<ConnectedApp>, OAuthError> {
+    let t = app
+        .repo
+        .tenant(tenant)
+        .await?
+        .ok_or_else(OAuthError::server_error)?
+        .value;
+    let mut by_client: BTreeMap<String, ConnectedApp> = BTreeMap::new();
+    for c in app.repo.consents_of(tenant, sub).await? {
+        by_client.insert(
+            c.client_id.clone(),
+            ConnectedApp {
+                client_id: c.client_id.clone(),
+                name: String::new(),
+                client_uri: None,
+                scopes: c
+                    .scope
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| (s.to_string(), describe_scope(&t, s)))
+                    .collect(),
+                granted_at: c.granted_at,
+                last_used: None,
+            },
+        );
+    }
+    for g in app.repo.grants_of(sub).await? {
+        if g.tenant != tenant {
+            continue;
+        }
+        let entry = by_client
+            .entry(g.client_id.clone())
+            .or_insert_with(|| ConnectedApp {
+                client_id: g.client_id.clone(),
+                name: String::new(),
+                client_uri: None,
+                scopes: g
+                    .scope
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| (s.to_string(), describe_scope(&t, s)))
+                    .collect(),
+                granted_at: g.created_at,
+                last_used: None,
+            });
+        entry.last_used = Some(entry.last_used.unwrap_or(0).max(g.last_used));
+    }
+    let mut out = Vec::with_capacity(by_client.len());
+    for (id, mut a) in by_client {
+        match app.repo.client(&id).await? {
+            Some(c) if c.value.tenant.as_str() == tenant => {
+                a.name = c.value.metadata.client_name.clone().unwrap_or_else(|| id.clone());
+                a.client_uri = c.value.metadata.client_uri.clone();
+                out.push(a);
+            }
+            // A deleted client's leftovers are not an app the user can use any more.
+            _ => {}
+        }
+    }
+    out.sort_by_key(|a| std::cmp::Reverse(a.last_used.unwrap_or(a.granted_at)));
+    Ok(out)
+}
+
+/// Take an app back: its consent, every grant (so its refresh tokens, and its access tokens at
+/// introspection), with an audit event. Returns whether there was anything to revoke.
+pub async fn revoke_app(app: &App, tenant: &str, sub: &str, client_id: &str) -> Result<bool, OAuthError> {
+    let consent = app.repo.consent(tenant, sub, client_id).await?;
+    let grants: Vec<_> = app
+        .repo
+        .grants_of(sub)
+        .await?
+        .into_iter()
+        .filter(|g| g.client_id == client_id && g.tenant == tenant)
+        .collect();
+    if consent.is_none() && grants.is_empty() {
+        return Ok(false);
+    }
+    for chunk in grants.chunks(20) {
+        let writes = chunk
+            .iter()
+            .map(|g| app.repo.delete_grant_write(&g.gid))
+            .collect();
+        app.repo.kv().transact(writes).await?;
+    }
+    app.repo
+        .kv()
+        .transact(vec![
+            app.repo.delete_consent_write(tenant, sub, client_id),
+            app.repo.audit_write(tenant, "consent.revoked", sub, client_id)?,
+        ])
+        .await?;
+    Ok(true)
+}

@@ -1,0 +1,461 @@
+//! The authorization endpoint's flow: validate the request, log the user in, ask for consent,
+//! issue the code. Each step answers with an [`Outcome`] that the HTTP layer renders (a page or
+//! a redirect); nothing here knows HTML or cookies' wire form.
+//!
+//! A request in progress is a [`PendingAuth`] in the store, bound to the browser that started
+//! it (the SHA-256 of its `bulwark_bid` cookie). Forms carry the pending id and a CSRF token
+//! derived from that cookie; a form posted from another site arrives without the cookie
+//! (`SameSite=Lax`) and is refused.
+
+use crate::domain::authorize::{AuthRequest, Refusal, login_fresh, redirect_with, validate};
+use crate::domain::client::Client;
+use crate::domain::params::Params;
+use crate::domain::scope::ScopeSet;
+use crate::domain::tenant::Tenant;
+use crate::domain::user::User;
+use crate::error::OAuthError;
+use crate::secret::{Secret, ct_eq_str, random_id};
+use crate::service::App;
+use crate::service::users::{self, LoginError};
+use crate::store::repo::Versioned;
+use crate::store::repo_users::{AuthCode, Consent, PendingAuth, Session};
+use crate::store::{Cond, StoreError};
+
+/// What to show the browser next.
+#[derive(Debug)]
+pub enum Outcome {
+    Login(LoginPage),
+    Consent(Box<ConsentPage>),
+    /// 303 to a verified redirect URI (code or error).
+    Redirect(String),
+    /// Our own error page; never a redirect (the redirect URI is not trusted, or the request is
+    /// gone).
+    Error {
+        status: u16,
+        message: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct LoginPage {
+    pub tenant: String,
+    /// The form's `interaction` (for the authorize flow) — `None` on the account page.
+    pub pending_id: Option<String>,
+    pub csrf: String,
+    pub client_name: Option<String>,
+    pub username: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ConsentPage {
+    pub pending_id: String,
+    pub csrf: String,
+    pub client: Client,
+    pub user: User,
+    /// (scope, description) already granted earlier.
+    pub granted: Vec<(String, String)>,
+    /// (scope, description) asked for now.
+    pub requested: Vec<(String, String)>,
+    /// Where the answer goes (shown to the user).
+    pub redirect_uri: String,
+}
+
+/// The result of a step, plus a new session cookie to set (after a login).
+pub struct Step {
+    pub outcome: Outcome,
+    pub new_session: Option<(Secret, Session)>,
+}
+
+impl From<Outcome> for Step {
+    fn from(outcome: Outcome) -> Self {
+        Step {
+            outcome,
+            new_session: None,
+        }
+    }
+}
+
+/// The CSRF token of forms shown to the browser with binding cookie `browser`.
+pub fn csrf_for(browser: &Secret) -> String {
+    Secret::new(format!("csrf:{}", browser.expose())).hash().to_hex()
+}
+
+fn error(status: u16, message: &str) -> Step {
+    Outcome::Error {
+        status,
+        message: message.into(),
+    }
+    .into()
+}
+
+fn expired() -> Step {
+    error(
+        400,
+        "This sign-in request has expired or was already answered. Go back to the application and start again.",
+    )
+}
+
+fn error_redirect(app: &App, req: &AuthRequest, error: &str, description: &str) -> Step {
+    let mut params = vec![("error", error), ("error_description", description)];
+    if let Some(s) = &req.state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &app.config.issuer));
+    Outcome::Redirect(redirect_with(&req.redirect_uri, &params)).into()
+}
+
+/// `GET`/`POST /oauth2/authorize` with the request's parameters.
+pub async fn begin(
+    app: &App,
+    p: &Params,
+    browser: &Secret,
+    cookie: CookieSessions<'_>,
+) -> Result<Step, OAuthError> {
+    let Some(client_id) = p.get("client_id") else {
+        return Ok(error(
+            400,
+            "The request does not name an application (client_id is missing).",
+        ));
+    };
+    let Some(client) = app.repo.client(client_id).await?.map(|c| c.value) else {
+        return Ok(error(
+            400,
+            "The application that sent you here is not registered.",
+        ));
+    };
+    let request = match validate(p, &client) {
+        Ok(r) => r,
+        Err(Refusal::Page(m)) => return Ok(error(400, &m)),
+        Err(Refusal::Redirect {
+            redirect_uri,
+            error,
+            description,
+            state,
+        }) => {
+            let mut params = vec![("error", error), ("error_description", description.as_str())];
+            if let Some(s) = &state {
+                params.push(("state", s));
+            }
+            params.push(("iss", &app.config.issuer));
+            return Ok(Outcome::Redirect(redirect_with(&redirect_uri, &params)).into());
+        }
+    };
+    let now = app.now();
+    let pending = PendingAuth {
+        tenant: client.tenant.as_str().to_string(),
+        request,
+        browser: browser.hash().to_hex(),
+        login_done: false,
+        consent_for: None,
+        created_at: now,
+        expires_at: now + app.config.lifetimes.interaction,
+    };
+    let id = random_id(16);
+    app.repo.put_pending(&id, &pending, Cond::Absent).await?;
+    let session = cookie.for_tenant(app, &pending.tenant).await?;
+    proceed(
+        app,
+        &id,
+        Versioned {
+            value: pending,
+            version: 1,
+        },
+        session,
+        browser,
+        None,
+    )
+    .await
+}
+
+/// The session cookies a browser sent, one per tenant (`bulwark_session_<tenant>`).
+#[derive(Clone, Copy)]
+pub struct CookieSessions<'a> {
+    pub lookup: &'a (dyn Fn(&str) -> Option<Secret> + Sync),
+}
+
+impl CookieSessions<'_> {
+    async fn for_tenant(&self, app: &App, tenant: &str) -> Result<Option<(Session, User)>, OAuthError> {
+        let cookie = (self.lookup)(tenant);
+        users::session(app, tenant, cookie.as_ref()).await
+    }
+}
+
+/// Load the pending request a form names, checking that this browser started it.
+async fn load_pending(
+    app: &App,
+    form: &Params,
+    browser: &Secret,
+) -> Result<Option<Versioned<PendingAuth>>, OAuthError> {
+    let Some(id) = form.get("interaction") else {
+        return Ok(None);
+    };
+    let Some(p) = app.repo.pending(id).await? else {
+        return Ok(None);
+    };
+    let csrf_ok = form.get("csrf").is_some_and(|c| ct_eq_str(c, &csrf_for(browser)));
+    let browser_ok = ct_eq_str(&p.value.browser, &browser.hash().to_hex());
+    if !(csrf_ok && browser_ok) {
+        tracing::info!(csrf_ok, browser_ok, "authorization form refused");
+        return Ok(None);
+    }
+    Ok(Some(p))
+}
+
+/// The login form was posted.
+pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<Step, OAuthError> {
+    let Some(mut pending) = load_pending(app, form, browser).await? else {
+        return Ok(expired());
+    };
+    let id = form.get("interaction").unwrap_or_default().to_string();
+    let tenant = pending.value.tenant.clone();
+    let username = form.get("username").unwrap_or_default();
+    let password = Secret::new(form.get("password").unwrap_or_default());
+    let client = app
+        .repo
+        .client(&pending.value.request.client_id)
+        .await?
+        .map(|c| c.value);
+    let again = |error: String| -> Step {
+        Outcome::Login(LoginPage {
+            tenant: tenant.clone(),
+            pending_id: Some(id.clone()),
+            csrf: csrf_for(browser),
+            client_name: client.as_ref().and_then(|c| c.metadata.client_name.clone()),
+            username: username.chars().take(128).collect(),
+            error: Some(error),
+        })
+        .into()
+    };
+    let user = match users::login(app, &tenant, username, &password).await {
+        Ok(u) => u,
+        Err(LoginError::Invalid) => return Ok(again("The username or password is incorrect.".into())),
+        Err(LoginError::Locked(secs)) => {
+            let minutes = (secs + 59) / 60;
+            return Ok(again(format!(
+                "Too many failed sign-in attempts for this account. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )));
+        }
+        Err(LoginError::Backend(e)) => return Err(e),
+    };
+    let (cookie, session) = users::start_session(app, &user).await?;
+    pending.value.login_done = true;
+    match app
+        .repo
+        .put_pending(&id, &pending.value, Cond::Version(pending.version))
+        .await
+    {
+        Ok(()) => pending.version += 1,
+        Err(StoreError::Conflict) => return Ok(expired()),
+        Err(e) => return Err(e.into()),
+    }
+    let mut step = proceed(app, &id, pending, Some((session.clone(), user)), browser, None).await?;
+    step.new_session = Some((cookie, session));
+    Ok(step)
+}
+
+/// The consent form was posted (`decision=approve|deny`).
+pub async fn submit_consent(
+    app: &App,
+    form: &Params,
+    browser: &Secret,
+    cookie: CookieSessions<'_>,
+) -> Result<Step, OAuthError> {
+    let Some(pending) = load_pending(app, form, browser).await? else {
+        return Ok(expired());
+    };
+    let id = form.get("interaction").unwrap_or_default().to_string();
+    let session = cookie.for_tenant(app, &pending.value.tenant).await?;
+    let Some((session, user)) = session else {
+        return Ok(error(
+            400,
+            "Your session ended. Go back to the application and sign in again.",
+        ));
+    };
+    if pending.value.consent_for.as_deref() != Some(user.sub.as_str()) {
+        return Ok(expired());
+    }
+    match form.get("decision") {
+        Some("approve") => proceed(app, &id, pending, Some((session, user)), browser, Some(true)).await,
+        Some("deny") => {
+            let req = pending.value.request.clone();
+            match app
+                .repo
+                .kv()
+                .transact(vec![
+                    app.repo.finish_pending_write(&id, pending.version),
+                    app.repo.audit_write(
+                        &pending.value.tenant,
+                        "consent.denied",
+                        &user.sub,
+                        &req.client_id,
+                    )?,
+                ])
+                .await
+            {
+                Ok(()) => Ok(error_redirect(
+                    app,
+                    &req,
+                    "access_denied",
+                    "the user denied the request",
+                )),
+                Err(StoreError::Conflict) => Ok(expired()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        _ => Ok(error(400, "Choose Allow or Deny.")),
+    }
+}
+
+/// Decide the next step for a pending request. `approved` is `Some(true)` when the consent
+/// form was just approved.
+async fn proceed(
+    app: &App,
+    id: &str,
+    mut pending: Versioned<PendingAuth>,
+    session: Option<(Session, User)>,
+    browser: &Secret,
+    approved: Option<bool>,
+) -> Result<Step, OAuthError> {
+    let req = pending.value.request.clone();
+    let tenant_id = pending.value.tenant.clone();
+    let Some(client) = app.repo.client(&req.client_id).await?.map(|c| c.value) else {
+        return Ok(error(
+            400,
+            "The application that sent you here is no longer registered.",
+        ));
+    };
+    let now = app.now();
+    let logged_in = session.filter(|(s, _)| {
+        pending.value.login_done || (!req.prompt.login && login_fresh(s.auth_time, req.max_age, now))
+    });
+    let Some((session, user)) = logged_in else {
+        if req.prompt.none {
+            return Ok(error_redirect(
+                app,
+                &req,
+                "login_required",
+                "the user is not signed in",
+            ));
+        }
+        return Ok(Outcome::Login(LoginPage {
+            tenant: tenant_id,
+            pending_id: Some(id.to_string()),
+            csrf: csrf_for(browser),
+            client_name: client.metadata.client_name.clone(),
+            username: req.login_hint.clone().unwrap_or_default(),
+            error: None,
+        })
+        .into());
+    };
+
+    let requested = req.scopes();
+    let existing = app.repo.consent(&tenant_id, &user.sub, &client.client_id).await?;
+    let granted = existing
+        .as_ref()
+        .map(|c| ScopeSet::parse(&c.value.scope).unwrap_or_default())
+        .unwrap_or_default();
+    let covered = client.first_party || (requested.is_subset(&granted) && !req.prompt.consent);
+    if !covered && approved != Some(true) {
+        if req.prompt.none {
+            return Ok(error_redirect(
+                app,
+                &req,
+                "consent_required",
+                "the user has not consented",
+            ));
+        }
+        let tenant = app
+            .repo
+            .tenant(&tenant_id)
+            .await?
+            .map(|t| t.value)
+            .ok_or_else(OAuthError::server_error)?;
+        pending.value.consent_for = Some(user.sub.clone());
+        match app
+            .repo
+            .put_pending(id, &pending.value, Cond::Version(pending.version))
+            .await
+        {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(expired()),
+            Err(e) => return Err(e.into()),
+        }
+        let describe = |s: &str| (s.to_string(), describe_scope(&tenant, s));
+        let (old, new): (Vec<&str>, Vec<&str>) = requested.iter().partition(|s| granted.contains(s));
+        let new = if req.prompt.consent && new.is_empty() {
+            old.clone()
+        } else {
+            new
+        };
+        return Ok(Outcome::Consent(Box::new(ConsentPage {
+            pending_id: id.to_string(),
+            csrf: csrf_for(browser),
+            redirect_uri: req.redirect_uri.clone(),
+            granted: old
+                .iter()
+                .filter(|s| !new.contains(s))
+                .map(|s| describe(s))
+                .collect(),
+            requested: new.iter().map(|s| describe(s)).collect(),
+            client,
+            user,
+        }))
+        .into());
+    }
+
+    // Issue the code; the pending request ends in the same transaction (it answers once).
+    let code = Secret::generate();
+    let record = AuthCode {
+        tenant: tenant_id.clone(),
+        sub: user.sub.clone(),
+        auth_time: session.auth_time,
+        request: req.clone(),
+        issued_at: now,
+    };
+    let mut writes = vec![
+        app.repo
+            .create_code_write(&code.hash().to_hex(), &record, now + app.config.lifetimes.code)?,
+        app.repo.finish_pending_write(id, pending.version),
+    ];
+    if approved == Some(true) {
+        let merged = granted.union(&requested);
+        let consent = Consent {
+            tenant: tenant_id.clone(),
+            sub: user.sub.clone(),
+            client_id: client.client_id.clone(),
+            scope: merged.to_scope_string(),
+            granted_at: existing.as_ref().map(|c| c.value.granted_at).unwrap_or(now),
+            updated_at: now,
+        };
+        writes.push(
+            app.repo
+                .put_consent_write(&consent, existing.as_ref().map(|c| c.version))?,
+        );
+        writes.push(
+            app.repo
+                .audit_write(&tenant_id, "consent.granted", &user.sub, &client.client_id)?,
+        );
+    }
+    match app.repo.kv().transact(writes).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => return Ok(expired()),
+        Err(e) => return Err(e.into()),
+    }
+    let mut params = vec![("code", code.expose())];
+    if let Some(s) = &req.state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &app.config.issuer));
+    Ok(Outcome::Redirect(redirect_with(&req.redirect_uri, &params)).into())
+}
+
+/// A scope's catalog description (or its name, if the catalog has none).
+pub fn describe_scope(tenant: &Tenant, scope: &str) -> String {
+    tenant
+        .scopes
+        .get(scope)
+        .cloned()
+        .unwrap_or_else(|| scope.to_string())
+}

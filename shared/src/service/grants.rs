@@ -1,0 +1,357 @@
+//! The user-facing grants at the token endpoint: `authorization_code` (PKCE, single use,
+//! replay revokes what the code issued) and `refresh_token` (rotation on every use, reuse
+//! revokes the family), the ID token, userinfo, and revoking a grant.
+
+use serde_json::{Value, json};
+
+use crate::domain::authorize::verify_pkce;
+use crate::domain::claims::{IdClaims, UserGrant, at_hash, choose_audience, user_claims};
+use crate::domain::client::Client;
+use crate::domain::params::Params;
+use crate::domain::scope::ScopeSet;
+use crate::error::{ErrorCode, OAuthError};
+use crate::secret::{Secret, random_id};
+use crate::service::App;
+use crate::service::tokens::ACCESS_TOKEN_TYP;
+use crate::store::StoreError;
+use crate::store::repo::Versioned;
+use crate::store::repo_users::{Grant, RefreshToken, UsedCode};
+
+fn invalid_grant(d: &'static str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, d)
+}
+
+/// Revoke a grant: its refresh tokens stop working and its access tokens introspect inactive.
+pub async fn revoke_grant(
+    app: &App,
+    tenant: &str,
+    gid: &str,
+    kind: &str,
+    actor: &str,
+) -> Result<(), OAuthError> {
+    app.repo
+        .kv()
+        .transact(vec![
+            app.repo.delete_grant_write(gid),
+            app.repo.audit_write(tenant, kind, actor, gid)?,
+        ])
+        .await?;
+    Ok(())
+}
+
+/// `grant_type=authorization_code`.
+pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Result<Value, OAuthError> {
+    if !client.metadata.allows_grant("authorization_code") {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client is not allowed the authorization_code grant",
+        ));
+    }
+    let code = Secret::new(p.require("code").map_err(OAuthError::invalid_request)?);
+    let verifier = p.get("code_verifier");
+    let hash = code.hash().to_hex();
+    let bad = || invalid_grant("the authorization code is invalid, expired or already used");
+    let Some(c) = app.repo.take_code(&hash).await? else {
+        // Replayed? Then revoke what its first redemption issued (RFC 6749 §4.1.2).
+        if let Some(used) = app.repo.used_code(&hash).await?
+            && used.tenant == client.tenant.as_str()
+        {
+            tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its grant");
+            revoke_grant(app, &used.tenant, &used.gid, "code.replayed", &client.client_id).await?;
+        }
+        return Err(bad());
+    };
+    let now = app.now();
+    let req = &c.request;
+    if req.client_id != client.client_id || c.tenant != client.tenant.as_str() {
+        return Err(bad());
+    }
+    match p.get("redirect_uri") {
+        Some(r) if r == req.redirect_uri => {}
+        None if !req.redirect_uri_explicit => {}
+        _ => {
+            return Err(invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+    }
+    let Some(verifier) = verifier else {
+        return Err(invalid_grant("code_verifier is required (PKCE)"));
+    };
+    if !verify_pkce(verifier, &req.code_challenge) {
+        return Err(invalid_grant(
+            "the code_verifier does not match the code_challenge",
+        ));
+    }
+    let scope = req.scopes();
+    let grant = Grant {
+        gid: random_id(16),
+        tenant: c.tenant.clone(),
+        sub: c.sub.clone(),
+        client_id: client.client_id.clone(),
+        scope: scope.to_scope_string(),
+        auth_time: c.auth_time,
+        created_at: now,
+        last_used: now,
+        expires_at: now + app.config.lifetimes.refresh_absolute,
+    };
+    let mut writes = vec![
+        app.repo.create_grant_write(&grant)?,
+        app.repo.used_code_write(
+            &hash,
+            &UsedCode {
+                tenant: c.tenant.clone(),
+                gid: grant.gid.clone(),
+            },
+            now + app.config.lifetimes.used_code,
+        )?,
+        app.repo
+            .audit_write(&c.tenant, "grant.created", &client.client_id, &grant.gid)?,
+    ];
+    let refresh = wants_refresh(client, &scope).then(Secret::generate);
+    if let Some(r) = &refresh {
+        writes.push(
+            app.repo
+                .create_refresh_write(&r.hash().to_hex(), &new_refresh(app, &grant, now))?,
+        );
+    }
+    app.repo.kv().transact(writes).await?;
+    issue(
+        app,
+        client,
+        &grant,
+        &scope,
+        p,
+        req.nonce.as_deref(),
+        refresh.as_ref(),
+    )
+    .await
+}
+
+fn wants_refresh(client: &Client, scope: &ScopeSet) -> bool {
+    scope.contains("offline_access") || client.metadata.allows_grant("refresh_token")
+}
+
+fn new_refresh(app: &App, grant: &Grant, now: i64) -> RefreshToken {
+    RefreshToken {
+        gid: grant.gid.clone(),
+        tenant: grant.tenant.clone(),
+        client_id: grant.client_id.clone(),
+        sub: grant.sub.clone(),
+        scope: grant.scope.clone(),
+        rotated: false,
+        created_at: now,
+        expires_at: (now + app.config.lifetimes.refresh_idle).min(grant.expires_at),
+    }
+}
+
+/// `grant_type=refresh_token`.
+pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Value, OAuthError> {
+    let presented = Secret::new(p.require("refresh_token").map_err(OAuthError::invalid_request)?);
+    let hash = presented.hash().to_hex();
+    let bad = || invalid_grant("the refresh token is invalid, expired or revoked");
+    let Some(Versioned { value: rt, version }) = app.repo.refresh_token(&hash).await? else {
+        return Err(bad());
+    };
+    if rt.client_id != client.client_id || rt.tenant != client.tenant.as_str() {
+        return Err(bad());
+    }
+    if rt.rotated {
+        tracing::warn!(client_id = %client.client_id, "refresh token reused; revoking its family");
+        revoke_grant(app, &rt.tenant, &rt.gid, "refresh.reused", &client.client_id).await?;
+        return Err(bad());
+    }
+    let Some(Versioned {
+        value: mut grant,
+        version: grant_version,
+    }) = app.repo.grant(&rt.gid).await?
+    else {
+        return Err(bad());
+    };
+    let family_scope = ScopeSet::parse(&rt.scope).unwrap_or_default();
+    let scope = match p.get("scope") {
+        None => family_scope.clone(),
+        Some(s) => {
+            let asked = ScopeSet::parse(s).map_err(OAuthError::invalid_scope)?;
+            if !asked.is_subset(&family_scope) {
+                return Err(OAuthError::invalid_scope(
+                    "a refresh may narrow the scope, never widen it",
+                ));
+            }
+            asked
+        }
+    };
+    let now = app.now();
+    grant.last_used = now;
+    let next = Secret::generate();
+    let writes = vec![
+        app.repo.rotate_refresh_write(&hash, &rt, version)?,
+        app.repo
+            .create_refresh_write(&next.hash().to_hex(), &new_refresh(app, &grant, now))?,
+        app.repo.touch_grant_write(&grant, grant_version)?,
+    ];
+    match app.repo.kv().transact(writes).await {
+        Ok(()) => {}
+        // Someone else used this token (or the family ended) between our read and our write:
+        // that is reuse.
+        Err(StoreError::Conflict) => {
+            tracing::warn!(client_id = %client.client_id, "refresh token used concurrently; revoking its family");
+            revoke_grant(app, &rt.tenant, &rt.gid, "refresh.reused", &client.client_id).await?;
+            return Err(bad());
+        }
+        Err(e) => return Err(e.into()),
+    }
+    issue(app, client, &grant, &scope, p, None, Some(&next)).await
+}
+
+/// The token response for a user grant: access token, maybe a refresh token and an ID token.
+async fn issue(
+    app: &App,
+    client: &Client,
+    grant: &Grant,
+    scope: &ScopeSet,
+    p: &Params,
+    nonce: Option<&str>,
+    refresh: Option<&Secret>,
+) -> Result<Value, OAuthError> {
+    let tenant = app
+        .repo
+        .tenant(&grant.tenant)
+        .await?
+        .ok_or_else(OAuthError::server_error)?
+        .value;
+    let audience = choose_audience(p.all("resource"), &tenant.resources, &tenant.default_audience)
+        .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
+    let ttl = tenant
+        .access_token_ttl
+        .unwrap_or(app.config.access_token_ttl)
+        .clamp(60, app.config.max_access_token_ttl);
+    let now = app.now();
+    let claims = user_claims(UserGrant {
+        issuer: &app.config.issuer,
+        tenant: &grant.tenant,
+        client_id: &client.client_id,
+        sub: &grant.sub,
+        gid: &grant.gid,
+        auth_time: grant.auth_time,
+        scope,
+        audience,
+        ttl,
+        now,
+        jti: random_id(16),
+    });
+    let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
+    let access = app.signer.sign_jwt(ACCESS_TOKEN_TYP, &payload).await?;
+    let mut body = json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": scope.to_scope_string(),
+    });
+    if let Some(r) = refresh {
+        body["refresh_token"] = json!(r.expose());
+    }
+    if scope.contains("openid") {
+        let id = IdClaims {
+            iss: app.config.issuer.clone(),
+            sub: grant.sub.clone(),
+            aud: client.client_id.clone(),
+            azp: client.client_id.clone(),
+            exp: now + app.config.lifetimes.id_token,
+            iat: now,
+            auth_time: grant.auth_time,
+            nonce: nonce.map(str::to_string),
+            at_hash: at_hash(&access),
+            tid: grant.tenant.clone(),
+        };
+        let payload = serde_json::to_vec(&id).map_err(|_| OAuthError::server_error())?;
+        body["id_token"] = json!(app.signer.sign_jwt("JWT", &payload).await?);
+    }
+    Ok(body)
+}
+
+/// RFC 7662 for a refresh token the caller's tenant issued: active while unused, unexpired
+/// and its grant stands. `None` if `token` is not one of our refresh tokens.
+pub async fn introspect_refresh(
+    app: &App,
+    caller: &Client,
+    token: &Secret,
+) -> Result<Option<Value>, OAuthError> {
+    let Some(Versioned { value: rt, .. }) = app.repo.refresh_token(&token.hash().to_hex()).await? else {
+        return Ok(None);
+    };
+    if rt.tenant != caller.tenant.as_str() || rt.rotated || app.repo.grant(&rt.gid).await?.is_none() {
+        return Ok(Some(json!({"active": false})));
+    }
+    Ok(Some(json!({
+        "active": true,
+        "client_id": rt.client_id,
+        "sub": rt.sub,
+        "scope": rt.scope,
+        "exp": rt.expires_at,
+        "iat": rt.created_at,
+        "iss": app.config.issuer,
+        "tid": rt.tenant,
+        "token_type": "refresh_token",
+    })))
+}
+
+/// RFC 7009 for a refresh token: revoking it ends its grant (the whole family and the access
+/// tokens issued from it). Returns whether `token` was one of ours.
+pub async fn revoke_refresh(app: &App, caller: &Client, token: &Secret) -> Result<bool, OAuthError> {
+    let Some(Versioned { value: rt, .. }) = app.repo.refresh_token(&token.hash().to_hex()).await? else {
+        return Ok(false);
+    };
+    if rt.client_id == caller.client_id && rt.tenant == caller.tenant.as_str() {
+        revoke_grant(app, &rt.tenant, &rt.gid, "refresh.revoked", &caller.client_id).await?;
+    }
+    Ok(true)
+}
+
+/// OpenID Connect userinfo for a bearer access token: `sub` always, `name` and
+/// `preferred_username` with `profile`, `email` with `email`. The token must be a user token
+/// with `openid`, unexpired, unrevoked, and its grant must stand.
+pub async fn userinfo(app: &App, token: &Secret) -> Result<Value, OAuthError> {
+    let invalid = || OAuthError::invalid_token("the access token is invalid, expired or revoked");
+    let keys = app.signer.public_keys().await?;
+    let Ok(payload) = crate::keys::jws::verify(token.expose(), &keys, ACCESS_TOKEN_TYP) else {
+        return Err(invalid());
+    };
+    let Ok(c) = serde_json::from_slice::<crate::domain::claims::AccessClaims>(&payload) else {
+        return Err(invalid());
+    };
+    if crate::domain::claims::check_active(&c, &app.config.issuer, &c.tid, app.now()).is_err() {
+        return Err(invalid());
+    }
+    let Some(gid) = &c.gid else {
+        return Err(invalid());
+    };
+    if app.repo.is_denied(&c.jti).await? || app.repo.grant(gid).await?.is_none() {
+        return Err(invalid());
+    }
+    let scope = ScopeSet::parse(&c.scope).unwrap_or_default();
+    if !scope.contains("openid") {
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "the access token lacks the openid scope",
+        ));
+    }
+    let user = match app.repo.user(&c.sub).await? {
+        Some(u) if u.value.active && u.value.tenant.as_str() == c.tid => u.value,
+        _ => return Err(invalid()),
+    };
+    let mut body = json!({"sub": user.sub});
+    if scope.contains("profile") {
+        body["preferred_username"] = json!(user.username);
+        if let Some(n) = &user.name {
+            body["name"] = json!(n);
+        }
+    }
+    if scope.contains("email")
+        && let Some(e) = &user.email
+    {
+        body["email"] = json!(e);
+        body["email_verified"] = json!(false);
+    }
+    Ok(body)
+}

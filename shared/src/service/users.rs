@@ -1,0 +1,230 @@
+//! End users: creation and deactivation (CLI), password login with a store-backed throttle,
+//! and browser sessions.
+
+use crate::domain::tenant::TenantId;
+use crate::domain::user::{
+    THROTTLE_WINDOW, User, check_email, check_new_password, hash_password, normalize_username,
+    verify_against_no_user, verify_password,
+};
+use crate::error::OAuthError;
+use crate::secret::{Secret, SecretHash, random_id};
+use crate::service::App;
+use crate::service::tenants::AdminError;
+use crate::store::StoreError;
+use crate::store::repo_users::Session;
+
+/// What `bulwark user create` takes.
+pub struct NewUser<'a> {
+    pub tenant: &'a str,
+    pub username: &'a str,
+    pub password: &'a Secret,
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+pub async fn create(app: &App, n: NewUser<'_>) -> Result<User, AdminError> {
+    let tenant = crate::service::tenants::get(app, n.tenant).await?;
+    let username = normalize_username(n.username).map_err(AdminError::Invalid)?;
+    check_new_password(n.password).map_err(AdminError::Invalid)?;
+    if let Some(e) = n.email {
+        check_email(e).map_err(AdminError::Invalid)?;
+    }
+    if let Some(name) = n.name
+        && (name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control))
+    {
+        return Err(AdminError::Invalid(
+            "a name is 1 to 200 printable characters".into(),
+        ));
+    }
+    let user = User {
+        sub: random_id(16),
+        tenant: TenantId::parse(tenant.id.as_str()).map_err(AdminError::Invalid)?,
+        username,
+        password_hash: hash_password(n.password),
+        email: n.email.map(str::to_string),
+        name: n.name.map(|s| s.trim().to_string()),
+        active: true,
+        created_at: app.now(),
+    };
+    match app.repo.create_user(&user).await {
+        Ok(()) => Ok(user),
+        Err(StoreError::Conflict) => Err(AdminError::Exists(format!(
+            "user {} in tenant {}",
+            user.username, n.tenant
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Set a new password (`bulwark user set-password`); the user's sessions end.
+pub async fn set_password(
+    app: &App,
+    tenant: &str,
+    username: &str,
+    password: &Secret,
+) -> Result<(), AdminError> {
+    check_new_password(password).map_err(AdminError::Invalid)?;
+    let username = normalize_username(username).map_err(AdminError::Invalid)?;
+    let hash = hash_password(password);
+    for _ in 0..5 {
+        let current = app
+            .repo
+            .user_by_name(tenant, &username)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {username} in tenant {tenant}")))?;
+        let mut user = current.value.clone();
+        user.password_hash = hash.clone();
+        let writes = vec![
+            app.repo.replace_user_write(&user, current.version)?,
+            app.repo
+                .audit_write(tenant, "user.password_set", "cli", &user.sub)?,
+        ];
+        match app.repo.kv().transact(writes).await {
+            Ok(()) => {
+                app.repo.delete_sessions_of(&user.sub).await?;
+                return Ok(());
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AdminError::OAuth(OAuthError::unavailable()))
+}
+
+/// Deactivate a user: no more logins, and their sessions, grants (so refresh tokens and the
+/// access tokens' introspection) end now.
+pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User, AdminError> {
+    let username = normalize_username(username).map_err(AdminError::Invalid)?;
+    for _ in 0..5 {
+        let current = app
+            .repo
+            .user_by_name(tenant, &username)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("user {username} in tenant {tenant}")))?;
+        let mut user = current.value.clone();
+        user.active = false;
+        let writes = vec![
+            app.repo.replace_user_write(&user, current.version)?,
+            app.repo
+                .audit_write(tenant, "user.deactivated", "cli", &user.sub)?,
+        ];
+        match app.repo.kv().transact(writes).await {
+            Ok(()) => {
+                app.repo.delete_sessions_of(&user.sub).await?;
+                for g in app.repo.grants_of(&user.sub).await? {
+                    app.repo
+                        .kv()
+                        .transact(vec![
+                            app.repo.delete_grant_write(&g.gid),
+                            app.repo.audit_write(tenant, "grant.revoked", "cli", &g.gid)?,
+                        ])
+                        .await?;
+                }
+                return Ok(user);
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AdminError::OAuth(OAuthError::unavailable()))
+}
+
+/// Why a login failed. The page shows the same words for an unknown user and a wrong password.
+#[derive(Debug)]
+pub enum LoginError {
+    Invalid,
+    /// Too many failures for this username: seconds until it may try again.
+    Locked(i64),
+    Backend(OAuthError),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(e: StoreError) -> Self {
+        LoginError::Backend(e.into())
+    }
+}
+
+/// Check a username and password for `tenant`. Unknown user, inactive user and wrong password
+/// take the same time and give the same answer; failures are counted per username in the store
+/// (so the limit holds across instances) and audited.
+pub async fn login(app: &App, tenant: &str, username: &str, password: &Secret) -> Result<User, LoginError> {
+    let Ok(name) = normalize_username(username) else {
+        verify_against_no_user(password);
+        return Err(LoginError::Invalid);
+    };
+    let now = app.now();
+    if let Some(f) = app.repo.login_failures(tenant, &name).await?
+        && let Some(wait) = f.value.locked_for(now)
+    {
+        app.repo.audit(tenant, "login.locked", &name, &name).await?;
+        return Err(LoginError::Locked(wait));
+    }
+    let found = app.repo.user_by_name(tenant, &name).await?;
+    let ok = match &found {
+        Some(u) => verify_password(password, &u.value.password_hash) && u.value.active,
+        None => verify_against_no_user(password),
+    };
+    match found {
+        Some(u) if ok => {
+            app.repo.clear_login_failures(tenant, &name).await?;
+            Ok(u.value)
+        }
+        _ => {
+            app.repo
+                .record_login_failure(tenant, &name, THROTTLE_WINDOW)
+                .await?;
+            app.repo.audit(tenant, "login.failed", &name, &name).await?;
+            Err(LoginError::Invalid)
+        }
+    }
+}
+
+/// Start a session for `user`; returns the cookie value (shown to the browser only).
+pub async fn start_session(app: &App, user: &User) -> Result<(Secret, Session), OAuthError> {
+    let id = Secret::generate();
+    let now = app.now();
+    let session = Session {
+        tenant: user.tenant.as_str().to_string(),
+        sub: user.sub.clone(),
+        auth_time: now,
+        csrf: random_id(16),
+        created_at: now,
+        expires_at: now + app.config.lifetimes.session,
+    };
+    app.repo.create_session(&id.hash().to_hex(), &session).await?;
+    app.repo
+        .audit(user.tenant.as_str(), "login.succeeded", &user.sub, &user.sub)
+        .await?;
+    Ok((id, session))
+}
+
+/// The live session a cookie names, if it belongs to `tenant` and its user is still active.
+pub async fn session(
+    app: &App,
+    tenant: &str,
+    cookie: Option<&Secret>,
+) -> Result<Option<(Session, User)>, OAuthError> {
+    let Some(cookie) = cookie else {
+        return Ok(None);
+    };
+    if cookie.expose().len() > 100 {
+        return Ok(None);
+    }
+    let hash = cookie.hash().to_hex();
+    let Some(s) = app.repo.session(&hash).await? else {
+        return Ok(None);
+    };
+    // Found by its hash; the comparison of hashes is constant-time all the same.
+    if !SecretHash::from_hex(&hash).is_some_and(|h| h.verify(cookie)) || s.tenant != tenant {
+        return Ok(None);
+    }
+    match app.repo.user(&s.sub).await? {
+        Some(u) if u.value.active && u.value.tenant.as_str() == tenant => Ok(Some((s, u.value))),
+        _ => Ok(None),
+    }
+}
+
+pub async fn end_session(app: &App, cookie: &Secret) -> Result<(), OAuthError> {
+    app.repo.delete_session(&cookie.hash().to_hex()).await?;
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! A real browser: headless Chromium, driven over the W3C WebDriver protocol by chromedriver
+//! (both from Debian, installed by `infra/test.sh`), signs in, consents, lands on a local
+//! callback that exchanges the code, then revokes the app on the account page. Screenshots of
+//! each page go to `test-output/screenshots/`.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::Html;
+use axum::routing::get;
+use base64::Engine;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::flow::*;
+use crate::support::*;
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    child: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("true").status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Driver {
+    async fn start() -> Self {
+        let chromedriver =
+            std::env::var("BULWARK_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let chromium = std::env::var("BULWARK_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            std::path::Path::new(&chromedriver).exists() && std::path::Path::new(&chromium).exists(),
+            "{chromedriver} and {chromium} are needed: `bash infra/test.sh` installs Debian's chromium and chromium-driver"
+        );
+        let port = free_port();
+        let child = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http.get(format!("{base}/status")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1000,820",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }}});
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("new session: {r}"))
+            .to_string();
+        Self {
+            child,
+            base,
+            session,
+            http,
+            _profile: profile,
+        }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut req = self.http.request(method, url);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.unwrap().json().await.unwrap();
+        assert!(v["value"].get("error").is_none(), "webdriver {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
+    }
+    async fn url(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    async fn source(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    async fn title(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/title", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {v}"))
+            .to_string()
+    }
+    async fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{e}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+    async fn click(&self, css: &str) {
+        let e = self.find(css).await;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{e}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+    /// The element that has focus, as its `id` attribute.
+    async fn focused_id(&self) -> String {
+        let v = self.cmd(reqwest::Method::GET, "/element/active", None).await;
+        let e = v[ELEMENT].as_str().unwrap().to_string();
+        self.cmd(reqwest::Method::GET, &format!("/element/{e}/attribute/id"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let b64 = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../test-output/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+    /// Wait until the page (after a click that navigates) has `title` and contains `text`.
+    async fn wait_for(&self, title: &str, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (t, src) = (self.title().await, self.source().await);
+            if t == title && src.contains(text) {
+                return src;
+            }
+            if Instant::now() > deadline {
+                self.screenshot("unexpected").await;
+                let main = src.find("<main").map(|i| &src[i..]).unwrap_or(&src);
+                panic!("waited for {title:?} with {text:?}; got {t:?}: {main}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn wait_for_url(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let u = self.url().await;
+            if u.starts_with(prefix) {
+                return u;
+            }
+            assert!(Instant::now() < deadline, "still at {u}, waiting for {prefix}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The relying party's callback: exchanges the code (PKCE) and greets the user by userinfo.
+#[derive(Clone)]
+struct Rp {
+    token_url: String,
+    userinfo_url: String,
+    client: TestClient,
+    verifier: String,
+    redirect: String,
+    got: Arc<Mutex<Option<Value>>>,
+}
+
+async fn callback(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>) -> Html<String> {
+    let Some(code) = q.get("code") else {
+        return Html(format!(
+            "<p id=\"error\">{}</p>",
+            q.get("error").cloned().unwrap_or_default()
+        ));
+    };
+    let r = post_form(
+        &rp.token_url,
+        Some((&rp.client.id, &rp.client.secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &rp.redirect),
+            ("code_verifier", &rp.verifier),
+        ],
+    )
+    .await;
+    let at = r.body["access_token"].as_str().unwrap_or_default().to_string();
+    let who = userinfo_name(&rp.userinfo_url, &at).await;
+    *rp.got.lock().unwrap() = Some(r.body.clone());
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><title>Acme Notes</title><h1 id=\"hello\">Hello, {who}</h1><p>state={}</p></html>",
+        q.get("state").cloned().unwrap_or_default()
+    ))
+}
+
+async fn userinfo_name(url: &str, at: &str) -> String {
+    let r = http().get(url).bearer_auth(at).send().await.unwrap();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    v["name"].as_str().unwrap_or("?").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_in_consents_reaches_the_callback_and_revokes_on_the_account_page() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let server = Server::start(&data);
+    let p = pkce();
+
+    // The relying party on its own loopback port (the registered redirect is
+    // http://127.0.0.1/callback; loopback redirect URIs may use any port).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let rp = Rp {
+        token_url: server.url("/oauth2/token"),
+        userinfo_url: server.url("/oauth2/userinfo"),
+        client: w.client.clone(),
+        verifier: p.verifier.clone(),
+        redirect: redirect.clone(),
+        got: Arc::new(Mutex::new(None)),
+    };
+    let app = Router::new()
+        .route("/callback", get(callback))
+        .with_state(rp.clone());
+    let rp_task = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let driver = Driver::start().await;
+    let url = authorize_url(
+        &server,
+        &w.client.id,
+        "openid profile email api:read",
+        &p.challenge,
+        &[],
+    )
+    .replace("127.0.0.1%2Fcallback", &format!("127.0.0.1%3A{port}%2Fcallback"));
+    driver.goto(&url).await;
+    assert_eq!(driver.title().await, "Sign in · Bulwark");
+    assert_eq!(
+        driver.focused_id().await,
+        "username",
+        "the username field has focus"
+    );
+    let shot = driver.screenshot("login").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // A wrong password first: the generic error, the form again.
+    driver.type_into("#username", "alice").await;
+    driver.type_into("#password", "wrong password").await;
+    driver.click("button[type=submit]").await;
+    driver
+        .wait_for("Sign in · Bulwark", "The username or password is incorrect.")
+        .await;
+    driver.screenshot("login-error").await;
+    driver.type_into("#password", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+
+    let consent = driver
+        .wait_for("Allow access · Bulwark", "value=\"approve\"")
+        .await;
+    assert!(consent.contains("Acme Notes") && consent.contains("Read your documents"));
+    driver.screenshot("consent").await;
+    driver.click("button[value=approve]").await;
+
+    // The callback exchanged the code and greeted alice by her userinfo name.
+    let landed = driver.wait_for_url(&redirect).await;
+    assert!(
+        landed.contains("state=st-123") && landed.contains("iss="),
+        "{landed}"
+    );
+    let hello = driver.source().await;
+    assert!(hello.contains("Hello, alice Example"), "{hello}");
+    let tokens = rp
+        .got
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the callback redeemed the code");
+    let at = tokens["access_token"].as_str().expect("access token").to_string();
+    assert!(active(&server, &w.client, &at).await);
+
+    // The account page, in the same browser session: revoke the app.
+    driver
+        .goto(&server.url(&format!("/account?tenant={}", w.tenant)))
+        .await;
+    assert_eq!(driver.title().await, "Connected apps · Bulwark");
+    assert!(driver.source().await.contains("Acme Notes"));
+    driver.screenshot("account").await;
+    driver.click("button.danger").await;
+    let after = driver
+        .wait_for("Connected apps · Bulwark", "Access removed")
+        .await;
+    assert!(!after.contains("Acme Notes"));
+    driver.screenshot("account-revoked").await;
+    assert!(
+        !active(&server, &w.client, &at).await,
+        "revoked from the account page"
+    );
+
+    // Sign out.
+    driver.click("form[action$='/account/logout'] button").await;
+    driver.wait_for("Sign in · Bulwark", "name=\"password\"").await;
+    rp_task.abort();
+}
