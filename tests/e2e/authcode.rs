@@ -653,6 +653,30 @@ async fn refresh_tokens_revoke_and_introspect_and_expire_idle() {
     let rt2 = r2.body["refresh_token"].as_str().unwrap().to_string();
     drop(soon);
 
+    // Absolute lifetime (90 days): refreshing every 29 days keeps the family alive only until
+    // day 90 after the login, however recently it was used.
+    let mut current = rt2.clone();
+    for day in [58, 87] {
+        let s = Server::start_with(
+            &data,
+            &[],
+            &[("BULWARK_CLOCK_OFFSET_SECS", &(day * 86_400).to_string())],
+        );
+        let r = refresh(&s, &w.client, &current, &[]).await;
+        assert_eq!(r.status, 200, "day {day}: {}", r.body);
+        current = r.body["refresh_token"].as_str().unwrap().to_string();
+    }
+    let day91 = Server::start_with(
+        &data,
+        &[],
+        &[("BULWARK_CLOCK_OFFSET_SECS", &(91 * 86_400).to_string())],
+    );
+    refresh(&day91, &w.client, &current, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    drop(day91);
+    let rt2 = current;
+
     // RFC 7009: revoking the refresh token ends the grant.
     let other = code_client(&data, &w.tenant, "Other", "client_secret_basic", &[]);
     let r = post_form(
@@ -681,6 +705,58 @@ async fn refresh_tokens_revoke_and_introspect_and_expire_idle() {
     refresh(&server, &w.client, &rt2, &[])
         .await
         .assert_error(400, "invalid_grant");
+}
+
+#[tokio::test]
+async fn first_party_apps_skip_consent_and_dcr_cannot_claim_to_be_one() {
+    let data = DataDir::new();
+    let mut w = world(&data);
+    w.client = code_client(
+        &data,
+        &w.tenant,
+        "Acme Portal",
+        "client_secret_basic",
+        &["--first-party"],
+    );
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let p = pkce();
+    let page = b
+        .get(&authorize_url(
+            &server,
+            &w.client.id,
+            "openid profile",
+            &p.challenge,
+            &[],
+        ))
+        .await;
+    let done = b.login(&server, &page, "alice", PASSWORD).await;
+    assert_eq!(done.status, 303, "no consent page: {}", done.html);
+    assert!(done.redirect_params().contains_key("code"));
+    // prompt=consent still shows the page.
+    let page = b
+        .get(&authorize_url(
+            &server,
+            &w.client.id,
+            "openid",
+            &p.challenge,
+            &[("prompt", "consent")],
+        ))
+        .await;
+    assert!(page.has("name=\"decision\""));
+    // DCR refuses first_party.
+    data.cli(&["tenant", "create", "dcr-open", "--dcr", "open"]);
+    let r = Resp::from(
+        http()
+            .post(server.url("/oauth2/register"))
+            .header("x-bulwark-tenant", "dcr-open")
+            .json(&serde_json::json!({"redirect_uris": [CALLBACK], "first_party": true}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_error(400, "invalid_client_metadata");
 }
 
 #[tokio::test]

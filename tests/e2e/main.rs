@@ -13,5 +13,6 @@ mod logs;
 mod outage;
 mod register;
 mod robustness;
+mod rp_library;
 mod support;
 mod token;

@@ -103,3 +103,50 @@ async fn kms_down_gives_503_for_signing_and_keys_while_registration_still_works(
     let healthy = Server::start(&data);
     token(&healthy, &c, &[]).await;
 }
+
+#[tokio::test]
+async fn user_endpoints_give_503_and_a_failed_exchange_or_refresh_can_be_retried() {
+    use crate::flow::*;
+    let data = DataDir::new_dynamodb();
+    let w = world(&data);
+    let healthy = Server::start(&data);
+    let b = Browser::new();
+    let p = pkce();
+    let code = get_code(&b, &healthy, &w, "openid offline_access", &p).await;
+
+    // KMS down during the code exchange: 503, nothing issued, and the code still works.
+    let dead = closed_port_url();
+    let no_kms = Server::start_with(&data, &[], &[("AWS_ENDPOINT_URL_KMS", dead.as_str())]);
+    assert_unavailable(
+        &redeem(&no_kms, &w.client, &code, &p.verifier).await,
+        "code exchange",
+    );
+    let r = redeem(&healthy, &w.client, &code, &p.verifier).await;
+    assert_eq!(r.status, 200, "the code survived the failed exchange: {}", r.body);
+    let at = r.body["access_token"].as_str().unwrap().to_string();
+    let rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    // KMS down during a refresh: 503, and the refresh token is not spent.
+    assert_unavailable(&refresh(&no_kms, &w.client, &rt, &[]).await, "refresh");
+
+    // DynamoDB down: the pages are 503 pages (no redirect, no internals), the APIs 503 JSON.
+    let no_db = Server::start_with(&data, &[], &[("AWS_ENDPOINT_URL", dead.as_str())]);
+    for url in [
+        authorize_url(&no_db, &w.client.id, "openid", &p.challenge, &[]),
+        no_db.url(&format!("/account?tenant={}", w.tenant)),
+    ] {
+        let page = b.get(&url).await;
+        assert_eq!(page.status, 503, "{url}: {}", page.html);
+        assert_eq!(page.header("retry-after"), Some("1"));
+        assert!(page.header("location").is_none());
+        let text = page.html.to_lowercase();
+        for internal in ["dynamodb", "dispatch", "connection"] {
+            assert!(!text.contains(internal), "{url} leaks internals");
+        }
+    }
+    assert_unavailable(&userinfo(&no_db, &at).await, "userinfo");
+    assert_unavailable(&refresh(&no_db, &w.client, &rt, &[]).await, "refresh");
+
+    // Nothing was half-written: the refresh token works (once) on a healthy instance.
+    let r = refresh(&healthy, &w.client, &rt, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -356,7 +356,7 @@ async fn proceed(
         .as_ref()
         .map(|c| ScopeSet::parse(&c.value.scope).unwrap_or_default())
         .unwrap_or_default();
-    let covered = client.first_party || (requested.is_subset(&granted) && !req.prompt.consent);
+    let covered = !req.prompt.consent && (client.first_party || requested.is_subset(&granted));
     if !covered && approved != Some(true) {
         if req.prompt.none {
             return Ok(error_redirect(

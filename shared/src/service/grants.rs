@@ -95,28 +95,32 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         last_used: now,
         expires_at: now + app.config.lifetimes.refresh_absolute,
     };
-    let mut writes = vec![
-        app.repo.create_grant_write(&grant)?,
-        app.repo.used_code_write(
-            &hash,
-            &UsedCode {
-                tenant: c.tenant.clone(),
-                gid: grant.gid.clone(),
-            },
-            now + app.config.lifetimes.used_code,
-        )?,
-        app.repo
-            .audit_write(&c.tenant, "grant.created", &client.client_id, &grant.gid)?,
-    ];
     let refresh = wants_refresh(client, &scope).then(Secret::generate);
-    if let Some(r) = &refresh {
-        writes.push(
+    let writes = (|| {
+        let mut writes = vec![
+            app.repo.create_grant_write(&grant)?,
+            app.repo.used_code_write(
+                &hash,
+                &UsedCode {
+                    tenant: c.tenant.clone(),
+                    gid: grant.gid.clone(),
+                },
+                now + app.config.lifetimes.used_code,
+            )?,
             app.repo
-                .create_refresh_write(&r.hash().to_hex(), &new_refresh(app, &grant, now))?,
-        );
-    }
-    app.repo.kv().transact(writes).await?;
-    issue(
+                .audit_write(&c.tenant, "grant.created", &client.client_id, &grant.gid)?,
+        ];
+        if let Some(r) = &refresh {
+            writes.push(
+                app.repo
+                    .create_refresh_write(&r.hash().to_hex(), &new_refresh(app, &grant, now))?,
+            );
+        }
+        Ok::<_, StoreError>(writes)
+    })()?;
+    // Sign first, write second: if KMS or DynamoDB fails, nothing is issued, the code is put
+    // back, and the client may simply retry.
+    let result = match issue(
         app,
         client,
         &grant,
@@ -126,6 +130,29 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         refresh.as_ref(),
     )
     .await
+    {
+        Ok(body) => app
+            .repo
+            .kv()
+            .transact(writes)
+            .await
+            .map(|()| body)
+            .map_err(OAuthError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result
+        && e.code == ErrorCode::TemporarilyUnavailable
+    {
+        let restore = app
+            .repo
+            .create_code_write(&hash, &c, c.issued_at + app.config.lifetimes.code);
+        if let Ok(w) = restore
+            && app.repo.kv().transact(vec![w]).await.is_err()
+        {
+            tracing::warn!("could not put an authorization code back after a backend failure");
+        }
+    }
+    result
 }
 
 fn wants_refresh(client: &Client, scope: &ScopeSet) -> bool {
@@ -190,18 +217,19 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Val
             .create_refresh_write(&next.hash().to_hex(), &new_refresh(app, &grant, now))?,
         app.repo.touch_grant_write(&grant, grant_version)?,
     ];
+    // Sign first (a KMS failure leaves the token unused), then rotate.
+    let body = issue(app, client, &grant, &scope, p, None, Some(&next)).await?;
     match app.repo.kv().transact(writes).await {
-        Ok(()) => {}
+        Ok(()) => Ok(body),
         // Someone else used this token (or the family ended) between our read and our write:
         // that is reuse.
         Err(StoreError::Conflict) => {
             tracing::warn!(client_id = %client.client_id, "refresh token used concurrently; revoking its family");
             revoke_grant(app, &rt.tenant, &rt.gid, "refresh.reused", &client.client_id).await?;
-            return Err(bad());
+            Err(bad())
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    issue(app, client, &grant, &scope, p, None, Some(&next)).await
 }
 
 /// The token response for a user grant: access token, maybe a refresh token and an ID token.
