@@ -108,6 +108,21 @@ pub enum TenantCommand {
     },
     /// Show a tenant's configuration.
     Show { name: String },
+    /// Set the tenant's token and session lifetimes (seconds; omitted ones stay as they are).
+    SetLifetimes {
+        name: String,
+        #[arg(long)]
+        access_token_ttl: Option<i64>,
+        /// A refresh token unused this long expires (default 30 days).
+        #[arg(long)]
+        refresh_idle: Option<i64>,
+        /// A refresh-token family ends this long after the login (default 90 days).
+        #[arg(long)]
+        refresh_absolute: Option<i64>,
+        /// Browser sessions last this long (default 12 hours).
+        #[arg(long)]
+        session: Option<i64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

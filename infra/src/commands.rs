@@ -160,6 +160,26 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                     .map_err(admin)?;
                 tenants::describe(&t)
             }
+            TenantCommand::SetLifetimes {
+                name,
+                access_token_ttl,
+                refresh_idle,
+                refresh_absolute,
+                session,
+            } => tenants::describe(
+                &tenants::set_lifetimes(
+                    &app,
+                    &name,
+                    &tenants::LifetimeChanges {
+                        access_token: access_token_ttl,
+                        refresh_idle,
+                        refresh_absolute,
+                        session,
+                    },
+                )
+                .await
+                .map_err(admin)?,
+            ),
             TenantCommand::Show { name } => {
                 tenants::describe(&tenants::get(&app, &name).await.map_err(admin)?)
             }

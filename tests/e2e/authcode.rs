@@ -880,3 +880,59 @@ async fn concurrent_uses_of_one_refresh_token_give_one_success_and_revoke_the_fa
         .await
         .assert_error(400, "invalid_grant");
 }
+
+#[tokio::test]
+async fn a_tenant_sets_its_own_refresh_lifetimes() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let (ok, _, err) = data.cli_raw(
+        &[
+            "tenant",
+            "set-lifetimes",
+            &w.tenant,
+            "--refresh-idle",
+            "7200",
+            "--refresh-absolute",
+            "3600",
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("idle"), "{err}");
+    let t = data.cli(&[
+        "tenant",
+        "set-lifetimes",
+        &w.tenant,
+        "--refresh-idle",
+        "600",
+        "--refresh-absolute",
+        "1800",
+    ]);
+    assert_eq!(
+        (t["refresh_idle_ttl"].as_i64(), t["refresh_absolute_ttl"].as_i64()),
+        (Some(600), Some(1800))
+    );
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let p = pkce();
+    let code = get_code(&b, &server, &w, "openid offline_access", &p).await;
+    let r = redeem(&server, &w.client, &code, &p.verifier).await;
+    let mut rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    let at = |secs: i64| Server::start_with(&data, &[], &[("BULWARK_CLOCK_OFFSET_SECS", &secs.to_string())]);
+    // Used every 500 s it lives, until 1800 s after the login.
+    for secs in [500, 1000, 1500] {
+        let s = at(secs);
+        let r = refresh(&s, &w.client, &rt, &[]).await;
+        assert_eq!(r.status, 200, "+{secs}s: {}", r.body);
+        rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    }
+    refresh(&at(1850), &w.client, &rt, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    // Unused for longer than 600 s, a fresh family's token expires.
+    let code = get_code(&b, &server, &w, "openid offline_access", &p).await;
+    let r = redeem(&server, &w.client, &code, &p.verifier).await;
+    let rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    refresh(&at(700), &w.client, &rt, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+}

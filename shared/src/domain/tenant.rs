@@ -98,6 +98,15 @@ pub struct Tenant {
     /// Access-token lifetime in seconds; `None`: the deployment's default.
     #[serde(default)]
     pub access_token_ttl: Option<i64>,
+    /// Refresh-token lifetimes in seconds (idle: since the last use; absolute: since the login);
+    /// `None`: the deployment's defaults (30 and 90 days).
+    #[serde(default)]
+    pub refresh_idle_ttl: Option<i64>,
+    #[serde(default)]
+    pub refresh_absolute_ttl: Option<i64>,
+    /// Browser-session lifetime in seconds; `None`: the default (12 hours).
+    #[serde(default)]
+    pub session_ttl: Option<i64>,
     pub created_at: i64,
 }
 
@@ -115,6 +124,9 @@ impl Tenant {
             id,
             dcr_policy,
             access_token_ttl: None,
+            refresh_idle_ttl: None,
+            refresh_absolute_ttl: None,
+            session_ttl: None,
             created_at: now,
         }
     }

@@ -84,6 +84,13 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         ));
     }
     let scope = req.scopes();
+    let tenant = app
+        .repo
+        .tenant(&c.tenant)
+        .await?
+        .ok_or_else(OAuthError::server_error)?
+        .value;
+    let (idle, absolute) = refresh_lifetimes(app, &tenant);
     let grant = Grant {
         gid: random_id(16),
         tenant: c.tenant.clone(),
@@ -93,7 +100,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         auth_time: c.auth_time,
         created_at: now,
         last_used: now,
-        expires_at: now + app.config.lifetimes.refresh_absolute,
+        expires_at: now + absolute,
     };
     let refresh = wants_refresh(client, &scope).then(Secret::generate);
     let writes = (|| {
@@ -113,7 +120,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         if let Some(r) = &refresh {
             writes.push(
                 app.repo
-                    .create_refresh_write(&r.hash().to_hex(), &new_refresh(app, &grant, now))?,
+                    .create_refresh_write(&r.hash().to_hex(), &new_refresh(&grant, now, idle))?,
             );
         }
         Ok::<_, StoreError>(writes)
@@ -159,7 +166,16 @@ fn wants_refresh(client: &Client, scope: &ScopeSet) -> bool {
     scope.contains("offline_access") || client.metadata.allows_grant("refresh_token")
 }
 
-fn new_refresh(app: &App, grant: &Grant, now: i64) -> RefreshToken {
+/// (idle, absolute) refresh-token lifetimes: the tenant's, else the deployment's defaults.
+fn refresh_lifetimes(app: &App, t: &crate::domain::tenant::Tenant) -> (i64, i64) {
+    let d = app.config.lifetimes;
+    (
+        t.refresh_idle_ttl.unwrap_or(d.refresh_idle),
+        t.refresh_absolute_ttl.unwrap_or(d.refresh_absolute),
+    )
+}
+
+fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
     RefreshToken {
         gid: grant.gid.clone(),
         tenant: grant.tenant.clone(),
@@ -168,7 +184,7 @@ fn new_refresh(app: &App, grant: &Grant, now: i64) -> RefreshToken {
         scope: grant.scope.clone(),
         rotated: false,
         created_at: now,
-        expires_at: (now + app.config.lifetimes.refresh_idle).min(grant.expires_at),
+        expires_at: (now + idle).min(grant.expires_at),
     }
 }
 
@@ -211,10 +227,17 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Val
     let now = app.now();
     grant.last_used = now;
     let next = Secret::generate();
+    let tenant = app
+        .repo
+        .tenant(&grant.tenant)
+        .await?
+        .ok_or_else(OAuthError::server_error)?
+        .value;
+    let (idle, _) = refresh_lifetimes(app, &tenant);
     let writes = vec![
         app.repo.rotate_refresh_write(&hash, &rt, version)?,
         app.repo
-            .create_refresh_write(&next.hash().to_hex(), &new_refresh(app, &grant, now))?,
+            .create_refresh_write(&next.hash().to_hex(), &new_refresh(&grant, now, idle))?,
         app.repo.touch_grant_write(&grant, grant_version)?,
     ];
     // Sign first (a KMS failure leaves the token unused), then rotate.

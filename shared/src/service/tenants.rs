@@ -122,6 +122,61 @@ pub async fn add_resource(app: &App, tenant: &str, resource: &str) -> Result<Ten
     .await
 }
 
+/// Lifetimes a tenant may set (seconds; `None` leaves one unchanged).
+#[derive(Debug, Default)]
+pub struct LifetimeChanges {
+    pub access_token: Option<i64>,
+    pub refresh_idle: Option<i64>,
+    pub refresh_absolute: Option<i64>,
+    pub session: Option<i64>,
+}
+
+/// Set a tenant's token and session lifetimes, within bounds.
+pub async fn set_lifetimes(app: &App, tenant: &str, c: &LifetimeChanges) -> Result<Tenant, AdminError> {
+    let check = |name: &str, v: Option<i64>, min: i64, max: i64| match v {
+        Some(n) if !(min..=max).contains(&n) => {
+            Err(AdminError::Invalid(format!("{name} is {min} to {max} seconds")))
+        }
+        _ => Ok(()),
+    };
+    check(
+        "--access-token-ttl",
+        c.access_token,
+        60,
+        app.config.max_access_token_ttl,
+    )?;
+    check("--refresh-idle", c.refresh_idle, 300, 366 * 86_400)?;
+    check("--refresh-absolute", c.refresh_absolute, 300, 2 * 366 * 86_400)?;
+    check("--session", c.session, 300, 30 * 86_400)?;
+    let t = update(app, tenant, |t| {
+        if let Some(v) = c.access_token {
+            t.access_token_ttl = Some(v);
+        }
+        if let Some(v) = c.refresh_idle {
+            t.refresh_idle_ttl = Some(v);
+        }
+        if let Some(v) = c.refresh_absolute {
+            t.refresh_absolute_ttl = Some(v);
+        }
+        if let Some(v) = c.session {
+            t.session_ttl = Some(v);
+        }
+        let d = app.config.lifetimes;
+        if t.refresh_idle_ttl.unwrap_or(d.refresh_idle) > t.refresh_absolute_ttl.unwrap_or(d.refresh_absolute)
+        {
+            return Err(AdminError::Invalid(
+                "the idle refresh lifetime cannot exceed the absolute one".into(),
+            ));
+        }
+        Ok(())
+    })
+    .await?;
+    app.repo
+        .audit(tenant, "tenant.lifetimes_set", "cli", tenant)
+        .await?;
+    Ok(t)
+}
+
 /// An RFC 8707 resource is an absolute URI without a fragment.
 fn validate_resource(r: &str) -> Result<(), String> {
     match url::Url::parse(r) {
@@ -163,6 +218,9 @@ pub fn describe(t: &Tenant) -> Value {
         "resources": t.resources,
         "default_audience": t.default_audience,
         "access_token_ttl": t.access_token_ttl,
+        "refresh_idle_ttl": t.refresh_idle_ttl,
+        "refresh_absolute_ttl": t.refresh_absolute_ttl,
+        "session_ttl": t.session_ttl,
         "created_at": t.created_at,
     })
 }

@@ -183,13 +183,19 @@ pub async fn login(app: &App, tenant: &str, username: &str, password: &Secret) -
 pub async fn start_session(app: &App, user: &User) -> Result<(Secret, Session), OAuthError> {
     let id = Secret::generate();
     let now = app.now();
+    let ttl = app
+        .repo
+        .tenant(user.tenant.as_str())
+        .await?
+        .and_then(|t| t.value.session_ttl)
+        .unwrap_or(app.config.lifetimes.session);
     let session = Session {
         tenant: user.tenant.as_str().to_string(),
         sub: user.sub.clone(),
         auth_time: now,
         csrf: random_id(16),
         created_at: now,
-        expires_at: now + app.config.lifetimes.session,
+        expires_at: now + ttl,
     };
     app.repo.create_session(&id.hash().to_hex(), &session).await?;
     app.repo
