@@ -312,3 +312,33 @@ async fn deactivating_a_user_ends_sessions_and_grants() {
     );
     assert!(!ok);
 }
+
+#[tokio::test]
+async fn a_new_login_replaces_the_previous_session() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let p = pkce();
+    get_code(&b, &server, &w, "openid", &p).await;
+    let old = b.clone_jar();
+    let page = b
+        .get(&authorize_url(
+            &server,
+            &w.client.id,
+            "openid",
+            &p.challenge,
+            &[("prompt", "login")],
+        ))
+        .await;
+    let done = b.login(&server, &page, "alice", PASSWORD).await;
+    assert_eq!(done.status, 303, "{}", done.html);
+    let with_old = old
+        .get(&authorize_url(&server, &w.client.id, "openid", &p.challenge, &[]))
+        .await;
+    assert!(with_old.has("name=\"password\""), "the previous session ended");
+    let with_new = b
+        .get(&authorize_url(&server, &w.client.id, "openid", &p.challenge, &[]))
+        .await;
+    assert_eq!(with_new.status, 303, "the new session works");
+}

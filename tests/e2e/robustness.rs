@@ -214,3 +214,87 @@ async fn hostile_inputs_never_cause_a_server_error() {
     }
     token(&server, &c, &[]).await;
 }
+
+#[tokio::test]
+async fn the_browser_endpoints_answer_garbage_with_error_pages_never_500() {
+    let data = DataDir::new();
+    let w = crate::flow::world(&data);
+    let server = Server::start(&data);
+    let form = Some("application/x-www-form-urlencoded");
+    let huge = vec![b'a'; 200 * 1024];
+    for path in [
+        "/oauth2/authorize",
+        "/account/login",
+        "/account/logout",
+        "/account/apps/x/revoke",
+    ] {
+        let url = server.url(path);
+        for (ct, body) in [
+            (Some("application/json"), b"{}".to_vec()),
+            (None, b"a=b".to_vec()),
+            (form, b"a=\xff\xfe".to_vec()),
+            (form, b"a=%zz&a=%ff".to_vec()),
+            (form, b"tenant=x&tenant=y".to_vec()),
+            (form, huge.clone()),
+            (
+                form,
+                format!("tenant={}&csrf=x&username=alice&password=x", w.tenant).into_bytes(),
+            ),
+            (form, b"action=login&interaction=nope&csrf=x".to_vec()),
+            (
+                form,
+                b"action=consent&interaction=nope&csrf=x&decision=approve".to_vec(),
+            ),
+        ] {
+            let r = raw_post(&url, ct, body.clone(), None).await;
+            assert!(
+                (400..500).contains(&r.status),
+                "{path} {ct:?} {} bytes: {}",
+                body.len(),
+                r.status
+            );
+            assert!(
+                r.header("location").is_none(),
+                "{path}: never a redirect on garbage"
+            );
+        }
+    }
+    for q in [
+        "?client_id=%ff",
+        "?client_id=a&client_id=b",
+        &format!("?client_id={}&redirect_uri=%zz", w.client.id),
+        &format!("?client_id={}", "x".repeat(5000)),
+    ] {
+        let r = http()
+            .get(server.url(&format!("/oauth2/authorize{q}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{q}");
+        assert!(r.headers().get("location").is_none());
+    }
+    for q in [
+        "",
+        "?tenant=",
+        "?tenant=UPPER",
+        "?tenant=%ff",
+        "?tenant=a&tenant=b",
+    ] {
+        let r = http()
+            .get(server.url(&format!("/account{q}")))
+            .send()
+            .await
+            .unwrap();
+        assert!((400..500).contains(&r.status().as_u16()), "{q}: {}", r.status());
+    }
+    for auth in ["Bearer", "Basic abc", "Bearer a.b.c", "Bearer \u{7f}"] {
+        let r = http()
+            .get(server.url("/oauth2/userinfo"))
+            .header("authorization", auth)
+            .send()
+            .await;
+        if let Ok(r) = r {
+            assert_eq!(r.status(), 401, "{auth}");
+        }
+    }
+}

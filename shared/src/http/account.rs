@@ -137,6 +137,9 @@ async fn login_inner(
     let password = crate::secret::Secret::new(form.params.get("password").unwrap_or_default());
     match users::login(app, &tenant, username, &password).await {
         Ok(user) => {
+            if let Some(old) = cookie(&form.headers, &session_cookie_name(app, &tenant)) {
+                users::end_session(app, &old).await?;
+            }
             let (c, s) = users::start_session(app, &user).await?;
             Ok(with_cookies(
                 see_other(&account_url(app, &tenant, None)),

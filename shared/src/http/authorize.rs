@@ -9,6 +9,7 @@ use axum::routing::get;
 use super::browser::{PageForm, browser_id, cookie, failure_page, render, session_cookie_name, with_cookies};
 use super::{State, finish};
 use crate::service::authorize::{self, CookieSessions};
+use crate::service::users;
 
 pub fn router(state: State) -> Router {
     finish(
@@ -30,6 +31,15 @@ async fn authorize(StateX(app): StateX<State>, form: PageForm) -> Response {
         (Some(_), Some("consent")) => authorize::submit_consent(&app, p, &browser, sessions).await,
         _ => authorize::begin(&app, p, &browser, sessions).await,
     };
+    // A new login replaces the browser's previous session for that tenant (no fixation, no
+    // orphaned sessions).
+    if let Ok(step) = &result
+        && let Some((_, s)) = &step.new_session
+        && let Some(old) = cookie(&headers, &session_cookie_name(&app, &s.tenant))
+        && let Err(e) = users::end_session(&app, &old).await
+    {
+        tracing::warn!(error = %e, "could not end the previous session");
+    }
     let resp = match result {
         Ok(step) => render(&app, step),
         Err(e) => failure_page(e),
