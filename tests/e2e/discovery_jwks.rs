@@ -121,3 +121,71 @@ async fn jwks_publishes_es256_public_keys_only_with_caching() {
     .await;
     assert_eq!(r.body["keys"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn browser_apps_may_call_the_token_userinfo_revoke_jwks_and_discovery_endpoints_cross_origin() {
+    let data = DataDir::new();
+    let c = data.tenant_with_client("acme");
+    let server = Server::start(&data);
+    let origin = "https://spa.example";
+    for path in [
+        "/oauth2/token",
+        "/oauth2/revoke",
+        "/oauth2/userinfo",
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+    ] {
+        let pre = http()
+            .request(reqwest::Method::OPTIONS, server.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pre.status(), 200, "{path}");
+        let h = pre.headers();
+        assert_eq!(h["access-control-allow-origin"], "*", "{path}");
+        assert!(
+            h["access-control-allow-methods"]
+                .to_str()
+                .unwrap()
+                .contains("POST")
+        );
+        assert!(
+            h["access-control-allow-headers"]
+                .to_str()
+                .unwrap()
+                .contains("authorization")
+        );
+        assert!(
+            h.get("access-control-allow-credentials").is_none(),
+            "never with credentials"
+        );
+    }
+    let r = http()
+        .post(server.url("/oauth2/token"))
+        .header("origin", origin)
+        .basic_auth(&c.id, Some(&c.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    // Not for pages, introspection or registration.
+    for (method, path) in [
+        (reqwest::Method::GET, "/oauth2/authorize"),
+        (reqwest::Method::GET, "/account?tenant=acme"),
+        (reqwest::Method::POST, "/oauth2/introspect"),
+        (reqwest::Method::POST, "/oauth2/register"),
+    ] {
+        let r = http()
+            .request(method, server.url(path))
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers().get("access-control-allow-origin").is_none(), "{path}");
+    }
+}

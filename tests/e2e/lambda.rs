@@ -457,6 +457,21 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
 
     user_flow_through_the_functions(&fns, &tenant).await;
 
+    // A CORS preflight reaches the function (template.yaml routes OPTIONS to it).
+    let pre = fns["token"]
+        .invoke(
+            "OPTIONS",
+            "/oauth2/token",
+            &[
+                ("origin", "https://spa.example"),
+                ("access-control-request-method", "POST"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(pre["statusCode"], 200, "{pre}");
+    assert_eq!(pre["headers"]["access-control-allow-origin"], "*", "{pre}");
+
     // A route the function does not serve.
     let nf = fns["token"]
         .invoke("GET", "/.well-known/jwks.json", &[], None)

@@ -14,12 +14,12 @@ use crate::domain::tenant::SEED_SCOPES;
 use crate::service::App;
 
 pub fn router(state: State) -> Router {
-    finish(
+    super::cors(finish(
         Router::new()
             .route("/.well-known/oauth-authorization-server", get(metadata))
             .route("/.well-known/openid-configuration", get(metadata))
             .with_state(state),
-    )
+    ))
 }
 
 /// The metadata document. Both well-known paths serve the same one.

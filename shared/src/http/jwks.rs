@@ -11,11 +11,11 @@ use super::{State, finish};
 use crate::error::OAuthError;
 
 pub fn router(state: State) -> Router {
-    finish(
+    super::cors(finish(
         Router::new()
             .route("/.well-known/jwks.json", get(jwks))
             .with_state(state),
-    )
+    ))
 }
 
 async fn jwks(StateX(app): StateX<State>) -> Result<Response, OAuthError> {

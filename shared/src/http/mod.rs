@@ -63,6 +63,23 @@ pub fn finish(router: Router) -> Router {
         .layer(axum::middleware::from_fn(access_log))
 }
 
+/// CORS for the endpoints a browser-based (public) client calls from JavaScript: discovery,
+/// JWKS, token, revocation, userinfo. Any origin, no credentials: none of them reads a cookie,
+/// so a cross-origin caller gets nothing it could not get with its own HTTP client. The
+/// browser-facing pages (authorize, account) and introspection get no CORS headers.
+pub fn cors(router: Router) -> Router {
+    use axum::http::Method;
+    use tower_http::cors::{Any, CorsLayer};
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(Any)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .expose_headers([header::WWW_AUTHENTICATE])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}
+
 async fn not_found() -> OAuthError {
     OAuthError::new(ErrorCode::NotFound, "no such endpoint")
 }

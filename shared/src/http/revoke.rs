@@ -12,11 +12,11 @@ use crate::error::OAuthError;
 use crate::service::tokens;
 
 pub fn router(state: State) -> Router {
-    finish(
+    super::cors(finish(
         Router::new()
             .route("/oauth2/revoke", post(revoke))
             .with_state(state),
-    )
+    ))
 }
 
 async fn revoke(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, OAuthError> {

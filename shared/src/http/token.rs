@@ -11,11 +11,11 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::service::{grants, tokens};
 
 pub fn router(state: State) -> Router {
-    finish(
+    super::cors(finish(
         Router::new()
             .route("/oauth2/token", post(token))
             .with_state(state),
-    )
+    ))
 }
 
 #[tracing::instrument(name = "token", skip_all, fields(client_id = tracing::field::Empty))]

@@ -11,11 +11,11 @@ use crate::error::OAuthError;
 use crate::service::grants;
 
 pub fn router(state: State) -> Router {
-    finish(
+    super::cors(finish(
         Router::new()
             .route("/oauth2/userinfo", get(userinfo).post(userinfo))
             .with_state(state),
-    )
+    ))
 }
 
 #[tracing::instrument(name = "userinfo", skip_all)]
