@@ -54,6 +54,21 @@ impl ScopeSet {
     }
 }
 
+/// The order scopes are shown to people: the standard OpenID ones first (as the seed catalog
+/// lists them), then the tenant's own, alphabetically.
+pub fn display_order<T: AsRef<str>>(scopes: &mut [T]) {
+    let rank = |s: &str| {
+        crate::domain::tenant::SEED_SCOPES
+            .iter()
+            .position(|(n, _)| *n == s)
+            .unwrap_or(usize::MAX)
+    };
+    scopes.sort_by(|a, b| {
+        let (a, b) = (a.as_ref(), b.as_ref());
+        rank(a).cmp(&rank(b)).then_with(|| a.cmp(b))
+    });
+}
+
 fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
 }
@@ -78,6 +93,16 @@ pub fn grant_scope(requested: Option<&str>, registered: &ScopeSet) -> Result<Sco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn standard_scopes_are_shown_first() {
+        let mut v = vec!["api:read", "email", "openid", "zeta", "offline_access", "profile"];
+        display_order(&mut v);
+        assert_eq!(
+            v,
+            ["openid", "profile", "email", "offline_access", "api:read", "zeta"]
+        );
+    }
 
     #[test]
     fn parse_cases() {

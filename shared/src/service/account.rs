@@ -66,6 +66,17 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
             });
         entry.last_used = Some(entry.last_used.unwrap_or(0).max(g.last_used));
     }
+    for a in by_client.values_mut() {
+        let mut names: Vec<String> = a.scopes.iter().map(|(n, _)| n.clone()).collect();
+        crate::domain::scope::display_order(&mut names);
+        a.scopes = names
+            .into_iter()
+            .map(|n| {
+                let d = describe_scope(&t, &n);
+                (n, d)
+            })
+            .collect();
+    }
     let mut out = Vec::with_capacity(by_client.len());
     for (id, mut a) in by_client {
         match app.repo.client(&id).await? {

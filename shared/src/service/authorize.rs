@@ -383,7 +383,9 @@ async fn proceed(
             Err(e) => return Err(e.into()),
         }
         let describe = |s: &str| (s.to_string(), describe_scope(&tenant, s));
-        let (old, new): (Vec<&str>, Vec<&str>) = requested.iter().partition(|s| granted.contains(s));
+        let (mut old, mut new): (Vec<&str>, Vec<&str>) = requested.iter().partition(|s| granted.contains(s));
+        crate::domain::scope::display_order(&mut old);
+        crate::domain::scope::display_order(&mut new);
         let new = if req.prompt.consent && new.is_empty() {
             old.clone()
         } else {
