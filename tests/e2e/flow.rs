@@ -30,10 +30,7 @@ impl Page {
     }
     /// The value of hidden input `name` (first one).
     pub fn hidden(&self, name: &str) -> Option<String> {
-        let needle = format!("name=\"{name}\" value=\"");
-        let start = self.html.find(&needle)? + needle.len();
-        let end = self.html[start..].find('"')? + start;
-        Some(unescape(&self.html[start..end]))
+        hidden_input(&self.html, name)
     }
     pub fn has(&self, text: &str) -> bool {
         self.html.contains(text)
@@ -65,6 +62,14 @@ impl Page {
         assert!(!self.html.contains("<script"), "no scripts");
         assert!(!self.html.contains("<link"), "no external stylesheets");
     }
+}
+
+/// The value of the first hidden input `name` in `html`.
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle)? + needle.len();
+    let end = html[start..].find('"')? + start;
+    Some(unescape(&html[start..end]))
 }
 
 fn unescape(s: &str) -> String {

@@ -225,13 +225,7 @@ impl Function {
 
 /// The JSON body of a proxy response.
 fn body(resp: &Value) -> Value {
-    let raw = resp["body"].as_str().unwrap_or("");
-    let text = if resp["isBase64Encoded"] == true {
-        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(raw).unwrap()).unwrap()
-    } else {
-        raw.to_string()
-    };
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    serde_json::from_str(&html(resp)).unwrap_or(Value::Null)
 }
 
 /// Create an ES256 key in moto's KMS through its JSON API.
@@ -537,6 +531,7 @@ fn set_cookies(resp: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The text body of a proxy response.
 fn html(resp: &Value) -> String {
     let raw = resp["body"].as_str().unwrap_or("");
     if resp["isBase64Encoded"] == true {
@@ -547,10 +542,7 @@ fn html(resp: &Value) -> String {
 }
 
 fn hidden(html: &str, name: &str) -> String {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html.find(&needle).unwrap_or_else(|| panic!("{name} in {html}")) + needle.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_string()
+    crate::flow::hidden_input(html, name).unwrap_or_else(|| panic!("{name} in {html}"))
 }
 
 /// Login, consent, code, token, userinfo and the account page's revoke, each served by its own

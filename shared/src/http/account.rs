@@ -16,7 +16,7 @@ use crate::domain::tenant::TenantId;
 use crate::error::OAuthError;
 use crate::secret::ct_eq_str;
 use crate::service::authorize::{LoginPage, csrf_for};
-use crate::service::users::{self, LoginError};
+use crate::service::users;
 use crate::service::{App, account};
 
 pub fn router(state: State) -> Router {
@@ -146,24 +146,13 @@ async fn login_inner(
                 [session_cookie_header(app, &c, &s)],
             ))
         }
-        Err(LoginError::Invalid) => Ok(login_form(
+        Err(e) => Ok(login_form(
             app,
             &tenant,
             browser,
             username,
-            Some("The username or password is incorrect.".into()),
+            Some(e.user_message()?),
         )),
-        Err(LoginError::Locked(secs)) => Ok(login_form(
-            app,
-            &tenant,
-            browser,
-            username,
-            Some(format!(
-                "Too many failed sign-in attempts for this account. Try again in {} minutes.",
-                (secs + 59) / 60
-            )),
-        )),
-        Err(LoginError::Backend(e)) => Err(e),
     }
 }
 

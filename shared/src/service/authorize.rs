@@ -16,7 +16,7 @@ use crate::domain::user::User;
 use crate::error::OAuthError;
 use crate::secret::{Secret, ct_eq_str, random_id};
 use crate::service::App;
-use crate::service::users::{self, LoginError};
+use crate::service::users;
 use crate::store::repo::Versioned;
 use crate::store::repo_users::{AuthCode, Consent, PendingAuth, Session};
 use crate::store::{Cond, StoreError};
@@ -96,13 +96,28 @@ fn expired() -> Step {
     )
 }
 
-fn error_redirect(app: &App, req: &AuthRequest, error: &str, description: &str) -> Step {
-    let mut params = vec![("error", error), ("error_description", description)];
-    if let Some(s) = &req.state {
+/// The authorization response (RFC 6749 §4.1.2, RFC 9207): `params`, then `state` (if the
+/// request had one) and `iss`, on the verified redirect URI.
+fn respond<'a>(
+    app: &'a App,
+    redirect_uri: &str,
+    state: Option<&'a str>,
+    mut params: Vec<(&'a str, &'a str)>,
+) -> Step {
+    if let Some(s) = state {
         params.push(("state", s));
     }
     params.push(("iss", &app.config.issuer));
-    Outcome::Redirect(redirect_with(&req.redirect_uri, &params)).into()
+    Outcome::Redirect(redirect_with(redirect_uri, &params)).into()
+}
+
+fn error_redirect(app: &App, req: &AuthRequest, error: &str, description: &str) -> Step {
+    respond(
+        app,
+        &req.redirect_uri,
+        req.state.as_deref(),
+        vec![("error", error), ("error_description", description)],
+    )
 }
 
 /// `GET`/`POST /oauth2/authorize` with the request's parameters.
@@ -133,12 +148,8 @@ pub async fn begin(
             description,
             state,
         }) => {
-            let mut params = vec![("error", error), ("error_description", description.as_str())];
-            if let Some(s) = &state {
-                params.push(("state", s));
-            }
-            params.push(("iss", &app.config.issuer));
-            return Ok(Outcome::Redirect(redirect_with(&redirect_uri, &params)).into());
+            let params = vec![("error", error), ("error_description", description.as_str())];
+            return Ok(respond(app, &redirect_uri, state.as_deref(), params));
         }
     };
     let now = app.now();
@@ -161,6 +172,7 @@ pub async fn begin(
             value: pending,
             version: 1,
         },
+        Some(client),
         session,
         browser,
         None,
@@ -229,15 +241,7 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
     };
     let user = match users::login(app, &tenant, username, &password).await {
         Ok(u) => u,
-        Err(LoginError::Invalid) => return Ok(again("The username or password is incorrect.".into())),
-        Err(LoginError::Locked(secs)) => {
-            let minutes = (secs + 59) / 60;
-            return Ok(again(format!(
-                "Too many failed sign-in attempts for this account. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            )));
-        }
-        Err(LoginError::Backend(e)) => return Err(e),
+        Err(e) => return Ok(again(e.user_message()?)),
     };
     let (cookie, session) = users::start_session(app, &user).await?;
     pending.value.login_done = true;
@@ -250,7 +254,16 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
         Err(StoreError::Conflict) => return Ok(expired()),
         Err(e) => return Err(e.into()),
     }
-    let mut step = proceed(app, &id, pending, Some((session.clone(), user)), browser, None).await?;
+    let mut step = proceed(
+        app,
+        &id,
+        pending,
+        client,
+        Some((session.clone(), user)),
+        browser,
+        None,
+    )
+    .await?;
     step.new_session = Some((cookie, session));
     Ok(step)
 }
@@ -277,7 +290,23 @@ pub async fn submit_consent(
         return Ok(expired());
     }
     match form.get("decision") {
-        Some("approve") => proceed(app, &id, pending, Some((session, user)), browser, Some(true)).await,
+        Some("approve") => {
+            let client = app
+                .repo
+                .client(&pending.value.request.client_id)
+                .await?
+                .map(|c| c.value);
+            proceed(
+                app,
+                &id,
+                pending,
+                client,
+                Some((session, user)),
+                browser,
+                Some(true),
+            )
+            .await
+        }
         Some("deny") => {
             let req = pending.value.request.clone();
             match app
@@ -314,13 +343,14 @@ async fn proceed(
     app: &App,
     id: &str,
     mut pending: Versioned<PendingAuth>,
+    client: Option<Client>,
     session: Option<(Session, User)>,
     browser: &Secret,
     approved: Option<bool>,
 ) -> Result<Step, OAuthError> {
     let req = pending.value.request.clone();
     let tenant_id = pending.value.tenant.clone();
-    let Some(client) = app.repo.client(&req.client_id).await?.map(|c| c.value) else {
+    let Some(client) = client else {
         return Ok(error(
             400,
             "The application that sent you here is no longer registered.",
@@ -445,12 +475,12 @@ async fn proceed(
         Err(StoreError::Conflict) => return Ok(expired()),
         Err(e) => return Err(e.into()),
     }
-    let mut params = vec![("code", code.expose())];
-    if let Some(s) = &req.state {
-        params.push(("state", s));
-    }
-    params.push(("iss", &app.config.issuer));
-    Ok(Outcome::Redirect(redirect_with(&req.redirect_uri, &params)).into())
+    Ok(respond(
+        app,
+        &req.redirect_uri,
+        req.state.as_deref(),
+        vec![("code", code.expose())],
+    ))
 }
 
 /// A scope's catalog description (or its name, if the catalog has none).

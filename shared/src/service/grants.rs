@@ -9,10 +9,11 @@ use crate::domain::claims::{IdClaims, UserGrant, at_hash, choose_audience, user_
 use crate::domain::client::Client;
 use crate::domain::params::Params;
 use crate::domain::scope::ScopeSet;
+use crate::domain::tenant::Tenant;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::{Secret, random_id};
 use crate::service::App;
-use crate::service::tokens::ACCESS_TOKEN_TYP;
+use crate::service::tokens::{ACCESS_TOKEN_TYP, access_token_ttl};
 use crate::store::StoreError;
 use crate::store::repo::Versioned;
 use crate::store::repo_users::{Grant, RefreshToken, UsedCode};
@@ -127,17 +128,16 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     })()?;
     // Sign first, write second: if KMS or DynamoDB fails, nothing is issued, the code is put
     // back, and the client may simply retry.
-    let result = match issue(
-        app,
+    let issued = Issue {
         client,
-        &grant,
-        &scope,
-        p,
-        req.nonce.as_deref(),
-        refresh.as_ref(),
-    )
-    .await
-    {
+        tenant: &tenant,
+        grant: &grant,
+        scope: &scope,
+        params: p,
+        nonce: req.nonce.as_deref(),
+        refresh: refresh.as_ref(),
+    };
+    let result = match issue(app, issued).await {
         Ok(body) => app
             .repo
             .kv()
@@ -167,7 +167,7 @@ fn wants_refresh(client: &Client, scope: &ScopeSet) -> bool {
 }
 
 /// (idle, absolute) refresh-token lifetimes: the tenant's, else the deployment's defaults.
-fn refresh_lifetimes(app: &App, t: &crate::domain::tenant::Tenant) -> (i64, i64) {
+fn refresh_lifetimes(app: &App, t: &Tenant) -> (i64, i64) {
     let d = app.config.lifetimes;
     (
         t.refresh_idle_ttl.unwrap_or(d.refresh_idle),
@@ -241,7 +241,16 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Val
         app.repo.touch_grant_write(&grant, grant_version)?,
     ];
     // Sign first (a KMS failure leaves the token unused), then rotate.
-    let body = issue(app, client, &grant, &scope, p, None, Some(&next)).await?;
+    let issued = Issue {
+        client,
+        tenant: &tenant,
+        grant: &grant,
+        scope: &scope,
+        params: p,
+        nonce: None,
+        refresh: Some(&next),
+    };
+    let body = issue(app, issued).await?;
     match app.repo.kv().transact(writes).await {
         Ok(()) => Ok(body),
         // Someone else used this token (or the family ended) between our read and our write:
@@ -255,28 +264,31 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Val
     }
 }
 
+/// What a token response for a user grant is made of (the tenant already read by the caller).
+struct Issue<'a> {
+    client: &'a Client,
+    tenant: &'a Tenant,
+    grant: &'a Grant,
+    scope: &'a ScopeSet,
+    params: &'a Params,
+    nonce: Option<&'a str>,
+    refresh: Option<&'a Secret>,
+}
+
 /// The token response for a user grant: access token, maybe a refresh token and an ID token.
-async fn issue(
-    app: &App,
-    client: &Client,
-    grant: &Grant,
-    scope: &ScopeSet,
-    p: &Params,
-    nonce: Option<&str>,
-    refresh: Option<&Secret>,
-) -> Result<Value, OAuthError> {
-    let tenant = app
-        .repo
-        .tenant(&grant.tenant)
-        .await?
-        .ok_or_else(OAuthError::server_error)?
-        .value;
+async fn issue(app: &App, i: Issue<'_>) -> Result<Value, OAuthError> {
+    let Issue {
+        client,
+        tenant,
+        grant,
+        scope,
+        params: p,
+        nonce,
+        refresh,
+    } = i;
     let audience = choose_audience(p.all("resource"), &tenant.resources, &tenant.default_audience)
         .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
-    let ttl = tenant
-        .access_token_ttl
-        .unwrap_or(app.config.access_token_ttl)
-        .clamp(60, app.config.max_access_token_ttl);
+    let ttl = access_token_ttl(app, tenant);
     let now = app.now();
     let claims = user_claims(UserGrant {
         issuer: &app.config.issuer,
@@ -364,11 +376,7 @@ pub async fn revoke_refresh(app: &App, caller: &Client, token: &Secret) -> Resul
 /// with `openid`, unexpired, unrevoked, and its grant must stand.
 pub async fn userinfo(app: &App, token: &Secret) -> Result<Value, OAuthError> {
     let invalid = || OAuthError::invalid_token("the access token is invalid, expired or revoked");
-    let keys = app.signer.public_keys().await?;
-    let Ok(payload) = crate::keys::jws::verify(token.expose(), &keys, ACCESS_TOKEN_TYP) else {
-        return Err(invalid());
-    };
-    let Ok(c) = serde_json::from_slice::<crate::domain::claims::AccessClaims>(&payload) else {
+    let Some(c) = crate::service::tokens::verified_claims(app, token.expose()).await? else {
         return Err(invalid());
     };
     if crate::domain::claims::check_active(&c, &app.config.issuer, &c.tid, app.now()).is_err() {

@@ -78,10 +78,7 @@ pub async fn client_credentials(app: &App, client: &Client, params: &Params) -> 
         &tenant.default_audience,
     )
     .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
-    let ttl = tenant
-        .access_token_ttl
-        .unwrap_or(app.config.access_token_ttl)
-        .clamp(60, app.config.max_access_token_ttl);
+    let ttl = access_token_ttl(app, &tenant);
     let claims = client_credentials_claims(ClientCredentialsGrant {
         issuer: &app.config.issuer,
         tenant: tenant.id.as_str(),
@@ -101,9 +98,17 @@ pub async fn client_credentials(app: &App, client: &Client, params: &Params) -> 
     Ok(body)
 }
 
+/// The access-token lifetime for a tenant: its own, else the deployment's, within bounds.
+pub(crate) fn access_token_ttl(app: &App, tenant: &crate::domain::tenant::Tenant) -> i64 {
+    tenant
+        .access_token_ttl
+        .unwrap_or(app.config.access_token_ttl)
+        .clamp(60, app.config.max_access_token_ttl)
+}
+
 /// Verify a token's signature against our published keys and decode its claims. `None` for
 /// anything that is not an access token we signed.
-async fn verified_claims(app: &App, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
+pub(crate) async fn verified_claims(app: &App, token: &str) -> Result<Option<AccessClaims>, OAuthError> {
     let keys = app.signer.public_keys().await?;
     let Ok(payload) = jws::verify(token, &keys, ACCESS_TOKEN_TYP) else {
         return Ok(None);

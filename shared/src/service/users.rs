@@ -56,44 +56,15 @@ pub async fn create(app: &App, n: NewUser<'_>) -> Result<User, AdminError> {
     }
 }
 
-/// Set a new password (`bulwark user set-password`); the user's sessions end.
-pub async fn set_password(
+/// Read-modify-write a user by username (retrying when a concurrent writer got there first),
+/// with an audit event in the same transaction; then end the user's sessions.
+async fn update_user(
     app: &App,
     tenant: &str,
     username: &str,
-    password: &Secret,
-) -> Result<(), AdminError> {
-    check_new_password(password).map_err(AdminError::Invalid)?;
-    let username = normalize_username(username).map_err(AdminError::Invalid)?;
-    let hash = hash_password(password);
-    for _ in 0..5 {
-        let current = app
-            .repo
-            .user_by_name(tenant, &username)
-            .await?
-            .ok_or_else(|| AdminError::NotFound(format!("user {username} in tenant {tenant}")))?;
-        let mut user = current.value.clone();
-        user.password_hash = hash.clone();
-        let writes = vec![
-            app.repo.replace_user_write(&user, current.version)?,
-            app.repo
-                .audit_write(tenant, "user.password_set", "cli", &user.sub)?,
-        ];
-        match app.repo.kv().transact(writes).await {
-            Ok(()) => {
-                app.repo.delete_sessions_of(&user.sub).await?;
-                return Ok(());
-            }
-            Err(StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(AdminError::OAuth(OAuthError::unavailable()))
-}
-
-/// Deactivate a user: no more logins, and their sessions, grants (so refresh tokens and the
-/// access tokens' introspection) end now.
-pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User, AdminError> {
+    kind: &str,
+    f: impl Fn(&mut User),
+) -> Result<User, AdminError> {
     let username = normalize_username(username).map_err(AdminError::Invalid)?;
     for _ in 0..5 {
         let current = app
@@ -102,24 +73,14 @@ pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User,
             .await?
             .ok_or_else(|| AdminError::NotFound(format!("user {username} in tenant {tenant}")))?;
         let mut user = current.value.clone();
-        user.active = false;
+        f(&mut user);
         let writes = vec![
             app.repo.replace_user_write(&user, current.version)?,
-            app.repo
-                .audit_write(tenant, "user.deactivated", "cli", &user.sub)?,
+            app.repo.audit_write(tenant, kind, "cli", &user.sub)?,
         ];
         match app.repo.kv().transact(writes).await {
             Ok(()) => {
                 app.repo.delete_sessions_of(&user.sub).await?;
-                for g in app.repo.grants_of(&user.sub).await? {
-                    app.repo
-                        .kv()
-                        .transact(vec![
-                            app.repo.delete_grant_write(&g.gid),
-                            app.repo.audit_write(tenant, "grant.revoked", "cli", &g.gid)?,
-                        ])
-                        .await?;
-                }
                 return Ok(user);
             }
             Err(StoreError::Conflict) => continue,
@@ -129,6 +90,32 @@ pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User,
     Err(AdminError::OAuth(OAuthError::unavailable()))
 }
 
+/// Set a new password (`bulwark user set-password`); the user's sessions end.
+pub async fn set_password(
+    app: &App,
+    tenant: &str,
+    username: &str,
+    password: &Secret,
+) -> Result<(), AdminError> {
+    check_new_password(password).map_err(AdminError::Invalid)?;
+    let hash = hash_password(password);
+    update_user(app, tenant, username, "user.password_set", |u| {
+        u.password_hash = hash.clone()
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Deactivate a user: no more logins, and their sessions, grants (so refresh tokens and the
+/// access tokens' introspection) end now.
+pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User, AdminError> {
+    let user = update_user(app, tenant, username, "user.deactivated", |u| u.active = false).await?;
+    for g in app.repo.grants_of(&user.sub).await? {
+        crate::service::grants::revoke_grant(app, tenant, &g.gid, "grant.revoked", "cli").await?;
+    }
+    Ok(user)
+}
+
 /// Why a login failed. The page shows the same words for an unknown user and a wrong password.
 #[derive(Debug)]
 pub enum LoginError {
@@ -136,6 +123,23 @@ pub enum LoginError {
     /// Too many failures for this username: seconds until it may try again.
     Locked(i64),
     Backend(OAuthError),
+}
+
+impl LoginError {
+    /// What the login page tells the user; `Err` for a backend failure (a 503, not a message).
+    pub fn user_message(self) -> Result<String, OAuthError> {
+        match self {
+            LoginError::Invalid => Ok("The username or password is incorrect.".into()),
+            LoginError::Locked(secs) => {
+                let minutes = (secs + 59) / 60;
+                Ok(format!(
+                    "Too many failed sign-in attempts for this account. Try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                ))
+            }
+            LoginError::Backend(e) => Err(e),
+        }
+    }
 }
 
 impl From<StoreError> for LoginError {

@@ -49,14 +49,14 @@ pub struct AuditEvent {
     pub subject: String,
 }
 
-fn to_map<T: Serialize>(v: &T) -> Result<Map<String, Value>, StoreError> {
+pub(super) fn to_map<T: Serialize>(v: &T) -> Result<Map<String, Value>, StoreError> {
     match serde_json::to_value(v) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(StoreError::Unavailable("could not encode an item".into())),
     }
 }
 
-fn from_item<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>, StoreError> {
+pub(super) fn from_item<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>, StoreError> {
     let version = item.version;
     let value = serde_json::from_value(Value::Object(item.data))
         .map_err(|e| StoreError::Unavailable(format!("could not decode an item: {e}")))?;

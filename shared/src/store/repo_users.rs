@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::repo::{Repo, Versioned};
+use super::repo::{Repo, Versioned, from_item, to_map};
 use super::{Cond, Index, Item, StoreError, Table, Write};
 use crate::domain::authorize::AuthRequest;
 use crate::domain::user::{LoginFailures, User};
@@ -110,20 +110,6 @@ pub struct RefreshToken {
     pub expires_at: i64,
 }
 
-fn to_map<T: Serialize>(v: &T) -> Result<Map<String, Value>, StoreError> {
-    match serde_json::to_value(v) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(StoreError::Unavailable("could not encode an item".into())),
-    }
-}
-
-fn decode<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>, StoreError> {
-    let version = item.version;
-    let value = serde_json::from_value(Value::Object(item.data))
-        .map_err(|e| StoreError::Unavailable(format!("could not decode an item: {e}")))?;
-    Ok(Versioned { value, version })
-}
-
 fn put(table: Table, item: Item, cond: Cond) -> Write {
     Write::Put { table, item, cond }
 }
@@ -152,7 +138,7 @@ impl Repo {
         sk: &str,
     ) -> Result<Option<Versioned<T>>, StoreError> {
         match self.kv().get(table, pk, sk).await? {
-            Some(item) => Ok(Some(decode(item)?)),
+            Some(item) => Ok(Some(from_item(item)?)),
             None => Ok(None),
         }
     }
@@ -172,7 +158,7 @@ impl Repo {
                 .query(table, index, partition, cursor.as_deref(), 100)
                 .await?;
             for item in page.items {
-                out.push(decode(item)?);
+                out.push(from_item(item)?);
             }
             match page.next {
                 Some(n) if out.len() < max => cursor = Some(n),
@@ -400,7 +386,7 @@ impl Repo {
             .delete(Table::Tokens, &format!("code#{hash}"), "code", Cond::Exists)
             .await
         {
-            Ok(Some(item)) => Ok(Some(decode(item)?.value)),
+            Ok(Some(item)) => Ok(Some(from_item(item)?.value)),
             Ok(None) | Err(StoreError::Conflict) => Ok(None),
             Err(e) => Err(e),
         }
