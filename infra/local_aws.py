@@ -5,6 +5,7 @@
     python infra/local_aws.py tables ENDPOINT PREFIX [template.yaml]
     python infra/local_aws.py setup ENDPOINT PREFIX [template.yaml]   # tables + a KMS key; prints its id
     python infra/local_aws.py key ENDPOINT [template.yaml]            # another KMS key; prints its id
+    python infra/local_aws.py policies [template.yaml]                # each function's IAM statements, as JSON
 
 Table names are PREFIX + the logical id, lower-cased, without "Table" (ClientsTable ->
 PREFIX + "clients"), which is what `shared::store::dynamodb::TableNames::with_prefix` expects.
@@ -84,6 +85,22 @@ def tables(endpoint, prefix, template="template.yaml"):
     print(" ".join(made))
 
 
+def policies(template="template.yaml"):
+    """Each function's IAM policy statements as JSON (short-form tags as {"Ref": ...} etc.), so
+    that a test can hold the template to least privilege."""
+    import json
+    doc = yaml.load(open(template, encoding="utf-8"), Loader=CfnLoader)
+    out = {}
+    for logical, res in doc["Resources"].items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        statements = []
+        for policy in res["Properties"].get("Policies", []) or []:
+            statements.extend(policy.get("Statement", []))
+        out[logical] = statements
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
     if cmd == "tables":
@@ -92,5 +109,7 @@ if __name__ == "__main__":
         setup(*rest)
     elif cmd == "key":
         key(*rest)
+    elif cmd == "policies":
+        policies(*rest)
     else:
         sys.exit(f"unknown command {cmd}")

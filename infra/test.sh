@@ -41,7 +41,9 @@ done
 export BULWARK_TEST_TABLE_PREFIX="bulwark-test-"
 echo "[test] moto on $BULWARK_TEST_AWS_ENDPOINT; tables: $(.venv/bin/python infra/local_aws.py tables "$BULWARK_TEST_AWS_ENDPOINT" "$BULWARK_TEST_TABLE_PREFIX" template.yaml)"
 echo "[test] cargo $(cargo --version | cut -d' ' -f2), rustc $(rustc --version | cut -d' ' -f2)"
-cargo build --workspace --all-targets --locked
+# Feature test-services turns on the tests that need what this script provides (moto, Chromium).
+FEATURES="shared/test-services,bulwark/test-services"
+cargo build --workspace --all-targets --locked --features "$FEATURES"
 
 # Lambda binaries link neither SQLite nor the local signer.
 for f in functions/*/; do
@@ -53,12 +55,12 @@ for f in functions/*/; do
 done
 echo "[test] lambda functions link neither SQLite nor the local signer"
 set +e
-cargo test --workspace --locked --no-fail-fast -- "${filter[@]}" 2>&1 | tee test-output/cargo-test.log
+cargo test --workspace --locked --features "$FEATURES" --no-fail-fast -- "${filter[@]}" 2>&1 | tee test-output/cargo-test.log
 status="${PIPESTATUS[0]}"
 # The same end-to-end HTTP tests again, with `bulwark serve --backend dynamodb` on moto (its own
 # tables and KMS key per test), so that both backends are held to the same behaviour.
 echo "[test] end-to-end suite on the dynamodb backend"
-BULWARK_E2E_BACKEND=dynamodb cargo test --locked -p bulwark --test e2e --no-fail-fast -- --skip lambda:: --skip outage:: --skip chromium:: "${filter[@]}" 2>&1 \
+BULWARK_E2E_BACKEND=dynamodb cargo test --locked -p bulwark --features test-services --test e2e --no-fail-fast -- --skip lambda:: --skip outage:: --skip chromium:: --skip template:: "${filter[@]}" 2>&1 \
   | sed -u 's/^test \([a-z_]*::\)/test dynamodb-backend::\1/' | tee -a test-output/cargo-test.log
 [[ "${PIPESTATUS[0]}" -eq 0 ]] || status=1
 set -e

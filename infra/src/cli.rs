@@ -51,6 +51,8 @@ pub enum Command {
         /// Create tenant `demo` and a client, and print a curl line that gets a token.
         #[arg(long)]
         demo: bool,
+        #[command(flatten)]
+        limits: ServeLimits,
     },
     /// Tenants.
     Tenant {
@@ -94,6 +96,21 @@ pub enum Command {
     },
 }
 
+/// How `bulwark serve` protects itself from slow or greedy clients.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Seconds a client has to send a request's headers (also how long an idle keep-alive
+    /// connection is kept); slower connections are closed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout: u64,
+    /// Seconds a request may take in all, body included; beyond it the answer is 408.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout: u64,
+    /// Connections served at once; further ones wait in the listen queue until one ends.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub max_connections: u64,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum TenantCommand {
     /// Create a tenant; its scope catalog starts with openid profile email offline_access agent:act.
@@ -133,6 +150,17 @@ pub enum ScopeCommand {
         tenant: String,
         name: String,
         description: String,
+        /// Only clients the operator or a tenant admin creates may hold it (never DCR).
+        #[arg(long)]
+        restricted: bool,
+    },
+    /// Restrict a catalog scope to operator/admin-made clients (true), or open it to DCR (false).
+    SetRestricted {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+        #[arg(action = clap::ArgAction::Set, value_parser = clap::value_parser!(bool))]
+        restricted: bool,
     },
 }
 

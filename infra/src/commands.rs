@@ -143,8 +143,8 @@ fn admin(e: AdminError) -> Failure {
 
 async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
     let g = cli.global;
-    if let Command::Serve { addr, demo } = cli.command {
-        crate::serve::serve(&g, addr, demo).await?;
+    if let Command::Serve { addr, demo, limits } = cli.command {
+        crate::serve::serve(&g, addr, demo, limits).await?;
         return Ok(None);
     }
     let issuer = g.issuer.clone().unwrap_or_else(|| DEFAULT_ISSUER.to_string());
@@ -184,17 +184,21 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 tenants::describe(&tenants::get(&app, &name).await.map_err(admin)?)
             }
         },
-        Command::Scope {
-            command:
+        Command::Scope { command } => tenants::describe(
+            &match command {
                 ScopeCommand::Add {
                     tenant,
                     name,
                     description,
-                },
-        } => tenants::describe(
-            &tenants::add_scope(&app, &tenant, &name, &description)
-                .await
-                .map_err(admin)?,
+                    restricted,
+                } => tenants::add_scope(&app, &tenant, &name, &description, restricted.then_some(true)).await,
+                ScopeCommand::SetRestricted {
+                    tenant,
+                    name,
+                    restricted,
+                } => tenants::set_restricted(&app, &tenant, &name, restricted).await,
+            }
+            .map_err(admin)?,
         ),
         Command::Resource {
             command: ResourceCommand::Add { tenant, resource },
@@ -281,7 +285,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
                 app,
                 &reg.client,
                 reg.secret.as_ref(),
-                Some(&reg.registration_token),
+                reg.registration_token.as_ref(),
             ))
         }
         ClientCommand::List { tenant } => {

@@ -9,10 +9,10 @@ use shared::service::App;
 use shared::service::tenants::{self, AdminError};
 use shared::service::{clients, users};
 
-use crate::cli::Global;
+use crate::cli::{Global, ServeLimits};
 use crate::commands::{Failure, clock, open};
 
-pub async fn serve(g: &Global, addr: SocketAddr, demo: bool) -> Result<(), Failure> {
+pub async fn serve(g: &Global, addr: SocketAddr, demo: bool, limits: ServeLimits) -> Result<(), Failure> {
     logging::init(LogTarget::Stderr);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -53,12 +53,94 @@ pub async fn serve(g: &Global, addr: SocketAddr, demo: bool) -> Result<(), Failu
     tracing::info!(listening = %listening, issuer = %issuer, "bulwark serve started");
 
     let router = shared::http::app(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| Failure(format!("server error: {e}")))?;
+    run(listener, router, limits).await;
     tracing::info!("bulwark serve stopped");
     Ok(())
+}
+
+/// Serve HTTP/1.1 on `listener` until SIGINT/SIGTERM: a request's headers must arrive within
+/// `header_timeout` (which also closes idle keep-alive connections), a whole request within
+/// `request_timeout` (408 beyond), and at most `max_connections` are served at once. When all
+/// are taken, the open connections are asked to finish — idle keep-alive ones close at once,
+/// busy ones after their current request — so that a few clients holding connections open
+/// cannot keep everyone else out; the accept loop waits for the first slot that frees. On
+/// shutdown, in-flight requests get a few seconds to finish. (On Lambda, API Gateway does all
+/// this.)
+async fn run(listener: tokio::net::TcpListener, router: axum::Router, limits: ServeLimits) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let router = router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        Duration::from_secs(limits.request_timeout),
+    ));
+    let max = limits.max_connections as usize;
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    // Bumped to ask every open connection to finish (at capacity, and on shutdown).
+    let (finish, _) = tokio::sync::watch::channel(0u64);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_timeout));
+    let stop = shutdown();
+    tokio::pin!(stop);
+    loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                finish.send_modify(|g| *g += 1);
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = &mut stop => break,
+                }
+            }
+        };
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let mut asked = finish.subscribe();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut conn = std::pin::pin!(conn);
+            let mut finishing = false;
+            loop {
+                tokio::select! {
+                    done = conn.as_mut() => {
+                        if let Err(e) = done {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = asked.changed(), if !finishing => {
+                        // Idle: closes now; busy: after the current response.
+                        conn.as_mut().graceful_shutdown();
+                        finishing = true;
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    finish.send_modify(|g| *g += 1);
+    match tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(max as u32)).await {
+        Ok(_) => {}
+        Err(_) => tracing::warn!("connections still open after 5 s; stopping anyway"),
+    }
 }
 
 /// Tenant `demo` (created once) and a fresh confidential client allowed client_credentials;
@@ -74,7 +156,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
         .scopes
         .contains_key("api:read")
     {
-        tenants::add_scope(app, "demo", "api:read", "Read the demo API")
+        tenants::add_scope(app, "demo", "api:read", "Read the demo API", None)
             .await
             .map_err(|e| Failure(e.to_string()))?;
     }

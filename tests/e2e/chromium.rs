@@ -267,12 +267,48 @@ async fn callback(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>
     ))
 }
 
+/// Serve the relying party's callback for `client` on its own loopback port (the registered
+/// redirect is http://127.0.0.1/callback; a loopback redirect URI may use any port).
+async fn spawn_rp(server: &Server, client: &TestClient, verifier: &str) -> (Rp, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let rp = Rp {
+        token_url: server.url("/oauth2/token"),
+        userinfo_url: server.url("/oauth2/userinfo"),
+        client: client.clone(),
+        verifier: verifier.to_string(),
+        redirect: format!("http://127.0.0.1:{port}/callback"),
+        got: Arc::new(Mutex::new(None)),
+    };
+    let app = Router::new()
+        .route("/callback", get(callback))
+        .with_state(rp.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (rp, task)
+}
+
+/// An authorization URL whose redirect URI is the relying party's port.
+fn rp_url(server: &Server, rp: &Rp, scope: &str, challenge: &str, extra: &[(&str, &str)]) -> String {
+    let port = rp
+        .redirect
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches("/callback");
+    authorize_url(server, &rp.client.id, scope, challenge, extra)
+        .replace("127.0.0.1%2Fcallback", &format!("127.0.0.1%3A{port}%2Fcallback"))
+}
+
 async fn userinfo_name(url: &str, at: &str) -> String {
     let r = http().get(url).bearer_auth(at).send().await.unwrap();
     let v: Value = r.json().await.unwrap_or(Value::Null);
     v["name"].as_str().unwrap_or("?").to_string()
 }
 
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs Debian's chromium and chromedriver: run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_signs_in_consents_reaches_the_callback_and_revokes_on_the_account_page() {
     let data = DataDir::new();
@@ -374,4 +410,80 @@ async fn chromium_signs_in_consents_reaches_the_callback_and_revokes_on_the_acco
     driver.click("form[action$='/account/logout'] button").await;
     driver.wait_for("Sign in · Bulwark", "name=\"password\"").await;
     rp_task.abort();
+}
+
+/// A login that needs no consent answers the login form with a redirect to the client; the
+/// login page's Content-Security-Policy must allow that (`form-action`), or Chromium stays on
+/// the sign-in page. Both cases: a first-party app, and an app the user already allowed
+/// (`prompt=login`).
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs Debian's chromium and chromedriver: run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_logins_that_need_no_consent_land_on_the_callback() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let first_party = code_client(
+        &data,
+        &w.tenant,
+        "Acme Console",
+        "client_secret_basic",
+        &["--first-party"],
+    );
+    let server = Server::start(&data);
+    let p = pkce();
+    let (fp, fp_task) = spawn_rp(&server, &first_party, &p.verifier).await;
+    let (notes, notes_task) = spawn_rp(&server, &w.client, &p.verifier).await;
+    let driver = Driver::start().await;
+
+    // First-party: sign in, and straight on to the app.
+    driver
+        .goto(&rp_url(&server, &fp, "openid profile", &p.challenge, &[]))
+        .await;
+    assert_eq!(driver.title().await, "Sign in · Bulwark");
+    driver.type_into("#username", "alice").await;
+    driver.type_into("#password", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+    driver.wait_for_url(&fp.redirect).await;
+    assert!(driver.source().await.contains("Hello, alice Example"));
+    assert!(
+        fp.got.lock().unwrap().is_some(),
+        "the first-party callback redeemed its code"
+    );
+
+    // A third-party app: consent once (the session from above stands)...
+    driver
+        .goto(&rp_url(&server, &notes, "openid profile", &p.challenge, &[]))
+        .await;
+    driver
+        .wait_for("Allow access · Bulwark", "value=\"approve\"")
+        .await;
+    driver.click("button[value=approve]").await;
+    driver.wait_for_url(&notes.redirect).await;
+    *notes.got.lock().unwrap() = None;
+    // ... then a fresh login it asks for (prompt=login): no consent page, straight to the app.
+    driver
+        .goto(&rp_url(
+            &server,
+            &notes,
+            "openid profile",
+            &p.challenge,
+            &[("prompt", "login")],
+        ))
+        .await;
+    assert_eq!(driver.title().await, "Sign in · Bulwark");
+    driver.type_into("#username", "alice").await;
+    driver.type_into("#password", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+    let landed = driver.wait_for_url(&notes.redirect).await;
+    assert!(landed.contains("code="), "{landed}");
+    assert!(driver.source().await.contains("Hello, alice Example"));
+    assert!(
+        notes.got.lock().unwrap().is_some(),
+        "the callback redeemed its code"
+    );
+    driver.screenshot("login-no-consent").await;
+    fp_task.abort();
+    notes_task.abort();
 }

@@ -104,6 +104,13 @@ impl Browser {
     pub fn cookie_names(&self) -> Vec<String> {
         self.jar.lock().unwrap().keys().cloned().collect()
     }
+    /// Set a cookie by hand (an attacker replaying a stolen value under another name).
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.jar
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), value.to_string());
+    }
     /// A second browser with the same cookies (another tab, or an attacker who stole them).
     pub fn clone_jar(&self) -> Self {
         let b = Self::new();
@@ -271,10 +278,7 @@ pub fn code_client(data: &DataDir, tenant: &str, name: &str, method: &str, extra
     TestClient {
         id: v["client_id"].as_str().unwrap().to_string(),
         secret: v["client_secret"].as_str().unwrap_or_default().to_string(),
-        registration_token: v["registration_access_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        registration_token: v["registration_access_token"].as_str().map(str::to_string),
     }
 }
 

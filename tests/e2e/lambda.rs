@@ -255,7 +255,7 @@ fn aws_cli(args: &[&str]) -> Value {
 fn aws_cli_stdin(args: &[&str], input: &str) -> Value {
     use std::io::Write;
     let prefix = std::env::var("BULWARK_TEST_TABLE_PREFIX").unwrap_or_else(|_| "bulwark-test-".into());
-    let mut out = Command::new(BIN)
+    let mut out = Command::new(&*BIN)
         .args([
             "--json",
             "--backend",
@@ -298,6 +298,10 @@ fn stripped_size(path: &std::path::Path) -> Option<u64> {
     std::fs::metadata(tmp.path()).ok().map(|m| m.len())
 }
 
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
     let key = kms_key().await;
@@ -473,6 +477,10 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
     assert_eq!(nf["statusCode"], 404, "{nf}");
 }
 
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
 #[tokio::test]
 async fn a_missing_variable_fails_the_cold_start_with_a_clear_message() {
     let f = Function::start(

@@ -10,7 +10,7 @@ async fn no_secret_or_token_handled_in_a_full_flow_appears_in_any_log_line() {
     let c = data.tenant_with_client("acme");
     // Debug level, so that even debug lines are checked.
     let server = Server::start_with(&data, &["--demo"], &[]);
-    let mut secrets: Vec<String> = vec![c.secret.clone(), c.registration_token.clone()];
+    let mut secrets: Vec<String> = vec![c.secret.clone()];
     let demo: serde_json::Value = serde_json::from_str(&server.stdout_lines[1]).unwrap();
     secrets.push(demo["demo"]["client_secret"].as_str().unwrap().to_string());
 
@@ -33,13 +33,14 @@ async fn no_secret_or_token_handled_in_a_full_flow_appears_in_any_log_line() {
     .await;
     assert_eq!(r.status, 201);
     let dcr = TestClient::from_registration(&r.body);
+    let dcr_rat = dcr.registration_token.clone().expect("registration token");
     secrets.push(dcr.secret.clone());
-    secrets.push(dcr.registration_token.clone());
+    secrets.push(dcr_rat.clone());
     let uri = r.body["registration_client_uri"].as_str().unwrap().to_string();
     assert_eq!(
         http()
             .get(&uri)
-            .bearer_auth(&dcr.registration_token)
+            .bearer_auth(&dcr_rat)
             .send()
             .await
             .unwrap()
@@ -94,11 +95,7 @@ async fn no_secret_or_token_handled_in_a_full_flow_appears_in_any_log_line() {
     .await;
     introspect(&server, &c, &at).await;
     // Wrong registration token, to hit the failure path of RFC 7592.
-    let _ = http()
-        .get(&uri)
-        .bearer_auth(format!("{}x", dcr.registration_token))
-        .send()
-        .await;
+    let _ = http().get(&uri).bearer_auth(format!("{dcr_rat}x")).send().await;
     // Signature parts of the tokens too (a log that prints a token cut at a dot still leaks it).
     for t in [&at, &at2] {
         secrets.push(t.rsplit('.').next().unwrap().to_string());
@@ -129,4 +126,55 @@ async fn no_secret_or_token_handled_in_a_full_flow_appears_in_any_log_line() {
         }
     }
     // The CLI's own output is not a log: it shows the secret once, by design — on stdout only.
+}
+
+/// An audit event is logged only once its change has committed: of eight registrations racing
+/// for a single-use initial access token, one lands, and the log shows one `client.created`.
+#[tokio::test]
+async fn audit_events_are_logged_only_for_changes_that_landed() {
+    let data = DataDir::new();
+    data.cli(&["tenant", "create", "acme"]);
+    let server = Server::start(&data);
+    let iat = data.cli(&["iat", "create", "--tenant", "acme", "--max-uses", "1"])["initial_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (url, iat) = (server.url("/oauth2/register"), iat.clone());
+        tasks.push(tokio::spawn(async move {
+            http()
+                .post(url)
+                .header("x-bulwark-tenant", "acme")
+                .bearer_auth(iat)
+                .json(&json!({"grant_types": ["client_credentials"]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let s = t.await.unwrap();
+        assert!(s == 201 || s == 401, "{s}");
+        created += usize::from(s == 201);
+    }
+    assert_eq!(created, 1, "a single-use token registers one client");
+    let log_path = server.log.clone();
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).expect("the server log");
+    let audited = log
+        .lines()
+        .filter(|l| l.contains("\"target\":\"audit\"") && l.contains("client.created"))
+        .count();
+    assert_eq!(audited, 1, "one audit line for one change:\n{log}");
+    let stored = data.cli(&["audit", "list", "--tenant", "acme"])["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "client.created")
+        .count();
+    assert_eq!(stored, 1);
 }

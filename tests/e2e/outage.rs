@@ -22,6 +22,10 @@ fn assert_unavailable(r: &Resp, what: &str) {
     }
 }
 
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
 #[tokio::test]
 async fn dynamodb_down_gives_503_on_every_endpoint_that_needs_it() {
     let data = DataDir::new_dynamodb();
@@ -62,6 +66,10 @@ async fn dynamodb_down_gives_503_on_every_endpoint_that_needs_it() {
     assert_eq!(d.status().as_u16(), 200);
 }
 
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
 #[tokio::test]
 async fn kms_down_gives_503_for_signing_and_keys_while_registration_still_works() {
     let data = DataDir::new_dynamodb();
@@ -104,6 +112,10 @@ async fn kms_down_gives_503_for_signing_and_keys_while_registration_still_works(
     token(&healthy, &c, &[]).await;
 }
 
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
 #[tokio::test]
 async fn user_endpoints_give_503_and_a_failed_exchange_or_refresh_can_be_retried() {
     use crate::flow::*;
@@ -120,6 +132,14 @@ async fn user_endpoints_give_503_and_a_failed_exchange_or_refresh_can_be_retried
     assert_unavailable(
         &redeem(&no_kms, &w.client, &code, &p.verifier).await,
         "code exchange",
+    );
+    // ... and no audit line claims a grant was created (audit lines follow commits).
+    let no_kms_log = std::fs::read_to_string(&no_kms.log).unwrap();
+    assert!(
+        !no_kms_log
+            .lines()
+            .any(|l| l.contains("\"target\":\"audit\"") && l.contains("grant.created")),
+        "an audit line for a grant that was never written:\n{no_kms_log}"
     );
     let r = redeem(&healthy, &w.client, &code, &p.verifier).await;
     assert_eq!(r.status, 200, "the code survived the failed exchange: {}", r.body);

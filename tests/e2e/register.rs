@@ -355,11 +355,20 @@ async fn rfc7592_read_update_delete_with_the_registration_access_token() {
     let r = register(&server, Some("acme"), Some(&iat_token), &cc_metadata()).await;
     assert_eq!(r.status, 201);
     let c = TestClient::from_registration(&r.body);
+    let rat = c
+        .registration_token
+        .clone()
+        .expect("a DCR client gets a registration token");
     let uri = r.body["registration_client_uri"].as_str().unwrap().to_string();
 
     // Wrong token, no token, another client's token: 401 invalid_token.
-    let other = data.client("acme", "api:read", "client_secret_basic");
-    for bad in [Some("wrong-token"), None, Some(other.registration_token.as_str())] {
+    let other_iat = iat(&data, "acme", &[]);
+    let other = register(&server, Some("acme"), Some(&other_iat), &cc_metadata()).await;
+    let other_rat = other.body["registration_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for bad in [Some("wrong-token"), None, Some(other_rat.as_str())] {
         let mut req = http().get(&uri);
         if let Some(t) = bad {
             req = req.bearer_auth(t);
@@ -369,26 +378,11 @@ async fn rfc7592_read_update_delete_with_the_registration_access_token() {
             .assert_error(401, "invalid_token");
     }
     let unknown = server.url("/oauth2/register/ffffffffffffffffffffffffffffffff");
-    Resp::from(
-        http()
-            .get(&unknown)
-            .bearer_auth(&c.registration_token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .assert_error(401, "invalid_token");
+    Resp::from(http().get(&unknown).bearer_auth(&rat).send().await.unwrap())
+        .await
+        .assert_error(401, "invalid_token");
 
-    let read = Resp::from(
-        http()
-            .get(&uri)
-            .bearer_auth(&c.registration_token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let read = Resp::from(http().get(&uri).bearer_auth(&rat).send().await.unwrap()).await;
     assert_eq!(read.status, 200, "{}", read.body);
     assert_eq!(read.body["client_id"], c.id.as_str());
     assert_eq!(read.body["client_name"], "nightly build");
@@ -397,34 +391,41 @@ async fn rfc7592_read_update_delete_with_the_registration_access_token() {
         "the secret is shown once only"
     );
 
-    // Update: full metadata with client_id.
+    // Update: full metadata with client_id. It may rename the client, but not widen it.
     let mut md = cc_metadata();
     md["client_id"] = c.id.clone().into();
     md["client_name"] = "renamed".into();
-    md["scope"] = "api:read api:write".into();
-    let up = Resp::from(
+    let mut wider = md.clone();
+    wider["scope"] = "api:read api:write".into();
+    Resp::from(
         http()
             .put(&uri)
-            .bearer_auth(&c.registration_token)
-            .json(&md)
+            .bearer_auth(&rat)
+            .json(&wider)
             .send()
             .await
             .unwrap(),
     )
-    .await;
+    .await
+    .assert_error(400, "invalid_client_metadata");
+    let up = Resp::from(http().put(&uri).bearer_auth(&rat).json(&md).send().await.unwrap()).await;
     assert_eq!(up.status, 200, "{}", up.body);
     assert_eq!(up.body["client_name"], "renamed");
-    assert_eq!(
-        token(&server, &c, &[("scope", "api:write")]).await["scope"],
-        "api:write"
-    );
+    assert_eq!(up.body["scope"], "api:read");
+    post_form(
+        &server.url("/oauth2/token"),
+        Some((&c.id, &c.secret)),
+        &[("grant_type", "client_credentials"), ("scope", "api:write")],
+    )
+    .await
+    .assert_error(400, "invalid_scope");
     // Update with a mismatched client_id or bad metadata fails and changes nothing.
     let mut wrong = md.clone();
     wrong["client_id"] = "someone-else".into();
     Resp::from(
         http()
             .put(&uri)
-            .bearer_auth(&c.registration_token)
+            .bearer_auth(&rat)
             .json(&wrong)
             .send()
             .await
@@ -437,7 +438,7 @@ async fn rfc7592_read_update_delete_with_the_registration_access_token() {
     Resp::from(
         http()
             .put(&uri)
-            .bearer_auth(&c.registration_token)
+            .bearer_auth(&rat)
             .json(&bad)
             .send()
             .await
@@ -461,23 +462,11 @@ async fn rfc7592_read_update_delete_with_the_registration_access_token() {
         .await
         .assert_error(401, "invalid_token");
 
-    let del = http()
-        .delete(&uri)
-        .bearer_auth(&c.registration_token)
-        .send()
-        .await
-        .unwrap();
+    let del = http().delete(&uri).bearer_auth(&rat).send().await.unwrap();
     assert_eq!(del.status().as_u16(), 204);
-    Resp::from(
-        http()
-            .get(&uri)
-            .bearer_auth(&c.registration_token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .assert_error(401, "invalid_token");
+    Resp::from(http().get(&uri).bearer_auth(&rat).send().await.unwrap())
+        .await
+        .assert_error(401, "invalid_token");
     post_form(
         &server.url("/oauth2/token"),
         Some((&c.id, &c.secret)),

@@ -7,7 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+/// The `bulwark` binary under test: the one Cargo just built, or `BULWARK_E2E_BIN` (to run this
+/// suite against another build, e.g. an earlier commit's, to see which tests it fails).
+pub static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("BULWARK_E2E_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_bulwark").to_string())
+});
 
 /// Where a test's state lives: the embedded store (default) or, with
 /// `BULWARK_E2E_BACKEND=dynamodb`, DynamoDB and KMS on moto (the test script runs the suite
@@ -139,7 +146,7 @@ impl DataDir {
     /// Run a CLI command; (success, stdout JSON, stderr).
     pub fn cli_raw(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
         let (backend_args, backend_env) = self.backend_args();
-        let out = Command::new(BIN)
+        let out = Command::new(&*BIN)
             .arg("--json")
             .arg("--data-dir")
             .arg(self.path())
@@ -163,7 +170,7 @@ impl DataDir {
     pub fn cli_stdin(&self, args: &[&str], input: &str) -> Value {
         use std::io::Write;
         let (backend_args, backend_env) = self.backend_args();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(&*BIN)
             .arg("--json")
             .arg("--data-dir")
             .arg(self.path())
@@ -224,7 +231,8 @@ impl DataDir {
 pub struct TestClient {
     pub id: String,
     pub secret: String,
-    pub registration_token: String,
+    /// The RFC 7592 registration access token: DCR clients only.
+    pub registration_token: Option<String>,
 }
 
 impl TestClient {
@@ -232,10 +240,7 @@ impl TestClient {
         Self {
             id: v["client_id"].as_str().expect("client_id").to_string(),
             secret: v["client_secret"].as_str().expect("client_secret").to_string(),
-            registration_token: v["registration_access_token"]
-                .as_str()
-                .expect("registration token")
-                .to_string(),
+            registration_token: v["registration_access_token"].as_str().map(str::to_string),
         }
     }
 }
@@ -261,7 +266,7 @@ impl Server {
             .join(format!("serve-{}.log", crate::support::unique()));
         let log_file = std::fs::File::create(&log).expect("log file");
         let (backend_args, backend_env) = data.backend_args();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(&*BIN)
             .args(["--json", "--data-dir"])
             .arg(data.path())
             .args(&backend_args)

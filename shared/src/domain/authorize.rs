@@ -66,42 +66,48 @@ pub enum Refusal {
 
 const MAX_STATE: usize = 2048;
 
-/// Whether `presented` is one of the client's registered redirect URIs: exact string match,
-/// except that for an http loopback IP literal the port may differ (RFC 8252 §7.3).
+/// Whether `presented` is one of the client's registered redirect URIs: the exact string,
+/// except that for an `http` loopback IP literal the port may differ (RFC 8252 §7.3). That
+/// exception compares the strings too, port aside: no parsing, so no normalisation
+/// (`http://127.1/`, `HTTP://`, `/x/../`, a trailing dot or an encoded IP never match).
 pub fn redirect_matches(registered: &[String], presented: &str) -> bool {
     if registered.iter().any(|r| crate::secret::ct_eq_str(r, presented)) {
         return true;
     }
-    let Ok(p) = Url::parse(presented) else {
+    let Some((host, rest)) = split_loopback(presented) else {
         return false;
     };
-    if p.scheme() != "http" || !is_loopback_ip(&p) {
-        return false;
-    }
-    registered.iter().any(|r| {
-        Url::parse(r).is_ok_and(|mut r| {
-            if r.scheme() != "http" || !is_loopback_ip(&r) || r.host() != p.host() {
-                return false;
-            }
-            let mut p = p.clone();
-            let _ = r.set_port(None);
-            let _ = p.set_port(None);
-            r.as_str() == p.as_str()
-        })
-    })
+    registered
+        .iter()
+        .filter_map(|r| split_loopback(r))
+        .any(|(h, r)| h == host && r == rest)
 }
 
-fn is_loopback_ip(u: &Url) -> bool {
-    match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
+/// `http://<loopback IP literal>[:port]<rest>` → (the IP literal, rest), for exactly the two
+/// spellings browsers and native apps use (`127.0.0.1`, `[::1]`); the port, if present, is
+/// 1–5 digits.
+fn split_loopback(uri: &str) -> Option<(&str, &str)> {
+    let after = uri.strip_prefix("http://")?;
+    let host = ["127.0.0.1", "[::1]"]
+        .into_iter()
+        .find(|h| after.starts_with(h))?;
+    let mut rest = &after[host.len()..];
+    if let Some(port_and_rest) = rest.strip_prefix(':') {
+        let digits = port_and_rest.bytes().take_while(u8::is_ascii_digit).count();
+        if !(1..=5).contains(&digits) {
+            return None;
+        }
+        rest = &port_and_rest[digits..];
     }
+    if !(rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')) {
+        return None;
+    }
+    Some((host, rest))
 }
 
 /// Validate an authorization request for `client` (already looked up by `client_id`; an
-/// unknown client is the caller's [`Refusal::Page`]).
-pub fn validate(p: &Params, client: &Client) -> Result<AuthRequest, Refusal> {
+/// unknown client is the caller's [`Refusal::Page`]) that may be issued `allowed` scopes.
+pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthRequest, Refusal> {
     let registered = &client.metadata.redirect_uris;
     let (redirect_uri, explicit) = match p.get("redirect_uri") {
         Some(r) if redirect_matches(registered, r) => (r.to_string(), true),
@@ -180,8 +186,7 @@ pub fn validate(p: &Params, client: &Client) -> Result<AuthRequest, Refusal> {
         }
         (Some(_), Some(_)) => return Err(refuse("invalid_request", "code_challenge_method must be S256")),
     };
-    let scope =
-        grant_scope(p.get("scope"), &client.metadata.scopes()).map_err(|d| refuse("invalid_scope", &d))?;
+    let scope = grant_scope(p.get("scope"), allowed).map_err(|d| refuse("invalid_scope", &d))?;
     let mut prompt = Prompt::default();
     if let Some(ps) = p.get("prompt") {
         for v in ps.split(' ').filter(|v| !v.is_empty()) {
@@ -290,11 +295,12 @@ mod tests {
             },
             secret_hash: None,
             secret_expires_at: 0,
-            registration_token_hash: String::new(),
+            registration_token_hash: None,
             issued_at: 0,
             updated_at: 0,
             origin: Origin::Admin,
             first_party: false,
+            consent_epoch: 0,
         }
     }
 
@@ -325,6 +331,25 @@ mod tests {
             ("http://localhost:5/cb", false),
             ("http://[::1]:9/cb", true),
             ("http://127.0.0.2:9/cb", false),
+            // RFC 8252 §7.3 allows a different port, nothing else: no normalisation.
+            ("http://127.1/cb", false),
+            ("http://2130706433/cb", false),
+            ("http://0x7f.0.0.1/cb", false),
+            ("http://0177.0.0.1/cb", false),
+            ("HTTP://127.0.0.1/cb", false),
+            ("http://127.0.0.1/x/../cb", false),
+            ("http://127.0.0.1/./cb", false),
+            ("http://127.0.0.1./cb", false),
+            ("http://127.0.0.1:/cb", false),
+            ("http://127.0.0.1:123456/cb", false),
+            ("http://127.0.0.1:80/cb", true),
+            ("http://127.0.0.1/cb/", false),
+            ("http://127.0.0.1/CB", false),
+            ("http://127.0.0.1/cb?x", false),
+            ("http://127.0.0.1%2fcb", false),
+            ("http://127.0.0.1@evil.example/cb", false),
+            ("http://[0:0:0:0:0:0:0:1]:9/cb", false),
+            ("http://[::1]/cb", true),
         ] {
             assert_eq!(redirect_matches(&reg, uri), ok, "{uri}");
         }
@@ -349,6 +374,8 @@ mod tests {
         let c = client(&["https://app.example/cb"]);
         let ok =
             format!("response_type=code&client_id=c1&code_challenge={CHALLENGE}&code_challenge_method=S256");
+        let all = c.metadata.scopes();
+        let validate = |p: &Params, c: &Client| validate(p, c, &all);
         let r = validate(&params(&format!("{ok}&state=xyz&scope=openid&nonce=n")), &c).unwrap();
         assert_eq!(r.redirect_uri, "https://app.example/cb");
         assert!(!r.redirect_uri_explicit);

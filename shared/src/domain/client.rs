@@ -84,14 +84,21 @@ pub struct Client {
     pub secret_hash: Option<String>,
     /// 0 = never.
     pub secret_expires_at: i64,
-    /// SHA-256 of the registration access token (hex).
-    pub registration_token_hash: String,
+    /// SHA-256 of the RFC 7592 registration access token (hex). Only clients registered
+    /// through DCR have one; operator-made clients are managed by the operator alone.
+    #[serde(default)]
+    pub registration_token_hash: Option<String>,
     pub issued_at: i64,
     pub updated_at: i64,
     pub origin: Origin,
     /// Pre-approved by the tenant admin (never settable through DCR).
     #[serde(default)]
     pub first_party: bool,
+    /// Moves on whenever the client adds a redirect URI through RFC 7592: a consent given
+    /// under an earlier epoch no longer counts (its users are asked again before a code goes
+    /// to the new place).
+    #[serde(default)]
+    pub consent_epoch: u64,
 }
 
 /// Bounds on free-text and list metadata.
@@ -100,9 +107,33 @@ const MAX_URI: usize = 2000;
 const MAX_REDIRECT_URIS: usize = 20;
 const MAX_CONTACTS: usize = 10;
 
+impl Client {
+    /// Whether RFC 7592 (read, update, delete with the registration access token) applies: only
+    /// to clients that registered themselves.
+    pub fn self_managed(&self) -> bool {
+        self.origin == Origin::Dcr && self.registration_token_hash.is_some()
+    }
+
+    /// The scopes this client may be issued now: those it registered that are still in the
+    /// tenant's catalog, less the tenant's restricted scopes unless the client was made by the
+    /// operator or an admin (so a scope restricted after a DCR client registered it is no longer
+    /// issued to that client).
+    pub fn allowed_scopes(&self, tenant: &Tenant) -> ScopeSet {
+        self.metadata.scopes().retain(|s| {
+            tenant.scopes.contains_key(s)
+                && (self.origin == Origin::Admin || !tenant.restricted_scopes.contains(s))
+        })
+    }
+}
+
 /// Validate RFC 7591 client metadata against what this server supports and the tenant's scope
-/// catalog. Unknown fields are ignored (RFC 7591 §2); server-managed fields are refused.
-pub fn validate_metadata(input: &Value, tenant: &Tenant) -> Result<ClientMetadata, OAuthError> {
+/// catalog, for a registration through `channel` (restricted scopes are for operator/admin-made
+/// clients only). Unknown fields are ignored (RFC 7591 §2); server-managed fields are refused.
+pub fn validate_metadata(
+    input: &Value,
+    tenant: &Tenant,
+    channel: Origin,
+) -> Result<ClientMetadata, OAuthError> {
     let obj = input
         .as_object()
         .ok_or_else(|| OAuthError::invalid_client_metadata("the body must be a JSON object"))?;
@@ -212,6 +243,18 @@ pub fn validate_metadata(input: &Value, tenant: &Tenant) -> Result<ClientMetadat
             unknown.iter().map(|s| printable(s)).collect::<Vec<_>>().join(" ")
         )));
     }
+    if channel == Origin::Dcr {
+        let restricted: Vec<&str> = scopes
+            .iter()
+            .filter(|s| tenant.restricted_scopes.contains(*s))
+            .collect();
+        if !restricted.is_empty() {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "scope reserved for clients the tenant admin creates: {}",
+                restricted.join(" ")
+            )));
+        }
+    }
 
     let client_name = text(obj, "client_name", MAX_NAME)?;
     let client_uri = web_uri(obj, "client_uri")?;
@@ -220,7 +263,7 @@ pub fn validate_metadata(input: &Value, tenant: &Tenant) -> Result<ClientMetadat
     let policy_uri = web_uri(obj, "policy_uri")?;
     let contacts = string_list(obj, "contacts", MAX_CONTACTS)?;
     for c in &contacts {
-        if c.len() > 254 || !c.contains('@') || c.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+        if c.len() > 254 || !c.contains('@') || !is_displayable(c) || c.chars().any(char::is_whitespace) {
             return Err(OAuthError::invalid_client_metadata(
                 "contacts must be email addresses",
             ));
@@ -259,7 +302,8 @@ pub fn validate_metadata(input: &Value, tenant: &Tenant) -> Result<ClientMetadat
 }
 
 /// A redirect URI is an absolute https URL, or http on a loopback host (RFC 8252 §7.3), with no
-/// fragment, no userinfo and no wildcard (RFC 9700 §2.1).
+/// fragment, no userinfo and no wildcard (RFC 9700 §2.1), written exactly as the WHATWG URL
+/// parser serialises it (see [`canonical_url`]).
 pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     if uri.len() > MAX_URI {
         return Err("redirect_uri is too long".into());
@@ -270,10 +314,7 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     if uri.contains('#') {
         return Err("redirect_uri must not contain a fragment".into());
     }
-    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("redirect_uri must not contain spaces or control characters".into());
-    }
-    let url = Url::parse(uri).map_err(|_| "redirect_uri must be an absolute URL".to_string())?;
+    let url = canonical_url(uri).map_err(|why| format!("redirect_uri {why}"))?;
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) => {}
@@ -287,6 +328,115 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
         return Err("redirect_uri must not contain userinfo".into());
     }
     Ok(())
+}
+
+/// Parse an absolute URL and insist that it is written the way the WHATWG URL parser (which
+/// browsers use) serialises it, so that what we store, show and compare is what a browser will
+/// visit: `https://evil.example\@good.example/` (a browser goes to evil.example),
+/// `https:evil.example`, upper-case schemes or hosts, `..` segments, a trailing dot, and
+/// non-ASCII (Unicode look-alike) hosts, which must be given in punycode, are all refused. The
+/// one difference allowed is an empty path written without its `/` (`https://a.example`).
+pub fn canonical_url(s: &str) -> Result<Url, String> {
+    if !s.is_ascii() {
+        return Err("must be ASCII (give an internationalised host in punycode, xn--...)".into());
+    }
+    if s.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err("must not contain spaces or control characters".into());
+    }
+    let url = Url::parse(s).map_err(|_| "must be an absolute URL".to_string())?;
+    let serialised = url.as_str();
+    let bare_origin = url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && serialised.strip_suffix('/') == Some(s);
+    if serialised != s && !bare_origin {
+        return Err(format!(
+            "must be written in its normal form: {}",
+            printable(serialised)
+        ));
+    }
+    if url.host_str().is_some_and(|h| h.ends_with('.')) {
+        return Err("must not have a trailing dot in its host".into());
+    }
+    Ok(url)
+}
+
+/// Characters that change how text around them is displayed without being visible themselves,
+/// or that display as nothing: bidirectional overrides and isolates (U+202E makes `gpj.exe`
+/// read `exe.jpg`), zero-width characters and the other Unicode format (Cf) characters, line
+/// and paragraph separators, and blank look-alikes (Braille blank, Hangul fillers, the object
+/// replacement character).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{2028}'..='\u{2029}'
+            | '\u{2800}'
+            | '\u{FFFC}'
+            | '\u{1D159}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
+}
+
+/// Combining marks (the common blocks): stacked without limit they smear over neighbouring text.
+fn is_combining_mark(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0300}'..='\u{036F}'
+            | '\u{0483}'..='\u{0489}'
+            | '\u{0591}'..='\u{05BD}'
+            | '\u{0610}'..='\u{061A}'
+            | '\u{064B}'..='\u{065F}'
+            | '\u{0E31}'
+            | '\u{0E34}'..='\u{0E3A}'
+            | '\u{0E47}'..='\u{0E4E}'
+            | '\u{1AB0}'..='\u{1AFF}'
+            | '\u{1DC0}'..='\u{1DFF}'
+            | '\u{20D0}'..='\u{20FF}'
+            | '\u{FE20}'..='\u{FE2F}'
+    )
+}
+
+/// Most combining marks one character may carry (Vietnamese and Thai need two).
+const MAX_COMBINING: usize = 2;
+
+/// Whether `s` is fit to be shown to people: no control characters, no invisible or blank
+/// format characters, and no pile of combining marks on one character.
+pub fn is_displayable(s: &str) -> bool {
+    let mut run = 0;
+    for c in s.chars() {
+        if c.is_control() || is_invisible_format(c) {
+            return false;
+        }
+        run = if is_combining_mark(c) { run + 1 } else { 0 };
+        if run > MAX_COMBINING {
+            return false;
+        }
+    }
+    true
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -328,7 +478,7 @@ fn text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => {
             let s = s.trim();
-            if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
+            if s.is_empty() || s.chars().count() > max || !is_displayable(s) {
                 Err(OAuthError::invalid_client_metadata(format!(
                     "{key} must be 1 to {max} printable characters"
                 )))
@@ -342,20 +492,22 @@ fn text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String
     }
 }
 
-/// A URI shown to users (client_uri, logo_uri, ...): https only, no userinfo or fragment.
+/// A URI shown to users (client_uri, logo_uri, ...): https only, in normal form (see
+/// [`canonical_url`]), no userinfo or fragment.
 fn web_uri(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, OAuthError> {
     let Some(s) = text(obj, key, MAX_URI)? else {
         return Ok(None);
     };
-    let bad = || OAuthError::invalid_client_metadata(format!("{key} must be an https URL"));
-    let url = Url::parse(&s).map_err(|_| bad())?;
+    let url = canonical_url(&s).map_err(|why| OAuthError::invalid_client_metadata(format!("{key} {why}")))?;
     if url.scheme() != "https"
         || url.host_str().is_none()
         || !url.username().is_empty()
+        || url.password().is_some()
         || url.fragment().is_some()
-        || s.contains(char::is_whitespace)
     {
-        return Err(bad());
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "{key} must be an https URL without userinfo or fragment"
+        )));
     }
     Ok(Some(s))
 }
@@ -385,11 +537,13 @@ mod tests {
         let mut t = Tenant::new(TenantId::parse("acme").unwrap(), DcrPolicy::Token, None, 0);
         t.scopes.insert("api:read".into(), "Read".into());
         t.scopes.insert("api:write".into(), "Write".into());
+        t.scopes.insert("api:admin".into(), "Administer".into());
+        t.restricted_scopes.insert("api:admin".into());
         t
     }
 
     fn check(input: Value, expected: Result<(), ErrorCode>) {
-        let got = validate_metadata(&input, &tenant())
+        let got = validate_metadata(&input, &tenant(), Origin::Dcr)
             .map(|_| ())
             .map_err(|e| e.code);
         assert_eq!(got, expected, "{input}");
@@ -529,10 +683,113 @@ mod tests {
     }
 
     #[test]
+    fn misleading_uris_and_names_are_refused() {
+        use ErrorCode::*;
+        let cc = |extra: Value| {
+            let mut base = json!({"grant_types": ["client_credentials"], "scope": "api:read"});
+            for (k, v) in extra.as_object().unwrap() {
+                base[k] = v.clone();
+            }
+            base
+        };
+        for uri in [
+            "https://evil.example\\@good.example/cb",
+            "https:evil.example/cb",
+            "https:/\\evil.example/cb",
+            "https:\\\\evil.example/cb",
+            "https://\u{0430}pple.example/cb",
+            "https://xn--pple-43d.example./cb",
+            "HTTPS://app.example/cb",
+            "https://APP.example/cb",
+            "https://app.example/x/../cb",
+            "https://app.example/./cb",
+            "https://app.example:443/cb",
+            "http://127.1/cb",
+            "http://2130706433/cb",
+            "http://0x7f.0.0.1/cb",
+            "https://app.example/c b",
+            "https://app.example/cb\t",
+            "https://app.example/\u{202E}bc",
+        ] {
+            check(cc(json!({"redirect_uris": [uri]})), Err(InvalidRedirectUri));
+        }
+        for uri in [
+            "https://app.example/cb",
+            "https://xn--pple-43d.example/cb",
+            "https://app.example",
+            "https://app.example/",
+            "https://app.example:8443/cb?x=1",
+            "http://127.0.0.1:8080/cb",
+            "http://[::1]/cb",
+        ] {
+            check(cc(json!({"redirect_uris": [uri]})), Ok(()));
+        }
+        for bad in [
+            "https://evil.example\\@good.example/",
+            "https://\u{0430}pple.example",
+            "HTTPS://app.example/",
+        ] {
+            check(cc(json!({"client_uri": bad})), Err(InvalidClientMetadata));
+            check(cc(json!({"logo_uri": bad})), Err(InvalidClientMetadata));
+        }
+        for name in [
+            "Acme \u{202E}gpj.exe",
+            "a\u{200B}b",
+            "\u{2066}x\u{2069}",
+            "x\u{FEFF}",
+            "tag\u{E0041}",
+            "\u{2800}",
+            "Acme\u{2028}Bank",
+            "Acme\u{2029}Bank",
+            "a\u{0301}\u{0301}\u{0301}",
+            "x\u{FFFC}",
+        ] {
+            check(cc(json!({"client_name": name})), Err(InvalidClientMetadata));
+        }
+        check(cc(json!({"client_name": "Ünïcödé Notes 日本"})), Ok(()));
+        check(
+            cc(json!({"client_name": "Tiê\u{0302}\u{0301}ng Vie\u{0323}\u{0302}t"})),
+            Ok(()),
+        );
+    }
+
+    #[test]
+    fn restricted_scopes_are_for_admin_made_clients() {
+        let md = json!({"grant_types": ["client_credentials"], "scope": "api:read api:admin"});
+        let err = validate_metadata(&md, &tenant(), Origin::Dcr).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidClientMetadata);
+        assert!(err.description.contains("api:admin"), "{}", err.description);
+        let m = validate_metadata(&md, &tenant(), Origin::Admin).unwrap();
+        assert_eq!(m.scope, "api:admin api:read");
+        // A DCR client that holds a scope restricted later is no longer issued it.
+        let mut c = Client {
+            client_id: "c1".into(),
+            tenant: TenantId::parse("acme").unwrap(),
+            metadata: validate_metadata(&md, &tenant(), Origin::Admin).unwrap(),
+            secret_hash: None,
+            secret_expires_at: 0,
+            registration_token_hash: None,
+            issued_at: 0,
+            updated_at: 0,
+            origin: Origin::Dcr,
+            first_party: false,
+            consent_epoch: 0,
+        };
+        c.metadata.scope = "api:admin api:read gone".into();
+        assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "api:read");
+        c.origin = Origin::Admin;
+        assert_eq!(
+            c.allowed_scopes(&tenant()).to_scope_string(),
+            "api:admin api:read"
+        );
+    }
+
+    #[test]
     fn normalises() {
         let m = validate_metadata(
             &json!({"grant_types": ["client_credentials", "client_credentials"], "scope": "api:write api:read api:read"}),
             &tenant(),
+            Origin::Dcr,
         )
         .unwrap();
         assert_eq!(m.grant_types, vec!["client_credentials"]);

@@ -49,6 +49,11 @@ impl ScopeSet {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
     }
+    /// The members for which `keep` holds.
+    pub fn retain(mut self, keep: impl Fn(&str) -> bool) -> ScopeSet {
+        self.0.retain(|s| keep(s));
+        self
+    }
     pub fn to_scope_string(&self) -> String {
         self.0.iter().cloned().collect::<Vec<_>>().join(" ")
     }

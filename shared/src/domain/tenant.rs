@@ -1,7 +1,7 @@
 //! Tenants: ids and per-tenant configuration.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A tenant id: `[a-z0-9-]{1,63}`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,6 +91,10 @@ pub struct Tenant {
     pub dcr_policy: DcrPolicy,
     /// Scope catalog: name → description shown to users.
     pub scopes: BTreeMap<String, String>,
+    /// Catalog scopes only operator/admin-made clients may hold (DCR and RFC 7592 are refused
+    /// them, and a DCR client is never issued one).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub restricted_scopes: BTreeSet<String>,
     /// RFC 8707 resource indicators clients may ask for; a token's `aud` is one of these.
     pub resources: Vec<String>,
     /// `aud` of a token requested without `resource`.
@@ -119,6 +123,7 @@ impl Tenant {
                 .iter()
                 .map(|(n, d)| (n.to_string(), d.to_string()))
                 .collect(),
+            restricted_scopes: BTreeSet::new(),
             resources: vec![default_audience.clone()],
             default_audience,
             id,

@@ -21,6 +21,11 @@ pub struct User {
     pub name: Option<String>,
     pub active: bool,
     pub created_at: i64,
+    /// Sessions started at or before this moment are over (set when the password changes or
+    /// the user is deactivated): no session survives such a change, even one a lagging index
+    /// kept out of the sweep.
+    #[serde(default)]
+    pub sessions_valid_after: i64,
 }
 
 /// Usernames compare case-insensitively: trimmed, lower-cased, 1–128 printable characters.
@@ -94,7 +99,8 @@ pub fn verify_against_no_user(p: &Secret) -> bool {
     false
 }
 
-/// Failed logins for one username within [`THROTTLE_WINDOW`] before further attempts are refused.
+/// Login attempts (reserved before the password is checked; a success clears them) for one
+/// username within [`THROTTLE_WINDOW`] before further attempts are refused.
 pub const THROTTLE_MAX_FAILURES: u32 = 5;
 /// The window (seconds) in which failures count; a locked username unlocks when it ends.
 pub const THROTTLE_WINDOW: i64 = 15 * 60;
@@ -111,6 +117,24 @@ impl LoginFailures {
     pub fn locked_for(&self, now: i64) -> Option<i64> {
         let ends = self.first_at + THROTTLE_WINDOW;
         (self.count >= THROTTLE_MAX_FAILURES && ends > now).then_some(ends - now)
+    }
+}
+
+/// Reserve one more login attempt given the live counter (if any) at `now`: the new counter,
+/// or `Err(seconds to wait)` if the limit is already reached in this window.
+pub fn reserve_attempt(current: Option<&LoginFailures>, now: i64) -> Result<LoginFailures, i64> {
+    match current {
+        Some(f) if f.first_at + THROTTLE_WINDOW > now => match f.locked_for(now) {
+            Some(wait) => Err(wait),
+            None => Ok(LoginFailures {
+                count: f.count + 1,
+                first_at: f.first_at,
+            }),
+        },
+        _ => Ok(LoginFailures {
+            count: 1,
+            first_at: now,
+        }),
     }
 }
 
@@ -153,6 +177,20 @@ mod tests {
         };
         assert_eq!(f.locked_for(1001), Some(THROTTLE_WINDOW - 1));
         assert_eq!(f.locked_for(1000 + THROTTLE_WINDOW), None);
+    }
+
+    #[test]
+    fn reservations() {
+        let mut c: Option<LoginFailures> = None;
+        for n in 1..=THROTTLE_MAX_FAILURES {
+            let next = reserve_attempt(c.as_ref(), 1000).unwrap();
+            assert_eq!(next.count, n);
+            c = Some(next);
+        }
+        assert_eq!(reserve_attempt(c.as_ref(), 1010), Err(THROTTLE_WINDOW - 10));
+        // The window ends: a fresh count.
+        let fresh = reserve_attempt(c.as_ref(), 1000 + THROTTLE_WINDOW).unwrap();
+        assert_eq!((fresh.count, fresh.first_at), (1, 1000 + THROTTLE_WINDOW));
     }
 
     #[test]

@@ -65,6 +65,7 @@ fn login_form(
         client_name: None,
         username: username.to_string(),
         error,
+        redirect_origin: None,
     };
     pages::login_page(&p, &app.config.endpoint("/account/login"), &[("tenant", tenant)])
 }

@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::get;
 
 use super::browser::{PageForm, browser_id, cookie, failure_page, render, session_cookie_name, with_cookies};
-use super::{State, finish};
+use super::{State, finish, pages};
 use crate::service::authorize::{self, CookieSessions};
 use crate::service::users;
 
@@ -26,6 +26,15 @@ async fn authorize(StateX(app): StateX<State>, form: PageForm) -> Response {
     let lookup = |tenant: &str| cookie(&headers, &session_cookie_name(&app, tenant));
     let sessions = CookieSessions { lookup: &lookup };
     let p = &form.params;
+    let is_form_answer = p.get("interaction").is_some() || p.get("action").is_some();
+    if !form.posted && (is_form_answer || p.get("password").is_some()) {
+        // Credentials and consent answers come only in a POST body, never in a URL.
+        let refused = pages::error_page(
+            400,
+            "Sign-in details and consent answers are accepted only from the form itself. Go back to the application and start again.",
+        );
+        return with_cookies(refused, [new_browser_cookie]);
+    }
     let result = match (p.get("interaction"), p.get("action")) {
         (Some(_), Some("login")) => authorize::submit_login(&app, p, &browser).await,
         (Some(_), Some("consent")) => authorize::submit_consent(&app, p, &browser, sessions).await,

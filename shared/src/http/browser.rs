@@ -139,6 +139,9 @@ pub fn failure_page(e: OAuthError) -> Response {
 pub struct PageForm {
     pub params: Params,
     pub headers: HeaderMap,
+    /// Whether the parameters came in a POST body (credentials and consent answers are taken
+    /// from nothing else: a query string ends up in logs, history and `Referer`s).
+    pub posted: bool,
 }
 
 impl<S: Send + Sync> FromRequest<S> for PageForm {
@@ -152,6 +155,7 @@ impl<S: Send + Sync> FromRequest<S> for PageForm {
             return Ok(Self {
                 params,
                 headers: req.headers().clone(),
+                posted: false,
             });
         }
         if !super::content_type_is(req.headers(), "application/x-www-form-urlencoded") {
@@ -165,6 +169,7 @@ impl<S: Send + Sync> FromRequest<S> for PageForm {
         Ok(Self {
             params,
             headers: parts.headers,
+            posted: true,
         })
     }
 }

@@ -182,7 +182,7 @@ spellcheck=\"false\" required maxlength=\"128\" value=\"{}\"{user_focus}>\
         "Sign in",
         &body,
         false,
-        None,
+        p.redirect_origin.as_deref(),
     )
 }
 
@@ -276,9 +276,7 @@ pub fn consent_page(p: &ConsentPage, action: &str) -> Response {
         esc(&p.pending_id),
         esc(&p.csrf)
     );
-    let origin = url::Url::parse(&p.redirect_uri)
-        .ok()
-        .map(|u| u.origin().ascii_serialization());
+    let origin = crate::service::authorize::origin_of(&p.redirect_uri);
     page(200, "Allow access", &body, false, origin.as_deref())
 }
 

@@ -44,7 +44,7 @@ async fn register(StateX(app): StateX<State>, body: JsonBody) -> Result<Response
         &app,
         &reg.client,
         reg.secret.as_ref(),
-        Some(&reg.registration_token),
+        reg.registration_token.as_ref(),
     );
     Ok(no_store_json(StatusCode::CREATED, resp))
 }

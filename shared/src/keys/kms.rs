@@ -269,6 +269,10 @@ mod tests {
 
     /// Against moto's KMS (started by the test script): a token signed through KMS verifies
     /// against the published keys, with our verifier and with p256's.
+    #[cfg_attr(
+        not(feature = "test-services"),
+        ignore = "needs moto's KMS: run `bash infra/test.sh` (it starts moto and enables feature test-services)"
+    )]
     #[tokio::test]
     async fn kms_signed_tokens_verify_against_the_published_keys() {
         use aws_sdk_kms::types::{KeySpec, KeyUsageType};

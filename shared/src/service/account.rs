@@ -93,33 +93,43 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
     Ok(out)
 }
 
+/// How long a "the user took this app back" marker is kept: longer than any code issued before
+/// it could still be redeemed.
+const REVOKED_MARKER_TTL: i64 = 600;
+
 /// Take an app back: its consent, every grant (so its refresh tokens, and its access tokens at
-/// introspection), with an audit event. Returns whether there was anything to revoke.
+/// introspection), and any code issued before now (the marker below), with an audit event.
+/// The consent and the marker go first, in one transaction: a code redeemed or a silent
+/// authorization racing with this either landed before (and its grant is listed and ended) or
+/// is refused. Returns whether there was anything to revoke.
 pub async fn revoke_app(app: &App, tenant: &str, sub: &str, client_id: &str) -> Result<bool, OAuthError> {
     let consent = app.repo.consent(tenant, sub, client_id).await?;
+    let any_grant = app
+        .repo
+        .grants_of(sub)
+        .await?
+        .iter()
+        .any(|g| g.client_id == client_id && g.tenant == tenant);
+    if consent.is_none() && !any_grant {
+        return Ok(false);
+    }
+    let now = app.now();
+    let mut writes =
+        vec![
+            app.repo
+                .app_revoked_write(tenant, sub, client_id, now, now + REVOKED_MARKER_TTL)?,
+        ];
+    writes.extend(app.repo.delete_consent_writes(tenant, sub, client_id));
+    writes.push(app.repo.audit_write(tenant, "consent.revoked", sub, client_id)?);
+    app.repo.commit(writes).await?;
     let grants: Vec<_> = app
         .repo
         .grants_of(sub)
         .await?
         .into_iter()
         .filter(|g| g.client_id == client_id && g.tenant == tenant)
+        .map(|g| g.reference())
         .collect();
-    if consent.is_none() && grants.is_empty() {
-        return Ok(false);
-    }
-    for chunk in grants.chunks(20) {
-        let writes = chunk
-            .iter()
-            .map(|g| app.repo.delete_grant_write(&g.gid))
-            .collect();
-        app.repo.kv().transact(writes).await?;
-    }
-    app.repo
-        .kv()
-        .transact(vec![
-            app.repo.delete_consent_write(tenant, sub, client_id),
-            app.repo.audit_write(tenant, "consent.revoked", sub, client_id)?,
-        ])
-        .await?;
+    crate::service::grants::revoke_grants(app, &grants, None).await?;
     Ok(true)
 }

@@ -45,6 +45,9 @@ pub struct LoginPage {
     pub client_name: Option<String>,
     pub username: String,
     pub error: Option<String>,
+    /// The origin of the redirect URI this form's answer may send the browser to (a login that
+    /// needs no consent answers with a 303 to the client), for the page's `form-action`.
+    pub redirect_origin: Option<String>,
 }
 
 #[derive(Debug)]
@@ -139,7 +142,13 @@ pub async fn begin(
             "The application that sent you here is not registered.",
         ));
     };
-    let request = match validate(p, &client) {
+    let Some(tenant) = app.repo.tenant(client.tenant.as_str()).await?.map(|t| t.value) else {
+        return Ok(error(
+            400,
+            "The application that sent you here is not registered.",
+        ));
+    };
+    let request = match validate(p, &client, &client.allowed_scopes(&tenant)) {
         Ok(r) => r,
         Err(Refusal::Page(m)) => return Ok(error(400, &m)),
         Err(Refusal::Redirect {
@@ -159,6 +168,7 @@ pub async fn begin(
         browser: browser.hash().to_hex(),
         login_done: false,
         consent_for: None,
+        client_epoch: client.consent_epoch,
         created_at: now,
         expires_at: now + app.config.lifetimes.interaction,
     };
@@ -228,6 +238,7 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
         .client(&pending.value.request.client_id)
         .await?
         .map(|c| c.value);
+    let redirect_origin = origin_of(&pending.value.request.redirect_uri);
     let again = |error: String| -> Step {
         Outcome::Login(LoginPage {
             tenant: tenant.clone(),
@@ -236,6 +247,7 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
             client_name: client.as_ref().and_then(|c| c.metadata.client_name.clone()),
             username: username.chars().take(128).collect(),
             error: Some(error),
+            redirect_origin: redirect_origin.clone(),
         })
         .into()
     };
@@ -311,8 +323,7 @@ pub async fn submit_consent(
             let req = pending.value.request.clone();
             match app
                 .repo
-                .kv()
-                .transact(vec![
+                .commit(vec![
                     app.repo.finish_pending_write(&id, pending.version),
                     app.repo.audit_write(
                         &pending.value.tenant,
@@ -356,6 +367,14 @@ async fn proceed(
             "The application that sent you here is no longer registered.",
         ));
     };
+    // The client may have changed its redirect URIs since the request began: a code goes only
+    // to one it has now.
+    if !crate::domain::authorize::redirect_matches(&client.metadata.redirect_uris, &req.redirect_uri) {
+        return Ok(error(
+            400,
+            "The application changed its registration since this request began. Go back to the application and start again.",
+        ));
+    }
     let now = app.now();
     let logged_in = session.filter(|(s, _)| {
         pending.value.login_done || (!req.prompt.login && login_fresh(s.auth_time, req.max_age, now))
@@ -376,14 +395,18 @@ async fn proceed(
             client_name: client.metadata.client_name.clone(),
             username: req.login_hint.clone().unwrap_or_default(),
             error: None,
+            redirect_origin: origin_of(&req.redirect_uri),
         })
         .into());
     };
 
     let requested = req.scopes();
     let existing = app.repo.consent(&tenant_id, &user.sub, &client.client_id).await?;
+    // A consent counts only under the client's current epoch (it moves when the client adds a
+    // redirect URI).
     let granted = existing
         .as_ref()
+        .filter(|c| c.value.client_epoch == client.consent_epoch)
         .map(|c| ScopeSet::parse(&c.value.scope).unwrap_or_default())
         .unwrap_or_default();
     let covered = !req.prompt.consent && (client.first_party || requested.is_subset(&granted));
@@ -460,17 +483,19 @@ async fn proceed(
             scope: merged.to_scope_string(),
             granted_at: existing.as_ref().map(|c| c.value.granted_at).unwrap_or(now),
             updated_at: now,
+            // What the user saw: the client as it was when this request began.
+            client_epoch: pending.value.client_epoch,
         };
-        writes.push(
+        writes.extend(
             app.repo
-                .put_consent_write(&consent, existing.as_ref().map(|c| c.version))?,
+                .put_consent_writes(&consent, existing.as_ref().map(|c| c.version))?,
         );
         writes.push(
             app.repo
                 .audit_write(&tenant_id, "consent.granted", &user.sub, &client.client_id)?,
         );
     }
-    match app.repo.kv().transact(writes).await {
+    match app.repo.commit(writes).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => return Ok(expired()),
         Err(e) => return Err(e.into()),
@@ -481,6 +506,14 @@ async fn proceed(
         req.state.as_deref(),
         vec![("code", code.expose())],
     ))
+}
+
+/// The origin (`scheme://host[:port]`) of a verified redirect URI, as a CSP source.
+pub fn origin_of(uri: &str) -> Option<String> {
+    url::Url::parse(uri)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
 }
 
 /// A scope's catalog description (or its name, if the catalog has none).

@@ -16,10 +16,12 @@ pub struct Registered {
     pub client: Client,
     /// `None` for a public client.
     pub secret: Option<Secret>,
-    pub registration_token: Secret,
+    /// The RFC 7592 registration access token: for clients registered through DCR only.
+    pub registration_token: Option<Secret>,
 }
 
-/// The RFC 7591 §3.2.1 / RFC 7592 §3 response body.
+/// The RFC 7591 §3.2.1 / RFC 7592 §3 response body. `registration_client_uri` appears only
+/// for clients that manage themselves through RFC 7592.
 pub fn registration_response(
     app: &App,
     c: &Client,
@@ -38,10 +40,12 @@ pub fn registration_response(
     if let Some(t) = reg_token {
         body.insert("registration_access_token".into(), json!(t.expose()));
     }
-    body.insert(
-        "registration_client_uri".into(),
-        json!(app.config.endpoint(&format!("/oauth2/register/{}", c.client_id))),
-    );
+    if c.self_managed() {
+        body.insert(
+            "registration_client_uri".into(),
+            json!(app.config.endpoint(&format!("/oauth2/register/{}", c.client_id))),
+        );
+    }
     Value::Object(body)
 }
 
@@ -51,9 +55,12 @@ fn new_client(
     metadata: &Value,
     origin: Origin,
 ) -> Result<Registered, OAuthError> {
-    let metadata = validate_metadata(metadata, tenant)?;
+    let metadata = validate_metadata(metadata, tenant, origin)?;
     let secret = (!metadata.is_public()).then(Secret::generate);
-    let registration_token = Secret::generate();
+    // Operator-made clients get no registration access token: they may hold restricted scopes
+    // and first-party status, which only the operator may change (RFC 7592 is for clients that
+    // registered themselves).
+    let registration_token = (origin == Origin::Dcr).then(Secret::generate);
     let now = app.now();
     let client = Client {
         client_id: random_id(16),
@@ -61,11 +68,12 @@ fn new_client(
         metadata,
         secret_hash: secret.as_ref().map(|s| s.hash().to_hex()),
         secret_expires_at: 0,
-        registration_token_hash: registration_token.hash().to_hex(),
+        registration_token_hash: registration_token.as_ref().map(|t| t.hash().to_hex()),
         issued_at: now,
         updated_at: now,
         origin,
         first_party: false,
+        consent_epoch: 0,
     };
     Ok(Registered {
         client,
@@ -120,7 +128,7 @@ pub async fn register_dynamic(
         app.repo
             .audit_write(tenant.id.as_str(), "client.created", "dcr", &reg.client.client_id)?,
     );
-    match app.repo.kv().transact(writes).await {
+    match app.repo.commit(writes).await {
         Ok(()) => Ok(reg),
         // The IAT was used concurrently (its version moved): treat as used up.
         Err(StoreError::Conflict) => Err(OAuthError::invalid_token(
@@ -130,8 +138,9 @@ pub async fn register_dynamic(
     }
 }
 
-/// `bulwark client create`: the operator registers a client with the same validation, and may
-/// mark it first-party (its users are not asked for consent), which DCR never can.
+/// `bulwark client create`: the operator registers a client with the same validation (but may
+/// give it restricted scopes), and may mark it first-party (its users are not asked for
+/// consent), which DCR never can. It gets no registration access token.
 pub async fn create_by_admin(
     app: &App,
     tenant_id: &str,
@@ -151,12 +160,13 @@ pub async fn create_by_admin(
         app.repo
             .audit_write(tenant.id.as_str(), "client.created", "cli", &reg.client.client_id)?,
     ];
-    app.repo.kv().transact(writes).await?;
+    app.repo.commit(writes).await?;
     Ok(reg)
 }
 
-/// RFC 7592 §2: the client, if `token` is its registration access token. Unknown client and
-/// wrong token are the same answer (401 `invalid_token`).
+/// RFC 7592 §2: the client, if `token` is its registration access token. Unknown client, a
+/// client that does not manage itself (operator-made) and a wrong token are the same answer
+/// (401 `invalid_token`), taking the same time.
 pub async fn authorize_management(
     app: &App,
     client_id: &str,
@@ -164,19 +174,28 @@ pub async fn authorize_management(
 ) -> Result<Versioned<Client>, OAuthError> {
     let denied = || OAuthError::invalid_token("the registration access token is invalid");
     let token = token.ok_or_else(denied)?;
-    let Some(current) = app.repo.client(client_id).await? else {
+    let current = app.repo.client(client_id).await?;
+    let hash = current
+        .as_ref()
+        .filter(|c| c.value.self_managed())
+        .and_then(|c| c.value.registration_token_hash.as_deref())
+        .and_then(SecretHash::from_hex);
+    let Some(hash) = hash else {
         crate::secret::verify_against_nothing(token);
         return Err(denied());
     };
-    let ok = SecretHash::from_hex(&current.value.registration_token_hash).is_some_and(|h| h.verify(token));
-    if !ok {
-        return Err(denied());
+    match current {
+        Some(c) if hash.verify(token) => Ok(c),
+        _ => Err(denied()),
     }
-    Ok(current)
 }
 
 /// RFC 7592 §2.2: replace the client's metadata. The body must name the client; a
-/// `client_secret` in it, if any, must be the current one.
+/// `client_secret` in it, if any, must be the current one. The update is judged as a DCR
+/// registration would be (no restricted scopes), and may keep or narrow the client's scopes and
+/// grant types but never add to them. Adding a redirect URI moves the client's consent epoch, so
+/// the consents given so far no longer count (its users are asked again before a code goes to
+/// the new place); a first-party client's redirect URIs are the tenant admin's to change.
 pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Result<Client, OAuthError> {
     let obj = body
         .as_object()
@@ -216,15 +235,50 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
         .await?
         .ok_or_else(OAuthError::server_error)?
         .value;
-    let mut client = current.value.clone();
-    client.metadata = validate_metadata(&Value::Object(metadata), &tenant)?;
-    if client.metadata.is_public() != current.value.metadata.is_public() {
+    let old = &current.value;
+    let new = validate_metadata(&Value::Object(metadata), &tenant, Origin::Dcr)?;
+    let added_scopes = new.scopes().difference(&old.metadata.scopes());
+    if !added_scopes.is_empty() {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "an update cannot add scopes ({}); register a new client or ask the tenant admin",
+            added_scopes.join(" ")
+        )));
+    }
+    let added_grants: Vec<&str> = new
+        .grant_types
+        .iter()
+        .filter(|g| !old.metadata.allows_grant(g))
+        .map(String::as_str)
+        .collect();
+    if !added_grants.is_empty() {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "an update cannot add grant types ({}); register a new client or ask the tenant admin",
+            added_grants.join(" ")
+        )));
+    }
+    if new.is_public() != old.metadata.is_public() {
         return Err(OAuthError::invalid_client_metadata(
             "a client cannot switch between public (none) and confidential authentication; register a new one",
         ));
     }
+    let redirect_added = new
+        .redirect_uris
+        .iter()
+        .any(|r| !old.metadata.redirect_uris.contains(r));
+    if old.first_party && new.redirect_uris != old.metadata.redirect_uris {
+        return Err(OAuthError::invalid_client_metadata(
+            "a first-party client's redirect URIs can only be changed by the tenant admin",
+        ));
+    }
+    let mut client = old.clone();
+    client.metadata = new;
     client.updated_at = app.now();
-    let writes = vec![
+    if redirect_added {
+        // Before a new redirect URI can receive a code, every user must consent again: the
+        // consents given so far were given under the previous epoch.
+        client.consent_epoch += 1;
+    }
+    let mut writes = vec![
         app.repo.replace_client_write(&client, current.version)?,
         app.repo.audit_write(
             tenant.id.as_str(),
@@ -233,7 +287,15 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
             &client.client_id,
         )?,
     ];
-    match app.repo.kv().transact(writes).await {
+    if redirect_added {
+        writes.push(app.repo.audit_write(
+            tenant.id.as_str(),
+            "consent.reset",
+            &client.client_id,
+            &client.client_id,
+        )?);
+    }
+    match app.repo.commit(writes).await {
         Ok(()) => Ok(client),
         Err(StoreError::Conflict) => Err(OAuthError::invalid_request(
             "the client changed concurrently; retry",
@@ -242,10 +304,16 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
     }
 }
 
-/// Delete a client (RFC 7592 §2.3 or `bulwark client delete`). Its secret goes with it, and
-/// its access tokens introspect inactive from then on.
+/// Delete a client (RFC 7592 §2.3 or `bulwark client delete`) and everything that hangs off it:
+/// its secret goes with it; then its grants (so its refresh tokens, and its access tokens at
+/// introspection and userinfo) and its users' consents end. The client goes first, so nothing
+/// new can be issued to it meanwhile (code redemption and refresh check it in their
+/// transactions); if the sweep after it fails, what is left can no longer be used (every use
+/// checks the client) and expires with its TTL.
 pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Result<(), OAuthError> {
     let mut current = current;
+    let client_id = current.value.client_id.clone();
+    let mut deleted = false;
     for _ in 0..5 {
         let c = &current.value;
         let writes = vec![
@@ -253,17 +321,41 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
             app.repo
                 .audit_write(c.tenant.as_str(), "client.deleted", actor, &c.client_id)?,
         ];
-        match app.repo.kv().transact(writes).await {
-            Ok(()) => return Ok(()),
+        match app.repo.commit(writes).await {
+            Ok(()) => {
+                deleted = true;
+                break;
+            }
             // Changed meanwhile: delete what is there now, if anything.
             Err(StoreError::Conflict) => match app.repo.client(&c.client_id).await? {
                 Some(newer) => current = newer,
-                None => return Ok(()),
+                None => {
+                    deleted = true;
+                    break;
+                }
             },
             Err(e) => return Err(e.into()),
         }
     }
-    Err(OAuthError::unavailable())
+    if !deleted {
+        return Err(OAuthError::unavailable());
+    }
+    let grants = app.repo.grants_of_client(&client_id).await?;
+    crate::service::grants::revoke_grants(app, &grants, None).await?;
+    end_consents(app, &client_id).await
+}
+
+/// End every consent given to a client (and its pointer), a bounded transaction at a time.
+async fn end_consents(app: &App, client_id: &str) -> Result<(), OAuthError> {
+    let consents = app.repo.consents_of_client(client_id).await?;
+    for chunk in consents.chunks(12) {
+        let mut writes = Vec::with_capacity(chunk.len() * 2);
+        for c in chunk {
+            writes.extend(app.repo.delete_consent_writes(&c.tenant, &c.sub, client_id));
+        }
+        app.repo.commit(writes).await?;
+    }
+    Ok(())
 }
 
 /// A client as the operator sees it (no secrets, no hashes).

@@ -36,3 +36,6 @@ impl App {
         self.repo.now()
     }
 }
+
+#[cfg(all(test, feature = "embedded", feature = "local-signer"))]
+mod tests;

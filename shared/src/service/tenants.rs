@@ -2,6 +2,7 @@
 
 use serde_json::{Value, json};
 
+use crate::domain::client::is_displayable;
 use crate::domain::scope::ScopeSet;
 use crate::domain::tenant::{DcrPolicy, Tenant, TenantId};
 use crate::error::OAuthError;
@@ -86,28 +87,77 @@ async fn update(
     Err(AdminError::Store(StoreError::Conflict))
 }
 
-/// Add (or re-describe) a scope in the tenant's catalog.
-pub async fn add_scope(app: &App, tenant: &str, name: &str, description: &str) -> Result<Tenant, AdminError> {
+/// Add (or re-describe) a scope in the tenant's catalog; `restricted`: only operator/admin-made
+/// clients may hold it (`None` leaves an existing scope's setting as it is; a new scope is
+/// unrestricted).
+pub async fn add_scope(
+    app: &App,
+    tenant: &str,
+    name: &str,
+    description: &str,
+    restricted: Option<bool>,
+) -> Result<Tenant, AdminError> {
     let parsed = ScopeSet::parse(name).map_err(AdminError::Invalid)?;
     if parsed.iter().count() != 1 {
         return Err(AdminError::Invalid("give exactly one scope name".into()));
     }
     let description = description.trim();
-    if description.is_empty()
-        || description.chars().count() > 300
-        || description.chars().any(char::is_control)
-    {
+    if description.is_empty() || description.chars().count() > 300 || !is_displayable(description) {
         return Err(AdminError::Invalid(
             "a description is 1 to 300 printable characters".into(),
         ));
     }
     let t = update(app, tenant, |t| {
         t.scopes.insert(name.to_string(), description.to_string());
+        match restricted {
+            Some(true) => set_restricted_in(t, name, true)?,
+            Some(false) => set_restricted_in(t, name, false)?,
+            None => {}
+        }
         Ok(())
     })
     .await?;
     app.repo.audit(tenant, "scope.added", "cli", name).await?;
     Ok(t)
+}
+
+/// Mark a catalog scope restricted (only operator/admin-made clients may hold it; DCR and
+/// RFC 7592 asking for it are refused, and DCR clients that already hold it are no longer
+/// issued it) or not.
+pub async fn set_restricted(
+    app: &App,
+    tenant: &str,
+    name: &str,
+    restricted: bool,
+) -> Result<Tenant, AdminError> {
+    let t = update(app, tenant, |t| {
+        if !t.scopes.contains_key(name) {
+            return Err(AdminError::NotFound(format!("scope {name} in tenant {tenant}")));
+        }
+        set_restricted_in(t, name, restricted)
+    })
+    .await?;
+    let kind = if restricted {
+        "scope.restricted"
+    } else {
+        "scope.unrestricted"
+    };
+    app.repo.audit(tenant, kind, "cli", name).await?;
+    Ok(t)
+}
+
+fn set_restricted_in(t: &mut Tenant, name: &str, restricted: bool) -> Result<(), AdminError> {
+    if restricted && crate::domain::tenant::SEED_SCOPES.iter().any(|(s, _)| *s == name) {
+        return Err(AdminError::Invalid(format!(
+            "{name} is a standard scope every app may ask users for; it cannot be restricted"
+        )));
+    }
+    if restricted {
+        t.restricted_scopes.insert(name.to_string());
+    } else {
+        t.restricted_scopes.remove(name);
+    }
+    Ok(())
 }
 
 /// Allow an RFC 8707 resource (token audience) for the tenant.
@@ -215,6 +265,7 @@ pub fn describe(t: &Tenant) -> Value {
         "tenant": t.id.as_str(),
         "dcr_policy": t.dcr_policy.as_str(),
         "scopes": t.scopes,
+        "restricted_scopes": t.restricted_scopes,
         "resources": t.resources,
         "default_audience": t.default_audience,
         "access_token_ttl": t.access_token_ttl,

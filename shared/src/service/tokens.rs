@@ -64,14 +64,14 @@ pub async fn client_credentials(app: &App, client: &Client, params: &Params) -> 
             "this client is not allowed the client_credentials grant",
         ));
     }
-    let scope =
-        grant_scope(params.get("scope"), &client.metadata.scopes()).map_err(OAuthError::invalid_scope)?;
     let tenant = app
         .repo
         .tenant(client.tenant.as_str())
         .await?
         .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?
         .value;
+    let scope = grant_scope(params.get("scope"), &client.allowed_scopes(&tenant))
+        .map_err(OAuthError::invalid_scope)?;
     let audience = choose_audience(
         params.all("resource"),
         &tenant.resources,
@@ -116,36 +116,61 @@ pub(crate) async fn verified_claims(app: &App, token: &str) -> Result<Option<Acc
     Ok(serde_json::from_slice(&payload).ok())
 }
 
-/// RFC 7662: `{"active": true, ...}` only for an unexpired, unrevoked access token of the
-/// caller's tenant whose client still exists; `{"active": false}` for everything else.
-pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value, OAuthError> {
-    let inactive = json!({"active": false});
+/// A live access token: its claims, and for a user token its (active) user.
+pub struct Live {
+    pub claims: AccessClaims,
+    pub user: Option<crate::domain::user::User>,
+}
+
+/// `token` if it is an access token of ours that is live right now for `tenant` (`None`: the
+/// token's own tenant): signature, issuer, expiry and tenant; not revoked (`jti`); its client
+/// still exists in that tenant; and for a user token, its grant stands and its user is active.
+/// Every endpoint that accepts an access token asks here, so that every revocation cascade (a
+/// revoked token, grant, app, deleted client or deactivated user) ends it everywhere.
+pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result<Option<Live>, OAuthError> {
     let Some(c) = verified_claims(app, token).await? else {
-        if !token.contains('.')
-            && let Some(body) =
-                crate::service::grants::introspect_refresh(app, caller, &crate::secret::Secret::new(token))
-                    .await?
-        {
-            return Ok(body);
-        }
-        return Ok(inactive);
+        return Ok(None);
     };
-    if let Err(why) = check_active(&c, &app.config.issuer, caller.tenant.as_str(), app.now()) {
-        tracing::debug!(reason = ?why, "introspected token inactive");
-        return Ok(inactive);
+    if let Err(why) = check_active(&c, &app.config.issuer, tenant.unwrap_or(&c.tid), app.now()) {
+        tracing::debug!(reason = ?why, "access token inactive");
+        return Ok(None);
     }
     if app.repo.is_denied(&c.jti).await? {
-        return Ok(inactive);
+        return Ok(None);
     }
     match app.repo.client(&c.client_id).await? {
-        Some(owner) if owner.value.tenant == caller.tenant => {}
-        _ => return Ok(inactive),
+        Some(owner) if owner.value.tenant.as_str() == c.tid => {}
+        _ => return Ok(None),
     }
-    if let Some(gid) = &c.gid
-        && app.repo.grant(gid).await?.is_none()
-    {
+    let mut user = None;
+    if let Some(gid) = &c.gid {
+        if app.repo.grant(&c.sub, gid).await?.is_none() {
+            return Ok(None);
+        }
+        match crate::service::users::active_user(app, &c.tid, &c.sub).await? {
+            Some(u) => user = Some(u.value),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(Live { claims: c, user }))
+}
+
+/// RFC 7662: `{"active": true, ...}` only for a live access token (see [`live_claims`]) or
+/// refresh token of the caller's tenant; `{"active": false}` for everything else.
+pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value, OAuthError> {
+    let inactive = json!({"active": false});
+    if !token.contains('.') {
+        return Ok(crate::service::grants::introspect_refresh(
+            app,
+            caller,
+            &crate::secret::Secret::new(token),
+        )
+        .await?
+        .unwrap_or(inactive));
+    }
+    let Some(Live { claims: c, .. }) = live_claims(app, token, Some(caller.tenant.as_str())).await? else {
         return Ok(inactive);
-    }
+    };
     let mut body = json!({
         "active": true,
         "client_id": c.client_id,
@@ -190,6 +215,6 @@ pub async fn revoke(app: &App, caller: &Client, token: &str) -> Result<(), OAuth
         app.repo
             .audit_write(c.tid.as_str(), "token.revoked", &caller.client_id, &c.jti)?,
     ];
-    app.repo.kv().transact(writes).await?;
+    app.repo.commit(writes).await?;
     Ok(())
 }

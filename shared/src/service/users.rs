@@ -1,17 +1,57 @@
 //! End users: creation and deactivation (CLI), password login with a store-backed throttle,
 //! and browser sessions.
 
+use std::sync::{Arc, LazyLock};
+
 use crate::domain::tenant::TenantId;
 use crate::domain::user::{
-    THROTTLE_WINDOW, User, check_email, check_new_password, hash_password, normalize_username,
-    verify_against_no_user, verify_password,
+    User, check_email, check_new_password, hash_password, normalize_username, verify_against_no_user,
+    verify_password,
 };
 use crate::error::OAuthError;
 use crate::secret::{Secret, SecretHash, random_id};
 use crate::service::App;
 use crate::service::tenants::AdminError;
 use crate::store::StoreError;
-use crate::store::repo_users::Session;
+use crate::store::repo::Versioned;
+use crate::store::repo_users::{LoginAttempt, Session};
+
+/// Password hashing (argon2id: 19 MiB and tens of milliseconds each) runs on Tokio's blocking
+/// pool, at most this many at once, so that a storm of logins never stalls the async workers
+/// that answer every other request (JWKS, token, ...), and memory stays bounded.
+static HASHING: LazyLock<Arc<tokio::sync::Semaphore>> = LazyLock::new(|| {
+    let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Arc::new(tokio::sync::Semaphore::new(n.clamp(1, 8)))
+});
+
+/// Run a password-hashing closure on the bounded blocking pool. The slot is held by the
+/// blocking job itself, so a request dropped midway (client gone, request timeout) keeps it
+/// until its hash is done: the bound holds for the work, not just for the requests.
+pub async fn on_hashing_pool<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, OAuthError> {
+    let slot = HASHING
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| OAuthError::server_error())?;
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        f()
+    })
+    .await
+    .map_err(|_| OAuthError::server_error())
+}
+
+/// The user `sub` of `tenant`, if it exists and is active (with its version, so that a write
+/// can be conditioned on it not having changed).
+pub async fn active_user(app: &App, tenant: &str, sub: &str) -> Result<Option<Versioned<User>>, OAuthError> {
+    Ok(app
+        .repo
+        .user(sub)
+        .await?
+        .filter(|u| u.value.active && u.value.tenant.as_str() == tenant))
+}
 
 /// What `bulwark user create` takes.
 pub struct NewUser<'a> {
@@ -40,11 +80,15 @@ pub async fn create(app: &App, n: NewUser<'_>) -> Result<User, AdminError> {
         sub: random_id(16),
         tenant: TenantId::parse(tenant.id.as_str()).map_err(AdminError::Invalid)?,
         username,
-        password_hash: hash_password(n.password),
+        password_hash: {
+            let p = n.password.clone();
+            on_hashing_pool(move || hash_password(&p)).await?
+        },
         email: n.email.map(str::to_string),
         name: n.name.map(|s| s.trim().to_string()),
         active: true,
         created_at: app.now(),
+        sessions_valid_after: 0,
     };
     match app.repo.create_user(&user).await {
         Ok(()) => Ok(user),
@@ -74,11 +118,13 @@ async fn update_user(
             .ok_or_else(|| AdminError::NotFound(format!("user {username} in tenant {tenant}")))?;
         let mut user = current.value.clone();
         f(&mut user);
+        // Every change made here ends the user's sessions (see `User::sessions_valid_after`).
+        user.sessions_valid_after = app.now();
         let writes = vec![
             app.repo.replace_user_write(&user, current.version)?,
             app.repo.audit_write(tenant, kind, "cli", &user.sub)?,
         ];
-        match app.repo.kv().transact(writes).await {
+        match app.repo.commit(writes).await {
             Ok(()) => {
                 app.repo.delete_sessions_of(&user.sub).await?;
                 return Ok(user);
@@ -98,7 +144,8 @@ pub async fn set_password(
     password: &Secret,
 ) -> Result<(), AdminError> {
     check_new_password(password).map_err(AdminError::Invalid)?;
-    let hash = hash_password(password);
+    let p = password.clone();
+    let hash = on_hashing_pool(move || hash_password(&p)).await?;
     update_user(app, tenant, username, "user.password_set", |u| {
         u.password_hash = hash.clone()
     })
@@ -106,13 +153,20 @@ pub async fn set_password(
     .map(|_| ())
 }
 
-/// Deactivate a user: no more logins, and their sessions, grants (so refresh tokens and the
-/// access tokens' introspection) end now.
+/// Deactivate a user: no more logins, and their sessions and grants (so their refresh tokens,
+/// and their access tokens at introspection and userinfo) end now. The user item changes first,
+/// so a code redemption or refresh racing with this fails its transaction's check on the user;
+/// then every grant is listed (a strongly consistent listing, all pages) and revoked.
 pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User, AdminError> {
     let user = update_user(app, tenant, username, "user.deactivated", |u| u.active = false).await?;
-    for g in app.repo.grants_of(&user.sub).await? {
-        crate::service::grants::revoke_grant(app, tenant, &g.gid, "grant.revoked", "cli").await?;
-    }
+    let grants: Vec<_> = app
+        .repo
+        .grants_of(&user.sub)
+        .await?
+        .iter()
+        .map(|g| g.reference())
+        .collect();
+    crate::service::grants::revoke_grants(app, &grants, Some(("grant.revoked", "cli"))).await?;
     Ok(user)
 }
 
@@ -149,34 +203,37 @@ impl From<StoreError> for LoginError {
 }
 
 /// Check a username and password for `tenant`. Unknown user, inactive user and wrong password
-/// take the same time and give the same answer; failures are counted per username in the store
-/// (so the limit holds across instances) and audited.
+/// take the same time and give the same answer. Each attempt is first reserved in the store's
+/// per-username counter (a conditional write, so the limit holds across instances and under
+/// any number of parallel tries): once the limit is reached within the window, no further
+/// password is even checked until it ends. Failures are audited.
 pub async fn login(app: &App, tenant: &str, username: &str, password: &Secret) -> Result<User, LoginError> {
     let Ok(name) = normalize_username(username) else {
-        verify_against_no_user(password);
+        let p = password.clone();
+        on_hashing_pool(move || verify_against_no_user(&p))
+            .await
+            .map_err(LoginError::Backend)?;
         return Err(LoginError::Invalid);
     };
-    let now = app.now();
-    if let Some(f) = app.repo.login_failures(tenant, &name).await?
-        && let Some(wait) = f.value.locked_for(now)
-    {
+    if let LoginAttempt::Locked(wait) = app.repo.reserve_login_attempt(tenant, &name).await? {
         app.repo.audit(tenant, "login.locked", &name, &name).await?;
         return Err(LoginError::Locked(wait));
     }
     let found = app.repo.user_by_name(tenant, &name).await?;
-    let ok = match &found {
-        Some(u) => verify_password(password, &u.value.password_hash) && u.value.active,
-        None => verify_against_no_user(password),
-    };
+    let p = password.clone();
+    let phc = found.as_ref().map(|u| u.value.password_hash.clone());
+    let verified = on_hashing_pool(move || match phc {
+        Some(h) => verify_password(&p, &h),
+        None => verify_against_no_user(&p),
+    })
+    .await
+    .map_err(LoginError::Backend)?;
     match found {
-        Some(u) if ok => {
+        Some(u) if verified && u.value.active => {
             app.repo.clear_login_failures(tenant, &name).await?;
             Ok(u.value)
         }
         _ => {
-            app.repo
-                .record_login_failure(tenant, &name, THROTTLE_WINDOW)
-                .await?;
             app.repo.audit(tenant, "login.failed", &name, &name).await?;
             Err(LoginError::Invalid)
         }
@@ -229,7 +286,13 @@ pub async fn session(
         return Ok(None);
     }
     match app.repo.user(&s.sub).await? {
-        Some(u) if u.value.active && u.value.tenant.as_str() == tenant => Ok(Some((s, u.value))),
+        Some(u)
+            if u.value.active
+                && u.value.tenant.as_str() == tenant
+                && s.created_at > u.value.sessions_valid_after =>
+        {
+            Ok(Some((s, u.value)))
+        }
         _ => Ok(None),
     }
 }

@@ -107,16 +107,15 @@ impl Repo {
     pub async fn create_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
         let item = Item::new(tenant_pk(t.id.as_str()), "config", to_map(t)?);
         let audit = self.audit_write(t.id.as_str(), "tenant.created", "cli", t.id.as_str())?;
-        self.kv
-            .transact(vec![
-                Write::Put {
-                    table: Table::Tenants,
-                    item,
-                    cond: Cond::Absent,
-                },
-                audit,
-            ])
-            .await
+        self.commit(vec![
+            Write::Put {
+                table: Table::Tenants,
+                item,
+                cond: Cond::Absent,
+            },
+            audit,
+        ])
+        .await
     }
 
     /// Replace a tenant read at `version`; `Conflict` if it changed meanwhile.
@@ -177,6 +176,17 @@ impl Repo {
         }
     }
 
+    /// A transaction step that fails unless the client still exists (nothing may be issued
+    /// to a client deleted meanwhile).
+    pub fn client_exists_check(&self, client_id: &str) -> Write {
+        Write::Check {
+            table: Table::Clients,
+            pk: client_pk(client_id),
+            sk: "client".into(),
+            cond: Cond::Exists,
+        }
+    }
+
     /// One page of a tenant's clients, in client-id order.
     pub async fn clients_of(
         &self,
@@ -211,16 +221,15 @@ impl Repo {
             "cli",
             hash_hex.get(..12).unwrap_or(hash_hex),
         )?;
-        self.kv
-            .transact(vec![
-                Write::Put {
-                    table: Table::Tokens,
-                    item,
-                    cond: Cond::Absent,
-                },
-                audit,
-            ])
-            .await
+        self.commit(vec![
+            Write::Put {
+                table: Table::Tokens,
+                item,
+                cond: Cond::Absent,
+            },
+            audit,
+        ])
+        .await
     }
 
     pub async fn iat(&self, hash_hex: &str) -> Result<Option<Versioned<InitialAccessToken>>, StoreError> {
@@ -273,7 +282,7 @@ impl Repo {
     // ---- audit ------------------------------------------------------------------------------
 
     /// The write that records an audit event (to go into the same transaction as the change).
-    /// The event is logged on target `audit` as well.
+    /// [`Repo::commit`] logs it on target `audit` once the transaction has landed.
     pub fn audit_write(
         &self,
         tenant: &str,
@@ -289,7 +298,6 @@ impl Repo {
             actor: actor.into(),
             subject: subject.into(),
         };
-        tracing::info!(target: "audit", tenant, kind, actor, subject, "audit event");
         // Sorted by time: the injected clock's second, then the wall clock's sub-second part so
         // that events of one second keep their order, then randomness against collisions.
         let nanos = std::time::SystemTime::now()
@@ -312,9 +320,37 @@ impl Repo {
         actor: &str,
         subject: &str,
     ) -> Result<(), StoreError> {
-        self.kv
-            .transact(vec![self.audit_write(tenant, kind, actor, subject)?])
+        self.commit(vec![self.audit_write(tenant, kind, actor, subject)?])
             .await
+    }
+
+    /// Run `writes` as one transaction; once it has landed (and only then), log the audit
+    /// events it recorded on target `audit`. Services commit through here, never through
+    /// [`Kv::transact`] directly, so that no audit line describes a change that did not happen.
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let events: Vec<AuditEvent> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Put {
+                    table: Table::Audit,
+                    item,
+                    ..
+                } => serde_json::from_value(Value::Object(item.data.clone())).ok(),
+                _ => None,
+            })
+            .collect();
+        self.kv.transact(writes).await?;
+        for e in events {
+            tracing::info!(
+                target: "audit",
+                tenant = %e.tenant,
+                kind = %e.kind,
+                actor = %e.actor,
+                subject = %e.subject,
+                "audit event"
+            );
+        }
+        Ok(())
     }
 
     /// One page of a tenant's audit events, oldest first.

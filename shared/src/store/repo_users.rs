@@ -10,9 +10,17 @@
 //! | tokens | `code#<sha256>`             | `code`     | —                                     | 60 s        |
 //! | tokens | `usedcode#<sha256>`         | `used`     | —                                     | 1 day       |
 //! | tokens | `throttle#<t>#<username>`   | `login`    | —                                     | window end  |
+//! | tokens | `revoked#<t>#<sub>#<client>`| `revoked`  | —                                     | 10 min      |
 //! | grants | `consent#<t>#<sub>`         | `<client>` | —                                     | never       |
-//! | grants | `grant#<gid>`               | `grant`    | `grants#<sub>` / `<client>#<gid>`     | absolute    |
+//! | grants | `clientconsents#<client>`   | `<t>#<sub>`| —                                     | never       |
+//! | grants | `grants#<sub>`              | `<gid>`    | —                                     | absolute    |
+//! | grants | `clientgrants#<client>`     | `<sub>#<gid>` | —                                  | absolute    |
 //! | grants | `rt#<sha256>`               | `rt`       | —                                     | idle/abs.   |
+//!
+//! A user's grants share one partition and a client's grants and consents are listed by
+//! pointer items written in the same transaction, so that the listings the revocation cascades
+//! walk are primary-key queries: strongly consistent on DynamoDB (a secondary index may lag, and
+//! a cascade must not miss a grant that landed a moment earlier).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -48,6 +56,11 @@ pub struct PendingAuth {
     /// The user shown the consent page (the consent answer must come from the same user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent_for: Option<String>,
+    /// The client's consent epoch when the request began: a consent given on this request's
+    /// page is recorded under it (so an approval of a page shown before the client changed
+    /// does not cover the change).
+    #[serde(default)]
+    pub client_epoch: u64,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -65,8 +78,42 @@ pub struct AuthCode {
 /// What a redeemed code issued, kept so that a replay can revoke it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct UsedCode {
+    #[serde(flatten)]
+    pub grant: GrantRef,
+}
+
+/// Where a grant is: enough to delete it and the pointer that lists it under its client
+/// without reading it first.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GrantRef {
     pub tenant: String,
+    #[serde(default)]
+    pub sub: String,
+    #[serde(default)]
+    pub client_id: String,
     pub gid: String,
+}
+
+/// The user took an app back at `at` (the account page's Revoke).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AppRevoked {
+    pub at: i64,
+}
+
+/// The answer to [`Repo::reserve_login_attempt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// Go ahead and check the password.
+    Reserved,
+    /// Too many attempts: seconds until the username may try again.
+    Locked(i64),
+}
+
+/// Who consented to a client: the pointer that lists a consent under its client.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsentRef {
+    pub tenant: String,
+    pub sub: String,
 }
 
 /// The scopes a user granted a client.
@@ -78,6 +125,10 @@ pub struct Consent {
     pub scope: String,
     pub granted_at: i64,
     pub updated_at: i64,
+    /// The client's consent epoch this consent was given under; it counts only while the
+    /// client is still at that epoch.
+    #[serde(default)]
+    pub client_epoch: u64,
 }
 
 /// One authorization: what a code exchange created. Its access tokens carry `gid`; its refresh
@@ -96,6 +147,17 @@ pub struct Grant {
     pub expires_at: i64,
 }
 
+impl Grant {
+    pub fn reference(&self) -> GrantRef {
+        GrantRef {
+            tenant: self.tenant.clone(),
+            sub: self.sub.clone(),
+            client_id: self.client_id.clone(),
+            gid: self.gid.clone(),
+        }
+    }
+}
+
 /// A refresh token, stored under its hash. Once used it stays, `rotated`, until it would have
 /// expired, so that a second use is recognised as reuse.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -108,6 +170,18 @@ pub struct RefreshToken {
     pub rotated: bool,
     pub created_at: i64,
     pub expires_at: i64,
+}
+
+impl RefreshToken {
+    /// The grant (family) this token belongs to.
+    pub fn grant(&self) -> GrantRef {
+        GrantRef {
+            tenant: self.tenant.clone(),
+            sub: self.sub.clone(),
+            client_id: self.client_id.clone(),
+            gid: self.gid.clone(),
+        }
+    }
 }
 
 fn put(table: Table, item: Item, cond: Cond) -> Write {
@@ -123,11 +197,20 @@ fn username_pk(tenant: &str, username: &str) -> String {
 fn session_pk(hash: &str) -> String {
     format!("session#{hash}")
 }
-fn grant_pk(gid: &str) -> String {
-    format!("grant#{gid}")
+fn grants_pk(sub: &str) -> String {
+    format!("grants#{sub}")
+}
+fn client_grants_pk(client_id: &str) -> String {
+    format!("clientgrants#{client_id}")
 }
 fn consent_pk(tenant: &str, sub: &str) -> String {
     format!("consent#{tenant}#{sub}")
+}
+fn client_consents_pk(client_id: &str) -> String {
+    format!("clientconsents#{client_id}")
+}
+fn app_revoked_pk(tenant: &str, sub: &str, client_id: &str) -> String {
+    format!("revoked#{tenant}#{sub}#{client_id}")
 }
 
 impl Repo {
@@ -143,12 +226,13 @@ impl Repo {
         }
     }
 
+    /// Every live item of a partition, page by page: never cut short (a cascade that stopped
+    /// at a page limit would leave grants alive).
     async fn query_all<T: DeserializeOwned>(
         &self,
         table: Table,
         index: Index,
         partition: &str,
-        max: usize,
     ) -> Result<Vec<Versioned<T>>, StoreError> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
@@ -161,8 +245,8 @@ impl Repo {
                 out.push(from_item(item)?);
             }
             match page.next {
-                Some(n) if out.len() < max => cursor = Some(n),
-                _ => return Ok(out),
+                Some(n) => cursor = Some(n),
+                None => return Ok(out),
             }
         }
     }
@@ -187,7 +271,7 @@ impl Repo {
             put(Table::Users, Self::user_item(u)?, Cond::Absent),
             self.audit_write(u.tenant.as_str(), "user.created", "cli", &u.sub)?,
         ];
-        self.kv().transact(writes).await
+        self.commit(writes).await
     }
 
     pub async fn user(&self, sub: &str) -> Result<Option<Versioned<User>>, StoreError> {
@@ -240,44 +324,42 @@ impl Repo {
             .await
     }
 
-    /// Count one more failed login for (tenant, username), atomically across instances.
-    pub async fn record_login_failure(
+    /// Reserve one login attempt for (tenant, username) before its password is checked: the
+    /// counter goes up by one with a conditional write (atomic across instances), unless the
+    /// limit is already reached in the current window. Under heavy contention for one username
+    /// the answer is `Locked` (fail closed), never an error.
+    pub async fn reserve_login_attempt(
         &self,
         tenant: &str,
         username: &str,
-        window: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<LoginAttempt, StoreError> {
+        use crate::domain::user::{THROTTLE_WINDOW, reserve_attempt};
         let pk = Self::throttle_pk(tenant, username);
-        for _ in 0..8 {
+        for attempt in 0..16u64 {
             let now = self.now();
-            let (value, cond, version) = match self.login_failures(tenant, username).await? {
-                Some(v) => (
-                    LoginFailures {
-                        count: v.value.count + 1,
-                        first_at: v.value.first_at,
-                    },
-                    Cond::Version(v.version),
-                    v.version + 1,
-                ),
-                None => (
-                    LoginFailures {
-                        count: 1,
-                        first_at: now,
-                    },
-                    Cond::Absent,
-                    1,
-                ),
+            let current = self.login_failures(tenant, username).await?;
+            let next = match reserve_attempt(current.as_ref().map(|v| &v.value), now) {
+                Ok(next) => next,
+                Err(wait) => return Ok(LoginAttempt::Locked(wait)),
+            };
+            let (cond, version) = match &current {
+                Some(v) => (Cond::Version(v.version), v.version + 1),
+                None => (Cond::Absent, 1),
             };
             let mut item =
-                Item::new(pk.clone(), "login", to_map(&value)?).expiring_at(value.first_at + window);
+                Item::new(pk.clone(), "login", to_map(&next)?).expiring_at(next.first_at + THROTTLE_WINDOW);
             item.version = version;
             match self.kv().put(Table::Tokens, item, cond).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict) => continue,
+                Ok(()) => return Ok(LoginAttempt::Reserved),
+                Err(StoreError::Conflict) => {
+                    // Back off a little (randomised) before reading the counter again.
+                    let jitter = rand::random::<u64>() % (2 + attempt * 4);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(StoreError::Unavailable("login-failure counter contended".into()))
+        Ok(LoginAttempt::Locked(60))
     }
 
     pub async fn clear_login_failures(&self, tenant: &str, username: &str) -> Result<(), StoreError> {
@@ -419,8 +501,9 @@ impl Repo {
             .await
     }
 
-    /// The write that stores `c`: created if `version` is `None`, else replacing that version.
-    pub fn put_consent_write(&self, c: &Consent, version: Option<u64>) -> Result<Write, StoreError> {
+    /// The writes that store `c` (created if `version` is `None`, else replacing that version)
+    /// and list it under its client.
+    pub fn put_consent_writes(&self, c: &Consent, version: Option<u64>) -> Result<Vec<Write>, StoreError> {
         let mut item = Item::new(consent_pk(&c.tenant, &c.sub), c.client_id.clone(), to_map(c)?);
         let cond = match version {
             Some(v) => {
@@ -429,22 +512,52 @@ impl Repo {
             }
             None => Cond::Absent,
         };
-        Ok(put(Table::Grants, item, cond))
+        let pointer = Item::new(
+            client_consents_pk(&c.client_id),
+            format!("{}#{}", c.tenant, c.sub),
+            to_map(&ConsentRef {
+                tenant: c.tenant.clone(),
+                sub: c.sub.clone(),
+            })?,
+        );
+        Ok(vec![
+            put(Table::Grants, item, cond),
+            put(Table::Grants, pointer, Cond::None),
+        ])
     }
 
-    pub fn delete_consent_write(&self, tenant: &str, sub: &str, client_id: &str) -> Write {
-        Write::Delete {
-            table: Table::Grants,
-            pk: consent_pk(tenant, sub),
-            sk: client_id.into(),
-            cond: Cond::None,
-        }
+    /// The writes that delete a consent and its pointer.
+    pub fn delete_consent_writes(&self, tenant: &str, sub: &str, client_id: &str) -> [Write; 2] {
+        [
+            Write::Delete {
+                table: Table::Grants,
+                pk: consent_pk(tenant, sub),
+                sk: client_id.into(),
+                cond: Cond::None,
+            },
+            Write::Delete {
+                table: Table::Grants,
+                pk: client_consents_pk(client_id),
+                sk: format!("{tenant}#{sub}"),
+                cond: Cond::None,
+            },
+        ]
     }
 
     /// Every consent of a user (one per client).
     pub async fn consents_of(&self, tenant: &str, sub: &str) -> Result<Vec<Consent>, StoreError> {
         Ok(self
-            .query_all::<Consent>(Table::Grants, Index::Primary, &consent_pk(tenant, sub), 1000)
+            .query_all::<Consent>(Table::Grants, Index::Primary, &consent_pk(tenant, sub))
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
+    }
+
+    /// Every (tenant, user) that consented to a client (strongly consistent).
+    pub async fn consents_of_client(&self, client_id: &str) -> Result<Vec<ConsentRef>, StoreError> {
+        Ok(self
+            .query_all::<ConsentRef>(Table::Grants, Index::Primary, &client_consents_pk(client_id))
             .await?
             .into_iter()
             .map(|v| v.value)
@@ -454,13 +567,21 @@ impl Repo {
     // ---- grants -----------------------------------------------------------------------------
 
     fn grant_item(g: &Grant) -> Result<Item, StoreError> {
-        Ok(Item::new(grant_pk(&g.gid), "grant", to_map(g)?)
-            .with_index(format!("grants#{}", g.sub), format!("{}#{}", g.client_id, g.gid))
-            .expiring_at(g.expires_at))
+        Ok(Item::new(grants_pk(&g.sub), g.gid.clone(), to_map(g)?).expiring_at(g.expires_at))
     }
 
-    pub fn create_grant_write(&self, g: &Grant) -> Result<Write, StoreError> {
-        Ok(put(Table::Grants, Self::grant_item(g)?, Cond::Absent))
+    /// The writes that create a grant and list it under its client.
+    pub fn create_grant_writes(&self, g: &Grant) -> Result<[Write; 2], StoreError> {
+        let pointer = Item::new(
+            client_grants_pk(&g.client_id),
+            format!("{}#{}", g.sub, g.gid),
+            to_map(&g.reference())?,
+        )
+        .expiring_at(g.expires_at);
+        Ok([
+            put(Table::Grants, Self::grant_item(g)?, Cond::Absent),
+            put(Table::Grants, pointer, Cond::None),
+        ])
     }
 
     /// The write that replaces a grant read at `version` (e.g. its `last_used`); fails if the
@@ -471,30 +592,116 @@ impl Repo {
         Ok(put(Table::Grants, item, Cond::Version(version)))
     }
 
-    pub async fn grant(&self, gid: &str) -> Result<Option<Versioned<Grant>>, StoreError> {
-        if gid.is_empty() || gid.len() > 64 {
+    pub async fn grant(&self, sub: &str, gid: &str) -> Result<Option<Versioned<Grant>>, StoreError> {
+        if sub.is_empty() || sub.len() > 128 || gid.is_empty() || gid.len() > 64 {
             return Ok(None);
         }
-        self.get_as(Table::Grants, &grant_pk(gid), "grant").await
+        self.get_as(Table::Grants, &grants_pk(sub), gid).await
     }
 
-    pub fn delete_grant_write(&self, gid: &str) -> Write {
-        Write::Delete {
-            table: Table::Grants,
-            pk: grant_pk(gid),
-            sk: "grant".into(),
-            cond: Cond::None,
-        }
+    /// The writes that delete a grant (ending its refresh tokens and, at introspection, its
+    /// access tokens) and its pointer.
+    pub fn delete_grant_writes(&self, g: &GrantRef) -> [Write; 2] {
+        [
+            Write::Delete {
+                table: Table::Grants,
+                pk: grants_pk(&g.sub),
+                sk: g.gid.clone(),
+                cond: Cond::None,
+            },
+            Write::Delete {
+                table: Table::Grants,
+                pk: client_grants_pk(&g.client_id),
+                sk: format!("{}#{}", g.sub, g.gid),
+                cond: Cond::None,
+            },
+        ]
     }
 
-    /// A user's grants (all clients).
+    /// Every live grant of a user, all clients (strongly consistent).
     pub async fn grants_of(&self, sub: &str) -> Result<Vec<Grant>, StoreError> {
         Ok(self
-            .query_all::<Grant>(Table::Grants, Index::ByParent, &format!("grants#{sub}"), 10_000)
+            .query_all::<Grant>(Table::Grants, Index::Primary, &grants_pk(sub))
             .await?
             .into_iter()
             .map(|v| v.value)
             .collect())
+    }
+
+    /// Every live grant of a client, all users (strongly consistent).
+    pub async fn grants_of_client(&self, client_id: &str) -> Result<Vec<GrantRef>, StoreError> {
+        Ok(self
+            .query_all::<GrantRef>(Table::Grants, Index::Primary, &client_grants_pk(client_id))
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
+    }
+
+    // ---- "the user took this app back" markers -----------------------------------------------
+
+    /// When the user last revoked `client_id` on the account page (within the last few
+    /// minutes), with a version that changes on every revocation.
+    pub async fn app_revoked(
+        &self,
+        tenant: &str,
+        sub: &str,
+        client_id: &str,
+    ) -> Result<Option<Versioned<AppRevoked>>, StoreError> {
+        self.get_as(Table::Tokens, &app_revoked_pk(tenant, sub, client_id), "revoked")
+            .await
+    }
+
+    /// The write that records a revocation at `at`, kept until `expires_at` (longer than a
+    /// code lives: codes issued before it are refused).
+    pub fn app_revoked_write(
+        &self,
+        tenant: &str,
+        sub: &str,
+        client_id: &str,
+        at: i64,
+        expires_at: i64,
+    ) -> Result<Write, StoreError> {
+        let mut item = Item::new(
+            app_revoked_pk(tenant, sub, client_id),
+            "revoked",
+            to_map(&AppRevoked { at })?,
+        )
+        .expiring_at(expires_at);
+        // A fresh version each time, so that a check on the version read fails after any
+        // later revocation.
+        item.version = rand::random::<u64>() | 1;
+        Ok(put(Table::Tokens, item, Cond::None))
+    }
+
+    /// A transaction step that fails if the marker changed since it was read (`None`: it was
+    /// absent).
+    pub fn app_revoked_unchanged_check(
+        &self,
+        tenant: &str,
+        sub: &str,
+        client_id: &str,
+        version: Option<u64>,
+    ) -> Write {
+        Write::Check {
+            table: Table::Tokens,
+            pk: app_revoked_pk(tenant, sub, client_id),
+            sk: "revoked".into(),
+            cond: version.map_or(Cond::Absent, Cond::Version),
+        }
+    }
+
+    // ---- the condition checks that keep cascades whole ----------------------------------------
+
+    /// Fail a transaction unless the user is still as it was read (a deactivation moves its
+    /// version), so that nothing is issued to a user deactivated meanwhile.
+    pub fn user_unchanged_check(&self, sub: &str, version: u64) -> Write {
+        Write::Check {
+            table: Table::Users,
+            pk: user_pk(sub),
+            sk: "user".into(),
+            cond: Cond::Version(version),
+        }
     }
 
     // ---- refresh tokens ---------------------------------------------------------------------

@@ -1,0 +1,354 @@
+//! Service-level tests over the embedded store and the local signer (no server): the revocation
+//! cascades and the RFC 7592 update rules, including what a lagging secondary index would hide.
+//! The HTTP-level versions of these rules run in `tests/e2e` on both backends.
+
+use async_trait::async_trait;
+use serde_json::json;
+use std::sync::Arc;
+
+use crate::clock::ManualClock;
+use crate::config::Config;
+use crate::domain::client::Origin;
+use crate::domain::tenant::DcrPolicy;
+use crate::error::ErrorCode;
+use crate::keys::local::LocalSigner;
+use crate::secret::{Secret, random_id};
+use crate::service::{App, clients, tenants, users};
+use crate::store::embedded::EmbeddedStore;
+use crate::store::repo_users::{Consent, Grant};
+use crate::store::{Index, Kv, Page, StoreError, Table, Write};
+
+/// A store whose secondary index has not caught up yet (as a DynamoDB GSI may lag for a moment):
+/// index queries see nothing; everything else is the embedded store.
+struct LaggingIndex(EmbeddedStore);
+
+#[async_trait]
+impl Kv for LaggingIndex {
+    async fn get(&self, t: Table, pk: &str, sk: &str) -> Result<Option<crate::store::Item>, StoreError> {
+        self.0.get(t, pk, sk).await
+    }
+    async fn put(
+        &self,
+        t: Table,
+        item: crate::store::Item,
+        cond: crate::store::Cond,
+    ) -> Result<(), StoreError> {
+        self.0.put(t, item, cond).await
+    }
+    async fn delete(
+        &self,
+        t: Table,
+        pk: &str,
+        sk: &str,
+        cond: crate::store::Cond,
+    ) -> Result<Option<crate::store::Item>, StoreError> {
+        self.0.delete(t, pk, sk, cond).await
+    }
+    async fn query(
+        &self,
+        t: Table,
+        index: Index,
+        partition: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        match index {
+            Index::ByParent => Ok(Page::default()),
+            Index::Primary => self.0.query(t, index, partition, cursor, limit).await,
+        }
+    }
+    async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.0.transact(writes).await
+    }
+}
+
+struct Harness {
+    app: Arc<App>,
+    _dir: tempfile::TempDir,
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = ManualClock::at(1_800_000_000);
+    let store = EmbeddedStore::open(&dir.path().join("bulwark.db"), clock.clone()).expect("store");
+    let config = Config::new("http://127.0.0.1:8080").expect("config");
+    let signer = LocalSigner::open(dir.path(), clock.clone(), config.max_access_token_ttl).expect("signer");
+    let app = App::new(config, Arc::new(LaggingIndex(store)), Arc::new(signer), clock);
+    Harness { app, _dir: dir }
+}
+
+async fn tenant(app: &App, name: &str) {
+    tenants::create(app, name, DcrPolicy::Open, None)
+        .await
+        .expect("tenant");
+    tenants::add_scope(app, name, "api:read", "Read", None)
+        .await
+        .expect("scope");
+    tenants::add_scope(app, name, "api:write", "Write", None)
+        .await
+        .expect("scope");
+}
+
+async fn user(app: &App, tenant: &str, name: &str) -> String {
+    users::create(
+        app,
+        users::NewUser {
+            tenant,
+            username: name,
+            password: &Secret::new("correct horse battery staple"),
+            email: None,
+            name: None,
+        },
+    )
+    .await
+    .expect("user")
+    .sub
+}
+
+fn code_client_metadata() -> serde_json::Value {
+    json!({
+        "client_name": "Notes",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": ["https://notes.example/cb"],
+        "token_endpoint_auth_method": "none",
+        "scope": "openid api:read",
+    })
+}
+
+/// `n` grants of `sub` for `client_id`, written as a code exchange writes them.
+async fn grants(app: &App, tenant: &str, sub: &str, client_id: &str, n: usize) -> Vec<String> {
+    let mut gids = Vec::new();
+    for _ in 0..n {
+        let g = Grant {
+            gid: random_id(16),
+            tenant: tenant.into(),
+            sub: sub.into(),
+            client_id: client_id.into(),
+            scope: "api:read".into(),
+            auth_time: app.now(),
+            created_at: app.now(),
+            last_used: app.now(),
+            expires_at: app.now() + 86_400,
+        };
+        app.repo
+            .commit(app.repo.create_grant_writes(&g).unwrap().into())
+            .await
+            .expect("grant");
+        gids.push(g.gid);
+    }
+    gids
+}
+
+async fn consent(app: &App, tenant: &str, sub: &str, client_id: &str) {
+    let c = Consent {
+        tenant: tenant.into(),
+        sub: sub.into(),
+        client_id: client_id.into(),
+        scope: "api:read".into(),
+        granted_at: app.now(),
+        updated_at: app.now(),
+        client_epoch: 0,
+    };
+    app.repo
+        .commit(app.repo.put_consent_writes(&c, None).unwrap())
+        .await
+        .expect("consent");
+}
+
+async fn live(app: &App, sub: &str, gids: &[String]) -> usize {
+    let mut n = 0;
+    for g in gids {
+        if app.repo.grant(sub, g).await.unwrap().is_some() {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn deactivating_a_user_ends_every_grant_across_pages_even_when_the_index_lags() {
+    let h = harness();
+    let app = &h.app;
+    tenant(app, "acme").await;
+    let alice = user(app, "acme", "alice").await;
+    let bob = user(app, "acme", "bob").await;
+    let reg = clients::create_by_admin(app, "acme", &code_client_metadata(), false)
+        .await
+        .unwrap();
+    // More than one page of the listing (pages are 100 items).
+    let alices = grants(app, "acme", &alice, &reg.client.client_id, 230).await;
+    let bobs = grants(app, "acme", &bob, &reg.client.client_id, 3).await;
+    users::deactivate(app, "acme", "alice").await.unwrap();
+    assert_eq!(
+        live(app, &alice, &alices).await,
+        0,
+        "every grant of the user ended"
+    );
+    assert!(app.repo.grants_of(&alice).await.unwrap().is_empty());
+    assert_eq!(live(app, &bob, &bobs).await, 3, "another user's grants stand");
+}
+
+#[tokio::test]
+async fn deleting_a_client_ends_its_grants_and_consents_even_when_the_index_lags() {
+    let h = harness();
+    let app = &h.app;
+    tenant(app, "acme").await;
+    let alice = user(app, "acme", "alice").await;
+    let bob = user(app, "acme", "bob").await;
+    let doomed = clients::create_by_admin(app, "acme", &code_client_metadata(), false)
+        .await
+        .unwrap()
+        .client;
+    let other = clients::create_by_admin(app, "acme", &code_client_metadata(), false)
+        .await
+        .unwrap()
+        .client;
+    let a = grants(app, "acme", &alice, &doomed.client_id, 120).await;
+    let b = grants(app, "acme", &bob, &doomed.client_id, 2).await;
+    let kept = grants(app, "acme", &alice, &other.client_id, 2).await;
+    for sub in [&alice, &bob] {
+        consent(app, "acme", sub, &doomed.client_id).await;
+        consent(app, "acme", sub, &other.client_id).await;
+    }
+    let current = app.repo.client(&doomed.client_id).await.unwrap().unwrap();
+    clients::delete(app, current, "cli").await.unwrap();
+    assert_eq!(live(app, &alice, &a).await + live(app, &bob, &b).await, 0);
+    for sub in [&alice, &bob] {
+        assert!(
+            app.repo
+                .consent("acme", sub, &doomed.client_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            app.repo
+                .consent("acme", sub, &other.client_id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(
+        app.repo
+            .grants_of_client(&doomed.client_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        app.repo
+            .consents_of_client(&doomed.client_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(live(app, &alice, &kept).await, 2, "another client's grants stand");
+}
+
+#[tokio::test]
+async fn an_rfc7592_update_never_widens_and_never_moves_a_first_party_client() {
+    let h = harness();
+    let app = &h.app;
+    tenant(app, "acme").await;
+    let reg = clients::register_dynamic(app, "acme", None, &code_client_metadata())
+        .await
+        .unwrap();
+    assert_eq!(reg.client.origin, Origin::Dcr);
+    let id = reg.client.client_id.clone();
+    let token = reg
+        .registration_token
+        .expect("a DCR client gets a registration token");
+    let update = |extra: serde_json::Value| {
+        let mut body = code_client_metadata();
+        body["client_id"] = json!(id);
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let current = || async {
+        clients::authorize_management(app, &id, Some(&token))
+            .await
+            .unwrap()
+    };
+    for (extra, what) in [
+        (json!({"scope": "openid api:read api:write"}), "a scope"),
+        (
+            json!({"grant_types": ["authorization_code", "refresh_token", "client_credentials"], "token_endpoint_auth_method": "client_secret_basic"}),
+            "a grant",
+        ),
+    ] {
+        let err = clients::update(app, current().await, &update(extra))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code,
+            ErrorCode::InvalidClientMetadata,
+            "{what}: {}",
+            err.description
+        );
+    }
+    // Narrowing is fine.
+    let c = clients::update(app, current().await, &update(json!({"scope": "api:read"})))
+        .await
+        .unwrap();
+    assert_eq!(c.metadata.scope, "api:read");
+    // ... and widening back is not.
+    let err = clients::update(app, current().await, &update(json!({"scope": "openid api:read"})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidClientMetadata);
+
+    // A first-party client (an admin-only flag) cannot move its redirect URIs itself.
+    let mut fp = current().await;
+    fp.value.first_party = true;
+    app.repo
+        .commit(vec![
+            app.repo.replace_client_write(&fp.value, fp.version).unwrap(),
+        ])
+        .await
+        .unwrap();
+    let err = clients::update(
+        app,
+        current().await,
+        &update(json!({"scope": "api:read", "redirect_uris": ["https://attacker.example/cb"]})),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidClientMetadata);
+    assert!(err.description.contains("first-party"), "{}", err.description);
+    let still = current().await.value;
+    assert_eq!(still.metadata.redirect_uris, vec!["https://notes.example/cb"]);
+    assert!(still.first_party);
+}
+
+#[tokio::test]
+async fn operator_made_clients_have_no_registration_access_token() {
+    let h = harness();
+    let app = &h.app;
+    tenant(app, "acme").await;
+    let reg = clients::create_by_admin(app, "acme", &code_client_metadata(), true)
+        .await
+        .unwrap();
+    assert!(reg.registration_token.is_none());
+    assert!(reg.client.registration_token_hash.is_none());
+    let body = clients::registration_response(app, &reg.client, reg.secret.as_ref(), None);
+    assert!(body.get("registration_client_uri").is_none(), "{body}");
+    // An operator client stored with a hash by an earlier version is still not self-managed.
+    let mut legacy = app.repo.client(&reg.client.client_id).await.unwrap().unwrap();
+    let t = Secret::generate();
+    legacy.value.registration_token_hash = Some(t.hash().to_hex());
+    app.repo
+        .commit(vec![
+            app.repo
+                .replace_client_write(&legacy.value, legacy.version)
+                .unwrap(),
+        ])
+        .await
+        .unwrap();
+    let err = clients::authorize_management(app, &reg.client.client_id, Some(&t))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidToken);
+}
