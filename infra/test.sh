@@ -63,6 +63,12 @@ echo "[test] end-to-end suite on the dynamodb backend"
 BULWARK_E2E_BACKEND=dynamodb cargo test --locked -p bulwark --features test-services --test e2e --no-fail-fast -- --skip lambda:: --skip outage:: --skip chromium:: --skip template:: "${filter[@]}" 2>&1 \
   | sed -u 's/^test \([a-z_]*::\)/test dynamodb-backend::\1/' | tee -a test-output/cargo-test.log
 [[ "${PIPESTATUS[0]}" -eq 0 ]] || status=1
+# The parsers and validators under libFuzzer (tests/fuzz), FUZZ_SECONDS per target: a crash fails
+# the run. Skipped when only some tests were asked for, or with FUZZ_SECONDS=0.
+if [[ "${#filter[@]}" -eq 0 && "${FUZZ_SECONDS:-30}" != "0" ]]; then
+  echo "[test] fuzzing (bash infra/fuzz.sh ${FUZZ_SECONDS:-30})"
+  bash infra/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
+fi
 set -e
 # One closing line for the whole run, summed over every test binary.
 passed=$(grep -Eo '^test result: .* ([0-9]+) passed' test-output/cargo-test.log | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
