@@ -21,11 +21,11 @@ pub struct User {
     pub name: Option<String>,
     pub active: bool,
     pub created_at: i64,
-    /// Sessions started at or before this moment are over (set when the password changes or
-    /// the user is deactivated): no session survives such a change, even one a lagging index
-    /// kept out of the sweep.
+    /// Moves on whenever the password changes or the user is deactivated; a session counts
+    /// only under the epoch it was started in, so none survives such a change (not even one a
+    /// lagging index kept out of the sweep).
     #[serde(default)]
-    pub sessions_valid_after: i64,
+    pub session_epoch: u64,
 }
 
 /// Usernames compare case-insensitively: trimmed, lower-cased, 1–128 printable characters.

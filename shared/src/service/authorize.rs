@@ -462,12 +462,18 @@ async fn proceed(
 
     // Issue the code; the pending request ends in the same transaction (it answers once).
     let code = Secret::generate();
+    let revocation = app
+        .repo
+        .app_revoked(&tenant_id, &user.sub, &client.client_id)
+        .await?
+        .map(|m| m.version);
     let record = AuthCode {
         tenant: tenant_id.clone(),
         sub: user.sub.clone(),
         auth_time: session.auth_time,
         request: req.clone(),
         issued_at: now,
+        revocation,
     };
     let mut writes = vec![
         app.repo

@@ -112,7 +112,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         return Err(bad());
     };
     let revoked = app.repo.app_revoked(&c.tenant, &c.sub, &client.client_id).await?;
-    if revoked.as_ref().is_some_and(|r| r.value.at >= c.issued_at) {
+    if revoked.as_ref().map(|r| r.version) != c.revocation {
         return Err(bad());
     }
     let tenant = app

@@ -352,3 +352,49 @@ async fn operator_made_clients_have_no_registration_access_token() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidToken);
 }
+
+#[tokio::test]
+async fn a_password_change_or_deactivation_ends_sessions_even_when_the_index_lags() {
+    let h = harness();
+    let app = &h.app;
+    tenant(app, "acme").await;
+    user(app, "acme", "alice").await;
+    let password = Secret::new("correct horse battery staple");
+    let alice = users::login(app, "acme", "alice", &password).await.unwrap();
+    let (cookie, _) = users::start_session(app, &alice).await.unwrap();
+    assert!(
+        users::session(app, "acme", Some(&cookie))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // The sweep lists sessions through the index, which sees nothing here: the user's session
+    // epoch still ends the session.
+    users::set_password(app, "acme", "alice", &Secret::new("another long password"))
+        .await
+        .unwrap();
+    assert!(
+        users::session(app, "acme", Some(&cookie))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A login after the change works at once (same second included).
+    let alice = users::login(app, "acme", "alice", &Secret::new("another long password"))
+        .await
+        .unwrap();
+    let (cookie, _) = users::start_session(app, &alice).await.unwrap();
+    assert!(
+        users::session(app, "acme", Some(&cookie))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    users::deactivate(app, "acme", "alice").await.unwrap();
+    assert!(
+        users::session(app, "acme", Some(&cookie))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -88,7 +88,7 @@ pub async fn create(app: &App, n: NewUser<'_>) -> Result<User, AdminError> {
         name: n.name.map(|s| s.trim().to_string()),
         active: true,
         created_at: app.now(),
-        sessions_valid_after: 0,
+        session_epoch: 0,
     };
     match app.repo.create_user(&user).await {
         Ok(()) => Ok(user),
@@ -118,8 +118,8 @@ async fn update_user(
             .ok_or_else(|| AdminError::NotFound(format!("user {username} in tenant {tenant}")))?;
         let mut user = current.value.clone();
         f(&mut user);
-        // Every change made here ends the user's sessions (see `User::sessions_valid_after`).
-        user.sessions_valid_after = app.now();
+        // Every change made here ends the user's sessions (see `User::session_epoch`).
+        user.session_epoch += 1;
         let writes = vec![
             app.repo.replace_user_write(&user, current.version)?,
             app.repo.audit_write(tenant, kind, "cli", &user.sub)?,
@@ -255,6 +255,7 @@ pub async fn start_session(app: &App, user: &User) -> Result<(Secret, Session), 
         sub: user.sub.clone(),
         auth_time: now,
         csrf: random_id(16),
+        user_epoch: user.session_epoch,
         created_at: now,
         expires_at: now + ttl,
     };
@@ -289,7 +290,7 @@ pub async fn session(
         Some(u)
             if u.value.active
                 && u.value.tenant.as_str() == tenant
-                && s.created_at > u.value.sessions_valid_after =>
+                && s.user_epoch == u.value.session_epoch =>
         {
             Ok(Some((s, u.value)))
         }

@@ -39,6 +39,9 @@ pub struct Session {
     pub auth_time: i64,
     /// The CSRF token of the account page's forms.
     pub csrf: String,
+    /// The user's session epoch when the session began (see `User::session_epoch`).
+    #[serde(default)]
+    pub user_epoch: u64,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -73,6 +76,11 @@ pub struct AuthCode {
     pub auth_time: i64,
     pub request: AuthRequest,
     pub issued_at: i64,
+    /// The version of the user's "took this app back" marker when the code was issued (`None`:
+    /// there was none): if the marker has changed by redemption, the user revoked the app
+    /// after this code was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<u64>,
 }
 
 /// What a redeemed code issued, kept so that a replay can revoke it.
