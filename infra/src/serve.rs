@@ -78,7 +78,11 @@ async fn run(listener: tokio::net::TcpListener, router: axum::Router, limits: Se
     ));
     let max = limits.max_connections as usize;
     let slots = Arc::new(tokio::sync::Semaphore::new(max));
-    // Bumped to ask every open connection to finish (at capacity, and on shutdown).
+    // Bumped to ask the open connections to finish: at capacity (each connection older than
+    // `SHED_GRACE`, so that one just accepted gets to send its request), and on shutdown
+    // (`STOPPING`: every connection).
+    const SHED_GRACE: Duration = Duration::from_secs(1);
+    const STOPPING: u64 = u64::MAX;
     let (finish, _) = tokio::sync::watch::channel(0u64);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -86,18 +90,21 @@ async fn run(listener: tokio::net::TcpListener, router: axum::Router, limits: Se
         .header_read_timeout(Duration::from_secs(limits.header_timeout));
     let stop = shutdown();
     tokio::pin!(stop);
-    loop {
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                finish.send_modify(|g| *g += 1);
-                tokio::select! {
-                    slot = slots.clone().acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                    () = &mut stop => break,
-                }
+    'serve: loop {
+        // A free slot; at capacity, ask the open connections to finish (again every
+        // `SHED_GRACE`, so that those too young the first time are asked once they are not).
+        let slot = loop {
+            if let Ok(slot) = slots.clone().try_acquire_owned() {
+                break slot;
+            }
+            finish.send_modify(|g| *g = g.wrapping_add(1) % STOPPING);
+            tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => break slot,
+                    Err(_) => break 'serve,
+                },
+                () = tokio::time::sleep(SHED_GRACE) => {}
+                () = &mut stop => break 'serve,
             }
         };
         let (stream, _) = tokio::select! {
@@ -110,10 +117,11 @@ async fn run(listener: tokio::net::TcpListener, router: axum::Router, limits: Se
                     continue;
                 }
             },
-            () = &mut stop => break,
+            () = &mut stop => break 'serve,
         };
         let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
         let mut asked = finish.subscribe();
+        let accepted = tokio::time::Instant::now();
         tokio::spawn(async move {
             let _slot = slot;
             let mut conn = std::pin::pin!(conn);
@@ -126,17 +134,20 @@ async fn run(listener: tokio::net::TcpListener, router: axum::Router, limits: Se
                         }
                         break;
                     }
-                    _ = asked.changed(), if !finishing => {
-                        // Idle: closes now; busy: after the current response.
-                        conn.as_mut().graceful_shutdown();
-                        finishing = true;
+                    changed = asked.changed(), if !finishing => {
+                        let stopping = changed.is_err() || *asked.borrow_and_update() == STOPPING;
+                        if stopping || accepted.elapsed() >= SHED_GRACE {
+                            // Idle: closes now; busy: after the current response.
+                            conn.as_mut().graceful_shutdown();
+                            finishing = true;
+                        }
                     }
                 }
             }
         });
     }
     drop(listener);
-    finish.send_modify(|g| *g += 1);
+    finish.send_replace(STOPPING);
     match tokio::time::timeout(Duration::from_secs(5), slots.acquire_many(max as u32)).await {
         Ok(_) => {}
         Err(_) => tracing::warn!("connections still open after 5 s; stopping anyway"),
