@@ -21,6 +21,27 @@ async fn put_registration(uri: &str, rat: &str, body: &Value) -> Resp {
     Resp::from(http().put(uri).bearer_auth(rat).json(body).send().await.unwrap()).await
 }
 
+/// A public app registered through DCR (with an initial access token) in `w`'s tenant: `w`
+/// with that app as its client, and the registration response.
+async fn dcr_app(data: &DataDir, server: &Server, w: &World, md: &Value) -> (World, Resp) {
+    let iat = data.cli(&["iat", "create", "--tenant", &w.tenant])["initial_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reg = dcr(server, &w.tenant, Some(&iat), md).await;
+    assert_eq!(reg.status, 201, "{}", reg.body);
+    let client = TestClient::from_registration(&json!({
+        "client_id": reg.body["client_id"], "client_secret": "",
+        "registration_access_token": reg.body["registration_access_token"]
+    }));
+    let world = World {
+        tenant: w.tenant.clone(),
+        client,
+        sub: w.sub.clone(),
+    };
+    (world, reg)
+}
+
 fn audit_kinds(data: &DataDir, tenant: &str) -> Vec<String> {
     data.cli(&["audit", "list", "--tenant", tenant])["events"]
         .as_array()
@@ -340,21 +361,8 @@ async fn deleting_a_client_ends_its_grants_everywhere() {
         .assert_error(401, "invalid_client");
 
     // Through RFC 7592 DELETE, for a self-registered public client.
-    let iat = data.cli(&["iat", "create", "--tenant", &w.tenant])["initial_access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let reg = dcr(&server, &w.tenant, Some(&iat), &public_code_client_metadata()).await;
-    assert_eq!(reg.status, 201, "{}", reg.body);
-    let app = TestClient::from_registration(&json!({
-        "client_id": reg.body["client_id"], "client_secret": "",
-        "registration_access_token": reg.body["registration_access_token"]
-    }));
-    let w2 = World {
-        tenant: w.tenant.clone(),
-        client: app.clone(),
-        sub: w.sub.clone(),
-    };
+    let (w2, reg) = dcr_app(&data, &server, &w, &public_code_client_metadata()).await;
+    let app = w2.client.clone();
     let p = pkce();
     let code = get_code(
         &Browser::new(),
@@ -783,23 +791,10 @@ async fn refresh_issues_only_what_the_client_may_hold_now() {
         "Change your documents",
     ]);
     let server = Server::start(&data);
-    let iat = data.cli(&["iat", "create", "--tenant", &w.tenant])["initial_access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let mut md = public_code_client_metadata();
     md["scope"] = json!("openid offline_access api:read api:write");
-    let reg = dcr(&server, &w.tenant, Some(&iat), &md).await;
-    assert_eq!(reg.status, 201, "{}", reg.body);
-    let app = TestClient::from_registration(&json!({
-        "client_id": reg.body["client_id"], "client_secret": "",
-        "registration_access_token": reg.body["registration_access_token"]
-    }));
-    let w2 = World {
-        tenant: w.tenant.clone(),
-        client: app.clone(),
-        sub: w.sub.clone(),
-    };
+    let (w2, reg) = dcr_app(&data, &server, &w, &md).await;
+    let app = w2.client.clone();
     let p = pkce();
     let code = get_code(
         &Browser::new(),
