@@ -5,9 +5,10 @@
 # JWKS (and token, introspection, ...) stay free.
 #
 #   bash infra/bench-login-storm.sh                 # release build of this checkout
-#   BENCH_BIN=/path/to/bulwark bash infra/bench-login-storm.sh   # another build (e.g. an older commit)
+#   BENCH_BIN=/path/to/bulwark BENCH_SUFFIX=-before bash infra/bench-login-storm.sh
+#                                                   # another build (e.g. an older commit)
 #
-# Writes infra/bench-results/login-storm.txt (and the raw oha JSON next to it). Uses the same
+# Writes infra/bench-results/login-storm$BENCH_SUFFIX.txt (and the raw oha JSON next to it). Uses the same
 # pinned load generator as ../shared/peer-bench (oha, installed there on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -77,7 +78,7 @@ code="$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: bulwark_bid=$BID" -H 
 [[ "$code" == "303" ]] || { echo "[storm] a login answered $code, not 303" >&2; exit 1; }
 
 jwks() { # $1: label
-  "$OHA" -z "${SECS}s" -c 4 --no-tui --output-format json "$BASE/.well-known/jwks.json" >"$OUT/login-storm-$1.json"
+  "$OHA" -z "${SECS}s" -c 4 --no-tui --output-format json "$BASE/.well-known/jwks.json" >"$OUT/login-storm${BENCH_SUFFIX:-}-$1.json"
 }
 stats() { # $1: file; prints "rps p50 p99 non-200"
   python3 - "$1" <<'PY'
@@ -104,7 +105,7 @@ STORM_PID="${STORM_PIDS[*]}"
 sleep 2
 jwks storm
 wait "${STORM_PIDS[@]}"; STORM_PID=""
-python3 - "$DATA" "$STORM_USERS" "$OUT/login-storm-logins.json" <<'PY'
+python3 - "$DATA" "$STORM_USERS" "$OUT/login-storm${BENCH_SUFFIX:-}-logins.json" <<'PY'
 import json, sys
 d, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 runs = [json.load(open(f"{d}/logins-{i}.json")) for i in range(1, n + 1)]
@@ -119,9 +120,9 @@ json.dump({
 }, open(out, "w"))
 PY
 
-read -r a_rps a_p50 a_p99 a_bad < <(stats "$OUT/login-storm-alone.json")
-read -r s_rps s_p50 s_p99 s_bad < <(stats "$OUT/login-storm-storm.json")
-read -r l_rps l_p50 l_p99 l_bad < <(python3 - "$OUT/login-storm-logins.json" <<'PY'
+read -r a_rps a_p50 a_p99 a_bad < <(stats "$OUT/login-storm${BENCH_SUFFIX:-}-alone.json")
+read -r s_rps s_p50 s_p99 s_bad < <(stats "$OUT/login-storm${BENCH_SUFFIX:-}-storm.json")
+read -r l_rps l_p50 l_p99 l_bad < <(python3 - "$OUT/login-storm${BENCH_SUFFIX:-}-logins.json" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 s, p = d["summary"], d["latencyPercentiles"]
