@@ -201,6 +201,31 @@ async fn no_credential_of_one_tenant_works_against_another() {
         }
     }
 
+    // ... and revoked by B's client.
+    for (what, t) in [("user access token", &a.user_at), ("client token", &a.cc_token)] {
+        post_form(
+            &server.url("/oauth2/revoke"),
+            Some((&b.cc.id, &b.cc.secret)),
+            &[("token", t)],
+        )
+        .await;
+        m.record(
+            &format!("A {what}: revoked by B"),
+            !active(&server, &a.cc, t).await,
+        );
+    }
+    // A's client secret where B expects a bearer credential.
+    m.record(
+        "A client secret: as B's initial access token",
+        register_with(&server, &b.tenant, a_secret).await == 201,
+    );
+    for (method, status) in manage_with(&b.dcr_uri, a_secret, &b.dcr_client_id).await {
+        m.record(
+            &format!("A client secret: {method} B's registration"),
+            status < 300,
+        );
+    }
+
     // 3. A's code, redeemed by B's client (with A's verifier: the attacker knows it).
     let r = redeem(&server, &b.w.client, &a.code.0, &a.code.1).await;
     m.record("A code: redeemed by B's client", r.status == 200);
