@@ -211,6 +211,10 @@ pub enum ClientCommand {
         /// A first-party app: its users are not asked for consent (never settable through DCR).
         #[arg(long)]
         first_party: bool,
+        /// Make this client an agent of the app APP_CLIENT_ID (same tenant): with the
+        /// token-exchange grant it may act for that app's users who allow agents (agent:act).
+        #[arg(long, value_name = "APP_CLIENT_ID")]
+        agent_of: Option<String>,
     },
     /// List a tenant's clients.
     List {

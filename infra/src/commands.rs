@@ -270,6 +270,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             redirect_uris,
             auth_method,
             first_party,
+            agent_of,
         } => {
             let metadata = json!({
                 "client_name": name,
@@ -278,9 +279,17 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
                 "redirect_uris": redirect_uris,
                 "token_endpoint_auth_method": auth_method,
             });
-            let reg = clients::create_by_admin(app, &tenant, &metadata, first_party)
-                .await
-                .map_err(|e| admin(e.into()))?;
+            let reg = clients::create_by_admin(
+                app,
+                &tenant,
+                &metadata,
+                clients::AdminFields {
+                    first_party,
+                    agent_of: agent_of.as_deref(),
+                },
+            )
+            .await
+            .map_err(|e| admin(e.into()))?;
             Ok(clients::registration_response(
                 app,
                 &reg.client,

@@ -183,7 +183,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
         }
     }
     let metadata = json!({"client_name": "demo", "grant_types": ["client_credentials"], "scope": "api:read"});
-    let reg = clients::create_by_admin(app, "demo", &metadata, false)
+    let reg = clients::create_by_admin(app, "demo", &metadata, Default::default())
         .await
         .map_err(|e| Failure(e.to_string()))?;
     let secret = reg
@@ -224,7 +224,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
         "token_endpoint_auth_method": "none",
         "scope": "openid profile email offline_access api:read",
     });
-    let spa = clients::create_by_admin(app, "demo", &spa, false)
+    let spa = clients::create_by_admin(app, "demo", &spa, Default::default())
         .await
         .map_err(|e| Failure(e.to_string()))?;
     let verifier = shared::secret::random_id(32);

@@ -27,7 +27,12 @@ async fn both_discovery_documents_list_exactly_the_implemented_endpoints() {
         assert_eq!(d["revocation_endpoint"], server.url("/oauth2/revoke").as_str());
         assert_eq!(
             d["grant_types_supported"],
-            serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+            serde_json::json!([
+                "authorization_code",
+                "client_credentials",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:token-exchange"
+            ])
         );
         assert_eq!(
             d["token_endpoint_auth_methods_supported"],

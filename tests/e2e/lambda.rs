@@ -581,7 +581,7 @@ async fn user_flow_through_the_functions(fns: &HashMap<&str, Function>, tenant: 
         "--grant-type",
         "refresh_token",
         "--scope",
-        "openid profile",
+        "openid profile agent:act",
         "--redirect-uri",
         CALLBACK,
     ]);
@@ -589,9 +589,25 @@ async fn user_flow_through_the_functions(fns: &HashMap<&str, Function>, tenant: 
         reg["client_id"].as_str().unwrap(),
         reg["client_secret"].as_str().unwrap(),
     );
+    // An agent of the app (RFC 8693), made by the operator.
+    let agent = aws_cli(&[
+        "client",
+        "create",
+        "--tenant",
+        tenant,
+        "--name",
+        "Lambda Agent",
+        "--grant-type",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "--agent-of",
+        cid,
+        "--scope",
+        "openid profile",
+    ]);
+    assert_eq!(agent["agent_of"], cid, "{agent}");
     let p = pkce();
     let q = format!(
-        "/oauth2/authorize?response_type=code&client_id={cid}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=openid%20profile&state=s&code_challenge={}&code_challenge_method=S256",
+        "/oauth2/authorize?response_type=code&client_id={cid}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=openid%20profile%20agent%3Aact&state=s&code_challenge={}&code_challenge_method=S256",
         p.challenge
     );
     let login = fns["authorize"].invoke("GET", &q, &[], None).await;
@@ -632,6 +648,10 @@ async fn user_flow_through_the_functions(fns: &HashMap<&str, Function>, tenant: 
         "{jar:?}"
     );
     let page = html(&consent);
+    assert!(
+        page.contains("Lambda Agent"),
+        "the consent page names the app's agents: {page}"
+    );
     let form = format!(
         "action=consent&interaction={}&csrf={}&decision=approve",
         hidden(&page, "interaction"),
@@ -687,6 +707,83 @@ async fn user_flow_through_the_functions(fns: &HashMap<&str, Function>, tenant: 
         .await;
     assert_eq!(u["statusCode"], 200, "{u}");
     assert_eq!(body(&u)["preferred_username"], "alice");
+
+    // The agent exchanges the user's token through the token function: a token about alice
+    // that says the agent acts.
+    let agent_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            agent["client_id"].as_str().unwrap(),
+            agent["client_secret"].as_str().unwrap()
+        ))
+    );
+    let x = fns["token"]
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &[ct, ("authorization", &agent_basic)],
+            Some(&format!(
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token={at}&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token"
+            )),
+        )
+        .await;
+    assert_eq!(x["statusCode"], 200, "{x}");
+    let xb = body(&x);
+    assert_eq!(
+        xb["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    let delegated = xb["access_token"].as_str().unwrap().to_string();
+    let claims = crate::support::jwt_part(&delegated, 1);
+    assert_eq!(claims["act"]["sub"], agent["client_id"], "{claims}");
+    assert_eq!(claims["sub"], crate::support::jwt_part(&at, 1)["sub"]);
+    let delegated_bearer = format!("Bearer {delegated}");
+    let u = fns["userinfo"]
+        .invoke(
+            "GET",
+            "/oauth2/userinfo",
+            &[("authorization", &delegated_bearer)],
+            None,
+        )
+        .await;
+    assert_eq!(u["statusCode"], 200, "{u}");
+
+    // The account page lists the agent; Stop ends its token at once.
+    let acct = fns["account"]
+        .invoke(
+            "GET",
+            &format!("/account?tenant={tenant}"),
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    let page = html(&acct);
+    assert!(
+        page.contains("Lambda Agent") && page.contains("last acted"),
+        "{page}"
+    );
+    let r = fns["account"]
+        .invoke(
+            "POST",
+            &format!(
+                "/account/apps/{cid}/agents/{}/stop",
+                agent["client_id"].as_str().unwrap()
+            ),
+            &[ct, ("cookie", &cookie)],
+            Some(&format!("tenant={tenant}&csrf={}", hidden(&page, "csrf"))),
+        )
+        .await;
+    assert_eq!(r["statusCode"], 303, "{r}");
+    let u = fns["userinfo"]
+        .invoke(
+            "GET",
+            "/oauth2/userinfo",
+            &[("authorization", &delegated_bearer)],
+            None,
+        )
+        .await;
+    assert_eq!(u["statusCode"], 401, "stopped: {u}");
 
     // The account page with the session cookie: revoke the app.
     let acct = fns["account"]

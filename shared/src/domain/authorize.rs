@@ -160,7 +160,10 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
     {
         return Err(refuse("invalid_request", "only response_mode=query is supported"));
     }
-    if !client.metadata.allows_grant("authorization_code") {
+    if !client
+        .metadata
+        .allows_grant(crate::domain::grant_type::GrantType::AuthorizationCode)
+    {
         return Err(refuse(
             "unauthorized_client",
             "this client is not allowed the authorization_code grant",
@@ -301,6 +304,7 @@ mod tests {
             origin: Origin::Admin,
             first_party: false,
             consent_epoch: 0,
+            agent_of: None,
         }
     }
 

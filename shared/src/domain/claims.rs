@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::exchange::Actor;
 use super::scope::ScopeSet;
 
 /// The claims of a Bulwark access token.
@@ -26,6 +27,14 @@ pub struct AccessClaims {
     /// When the user logged in (user tokens only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// Who acts for `sub` (RFC 8693 §4.1): the agent holding a delegated token, and the ones
+    /// before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// The delegation ids of the actors in `act`, current first: a delegated token lives only
+    /// while each of them is the user's live delegation of that agent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dlg: Vec<String>,
 }
 
 /// What the claim builder needs for a client-credentials token.
@@ -55,6 +64,8 @@ pub fn client_credentials_claims(g: ClientCredentialsGrant<'_>) -> AccessClaims 
         tid: g.tenant.to_string(),
         gid: None,
         auth_time: None,
+        act: None,
+        dlg: Vec::new(),
     }
 }
 
@@ -88,6 +99,46 @@ pub fn user_claims(g: UserGrant<'_>) -> AccessClaims {
         tid: g.tenant.to_string(),
         gid: Some(g.gid.to_string()),
         auth_time: Some(g.auth_time),
+        act: None,
+        dlg: Vec::new(),
+    }
+}
+
+/// What the claim builder needs for a token an agent obtains by exchanging `subject`.
+pub struct Delegated<'a> {
+    pub subject: &'a AccessClaims,
+    pub agent: &'a str,
+    pub act: Actor,
+    pub did: String,
+    pub scope: &'a ScopeSet,
+    pub audience: &'a str,
+    pub ttl: i64,
+    pub now: i64,
+    pub jti: String,
+}
+
+/// Claims for a delegated token (RFC 8693 §2.2.1): about the subject token's user and grant,
+/// held by the agent (`client_id`, `act`), never outliving the subject token.
+pub fn delegated_claims(d: Delegated<'_>) -> AccessClaims {
+    let s = d.subject;
+    let mut dlg = Vec::with_capacity(s.dlg.len() + 1);
+    dlg.push(d.did);
+    dlg.extend(s.dlg.iter().cloned());
+    AccessClaims {
+        iss: s.iss.clone(),
+        sub: s.sub.clone(),
+        aud: d.audience.to_string(),
+        exp: (d.now + d.ttl).min(s.exp),
+        iat: d.now,
+        nbf: d.now,
+        jti: d.jti,
+        client_id: d.agent.to_string(),
+        scope: d.scope.to_scope_string(),
+        tid: s.tid.clone(),
+        gid: s.gid.clone(),
+        auth_time: s.auth_time,
+        act: Some(d.act),
+        dlg,
     }
 }
 

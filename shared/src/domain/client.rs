@@ -4,17 +4,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::grant_type::{ClientAuthMethod, GrantType, Registrable};
 use super::scope::ScopeSet;
 use super::tenant::{Tenant, TenantId};
 use crate::error::OAuthError;
-
-/// Grant types this server implements today. Discovery lists exactly these.
-pub const SUPPORTED_GRANT_TYPES: &[&str] = &["authorization_code", "client_credentials", "refresh_token"];
-/// Client authentication methods at the token endpoint (`none`: a public client, which has no
-/// secret and must use PKCE).
-pub const SUPPORTED_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
-/// The methods a confidential client authenticates with (introspection is for these only).
-pub const CONFIDENTIAL_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
 
 /// Validated client metadata: what a client registers and may later read back or replace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +41,8 @@ impl ClientMetadata {
     pub fn scopes(&self) -> ScopeSet {
         ScopeSet::parse(&self.scope).unwrap_or_default()
     }
-    pub fn allows_grant(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant)
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.iter().any(|g| g == grant.as_str())
     }
     /// A public client: no secret, `token_endpoint_auth_method: none`.
     pub fn is_public(&self) -> bool {
@@ -99,6 +92,10 @@ pub struct Client {
     /// to the new place).
     #[serde(default)]
     pub consent_epoch: u64,
+    /// The app this client is an agent of (RFC 8693 token exchange: it may act for that app's
+    /// users who let the app's agents act for them). Set by the operator or tenant admin only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_of: Option<String>,
 }
 
 /// Bounds on free-text and list metadata.
@@ -153,18 +150,26 @@ pub fn validate_metadata(
         ));
     }
     for g in &grant_types {
-        if !SUPPORTED_GRANT_TYPES.contains(&g.as_str()) {
+        let Some(grant) = GrantType::parse(g) else {
             return Err(OAuthError::invalid_client_metadata(format!(
                 "grant type {} is not supported; supported: {}",
                 printable(g),
-                SUPPORTED_GRANT_TYPES.join(" ")
+                GrantType::advertised_names().join(" ")
+            )));
+        };
+        if channel == Origin::Dcr && grant.registrable() == Registrable::AdminOnly {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "grant type {} is for clients the tenant admin creates",
+                grant.as_str()
             )));
         }
     }
     let mut grant_types = dedup(grant_types);
     grant_types.sort();
 
-    let uses_code = grant_types.iter().any(|g| g == "authorization_code");
+    let uses_code = grant_types
+        .iter()
+        .any(|g| g == GrantType::AuthorizationCode.as_str());
     let response_types = match obj.get("response_types") {
         None | Some(Value::Null) => {
             if uses_code {
@@ -203,21 +208,26 @@ pub fn validate_metadata(
             ));
         }
     };
-    if !SUPPORTED_AUTH_METHODS.contains(&token_endpoint_auth_method.as_str()) {
+    let Some(method) = ClientAuthMethod::parse(&token_endpoint_auth_method) else {
         return Err(OAuthError::invalid_client_metadata(format!(
             "token_endpoint_auth_method {} is not supported; supported: {}",
             printable(&token_endpoint_auth_method),
-            SUPPORTED_AUTH_METHODS.join(" ")
+            ClientAuthMethod::names().join(" ")
+        )));
+    };
+
+    if !method.is_confidential()
+        && let Some(g) = grant_types
+            .iter()
+            .filter_map(|g| GrantType::parse(g))
+            .find(|g| g.needs_confidential_client())
+    {
+        return Err(OAuthError::invalid_client_metadata(format!(
+            "a public client (token_endpoint_auth_method none) cannot use {}",
+            g.as_str()
         )));
     }
-
-    let public = token_endpoint_auth_method == "none";
-    if public && grant_types.iter().any(|g| g == "client_credentials") {
-        return Err(OAuthError::invalid_client_metadata(
-            "a public client (token_endpoint_auth_method none) cannot use client_credentials",
-        ));
-    }
-    if grant_types.iter().any(|g| g == "refresh_token") && !uses_code {
+    if grant_types.iter().any(|g| g == GrantType::RefreshToken.as_str()) && !uses_code {
         return Err(OAuthError::invalid_client_metadata(
             "refresh_token goes with authorization_code",
         ));
@@ -271,7 +281,12 @@ pub fn validate_metadata(
     }
     let software_id = text(obj, "software_id", MAX_NAME)?;
     let software_version = text(obj, "software_version", 64)?;
-    for forbidden in ["first_party", "client_secret_expires_at", "client_id_issued_at"] {
+    for forbidden in [
+        "first_party",
+        "agent_of",
+        "client_secret_expires_at",
+        "client_id_issued_at",
+    ] {
         if obj.contains_key(forbidden) {
             return Err(OAuthError::invalid_client_metadata(format!(
                 "{forbidden} is set by the server"
@@ -774,6 +789,7 @@ mod tests {
             origin: Origin::Dcr,
             first_party: false,
             consent_epoch: 0,
+            agent_of: None,
         };
         c.metadata.scope = "api:admin api:read gone".into();
         assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "api:read");

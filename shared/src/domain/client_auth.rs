@@ -8,30 +8,14 @@ use base64::engine::general_purpose::STANDARD;
 use super::params::Params;
 use crate::secret::Secret;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthMethod {
-    ClientSecretBasic,
-    ClientSecretPost,
-    /// A public client names itself with `client_id` and proves nothing (PKCE does the work).
-    None,
-}
-
-impl AuthMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::ClientSecretPost => "client_secret_post",
-            AuthMethod::None => "none",
-        }
-    }
-}
+pub use super::grant_type::ClientAuthMethod;
 
 /// Credentials a client presented.
 #[derive(Debug)]
 pub struct PresentedCredentials {
     pub client_id: String,
     pub secret: Secret,
-    pub method: AuthMethod,
+    pub method: ClientAuthMethod,
 }
 
 /// Why the presented credentials could not even be read.
@@ -68,19 +52,19 @@ pub fn read_credentials(
             Ok(PresentedCredentials {
                 client_id: id,
                 secret: Secret::new(secret),
-                method: AuthMethod::ClientSecretBasic,
+                method: ClientAuthMethod::ClientSecretBasic,
             })
         }
         None => match (body_id, body_secret) {
             (Some(id), Some(secret)) => Ok(PresentedCredentials {
                 client_id: id.to_string(),
                 secret: Secret::new(secret),
-                method: AuthMethod::ClientSecretPost,
+                method: ClientAuthMethod::ClientSecretPost,
             }),
             (Some(id), None) => Ok(PresentedCredentials {
                 client_id: id.to_string(),
                 secret: Secret::new(""),
-                method: AuthMethod::None,
+                method: ClientAuthMethod::None,
             }),
             _ => Err(CredentialsError::Missing),
         },
@@ -149,7 +133,7 @@ mod tests {
         let c = read_credentials(Some(&basic("abc:s3cr%3At")), &none).unwrap();
         assert_eq!(
             (c.client_id.as_str(), c.secret.expose(), c.method),
-            ("abc", "s3cr:t", AuthMethod::ClientSecretBasic)
+            ("abc", "s3cr:t", ClientAuthMethod::ClientSecretBasic)
         );
         let c = read_credentials(Some(&basic("a+b:x")), &none).unwrap();
         assert_eq!(c.client_id, "a b");
@@ -158,7 +142,7 @@ mod tests {
         let c = read_credentials(None, &post).unwrap();
         assert_eq!(
             (c.client_id.as_str(), c.secret.expose(), c.method),
-            ("abc", "xyz", AuthMethod::ClientSecretPost)
+            ("abc", "xyz", ClientAuthMethod::ClientSecretPost)
         );
 
         assert_eq!(
@@ -171,7 +155,7 @@ mod tests {
         );
         let id_only = Params::parse(b"client_id=abc").unwrap();
         let c = read_credentials(None, &id_only).unwrap();
-        assert_eq!((c.client_id.as_str(), c.method), ("abc", AuthMethod::None));
+        assert_eq!((c.client_id.as_str(), c.method), ("abc", ClientAuthMethod::None));
         let other_id = Params::parse(b"client_id=zzz").unwrap();
         assert!(matches!(
             read_credentials(Some(&basic("abc:x")), &other_id),

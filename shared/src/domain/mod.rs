@@ -5,6 +5,8 @@ pub mod authorize;
 pub mod claims;
 pub mod client;
 pub mod client_auth;
+pub mod exchange;
+pub mod grant_type;
 pub mod params;
 pub mod scope;
 pub mod tenant;

@@ -26,6 +26,10 @@ pub fn router(state: State) -> Router {
             .route("/account/login", post(login))
             .route("/account/logout", post(logout))
             .route("/account/apps/{client_id}/revoke", post(revoke))
+            .route(
+                "/account/apps/{client_id}/agents/{agent_id}/stop",
+                post(stop_agent),
+            )
             .with_state(state),
     )
 }
@@ -94,6 +98,7 @@ async fn show_inner(
     let apps = account::connected_apps(app, &tenant, &user.sub).await?;
     let notice = match form.params.get("notice") {
         Some("revoked") => Some("Access removed. The app can no longer use your account."),
+        Some("stopped") => Some("Agent stopped. It can no longer act for you."),
         _ => None,
     };
     let who = user.name.clone().unwrap_or_else(|| user.username.clone());
@@ -193,6 +198,28 @@ async fn revoke(StateX(app): StateX<State>, Path(client_id): Path<String>, form:
         };
         account::revoke_app(&app, &tenant, &user.sub, &client_id).await?;
         Ok::<_, OAuthError>(see_other(&account_url(&app, &tenant, Some("revoked"))))
+    }
+    .await;
+    result.unwrap_or_else(failure_page)
+}
+
+async fn stop_agent(
+    StateX(app): StateX<State>,
+    Path((client_id, agent_id)): Path<(String, String)>,
+    form: PageForm,
+) -> Response {
+    let result = async {
+        let Some(tenant) = tenant_of(&app, &form).await? else {
+            return Ok(no_tenant());
+        };
+        let Some((_, _, user)) = session_for_form(&app, &form, &tenant).await? else {
+            return Ok(pages::error_page(
+                400,
+                "This form has expired or you are signed out. Reload the account page.",
+            ));
+        };
+        account::stop_agent(&app, &tenant, &user.sub, &client_id, &agent_id).await?;
+        Ok::<_, OAuthError>(see_other(&account_url(&app, &tenant, Some("stopped"))))
     }
     .await;
     result.unwrap_or_else(failure_page)

@@ -9,7 +9,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::{State, finish};
-use crate::domain::client::{CONFIDENTIAL_AUTH_METHODS, SUPPORTED_AUTH_METHODS, SUPPORTED_GRANT_TYPES};
+use crate::domain::grant_type::{ClientAuthMethod, GrantType};
 use crate::domain::tenant::SEED_SCOPES;
 use crate::service::App;
 
@@ -34,15 +34,15 @@ pub fn document(app: &App) -> Value {
         "registration_endpoint": c.endpoint("/oauth2/register"),
         "introspection_endpoint": c.endpoint("/oauth2/introspect"),
         "revocation_endpoint": c.endpoint("/oauth2/revoke"),
-        "grant_types_supported": SUPPORTED_GRANT_TYPES,
+        "grant_types_supported": GrantType::advertised_names(),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "login", "consent"],
-        "token_endpoint_auth_methods_supported": SUPPORTED_AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
-        "revocation_endpoint_auth_methods_supported": SUPPORTED_AUTH_METHODS,
+        "token_endpoint_auth_methods_supported": ClientAuthMethod::names(),
+        "introspection_endpoint_auth_methods_supported": ClientAuthMethod::confidential_names(),
+        "revocation_endpoint_auth_methods_supported": ClientAuthMethod::names(),
         "scopes_supported": SEED_SCOPES.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],

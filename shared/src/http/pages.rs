@@ -63,6 +63,9 @@ ul.scopes li{padding:9px 0 9px 26px;position:relative;border-bottom:1px solid #f
 ul.scopes li:before{content:"";position:absolute;left:4px;top:15px;width:9px;height:9px;border-radius:50%;background:#4f46e5}
 ul.scopes.old li:before{background:#94a3b8}
 ul.scopes code{font-size:12px;color:#64748b;margin-left:6px}
+ul.agents{list-style:none;margin:0;padding:0}
+ul.agents li{display:flex;align-items:center;gap:8px;padding:8px 0;border-bottom:1px solid #f1f5f9}
+ul.agents li form{margin-left:auto}
 .card{border:1px solid #e2e8f0;border-radius:10px;padding:16px;margin-bottom:14px}
 .card header{display:flex;justify-content:space-between;align-items:flex-start;gap:12px}
 .topbar{display:flex;justify-content:space-between;align-items:center;margin-bottom:20px;gap:12px}
@@ -261,6 +264,26 @@ pub fn consent_page(p: &ConsentPage, action: &str) -> Response {
         body.push_str("<h2>You already allowed</h2>");
         body.push_str(&scope_list(&p.granted, " old"));
     }
+    if let Some(agents) = &p.agents {
+        body.push_str("<h2>Agents that may act for you</h2>");
+        if agents.is_empty() {
+            let _ = write!(
+                body,
+                "<p class=\"muted\">{} has no agents yet; it may act for you itself. Agents it adds later are listed on your account page, where you can stop each one.</p>",
+                esc(&name)
+            );
+        } else {
+            body.push_str("<ul class=\"agents\">");
+            for a in agents {
+                let _ = write!(body, "<li>{}</li>", esc(a));
+            }
+            let _ = write!(
+                body,
+                "</ul><p class=\"muted\">Each acts with at most the access above, and only as {}'s agent. You can stop any of them from your account page.</p>",
+                esc(&name)
+            );
+        }
+    }
     let _ = write!(
         body,
         "<p class=\"muted\">You will be sent back to {}. You can take this access back at any time from your account page.</p>",
@@ -354,6 +377,33 @@ pub fn account_page(v: &AccountView<'_>) -> Response {
             esc(v.csrf)
         );
         body.push_str(&scope_list(&a.scopes, ""));
+        if !a.agents.is_empty() {
+            body.push_str("<h2>Agents acting for you</h2><ul class=\"agents\">");
+            for g in &a.agents {
+                let _ = write!(
+                    body,
+                    "<li><span class=\"name\">{}</span> <span class=\"muted\">last acted {}</span> ",
+                    esc(&g.name),
+                    esc(&date(g.last_acted))
+                );
+                if g.stopped {
+                    body.push_str("<span class=\"muted\">· stopped</span></li>");
+                } else {
+                    let _ = write!(
+                        body,
+                        "<form method=\"post\" action=\"{}/account/apps/{}/agents/{}/stop\"><input type=\"hidden\" name=\"tenant\" value=\"{}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\"><button class=\"danger\" type=\"submit\" aria-label=\"Stop {}\">Stop</button></form></li>",
+                        esc(v.base),
+                        esc(&a.client_id),
+                        esc(&g.client_id),
+                        esc(v.tenant),
+                        esc(v.csrf),
+                        esc(&g.name)
+                    );
+                }
+            }
+            body.push_str("</ul>");
+        }
         body.push_str("</section>");
     }
     page(200, "Connected apps", &body, true, None)

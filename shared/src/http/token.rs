@@ -7,8 +7,8 @@ use axum::response::Response;
 use axum::routing::post;
 
 use super::{OAuthForm, State, client_from, finish, no_store_json};
-use crate::error::{ErrorCode, OAuthError};
-use crate::service::{grants, tokens};
+use crate::error::OAuthError;
+use crate::service::token_endpoint;
 
 pub fn router(state: State) -> Router {
     super::cors(finish(
@@ -20,23 +20,13 @@ pub fn router(state: State) -> Router {
 
 #[tracing::instrument(name = "token", skip_all, fields(client_id = tracing::field::Empty))]
 async fn token(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, OAuthError> {
-    let grant_type = form
-        .params
+    // A request without a grant type is malformed before anyone is authenticated.
+    form.params
         .require("grant_type")
-        .map_err(OAuthError::invalid_request)?
-        .to_string();
+        .map_err(OAuthError::invalid_request)?;
     let client = client_from(&app, &form).await?;
     tracing::Span::current().record("client_id", client.client_id.as_str());
-    let body = match grant_type.as_str() {
-        "client_credentials" => tokens::client_credentials(&app, &client, &form.params).await?,
-        "authorization_code" => grants::authorization_code(&app, &client, &form.params).await?,
-        "refresh_token" => grants::refresh_token(&app, &client, &form.params).await?,
-        _ => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "the grant type is not supported by this server",
-            ));
-        }
-    };
+    let body = token_endpoint::grant(&app, &client, &form.params).await?;
+    let body = serde_json::to_value(&body).map_err(|_| OAuthError::server_error())?;
     Ok(no_store_json(StatusCode::OK, body))
 }

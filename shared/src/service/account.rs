@@ -16,6 +16,17 @@ pub struct ConnectedApp {
     pub scopes: Vec<(String, String)>,
     pub granted_at: i64,
     pub last_used: Option<i64>,
+    /// The agents that have acted for the user through this app.
+    pub agents: Vec<ActingAgent>,
+}
+
+/// An agent that has acted for the user (RFC 8693 token exchange through an app).
+#[derive(Debug, Clone)]
+pub struct ActingAgent {
+    pub client_id: String,
+    pub name: String,
+    pub last_acted: i64,
+    pub stopped: bool,
 }
 
 /// Every app the user consented to or holds a grant for, most recently used first.
@@ -42,6 +53,7 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
                     .collect(),
                 granted_at: c.granted_at,
                 last_used: None,
+                agents: Vec::new(),
             },
         );
     }
@@ -63,6 +75,7 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
                     .collect(),
                 granted_at: g.created_at,
                 last_used: None,
+                agents: Vec::new(),
             });
         entry.last_used = Some(entry.last_used.unwrap_or(0).max(g.last_used));
     }
@@ -76,6 +89,28 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
                 (n, d)
             })
             .collect();
+    }
+    for d in app.repo.delegations_of(sub).await? {
+        let Some(entry) = by_client.get_mut(&d.app) else {
+            continue;
+        };
+        match app.repo.client(&d.agent).await? {
+            Some(c) if c.value.tenant.as_str() == tenant && d.tenant == tenant => {
+                entry.agents.push(ActingAgent {
+                    name: c
+                        .value
+                        .metadata
+                        .client_name
+                        .clone()
+                        .unwrap_or_else(|| d.agent.clone()),
+                    client_id: d.agent,
+                    last_acted: d.last_acted,
+                    stopped: d.stopped,
+                });
+            }
+            // A deleted agent acts no more.
+            _ => {}
+        }
     }
     let mut out = Vec::with_capacity(by_client.len());
     for (id, mut a) in by_client {
@@ -131,5 +166,71 @@ pub async fn revoke_app(app: &App, tenant: &str, sub: &str, client_id: &str) -> 
         .map(|g| g.reference())
         .collect();
     crate::service::grants::revoke_grants(app, &grants, None).await?;
+    // The app's agents go with it (their tokens died with the grants above).
+    let delegations: Vec<_> = app
+        .repo
+        .delegations_of(sub)
+        .await?
+        .into_iter()
+        .filter(|d| d.app == client_id)
+        .map(|d| app.repo.delete_delegation_write(sub, &d.app, &d.agent))
+        .collect();
+    for chunk in delegations.chunks(25) {
+        app.repo.commit(chunk.to_vec()).await?;
+    }
     Ok(true)
+}
+
+/// Stop one agent acting for the user through an app (the account page's Stop): its
+/// delegated tokens stop working at once, and its exchanges fail until the user allows the
+/// app's agents again on the consent page (`agent:act` leaves the remembered consent, so the
+/// next request for it asks). Other agents of the app keep working. Returns whether there was
+/// such an agent.
+pub async fn stop_agent(
+    app: &App,
+    tenant: &str,
+    sub: &str,
+    app_id: &str,
+    agent: &str,
+) -> Result<bool, OAuthError> {
+    for _ in 0..3 {
+        let Some(d) = app.repo.delegation(sub, app_id, agent).await? else {
+            return Ok(false);
+        };
+        if d.value.tenant != tenant {
+            return Ok(false);
+        }
+        let consent = app.repo.consent(tenant, sub, app_id).await?;
+        let mut writes = Vec::with_capacity(4);
+        let consent_version = match &consent {
+            Some(c) => {
+                let mut without = c.value.clone();
+                let scopes = crate::domain::scope::ScopeSet::parse(&without.scope)
+                    .unwrap_or_default()
+                    .retain(|s| s != crate::domain::exchange::AGENT_ACT);
+                without.scope = scopes.to_scope_string();
+                without.updated_at = app.now();
+                writes.extend(app.repo.put_consent_writes(&without, Some(c.version))?);
+                Some(c.version + 1)
+            }
+            None => None,
+        };
+        let mut stopped = d.value.clone();
+        stopped.stopped = true;
+        stopped.stopped_consent = consent_version;
+        writes.push(app.repo.put_delegation_write(&stopped, Some(d.version))?);
+        writes.push(app.repo.audit_write_detail(
+            tenant,
+            "agent.stopped",
+            sub,
+            agent,
+            Some(format!("app={app_id}")),
+        )?);
+        match app.repo.commit(writes).await {
+            Ok(()) => return Ok(true),
+            Err(crate::store::StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(OAuthError::unavailable())
 }

@@ -62,6 +62,9 @@ pub struct ConsentPage {
     pub requested: Vec<(String, String)>,
     /// Where the answer goes (shown to the user).
     pub redirect_uri: String,
+    /// When the request asks for `agent:act`: the names of the agents that would act for the
+    /// user (the app's registered agents).
+    pub agents: Option<Vec<String>>,
 }
 
 /// The result of a step, plus a new session cookie to set (after a login).
@@ -444,7 +447,13 @@ async fn proceed(
         } else {
             new
         };
+        let agents = if requested.contains(crate::domain::exchange::AGENT_ACT) {
+            Some(agent_names(app, &client).await?)
+        } else {
+            None
+        };
         return Ok(Outcome::Consent(Box::new(ConsentPage {
+            agents,
             pending_id: id.to_string(),
             csrf: csrf_for(browser),
             redirect_uri: req.redirect_uri.clone(),
@@ -529,4 +538,19 @@ pub fn describe_scope(tenant: &Tenant, scope: &str) -> String {
         .get(scope)
         .cloned()
         .unwrap_or_else(|| scope.to_string())
+}
+
+/// The display names of an app's agents (for the consent page), in name order, at most 20.
+async fn agent_names(app: &App, client: &Client) -> Result<Vec<String>, OAuthError> {
+    let mut names = Vec::new();
+    for id in app.repo.agents_of(&client.client_id).await?.into_iter().take(20) {
+        if let Some(a) = app.repo.client(&id).await?
+            && a.value.tenant == client.tenant
+            && a.value.agent_of.as_deref() == Some(client.client_id.as_str())
+        {
+            names.push(a.value.metadata.client_name.clone().unwrap_or(id));
+        }
+    }
+    names.sort();
+    Ok(names)
 }

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::domain::client::{Client, Origin, validate_metadata};
+use crate::domain::grant_type::GrantType;
 use crate::domain::tenant::{DcrPolicy, Tenant};
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::{Secret, SecretHash, random_id};
@@ -40,6 +41,9 @@ pub fn registration_response(
     if let Some(t) = reg_token {
         body.insert("registration_access_token".into(), json!(t.expose()));
     }
+    if let Some(of) = &c.agent_of {
+        body.insert("agent_of".into(), json!(of));
+    }
     if c.self_managed() {
         body.insert(
             "registration_client_uri".into(),
@@ -74,6 +78,7 @@ fn new_client(
         origin,
         first_party: false,
         consent_epoch: 0,
+        agent_of: None,
     };
     Ok(Registered {
         client,
@@ -138,14 +143,25 @@ pub async fn register_dynamic(
     }
 }
 
+/// What only the operator (or tenant admin) may set on a client.
+#[derive(Clone, Debug, Default)]
+pub struct AdminFields<'a> {
+    /// Pre-approved: its users are not asked for consent.
+    pub first_party: bool,
+    /// The app this client is an agent of (RFC 8693): a client of the same tenant that is not
+    /// itself an agent; the new client must be registered for token exchange.
+    pub agent_of: Option<&'a str>,
+}
+
 /// `bulwark client create`: the operator registers a client with the same validation (but may
 /// give it restricted scopes), and may mark it first-party (its users are not asked for
-/// consent), which DCR never can. It gets no registration access token.
+/// consent) or make it an agent of an app, which DCR never can. It gets no registration access
+/// token.
 pub async fn create_by_admin(
     app: &App,
     tenant_id: &str,
     metadata: &Value,
-    first_party: bool,
+    admin: AdminFields<'_>,
 ) -> Result<Registered, OAuthError> {
     let tenant = app
         .repo
@@ -154,14 +170,52 @@ pub async fn create_by_admin(
         .ok_or_else(|| OAuthError::invalid_request("unknown tenant"))?
         .value;
     let mut reg = new_client(app, &tenant, metadata, Origin::Admin)?;
-    reg.client.first_party = first_party;
-    let writes = vec![
+    reg.client.first_party = admin.first_party;
+    let mut writes = vec![
         app.repo.create_client_write(&reg.client)?,
         app.repo
             .audit_write(tenant.id.as_str(), "client.created", "cli", &reg.client.client_id)?,
     ];
-    app.repo.commit(writes).await?;
-    Ok(reg)
+    if let Some(of) = admin.agent_of {
+        let bad = |why: String| OAuthError::invalid_client_metadata(format!("agent_of (--agent-of): {why}"));
+        let target = app
+            .repo
+            .client(of)
+            .await?
+            .filter(|c| c.value.tenant == tenant.id)
+            .ok_or_else(|| {
+                bad(format!(
+                    "no client {} in tenant {}",
+                    printable(of),
+                    tenant.id.as_str()
+                ))
+            })?;
+        if target.value.agent_of.is_some() {
+            return Err(bad(format!("{of} is itself an agent; name the app it acts for")));
+        }
+        if !reg.client.metadata.allows_grant(GrantType::TokenExchange) {
+            return Err(bad(format!(
+                "an agent must be registered for the {} grant",
+                GrantType::TokenExchange.as_str()
+            )));
+        }
+        reg.client.agent_of = Some(of.to_string());
+        writes[0] = app.repo.create_client_write(&reg.client)?;
+        writes.push(app.repo.agent_pointer_write(of, &reg.client.client_id)?);
+        // The app must still be there when the agent lands.
+        writes.push(app.repo.client_exists_check(of));
+    }
+    match app.repo.commit(writes).await {
+        Ok(()) => Ok(reg),
+        Err(StoreError::Conflict) if admin.agent_of.is_some() => Err(OAuthError::invalid_client_metadata(
+            "agent_of (--agent-of): the app was deleted meanwhile",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_graphic()).take(64).collect()
 }
 
 /// RFC 7592 §2: the client, if `token` is its registration access token. Unknown client, a
@@ -247,7 +301,7 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
     let added_grants: Vec<&str> = new
         .grant_types
         .iter()
-        .filter(|g| !old.metadata.allows_grant(g))
+        .filter(|g| !old.metadata.grant_types.contains(g))
         .map(String::as_str)
         .collect();
     if !added_grants.is_empty() {
@@ -316,11 +370,14 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
     let mut deleted = false;
     for _ in 0..5 {
         let c = &current.value;
-        let writes = vec![
+        let mut writes = vec![
             app.repo.delete_client_write(&c.client_id, current.version),
             app.repo
                 .audit_write(c.tenant.as_str(), "client.deleted", actor, &c.client_id)?,
         ];
+        if let Some(of) = &c.agent_of {
+            writes.push(app.repo.delete_agent_pointer_write(of, &c.client_id));
+        }
         match app.repo.commit(writes).await {
             Ok(()) => {
                 deleted = true;
@@ -366,5 +423,8 @@ pub fn describe(c: &Client) -> Value {
     body.insert("client_id_issued_at".into(), json!(c.issued_at));
     body.insert("origin".into(), json!(c.origin));
     body.insert("first_party".into(), json!(c.first_party));
+    if let Some(of) = &c.agent_of {
+        body.insert("agent_of".into(), json!(of));
+    }
     Value::Object(body)
 }

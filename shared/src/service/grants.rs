@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::domain::authorize::verify_pkce;
 use crate::domain::claims::{IdClaims, UserGrant, at_hash, choose_audience, user_claims};
 use crate::domain::client::Client;
+use crate::domain::grant_type::{GrantType, TokenResponse};
 use crate::domain::params::Params;
 use crate::domain::scope::ScopeSet;
 use crate::domain::tenant::Tenant;
@@ -62,13 +63,7 @@ pub async fn revoke_grants(
 }
 
 /// `grant_type=authorization_code`.
-pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Result<Value, OAuthError> {
-    if !client.metadata.allows_grant("authorization_code") {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "this client is not allowed the authorization_code grant",
-        ));
-    }
+pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
     let code = Secret::new(p.require("code").map_err(OAuthError::invalid_request)?);
     let verifier = p.get("code_verifier");
     let hash = code.hash().to_hex();
@@ -139,7 +134,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     };
     let refresh = client
         .metadata
-        .allows_grant("refresh_token")
+        .allows_grant(GrantType::RefreshToken)
         .then(Secret::generate);
     let writes = (|| {
         let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant)?.into();
@@ -254,13 +249,7 @@ fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
 }
 
 /// `grant_type=refresh_token`: only for clients registered for it.
-pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Value, OAuthError> {
-    if !client.metadata.allows_grant("refresh_token") {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "this client is not allowed the refresh_token grant",
-        ));
-    }
+pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
     let presented = Secret::new(p.require("refresh_token").map_err(OAuthError::invalid_request)?);
     let hash = presented.hash().to_hex();
     let bad = || invalid_grant("the refresh token is invalid, expired or revoked");
@@ -362,7 +351,7 @@ struct Issue<'a> {
 }
 
 /// The token response for a user grant: access token, maybe a refresh token and an ID token.
-async fn issue(app: &App, i: Issue<'_>) -> Result<Value, OAuthError> {
+async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAuthError> {
     let Issue {
         client,
         tenant,
@@ -391,15 +380,8 @@ async fn issue(app: &App, i: Issue<'_>) -> Result<Value, OAuthError> {
     });
     let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
     let access = app.signer.sign_jwt(ACCESS_TOKEN_TYP, &payload).await?;
-    let mut body = json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": ttl,
-        "scope": scope.to_scope_string(),
-    });
-    if let Some(r) = refresh {
-        body["refresh_token"] = json!(r.expose());
-    }
+    let mut body = TokenResponse::bearer(access.clone(), ttl, Some(scope.to_scope_string()));
+    body.refresh_token = refresh.map(|r| r.expose().to_string());
     if scope.contains("openid") {
         let id = IdClaims {
             iss: app.config.issuer.clone(),
@@ -414,7 +396,7 @@ async fn issue(app: &App, i: Issue<'_>) -> Result<Value, OAuthError> {
             tid: grant.tenant.clone(),
         };
         let payload = serde_json::to_vec(&id).map_err(|_| OAuthError::server_error())?;
-        body["id_token"] = json!(app.signer.sign_jwt("JWT", &payload).await?);
+        body.id_token = Some(app.signer.sign_jwt("JWT", &payload).await?);
     }
     Ok(body)
 }
@@ -478,6 +460,7 @@ pub async fn userinfo(app: &App, token: &Secret) -> Result<Value, OAuthError> {
     let Some(crate::service::tokens::Live {
         claims: c,
         user: Some(user),
+        ..
     }) = crate::service::tokens::live_claims(app, token.expose(), None).await?
     else {
         // Not live, or not a user token.

@@ -4,8 +4,10 @@
 pub mod account;
 pub mod authorize;
 pub mod clients;
+pub mod exchange;
 pub mod grants;
 pub mod tenants;
+pub mod token_endpoint;
 pub mod tokens;
 pub mod users;
 

@@ -172,7 +172,7 @@ async fn deactivating_a_user_ends_every_grant_across_pages_even_when_the_index_l
     tenant(app, "acme").await;
     let alice = user(app, "acme", "alice").await;
     let bob = user(app, "acme", "bob").await;
-    let reg = clients::create_by_admin(app, "acme", &code_client_metadata(), false)
+    let reg = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
         .await
         .unwrap();
     // More than one page of the listing (pages are 100 items).
@@ -195,11 +195,11 @@ async fn deleting_a_client_ends_its_grants_and_consents_even_when_the_index_lags
     tenant(app, "acme").await;
     let alice = user(app, "acme", "alice").await;
     let bob = user(app, "acme", "bob").await;
-    let doomed = clients::create_by_admin(app, "acme", &code_client_metadata(), false)
+    let doomed = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
         .await
         .unwrap()
         .client;
-    let other = clients::create_by_admin(app, "acme", &code_client_metadata(), false)
+    let other = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
         .await
         .unwrap()
         .client;
@@ -328,9 +328,17 @@ async fn operator_made_clients_have_no_registration_access_token() {
     let h = harness();
     let app = &h.app;
     tenant(app, "acme").await;
-    let reg = clients::create_by_admin(app, "acme", &code_client_metadata(), true)
-        .await
-        .unwrap();
+    let reg = clients::create_by_admin(
+        app,
+        "acme",
+        &code_client_metadata(),
+        clients::AdminFields {
+            first_party: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(reg.registration_token.is_none());
     assert!(reg.client.registration_token_hash.is_none());
     let body = clients::registration_response(app, &reg.client, reg.secret.as_ref(), None);
@@ -397,4 +405,255 @@ async fn a_password_change_or_deactivation_ends_sessions_even_when_the_index_lag
             .unwrap()
             .is_none()
     );
+}
+
+// ---- agents (RFC 8693 token exchange) ------------------------------------------------------
+
+mod agents {
+    use super::*;
+    use crate::domain::claims::{UserGrant, user_claims};
+    use crate::domain::params::Params;
+    use crate::domain::scope::ScopeSet;
+    use crate::service::tokens::{ACCESS_TOKEN_TYP, live_claims};
+    use crate::service::{account, exchange};
+
+    const TE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+    struct World {
+        app_id: String,
+        sub: String,
+        gid: String,
+        subject: String,
+    }
+
+    /// An app, a user who granted it `scope`, and a user access token from that grant.
+    async fn world(app: &App, scope: &str) -> World {
+        tenant(app, "acme").await;
+        let sub = user(app, "acme", "alice").await;
+        let reg = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+            .await
+            .unwrap();
+        let app_id = reg.client.client_id;
+        let gid = grants(app, "acme", &sub, &app_id, 1).await.remove(0);
+        let mut g = app.repo.grant(&sub, &gid).await.unwrap().unwrap();
+        g.value.scope = scope.into();
+        app.repo
+            .commit(vec![app.repo.touch_grant_write(&g.value, g.version).unwrap()])
+            .await
+            .unwrap();
+        let c = Consent {
+            tenant: "acme".into(),
+            sub: sub.clone(),
+            client_id: app_id.clone(),
+            scope: scope.into(),
+            granted_at: app.now(),
+            updated_at: app.now(),
+            client_epoch: 0,
+        };
+        app.repo
+            .commit(app.repo.put_consent_writes(&c, None).unwrap())
+            .await
+            .unwrap();
+        let subject = user_token(app, &sub, &app_id, &gid, scope).await;
+        World {
+            app_id,
+            sub,
+            gid,
+            subject,
+        }
+    }
+
+    async fn user_token(app: &App, sub: &str, client_id: &str, gid: &str, scope: &str) -> String {
+        let scope = ScopeSet::parse(scope).unwrap();
+        let claims = user_claims(UserGrant {
+            issuer: &app.config.issuer,
+            tenant: "acme",
+            client_id,
+            sub,
+            gid,
+            auth_time: app.now(),
+            scope: &scope,
+            audience: "https://api.acme.example",
+            ttl: 600,
+            now: app.now(),
+            jti: random_id(16),
+        });
+        app.signer
+            .sign_jwt(ACCESS_TOKEN_TYP, &serde_json::to_vec(&claims).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn agent(app: &App, of: &str, name: &str) -> crate::domain::client::Client {
+        clients::create_by_admin(
+            app,
+            "acme",
+            &json!({"client_name": name, "grant_types": [TE], "scope": "api:read openid"}),
+            clients::AdminFields {
+                agent_of: Some(of),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .client
+    }
+
+    async fn exchange(
+        app: &App,
+        agent: &crate::domain::client::Client,
+        subject: &str,
+    ) -> Result<String, ErrorCode> {
+        let body = format!("grant_type={TE}&subject_token={subject}&subject_token_type={AT}");
+        exchange::token_exchange(app, agent, &Params::parse(body.as_bytes()).unwrap())
+            .await
+            .map(|r| r.access_token)
+            .map_err(|e| e.code)
+    }
+
+    async fn is_live(app: &App, token: &str) -> bool {
+        live_claims(app, token, Some("acme")).await.unwrap().is_some()
+    }
+
+    #[tokio::test]
+    async fn a_delegated_token_names_the_agent_and_dies_with_stop_until_the_user_consents_again() {
+        let h = harness();
+        let app = &h.app;
+        let w = world(app, "openid api:read api:write agent:act").await;
+        let bot = agent(app, &w.app_id, "Report Bot").await;
+        let other = agent(app, &w.app_id, "Mail Bot").await;
+        let t = exchange(app, &bot, &w.subject).await.unwrap();
+        let live = live_claims(app, &t, Some("acme")).await.unwrap().unwrap();
+        let c = live.claims;
+        assert_eq!(
+            (c.sub.as_str(), c.client_id.as_str()),
+            (w.sub.as_str(), bot.client_id.as_str())
+        );
+        assert_eq!(c.act.as_ref().unwrap().chain(), vec![bot.client_id.as_str()]);
+        assert_eq!(
+            (c.gid.as_deref(), c.scope.as_str()),
+            (Some(w.gid.as_str()), "api:read openid")
+        );
+        let other_token = exchange(app, &other, &w.subject).await.unwrap();
+
+        // A second agent of the same app may take the delegated token one step further.
+        let chained = exchange(app, &other, &t).await.unwrap();
+        let cc = live_claims(app, &chained, Some("acme"))
+            .await
+            .unwrap()
+            .unwrap()
+            .claims;
+        assert_eq!(
+            cc.act.unwrap().chain(),
+            vec![other.client_id.as_str(), bot.client_id.as_str()]
+        );
+
+        assert!(
+            account::stop_agent(app, "acme", &w.sub, &w.app_id, &bot.client_id)
+                .await
+                .unwrap()
+        );
+        assert!(!is_live(app, &t).await, "Stop ends the agent's tokens at once");
+        assert!(
+            !is_live(app, &chained).await,
+            "and what other agents derived from them"
+        );
+        assert!(is_live(app, &other_token).await, "another agent keeps working");
+        assert_eq!(
+            exchange(app, &bot, &w.subject).await,
+            Err(ErrorCode::InvalidRequest)
+        );
+        let consent = app
+            .repo
+            .consent("acme", &w.sub, &w.app_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            !consent.value.scope.contains("agent:act"),
+            "the next request for agents asks again"
+        );
+
+        // The user consents to agents again: the agent may act anew; its old tokens stay dead.
+        let mut again = consent.value.clone();
+        again.scope = "openid api:read api:write agent:act".into();
+        app.repo
+            .commit(
+                app.repo
+                    .put_consent_writes(&again, Some(consent.version))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let fresh = exchange(app, &bot, &w.subject).await.unwrap();
+        assert!(is_live(app, &fresh).await);
+        assert!(
+            !is_live(app, &t).await,
+            "a token from before the Stop never comes back"
+        );
+    }
+
+    #[tokio::test]
+    async fn only_the_apps_agents_act_and_never_beyond_three_hops_or_without_agent_act() {
+        let h = harness();
+        let app = &h.app;
+        let w = world(app, "openid api:read agent:act").await;
+        let stranger_app = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+            .await
+            .unwrap()
+            .client;
+        let foreign = agent(app, &stranger_app.client_id, "Elsewhere Bot").await;
+        assert_eq!(
+            exchange(app, &foreign, &w.subject).await,
+            Err(ErrorCode::InvalidRequest)
+        );
+
+        let a = agent(app, &w.app_id, "A").await;
+        let b = agent(app, &w.app_id, "B").await;
+        let c = agent(app, &w.app_id, "C").await;
+        let d = agent(app, &w.app_id, "D").await;
+        let t1 = exchange(app, &a, &w.subject).await.unwrap();
+        let t2 = exchange(app, &b, &t1).await.unwrap();
+        let t3 = exchange(app, &c, &t2).await.unwrap();
+        assert_eq!(exchange(app, &d, &t3).await, Err(ErrorCode::InvalidRequest));
+
+        // Without agent:act in the token, nobody acts.
+        let plain = user_token(app, &w.sub, &w.app_id, &w.gid, "openid api:read").await;
+        assert_eq!(exchange(app, &a, &plain).await, Err(ErrorCode::InvalidRequest));
+        // An agent cannot be the app of another agent.
+        let err = clients::create_by_admin(
+            app,
+            "acme",
+            &json!({"client_name": "X", "grant_types": [TE]}),
+            clients::AdminFields {
+                agent_of: Some(&a.client_id),
+                ..Default::default()
+            },
+        )
+        .await
+        .err()
+        .unwrap();
+        assert!(err.description.contains("agent-of"), "{}", err.description);
+    }
+
+    #[tokio::test]
+    async fn deleting_the_agent_or_the_app_and_revoking_the_app_end_delegated_tokens() {
+        let h = harness();
+        let app = &h.app;
+        let w = world(app, "api:read agent:act").await;
+        let bot = agent(app, &w.app_id, "Bot").await;
+        let keeper = agent(app, &w.app_id, "Keeper").await;
+        let t = exchange(app, &bot, &w.subject).await.unwrap();
+        let k = exchange(app, &keeper, &w.subject).await.unwrap();
+        let current = app.repo.client(&bot.client_id).await.unwrap().unwrap();
+        clients::delete(app, current, "test").await.unwrap();
+        assert!(!is_live(app, &t).await);
+        assert!(is_live(app, &k).await);
+        assert!(app.repo.agents_of(&w.app_id).await.unwrap() == vec![keeper.client_id.clone()]);
+
+        assert!(account::revoke_app(app, "acme", &w.sub, &w.app_id).await.unwrap());
+        assert!(!is_live(app, &k).await);
+        assert!(app.repo.delegations_of(&w.sub).await.unwrap().is_empty());
+    }
 }

@@ -7,7 +7,8 @@ use crate::domain::claims::{
     AccessClaims, ClientCredentialsGrant, check_active, choose_audience, client_credentials_claims,
 };
 use crate::domain::client::Client;
-use crate::domain::client_auth::{AuthMethod, PresentedCredentials};
+use crate::domain::client_auth::{ClientAuthMethod, PresentedCredentials};
+use crate::domain::grant_type::TokenResponse;
 use crate::domain::params::Params;
 use crate::domain::scope::grant_scope;
 use crate::error::{ErrorCode, OAuthError};
@@ -28,7 +29,7 @@ pub async fn authenticate(app: &App, creds: &PresentedCredentials) -> Result<Cli
         return Err(failed());
     };
     let client = found.value;
-    if creds.method == AuthMethod::None {
+    if creds.method == ClientAuthMethod::None {
         // A public client: nothing to verify, but it must be registered as public.
         if client.metadata.is_public() && client.secret_hash.is_none() {
             return Ok(client);
@@ -57,13 +58,11 @@ pub async fn authenticate(app: &App, creds: &PresentedCredentials) -> Result<Cli
 
 /// `grant_type=client_credentials`: a token for the client itself, with the requested scopes
 /// (inside the registered ones) or all registered scopes.
-pub async fn client_credentials(app: &App, client: &Client, params: &Params) -> Result<Value, OAuthError> {
-    if !client.metadata.allows_grant("client_credentials") {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            "this client is not allowed the client_credentials grant",
-        ));
-    }
+pub async fn client_credentials(
+    app: &App,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let tenant = app
         .repo
         .tenant(client.tenant.as_str())
@@ -91,11 +90,11 @@ pub async fn client_credentials(app: &App, client: &Client, params: &Params) -> 
     });
     let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
     let token = app.signer.sign_jwt(ACCESS_TOKEN_TYP, &payload).await?;
-    let mut body = json!({"access_token": token, "token_type": "Bearer", "expires_in": ttl});
-    if !scope.is_empty() {
-        body["scope"] = json!(scope.to_scope_string());
-    }
-    Ok(body)
+    Ok(TokenResponse::bearer(
+        token,
+        ttl,
+        (!scope.is_empty()).then(|| scope.to_scope_string()),
+    ))
 }
 
 /// The access-token lifetime for a tenant: its own, else the deployment's, within bounds.
@@ -116,17 +115,21 @@ pub(crate) async fn verified_claims(app: &App, token: &str) -> Result<Option<Acc
     Ok(serde_json::from_slice(&payload).ok())
 }
 
-/// A live access token: its claims, and for a user token its (active) user.
+/// A live access token: its claims, and for a user token its (active) user and its grant.
 pub struct Live {
     pub claims: AccessClaims,
     pub user: Option<crate::domain::user::User>,
+    pub grant: Option<crate::store::repo_users::Grant>,
 }
 
 /// `token` if it is an access token of ours that is live right now for `tenant` (`None`: the
 /// token's own tenant): signature, issuer, expiry and tenant; not revoked (`jti`); its client
-/// still exists in that tenant; and for a user token, its grant stands and its user is active.
+/// still exists in that tenant; for a user token, its grant stands, the grant's app exists and
+/// its user is active; for a delegated token, every agent in its `act` chain exists and is
+/// still the user's live, unstopped delegation for that app.
 /// Every endpoint that accepts an access token asks here, so that every revocation cascade (a
-/// revoked token, grant, app, deleted client or deactivated user) ends it everywhere.
+/// revoked token, grant, app, deleted client or agent, stopped agent, deactivated user) ends it
+/// everywhere.
 pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result<Option<Live>, OAuthError> {
     let Some(c) = verified_claims(app, token).await? else {
         return Ok(None);
@@ -138,21 +141,65 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     if app.repo.is_denied(&c.jti).await? {
         return Ok(None);
     }
-    match app.repo.client(&c.client_id).await? {
-        Some(owner) if owner.value.tenant.as_str() == c.tid => {}
-        _ => return Ok(None),
+    if !client_in_tenant(app, &c.client_id, &c.tid).await? {
+        return Ok(None);
     }
-    let mut user = None;
-    if let Some(gid) = &c.gid {
-        if app.repo.grant(&c.sub, gid).await?.is_none() {
+    let Some(gid) = &c.gid else {
+        // A client's own token: nobody acts for anybody.
+        if c.act.is_some() {
             return Ok(None);
         }
-        match crate::service::users::active_user(app, &c.tid, &c.sub).await? {
-            Some(u) => user = Some(u.value),
-            None => return Ok(None),
+        return Ok(Some(Live {
+            claims: c,
+            user: None,
+            grant: None,
+        }));
+    };
+    let Some(grant) = app.repo.grant(&c.sub, gid).await? else {
+        return Ok(None);
+    };
+    let grant = grant.value;
+    if grant.tenant != c.tid {
+        return Ok(None);
+    }
+    match &c.act {
+        None if grant.client_id != c.client_id => return Ok(None),
+        None => {}
+        Some(act) => {
+            let chain = act.chain();
+            if chain.first() != Some(&c.client_id.as_str())
+                || chain.len() != c.dlg.len()
+                || !client_in_tenant(app, &grant.client_id, &c.tid).await?
+            {
+                return Ok(None);
+            }
+            for (agent, did) in chain.iter().zip(&c.dlg) {
+                let live = match app.repo.delegation(&c.sub, &grant.client_id, agent).await? {
+                    Some(d) => !d.value.stopped && d.value.did == *did && d.value.tenant == c.tid,
+                    None => false,
+                };
+                if !live || (*agent != c.client_id && !client_in_tenant(app, agent, &c.tid).await?) {
+                    return Ok(None);
+                }
+            }
         }
     }
-    Ok(Some(Live { claims: c, user }))
+    let Some(user) = crate::service::users::active_user(app, &c.tid, &c.sub).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Live {
+        claims: c,
+        user: Some(user.value),
+        grant: Some(grant),
+    }))
+}
+
+async fn client_in_tenant(app: &App, client_id: &str, tenant: &str) -> Result<bool, OAuthError> {
+    Ok(app
+        .repo
+        .client(client_id)
+        .await?
+        .is_some_and(|c| c.value.tenant.as_str() == tenant))
 }
 
 /// RFC 7662: `{"active": true, ...}` only for a live access token (see [`live_claims`]) or
@@ -189,6 +236,9 @@ pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value
     }
     if let Some(t) = c.auth_time {
         body["auth_time"] = json!(t);
+    }
+    if let Some(act) = &c.act {
+        body["act"] = json!(act);
     }
     Ok(body)
 }

@@ -4,6 +4,7 @@
 //! |---------|---------------------|----------|------------------------------------|---------|
 //! | tenants | `tenant#<id>`       | `config` | —                                  | never   |
 //! | clients | `client#<id>`       | `client` | `tenant#<id>` / `<client id>`      | never   |
+//! | clients | `agents#<app id>`   | `<agent id>` | —                              | never   |
 //! | tokens  | `iat#<sha256>`      | `iat`    | `tenant#<id>#iat` / `<created>#<h>`| IAT exp |
 //! | tokens  | `jti#<jti>`         | `deny`   | —                                  | tok exp |
 //! | audit   | `tenant#<id>`       | `<ts>#<rand>` | —                             | never   |
@@ -47,6 +48,9 @@ pub struct AuditEvent {
     pub actor: String,
     /// What it was done to (a client id, a `jti`, ...). Never a secret.
     pub subject: String,
+    /// More about it (e.g. a token exchange's app and scopes). Never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 pub(super) fn to_map<T: Serialize>(v: &T) -> Result<Map<String, Value>, StoreError> {
@@ -66,6 +70,10 @@ pub(super) fn from_item<T: DeserializeOwned>(item: Item) -> Result<Versioned<T>,
 fn tenant_pk(t: &str) -> String {
     format!("tenant#{t}")
 }
+fn agents_pk(app: &str) -> String {
+    format!("agents#{app}")
+}
+
 fn client_pk(id: &str) -> String {
     format!("client#{id}")
 }
@@ -187,6 +195,52 @@ impl Repo {
         }
     }
 
+    /// The write that lists `agent` under the app it acts for.
+    pub fn agent_pointer_write(&self, app: &str, agent: &str) -> Result<Write, StoreError> {
+        Ok(Write::Put {
+            table: Table::Clients,
+            item: Item::new(
+                agents_pk(app),
+                agent.to_string(),
+                to_map(&serde_json::json!({"agent": agent}))?,
+            ),
+            cond: Cond::None,
+        })
+    }
+
+    /// The write that takes `agent` off its app's list.
+    pub fn delete_agent_pointer_write(&self, app: &str, agent: &str) -> Write {
+        Write::Delete {
+            table: Table::Clients,
+            pk: agents_pk(app),
+            sk: agent.to_string(),
+            cond: Cond::None,
+        }
+    }
+
+    /// The client ids of an app's agents (strongly consistent).
+    pub async fn agents_of(&self, app: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self
+                .kv
+                .query(
+                    Table::Clients,
+                    Index::Primary,
+                    &agents_pk(app),
+                    cursor.as_deref(),
+                    100,
+                )
+                .await?;
+            out.extend(page.items.into_iter().map(|i| i.sk));
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(out),
+            }
+        }
+    }
+
     /// One page of a tenant's clients, in client-id order.
     pub async fn clients_of(
         &self,
@@ -290,6 +344,18 @@ impl Repo {
         actor: &str,
         subject: &str,
     ) -> Result<Write, StoreError> {
+        self.audit_write_detail(tenant, kind, actor, subject, None)
+    }
+
+    /// [`Repo::audit_write`] with a `detail`.
+    pub fn audit_write_detail(
+        &self,
+        tenant: &str,
+        kind: &str,
+        actor: &str,
+        subject: &str,
+        detail: Option<String>,
+    ) -> Result<Write, StoreError> {
         let at = self.clock.now();
         let event = AuditEvent {
             at,
@@ -297,6 +363,7 @@ impl Repo {
             kind: kind.into(),
             actor: actor.into(),
             subject: subject.into(),
+            detail,
         };
         // Sorted by time: the injected clock's second, then the wall clock's sub-second part so
         // that events of one second keep their order, then randomness against collisions.
@@ -347,6 +414,7 @@ impl Repo {
                 kind = %e.kind,
                 actor = %e.actor,
                 subject = %e.subject,
+                detail = e.detail.as_deref().unwrap_or(""),
                 "audit event"
             );
         }

@@ -16,6 +16,7 @@
 //! | grants | `grants#<sub>`              | `<gid>`    | —                                     | absolute    |
 //! | grants | `clientgrants#<client>`     | `<sub>#<gid>` | —                                  | absolute    |
 //! | grants | `rt#<sha256>`               | `rt`       | —                                     | idle/abs.   |
+//! | grants | `delegations#<sub>`         | `<app>#<agent>` | —                                | never       |
 //!
 //! A user's grants share one partition and a client's grants and consents are listed by
 //! pointer items written in the same transaction, so that the listings the revocation cascades
@@ -139,6 +140,27 @@ pub struct Consent {
     pub client_epoch: u64,
 }
 
+/// An agent that acted for a user through an app (RFC 8693): what the account page lists, and
+/// what every delegated token is checked against. `did` changes whenever the agent starts
+/// acting anew (after a Stop and a fresh consent), so tokens from before a Stop stay dead.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Delegation {
+    pub tenant: String,
+    pub sub: String,
+    pub app: String,
+    pub agent: String,
+    pub did: String,
+    /// The user stopped this agent on the account page.
+    #[serde(default)]
+    pub stopped: bool,
+    /// The version of the user's consent to the app that the Stop wrote (without `agent:act`):
+    /// a consent with `agent:act` at another version means the user allowed agents again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_consent: Option<u64>,
+    pub first_acted: i64,
+    pub last_acted: i64,
+}
+
 /// One authorization: what a code exchange created. Its access tokens carry `gid`; its refresh
 /// tokens form one rotation family. Deleting it ends all of them.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -216,6 +238,9 @@ fn consent_pk(tenant: &str, sub: &str) -> String {
 }
 fn client_consents_pk(client_id: &str) -> String {
     format!("clientconsents#{client_id}")
+}
+fn delegations_pk(sub: &str) -> String {
+    format!("delegations#{sub}")
 }
 fn app_revoked_pk(tenant: &str, sub: &str, client_id: &str) -> String {
     format!("revoked#{tenant}#{sub}#{client_id}")
@@ -640,6 +665,57 @@ impl Repo {
     pub async fn grants_of_client(&self, client_id: &str) -> Result<Vec<GrantRef>, StoreError> {
         Ok(self
             .query_all::<GrantRef>(Table::Grants, Index::Primary, &client_grants_pk(client_id))
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
+    }
+
+    // ---- delegations (agents acting for users) ----------------------------------------------
+
+    pub async fn delegation(
+        &self,
+        sub: &str,
+        app: &str,
+        agent: &str,
+    ) -> Result<Option<Versioned<Delegation>>, StoreError> {
+        if sub.is_empty() || sub.len() > 128 || app.len() > 256 || agent.len() > 256 {
+            return Ok(None);
+        }
+        self.get_as(Table::Grants, &delegations_pk(sub), &format!("{app}#{agent}"))
+            .await
+    }
+
+    /// The write that stores `d` (created if `version` is `None`, else replacing that version).
+    pub fn put_delegation_write(&self, d: &Delegation, version: Option<u64>) -> Result<Write, StoreError> {
+        let mut item = Item::new(
+            delegations_pk(&d.sub),
+            format!("{}#{}", d.app, d.agent),
+            to_map(d)?,
+        );
+        let cond = match version {
+            Some(v) => {
+                item.version = v + 1;
+                Cond::Version(v)
+            }
+            None => Cond::Absent,
+        };
+        Ok(put(Table::Grants, item, cond))
+    }
+
+    pub fn delete_delegation_write(&self, sub: &str, app: &str, agent: &str) -> Write {
+        Write::Delete {
+            table: Table::Grants,
+            pk: delegations_pk(sub),
+            sk: format!("{app}#{agent}"),
+            cond: Cond::None,
+        }
+    }
+
+    /// Every agent that acted for a user, all apps (strongly consistent).
+    pub async fn delegations_of(&self, sub: &str) -> Result<Vec<Delegation>, StoreError> {
+        Ok(self
+            .query_all::<Delegation>(Table::Grants, Index::Primary, &delegations_pk(sub))
             .await?
             .into_iter()
             .map(|v| v.value)

@@ -7,7 +7,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
-use shared::domain::client_auth::{AuthMethod, CredentialsError, read_credentials};
+use shared::domain::client_auth::{ClientAuthMethod, CredentialsError, read_credentials};
 use shared::domain::params::Params;
 
 fuzz_target!(|data: &[u8]| {
@@ -31,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(c) => {
             assert!(!c.client_id.is_empty());
             match c.method {
-                AuthMethod::ClientSecretBasic => {
+                ClientAuthMethod::ClientSecretBasic => {
                     assert!(header.is_some() && body_secret.is_none());
                     assert!(body_id.is_none_or(|b| b == c.client_id));
                     assert!(!c.secret.expose().is_empty());
@@ -42,16 +42,16 @@ fuzz_target!(|data: &[u8]| {
                         STANDARD.encode(format!("{}:{}", enc(&c.client_id), enc(c.secret.expose())))
                     );
                     let d = read_credentials(Some(&again), &Params::default()).expect("re-encoded Basic");
-                    assert_eq!(d.method, AuthMethod::ClientSecretBasic);
+                    assert_eq!(d.method, ClientAuthMethod::ClientSecretBasic);
                     assert_eq!(d.client_id, c.client_id);
                     assert_eq!(d.secret.expose(), c.secret.expose());
                 }
-                AuthMethod::ClientSecretPost => {
+                ClientAuthMethod::ClientSecretPost => {
                     assert!(header.is_none());
                     assert_eq!(Some(c.client_id.as_str()), body_id);
                     assert_eq!(Some(c.secret.expose()), body_secret);
                 }
-                AuthMethod::None => {
+                ClientAuthMethod::None => {
                     assert!(header.is_none() && body_secret.is_none());
                     assert_eq!(Some(c.client_id.as_str()), body_id);
                     assert!(c.secret.expose().is_empty());

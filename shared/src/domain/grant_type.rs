@@ -1,0 +1,214 @@
+//! The grant types and client-authentication methods this server implements, and what each
+//! implies: one table that the token route, discovery, registration validation and the CLI all
+//! read. A new grant is one variant here, one module in `service/`, and one line in
+//! [`crate::service::token_endpoint`].
+
+use serde::{Serialize, Serializer};
+
+/// A grant type (RFC 6749 §4, RFC 8693).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GrantType {
+    AuthorizationCode,
+    ClientCredentials,
+    RefreshToken,
+    /// RFC 8693: an agent exchanges a user's token for one that says it acts for the user.
+    TokenExchange,
+}
+
+/// Who may register a grant type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registrable {
+    /// Any client, through DCR or the operator.
+    Anyone,
+    /// Only clients the operator or tenant admin creates.
+    AdminOnly,
+}
+
+impl GrantType {
+    /// Every grant this server implements, in the order discovery lists them.
+    pub const ALL: &'static [GrantType] = &[
+        GrantType::AuthorizationCode,
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+        GrantType::TokenExchange,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<GrantType> {
+        Self::ALL.iter().copied().find(|g| g.as_str() == s)
+    }
+
+    /// Whether the grant needs an authenticated (confidential) client.
+    pub const fn needs_confidential_client(self) -> bool {
+        matches!(self, GrantType::ClientCredentials | GrantType::TokenExchange)
+    }
+
+    /// Whether discovery advertises it (a deprecated grant would not be).
+    pub const fn advertised(self) -> bool {
+        true
+    }
+
+    /// Who may register it. Token exchange lets a client act for users of an app, which only
+    /// the tenant admin may decide.
+    pub const fn registrable(self) -> Registrable {
+        match self {
+            GrantType::TokenExchange => Registrable::AdminOnly,
+            _ => Registrable::Anyone,
+        }
+    }
+
+    /// The grant types discovery lists.
+    pub fn advertised_names() -> Vec<&'static str> {
+        Self::ALL
+            .iter()
+            .filter(|g| g.advertised())
+            .map(|g| g.as_str())
+            .collect()
+    }
+}
+
+impl Serialize for GrantType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// How a client authenticates at the token, introspection and revocation endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    /// A public client names itself with `client_id` and proves nothing (PKCE does the work).
+    None,
+}
+
+impl ClientAuthMethod {
+    pub const ALL: &'static [ClientAuthMethod] = &[
+        ClientAuthMethod::ClientSecretBasic,
+        ClientAuthMethod::ClientSecretPost,
+        ClientAuthMethod::None,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ClientAuthMethod> {
+        Self::ALL.iter().copied().find(|m| m.as_str() == s)
+    }
+
+    /// A method that proves the client's identity (introspection is for these only).
+    pub const fn is_confidential(self) -> bool {
+        !matches!(self, ClientAuthMethod::None)
+    }
+
+    /// Every method, for discovery.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|m| m.as_str()).collect()
+    }
+
+    /// The confidential methods, for discovery.
+    pub fn confidential_names() -> Vec<&'static str> {
+        Self::ALL
+            .iter()
+            .filter(|m| m.is_confidential())
+            .map(|m| m.as_str())
+            .collect()
+    }
+}
+
+/// The `token_type` of an issued access token (RFC 6749 §7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum TokenType {
+    Bearer,
+}
+
+/// RFC 8693 §3 token type identifiers this server issues or accepts.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// A successful token response (RFC 6749 §5.1, RFC 8693 §2.2.1, OIDC Core §3.1.3.3).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: TokenType,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+}
+
+impl TokenResponse {
+    /// A bearer access token and nothing else yet.
+    pub fn bearer(access_token: String, expires_in: i64, scope: Option<String>) -> Self {
+        Self {
+            access_token,
+            token_type: TokenType::Bearer,
+            expires_in,
+            scope,
+            refresh_token: None,
+            id_token: None,
+            issued_token_type: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknowns_are_refused() {
+        for g in GrantType::ALL {
+            assert_eq!(GrantType::parse(g.as_str()), Some(*g));
+        }
+        for m in ClientAuthMethod::ALL {
+            assert_eq!(ClientAuthMethod::parse(m.as_str()), Some(*m));
+        }
+        for bad in [
+            "",
+            "password",
+            "implicit",
+            "AUTHORIZATION_CODE",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        ] {
+            assert_eq!(GrantType::parse(bad), None, "{bad}");
+        }
+        assert_eq!(ClientAuthMethod::parse("private_key_jwt"), None);
+        assert_eq!(
+            ClientAuthMethod::confidential_names(),
+            ["client_secret_basic", "client_secret_post"]
+        );
+    }
+
+    #[test]
+    fn the_response_serialises_as_the_rfcs_say() {
+        let mut r = TokenResponse::bearer("t".into(), 60, None);
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"access_token": "t", "token_type": "Bearer", "expires_in": 60})
+        );
+        r.issued_token_type = Some(ACCESS_TOKEN_TYPE);
+        r.scope = Some("a b".into());
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["issued_token_type"], ACCESS_TOKEN_TYPE);
+        assert_eq!(v["scope"], "a b");
+        assert!(v.get("refresh_token").is_none());
+    }
+}
