@@ -140,6 +140,14 @@ pub enum TenantCommand {
         #[arg(long)]
         session: Option<i64>,
     },
+    /// Set the tenant's policy.
+    SetPolicy {
+        name: String,
+        /// The deprecated password grant (RFC 6749 §4.3; RFC 9700 says not to use it): `deny`
+        /// (the default) refuses it at the token endpoint and at registration.
+        #[arg(long, value_parser = ["allow", "deny"])]
+        password_grant: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -180,6 +180,15 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 .await
                 .map_err(admin)?,
             ),
+            TenantCommand::SetPolicy { name, password_grant } => {
+                let mut t = tenants::get(&app, &name).await.map_err(admin)?;
+                if let Some(p) = password_grant {
+                    t = tenants::set_password_grant(&app, &name, p == "allow")
+                        .await
+                        .map_err(admin)?;
+                }
+                tenants::describe(&t)
+            }
             TenantCommand::Show { name } => {
                 tenants::describe(&tenants::get(&app, &name).await.map_err(admin)?)
             }

@@ -12,6 +12,7 @@ mod isolation;
 mod lambda;
 mod logs;
 mod outage;
+mod password;
 mod register;
 mod robustness;
 mod rp_library;

@@ -106,3 +106,98 @@ async fn the_openidconnect_crate_runs_code_pkce_refresh_and_userinfo_from_discov
         .await;
     assert!(again.is_err(), "the rotated token is spent");
 }
+
+/// authlib (Python), configured from discovery, authenticates as an agent with
+/// `client_secret_basic`, exchanges a user's token (RFC 8693) and introspects the result.
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs authlib in .venv: run `bash infra/test.sh` (it installs it and enables feature test-services)"
+)]
+async fn authlib_exchanges_a_users_token_as_an_agent_from_discovery() {
+    let data = DataDir::new();
+    let tenant = format!("t{}", unique().replace('-', ""));
+    data.cli(&["tenant", "create", &tenant]);
+    data.cli(&[
+        "scope",
+        "add",
+        "--tenant",
+        &tenant,
+        "api:read",
+        "Read your documents",
+    ]);
+    let sub = user(&data, &tenant, "alice");
+    let app = data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "Acme Notes",
+        "--grant-type",
+        "authorization_code",
+        "--scope",
+        "openid api:read agent:act",
+        "--redirect-uri",
+        CALLBACK,
+    ]);
+    let agent = data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "Notes Bot",
+        "--grant-type",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
+        "--agent-of",
+        app["client_id"].as_str().unwrap(),
+        "--scope",
+        "api:read",
+    ]);
+    let w = World {
+        tenant: tenant.clone(),
+        client: TestClient::from_registration(&app),
+        sub: sub.clone(),
+    };
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let p = pkce();
+    let code = get_code(&b, &server, &w, "openid api:read agent:act", &p).await;
+    let r = redeem(&server, &w.client, &code, &p.verifier).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let subject = r.body["access_token"].as_str().unwrap();
+
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("tests/interop/authlib_exchange.py"))
+        .args([
+            server.issuer.as_str(),
+            agent["client_id"].as_str().unwrap(),
+            agent["client_secret"].as_str().unwrap(),
+            subject,
+            "api:read",
+        ])
+        .output()
+        .expect("run .venv/bin/python (bash infra/venv.sh installs it)");
+    assert!(
+        out.status.success(),
+        "authlib failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let t = &v["token"];
+    assert_eq!(
+        t["issued_token_type"], "urn:ietf:params:oauth:token-type:access_token",
+        "{v}"
+    );
+    assert_eq!(
+        (t["token_type"].as_str(), t["scope"].as_str()),
+        (Some("Bearer"), Some("api:read"))
+    );
+    assert!(t.get("refresh_token").is_none(), "{t}");
+    let i = &v["introspection"];
+    assert_eq!(i["active"], true, "{i}");
+    assert_eq!(i["sub"], sub.as_str());
+    assert_eq!(i["client_id"], agent["client_id"]);
+    assert_eq!(i["act"], serde_json::json!({"sub": agent["client_id"]}));
+}

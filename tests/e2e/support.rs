@@ -34,7 +34,7 @@ pub struct DataDir {
     backend: Backend,
 }
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("repo root")

@@ -176,7 +176,7 @@ async fn grant_type_errors() {
         &[("grant_type", "password"), ("username", "u"), ("password", "p")],
     )
     .await
-    .assert_error(400, "unsupported_grant_type");
+    .assert_error(400, "unauthorized_client");
     post_form(&url, auth, &[("grant_type", "urn:made:up")])
         .await
         .assert_error(400, "unsupported_grant_type");

@@ -157,11 +157,20 @@ pub fn validate_metadata(
                 GrantType::advertised_names().join(" ")
             )));
         };
-        if channel == Origin::Dcr && grant.registrable() == Registrable::AdminOnly {
-            return Err(OAuthError::invalid_client_metadata(format!(
-                "grant type {} is for clients the tenant admin creates",
-                grant.as_str()
-            )));
+        match grant.registrable() {
+            Registrable::AdminOnly if channel == Origin::Dcr => {
+                return Err(OAuthError::invalid_client_metadata(format!(
+                    "grant type {} is for clients the tenant admin creates",
+                    grant.as_str()
+                )));
+            }
+            Registrable::TenantOptIn if !tenant.password_grant => {
+                return Err(OAuthError::invalid_client_metadata(format!(
+                    "grant type {} is not allowed by this tenant's policy",
+                    grant.as_str()
+                )));
+            }
+            _ => {}
         }
     }
     let mut grant_types = dedup(grant_types);
@@ -227,7 +236,11 @@ pub fn validate_metadata(
             g.as_str()
         )));
     }
-    if grant_types.iter().any(|g| g == GrantType::RefreshToken.as_str()) && !uses_code {
+    let refreshable = grant_types
+        .iter()
+        .filter_map(|g| GrantType::parse(g))
+        .any(|g| g.issues_refresh_tokens());
+    if grant_types.iter().any(|g| g == GrantType::RefreshToken.as_str()) && !refreshable {
         return Err(OAuthError::invalid_client_metadata(
             "refresh_token goes with authorization_code",
         ));

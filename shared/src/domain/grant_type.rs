@@ -13,6 +13,9 @@ pub enum GrantType {
     RefreshToken,
     /// RFC 8693: an agent exchanges a user's token for one that says it acts for the user.
     TokenExchange,
+    /// RFC 6749 §4.3, deprecated (RFC 9700 §2.4): only where the tenant opts in, never
+    /// advertised.
+    Password,
 }
 
 /// Who may register a grant type.
@@ -22,6 +25,8 @@ pub enum Registrable {
     Anyone,
     /// Only clients the operator or tenant admin creates.
     AdminOnly,
+    /// Only while the tenant's policy allows it (then by anyone who may register a client).
+    TenantOptIn,
 }
 
 impl GrantType {
@@ -31,6 +36,7 @@ impl GrantType {
         GrantType::ClientCredentials,
         GrantType::RefreshToken,
         GrantType::TokenExchange,
+        GrantType::Password,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -39,6 +45,7 @@ impl GrantType {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::RefreshToken => "refresh_token",
             GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+            GrantType::Password => "password",
         }
     }
 
@@ -48,12 +55,20 @@ impl GrantType {
 
     /// Whether the grant needs an authenticated (confidential) client.
     pub const fn needs_confidential_client(self) -> bool {
-        matches!(self, GrantType::ClientCredentials | GrantType::TokenExchange)
+        matches!(
+            self,
+            GrantType::ClientCredentials | GrantType::TokenExchange | GrantType::Password
+        )
     }
 
-    /// Whether discovery advertises it (a deprecated grant would not be).
+    /// Whether discovery advertises it: the deprecated password grant is never advertised.
     pub const fn advertised(self) -> bool {
-        true
+        !matches!(self, GrantType::Password)
+    }
+
+    /// Whether a client registered for it may also hold refresh tokens.
+    pub const fn issues_refresh_tokens(self) -> bool {
+        matches!(self, GrantType::AuthorizationCode | GrantType::Password)
     }
 
     /// Who may register it. Token exchange lets a client act for users of an app, which only
@@ -61,6 +76,7 @@ impl GrantType {
     pub const fn registrable(self) -> Registrable {
         match self {
             GrantType::TokenExchange => Registrable::AdminOnly,
+            GrantType::Password => Registrable::TenantOptIn,
             _ => Registrable::Anyone,
         }
     }
@@ -181,9 +197,10 @@ mod tests {
         for m in ClientAuthMethod::ALL {
             assert_eq!(ClientAuthMethod::parse(m.as_str()), Some(*m));
         }
+        assert!(!GrantType::Password.advertised());
+        assert!(!GrantType::advertised_names().contains(&"password"));
         for bad in [
             "",
-            "password",
             "implicit",
             "AUTHORIZATION_CODE",
             "urn:ietf:params:oauth:grant-type:jwt-bearer",

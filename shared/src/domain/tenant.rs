@@ -108,6 +108,9 @@ pub struct Tenant {
     pub refresh_idle_ttl: Option<i64>,
     #[serde(default)]
     pub refresh_absolute_ttl: Option<i64>,
+    /// Whether the deprecated password grant is allowed (RFC 9700 §2.4: off unless opted in).
+    #[serde(default)]
+    pub password_grant: bool,
     /// Browser-session lifetime in seconds; `None`: the default (12 hours).
     #[serde(default)]
     pub session_ttl: Option<i64>,
@@ -131,6 +134,7 @@ impl Tenant {
             access_token_ttl: None,
             refresh_idle_ttl: None,
             refresh_absolute_ttl: None,
+            password_grant: false,
             session_ttl: None,
             created_at: now,
         }

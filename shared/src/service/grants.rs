@@ -31,7 +31,7 @@ fn invalid_grant(d: &'static str) -> OAuthError {
 
 /// How often a token request retries a transaction that lost to a benign concurrent change
 /// (e.g. the user's profile was edited between our read and our write).
-const ATTEMPTS: usize = 3;
+pub(crate) const ATTEMPTS: usize = 3;
 
 /// Revoke a grant: its refresh tokens stop working and its access tokens introspect inactive.
 pub async fn revoke_grant(app: &App, g: &GrantRef, kind: &str, actor: &str) -> Result<(), OAuthError> {
@@ -227,7 +227,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
 }
 
 /// (idle, absolute) refresh-token lifetimes: the tenant's, else the deployment's defaults.
-fn refresh_lifetimes(app: &App, t: &Tenant) -> (i64, i64) {
+pub(crate) fn refresh_lifetimes(app: &App, t: &Tenant) -> (i64, i64) {
     let d = app.config.lifetimes;
     (
         t.refresh_idle_ttl.unwrap_or(d.refresh_idle),
@@ -235,7 +235,7 @@ fn refresh_lifetimes(app: &App, t: &Tenant) -> (i64, i64) {
     )
 }
 
-fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
+pub(crate) fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
     RefreshToken {
         gid: grant.gid.clone(),
         tenant: grant.tenant.clone(),
@@ -340,18 +340,18 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
 }
 
 /// What a token response for a user grant is made of (the tenant already read by the caller).
-struct Issue<'a> {
-    client: &'a Client,
-    tenant: &'a Tenant,
-    grant: &'a Grant,
-    scope: &'a ScopeSet,
-    params: &'a Params,
-    nonce: Option<&'a str>,
-    refresh: Option<&'a Secret>,
+pub(crate) struct Issue<'a> {
+    pub client: &'a Client,
+    pub tenant: &'a Tenant,
+    pub grant: &'a Grant,
+    pub scope: &'a ScopeSet,
+    pub params: &'a Params,
+    pub nonce: Option<&'a str>,
+    pub refresh: Option<&'a Secret>,
 }
 
 /// The token response for a user grant: access token, maybe a refresh token and an ID token.
-async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAuthError> {
+pub(crate) async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAuthError> {
     let Issue {
         client,
         tenant,

@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod clients;
 pub mod exchange;
 pub mod grants;
+pub mod password;
 pub mod tenants;
 pub mod token_endpoint;
 pub mod tokens;

@@ -227,6 +227,30 @@ pub async fn set_lifetimes(app: &App, tenant: &str, c: &LifetimeChanges) -> Resu
     Ok(t)
 }
 
+/// Allow or deny the deprecated password grant for a tenant. Denying it stops it at once for
+/// every client (the token endpoint checks the policy on each request); clients registered for
+/// it keep the registration but cannot use it.
+pub async fn set_password_grant(app: &App, tenant: &str, allow: bool) -> Result<Tenant, AdminError> {
+    let t = update(app, tenant, |t| {
+        t.password_grant = allow;
+        Ok(())
+    })
+    .await?;
+    app.repo
+        .audit(
+            tenant,
+            if allow {
+                "policy.password_grant_allowed"
+            } else {
+                "policy.password_grant_denied"
+            },
+            "cli",
+            tenant,
+        )
+        .await?;
+    Ok(t)
+}
+
 /// An RFC 8707 resource is an absolute URI without a fragment.
 fn validate_resource(r: &str) -> Result<(), String> {
     match url::Url::parse(r) {
@@ -272,6 +296,7 @@ pub fn describe(t: &Tenant) -> Value {
         "refresh_idle_ttl": t.refresh_idle_ttl,
         "refresh_absolute_ttl": t.refresh_absolute_ttl,
         "session_ttl": t.session_ttl,
+        "password_grant": if t.password_grant { "allow" } else { "deny" },
         "created_at": t.created_at,
     })
 }
