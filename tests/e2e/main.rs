@@ -6,6 +6,7 @@ mod authcode;
 mod chromium;
 mod cli;
 mod discovery_jwks;
+mod exchange;
 mod flow;
 mod introspect_revoke;
 mod isolation;
