@@ -213,9 +213,16 @@ pub enum ClientCommand {
         scope: String,
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
-        /// `none` registers a public client (no secret; PKCE only).
+        /// `none` registers a public client (no secret; PKCE only); `private_key_jwt` a client
+        /// that signs JWT assertions with its own keys (give --jwks-file or --jwks-uri; no secret).
         #[arg(long, default_value = "client_secret_basic")]
         auth_method: String,
+        /// The client's public keys (a JWK Set file) for private_key_jwt.
+        #[arg(long, conflicts_with = "jwks_uri")]
+        jwks_file: Option<std::path::PathBuf>,
+        /// Where the client publishes its public keys (https) for private_key_jwt.
+        #[arg(long)]
+        jwks_uri: Option<String>,
         /// A first-party app: its users are not asked for consent (never settable through DCR).
         #[arg(long)]
         first_party: bool,

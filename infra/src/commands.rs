@@ -280,14 +280,26 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             auth_method,
             first_party,
             agent_of,
+            jwks_file,
+            jwks_uri,
         } => {
-            let metadata = json!({
+            let mut metadata = json!({
                 "client_name": name,
                 "grant_types": grant_types,
                 "scope": scope,
                 "redirect_uris": redirect_uris,
                 "token_endpoint_auth_method": auth_method,
             });
+            if let Some(f) = jwks_file {
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| Failure(format!("cannot read {}: {e}", f.display())))?;
+                let v: Value = serde_json::from_str(&text)
+                    .map_err(|e| Failure(format!("{} is not JSON: {e}", f.display())))?;
+                metadata["jwks"] = v;
+            }
+            if let Some(u) = jwks_uri {
+                metadata["jwks_uri"] = json!(u);
+            }
             let reg = clients::create_by_admin(
                 app,
                 &tenant,

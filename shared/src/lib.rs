@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fetch;
 pub mod http;
 pub mod keys;
 #[cfg(feature = "lambda")]

@@ -61,6 +61,7 @@ impl Driver {
             .spawn()
             .expect("start chromedriver");
         let base = format!("http://127.0.0.1:{port}");
+        crate::support::tls();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()

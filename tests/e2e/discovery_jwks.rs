@@ -36,11 +36,16 @@ async fn both_discovery_documents_list_exactly_the_implemented_endpoints() {
         );
         assert_eq!(
             d["token_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+            serde_json::json!([
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+                "none"
+            ])
         );
         assert_eq!(
             d["introspection_endpoint_auth_methods_supported"],
-            serde_json::json!(["client_secret_basic", "client_secret_post"])
+            serde_json::json!(["client_secret_basic", "client_secret_post", "private_key_jwt"])
         );
         assert_eq!(
             d["authorization_endpoint"],

@@ -88,6 +88,7 @@ pub struct Browser {
 
 impl Browser {
     pub fn new() -> Self {
+        crate::support::tls();
         Self {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())

@@ -409,6 +409,49 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         "the deployment's BULWARK_ACCESS_TOKEN_TTL applies"
     );
     let at = body(&t)["access_token"].as_str().unwrap().to_string();
+
+    // A keyless client (private_key_jwt) gets a token from the token function too; a replay
+    // of its assertion does not.
+    let k = crate::keyless::key("lambda-1");
+    let jwks_file = std::env::temp_dir().join(format!("lambda-jwks-{}.json", unique()));
+    std::fs::write(&jwks_file, serde_json::json!({"keys": [k.jwk]}).to_string()).unwrap();
+    let keyless = aws_cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "Keyless",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "api:read",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        jwks_file.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(&jwks_file);
+    let a = crate::keyless::assertion(
+        &k,
+        keyless["client_id"].as_str().unwrap(),
+        "https://auth.example.test",
+        Some("client-authentication+jwt"),
+        serde_json::json!({}),
+    );
+    let body_pk = format!(
+        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
+    );
+    let ct_only = [("content-type", "application/x-www-form-urlencoded")];
+    let pk = fns["token"]
+        .invoke("POST", "/oauth2/token", &ct_only, Some(&body_pk))
+        .await;
+    assert_eq!(pk["statusCode"], 200, "{pk}");
+    let replay = fns["token"]
+        .invoke("POST", "/oauth2/token", &ct_only, Some(&body_pk))
+        .await;
+    assert_eq!(replay["statusCode"], 401, "{replay}");
+
     let header = jwt_part(&at, 0);
     assert_eq!(
         header["kid"], jwks["keys"][0]["kid"],

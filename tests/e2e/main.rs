@@ -10,6 +10,7 @@ mod exchange;
 mod flow;
 mod introspect_revoke;
 mod isolation;
+mod keyless;
 mod lambda;
 mod logs;
 mod outage;

@@ -16,6 +16,7 @@ async fn the_openidconnect_crate_runs_code_pkce_refresh_and_userinfo_from_discov
     let data = DataDir::new();
     let w = world(&data);
     let server = Server::start(&data);
+    crate::support::tls();
     let http_client = openidconnect::reqwest::ClientBuilder::new()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
         .build()
@@ -200,4 +201,66 @@ async fn authlib_exchanges_a_users_token_as_an_agent_from_discovery() {
     assert_eq!(i["sub"], sub.as_str());
     assert_eq!(i["client_id"], agent["client_id"]);
     assert_eq!(i["act"], serde_json::json!({"sub": agent["client_id"]}));
+}
+
+/// authlib (Python), configured from discovery, authenticates as a `private_key_jwt` client
+/// (ES256, its default `aud` and `typ`) for a client-credentials token and for introspection.
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs authlib in .venv: run `bash infra/test.sh` (it installs it and enables feature test-services)"
+)]
+async fn authlib_authenticates_with_private_key_jwt_from_discovery() {
+    use p256::pkcs8::{EncodePrivateKey, LineEnding};
+    let data = DataDir::new();
+    let tenant = format!("t{}", unique().replace('-', ""));
+    data.cli(&["tenant", "create", &tenant]);
+    data.cli(&["scope", "add", "--tenant", &tenant, "api:read", "Read"]);
+    let sk = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+    let mut jwk: serde_json::Value =
+        serde_json::from_str(&p256::PublicKey::from(sk.verifying_key()).to_jwk_string()).unwrap();
+    jwk["kid"] = serde_json::json!("authlib-1");
+    let jwks_file = data.path().join("authlib-jwks.json");
+    std::fs::write(&jwks_file, serde_json::json!({"keys": [jwk]}).to_string()).unwrap();
+    let pem_file = data.path().join("authlib-key.pem");
+    std::fs::write(&pem_file, sk.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    let client = data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "authlib",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "api:read",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        jwks_file.to_str().unwrap(),
+    ]);
+    let id = client["client_id"].as_str().unwrap();
+    let server = Server::start(&data);
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("tests/interop/authlib_private_key_jwt.py"))
+        .args([
+            server.issuer.as_str(),
+            id,
+            pem_file.to_str().unwrap(),
+            "authlib-1",
+        ])
+        .output()
+        .expect("run .venv/bin/python (bash infra/venv.sh installs it)");
+    assert!(
+        out.status.success(),
+        "authlib failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["token"]["token_type"], "Bearer", "{v}");
+    let at = v["token"]["access_token"].as_str().unwrap();
+    assert_eq!(jwt_part(at, 1)["client_id"], id);
+    assert_eq!(v["introspection"]["active"], true, "{v}");
+    assert_eq!(v["introspection"]["client_id"], id);
 }

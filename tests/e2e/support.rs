@@ -341,7 +341,17 @@ pub fn unique() -> String {
     format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
 }
 
+/// Make aws-lc-rs the process's rustls provider (reqwest is built without a provider of its
+/// own, as the server's fetcher is); every HTTP client a test builds calls this first.
+pub fn tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}
+
 pub fn http() -> reqwest::Client {
+    tls();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()

@@ -295,6 +295,8 @@ mod tests {
                 contacts: vec![],
                 software_id: None,
                 software_version: None,
+                jwks: None,
+                jwks_uri: None,
             },
             secret_hash: None,
             secret_expires_at: 0,

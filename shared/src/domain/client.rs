@@ -8,6 +8,7 @@ use super::grant_type::{ClientAuthMethod, GrantType, Registrable};
 use super::scope::ScopeSet;
 use super::tenant::{Tenant, TenantId};
 use crate::error::OAuthError;
+use crate::keys::external::check_jwks;
 
 /// Validated client metadata: what a client registers and may later read back or replace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +36,12 @@ pub struct ClientMetadata {
     pub software_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
+    /// The client's public signing keys (a JWK Set), for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<Value>,
+    /// Where the client publishes them instead (fetched through the SSRF-guarded fetcher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
 }
 
 impl ClientMetadata {
@@ -47,6 +54,10 @@ impl ClientMetadata {
     /// A public client: no secret, `token_endpoint_auth_method: none`.
     pub fn is_public(&self) -> bool {
         self.token_endpoint_auth_method == "none"
+    }
+    /// How the client authenticates.
+    pub fn auth_method(&self) -> Option<ClientAuthMethod> {
+        ClientAuthMethod::parse(&self.token_endpoint_auth_method)
     }
     /// The metadata as a JSON object (for RFC 7591/7592 responses).
     pub fn to_json(&self) -> Map<String, Value> {
@@ -306,10 +317,58 @@ pub fn validate_metadata(
             )));
         }
     }
-    if obj.contains_key("jwks") || obj.contains_key("jwks_uri") || obj.contains_key("software_statement") {
+    if obj.contains_key("software_statement") {
         return Err(OAuthError::invalid_client_metadata(
-            "jwks, jwks_uri and software_statement are not supported yet",
+            "software_statement is not supported",
         ));
+    }
+    let jwks = match obj.get("jwks") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            check_jwks(v).map_err(|why| OAuthError::invalid_client_metadata(format!("jwks: {why}")))?;
+            if serde_json::to_vec(v).map_or(true, |b| b.len() > 16 * 1024) {
+                return Err(OAuthError::invalid_client_metadata("jwks is too large"));
+            }
+            Some(v.clone())
+        }
+    };
+    let jwks_uri = match obj.get("jwks_uri") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => {
+            let url = canonical_url(u)
+                .map_err(|why| OAuthError::invalid_client_metadata(format!("jwks_uri {why}")))?;
+            let loopback_http = url.scheme() == "http" && is_loopback(&url);
+            if (url.scheme() != "https" && !loopback_http)
+                || !url.username().is_empty()
+                || url.password().is_some()
+                || url.fragment().is_some()
+                || u.len() > MAX_URI
+            {
+                return Err(OAuthError::invalid_client_metadata(
+                    "jwks_uri must be an https URL without userinfo or fragment",
+                ));
+            }
+            Some(u.clone())
+        }
+        Some(_) => return Err(OAuthError::invalid_client_metadata("jwks_uri must be a string")),
+    };
+    match (method, &jwks, &jwks_uri) {
+        (ClientAuthMethod::PrivateKeyJwt, Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_client_metadata(
+                "give jwks or jwks_uri, not both",
+            ));
+        }
+        (ClientAuthMethod::PrivateKeyJwt, None, None) => {
+            return Err(OAuthError::invalid_client_metadata(
+                "private_key_jwt needs the client's keys: jwks or jwks_uri",
+            ));
+        }
+        (ClientAuthMethod::PrivateKeyJwt, _, _) | (_, None, None) => {}
+        _ => {
+            return Err(OAuthError::invalid_client_metadata(
+                "jwks and jwks_uri are for private_key_jwt clients",
+            ));
+        }
     }
 
     Ok(ClientMetadata {
@@ -326,6 +385,8 @@ pub fn validate_metadata(
         contacts,
         software_id,
         software_version,
+        jwks,
+        jwks_uri,
     })
 }
 

@@ -1,10 +1,12 @@
 //! Client authentication at the token, introspection and revocation endpoints
-//! (RFC 6749 §2.3.1): `client_secret_basic` or `client_secret_post`, never both; or `none`
-//! (a public client sends only its `client_id`).
+//! (RFC 6749 §2.3.1): `client_secret_basic` or `client_secret_post`, never both; a
+//! `private_key_jwt` client assertion (RFC 7523 §2.2, never with another method); or `none` (a
+//! public client sends only its `client_id`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::assertion::JWT_BEARER_ASSERTION;
 use super::params::Params;
 use crate::secret::Secret;
 
@@ -36,6 +38,31 @@ pub fn read_credentials(
 ) -> Result<PresentedCredentials, CredentialsError> {
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
+    let assertion_type = params.get("client_assertion_type");
+    let assertion = params.get("client_assertion");
+    if assertion_type.is_some() || assertion.is_some() {
+        // private_key_jwt (RFC 7523 §2.2): the assertion names the client (its `sub`).
+        if authorization.is_some() || body_secret.is_some() {
+            return Err(CredentialsError::MultipleMethods);
+        }
+        if assertion_type != Some(JWT_BEARER_ASSERTION) {
+            return Err(CredentialsError::Malformed(
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+        }
+        let a = assertion.ok_or(CredentialsError::Malformed("client_assertion is missing"))?;
+        let sub = unverified_sub(a).ok_or(CredentialsError::Malformed("malformed client_assertion"))?;
+        if body_id.is_some_and(|b| b != sub) {
+            return Err(CredentialsError::Malformed(
+                "client_id differs from the client assertion's sub",
+            ));
+        }
+        return Ok(PresentedCredentials {
+            client_id: sub,
+            secret: Secret::new(a),
+            method: ClientAuthMethod::PrivateKeyJwt,
+        });
+    }
     match authorization {
         Some(h) => {
             if body_secret.is_some() {
@@ -69,6 +96,23 @@ pub fn read_credentials(
             _ => Err(CredentialsError::Missing),
         },
     }
+}
+
+/// The `sub` of a JWT, read without verifying it (to know which client's keys to verify it with).
+fn unverified_sub(jwt: &str) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    if jwt.len() > 16 * 1024 {
+        return None;
+    }
+    let mut parts = jwt.split('.');
+    let (_h, p, _s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let payload = URL_SAFE_NO_PAD.decode(p).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    let sub = v.get("sub")?.as_str()?;
+    (!sub.is_empty() && sub.len() <= 256).then(|| sub.to_string())
 }
 
 /// Decode `Basic base64(urlencode(id):urlencode(secret))`.
@@ -161,6 +205,52 @@ mod tests {
             read_credentials(Some(&basic("abc:x")), &other_id),
             Err(CredentialsError::Malformed(_))
         ));
+        // private_key_jwt: the client is the assertion's sub.
+        let jwt = |payload: &str| {
+            use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            format!("eyJhbGciOiJFUzI1NiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(payload))
+        };
+        let a = jwt(r#"{"sub":"c9","iss":"c9"}"#);
+        let form = |extra: &str| {
+            Params::parse(
+                format!("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}{extra}")
+                    .as_bytes(),
+            )
+            .unwrap()
+        };
+        let c = read_credentials(None, &form("")).unwrap();
+        assert_eq!(
+            (c.client_id.as_str(), c.method),
+            ("c9", ClientAuthMethod::PrivateKeyJwt)
+        );
+        assert!(read_credentials(None, &form("&client_id=c9")).is_ok());
+        assert!(matches!(
+            read_credentials(None, &form("&client_id=other")),
+            Err(CredentialsError::Malformed(_))
+        ));
+        assert_eq!(
+            read_credentials(None, &form("&client_secret=x")).unwrap_err(),
+            CredentialsError::MultipleMethods
+        );
+        assert_eq!(
+            read_credentials(Some(&basic("c9:x")), &form("")).unwrap_err(),
+            CredentialsError::MultipleMethods
+        );
+        let wrong_type =
+            Params::parse(format!("client_assertion_type=urn%3Ax&client_assertion={a}").as_bytes()).unwrap();
+        assert!(matches!(
+            read_credentials(None, &wrong_type),
+            Err(CredentialsError::Malformed(_))
+        ));
+        let no_sub = Params::parse(
+            format!("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}", jwt(r#"{"iss":"c9"}"#)).as_bytes(),
+        )
+        .unwrap();
+        assert!(matches!(
+            read_credentials(None, &no_sub),
+            Err(CredentialsError::Malformed(_))
+        ));
+
         for bad in [
             "Bearer abc",
             "Basic !!!",

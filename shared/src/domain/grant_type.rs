@@ -102,6 +102,8 @@ impl Serialize for GrantType {
 pub enum ClientAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with one of the client's registered keys (RFC 7523 §2.2): no secret.
+    PrivateKeyJwt,
     /// A public client names itself with `client_id` and proves nothing (PKCE does the work).
     None,
 }
@@ -110,6 +112,7 @@ impl ClientAuthMethod {
     pub const ALL: &'static [ClientAuthMethod] = &[
         ClientAuthMethod::ClientSecretBasic,
         ClientAuthMethod::ClientSecretPost,
+        ClientAuthMethod::PrivateKeyJwt,
         ClientAuthMethod::None,
     ];
 
@@ -117,6 +120,7 @@ impl ClientAuthMethod {
         match self {
             ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
             ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
             ClientAuthMethod::None => "none",
         }
     }
@@ -128,6 +132,14 @@ impl ClientAuthMethod {
     /// A method that proves the client's identity (introspection is for these only).
     pub const fn is_confidential(self) -> bool {
         !matches!(self, ClientAuthMethod::None)
+    }
+
+    /// A method that proves it with a shared secret (the client gets one at registration).
+    pub const fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost
+        )
     }
 
     /// Every method, for discovery.
@@ -207,10 +219,10 @@ mod tests {
         ] {
             assert_eq!(GrantType::parse(bad), None, "{bad}");
         }
-        assert_eq!(ClientAuthMethod::parse("private_key_jwt"), None);
+        assert_eq!(ClientAuthMethod::parse("client_secret_jwt"), None);
         assert_eq!(
             ClientAuthMethod::confidential_names(),
-            ["client_secret_basic", "client_secret_post"]
+            ["client_secret_basic", "client_secret_post", "private_key_jwt"]
         );
     }
 

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::{State, finish};
 use crate::domain::grant_type::{ClientAuthMethod, GrantType};
 use crate::domain::tenant::SEED_SCOPES;
+use crate::keys::external::ALGORITHM_NAMES;
 use crate::service::App;
 
 pub fn router(state: State) -> Router {
@@ -41,6 +42,9 @@ pub fn document(app: &App) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "login", "consent"],
         "token_endpoint_auth_methods_supported": ClientAuthMethod::names(),
+        "token_endpoint_auth_signing_alg_values_supported": ALGORITHM_NAMES,
+        "introspection_endpoint_auth_signing_alg_values_supported": ALGORITHM_NAMES,
+        "revocation_endpoint_auth_signing_alg_values_supported": ALGORITHM_NAMES,
         "introspection_endpoint_auth_methods_supported": ClientAuthMethod::confidential_names(),
         "revocation_endpoint_auth_methods_supported": ClientAuthMethod::names(),
         "scopes_supported": SEED_SCOPES.iter().map(|(s, _)| *s).collect::<Vec<_>>(),

@@ -4,6 +4,7 @@
 //! the Lambda build, KMS. Both produce the same JWS; verification is done here, against the
 //! published key set, for introspection and revocation.
 
+pub mod external;
 pub mod jws;
 #[cfg(feature = "aws")]
 pub mod kms;

@@ -60,7 +60,12 @@ fn new_client(
     origin: Origin,
 ) -> Result<Registered, OAuthError> {
     let metadata = validate_metadata(metadata, tenant, origin)?;
-    let secret = (!metadata.is_public()).then(Secret::generate);
+    // Only clients that authenticate with a shared secret get one (not public clients, not
+    // private_key_jwt clients, which prove themselves with their keys).
+    let secret = metadata
+        .auth_method()
+        .is_some_and(|m| m.uses_secret())
+        .then(Secret::generate);
     // Operator-made clients get no registration access token: they may hold restricted scopes
     // and first-party status, which only the operator may change (RFC 7592 is for clients that
     // registered themselves).
@@ -310,9 +315,12 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
             added_grants.join(" ")
         )));
     }
-    if new.is_public() != old.metadata.is_public() {
+    if new.is_public() != old.metadata.is_public()
+        || new.auth_method().is_some_and(|m| m.uses_secret())
+            != old.metadata.auth_method().is_some_and(|m| m.uses_secret())
+    {
         return Err(OAuthError::invalid_client_metadata(
-            "a client cannot switch between public (none) and confidential authentication; register a new one",
+            "a client cannot switch between public, secret and key-based (private_key_jwt) authentication; register a new one",
         ));
     }
     let redirect_added = new

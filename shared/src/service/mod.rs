@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod authorize;
+pub mod client_keys;
 pub mod clients;
 pub mod exchange;
 pub mod grants;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::fetch::{FetchError, Fetcher, GuardedFetcher};
 use crate::keys::Signer;
 use crate::store::Kv;
 use crate::store::repo::Repo;
@@ -25,18 +27,41 @@ pub struct App {
     pub config: Config,
     pub repo: Repo,
     pub signer: Arc<dyn Signer>,
+    /// The one way to fetch a URL a stranger chose (SSRF-guarded).
+    pub fetcher: Arc<dyn Fetcher>,
+    /// Clients' key sets fetched from their `jwks_uri`.
+    pub client_keys: client_keys::KeyCache,
 }
 
 impl App {
     pub fn new(config: Config, kv: Arc<dyn Kv>, signer: Arc<dyn Signer>, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let fetcher: Arc<dyn Fetcher> = match GuardedFetcher::new(config.issuer_is_loopback_http()) {
+            Ok(f) => Arc::new(f),
+            Err(e) => {
+                tracing::error!(error = %e, "outbound fetching is unavailable");
+                Arc::new(Unavailable)
+            }
+        };
         Arc::new(Self {
             config,
             repo: Repo::new(kv, clock),
             signer,
+            fetcher,
+            client_keys: client_keys::KeyCache::default(),
         })
     }
     pub fn now(&self) -> i64 {
         self.repo.now()
+    }
+}
+
+/// A fetcher that fetches nothing (if the HTTP client could not be built).
+struct Unavailable;
+
+#[async_trait::async_trait]
+impl Fetcher for Unavailable {
+    async fn get_json(&self, _url: &str) -> Result<serde_json::Value, FetchError> {
+        Err(FetchError::Failed("outbound fetching is unavailable".into()))
     }
 }
 

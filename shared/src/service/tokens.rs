@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::domain::assertion::check_client_assertion;
 use crate::domain::claims::{
     AccessClaims, ClientCredentialsGrant, check_active, choose_audience, client_credentials_claims,
 };
@@ -29,6 +30,15 @@ pub async fn authenticate(app: &App, creds: &PresentedCredentials) -> Result<Cli
         return Err(failed());
     };
     let client = found.value;
+    if creds.method == ClientAuthMethod::PrivateKeyJwt {
+        return match private_key_jwt(app, &client, creds.secret.expose()).await? {
+            Ok(()) => Ok(client),
+            Err(why) => {
+                tracing::info!(client_id = %client.client_id, reason = why, "client authentication failed (private_key_jwt)");
+                Err(failed())
+            }
+        };
+    }
     if creds.method == ClientAuthMethod::None {
         // A public client: nothing to verify, but it must be registered as public.
         if client.metadata.is_public() && client.secret_hash.is_none() {
@@ -54,6 +64,63 @@ pub async fn authenticate(app: &App, creds: &PresentedCredentials) -> Result<Cli
         );
         Err(failed())
     }
+}
+
+/// Check a `private_key_jwt` client assertion (RFC 7523 §2.2 with RFC 10070's audience rules):
+/// the client is registered for the method; the JWT verifies with one of its keys (ES256,
+/// RS256, PS256, EdDSA); its claims pass [`check_client_assertion`]; and its `jti` has not been
+/// used before (recorded until `exp`). `Ok(Err(reason))`: refused (for the log only);
+/// `Err`: the store failed.
+async fn private_key_jwt(
+    app: &App,
+    client: &Client,
+    assertion: &str,
+) -> Result<Result<(), &'static str>, OAuthError> {
+    if client.metadata.auth_method() != Some(ClientAuthMethod::PrivateKeyJwt) {
+        return Ok(Err("the client is not registered for private_key_jwt"));
+    }
+    let kid = crate::keys::external::kid(assertion);
+    let keys = match crate::service::client_keys::client_keys(
+        &app.client_keys,
+        app.fetcher.as_ref(),
+        client,
+        kid.as_deref(),
+    )
+    .await
+    {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::info!(client_id = %client.client_id, error = %e, "could not get the client's keys");
+            return Ok(Err("the client's keys are unavailable"));
+        }
+    };
+    let Ok((header, claims)) = crate::keys::external::verify(assertion, &keys) else {
+        return Ok(Err("the assertion does not verify with the client's keys"));
+    };
+    let accepted = match check_client_assertion(
+        header.typ.as_deref(),
+        &claims,
+        &client.client_id,
+        &app.config.issuer,
+        &[
+            app.config.endpoint("/oauth2/token"),
+            app.config.endpoint("/oauth2/introspect"),
+            app.config.endpoint("/oauth2/revoke"),
+        ],
+        app.now(),
+    ) {
+        Ok(a) => a,
+        Err(why) => return Ok(Err(why)),
+    };
+    let keep_until = accepted.exp + crate::domain::assertion::SKEW;
+    if !app
+        .repo
+        .use_assertion(&client.client_id, &accepted.jti, keep_until)
+        .await?
+    {
+        return Ok(Err("the assertion was used before (replay)"));
+    }
+    Ok(Ok(()))
 }
 
 /// `grant_type=client_credentials`: a token for the client itself, with the requested scopes

@@ -7,6 +7,7 @@
 //! | clients | `agents#<app id>`   | `<agent id>` | —                              | never   |
 //! | tokens  | `iat#<sha256>`      | `iat`    | `tenant#<id>#iat` / `<created>#<h>`| IAT exp |
 //! | tokens  | `jti#<jti>`         | `deny`   | —                                  | tok exp |
+//! | tokens  | `jwtid#<sha256>`    | `jti`    | —                                  | asn exp |
 //! | audit   | `tenant#<id>`       | `<ts>#<rand>` | —                             | never   |
 
 use serde::de::DeserializeOwned;
@@ -258,6 +259,40 @@ impl Repo {
             .map(|i| from_item(i).map(|v| v.value))
             .collect::<Result<_, _>>()?;
         Ok((clients, page.next))
+    }
+
+    // ---- client assertions (private_key_jwt) --------------------------------------------------
+
+    /// Record that `client_id` used the assertion `jti` (until `expires_at`): `false` if it
+    /// had been used already (a replay). A conditional put, so of concurrent uses exactly one
+    /// wins, on every backend.
+    pub async fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(client_id.as_bytes());
+        h.update([0]);
+        h.update(jti.as_bytes());
+        let key = h
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        let item = Item::new(
+            format!("jwtid#{key}"),
+            "jti",
+            to_map(&serde_json::json!({"client_id": client_id}))?,
+        )
+        .expiring_at(expires_at);
+        match self.kv.put(Table::Tokens, item, Cond::Absent).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     // ---- initial access tokens --------------------------------------------------------------

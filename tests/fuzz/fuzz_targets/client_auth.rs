@@ -26,6 +26,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
+    let assertion = params.get("client_assertion");
+    let assertion_type = params.get("client_assertion_type");
+    let asserting = assertion.is_some() || assertion_type.is_some();
 
     match read_credentials(header, &params) {
         Ok(c) => {
@@ -51,8 +54,13 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(Some(c.client_id.as_str()), body_id);
                     assert_eq!(Some(c.secret.expose()), body_secret);
                 }
-                ClientAuthMethod::None => {
+                ClientAuthMethod::PrivateKeyJwt => {
                     assert!(header.is_none() && body_secret.is_none());
+                    assert_eq!(Some(c.secret.expose()), assertion);
+                    assert!(body_id.is_none_or(|b| b == c.client_id));
+                }
+                ClientAuthMethod::None => {
+                    assert!(header.is_none() && body_secret.is_none() && !asserting);
                     assert_eq!(Some(c.client_id.as_str()), body_id);
                     assert!(c.secret.expose().is_empty());
                 }
@@ -60,10 +68,12 @@ fuzz_target!(|data: &[u8]| {
             // The secret never shows in Debug output.
             assert_eq!(format!("{:?}", c.secret), "Secret([redacted])");
         }
-        Err(CredentialsError::Missing) => assert!(header.is_none() && body_id.is_none()),
-        Err(CredentialsError::MultipleMethods) => assert!(header.is_some() && body_secret.is_some()),
+        Err(CredentialsError::Missing) => assert!(header.is_none() && body_id.is_none() && !asserting),
+        Err(CredentialsError::MultipleMethods) => {
+            assert!((header.is_some() && body_secret.is_some()) || (asserting && (header.is_some() || body_secret.is_some())))
+        }
         Err(CredentialsError::Malformed(why)) => {
-            assert!(header.is_some(), "malformed without a header: {why}");
+            assert!(header.is_some() || asserting, "malformed without a header or an assertion: {why}");
         }
     }
 });

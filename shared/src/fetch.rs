@@ -1,0 +1,291 @@
+//! The one way this server fetches a URL that a stranger chose (a client's `jwks_uri`, later
+//! metadata documents): the [`Fetcher`] port and its SSRF-guarded adapter.
+//!
+//! The guard: https only (plain http only to a loopback address, and only when the issuer
+//! itself is loopback http, i.e. a developer's laptop or a test); every address the name
+//! resolves to must be public — never loopback (unless as above), private (RFC 1918, ULA),
+//! link-local (which holds the cloud metadata service at 169.254.169.254), CGNAT, multicast,
+//! unspecified, documentation or otherwise reserved; the connection goes to an address that
+//! passed the check (the resolver itself filters, so a name cannot re-resolve elsewhere
+//! between check and connect); no redirects; 2 s for the whole request; at most 64 KiB read.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use url::Url;
+
+/// Largest document read.
+pub const MAX_BYTES: usize = 64 * 1024;
+/// Time for the whole request (connect, TLS, headers, body).
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FetchError {
+    /// The URL or an address it resolves to is not one we fetch from.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The fetch failed (network, status, size, time, not JSON).
+    #[error("failed: {0}")]
+    Failed(String),
+}
+
+/// Fetch a JSON document.
+#[async_trait]
+pub trait Fetcher: Send + Sync {
+    async fn get_json(&self, url: &str) -> Result<serde_json::Value, FetchError>;
+}
+
+/// Whether an address is one we may connect to on a stranger's behalf.
+pub fn ip_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if v4.is_loopback() {
+                return allow_loopback;
+            }
+            !(v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1])) // CGNAT, RFC 6598
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
+                || (o[0] == 198 && (18..20).contains(&o[1])) // benchmarking
+                || o[0] >= 240) // reserved
+        }
+        IpAddr::V6(v6) => {
+            if v6.is_loopback() {
+                return allow_loopback;
+            }
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return ip_allowed(IpAddr::V4(v4), allow_loopback);
+            }
+            let s = v6.segments();
+            !(v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || s[0] == 0x2001 && s[1] == 0x0db8 // documentation
+                || s[0] == 0x0064 && s[1] == 0xff9b // NAT64 (would reach IPv4 space)
+                || s[0] == 0x2002 // 6to4 (embeds an IPv4 address)
+                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)) // IPv4-compatible
+        }
+    }
+}
+
+/// Check a URL before fetching it (scheme, host form, port); `Ok` with whether it may go over
+/// plain http to loopback.
+pub fn check_url(url: &str, allow_loopback_http: bool) -> Result<Url, FetchError> {
+    let refused = |why: &str| FetchError::Refused(why.to_string());
+    let u = Url::parse(url).map_err(|_| refused("not an absolute URL"))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(refused("userinfo in the URL"));
+    }
+    let host = u.host().ok_or_else(|| refused("no host"))?;
+    match u.scheme() {
+        "https" => {}
+        "http" if allow_loopback_http => {
+            let loopback = match &host {
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+                url::Host::Domain(d) => *d == "localhost",
+            };
+            if !loopback {
+                return Err(refused("http only to loopback"));
+            }
+        }
+        _ => return Err(refused("https only")),
+    }
+    match host {
+        url::Host::Ipv4(ip) if !ip_allowed(IpAddr::V4(ip), allow_loopback_http) => {
+            Err(refused("a non-public address"))
+        }
+        url::Host::Ipv6(ip) if !ip_allowed(IpAddr::V6(ip), allow_loopback_http) => {
+            Err(refused("a non-public address"))
+        }
+        _ => Ok(u),
+    }
+}
+
+/// A resolver that answers only with addresses [`ip_allowed`] accepts.
+struct GuardedResolver {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| ip_allowed(a.ip(), allow_loopback))
+                .collect();
+            if addrs.is_empty() {
+                return Err(
+                    Box::new(std::io::Error::other("the name resolves to no public address"))
+                        as Box<dyn std::error::Error + Send + Sync>,
+                );
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The SSRF-guarded fetcher.
+pub struct GuardedFetcher {
+    client: reqwest::Client,
+    allow_loopback_http: bool,
+}
+
+impl GuardedFetcher {
+    /// `allow_loopback_http`: only when the issuer itself is `http://` on loopback.
+    pub fn new(allow_loopback_http: bool) -> Result<Self, String> {
+        // TLS: rustls on aws-lc-rs (the AWS SDK's provider; no second crypto stack), the
+        // system's root certificates.
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            tracing::warn!("no system root certificates found: https fetches will fail");
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .no_proxy()
+            .user_agent("bulwark")
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_loopback: allow_loopback_http,
+            }))
+            .build()
+            .map_err(|e| format!("could not build the HTTP client: {e}"))?;
+        Ok(Self {
+            client,
+            allow_loopback_http,
+        })
+    }
+}
+
+#[async_trait]
+impl Fetcher for GuardedFetcher {
+    async fn get_json(&self, url: &str) -> Result<serde_json::Value, FetchError> {
+        let u = check_url(url, self.allow_loopback_http)?;
+        let failed = |why: String| FetchError::Failed(why);
+        let work = async {
+            let mut resp = self
+                .client
+                .get(u)
+                .header("accept", "application/json, application/jwk-set+json")
+                .send()
+                .await
+                .map_err(|e| {
+                    failed(if e.is_timeout() {
+                        "timed out".into()
+                    } else {
+                        "could not connect".into()
+                    })
+                })?;
+            if !resp.status().is_success() {
+                return Err(failed(format!("status {}", resp.status().as_u16())));
+            }
+            if resp.content_length().is_some_and(|n| n > MAX_BYTES as u64) {
+                return Err(failed("too large".into()));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|_| failed("read failed".into()))? {
+                if body.len() + chunk.len() > MAX_BYTES {
+                    return Err(failed("too large".into()));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            serde_json::from_slice(&body).map_err(|_| failed("not JSON".into()))
+        };
+        tokio::time::timeout(TIMEOUT, work)
+            .await
+            .map_err(|_| failed("timed out".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let check = |ip: &str, loopback: bool, want: bool| {
+            assert_eq!(
+                ip_allowed(ip.parse().unwrap(), loopback),
+                want,
+                "{ip} loopback={loopback}"
+            );
+        };
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "1.1.1.1"] {
+            check(public, false, true);
+        }
+        for private in [
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.255.255.255",
+            "224.0.0.1",
+            "240.0.0.1",
+            "192.0.0.170",
+            "198.18.0.1",
+            "192.0.2.1",
+            "::",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "::a9fe:a9fe",
+            "2001:db8::1",
+            "ff02::1",
+        ] {
+            check(private, true, false);
+        }
+        check("127.0.0.1", false, false);
+        check("127.0.0.1", true, true);
+        check("::1", false, false);
+        check("::ffff:127.0.0.1", false, false);
+    }
+
+    #[test]
+    fn urls() {
+        let ok = |u: &str, l: bool| assert!(check_url(u, l).is_ok(), "{u}");
+        let no = |u: &str, l: bool| assert!(check_url(u, l).is_err(), "{u}");
+        ok("https://keys.example/jwks.json", false);
+        ok("http://127.0.0.1:8123/jwks", true);
+        ok("http://localhost:8123/jwks", true);
+        no("http://keys.example/jwks.json", false);
+        no("http://keys.example/jwks.json", true);
+        no("http://127.0.0.1/jwks", false);
+        no("https://127.0.0.1/jwks", false);
+        no("https://169.254.169.254/latest/meta-data/", false);
+        no("https://[fd00:ec2::254]/", false);
+        no("https://10.1.2.3/", false);
+        no("https://user:pw@keys.example/", false);
+        no("ftp://keys.example/", false);
+        no("file:///etc/passwd", true);
+        no("not a url", false);
+    }
+}

@@ -1,0 +1,249 @@
+//! Other parties' keys and JWTs: checking a JWK Set a client registers (public signing keys
+//! only) and verifying a JWT signed by one of its keys (ES256, RS256, PS256, EdDSA; never
+//! `none` or HMAC), with `jsonwebtoken` on aws-lc-rs. Our own tokens are signed and verified
+//! by [`super::jws`] / the `Signer` port; this is only for what others sign.
+
+use std::collections::HashSet;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use serde_json::Value;
+
+/// The algorithms accepted for other parties' JWTs.
+pub const ALGORITHMS: &[Algorithm] = &[
+    Algorithm::ES256,
+    Algorithm::RS256,
+    Algorithm::PS256,
+    Algorithm::EdDSA,
+];
+
+/// Their names, for discovery.
+pub const ALGORITHM_NAMES: &[&str] = &["ES256", "RS256", "PS256", "EdDSA"];
+
+/// Most keys a registered JWK Set may hold.
+pub const MAX_KEYS: usize = 10;
+
+/// Why a JWT did not verify (for logs; callers answer one generic error).
+#[derive(Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    Malformed,
+    Algorithm,
+    NoKey,
+    Signature,
+}
+
+/// Check a JWK Set as a client or trusted issuer registers it: a JSON object with `keys`, 1 to
+/// [`MAX_KEYS`] public signing keys (EC P-256, RSA of at least 2048 bits, OKP Ed25519), no
+/// private or symmetric key material, `use` absent or `sig`, `kid`s unique.
+pub fn check_jwks(v: &Value) -> Result<JwkSet, String> {
+    let keys = v
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("jwks must be an object with a keys array")?;
+    if keys.is_empty() || keys.len() > MAX_KEYS {
+        return Err(format!("jwks must hold 1 to {MAX_KEYS} keys"));
+    }
+    for k in keys {
+        let obj = k.as_object().ok_or("each key must be a JSON object")?;
+        for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+            if obj.contains_key(private) {
+                return Err("jwks must hold public keys only (no private or symmetric key material)".into());
+            }
+        }
+    }
+    let set: JwkSet =
+        serde_json::from_value(v.clone()).map_err(|_| "jwks holds a key this server cannot read")?;
+    let mut kids = HashSet::new();
+    for k in &set.keys {
+        if let Some(u) = &k.common.public_key_use
+            && *u != PublicKeyUse::Signature
+        {
+            return Err("jwks keys must be signing keys (use sig)".into());
+        }
+        if let Some(kid) = &k.common.key_id
+            && !kids.insert(kid.clone())
+        {
+            return Err("jwks key ids must be unique".into());
+        }
+        match &k.algorithm {
+            AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {}
+            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {}
+            AlgorithmParameters::RSA(p) => {
+                use base64::Engine;
+                let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p.n.trim_end_matches('='))
+                    .map_err(|_| "an RSA key's n is not base64url")?;
+                let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+                if bits < 2048 {
+                    return Err("RSA keys must have at least 2048 bits".into());
+                }
+            }
+            _ => return Err("jwks keys must be EC P-256, RSA or OKP Ed25519".into()),
+        }
+        if let Some(a) = &k.common.key_algorithm
+            && !matches!(
+                a,
+                KeyAlgorithm::ES256 | KeyAlgorithm::RS256 | KeyAlgorithm::PS256 | KeyAlgorithm::EdDSA
+            )
+        {
+            return Err(format!(
+                "jwks key algorithm must be one of {}",
+                ALGORITHM_NAMES.join(" ")
+            ));
+        }
+        DecodingKey::from_jwk(k).map_err(|_| "jwks holds a key this server cannot read")?;
+    }
+    Ok(set)
+}
+
+/// The header of a JWT, unverified (to choose the key).
+pub fn header(token: &str) -> Result<Header, VerifyError> {
+    if token.len() > 16 * 1024 {
+        return Err(VerifyError::Malformed);
+    }
+    jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)
+}
+
+fn key_alg_matches(k: &Jwk, alg: Algorithm) -> bool {
+    let family_ok = match (&k.algorithm, alg) {
+        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
+        (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::PS256) => true,
+        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == EllipticCurve::Ed25519,
+        _ => false,
+    };
+    let declared_ok = match &k.common.key_algorithm {
+        None => true,
+        Some(a) => format!("{a:?}") == format!("{alg:?}"),
+    };
+    let use_ok = k
+        .common
+        .public_key_use
+        .as_ref()
+        .is_none_or(|u| *u == PublicKeyUse::Signature);
+    family_ok && declared_ok && use_ok
+}
+
+/// Verify `token`'s signature with a key of `keys` (the one its `kid` names, else any key of
+/// the right type) and return its header and claims. Claims are not checked here.
+pub fn verify(token: &str, keys: &JwkSet) -> Result<(Header, Value), VerifyError> {
+    let h = header(token)?;
+    if !ALGORITHMS.contains(&h.alg) {
+        return Err(VerifyError::Algorithm);
+    }
+    let candidates: Vec<&Jwk> = keys
+        .keys
+        .iter()
+        .filter(|k| match &h.kid {
+            Some(kid) => k.common.key_id.as_deref() == Some(kid.as_str()),
+            None => true,
+        })
+        .filter(|k| key_alg_matches(k, h.alg))
+        .collect();
+    if candidates.is_empty() {
+        return Err(VerifyError::NoKey);
+    }
+    let mut v = Validation::new(h.alg);
+    v.required_spec_claims = HashSet::new();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.leeway = 0;
+    for k in candidates {
+        let Ok(key) = DecodingKey::from_jwk(k) else {
+            continue;
+        };
+        if let Ok(data) = jsonwebtoken::decode::<Value>(token, &key, &v) {
+            if !data.claims.is_object() {
+                return Err(VerifyError::Malformed);
+            }
+            return Ok((h, data.claims));
+        }
+    }
+    Err(VerifyError::Signature)
+}
+
+/// The `kid` a JWT names, if any (unverified).
+pub fn kid(token: &str) -> Option<String> {
+    header(token).ok().and_then(|h| h.kid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, encode};
+    use serde_json::json;
+
+    /// A P-256 key pair: (private PKCS#8 PEM, public JWK).
+    fn ec_key(kid: &str) -> (EncodingKey, Value) {
+        use p256::ecdsa::SigningKey;
+        use p256::pkcs8::EncodePrivateKey;
+        let sk = SigningKey::random(&mut rand::rngs::OsRng);
+        let der = sk.to_pkcs8_der().unwrap();
+        let jwk: Value =
+            serde_json::from_str(&p256::PublicKey::from(sk.verifying_key()).to_jwk_string()).unwrap();
+        let mut jwk = jwk;
+        jwk["kid"] = json!(kid);
+        (EncodingKey::from_ec_der(der.as_bytes()), jwk)
+    }
+
+    #[test]
+    fn verifies_with_the_named_key_and_refuses_the_rest() {
+        let (k1, j1) = ec_key("one");
+        let (k2, j2) = ec_key("two");
+        let set = check_jwks(&json!({"keys": [j1, j2.clone()]})).unwrap();
+        let claims = json!({"iss": "c", "sub": "c"});
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some("one".into());
+        let t = encode(&h, &claims, &k1).unwrap();
+        assert_eq!(verify(&t, &set).unwrap().1, claims);
+        // Signed by key two but claiming kid one: refused.
+        let forged = encode(&h, &claims, &k2).unwrap();
+        assert_eq!(verify(&forged, &set).unwrap_err(), VerifyError::Signature);
+        // No kid: any key of the right type.
+        let t = encode(&Header::new(Algorithm::ES256), &claims, &k2).unwrap();
+        assert!(verify(&t, &set).is_ok());
+        // Unknown kid.
+        h.kid = Some("three".into());
+        assert_eq!(
+            verify(&encode(&h, &claims, &k1).unwrap(), &set).unwrap_err(),
+            VerifyError::NoKey
+        );
+        // HMAC and none are refused before any key is tried.
+        let hs = encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(b"x"),
+        )
+        .unwrap();
+        assert_eq!(verify(&hs, &set).unwrap_err(), VerifyError::Algorithm);
+        let none = "eyJhbGciOiJub25lIn0.eyJpc3MiOiJjIn0.";
+        assert!(verify(none, &set).is_err());
+        assert_eq!(verify("garbage", &set).unwrap_err(), VerifyError::Malformed);
+    }
+
+    #[test]
+    fn registered_key_sets_hold_public_signing_keys_only() {
+        let (_, j) = ec_key("a");
+        assert!(check_jwks(&json!({"keys": [j.clone()]})).is_ok());
+        let mut private = j.clone();
+        private["d"] = json!("AAAA");
+        let mut enc = j.clone();
+        enc["use"] = json!("enc");
+        let mut hs = j.clone();
+        hs["alg"] = json!("HS256");
+        for bad in [
+            json!({}),
+            json!({"keys": []}),
+            json!({"keys": [private]}),
+            json!({"keys": [enc]}),
+            json!({"keys": [hs]}),
+            json!({"keys": [j.clone(), j.clone()]}),
+            json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
+            json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}),
+            json!({"keys": [{"kty": "EC", "crv": "P-384", "x": "AA", "y": "AA"}]}),
+            json!({"keys": (0..11).map(|i| { let mut k = j.clone(); k["kid"] = json!(i.to_string()); k }).collect::<Vec<_>>()}),
+        ] {
+            assert!(check_jwks(&bad).is_err(), "{bad}");
+        }
+    }
+}
