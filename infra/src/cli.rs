@@ -69,6 +69,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ResourceCommand,
     },
+    /// External identity providers a tenant trusts (the JWT bearer grant, RFC 7523).
+    Issuer {
+        #[command(subcommand)]
+        command: IssuerCommand,
+    },
     /// Initial access tokens for dynamic client registration.
     Iat {
         #[command(subcommand)]
@@ -183,6 +188,36 @@ pub enum ResourceCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum IssuerCommand {
+    /// Trust an identity provider's signed assertions (for users linked to its subjects).
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// Its issuer identifier (the `iss` of its assertions).
+        #[arg(long)]
+        issuer: String,
+        /// Its public keys, a JWK Set file.
+        #[arg(long, conflicts_with = "jwks_uri")]
+        jwks_file: Option<std::path::PathBuf>,
+        /// Where it publishes them (https).
+        #[arg(long)]
+        jwks_uri: Option<String>,
+    },
+    /// List the trusted issuers.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Stop trusting an issuer.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        issuer: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum IatCommand {
     /// Issue an initial access token (shown once).
     Create {
@@ -269,6 +304,17 @@ pub enum UserCommand {
         /// Read the password from stdin (one line).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// Link a user to their subject at a trusted identity provider (JWT bearer grant).
+    Link {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        issuer: String,
+        #[arg(long)]
+        subject: String,
     },
     /// Deactivate a user: no more logins; their sessions and grants end now.
     Deactivate {

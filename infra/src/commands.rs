@@ -216,6 +216,39 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 .await
                 .map_err(admin)?,
         ),
+        Command::Issuer { command } => match command {
+            IssuerCommand::Add {
+                tenant,
+                issuer,
+                jwks_file,
+                jwks_uri,
+            } => {
+                let jwks = match jwks_file {
+                    Some(f) => {
+                        let text = std::fs::read_to_string(&f)
+                            .map_err(|e| Failure(format!("cannot read {}: {e}", f.display())))?;
+                        Some(
+                            serde_json::from_str::<Value>(&text)
+                                .map_err(|e| Failure(format!("{} is not JSON: {e}", f.display())))?,
+                        )
+                    }
+                    None => None,
+                };
+                tenants::describe_issuers(
+                    &tenants::add_issuer(&app, &tenant, &issuer, jwks, jwks_uri)
+                        .await
+                        .map_err(admin)?,
+                )
+            }
+            IssuerCommand::List { tenant } => {
+                tenants::describe_issuers(&tenants::get(&app, &tenant).await.map_err(admin)?)
+            }
+            IssuerCommand::Remove { tenant, issuer } => tenants::describe_issuers(
+                &tenants::remove_issuer(&app, &tenant, &issuer)
+                    .await
+                    .map_err(admin)?,
+            ),
+        },
         Command::Iat {
             command:
                 IatCommand::Create {
@@ -379,6 +412,17 @@ async fn user(app: &App, command: UserCommand) -> Result<Value, Failure> {
             Ok(
                 json!({"sub": u.sub, "tenant": tenant, "username": u.username, "email": u.email, "name": u.name, "active": u.active}),
             )
+        }
+        UserCommand::Link {
+            tenant,
+            username,
+            issuer,
+            subject,
+        } => {
+            let l = users::link(app, &tenant, &username, &issuer, &subject)
+                .await
+                .map_err(admin)?;
+            Ok(json!({"tenant": l.tenant, "sub": l.sub, "issuer": l.issuer, "subject": l.subject}))
         }
         UserCommand::Deactivate { tenant, username } => {
             let u = users::deactivate(app, &tenant, &username).await.map_err(admin)?;

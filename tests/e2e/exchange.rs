@@ -14,6 +14,8 @@ struct Agents {
     w: World,
     bot: TestClient,
     mail: TestClient,
+    note: TestClient,
+    fourth: TestClient,
     /// A confidential client of the tenant (introspection caller), not an agent.
     plain: TestClient,
 }
@@ -74,6 +76,8 @@ fn setup(data: &DataDir) -> Agents {
     ]));
     let bot = agent(data, &tenant, &app.id, "Report Bot", "openid api:read");
     let mail = agent(data, &tenant, &app.id, "Mail Bot", "api:read api:write");
+    let note = agent(data, &tenant, &app.id, "Note Bot", "api:read");
+    let fourth = agent(data, &tenant, &app.id, "Fourth Bot", "api:read");
     let plain = data.client(&tenant, "api:read", "client_secret_basic");
     Agents {
         w: World {
@@ -83,6 +87,8 @@ fn setup(data: &DataDir) -> Agents {
         },
         bot,
         mail,
+        note,
+        fourth,
         plain,
     }
 }
@@ -98,8 +104,35 @@ async fn exchange(server: &Server, c: &TestClient, subject: &str, extra: &[(&str
 }
 
 async fn user_token(b: &Browser, server: &Server, w: &World, scope: &str) -> String {
+    user_token_with(b, server, w, scope, &[]).await
+}
+
+async fn user_token_with(
+    b: &Browser,
+    server: &Server,
+    w: &World,
+    scope: &str,
+    token_extra: &[(&str, &str)],
+) -> String {
     let p = pkce();
     let code = get_code(b, server, w, scope, &p).await;
+    if !token_extra.is_empty() {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", p.verifier.as_str()),
+        ];
+        form.extend_from_slice(token_extra);
+        let r = post_form(
+            &server.url("/oauth2/token"),
+            Some((&w.client.id, &w.client.secret)),
+            &form,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        return r.body["access_token"].as_str().unwrap().to_string();
+    }
     let r = redeem(server, &w.client, &code, &p.verifier).await;
     assert_eq!(r.status, 200, "{}", r.body);
     r.body["access_token"].as_str().unwrap().to_string()
@@ -181,16 +214,74 @@ async fn an_agent_exchanges_a_users_token_for_one_that_says_it_acts() {
         jwt_part(&chained, 1)["act"],
         json!({"sub": a.mail.id, "act": {"sub": a.bot.id}})
     );
-    let third = exchange(&server, &a.bot, &chained, &[]).await;
+    // An agent already in the chain cannot take it again; a third agent can, a fourth hop
+    // is one too many.
+    exchange(&server, &a.bot, &chained, &[])
+        .await
+        .assert_error(400, "invalid_request");
+    let third = exchange(&server, &a.note, &chained, &[]).await;
     assert_eq!(third.status, 200, "{}", third.body);
-    exchange(
+    let third = third.body["access_token"].as_str().unwrap().to_string();
+    exchange(&server, &a.fourth, &third, &[])
+        .await
+        .assert_error(400, "invalid_request");
+
+    // The delegated token's audience is the subject token's unless another is asked for.
+    let files = user_token_with(
+        &b,
         &server,
-        &a.mail,
-        third.body["access_token"].as_str().unwrap(),
-        &[],
+        &a.w,
+        "openid api:read agent:act",
+        &[("resource", "https://files.example")],
     )
-    .await
-    .assert_error(400, "invalid_request");
+    .await;
+    let r = exchange(&server, &a.bot, &files, &[]).await;
+    assert_eq!(
+        jwt_part(r.body["access_token"].as_str().unwrap(), 1)["aud"],
+        "https://files.example"
+    );
+
+    // Revoking the subject token (the app may) ends what was exchanged from it, all the way
+    // down; the app may also revoke its agent's token directly.
+    let s2 = user_token(&b, &server, &a.w, "openid api:read agent:act").await;
+    let d1 = exchange(&server, &a.bot, &s2, &[]).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d2 = exchange(&server, &a.mail, &d1, &[]).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d3 = exchange(&server, &a.note, &s2, &[]).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(active(&server, &a.plain, &d2).await);
+    let revoke = server.url("/oauth2/revoke");
+    let app_auth = Some((a.w.client.id.as_str(), a.w.client.secret.as_str()));
+    assert_eq!(post_form(&revoke, app_auth, &[("token", &s2)]).await.status, 200);
+    assert!(
+        !active(&server, &a.plain, &d1).await,
+        "revoking the subject ends its delegated token"
+    );
+    assert!(
+        !active(&server, &a.plain, &d2).await,
+        "and what was exchanged from that"
+    );
+    exchange(&server, &a.mail, &d1, &[])
+        .await
+        .assert_error(400, "invalid_request");
+    let s3 = user_token(&b, &server, &a.w, "openid api:read agent:act").await;
+    let d4 = exchange(&server, &a.note, &s3, &[]).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(post_form(&revoke, app_auth, &[("token", &d4)]).await.status, 200);
+    assert!(
+        !active(&server, &a.plain, &d4).await,
+        "the app revoked its agent's token"
+    );
+    let _ = d3;
 
     // 32 exchanges of one subject token at once: all succeed, all distinct.
     let mut tasks = Vec::new();
@@ -542,4 +633,103 @@ async fn stop_revoke_deletion_and_deactivation_end_delegated_tokens() {
     exchange(&server, &a.bot, &again, &[])
         .await
         .assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn agents_act_only_under_a_consent_that_named_them_even_for_first_party_apps() {
+    let data = DataDir::new();
+    let tenant = format!("t{}", unique().replace('-', ""));
+    data.cli(&["tenant", "create", &tenant]);
+    data.cli(&[
+        "scope",
+        "add",
+        "--tenant",
+        &tenant,
+        "api:read",
+        "Read your documents",
+    ]);
+    let sub = user(&data, &tenant, "alice");
+    let app = TestClient::from_registration(&data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "House App",
+        "--first-party",
+        "--grant-type",
+        "authorization_code",
+        "--scope",
+        "openid api:read agent:act",
+        "--redirect-uri",
+        CALLBACK,
+    ]));
+    let bot = agent(&data, &tenant, &app.id, "House Bot", "api:read");
+    let w = World {
+        tenant: tenant.clone(),
+        client: app.clone(),
+        sub,
+    };
+    let server = Server::start(&data);
+    let b = Browser::new();
+
+    // First-party: no consent page for ordinary scopes, but agent:act always asks, naming the agents.
+    let p = pkce();
+    let page = b
+        .get(&authorize_url(
+            &server,
+            &app.id,
+            "openid api:read",
+            &p.challenge,
+            &[],
+        ))
+        .await;
+    let page = b.login(&server, &page, "alice", PASSWORD).await;
+    assert_eq!(page.status, 303, "first-party, no agents asked: no consent page");
+    let p = pkce();
+    let page = b
+        .get(&authorize_url(
+            &server,
+            &app.id,
+            "openid api:read agent:act",
+            &p.challenge,
+            &[],
+        ))
+        .await;
+    assert!(
+        page.has("name=\"decision\"") && page.has("House Bot"),
+        "{}",
+        page.html
+    );
+    let page = b.consent(&server, &page, "approve").await;
+    let code = page.redirect_params()["code"].clone();
+    let subject = redeem(&server, &app, &code, &p.verifier).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(exchange(&server, &bot, &subject, &[]).await.status, 200);
+
+    // An agent added later acts for nobody until the user has seen it: every agent of the app
+    // waits for the new consent (the consent page comes back, naming both).
+    let late = agent(&data, &tenant, &app.id, "Late Bot", "api:read");
+    exchange(&server, &late, &subject, &[])
+        .await
+        .assert_error(400, "invalid_request");
+    exchange(&server, &bot, &subject, &[])
+        .await
+        .assert_error(400, "invalid_request");
+    let p = pkce();
+    let page = b
+        .get(&authorize_url(
+            &server,
+            &app.id,
+            "openid api:read agent:act",
+            &p.challenge,
+            &[],
+        ))
+        .await;
+    assert!(page.has("House Bot") && page.has("Late Bot"), "{}", page.html);
+    b.consent(&server, &page, "approve").await;
+    assert_eq!(exchange(&server, &late, &subject, &[]).await.status, 200);
+    let _ = w;
 }

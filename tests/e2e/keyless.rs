@@ -16,9 +16,9 @@ use crate::support::*;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 pub struct Key {
-    enc: EncodingKey,
+    pub enc: EncodingKey,
     pub jwk: Value,
-    kid: String,
+    pub kid: String,
 }
 
 pub fn key(kid: &str) -> Key {
@@ -37,7 +37,7 @@ pub fn key(kid: &str) -> Key {
     }
 }
 
-fn now() -> i64 {
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -334,7 +334,7 @@ async fn private_key_jwt_clients_authenticate_with_signed_assertions_and_nothing
 
 /// A JWKS host on 127.0.0.1: serves `body` at /jwks (counting requests), a redirect at
 /// /moved, 70 KiB at /big, and a 3-second stall at /slow.
-async fn jwks_host(body: Value) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+pub async fn jwks_host(body: Value) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
     let app = Router::new()

@@ -452,6 +452,93 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         .await;
     assert_eq!(replay["statusCode"], 401, "{replay}");
 
+    // Federation through the token function: an identity provider's assertion for a linked user.
+    let idp = crate::keyless::key("lambda-idp");
+    let idp_file = std::env::temp_dir().join(format!("lambda-idp-{}.json", unique()));
+    std::fs::write(&idp_file, serde_json::json!({"keys": [idp.jwk]}).to_string()).unwrap();
+    aws_cli(&[
+        "issuer",
+        "add",
+        "--tenant",
+        &tenant,
+        "--issuer",
+        "https://idp.example",
+        "--jwks-file",
+        idp_file.to_str().unwrap(),
+    ]);
+    let _ = std::fs::remove_file(&idp_file);
+    let fed_user = aws_cli_stdin(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &tenant,
+            "--username",
+            "fed",
+            "--password-stdin",
+        ],
+        "correct horse battery staple\n",
+    );
+    aws_cli(&[
+        "user",
+        "link",
+        "--tenant",
+        &tenant,
+        "--username",
+        "fed",
+        "--issuer",
+        "https://idp.example",
+        "--subject",
+        "ext-fed",
+    ]);
+    let fed_client = aws_cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "Federated",
+        "--grant-type",
+        "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "--scope",
+        "api:read",
+    ]);
+    let assertion = {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        h.kid = Some("lambda-idp".into());
+        let now = crate::keyless::now();
+        jsonwebtoken::encode(
+            &h,
+            &serde_json::json!({"iss": "https://idp.example", "sub": "ext-fed", "aud": "https://auth.example.test",
+                                "exp": now + 300, "iat": now, "jti": unique()}),
+            &idp.enc,
+        )
+        .unwrap()
+    };
+    let fed_basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            fed_client["client_id"].as_str().unwrap(),
+            fed_client["client_secret"].as_str().unwrap()
+        ))
+    );
+    let fed = fns["token"]
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &[ct_only[0], ("authorization", fed_basic.as_str())],
+            Some(&format!(
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+            )),
+        )
+        .await;
+    assert_eq!(fed["statusCode"], 200, "{fed}");
+    assert_eq!(
+        jwt_part(body(&fed)["access_token"].as_str().unwrap(), 1)["sub"],
+        fed_user["sub"]
+    );
+
     let header = jwt_part(&at, 0);
     assert_eq!(
         header["kid"], jwks["keys"][0]["kid"],

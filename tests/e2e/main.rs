@@ -7,6 +7,7 @@ mod chromium;
 mod cli;
 mod discovery_jwks;
 mod exchange;
+mod federation;
 mod flow;
 mod introspect_revoke;
 mod isolation;

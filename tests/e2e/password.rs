@@ -30,7 +30,7 @@ fn password_client(data: &DataDir, tenant: &str) -> (bool, serde_json::Value, St
             "--grant-type",
             "refresh_token",
             "--scope",
-            "openid api:read",
+            "openid api:read agent:act",
         ],
         &[],
     )
@@ -117,6 +117,27 @@ async fn the_password_grant_is_refused_unless_the_tenant_opts_in_and_never_adver
     assert_eq!(jwt_part(&at, 1)["client_id"], legacy.id.as_str());
     assert!(active(&server, &cc, &at).await);
     assert_eq!(userinfo(&server, &at).await.body["sub"], jwt_part(&at, 1)["sub"]);
+    // agent:act is never granted without the consent page.
+    let r = post_form(
+        &server.url("/oauth2/token"),
+        Some((&legacy.id, &legacy.secret)),
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("scope", "api:read agent:act"),
+        ],
+    )
+    .await;
+    r.assert_error(400, "invalid_scope");
+    assert!(
+        r.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("consent page"),
+        "{}",
+        r.body
+    );
     // Wrong passwords and unknown users: the same invalid_grant.
     password_grant(&server, &legacy, "alice", "wrong password")
         .await

@@ -96,6 +96,80 @@ pub fn check_client_assertion(
     })
 }
 
+/// Longest time ahead a grant assertion's `exp` may be.
+pub const MAX_GRANT_ASSERTION_LIFETIME: i64 = 600;
+
+/// What a valid grant assertion says: whose it is, and what to remember against replay.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GrantAssertion {
+    pub subject: String,
+    pub jti: String,
+    pub exp: i64,
+}
+
+/// Check the claims of an RFC 7523 §2.1 authorization grant assertion from the trusted issuer
+/// `trusted` (its signature already verified with that issuer's keys): `iss` = `trusted`; `sub`
+/// present; `aud` our issuer as its sole value (RFC 10070), or — untyped — our token endpoint;
+/// `exp` required, at most 10 minutes ahead; `nbf`/`iat` sane; `jti` required. Only `JWT` or no
+/// `typ`: a client authentication JWT or an access token is not a grant.
+pub fn check_grant_assertion(
+    typ: Option<&str>,
+    claims: &Value,
+    trusted: &str,
+    issuer: &str,
+    token_endpoint: &str,
+    now: i64,
+) -> Result<GrantAssertion, &'static str> {
+    if typ.is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
+        return Err("the assertion's typ is not JWT");
+    }
+    let s = |k: &str| claims.get(k).and_then(Value::as_str);
+    if s("iss") != Some(trusted) {
+        return Err("iss is not the trusted issuer");
+    }
+    let subject = s("sub")
+        .filter(|x| !x.is_empty() && x.len() <= 256)
+        .ok_or("sub is required")?;
+    let aud = match claims.get("aud") {
+        Some(Value::String(a)) => a.as_str(),
+        Some(Value::Array(a)) if a.len() == 1 => a[0].as_str().ok_or("aud must be a string")?,
+        _ => return Err("aud must be a single value"),
+    };
+    if aud != issuer && aud != token_endpoint {
+        return Err("aud must be the issuer identifier");
+    }
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .ok_or("exp is required")?;
+    if exp + SKEW <= now {
+        return Err("the assertion has expired");
+    }
+    if exp > now + MAX_GRANT_ASSERTION_LIFETIME + SKEW {
+        return Err("exp may be at most 10 minutes ahead");
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        match nbf.as_i64() {
+            Some(n) if n <= now + SKEW => {}
+            _ => return Err("the assertion is not valid yet"),
+        }
+    }
+    if let Some(iat) = claims.get("iat") {
+        match iat.as_i64() {
+            Some(i) if i <= now + SKEW && i >= now - 86_400 => {}
+            _ => return Err("iat is out of range"),
+        }
+    }
+    let jti = s("jti")
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or("jti is required")?;
+    Ok(GrantAssertion {
+        subject: subject.to_string(),
+        jti: jti.to_string(),
+        exp,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +243,43 @@ mod tests {
         assert!(check(None, json!({"jti": null})).is_err());
         assert!(check(None, json!({"jti": ""})).is_err());
         assert!(check(None, json!({"jti": "x".repeat(257)})).is_err());
+    }
+
+    #[test]
+    fn grant_assertion_cases() {
+        let idp = "https://idp.example";
+        let base =
+            json!({"iss": idp, "sub": "u-1", "aud": ISS, "exp": 1_000_500, "iat": 1_000_000, "jti": "a1"});
+        let check = |typ: Option<&str>, patch: Value| {
+            let mut c = base.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                if v.is_null() {
+                    c.as_object_mut().unwrap().remove(k);
+                } else {
+                    c[k] = v.clone();
+                }
+            }
+            check_grant_assertion(typ, &c, idp, ISS, TE, 1_000_000)
+        };
+        assert_eq!(
+            check(None, json!({})),
+            Ok(GrantAssertion {
+                subject: "u-1".into(),
+                jti: "a1".into(),
+                exp: 1_000_500
+            })
+        );
+        assert!(check(Some("JWT"), json!({"aud": TE})).is_ok());
+        assert!(check(Some(CLIENT_AUTH_TYP), json!({})).is_err());
+        assert!(check(Some("at+jwt"), json!({})).is_err());
+        assert!(check(None, json!({"iss": "https://evil.example"})).is_err());
+        assert!(check(None, json!({"sub": null})).is_err());
+        assert!(check(None, json!({"aud": [ISS, "x"]})).is_err());
+        assert!(check(None, json!({"aud": "https://other.example"})).is_err());
+        assert!(check(None, json!({"exp": null})).is_err());
+        assert!(check(None, json!({"exp": 1_000_000 + 700})).is_err());
+        assert!(check(None, json!({"exp": 999_000})).is_err());
+        assert!(check(None, json!({"nbf": 1_000_100})).is_err());
+        assert!(check(None, json!({"jti": null})).is_err());
     }
 }

@@ -35,6 +35,10 @@ pub struct AccessClaims {
     /// while each of them is the user's live delegation of that agent.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dlg: Vec<String>,
+    /// The `jti`s of the tokens a delegated token was exchanged from, nearest first: revoking
+    /// any of them (RFC 7009) ends it too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prv: Vec<String>,
 }
 
 /// What the claim builder needs for a client-credentials token.
@@ -66,6 +70,7 @@ pub fn client_credentials_claims(g: ClientCredentialsGrant<'_>) -> AccessClaims 
         auth_time: None,
         act: None,
         dlg: Vec::new(),
+        prv: Vec::new(),
     }
 }
 
@@ -101,6 +106,7 @@ pub fn user_claims(g: UserGrant<'_>) -> AccessClaims {
         auth_time: Some(g.auth_time),
         act: None,
         dlg: Vec::new(),
+        prv: Vec::new(),
     }
 }
 
@@ -124,6 +130,9 @@ pub fn delegated_claims(d: Delegated<'_>) -> AccessClaims {
     let mut dlg = Vec::with_capacity(s.dlg.len() + 1);
     dlg.push(d.did);
     dlg.extend(s.dlg.iter().cloned());
+    let mut prv = Vec::with_capacity(s.prv.len() + 1);
+    prv.push(s.jti.clone());
+    prv.extend(s.prv.iter().cloned());
     AccessClaims {
         iss: s.iss.clone(),
         sub: s.sub.clone(),
@@ -139,6 +148,7 @@ pub fn delegated_claims(d: Delegated<'_>) -> AccessClaims {
         auth_time: s.auth_time,
         act: Some(d.act),
         dlg,
+        prv,
     }
 }
 

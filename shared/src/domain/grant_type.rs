@@ -16,6 +16,9 @@ pub enum GrantType {
     /// RFC 6749 §4.3, deprecated (RFC 9700 §2.4): only where the tenant opts in, never
     /// advertised.
     Password,
+    /// RFC 7523 §2.1: an assertion from an identity provider the tenant trusts, for a user
+    /// linked to its subject (federation).
+    JwtBearer,
 }
 
 /// Who may register a grant type.
@@ -36,6 +39,7 @@ impl GrantType {
         GrantType::ClientCredentials,
         GrantType::RefreshToken,
         GrantType::TokenExchange,
+        GrantType::JwtBearer,
         GrantType::Password,
     ];
 
@@ -46,6 +50,7 @@ impl GrantType {
             GrantType::RefreshToken => "refresh_token",
             GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
             GrantType::Password => "password",
+            GrantType::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
         }
     }
 
@@ -57,7 +62,10 @@ impl GrantType {
     pub const fn needs_confidential_client(self) -> bool {
         matches!(
             self,
-            GrantType::ClientCredentials | GrantType::TokenExchange | GrantType::Password
+            GrantType::ClientCredentials
+                | GrantType::TokenExchange
+                | GrantType::Password
+                | GrantType::JwtBearer
         )
     }
 
@@ -75,7 +83,7 @@ impl GrantType {
     /// the tenant admin may decide.
     pub const fn registrable(self) -> Registrable {
         match self {
-            GrantType::TokenExchange => Registrable::AdminOnly,
+            GrantType::TokenExchange | GrantType::JwtBearer => Registrable::AdminOnly,
             GrantType::Password => Registrable::TenantOptIn,
             _ => Registrable::Anyone,
         }
@@ -215,7 +223,7 @@ mod tests {
             "",
             "implicit",
             "AUTHORIZATION_CODE",
-            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "urn:ietf:params:oauth:grant-type:saml2-bearer",
         ] {
             assert_eq!(GrantType::parse(bad), None, "{bad}");
         }

@@ -114,7 +114,29 @@ pub struct Tenant {
     /// Browser-session lifetime in seconds; `None`: the default (12 hours).
     #[serde(default)]
     pub session_ttl: Option<i64>,
+    /// External identity providers whose signed assertions the JWT bearer grant accepts
+    /// (RFC 7523 §2.1), for users linked to a subject of theirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_issuers: Vec<TrustedIssuer>,
     pub created_at: i64,
+}
+
+/// An identity provider a tenant trusts: its issuer identifier and its keys (inline, or where
+/// it publishes them).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrustedIssuer {
+    pub issuer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+}
+
+impl Tenant {
+    /// The trusted issuer with this identifier (compared as strings).
+    pub fn trusted_issuer(&self, iss: &str) -> Option<&TrustedIssuer> {
+        self.trusted_issuers.iter().find(|t| t.issuer == iss)
+    }
 }
 
 impl Tenant {
@@ -136,6 +158,7 @@ impl Tenant {
             refresh_absolute_ttl: None,
             password_grant: false,
             session_ttl: None,
+            trusted_issuers: Vec::new(),
             created_at: now,
         }
     }

@@ -96,6 +96,18 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
         };
         match app.repo.client(&d.agent).await? {
             Some(c) if c.value.tenant.as_str() == tenant && d.tenant == tenant => {
+                // A stopped agent acts again once the user allows the app's agents again (a
+                // later consent with agent:act): show it as it will behave.
+                let stopped = d.stopped && {
+                    let again = app.repo.consent(tenant, sub, &d.app).await?.is_some_and(|c| {
+                        Some(c.version) != d.stopped_consent
+                            && c.value
+                                .scope
+                                .split(' ')
+                                .any(|s| s == crate::domain::exchange::AGENT_ACT)
+                    });
+                    !again
+                };
                 entry.agents.push(ActingAgent {
                     name: c
                         .value
@@ -105,7 +117,7 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
                         .unwrap_or_else(|| d.agent.clone()),
                     client_id: d.agent,
                     last_acted: d.last_acted,
-                    stopped: d.stopped,
+                    stopped,
                 });
             }
             // A deleted agent acts no more.

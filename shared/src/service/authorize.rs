@@ -412,7 +412,11 @@ async fn proceed(
         .filter(|c| c.value.client_epoch == client.consent_epoch)
         .map(|c| ScopeSet::parse(&c.value.scope).unwrap_or_default())
         .unwrap_or_default();
-    let covered = !req.prompt.consent && (client.first_party || requested.is_subset(&granted));
+    // A first-party app is pre-approved for everything but `agent:act`: letting agents act for
+    // the user is always the user's own decision, on a page that names the agents.
+    let agents_ok = !requested.contains(crate::domain::exchange::AGENT_ACT)
+        || granted.contains(crate::domain::exchange::AGENT_ACT);
+    let covered = !req.prompt.consent && (requested.is_subset(&granted) || (client.first_party && agents_ok));
     if !covered && approved != Some(true) {
         if req.prompt.none {
             return Ok(error_redirect(
@@ -540,10 +544,11 @@ pub fn describe_scope(tenant: &Tenant, scope: &str) -> String {
         .unwrap_or_else(|| scope.to_string())
 }
 
-/// The display names of an app's agents (for the consent page), in name order, at most 20.
+/// The display names of an app's agents (for the consent page), in name order, at most 50
+/// (then "and N more").
 async fn agent_names(app: &App, client: &Client) -> Result<Vec<String>, OAuthError> {
     let mut names = Vec::new();
-    for id in app.repo.agents_of(&client.client_id).await?.into_iter().take(20) {
+    for id in app.repo.agents_of(&client.client_id).await? {
         if let Some(a) = app.repo.client(&id).await?
             && a.value.tenant == client.tenant
             && a.value.agent_of.as_deref() == Some(client.client_id.as_str())
@@ -552,5 +557,10 @@ async fn agent_names(app: &App, client: &Client) -> Result<Vec<String>, OAuthErr
         }
     }
     names.sort();
+    if names.len() > 50 {
+        let more = names.len() - 50;
+        names.truncate(50);
+        names.push(format!("and {more} more"));
+    }
     Ok(names)
 }

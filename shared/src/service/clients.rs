@@ -207,13 +207,22 @@ pub async fn create_by_admin(
         reg.client.agent_of = Some(of.to_string());
         writes[0] = app.repo.create_client_write(&reg.client)?;
         writes.push(app.repo.agent_pointer_write(of, &reg.client.client_id)?);
-        // The app must still be there when the agent lands.
-        writes.push(app.repo.client_exists_check(of));
+        // The users who let the app's agents act agreed to the agents they were shown: a new
+        // agent moves the app's consent epoch, so they are asked again (and the new agent
+        // cannot act for anyone until then — an exchange needs a consent of this epoch).
+        let mut app_client = target.value.clone();
+        app_client.consent_epoch += 1;
+        app_client.updated_at = app.now();
+        writes.push(app.repo.replace_client_write(&app_client, target.version)?);
+        writes.push(
+            app.repo
+                .audit_write(tenant.id.as_str(), "consent.reset", "cli", of)?,
+        );
     }
     match app.repo.commit(writes).await {
         Ok(()) => Ok(reg),
         Err(StoreError::Conflict) if admin.agent_of.is_some() => Err(OAuthError::invalid_client_metadata(
-            "agent_of (--agent-of): the app was deleted meanwhile",
+            "agent_of (--agent-of): the app changed or was deleted meanwhile; try again",
         )),
         Err(e) => Err(e.into()),
     }

@@ -66,31 +66,66 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
         return Err(invalid_subject());
     };
     let delegated = subject.act.is_some();
-    let token_scope = ScopeSet::parse(&subject.scope).unwrap_or_default();
-    let grant_scope = ScopeSet::parse(&grant.scope).unwrap_or_default();
-    delegable(&token_scope, &grant_scope, delegated).map_err(refused)?;
     let app_id = grant.client_id.as_str();
     if !may_act_for(&agent.client_id, agent.agent_of.as_deref(), app_id) {
         return Err(OAuthError::invalid_request(
             "this client is not an agent of the app the subject token was issued to",
         ));
     }
-    let act = delegate(subject.act.as_ref(), &agent.client_id).map_err(refused)?;
-
+    if subject
+        .act
+        .as_ref()
+        .is_some_and(|a| a.chain().contains(&agent.client_id.as_str()))
+    {
+        return Err(OAuthError::invalid_request(
+            "this agent already acts in the subject token's chain",
+        ));
+    }
     let tenant = app
         .repo
         .tenant(tenant_id)
         .await?
         .ok_or_else(OAuthError::server_error)?
         .value;
+    let Some(the_app) = app
+        .repo
+        .client(app_id)
+        .await?
+        .filter(|c| c.value.tenant.as_str() == tenant_id)
+    else {
+        return Err(invalid_subject());
+    };
+    // What the user granted, less what the app may no longer hold (a scope restricted or
+    // dropped since): an app that lost agent:act no longer lends it.
+    let token_scope = ScopeSet::parse(&subject.scope).unwrap_or_default();
+    let grant_scope = ScopeSet::parse(&grant.scope)
+        .unwrap_or_default()
+        .retain(|s| the_app.value.allowed_scopes(&tenant).contains(s));
+    delegable(&token_scope, &grant_scope, delegated).map_err(refused)?;
+    // Agents act only under the user's consent to the app as it is now: a consent given before
+    // the app gained an agent (or a redirect URI) is of an older epoch, and the user must see
+    // the app's agents again first.
+    let consent_current = app
+        .repo
+        .consent(tenant_id, &user.sub, app_id)
+        .await?
+        .is_some_and(|c| c.value.client_epoch == the_app.value.consent_epoch);
+    if !consent_current {
+        return Err(OAuthError::invalid_request(
+            "the user has not consented to this app's agents as they are now; the app must ask again",
+        ));
+    }
+    let act = delegate(subject.act.as_ref(), &agent.client_id).map_err(refused)?;
     let scope =
         delegated_scope(p.get("scope"), &token_scope, &agent.allowed_scopes(&tenant)).map_err(refused)?;
+    // The audience: the subject token's, unless the request names another resource of the
+    // tenant (RFC 8707 / RFC 8693 `resource`, `audience`).
     let mut targets: Vec<String> = p.all("resource").to_vec();
     targets.extend(p.all("audience").iter().cloned());
     targets.dedup();
     let mut allowed_targets = tenant.resources.clone();
     allowed_targets.push(tenant.default_audience.clone());
-    let audience = choose_audience(&targets, &allowed_targets, &tenant.default_audience)
+    let audience = choose_audience(&targets, &allowed_targets, &subject.aud)
         .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
 
     let now = app.now();

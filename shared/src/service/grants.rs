@@ -226,6 +226,101 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     result
 }
 
+/// Issue tokens for `sub` to `client` for a grant that needs no browser (password, JWT
+/// bearer): a grant item is created as a code redemption creates one — so Revoke, user
+/// deactivation and client deletion end it — with a refresh token only for clients registered
+/// for `refresh_token`, landing only if the user is still as checked and the client exists.
+pub(crate) async fn direct_grant(
+    app: &App,
+    client: &Client,
+    tenant: &Tenant,
+    sub: &str,
+    scope: &ScopeSet,
+    p: &Params,
+    grant_type: &str,
+) -> Result<TokenResponse, OAuthError> {
+    // Letting agents act for a user is the user's decision on the consent page, where the
+    // agents are named: a grant without a browser never carries agent:act.
+    let agent_act = crate::domain::exchange::AGENT_ACT;
+    if p.get("scope")
+        .is_some_and(|s| s.split(' ').any(|x| x == agent_act))
+    {
+        return Err(OAuthError::invalid_scope(
+            "agent:act needs the user's consent on the consent page",
+        ));
+    }
+    let scope = &scope.clone().retain(|s| s != agent_act);
+    let now = app.now();
+    let (idle, absolute) = refresh_lifetimes(app, tenant);
+    let grant = Grant {
+        gid: random_id(16),
+        tenant: tenant.id.as_str().to_string(),
+        sub: sub.to_string(),
+        client_id: client.client_id.clone(),
+        scope: scope.to_scope_string(),
+        auth_time: now,
+        created_at: now,
+        last_used: now,
+        expires_at: now + absolute,
+    };
+    let refresh = client
+        .metadata
+        .allows_grant(GrantType::RefreshToken)
+        .then(Secret::generate);
+    let body = issue(
+        app,
+        Issue {
+            client,
+            tenant,
+            grant: &grant,
+            scope,
+            params: p,
+            nonce: None,
+            refresh: refresh.as_ref(),
+        },
+    )
+    .await?;
+    let gone = || OAuthError::new(ErrorCode::InvalidGrant, "the user is not active");
+    for _ in 0..ATTEMPTS {
+        let Some(current) = active_user(app, tenant.id.as_str(), sub).await? else {
+            return Err(gone());
+        };
+        let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant)?.into();
+        writes.push(app.repo.audit_write_detail(
+            tenant.id.as_str(),
+            "login.succeeded",
+            sub,
+            sub,
+            Some(format!("grant_type={grant_type} client={}", client.client_id)),
+        )?);
+        writes.push(app.repo.audit_write_detail(
+            tenant.id.as_str(),
+            "grant.created",
+            &client.client_id,
+            &grant.gid,
+            Some(format!("grant_type={grant_type}")),
+        )?);
+        if let Some(r) = &refresh {
+            writes.push(
+                app.repo
+                    .create_refresh_write(&r.hash().to_hex(), &new_refresh(&grant, now, idle))?,
+            );
+        }
+        writes.push(app.repo.client_exists_check(&client.client_id));
+        writes.push(app.repo.user_unchanged_check(sub, current.version));
+        match app.repo.commit(writes).await {
+            Ok(()) => return Ok(body),
+            Err(StoreError::Conflict) => {
+                if app.repo.client(&client.client_id).await?.is_none() {
+                    return Err(OAuthError::invalid_client("client authentication failed"));
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(OAuthError::unavailable())
+}
+
 /// (idle, absolute) refresh-token lifetimes: the tenant's, else the deployment's defaults.
 pub(crate) fn refresh_lifetimes(app: &App, t: &Tenant) -> (i64, i64) {
     let d = app.config.lifetimes;

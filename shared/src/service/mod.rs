@@ -6,6 +6,7 @@ pub mod authorize;
 pub mod client_keys;
 pub mod clients;
 pub mod exchange;
+pub mod federation;
 pub mod grants;
 pub mod password;
 pub mod tenants;

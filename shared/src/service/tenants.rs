@@ -251,6 +251,91 @@ pub async fn set_password_grant(app: &App, tenant: &str, allow: bool) -> Result<
     Ok(t)
 }
 
+/// Trust an external identity provider for the JWT bearer grant: its issuer identifier (an
+/// https URL in normal form; http only on loopback, for development) and its keys, inline
+/// (`jwks`, public signing keys only) or at `jwks_uri` (fetched through the SSRF-guarded
+/// fetcher) — exactly one. Adding an issuer already trusted replaces its keys.
+pub async fn add_issuer(
+    app: &App,
+    tenant: &str,
+    issuer: &str,
+    jwks: Option<Value>,
+    jwks_uri: Option<String>,
+) -> Result<Tenant, AdminError> {
+    let https_or_loopback = |what: &str, u: &str| -> Result<(), AdminError> {
+        let url = crate::domain::client::canonical_url(u)
+            .map_err(|why| AdminError::Invalid(format!("{what} {why}")))?;
+        let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+            || url.host_str() == Some("localhost");
+        if (url.scheme() != "https" && !(url.scheme() == "http" && loopback))
+            || !url.username().is_empty()
+            || url.fragment().is_some()
+        {
+            return Err(AdminError::Invalid(format!(
+                "{what} must be an https URL (http only on loopback)"
+            )));
+        }
+        Ok(())
+    };
+    https_or_loopback("--issuer", issuer)?;
+    match (&jwks, &jwks_uri) {
+        (Some(v), None) => {
+            crate::keys::external::check_jwks(v)
+                .map_err(|why| AdminError::Invalid(format!("jwks: {why}")))?;
+        }
+        (None, Some(u)) => https_or_loopback("--jwks-uri", u)?,
+        _ => {
+            return Err(AdminError::Invalid(
+                "give the issuer's keys: --jwks-file or --jwks-uri (one of them)".into(),
+            ));
+        }
+    }
+    let entry = crate::domain::tenant::TrustedIssuer {
+        issuer: issuer.to_string(),
+        jwks,
+        jwks_uri,
+    };
+    let t = update(app, tenant, |t| {
+        t.trusted_issuers.retain(|i| i.issuer != entry.issuer);
+        if t.trusted_issuers.len() >= 20 {
+            return Err(AdminError::Invalid("a tenant trusts at most 20 issuers".into()));
+        }
+        t.trusted_issuers.push(entry.clone());
+        Ok(())
+    })
+    .await?;
+    app.repo.audit(tenant, "issuer.trusted", "cli", issuer).await?;
+    Ok(t)
+}
+
+/// Stop trusting an identity provider: its assertions are refused from now on (tokens already
+/// issued live until they expire or their grants are revoked).
+pub async fn remove_issuer(app: &App, tenant: &str, issuer: &str) -> Result<Tenant, AdminError> {
+    let t = update(app, tenant, |t| {
+        let before = t.trusted_issuers.len();
+        t.trusted_issuers.retain(|i| i.issuer != issuer);
+        if t.trusted_issuers.len() == before {
+            return Err(AdminError::NotFound(format!("trusted issuer {issuer}")));
+        }
+        Ok(())
+    })
+    .await?;
+    app.repo.audit(tenant, "issuer.removed", "cli", issuer).await?;
+    Ok(t)
+}
+
+/// The trusted issuers, as the operator sees them.
+pub fn describe_issuers(t: &Tenant) -> Value {
+    json!({
+        "tenant": t.id.as_str(),
+        "issuers": t.trusted_issuers.iter().map(|i| json!({
+            "issuer": i.issuer,
+            "jwks_uri": i.jwks_uri,
+            "inline_keys": i.jwks.as_ref().and_then(|j| j["keys"].as_array()).map(Vec::len),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 /// An RFC 8707 resource is an absolute URI without a fragment.
 fn validate_resource(r: &str) -> Result<(), String> {
     match url::Url::parse(r) {

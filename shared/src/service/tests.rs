@@ -431,7 +431,7 @@ mod agents {
     async fn world(app: &App, scope: &str) -> World {
         tenant(app, "acme").await;
         let sub = user(app, "acme", "alice").await;
-        let reg = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+        let reg = clients::create_by_admin(app, "acme", &app_metadata(), Default::default())
             .await
             .unwrap();
         let app_id = reg.client.client_id;
@@ -462,6 +462,12 @@ mod agents {
             gid,
             subject,
         }
+    }
+
+    fn app_metadata() -> serde_json::Value {
+        let mut m = code_client_metadata();
+        m["scope"] = json!("openid api:read api:write agent:act");
+        m
     }
 
     async fn user_token(app: &App, sub: &str, client_id: &str, gid: &str, scope: &str) -> String {
@@ -500,6 +506,37 @@ mod agents {
         .client
     }
 
+    /// The user consents (again) to the app as it is now (its agents created meanwhile move
+    /// its consent epoch).
+    async fn reconsent(app: &App, w: &World, scope: &str) {
+        let epoch = app
+            .repo
+            .client(&w.app_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .consent_epoch;
+        let current = app.repo.consent("acme", &w.sub, &w.app_id).await.unwrap();
+        let c = Consent {
+            tenant: "acme".into(),
+            sub: w.sub.clone(),
+            client_id: w.app_id.clone(),
+            scope: scope.into(),
+            granted_at: app.now(),
+            updated_at: app.now(),
+            client_epoch: epoch,
+        };
+        app.repo
+            .commit(
+                app.repo
+                    .put_consent_writes(&c, current.map(|v| v.version))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+
     async fn exchange(
         app: &App,
         agent: &crate::domain::client::Client,
@@ -523,6 +560,12 @@ mod agents {
         let w = world(app, "openid api:read api:write agent:act").await;
         let bot = agent(app, &w.app_id, "Report Bot").await;
         let other = agent(app, &w.app_id, "Mail Bot").await;
+        // Agents made after the user's consent do not act until the user has seen them.
+        assert_eq!(
+            exchange(app, &bot, &w.subject).await,
+            Err(ErrorCode::InvalidRequest)
+        );
+        reconsent(app, &w, "openid api:read api:write agent:act").await;
         let t = exchange(app, &bot, &w.subject).await.unwrap();
         let live = live_claims(app, &t, Some("acme")).await.unwrap().unwrap();
         let c = live.claims;
@@ -613,6 +656,7 @@ mod agents {
         let b = agent(app, &w.app_id, "B").await;
         let c = agent(app, &w.app_id, "C").await;
         let d = agent(app, &w.app_id, "D").await;
+        reconsent(app, &w, "openid api:read agent:act").await;
         let t1 = exchange(app, &a, &w.subject).await.unwrap();
         let t2 = exchange(app, &b, &t1).await.unwrap();
         let t3 = exchange(app, &c, &t2).await.unwrap();
@@ -644,6 +688,7 @@ mod agents {
         let w = world(app, "api:read agent:act").await;
         let bot = agent(app, &w.app_id, "Bot").await;
         let keeper = agent(app, &w.app_id, "Keeper").await;
+        reconsent(app, &w, "api:read agent:act").await;
         let t = exchange(app, &bot, &w.subject).await.unwrap();
         let k = exchange(app, &keeper, &w.subject).await.unwrap();
         let current = app.repo.client(&bot.client_id).await.unwrap().unwrap();

@@ -6,7 +6,7 @@ use crate::domain::client::Client;
 use crate::domain::grant_type::{GrantType, TokenResponse};
 use crate::domain::params::Params;
 use crate::error::{ErrorCode, OAuthError};
-use crate::service::{App, exchange, grants, password, tokens};
+use crate::service::{App, exchange, federation, grants, password, tokens};
 
 /// Run the grant `p` asks for, for an authenticated `client`.
 pub async fn grant(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
@@ -29,5 +29,6 @@ pub async fn grant(app: &App, client: &Client, p: &Params) -> Result<TokenRespon
         GrantType::RefreshToken => grants::refresh_token(app, client, p).await,
         GrantType::TokenExchange => exchange::token_exchange(app, client, p).await,
         GrantType::Password => password::password(app, client, p).await,
+        GrantType::JwtBearer => federation::jwt_bearer(app, client, p).await,
     }
 }

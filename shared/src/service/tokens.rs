@@ -236,9 +236,16 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
             let chain = act.chain();
             if chain.first() != Some(&c.client_id.as_str())
                 || chain.len() != c.dlg.len()
+                || chain.len() != c.prv.len()
                 || !client_in_tenant(app, &grant.client_id, &c.tid).await?
             {
                 return Ok(None);
+            }
+            // Revoking a token it was exchanged from ends it too.
+            for parent in &c.prv {
+                if app.repo.is_denied(parent).await? {
+                    return Ok(None);
+                }
             }
             for (agent, did) in chain.iter().zip(&c.dlg) {
                 let live = match app.repo.delegation(&c.sub, &grant.client_id, agent).await? {
@@ -320,7 +327,22 @@ pub async fn revoke(app: &App, caller: &Client, token: &str) -> Result<(), OAuth
         }
         return Ok(());
     };
-    if c.iss != app.config.issuer || c.tid != caller.tenant.as_str() || c.client_id != caller.client_id {
+    if c.iss != app.config.issuer || c.tid != caller.tenant.as_str() {
+        return Ok(());
+    }
+    // The client it was issued to may revoke it; so may the app whose user grant a delegated
+    // token (an agent's) was exchanged from.
+    let own = c.client_id == caller.client_id;
+    let apps_agent = c.act.is_some()
+        && match (&c.gid, own) {
+            (Some(gid), false) => app
+                .repo
+                .grant(&c.sub, gid)
+                .await?
+                .is_some_and(|g| g.value.client_id == caller.client_id),
+            _ => false,
+        };
+    if !own && !apps_agent {
         return Ok(());
     }
     let now = app.now();

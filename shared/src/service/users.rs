@@ -170,6 +170,62 @@ pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User,
     Ok(user)
 }
 
+/// Link a user to their subject at a trusted identity provider, so that the JWT bearer grant
+/// can issue tokens for them. A subject links to one user; the issuer must be trusted.
+pub async fn link(
+    app: &App,
+    tenant: &str,
+    username: &str,
+    issuer: &str,
+    subject: &str,
+) -> Result<crate::store::repo_users::FederatedLink, AdminError> {
+    let t = app
+        .repo
+        .tenant(tenant)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("tenant {tenant}")))?
+        .value;
+    if t.trusted_issuer(issuer).is_none() {
+        return Err(AdminError::Invalid(format!(
+            "{issuer} is not a trusted issuer of tenant {tenant} (bulwark issuer add)"
+        )));
+    }
+    if subject.is_empty() || subject.len() > 256 || subject.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(
+            "--subject must be 1 to 256 characters".into(),
+        ));
+    }
+    let name = normalize_username(username).map_err(AdminError::Invalid)?;
+    let user = app
+        .repo
+        .user_by_name(tenant, &name)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("user {name} in tenant {tenant}")))?
+        .value;
+    let l = crate::store::repo_users::FederatedLink {
+        tenant: tenant.to_string(),
+        issuer: issuer.to_string(),
+        subject: subject.to_string(),
+        sub: user.sub.clone(),
+        created_at: app.now(),
+    };
+    let writes = vec![
+        app.repo.create_link_write(&l)?,
+        app.repo.audit_write_detail(
+            tenant,
+            "user.linked",
+            "cli",
+            &user.sub,
+            Some(format!("issuer={issuer}")),
+        )?,
+    ];
+    match app.repo.commit(writes).await {
+        Ok(()) => Ok(l),
+        Err(StoreError::Conflict) => Err(AdminError::Exists(format!("a link for that subject at {issuer}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Why a login failed. The page shows the same words for an unknown user and a wrong password.
 #[derive(Debug)]
 pub enum LoginError {

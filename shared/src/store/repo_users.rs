@@ -5,6 +5,7 @@
 //! |--------|-----------------------------|------------|---------------------------------------|-------------|
 //! | users  | `user#<sub>`                | `user`     | `tenant#<t>#users` / `<username>`     | never       |
 //! | users  | `username#<t>#<username>`   | `username` | —                                     | never       |
+//! | users  | `fedlink#<sha256(t,iss,sub)>` | `link`   | `fedlinks#<sub>` / `<t>#<iss>`        | never       |
 //! | tokens | `session#<sha256>`          | `session`  | `sessions#<sub>` / `<created>#<h>`    | session end |
 //! | tokens | `authreq#<id>`              | `authreq`  | —                                     | 10 min      |
 //! | tokens | `code#<sha256>`             | `code`     | —                                     | 60 s        |
@@ -138,6 +139,28 @@ pub struct Consent {
     /// client is still at that epoch.
     #[serde(default)]
     pub client_epoch: u64,
+}
+
+/// A user's identity at an external identity provider (for the JWT bearer grant).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FederatedLink {
+    pub tenant: String,
+    pub issuer: String,
+    pub subject: String,
+    /// The Bulwark user.
+    pub sub: String,
+    pub created_at: i64,
+}
+
+fn fedlink_pk(tenant: &str, issuer: &str, subject: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [tenant, issuer, subject] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("fedlink#{hex}")
 }
 
 /// An agent that acted for a user through an app (RFC 8693): what the account page lists, and
@@ -669,6 +692,31 @@ impl Repo {
             .into_iter()
             .map(|v| v.value)
             .collect())
+    }
+
+    // ---- federated identities --------------------------------------------------------------
+
+    /// The user linked to `subject` at `issuer` in `tenant`.
+    pub async fn federated_link(
+        &self,
+        tenant: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<FederatedLink>, StoreError> {
+        Ok(self
+            .get_as::<FederatedLink>(Table::Users, &fedlink_pk(tenant, issuer, subject), "link")
+            .await?
+            .map(|v| v.value))
+    }
+
+    /// The write that links a subject to a user; fails (`Conflict`) if that subject is linked
+    /// already.
+    pub fn create_link_write(&self, l: &FederatedLink) -> Result<Write, StoreError> {
+        let item = Item::new(fedlink_pk(&l.tenant, &l.issuer, &l.subject), "link", to_map(l)?).with_index(
+            format!("fedlinks#{}", l.sub),
+            format!("{}#{}", l.tenant, l.issuer),
+        );
+        Ok(put(Table::Users, item, Cond::Absent))
     }
 
     // ---- delegations (agents acting for users) ----------------------------------------------

@@ -1,0 +1,95 @@
+//! `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` (RFC 7523 §2.1): federation. A
+//! tenant trusts external identity providers (`bulwark issuer add`); a user is linked to a
+//! subject at one of them (`bulwark user link`); a client registered for the grant (by the
+//! operator) presents an assertion that provider signed about that subject and gets tokens for
+//! the linked Bulwark user (`sub` = the Bulwark user id).
+//!
+//! The assertion: signed by a key of the trusted issuer its `iss` names (inline or fetched
+//! through the SSRF-guarded fetcher), claims per [`check_grant_assertion`] (audience per
+//! RFC 10070, `exp` ≤ 10 minutes ahead, `jti` once), the linked user active; scopes within
+//! the client's. Every refusal is `invalid_grant`, with the reason only in the log.
+
+use crate::domain::assertion::{SKEW, check_grant_assertion};
+use crate::domain::client::Client;
+use crate::domain::grant_type::TokenResponse;
+use crate::domain::params::Params;
+use crate::domain::scope::grant_scope;
+use crate::error::{ErrorCode, OAuthError};
+use crate::fetch::FetchError;
+use crate::keys::external;
+use crate::service::App;
+use crate::service::grants::direct_grant;
+
+fn refused(client: &Client, why: &str) -> OAuthError {
+    tracing::info!(client_id = %client.client_id, reason = why, "jwt-bearer assertion refused");
+    OAuthError::new(
+        ErrorCode::InvalidGrant,
+        "the assertion is invalid, expired, replayed, or names no linked user",
+    )
+}
+
+pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+    let assertion = p.require("assertion").map_err(OAuthError::invalid_request)?;
+    let tenant = app
+        .repo
+        .tenant(client.tenant.as_str())
+        .await?
+        .ok_or_else(OAuthError::server_error)?
+        .value;
+    let scope =
+        grant_scope(p.get("scope"), &client.allowed_scopes(&tenant)).map_err(OAuthError::invalid_scope)?;
+    let Some(iss) = external::unverified_claim(assertion, "iss") else {
+        return Err(refused(client, "malformed assertion"));
+    };
+    let Some(trusted) = tenant.trusted_issuer(&iss) else {
+        return Err(refused(client, "the issuer is not trusted by this tenant"));
+    };
+    let keys = match (&trusted.jwks, &trusted.jwks_uri) {
+        (Some(v), _) => external::check_jwks(v)
+            .map(std::sync::Arc::new)
+            .map_err(FetchError::Failed),
+        (None, Some(u)) => {
+            app.client_keys
+                .keys_at(app.fetcher.as_ref(), u, external::kid(assertion).as_deref())
+                .await
+        }
+        (None, None) => Err(FetchError::Failed("no keys".into())),
+    };
+    let keys = match keys {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::info!(error = %e, "could not get a trusted issuer's keys");
+            return Err(refused(client, "the issuer's keys are unavailable"));
+        }
+    };
+    let Ok((header, claims)) = external::verify(assertion, &keys) else {
+        return Err(refused(
+            client,
+            "the assertion does not verify with the issuer's keys",
+        ));
+    };
+    let a = check_grant_assertion(
+        header.typ.as_deref(),
+        &claims,
+        &trusted.issuer,
+        &app.config.issuer,
+        &app.config.endpoint("/oauth2/token"),
+        app.now(),
+    )
+    .map_err(|why| refused(client, why))?;
+    let Some(link) = app
+        .repo
+        .federated_link(tenant.id.as_str(), &trusted.issuer, &a.subject)
+        .await?
+    else {
+        return Err(refused(client, "no user is linked to the assertion's subject"));
+    };
+    if !app
+        .repo
+        .use_assertion(&format!("issuer:{}", trusted.issuer), &a.jti, a.exp + SKEW)
+        .await?
+    {
+        return Err(refused(client, "the assertion was used before (replay)"));
+    }
+    direct_grant(app, client, &tenant, &link.sub, &scope, p, "jwt-bearer").await
+}
