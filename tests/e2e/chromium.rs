@@ -488,3 +488,131 @@ async fn chromium_logins_that_need_no_consent_land_on_the_callback() {
     fp_task.abort();
     notes_task.abort();
 }
+
+/// Agents in a real browser: the consent page names the app's agent; an agent exchanges the
+/// user's token (RFC 8693); the account page lists it, and Stop ends its token; Revoke then
+/// ends the app's own.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs Debian's chromium and chromedriver: run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_consents_to_an_agent_then_stops_it_and_revokes_the_app() {
+    const TE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const AT: &str = "urn:ietf:params:oauth:token-type:access_token";
+    let data = DataDir::new();
+    let w = world(&data);
+    let app = TestClient::from_registration(&data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &w.tenant,
+        "--name",
+        "Acme Reports",
+        "--grant-type",
+        "authorization_code",
+        "--scope",
+        "openid profile api:read agent:act",
+        "--redirect-uri",
+        CALLBACK,
+    ]));
+    let bot = TestClient::from_registration(&data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &w.tenant,
+        "--name",
+        "Report Bot",
+        "--grant-type",
+        TE,
+        "--agent-of",
+        &app.id,
+        "--scope",
+        "api:read",
+    ]));
+    let server = Server::start(&data);
+    let p = pkce();
+    let (rp, rp_task) = spawn_rp(&server, &app, &p.verifier).await;
+    let driver = Driver::start().await;
+
+    driver
+        .goto(&rp_url(
+            &server,
+            &rp,
+            "openid profile api:read agent:act",
+            &p.challenge,
+            &[],
+        ))
+        .await;
+    driver.type_into("#username", "alice").await;
+    driver.type_into("#password", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+    let consent = driver
+        .wait_for("Allow access · Bulwark", "value=\"approve\"")
+        .await;
+    assert!(
+        consent.contains("Agents that may act for you") && consent.contains("Report Bot"),
+        "{consent}"
+    );
+    driver.screenshot("consent-agents").await;
+    driver.click("button[value=approve]").await;
+    driver.wait_for_url(&rp.redirect).await;
+    let tokens = rp
+        .got
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the callback redeemed the code");
+    let subject = tokens["access_token"].as_str().unwrap().to_string();
+
+    // The agent acts for alice.
+    let r = post_form(
+        &server.url("/oauth2/token"),
+        Some((&bot.id, &bot.secret)),
+        &[
+            ("grant_type", TE),
+            ("subject_token", &subject),
+            ("subject_token_type", AT),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let delegated = r.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(jwt_part(&delegated, 1)["act"]["sub"], bot.id.as_str());
+    assert!(active(&server, &w.client, &delegated).await);
+
+    // Alice sees the agent on her account page and stops it.
+    driver
+        .goto(&server.url(&format!("/account?tenant={}", w.tenant)))
+        .await;
+    let page = driver.source().await;
+    assert!(
+        page.contains("Agents acting for you") && page.contains("Report Bot"),
+        "{page}"
+    );
+    driver.screenshot("account-agents").await;
+    driver.click("form[action$='/stop'] button").await;
+    let after = driver.wait_for("Connected apps · Bulwark", "Agent stopped").await;
+    assert!(after.contains("stopped"), "{after}");
+    driver.screenshot("account-agent-stopped").await;
+    assert!(
+        !active(&server, &w.client, &delegated).await,
+        "Stop ended the agent's token"
+    );
+    assert!(
+        active(&server, &w.client, &subject).await,
+        "the app's own token stands"
+    );
+
+    // Then she revokes the app.
+    driver.click("form[action$='/revoke'] button").await;
+    let gone = driver
+        .wait_for("Connected apps · Bulwark", "Access removed")
+        .await;
+    assert!(!gone.contains("Acme Reports"), "{gone}");
+    assert!(
+        !active(&server, &w.client, &subject).await,
+        "Revoke ended the app's token"
+    );
+    rp_task.abort();
+}
