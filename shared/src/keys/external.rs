@@ -235,6 +235,52 @@ mod tests {
         assert_eq!(verify("garbage", &set).unwrap_err(), VerifyError::Malformed);
     }
 
+    /// RS256, PS256 (a fixed 2048-bit test key) and EdDSA verify too; a key of one type never
+    /// verifies another algorithm.
+    #[test]
+    fn rsa_pss_and_eddsa_verify() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let der = b64
+            .decode(include_str!("testdata/rsa2048-pkcs1.der.b64").trim())
+            .unwrap();
+        let n = include_str!("testdata/rsa2048-n.b64url").trim();
+        let rsa = EncodingKey::from_rsa_der(&der);
+        let rsa_jwk = json!({"kty": "RSA", "kid": "r1", "n": n, "e": "AQAB"});
+        let ed_pkcs8 =
+            ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let ed_pair = ring::signature::Ed25519KeyPair::from_pkcs8(ed_pkcs8.as_ref()).unwrap();
+        use ring::signature::KeyPair;
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ed_pair.public_key().as_ref());
+        let ed = EncodingKey::from_ed_der(ed_pkcs8.as_ref());
+        let ed_jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "e1", "x": x});
+        let set = check_jwks(&json!({"keys": [rsa_jwk, ed_jwk]})).unwrap();
+        let claims = json!({"iss": "c", "sub": "c"});
+        for (alg, key, kid) in [
+            (Algorithm::RS256, &rsa, "r1"),
+            (Algorithm::PS256, &rsa, "r1"),
+            (Algorithm::EdDSA, &ed, "e1"),
+        ] {
+            let mut h = Header::new(alg);
+            h.kid = Some(kid.into());
+            let t = encode(&h, &claims, key).unwrap();
+            assert_eq!(verify(&t, &set).unwrap().1, claims, "{alg:?}");
+        }
+        // An RSA signature presented as EdDSA under the RSA key's kid finds no key of that type.
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some("e1".into());
+        assert_eq!(
+            verify(&encode(&h, &claims, &rsa).unwrap(), &set).unwrap_err(),
+            VerifyError::NoKey
+        );
+        // RS384 is not on the list.
+        let h = Header::new(Algorithm::RS384);
+        assert_eq!(
+            verify(&encode(&h, &claims, &rsa).unwrap(), &set).unwrap_err(),
+            VerifyError::Algorithm
+        );
+    }
+
     #[test]
     fn registered_key_sets_hold_public_signing_keys_only() {
         let (_, j) = ec_key("a");
