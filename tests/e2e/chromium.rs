@@ -30,7 +30,21 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("true").status();
+        // End the WebDriver session first, so chromedriver quits the browser it started
+        // (killing chromedriver alone leaves Chromium running as an orphan); a plain blocking
+        // HTTP request, since drop cannot await.
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://").to_string();
+        if let Ok(mut conn) = std::net::TcpStream::connect(&addr) {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                conn,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let mut sink = Vec::new();
+            let _ = conn.read_to_end(&mut sink);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
