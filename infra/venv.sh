@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Install the Python tools the tests and CI use into a git-ignored venv (.venv), pinned:
-# moto's server (a real DynamoDB/KMS HTTP API on loopback), cfn-lint, and authlib (a third-party
-# OAuth client library the interop tests drive our endpoints with). Idempotent.
+# Install the Python tools the tests and CI use into git-ignored venvs, pinned: in .venv moto's
+# server (a real DynamoDB/KMS HTTP API on loopback), cfn-lint, and authlib (a third-party OAuth
+# client library the interop tests drive our endpoints with); in .venv-schemathesis (its own, so
+# that its dependencies never move moto's) schemathesis, which checks the admin API against its
+# OpenAPI document. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SCHEMATHESIS_VERSION="4.32.5"
+ST_VENV="$PWD/.venv-schemathesis"
+st_stamp="$ST_VENV/.bulwark-$SCHEMATHESIS_VERSION"
+if [[ ! -f "$st_stamp" ]]; then
+  echo "[venv] installing schemathesis==$SCHEMATHESIS_VERSION into .venv-schemathesis" >&2
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
+  touch "$st_stamp"
+fi
 MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.58.0"
 AUTHLIB_VERSION="1.6.5"

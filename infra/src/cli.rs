@@ -89,6 +89,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Groups of users (for apps' user policies).
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
     /// Signing keys.
     Keys {
         #[command(subcommand)]
@@ -277,6 +282,15 @@ pub enum ClientCommand {
         tenant: String,
         client_id: String,
     },
+    /// Issue a new client secret (shown once); the previous one keeps working for the grace
+    /// period (default a day, at most 7 days, 0 = it stops now).
+    RotateSecret {
+        #[arg(long)]
+        tenant: String,
+        client_id: String,
+        #[arg(long, default_value_t = 86_400)]
+        grace_seconds: i64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -294,6 +308,9 @@ pub enum UserCommand {
         email: Option<String>,
         #[arg(long)]
         name: Option<String>,
+        /// Give the user the tenant-admin role.
+        #[arg(long)]
+        admin: bool,
     },
     /// Set a user's password, read from standard input; their sessions end.
     SetPassword {
@@ -333,9 +350,60 @@ pub enum KeysCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// List a tenant's audit events, oldest first.
+    /// List a tenant's audit events, oldest first (`--newest-first` the other way).
     List {
         #[arg(long)]
         tenant: String,
+        /// An event kind (`client.created`) or a family (`client`).
+        #[arg(long)]
+        kind: Option<String>,
+        /// What the events were done to (a client id, user id, ...).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Unix seconds, inclusive.
+        #[arg(long)]
+        since: Option<i64>,
+        /// Unix seconds, inclusive.
+        #[arg(long)]
+        until: Option<i64>,
+        #[arg(long)]
+        newest_first: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Create a group; prints its id.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        name: String,
+    },
+    /// List a tenant's groups.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Put a user in a group.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        group_id: String,
+        #[arg(long)]
+        username: String,
+    },
+    /// Take a user out of a group (apps that admitted them only through it stop working for them).
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        group_id: String,
+        #[arg(long)]
+        username: String,
+    },
+    /// Delete a group and its memberships.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        group_id: String,
     },
 }

@@ -283,21 +283,42 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
             json!({"active_kid": r.active_kid, "published_kids": r.published_kids})
         }
         Command::Audit {
-            command: AuditCommand::List { tenant },
+            command:
+                AuditCommand::List {
+                    tenant,
+                    kind,
+                    subject,
+                    since,
+                    until,
+                    newest_first,
+                },
         } => {
             tenants::get(&app, &tenant).await.map_err(admin)?;
+            let filter = shared::service::admin::AuditFilter {
+                kind,
+                subject,
+                since,
+                until,
+            };
             let mut events = Vec::new();
             let mut cursor: Option<String> = None;
             loop {
-                let (page, next) = app.repo.audit_events(&tenant, cursor.as_deref(), 100).await?;
+                let (page, next) =
+                    shared::service::admin::audit(&app, &tenant, &filter, cursor.as_deref(), 200)
+                        .await
+                        .map_err(admin)?;
                 events.extend(page);
                 match next {
                     Some(n) => cursor = Some(n),
                     None => break,
                 }
             }
+            if !newest_first {
+                events.reverse();
+            }
             json!({"events": events})
         }
+        Command::Group { command } => group(&app, command).await?,
     };
     Ok(Some(out))
 }
@@ -340,6 +361,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
                 clients::AdminFields {
                     first_party,
                     agent_of: agent_of.as_deref(),
+                    user_policy: None,
                 },
             )
             .await
@@ -368,7 +390,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
         ClientCommand::Delete { tenant, client_id } => {
             let current = app
                 .repo
-                .client(&client_id)
+                .client_any(&client_id)
                 .await?
                 .filter(|c| c.value.tenant.as_str() == tenant)
                 .ok_or_else(|| Failure(format!("client {client_id} not found in tenant {tenant}")))?;
@@ -376,6 +398,21 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
                 .await
                 .map_err(|e| admin(e.into()))?;
             Ok(json!({"deleted": client_id}))
+        }
+        ClientCommand::RotateSecret {
+            tenant,
+            client_id,
+            grace_seconds,
+        } => {
+            let (secret, c) =
+                shared::service::admin::rotate_secret(app, &tenant, &client_id, grace_seconds, "cli", true)
+                    .await
+                    .map_err(admin)?;
+            Ok(json!({
+                "client_id": c.client_id,
+                "client_secret": secret.expose(),
+                "previous_secret_expires_at": (c.previous_secret_until > 0).then_some(c.previous_secret_until),
+            }))
         }
     }
 }
@@ -395,6 +432,7 @@ async fn user(app: &App, command: UserCommand) -> Result<Value, Failure> {
             password_stdin: _,
             email,
             name,
+            admin: is_admin,
         } => {
             let password = read_password()?;
             let u = users::create(
@@ -405,12 +443,13 @@ async fn user(app: &App, command: UserCommand) -> Result<Value, Failure> {
                     password: &password,
                     email: email.as_deref(),
                     name: name.as_deref(),
+                    admin: is_admin,
                 },
             )
             .await
             .map_err(admin)?;
             Ok(
-                json!({"sub": u.sub, "tenant": tenant, "username": u.username, "email": u.email, "name": u.name, "active": u.active}),
+                json!({"sub": u.sub, "tenant": tenant, "username": u.username, "email": u.email, "name": u.name, "active": u.active, "admin": u.admin}),
             )
         }
         UserCommand::Link {
@@ -438,4 +477,69 @@ fn read_password() -> Result<shared::secret::Secret, Failure> {
         .read_line(&mut line)
         .map_err(|e| Failure(format!("could not read the password from stdin: {e}")))?;
     Ok(shared::secret::Secret::new(line.trim_end_matches(['\r', '\n'])))
+}
+
+async fn group(app: &App, command: GroupCommand) -> Result<Value, Failure> {
+    use shared::service::admin as svc;
+    let sub_of = |tenant: String, username: String| async move {
+        let name = shared::domain::user::normalize_username(&username).map_err(Failure)?;
+        app.repo
+            .user_by_name(&tenant, &name)
+            .await?
+            .map(|u| u.value.sub)
+            .ok_or_else(|| Failure(format!("user {name} not found in tenant {tenant}")))
+    };
+    match command {
+        GroupCommand::Create { tenant, name } => {
+            tenants::get(app, &tenant).await.map_err(admin)?;
+            let g = svc::create_group(app, &tenant, &name, "cli")
+                .await
+                .map_err(admin)?;
+            Ok(json!({"group_id": g.id, "name": g.name}))
+        }
+        GroupCommand::List { tenant } => {
+            tenants::get(app, &tenant).await.map_err(admin)?;
+            let mut out = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let (page, next) = svc::list_groups(app, &tenant, cursor.as_deref(), 100)
+                    .await
+                    .map_err(admin)?;
+                out.extend(page.iter().map(|g| json!({"group_id": g.id, "name": g.name})));
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            Ok(json!({"groups": out}))
+        }
+        GroupCommand::Add {
+            tenant,
+            group_id,
+            username,
+        } => {
+            let sub = sub_of(tenant.clone(), username).await?;
+            svc::add_member(app, &tenant, &group_id, &sub, "cli")
+                .await
+                .map_err(admin)?;
+            Ok(json!({"group_id": group_id, "added": sub}))
+        }
+        GroupCommand::Remove {
+            tenant,
+            group_id,
+            username,
+        } => {
+            let sub = sub_of(tenant.clone(), username).await?;
+            svc::remove_member(app, &tenant, &group_id, &sub, "cli")
+                .await
+                .map_err(admin)?;
+            Ok(json!({"group_id": group_id, "removed": sub}))
+        }
+        GroupCommand::Delete { tenant, group_id } => {
+            svc::delete_group(app, &tenant, &group_id, "cli")
+                .await
+                .map_err(admin)?;
+            Ok(json!({"deleted": group_id}))
+        }
+    }
 }

@@ -207,6 +207,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
             password: &password,
             email: Some("demo@example.com"),
             name: Some("Demo User"),
+            admin: false,
         },
     )
     .await

@@ -73,6 +73,10 @@ pub fn ip_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
                 || s[0] == 0x2001 && s[1] == 0x0db8 // documentation
                 || s[0] == 0x0064 && s[1] == 0xff9b // NAT64 (would reach IPv4 space)
                 || s[0] == 0x2002 // 6to4 (embeds an IPv4 address)
+                || (s[0] == 0x2001 && s[1] == 0) // Teredo (embeds an IPv4 address)
+                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010) // ORCHID, 2001:10::/28
+                || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0) // discard-only, 100::/64
+                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0xffff && s[5] == 0) // IPv4-translated, ::ffff:0:0/96
                 || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)) // IPv4-compatible
         }
     }
@@ -232,7 +236,14 @@ mod tests {
                 "{ip} loopback={loopback}"
             );
         };
-        for public in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "1.1.1.1"] {
+        for public in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "1.1.1.1",
+            "2001:4860:4860::8888",
+            "2001:200::1",
+        ] {
             check(public, false, true);
         }
         for private in [
@@ -260,6 +271,11 @@ mod tests {
             "::a9fe:a9fe",
             "2001:db8::1",
             "ff02::1",
+            "::ffff:0:a9fe:a9fe",
+            "::ffff:0:a00:1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "100::1",
+            "2001:10::1",
         ] {
             check(private, true, false);
         }

@@ -74,10 +74,14 @@ pub fn hidden_input(html: &str, name: &str) -> Option<String> {
 
 fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
         .replace("&#39;", "'")
         .replace("&lt;", "<")
+        .replace("&#60;", "<")
         .replace("&gt;", ">")
+        .replace("&#62;", ">")
         .replace("&amp;", "&")
+        .replace("&#38;", "&")
 }
 
 /// An HTTP client with a cookie jar that never follows redirects.

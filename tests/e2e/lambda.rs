@@ -334,6 +334,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         "authorize",
         "userinfo",
         "account",
+        "admin",
     ] {
         let f = Function::start(name, &env).await;
         let init = f.init_time().await;
@@ -584,6 +585,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
     assert_eq!(body(&i), json!({"active": false}), "{i}");
 
     user_flow_through_the_functions(&fns, &tenant).await;
+    admin_api_through_the_function(&fns, &tenant, &c).await;
 
     // A CORS preflight reaches the function (template.yaml routes OPTIONS to it).
     let pre = fns["token"]
@@ -940,4 +942,109 @@ async fn user_flow_through_the_functions(fns: &HashMap<&str, Function>, tenant: 
         .invoke("GET", "/oauth2/userinfo", &[("authorization", &bearer)], None)
         .await;
     assert_eq!(u["statusCode"], 401, "revoked: {u}");
+}
+
+/// The admin function: an operator-made admin client's token (from the token function) lists
+/// the tenant's clients, rotates a secret and disables a client, whose token the introspect
+/// function then calls inactive.
+async fn admin_api_through_the_function(fns: &HashMap<&str, Function>, tenant: &str, c: &TestClient) {
+    let admin = TestClient::from_registration(&aws_cli(&[
+        "client",
+        "create",
+        "--tenant",
+        tenant,
+        "--name",
+        "ops",
+        "--scope",
+        "bulwark:admin",
+    ]));
+    let basic = |id: &str, secret: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+        )
+    };
+    let form = "application/x-www-form-urlencoded";
+    let admin_auth = basic(&admin.id, &admin.secret);
+    let t = fns["token"]
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &[("content-type", form), ("authorization", &admin_auth)],
+            Some("grant_type=client_credentials"),
+        )
+        .await;
+    assert_eq!(t["statusCode"], 200, "{t}");
+    let bearer = format!("Bearer {}", body(&t)["access_token"].as_str().unwrap());
+    let doc = fns["admin"]
+        .invoke("GET", "/admin/v1/openapi.json", &[], None)
+        .await;
+    assert_eq!(body(&doc)["openapi"], "3.1.0", "{doc}");
+    let list = fns["admin"]
+        .invoke(
+            "GET",
+            "/admin/v1/clients?limit=200",
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+    assert_eq!(list["statusCode"], 200, "{list}");
+    assert!(body(&list)["items"].to_string().contains(&c.id), "{list}");
+
+    // Rotate the client's secret with a grace period: both secrets work at the token function.
+    let r = fns["admin"]
+        .invoke(
+            "POST",
+            &format!("/admin/v1/clients/{}/secret", c.id),
+            &[("authorization", &bearer), ("content-type", "application/json")],
+            Some(r#"{"grace_seconds": 600}"#),
+        )
+        .await;
+    assert_eq!(r["statusCode"], 200, "{r}");
+    let new_secret = body(&r)["client_secret"].as_str().unwrap().to_string();
+    let mut at = String::new();
+    for s in [&c.secret, &new_secret] {
+        let auth = basic(&c.id, s);
+        let t = fns["token"]
+            .invoke(
+                "POST",
+                "/oauth2/token",
+                &[("content-type", form), ("authorization", &auth)],
+                Some("grant_type=client_credentials"),
+            )
+            .await;
+        assert_eq!(t["statusCode"], 200, "{t}");
+        at = body(&t)["access_token"].as_str().unwrap().to_string();
+    }
+
+    // Disable it: its token introspects inactive (asked by the admin client, which still exists).
+    let r = fns["admin"]
+        .invoke(
+            "PATCH",
+            &format!("/admin/v1/clients/{}", c.id),
+            &[("authorization", &bearer), ("content-type", "application/json")],
+            Some(r#"{"disabled": true}"#),
+        )
+        .await;
+    assert_eq!(r["statusCode"], 200, "{r}");
+    assert_eq!(body(&r)["disabled"], true);
+    let admin_form = [("content-type", form), ("authorization", admin_auth.as_str())];
+    let i = fns["introspect"]
+        .invoke(
+            "POST",
+            "/oauth2/introspect",
+            &admin_form,
+            Some(&format!("token={at}")),
+        )
+        .await;
+    assert_eq!(body(&i), json!({"active": false}), "{i}");
+    let audit = fns["admin"]
+        .invoke(
+            "GET",
+            &format!("/admin/v1/audit?subject={}&limit=5", c.id),
+            &[("authorization", &bearer)],
+            None,
+        )
+        .await;
+    assert_eq!(body(&audit)["items"][0]["kind"], "client.disabled", "{audit}");
 }

@@ -96,8 +96,67 @@ async fn no_secret_or_token_handled_in_a_full_flow_appears_in_any_log_line() {
     introspect(&server, &c, &at).await;
     // Wrong registration token, to hit the failure path of RFC 7592.
     let _ = http().get(&uri).bearer_auth(format!("{dcr_rat}x")).send().await;
+    // The admin API: an admin token, a client created (its secret), a secret rotated, a user
+    // created with a password, and a bad admin token.
+    let admin = data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "ops",
+        "--scope",
+        "bulwark:admin",
+    ]);
+    let admin = TestClient::from_registration(&admin);
+    secrets.push(admin.secret.clone());
+    let admin_at = token(&server, &admin, &[]).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    secrets.push(admin_at.clone());
+    let created = http()
+        .post(server.url("/admin/v1/clients"))
+        .bearer_auth(&admin_at)
+        .json(&json!({"client_name": "logged?", "grant_types": ["client_credentials"], "scope": "api:read"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    secrets.push(created["client_secret"].as_str().unwrap().to_string());
+    let rotated = http()
+        .post(server.url(&format!(
+            "/admin/v1/clients/{}/secret",
+            created["client_id"].as_str().unwrap()
+        )))
+        .bearer_auth(&admin_at)
+        .json(&json!({"grace_seconds": 60}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    secrets.push(rotated["client_secret"].as_str().unwrap().to_string());
+    let user_password = "admin-set password 42!";
+    secrets.push(user_password.to_string());
+    let u = http()
+        .post(server.url("/admin/v1/users"))
+        .bearer_auth(&admin_at)
+        .json(&json!({"username": "logan", "password": user_password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(u.status(), 201);
+    let _ = http()
+        .get(server.url("/admin/v1/clients"))
+        .bearer_auth(format!("{admin_at}x"))
+        .send()
+        .await;
     // Signature parts of the tokens too (a log that prints a token cut at a dot still leaks it).
-    for t in [&at, &at2] {
+    for t in [&at, &at2, &admin_at] {
         secrets.push(t.rsplit('.').next().unwrap().to_string());
     }
 

@@ -2,6 +2,7 @@
 //! (a fresh data directory each), drives it over HTTP and through the CLI, and stops it by PID.
 
 mod account;
+mod admin;
 mod authcode;
 mod chromium;
 mod cli;

@@ -307,6 +307,11 @@ mod tests {
             first_party: false,
             consent_epoch: 0,
             agent_of: None,
+            previous_secret_hash: None,
+            previous_secret_until: 0,
+            disabled: false,
+            tokens_revoked_before: 0,
+            user_policy: None,
         }
     }
 

@@ -74,9 +74,19 @@ impl ClientMetadata {
 pub enum Origin {
     /// `POST /oauth2/register`.
     Dcr,
-    /// The `bulwark` CLI or admin API.
+    /// The operator's `bulwark` CLI.
     Admin,
+    /// The tenant admin API (`/admin/v1/clients`): like the operator's, except that it cannot
+    /// hand out [`ADMIN_SCOPE`] (a leaked admin token must not be able to mint more of itself).
+    Api,
 }
+
+/// The scope of the tenant admin API. Reserved: in no tenant's catalog, never registered through
+/// DCR or the admin API, only on confidential `client_credentials` clients the operator creates.
+pub const ADMIN_SCOPE: &str = "bulwark:admin";
+
+/// Scope names under this prefix belong to Bulwark, not to a tenant's catalog.
+pub const RESERVED_SCOPE_PREFIX: &str = "bulwark:";
 
 /// A client as stored. Secrets only as SHA-256 hex.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +117,23 @@ pub struct Client {
     /// users who let the app's agents act for them). Set by the operator or tenant admin only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_of: Option<String>,
+    /// After a rotation with a grace period: the previous secret's hash, accepted until
+    /// `previous_secret_until`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_hash: Option<String>,
+    #[serde(default)]
+    pub previous_secret_until: i64,
+    /// Disabled by the tenant admin: stored apart from live clients (see `Repo::client_any`), so
+    /// that every path that looks a client up, or checks it in a transaction, finds nothing.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Access tokens of this client issued at or before this second are inactive (set when the
+    /// client is disabled, so that enabling it again does not bring them back).
+    #[serde(default)]
+    pub tokens_revoked_before: i64,
+    /// Which users may authorize it (`None`: everyone in the tenant). Set by the tenant admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_policy: Option<crate::domain::access::UserPolicy>,
 }
 
 /// Bounds on free-text and list metadata.
@@ -122,14 +149,24 @@ impl Client {
         self.origin == Origin::Dcr && self.registration_token_hash.is_some()
     }
 
+    /// Whether it holds [`ADMIN_SCOPE`] now: registered for it, made by the operator, confidential.
+    pub fn may_hold_admin_scope(&self) -> bool {
+        self.origin == Origin::Admin
+            && self.metadata.auth_method().is_some_and(|m| m.is_confidential())
+            && self.metadata.scopes().contains(ADMIN_SCOPE)
+    }
+
     /// The scopes this client may be issued now: those it registered that are still in the
     /// tenant's catalog, less the tenant's restricted scopes unless the client was made by the
     /// operator or an admin (so a scope restricted after a DCR client registered it is no longer
     /// issued to that client).
     pub fn allowed_scopes(&self, tenant: &Tenant) -> ScopeSet {
         self.metadata.scopes().retain(|s| {
+            if s == ADMIN_SCOPE {
+                return self.may_hold_admin_scope();
+            }
             tenant.scopes.contains_key(s)
-                && (self.origin == Origin::Admin || !tenant.restricted_scopes.contains(s))
+                && (self.origin != Origin::Dcr || !tenant.restricted_scopes.contains(s))
         })
     }
 }
@@ -267,9 +304,21 @@ pub fn validate_metadata(
         }
     };
     let scopes = ScopeSet::parse(&scope).map_err(OAuthError::invalid_client_metadata)?;
+    if scopes.contains(ADMIN_SCOPE) {
+        if channel != Origin::Admin {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "scope {ADMIN_SCOPE} is reserved for clients the operator creates"
+            )));
+        }
+        if grant_types != [GrantType::ClientCredentials.as_str()] {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "scope {ADMIN_SCOPE} is for confidential client_credentials clients only"
+            )));
+        }
+    }
     let unknown: Vec<&str> = scopes
         .iter()
-        .filter(|s| !tenant.scopes.contains_key(*s))
+        .filter(|s| *s != ADMIN_SCOPE && !tenant.scopes.contains_key(*s))
         .collect();
     if !unknown.is_empty() {
         return Err(OAuthError::invalid_client_metadata(format!(
@@ -864,6 +913,11 @@ mod tests {
             first_party: false,
             consent_epoch: 0,
             agent_of: None,
+            previous_secret_hash: None,
+            previous_secret_until: 0,
+            disabled: false,
+            tokens_revoked_before: 0,
+            user_policy: None,
         };
         c.metadata.scope = "api:admin api:read gone".into();
         assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "api:read");
@@ -872,6 +926,67 @@ mod tests {
             c.allowed_scopes(&tenant()).to_scope_string(),
             "api:admin api:read"
         );
+    }
+
+    #[test]
+    fn the_admin_scope_is_the_operators_to_give_to_client_credentials_clients_only() {
+        let cc = json!({"grant_types": ["client_credentials"], "scope": "bulwark:admin"});
+        for (md, channel, ok) in [
+            (cc.clone(), Origin::Admin, true),
+            (cc.clone(), Origin::Api, false),
+            (cc.clone(), Origin::Dcr, false),
+            (
+                json!({"grant_types": ["client_credentials"], "scope": "bulwark:admin", "token_endpoint_auth_method": "none"}),
+                Origin::Admin,
+                false,
+            ),
+            (
+                json!({"grant_types": ["authorization_code"], "redirect_uris": ["https://app.example/cb"], "scope": "bulwark:admin"}),
+                Origin::Admin,
+                false,
+            ),
+            (
+                json!({"grant_types": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"], "scope": "bulwark:admin"}),
+                Origin::Admin,
+                false,
+            ),
+            (
+                json!({"grant_types": ["client_credentials"], "scope": "bulwark:other"}),
+                Origin::Admin,
+                false,
+            ),
+        ] {
+            assert_eq!(
+                validate_metadata(&md, &tenant(), channel).is_ok(),
+                ok,
+                "{md} via {channel:?}"
+            );
+        }
+        // Held only by an operator-made confidential client.
+        let mut c = Client {
+            client_id: "c1".into(),
+            tenant: TenantId::parse("acme").unwrap(),
+            metadata: validate_metadata(&cc, &tenant(), Origin::Admin).unwrap(),
+            secret_hash: None,
+            secret_expires_at: 0,
+            registration_token_hash: None,
+            issued_at: 0,
+            updated_at: 0,
+            origin: Origin::Admin,
+            first_party: false,
+            consent_epoch: 0,
+            agent_of: None,
+            previous_secret_hash: None,
+            previous_secret_until: 0,
+            disabled: false,
+            tokens_revoked_before: 0,
+            user_policy: None,
+        };
+        assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "bulwark:admin");
+        for origin in [Origin::Api, Origin::Dcr] {
+            c.origin = origin;
+            assert!(c.allowed_scopes(&tenant()).is_empty(), "{origin:?}");
+        }
     }
 
     #[test]

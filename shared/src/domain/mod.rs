@@ -1,6 +1,7 @@
 //! The OAuth rules, sans IO: plain types and functions, no store, no clock, no network.
 //! Everything here is tested with tables of cases.
 
+pub mod access;
 pub mod assertion;
 pub mod authorize;
 pub mod claims;

@@ -118,6 +118,10 @@ pub struct Tenant {
     /// (RFC 7523 §2.1), for users linked to a subject of theirs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_issuers: Vec<TrustedIssuer>,
+    /// The app allowlist: when set, users may authorize only these apps (client ids), and
+    /// their grants to any other app stop working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_allowlist: Option<std::collections::BTreeSet<String>>,
     pub created_at: i64,
 }
 
@@ -159,6 +163,7 @@ impl Tenant {
             password_grant: false,
             session_ttl: None,
             trusted_issuers: Vec::new(),
+            app_allowlist: None,
             created_at: now,
         }
     }

@@ -26,6 +26,9 @@ pub struct User {
     /// lagging index kept out of the sweep).
     #[serde(default)]
     pub session_epoch: u64,
+    /// Holds the tenant-admin role (the Connected Apps console; set by the operator or an admin).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 /// Usernames compare case-insensitively: trimmed, lower-cased, 1–128 printable characters.

@@ -196,7 +196,7 @@ async fn revoke(StateX(app): StateX<State>, Path(client_id): Path<String>, form:
                 "This form has expired or you are signed out. Reload the account page.",
             ));
         };
-        account::revoke_app(&app, &tenant, &user.sub, &client_id).await?;
+        account::revoke_app(&app, &tenant, &user.sub, &client_id, &user.sub).await?;
         Ok::<_, OAuthError>(see_other(&account_url(&app, &tenant, Some("revoked"))))
     }
     .await;

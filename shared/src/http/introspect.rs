@@ -20,7 +20,7 @@ pub fn router(state: State) -> Router {
 }
 
 async fn introspect(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, OAuthError> {
-    let caller = client_from(&app, &form).await?;
+    let caller = client_from(&app, &form, "/oauth2/introspect").await?;
     if caller.metadata.is_public() {
         return Err(OAuthError::invalid_client(
             "introspection is for confidential clients",

@@ -6,6 +6,7 @@
 //! repeated parameter is an error; nothing here logs headers, bodies or query strings.
 
 pub mod account;
+pub mod admin;
 pub mod authorize;
 pub mod browser;
 pub mod discovery;
@@ -51,7 +52,8 @@ pub fn app(state: State) -> Router {
         .merge(revoke::router(state.clone()))
         .merge(authorize::router(state.clone()))
         .merge(userinfo::router(state.clone()))
-        .merge(account::router(state))
+        .merge(account::router(state.clone()))
+        .merge(admin::router(state))
         .fallback(not_found)
 }
 
@@ -90,7 +92,7 @@ async fn method_not_allowed() -> OAuthError {
 
 /// One JSON log line per request: method, route template (never the raw path or query),
 /// status and latency.
-async fn access_log(req: Request, next: Next) -> Response {
+pub(crate) async fn access_log(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req
@@ -207,8 +209,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// Authenticate the calling client from the form and its `Authorization` header.
-pub async fn client_from(app: &App, form: &OAuthForm) -> Result<Client, OAuthError> {
+/// Authenticate the calling client from the form and its `Authorization` header, at
+/// `endpoint` (its path: a client assertion may be addressed to it).
+pub async fn client_from(app: &App, form: &OAuthForm, endpoint: &str) -> Result<Client, OAuthError> {
     let authorization = match form.headers.get(header::AUTHORIZATION) {
         Some(v) => Some(
             v.to_str()
@@ -223,7 +226,7 @@ pub async fn client_from(app: &App, form: &OAuthForm) -> Result<Client, OAuthErr
         }
         CredentialsError::Malformed(why) => OAuthError::invalid_client(why),
     })?;
-    authenticate(app, &creds).await
+    authenticate(app, &creds, endpoint).await
 }
 
 /// A `Bearer` token from the `Authorization` header, if there is one.

@@ -1,30 +1,16 @@
 //! Server-rendered pages: login, consent, account, error. Plain HTML forms that work without
 //! JavaScript; no external assets; one stylesheet inlined and allowed by its hash in the
-//! Content-Security-Policy; every value escaped.
+//! Content-Security-Policy. The markup is in `shared/templates/`, compiled by askama, which
+//! escapes every value by default (only the stylesheet, the logo and a page body already
+//! rendered by a template are inserted as they are).
 
+use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use crate::service::account::ConnectedApp;
 use crate::service::authorize::{ConsentPage, LoginPage};
-
-/// HTML-escape text and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const CSS: &str = r#"
 *{box-sizing:border-box}
@@ -80,18 +66,34 @@ static CSS_HASH: LazyLock<String> = LazyLock::new(|| {
 
 const LOGO: &str = r##"<svg viewBox="0 0 24 24" aria-hidden="true"><path fill="#4f46e5" d="M12 2 4 5v6c0 5 3.4 9.7 8 11 4.6-1.3 8-6 8-11V5l-8-3z"/><path fill="#fff" d="m10.6 15.6-3.2-3.2 1.4-1.4 1.8 1.8 4.6-4.6 1.4 1.4z"/></svg>"##;
 
+#[derive(Template)]
+#[template(path = "layout.html")]
+struct Layout<'a> {
+    title: &'a str,
+    css: &'a str,
+    logo: &'a str,
+    wide: bool,
+    /// A page body rendered (and escaped) by its own template.
+    body: &'a str,
+}
+
+/// Render a body template; a template that cannot render (it cannot fail on these types) is
+/// our plain error text rather than a panic.
+fn render(t: &impl Template) -> String {
+    t.render()
+        .unwrap_or_else(|_| "<h1>Something went wrong</h1>".to_string())
+}
+
 /// A complete HTML response with the security headers every page carries. `form_origin` is
 /// an extra origin forms may lead to (the consent answer redirects to the client).
 pub fn page(status: u16, title: &str, body: &str, wide: bool, form_origin: Option<&str>) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<meta name=\"referrer\" content=\"no-referrer\"><title>{} · Bulwark</title><style>{CSS}</style></head>\
-<body><div class=\"brand\">{LOGO}<span>Bulwark</span></div><main{}>{body}</main>\
-<footer>Protected by Bulwark</footer></body></html>",
-        esc(title),
-        if wide { " class=\"wide\"" } else { "" },
-    );
+    let html = render(&Layout {
+        title,
+        css: CSS,
+        logo: LOGO,
+        wide,
+        body,
+    });
     let form_action = match form_origin {
         Some(o) => format!("'self' {o}"),
         None => "'self'".into(),
@@ -125,61 +127,38 @@ pub fn page(status: u16, title: &str, body: &str, wide: bool, form_origin: Optio
     resp
 }
 
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorBody<'a> {
+    message: &'a str,
+}
+
 /// Our own error page (never a redirect).
 pub fn error_page(status: u16, message: &str) -> Response {
-    let body = format!(
-        "<h1>Something went wrong</h1><p class=\"lead\" role=\"alert\">{}</p>",
-        esc(message)
-    );
-    page(status, "Error", &body, false, None)
+    page(status, "Error", &render(&ErrorBody { message }), false, None)
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginBody<'a> {
+    client_name: &'a Option<String>,
+    error: &'a Option<String>,
+    action: &'a str,
+    hidden: &'a [(&'a str, &'a str)],
+    csrf: &'a str,
+    username: &'a str,
 }
 
 /// The sign-in form. `action` is where it posts; `hidden` are extra hidden fields.
 pub fn login_page(p: &LoginPage, action: &str, hidden: &[(&str, &str)]) -> Response {
-    let mut body = String::new();
-    body.push_str("<h1>Sign in</h1>");
-    match &p.client_name {
-        Some(n) => {
-            let _ = write!(
-                body,
-                "<p class=\"lead\">to continue to <strong>{}</strong></p>",
-                esc(n)
-            );
-        }
-        None => body.push_str("<p class=\"lead\">to manage your connected apps</p>"),
-    }
-    if let Some(e) = &p.error {
-        let _ = write!(body, "<div class=\"alert\" role=\"alert\">{}</div>", esc(e));
-    }
-    let _ = write!(body, "<form method=\"post\" action=\"{}\">", esc(action));
-    for (k, v) in hidden {
-        let _ = write!(
-            body,
-            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-            esc(k),
-            esc(v)
-        );
-    }
-    let _ = write!(
-        body,
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(&p.csrf)
-    );
-    let (user_focus, pass_focus) = if p.username.is_empty() {
-        (" autofocus", "")
-    } else {
-        ("", " autofocus")
-    };
-    let _ = write!(
-        body,
-        "<label for=\"username\">Username</label>\
-<input type=\"text\" id=\"username\" name=\"username\" autocomplete=\"username\" autocapitalize=\"none\" \
-spellcheck=\"false\" required maxlength=\"128\" value=\"{}\"{user_focus}>\
-<label for=\"password\">Password</label>\
-<input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"current-password\" required{pass_focus}>\
-<button class=\"primary\" type=\"submit\">Sign in</button></form>",
-        esc(&p.username)
-    );
+    let body = render(&LoginBody {
+        client_name: &p.client_name,
+        error: &p.error,
+        action,
+        hidden,
+        csrf: &p.csrf,
+        username: &p.username,
+    });
     page(
         if p.error.is_some() { 401 } else { 200 },
         "Sign in",
@@ -196,13 +175,34 @@ fn initial(name: &str) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+#[derive(Template)]
+#[template(path = "scopes.html")]
+struct ScopeList<'a> {
+    scopes: &'a [(String, String)],
+    class: &'a str,
+}
+
 fn scope_list(scopes: &[(String, String)], class: &str) -> String {
-    let mut s = format!("<ul class=\"scopes{class}\">");
-    for (name, desc) in scopes {
-        let _ = write!(s, "<li>{}<code>{}</code></li>", esc(desc), esc(name));
-    }
-    s.push_str("</ul>");
-    s
+    render(&ScopeList { scopes, class })
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentBody<'a> {
+    name: &'a str,
+    who: &'a str,
+    initial: String,
+    /// (href, text)
+    links: Vec<(&'a str, &'a str)>,
+    requested: &'a [(String, String)],
+    granted: &'a [(String, String)],
+    requested_html: String,
+    granted_html: String,
+    agents: &'a Option<Vec<String>>,
+    redirect_uri: &'a str,
+    action: &'a str,
+    pending_id: &'a str,
+    csrf: &'a str,
 }
 
 /// The consent page: the client, the new scopes, the ones already granted, approve / deny.
@@ -214,91 +214,32 @@ pub fn consent_page(p: &ConsentPage, action: &str) -> Response {
         .clone()
         .unwrap_or_else(|| p.client.client_id.clone());
     let who = p.user.name.clone().unwrap_or_else(|| p.user.username.clone());
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<h1>Allow {} access?</h1><p class=\"lead\">Signed in as <strong>{}</strong>.</p>",
-        esc(&name),
-        esc(&who)
-    );
-    let _ = write!(
-        body,
-        "<div class=\"app\"><div class=\"avatar\" aria-hidden=\"true\">{}</div><div><div class=\"name\">{}</div>",
-        esc(&initial(&name)),
-        esc(&name)
-    );
     let md = &p.client.metadata;
-    let mut links = Vec::new();
+    let mut links: Vec<(&str, &str)> = Vec::new();
     if let Some(u) = &md.client_uri {
-        links.push(format!(
-            "<a href=\"{}\" rel=\"noopener noreferrer\">{}</a>",
-            esc(u),
-            esc(u)
-        ));
+        links.push((u, u));
     }
     if let Some(u) = &md.policy_uri {
-        links.push(format!(
-            "<a href=\"{}\" rel=\"noopener noreferrer\">Privacy policy</a>",
-            esc(u)
-        ));
+        links.push((u, "Privacy policy"));
     }
     if let Some(u) = &md.tos_uri {
-        links.push(format!(
-            "<a href=\"{}\" rel=\"noopener noreferrer\">Terms</a>",
-            esc(u)
-        ));
+        links.push((u, "Terms"));
     }
-    if !links.is_empty() {
-        let _ = write!(body, "<div class=\"muted\">{}</div>", links.join(" · "));
-    }
-    body.push_str("</div></div>");
-    if !p.requested.is_empty() {
-        body.push_str(if p.granted.is_empty() {
-            "<h2>It will be able to</h2>"
-        } else {
-            "<h2>It asks for new access</h2>"
-        });
-        body.push_str(&scope_list(&p.requested, ""));
-    }
-    if !p.granted.is_empty() {
-        body.push_str("<h2>You already allowed</h2>");
-        body.push_str(&scope_list(&p.granted, " old"));
-    }
-    if let Some(agents) = &p.agents {
-        body.push_str("<h2>Agents that may act for you</h2>");
-        if agents.is_empty() {
-            let _ = write!(
-                body,
-                "<p class=\"muted\">{} has no agents yet; it may act for you itself. Agents it adds later are listed on your account page, where you can stop each one.</p>",
-                esc(&name)
-            );
-        } else {
-            body.push_str("<ul class=\"agents\">");
-            for a in agents {
-                let _ = write!(body, "<li>{}</li>", esc(a));
-            }
-            let _ = write!(
-                body,
-                "</ul><p class=\"muted\">Each acts with at most the access above, and only as {}'s agent. You can stop any of them from your account page.</p>",
-                esc(&name)
-            );
-        }
-    }
-    let _ = write!(
-        body,
-        "<p class=\"muted\">You will be sent back to {}. You can take this access back at any time from your account page.</p>",
-        esc(&p.redirect_uri)
-    );
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"action\" value=\"consent\">\
-<input type=\"hidden\" name=\"interaction\" value=\"{}\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-<div class=\"row\"><button class=\"secondary\" type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-<button class=\"primary\" type=\"submit\" name=\"decision\" value=\"approve\" autofocus>Allow</button></div></form>",
-        esc(action),
-        esc(&p.pending_id),
-        esc(&p.csrf)
-    );
+    let body = render(&ConsentBody {
+        name: &name,
+        who: &who,
+        initial: initial(&name),
+        links,
+        requested: &p.requested,
+        granted: &p.granted,
+        requested_html: scope_list(&p.requested, ""),
+        granted_html: scope_list(&p.granted, " old"),
+        agents: &p.agents,
+        redirect_uri: &p.redirect_uri,
+        action,
+        pending_id: &p.pending_id,
+        csrf: &p.csrf,
+    });
     let origin = crate::service::authorize::origin_of(&p.redirect_uri);
     page(200, "Allow access", &body, false, origin.as_deref())
 }
@@ -338,74 +279,65 @@ pub struct AccountView<'a> {
     pub base: &'a str,
 }
 
+struct AppCard<'a> {
+    name: &'a str,
+    initial: String,
+    client_id: &'a str,
+    granted: String,
+    last_used: Option<String>,
+    scopes_html: String,
+    agents: Vec<AgentRow<'a>>,
+}
+
+struct AgentRow<'a> {
+    name: &'a str,
+    client_id: &'a str,
+    last_acted: String,
+    stopped: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountBody<'a> {
+    who: &'a str,
+    base: &'a str,
+    tenant: &'a str,
+    csrf: &'a str,
+    notice: Option<&'a str>,
+    apps: Vec<AppCard<'a>>,
+}
+
 pub fn account_page(v: &AccountView<'_>) -> Response {
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<div class=\"topbar\"><div><h1>Connected apps</h1><div class=\"muted\">Signed in as <strong>{}</strong></div></div>\
-<form method=\"post\" action=\"{}/account/logout\"><input type=\"hidden\" name=\"tenant\" value=\"{}\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{}\"><button class=\"secondary\" type=\"submit\">Sign out</button></form></div>",
-        esc(v.who),
-        esc(v.base),
-        esc(v.tenant),
-        esc(v.csrf)
-    );
-    if let Some(n) = v.notice {
-        let _ = write!(body, "<div class=\"notice\" role=\"status\">{}</div>", esc(n));
-    }
-    if v.apps.is_empty() {
-        body.push_str("<p class=\"lead\">No apps have access to your account.</p>");
-    }
-    for a in v.apps {
-        let _ = write!(
-            body,
-            "<section class=\"card\" aria-label=\"{}\"><header><div class=\"app plain\">\
-<div class=\"avatar\" aria-hidden=\"true\">{}</div><div><div class=\"name\">{}</div><div class=\"muted\">Allowed {}{}</div></div></div>\
-<form method=\"post\" action=\"{}/account/apps/{}/revoke\"><input type=\"hidden\" name=\"tenant\" value=\"{}\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{}\"><button class=\"danger\" type=\"submit\">Revoke</button></form></header>",
-            esc(&a.name),
-            esc(&initial(&a.name)),
-            esc(&a.name),
-            esc(&date(a.granted_at)),
-            match a.last_used {
-                Some(t) => format!(" · last used {}", esc(&date(t))),
-                None => " · not used yet".into(),
-            },
-            esc(v.base),
-            esc(&a.client_id),
-            esc(v.tenant),
-            esc(v.csrf)
-        );
-        body.push_str(&scope_list(&a.scopes, ""));
-        if !a.agents.is_empty() {
-            body.push_str("<h2>Agents acting for you</h2><ul class=\"agents\">");
-            for g in &a.agents {
-                let _ = write!(
-                    body,
-                    "<li><span class=\"name\">{}</span> <span class=\"muted\">last acted {}</span> ",
-                    esc(&g.name),
-                    esc(&date(g.last_acted))
-                );
-                if g.stopped {
-                    body.push_str("<span class=\"muted\">· stopped</span></li>");
-                } else {
-                    let _ = write!(
-                        body,
-                        "<form method=\"post\" action=\"{}/account/apps/{}/agents/{}/stop\"><input type=\"hidden\" name=\"tenant\" value=\"{}\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{}\"><button class=\"danger\" type=\"submit\" aria-label=\"Stop {}\">Stop</button></form></li>",
-                        esc(v.base),
-                        esc(&a.client_id),
-                        esc(&g.client_id),
-                        esc(v.tenant),
-                        esc(v.csrf),
-                        esc(&g.name)
-                    );
-                }
-            }
-            body.push_str("</ul>");
-        }
-        body.push_str("</section>");
-    }
+    let apps = v
+        .apps
+        .iter()
+        .map(|a| AppCard {
+            name: &a.name,
+            initial: initial(&a.name),
+            client_id: &a.client_id,
+            granted: date(a.granted_at),
+            last_used: a.last_used.map(date),
+            scopes_html: scope_list(&a.scopes, ""),
+            agents: a
+                .agents
+                .iter()
+                .map(|g| AgentRow {
+                    name: &g.name,
+                    client_id: &g.client_id,
+                    last_acted: date(g.last_acted),
+                    stopped: g.stopped,
+                })
+                .collect(),
+        })
+        .collect();
+    let body = render(&AccountBody {
+        who: v.who,
+        base: v.base,
+        tenant: v.tenant,
+        csrf: v.csrf,
+        notice: v.notice,
+        apps,
+    });
     page(200, "Connected apps", &body, true, None)
 }
 
@@ -413,11 +345,27 @@ pub fn account_page(v: &AccountView<'_>) -> Response {
 mod tests {
     use super::*;
 
+    /// Every value a stranger can choose (an app's name and URIs, a username, an error
+    /// message) is escaped by the templates: markup in it stays text.
     #[test]
-    fn escaping() {
-        assert_eq!(
-            esc("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+    fn values_are_escaped_by_default() {
+        let evil = "<script>alert(1)</script>\"'&";
+        let body = render(&ErrorBody { message: evil });
+        assert!(!body.contains("<script>"), "{body}");
+        assert!(body.contains("&#60;script&#62;"), "{body}");
+        let hidden = [("interaction", "\"><img src=x>")];
+        let login = render(&LoginBody {
+            client_name: &Some(evil.to_string()),
+            error: &Some(evil.to_string()),
+            action: "/oauth2/authorize",
+            hidden: &hidden,
+            csrf: "c",
+            username: evil,
+        });
+        assert!(!login.contains("<script>") && !login.contains("<img"), "{login}");
+        assert!(
+            login.contains("name=\"interaction\" value=\"&#34;&#62;&#60;img src=x&#62;\""),
+            "{login}"
         );
     }
 

@@ -20,7 +20,7 @@ pub fn router(state: State) -> Router {
 }
 
 async fn revoke(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, OAuthError> {
-    let caller = client_from(&app, &form).await?;
+    let caller = client_from(&app, &form, "/oauth2/revoke").await?;
     let token = form
         .params
         .require("token")

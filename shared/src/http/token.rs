@@ -24,7 +24,7 @@ async fn token(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, 
     form.params
         .require("grant_type")
         .map_err(OAuthError::invalid_request)?;
-    let client = client_from(&app, &form).await?;
+    let client = client_from(&app, &form, "/oauth2/token").await?;
     tracing::Span::current().record("client_id", client.client_id.as_str());
     let body = token_endpoint::grant(&app, &client, &form.params).await?;
     let body = serde_json::to_value(&body).map_err(|_| OAuthError::server_error())?;

@@ -96,6 +96,38 @@ pub fn check_jwks(v: &Value) -> Result<JwkSet, String> {
     Ok(set)
 }
 
+/// The signing keys of a JWK Set someone publishes at a URL (a client's or identity provider's
+/// `jwks_uri`): keys for other uses (`use: enc`, as Keycloak publishes) or of types and
+/// algorithms we do not verify with are left out rather than failing the whole set; the rest
+/// must pass [`check_jwks`] (and no key may carry private material).
+pub fn published_signing_keys(v: &Value) -> Result<JwkSet, String> {
+    let keys = v
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("jwks must be an object with a keys array")?;
+    if keys.len() > 10 * MAX_KEYS {
+        return Err("the key set is too large".into());
+    }
+    let signing: Vec<Value> = keys
+        .iter()
+        .filter(|k| {
+            let s = |f: &str| k.get(f).and_then(Value::as_str);
+            let use_ok = s("use").is_none_or(|u| u == "sig");
+            let alg_ok = s("alg").is_none_or(|a| ALGORITHM_NAMES.contains(&a));
+            let kind_ok = matches!(
+                (s("kty"), s("crv")),
+                (Some("EC"), Some("P-256")) | (Some("OKP"), Some("Ed25519")) | (Some("RSA"), _)
+            );
+            let private = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
+                .iter()
+                .any(|f| k.get(*f).is_some());
+            private || (use_ok && alg_ok && kind_ok)
+        })
+        .cloned()
+        .collect();
+    check_jwks(&serde_json::json!({ "keys": signing }))
+}
+
 /// The header of a JWT, unverified (to choose the key).
 pub fn header(token: &str) -> Result<Header, VerifyError> {
     if token.len() > 16 * 1024 {
@@ -164,6 +196,12 @@ pub fn verify(token: &str, keys: &JwkSet) -> Result<(Header, Value), VerifyError
 
 /// A string claim of a JWT, read without verifying it (to choose whose keys verify it).
 pub fn unverified_claim(token: &str, name: &str) -> Option<String> {
+    unverified_claims(token)?.get(name)?.as_str().map(str::to_string)
+}
+
+/// A JWT's claims, read without verifying them: only to refuse early (before fetching anyone's
+/// keys) what could never pass, never to accept anything.
+pub fn unverified_claims(token: &str) -> Option<Value> {
     use base64::Engine;
     if token.len() > 16 * 1024 {
         return None;
@@ -173,7 +211,7 @@ pub fn unverified_claim(token: &str, name: &str) -> Option<String> {
         .decode(payload)
         .ok()?;
     let v: Value = serde_json::from_slice(&bytes).ok()?;
-    v.get(name)?.as_str().map(str::to_string)
+    v.is_object().then_some(v)
 }
 
 /// The `kid` a JWT names, if any (unverified).
@@ -305,5 +343,29 @@ mod tests {
         ] {
             assert!(check_jwks(&bad).is_err(), "{bad}");
         }
+    }
+
+    /// A published set (an identity provider's jwks_uri) may hold encryption keys and keys we
+    /// do not use: they are left out, the signing keys kept; a registered set is strict.
+    #[test]
+    fn published_sets_keep_their_signing_keys_only() {
+        let (_, sig) = ec_key("sig-1");
+        let mut enc = ec_key("enc-1").1;
+        enc["use"] = json!("enc");
+        let mut other_alg = ec_key("es512").1;
+        other_alg["alg"] = json!("ES512");
+        let p384 = json!({"kty": "EC", "crv": "P-384", "kid": "p384",
+            "x": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "y": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"});
+        let published = json!({"keys": [enc.clone(), sig.clone(), other_alg, p384]});
+        let set = published_signing_keys(&published).unwrap();
+        let kids: Vec<_> = set.keys.iter().filter_map(|k| k.common.key_id.clone()).collect();
+        assert_eq!(kids, ["sig-1"]);
+        assert!(check_jwks(&published).is_err(), "a registered set stays strict");
+        // Nothing to sign with, or private material anywhere: refused.
+        assert!(published_signing_keys(&json!({"keys": [enc]})).is_err());
+        let mut leaked = sig;
+        leaked["d"] = json!("AAAA");
+        assert!(published_signing_keys(&json!({"keys": [leaked]})).is_err());
     }
 }

@@ -149,7 +149,13 @@ const REVOKED_MARKER_TTL: i64 = 600;
 /// The consent and the marker go first, in one transaction: a code redeemed or a silent
 /// authorization racing with this either landed before (and its grant is listed and ended) or
 /// is refused. Returns whether there was anything to revoke.
-pub async fn revoke_app(app: &App, tenant: &str, sub: &str, client_id: &str) -> Result<bool, OAuthError> {
+pub async fn revoke_app(
+    app: &App,
+    tenant: &str,
+    sub: &str,
+    client_id: &str,
+    actor: &str,
+) -> Result<bool, OAuthError> {
     let consent = app.repo.consent(tenant, sub, client_id).await?;
     let any_grant = app
         .repo
@@ -167,7 +173,13 @@ pub async fn revoke_app(app: &App, tenant: &str, sub: &str, client_id: &str) -> 
                 .app_revoked_write(tenant, sub, client_id, now, now + REVOKED_MARKER_TTL)?,
         ];
     writes.extend(app.repo.delete_consent_writes(tenant, sub, client_id));
-    writes.push(app.repo.audit_write(tenant, "consent.revoked", sub, client_id)?);
+    writes.push(app.repo.audit_write_detail(
+        tenant,
+        "consent.revoked",
+        actor,
+        client_id,
+        (actor != sub).then(|| format!("user={sub}")),
+    )?);
     app.repo.commit(writes).await?;
     let grants: Vec<_> = app
         .repo

@@ -403,6 +403,17 @@ async fn proceed(
         .into());
     };
 
+    // The tenant's administrator decides which apps its users may authorize, and who may
+    // authorize each: a refusal is our page, never a redirect (the app learns nothing).
+    let tenant = app
+        .repo
+        .tenant(&tenant_id)
+        .await?
+        .map(|t| t.value)
+        .ok_or_else(OAuthError::server_error)?;
+    if let Err(d) = crate::service::access::permitted(app, &tenant, &client, &user.sub).await? {
+        return Ok(error(403, d.message()));
+    }
     let requested = req.scopes();
     let existing = app.repo.consent(&tenant_id, &user.sub, &client.client_id).await?;
     // A consent counts only under the client's current epoch (it moves when the client adds a
@@ -426,12 +437,6 @@ async fn proceed(
                 "the user has not consented",
             ));
         }
-        let tenant = app
-            .repo
-            .tenant(&tenant_id)
-            .await?
-            .map(|t| t.value)
-            .ok_or_else(OAuthError::server_error)?;
         pending.value.consent_for = Some(user.sub.clone());
         match app
             .repo
@@ -487,6 +492,7 @@ async fn proceed(
         request: req.clone(),
         issued_at: now,
         revocation,
+        user_epoch: Some(user.session_epoch),
     };
     let mut writes = vec![
         app.repo

@@ -84,6 +84,11 @@ fn new_client(
         first_party: false,
         consent_epoch: 0,
         agent_of: None,
+        previous_secret_hash: None,
+        previous_secret_until: 0,
+        disabled: false,
+        tokens_revoked_before: 0,
+        user_policy: None,
     };
     Ok(Registered {
         client,
@@ -156,6 +161,8 @@ pub struct AdminFields<'a> {
     /// The app this client is an agent of (RFC 8693): a client of the same tenant that is not
     /// itself an agent; the new client must be registered for token exchange.
     pub agent_of: Option<&'a str>,
+    /// Which users may authorize it (`None`: everyone in the tenant).
+    pub user_policy: Option<crate::domain::access::UserPolicy>,
 }
 
 /// `bulwark client create`: the operator registers a client with the same validation (but may
@@ -168,18 +175,32 @@ pub async fn create_by_admin(
     metadata: &Value,
     admin: AdminFields<'_>,
 ) -> Result<Registered, OAuthError> {
+    create_admin_made(app, tenant_id, metadata, admin, Origin::Admin, "cli").await
+}
+
+/// [`create_by_admin`] for the operator (`Origin::Admin`) or the tenant admin API
+/// (`Origin::Api`), recording `actor` in the audit trail.
+pub async fn create_admin_made(
+    app: &App,
+    tenant_id: &str,
+    metadata: &Value,
+    admin: AdminFields<'_>,
+    origin: Origin,
+    actor: &str,
+) -> Result<Registered, OAuthError> {
     let tenant = app
         .repo
         .tenant(tenant_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_request("unknown tenant"))?
         .value;
-    let mut reg = new_client(app, &tenant, metadata, Origin::Admin)?;
+    let mut reg = new_client(app, &tenant, metadata, origin)?;
     reg.client.first_party = admin.first_party;
+    reg.client.user_policy = admin.user_policy.clone();
     let mut writes = vec![
         app.repo.create_client_write(&reg.client)?,
         app.repo
-            .audit_write(tenant.id.as_str(), "client.created", "cli", &reg.client.client_id)?,
+            .audit_write(tenant.id.as_str(), "client.created", actor, &reg.client.client_id)?,
     ];
     if let Some(of) = admin.agent_of {
         let bad = |why: String| OAuthError::invalid_client_metadata(format!("agent_of (--agent-of): {why}"));
@@ -197,6 +218,16 @@ pub async fn create_by_admin(
             })?;
         if target.value.agent_of.is_some() {
             return Err(bad(format!("{of} is itself an agent; name the app it acts for")));
+        }
+        if target
+            .value
+            .metadata
+            .scopes()
+            .contains(crate::domain::client::ADMIN_SCOPE)
+        {
+            return Err(bad(format!(
+                "{of} is an administration client, not an app users authorize"
+            )));
         }
         if !reg.client.metadata.allows_grant(GrantType::TokenExchange) {
             return Err(bad(format!(
@@ -216,7 +247,7 @@ pub async fn create_by_admin(
         writes.push(app.repo.replace_client_write(&app_client, target.version)?);
         writes.push(
             app.repo
-                .audit_write(tenant.id.as_str(), "consent.reset", "cli", of)?,
+                .audit_write(tenant.id.as_str(), "consent.reset", actor, of)?,
         );
     }
     match app.repo.commit(writes).await {
@@ -375,6 +406,54 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
     }
 }
 
+/// Issue a new secret for a client that authenticates with one; the previous secret keeps
+/// working for `grace_seconds` (0: it stops at once). The new secret exists in the clear only in
+/// the answer. `Conflict` if the client changed meanwhile.
+pub async fn rotate_secret(
+    app: &App,
+    current: Versioned<Client>,
+    grace_seconds: i64,
+    actor: &str,
+) -> Result<(Secret, Client), OAuthError> {
+    if !(0..=MAX_SECRET_GRACE).contains(&grace_seconds) {
+        return Err(OAuthError::invalid_request(format!(
+            "grace_seconds is 0 to {MAX_SECRET_GRACE} (7 days)"
+        )));
+    }
+    let mut c = current.value;
+    if !c.metadata.auth_method().is_some_and(|m| m.uses_secret()) || c.secret_hash.is_none() {
+        return Err(OAuthError::invalid_request(
+            "this client has no secret (a public or private_key_jwt client)",
+        ));
+    }
+    let now = app.now();
+    let secret = Secret::generate();
+    if grace_seconds > 0 {
+        c.previous_secret_hash = c.secret_hash.take();
+        c.previous_secret_until = now + grace_seconds;
+    } else {
+        c.previous_secret_hash = None;
+        c.previous_secret_until = 0;
+    }
+    c.secret_hash = Some(secret.hash().to_hex());
+    c.updated_at = now;
+    let writes = vec![
+        app.repo.replace_client_write(&c, current.version)?,
+        app.repo.audit_write_detail(
+            c.tenant.as_str(),
+            "client.secret_rotated",
+            actor,
+            &c.client_id,
+            Some(format!("grace_seconds={grace_seconds}")),
+        )?,
+    ];
+    app.repo.commit(writes).await?;
+    Ok((secret, c))
+}
+
+/// The longest grace period of a rotated secret: 7 days.
+pub const MAX_SECRET_GRACE: i64 = 7 * 86_400;
+
 /// Delete a client (RFC 7592 §2.3 or `bulwark client delete`) and everything that hangs off it:
 /// its secret goes with it; then its grants (so its refresh tokens, and its access tokens at
 /// introspection and userinfo) and its users' consents end. The client goes first, so nothing
@@ -388,7 +467,7 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
     for _ in 0..5 {
         let c = &current.value;
         let mut writes = vec![
-            app.repo.delete_client_write(&c.client_id, current.version),
+            app.repo.delete_client_write(c, current.version),
             app.repo
                 .audit_write(c.tenant.as_str(), "client.deleted", actor, &c.client_id)?,
         ];
@@ -401,7 +480,7 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
                 break;
             }
             // Changed meanwhile: delete what is there now, if anything.
-            Err(StoreError::Conflict) => match app.repo.client(&c.client_id).await? {
+            Err(StoreError::Conflict) => match app.repo.client_any(&c.client_id).await? {
                 Some(newer) => current = newer,
                 None => {
                     deleted = true;
@@ -420,7 +499,7 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
 }
 
 /// End every consent given to a client (and its pointer), a bounded transaction at a time.
-async fn end_consents(app: &App, client_id: &str) -> Result<(), OAuthError> {
+pub(crate) async fn end_consents(app: &App, client_id: &str) -> Result<(), OAuthError> {
     let consents = app.repo.consents_of_client(client_id).await?;
     for chunk in consents.chunks(12) {
         let mut writes = Vec::with_capacity(chunk.len() * 2);
@@ -440,6 +519,7 @@ pub fn describe(c: &Client) -> Value {
     body.insert("client_id_issued_at".into(), json!(c.issued_at));
     body.insert("origin".into(), json!(c.origin));
     body.insert("first_party".into(), json!(c.first_party));
+    body.insert("disabled".into(), json!(c.disabled));
     if let Some(of) = &c.agent_of {
         body.insert("agent_of".into(), json!(of));
     }

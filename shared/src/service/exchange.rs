@@ -61,6 +61,7 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
         claims: subject,
         user: Some(user),
         grant: Some(grant),
+        ..
     }) = live_claims(app, subject_token, Some(tenant_id)).await?
     else {
         return Err(invalid_subject());

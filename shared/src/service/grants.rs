@@ -81,7 +81,10 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     };
     let now = app.now();
     let req = &c.request;
-    if req.client_id != client.client_id || c.tenant != client.tenant.as_str() {
+    if req.client_id != client.client_id
+        || c.tenant != client.tenant.as_str()
+        || c.issued_at <= client.tokens_revoked_before
+    {
         return Err(bad());
     }
     match p.get("redirect_uri") {
@@ -106,6 +109,11 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     let Some(mut user) = active_user(app, &c.tenant, &c.sub).await? else {
         return Err(bad());
     };
+    // ... or before anything that ends the user's sessions (a deactivation, even if undone
+    // since, a new password, a role change).
+    if c.user_epoch.is_some_and(|e| e != user.value.session_epoch) {
+        return Err(bad());
+    }
     let revoked = app.repo.app_revoked(&c.tenant, &c.sub, &client.client_id).await?;
     if revoked.as_ref().map(|r| r.version) != c.revocation {
         return Err(bad());
@@ -116,6 +124,9 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         .await?
         .ok_or_else(OAuthError::server_error)?
         .value;
+    // The administrator may have taken the app off the allowlist, or the user out of its
+    // policy, since the code was issued.
+    crate::service::access::require(app, &tenant, client, &c.sub).await?;
     // What the client may be issued now: a scope restricted, or taken out of the client or the
     // catalog, since the authorization request is not.
     let allowed = client.allowed_scopes(&tenant);
@@ -250,6 +261,7 @@ pub(crate) async fn direct_grant(
         ));
     }
     let scope = &scope.clone().retain(|s| s != agent_act);
+    crate::service::access::require(app, tenant, client, sub).await?;
     let now = app.now();
     let (idle, absolute) = refresh_lifetimes(app, tenant);
     let grant = Grant {
@@ -367,6 +379,10 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
         else {
             return Err(bad());
         };
+        // A grant from before the client was disabled ended then, swept or not.
+        if grant.created_at <= client.tokens_revoked_before {
+            return Err(bad());
+        }
         let Some(user) = active_user(app, &rt.tenant, &rt.sub).await? else {
             return Err(bad());
         };
@@ -376,6 +392,7 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             .await?
             .ok_or_else(OAuthError::server_error)?
             .value;
+        crate::service::access::require(app, &tenant, client, &rt.sub).await?;
         // The family's scope, less what the client may no longer be issued (restricted, or
         // narrowed through RFC 7592, or gone from the catalog since the user consented).
         let allowed = client.allowed_scopes(&tenant);

@@ -1,7 +1,9 @@
 //! Application services: the OAuth rules of `domain` applied through the ports. The HTTP
 //! routers and the CLI are thin translators over these functions.
 
+pub mod access;
 pub mod account;
+pub mod admin;
 pub mod authorize;
 pub mod client_keys;
 pub mod clients;
@@ -68,3 +70,6 @@ impl Fetcher for Unavailable {
 
 #[cfg(all(test, feature = "embedded", feature = "local-signer"))]
 mod tests;
+
+#[cfg(all(test, feature = "embedded", feature = "local-signer"))]
+mod admin_tests;

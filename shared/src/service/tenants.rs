@@ -24,6 +24,15 @@ pub enum AdminError {
     Store(StoreError),
     #[error("{0}")]
     OAuth(OAuthError),
+    /// A field of the request is invalid: (field, why).
+    #[error("{0}: {1}")]
+    Field(String, String),
+    /// The object changed since the caller read it (a lost race, or a stale `If-Match`).
+    #[error("it changed since it was read")]
+    Stale,
+    /// Only the operator (the `bulwark` CLI) may change this (a client holding `bulwark:admin`).
+    #[error("only the operator can change this (bulwark CLI)")]
+    Operator,
 }
 
 impl From<StoreError> for AdminError {
@@ -100,6 +109,12 @@ pub async fn add_scope(
     let parsed = ScopeSet::parse(name).map_err(AdminError::Invalid)?;
     if parsed.iter().count() != 1 {
         return Err(AdminError::Invalid("give exactly one scope name".into()));
+    }
+    if name.starts_with(crate::domain::client::RESERVED_SCOPE_PREFIX) {
+        return Err(AdminError::Invalid(format!(
+            "scopes named {}... belong to Bulwark",
+            crate::domain::client::RESERVED_SCOPE_PREFIX
+        )));
     }
     let description = description.trim();
     if description.is_empty() || description.chars().count() > 300 || !is_displayable(description) {
@@ -351,6 +366,17 @@ pub async fn create_iat(
     expires_in: i64,
     max_uses: u32,
 ) -> Result<(Secret, InitialAccessToken), AdminError> {
+    create_iat_by(app, tenant, expires_in, max_uses, "cli").await
+}
+
+/// [`create_iat`], recording `actor` in the audit trail.
+pub async fn create_iat_by(
+    app: &App,
+    tenant: &str,
+    expires_in: i64,
+    max_uses: u32,
+    actor: &str,
+) -> Result<(Secret, InitialAccessToken), AdminError> {
     let t = get(app, tenant).await?;
     if !(60..=366 * 24 * 3600).contains(&expires_in) {
         return Err(AdminError::Invalid("--expires-in is 60 seconds to a year".into()));
@@ -364,7 +390,7 @@ pub async fn create_iat(
         created_at: now,
         expires_at: now + expires_in,
     };
-    app.repo.create_iat(&secret.hash().to_hex(), &iat).await?;
+    app.repo.create_iat(&secret.hash().to_hex(), &iat, actor).await?;
     Ok((secret, iat))
 }
 

@@ -54,11 +54,16 @@ impl Kv for LaggingIndex {
     ) -> Result<Page, StoreError> {
         match index {
             Index::ByParent => Ok(Page::default()),
-            Index::Primary => self.0.query(t, index, partition, cursor, limit).await,
+            Index::Primary | Index::PrimaryDescending => {
+                self.0.query(t, index, partition, cursor, limit).await
+            }
         }
     }
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.0.transact(writes).await
+    }
+    fn cursor_after(&self, index: Index, item: &crate::store::Item) -> Result<String, StoreError> {
+        self.0.cursor_after(index, item)
     }
 }
 
@@ -98,6 +103,7 @@ async fn user(app: &App, tenant: &str, name: &str) -> String {
             password: &Secret::new("correct horse battery staple"),
             email: None,
             name: None,
+            admin: false,
         },
     )
     .await
@@ -244,6 +250,90 @@ async fn deleting_a_client_ends_its_grants_and_consents_even_when_the_index_lags
             .is_empty()
     );
     assert_eq!(live(app, &alice, &kept).await, 2, "another client's grants stand");
+}
+
+/// A disabled client is stored apart: nothing finds it, and the existence check of a code
+/// redemption or refresh that authenticated it a moment before fails; its grants and consents
+/// end (even when the index lags), and enabling it brings none back.
+#[tokio::test]
+async fn disabling_a_client_hides_it_from_every_path_and_ends_what_it_holds() {
+    let h = harness();
+    let app = &h.app;
+    tenant(app, "acme").await;
+    let alice = user(app, "acme", "alice").await;
+    let c = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+        .await
+        .unwrap()
+        .client;
+    let gids = grants(app, "acme", &alice, &c.client_id, 30).await;
+    consent(app, "acme", &alice, &c.client_id).await;
+    let p = crate::service::admin::patch_client(
+        app,
+        "acme",
+        &c.client_id,
+        None,
+        &serde_json::json!({"disabled": true}),
+        "test",
+    )
+    .await
+    .unwrap();
+    assert!(p.value.disabled);
+    assert!(app.repo.client(&c.client_id).await.unwrap().is_none());
+    assert!(
+        app.repo
+            .client_any(&c.client_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .disabled
+    );
+    assert_eq!(
+        app.repo
+            .commit(vec![app.repo.client_exists_check(&c.client_id)])
+            .await,
+        Err(StoreError::Conflict)
+    );
+    assert_eq!(live(app, &alice, &gids).await, 0);
+    assert!(
+        app.repo
+            .consent("acme", &alice, &c.client_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Another tenant's admin finds nothing.
+    tenant(app, "other").await;
+    assert!(matches!(
+        crate::service::admin::client(app, "other", &c.client_id).await,
+        Err(tenants::AdminError::NotFound(_))
+    ));
+    // Enabled again: found again, with nothing of before.
+    crate::service::admin::patch_client(
+        app,
+        "acme",
+        &c.client_id,
+        Some(p.version),
+        &serde_json::json!({"disabled": false}),
+        "test",
+    )
+    .await
+    .unwrap();
+    assert!(app.repo.client(&c.client_id).await.unwrap().is_some());
+    assert!(app.repo.grants_of_client(&c.client_id).await.unwrap().is_empty());
+    // A stale version loses.
+    assert!(matches!(
+        crate::service::admin::patch_client(
+            app,
+            "acme",
+            &c.client_id,
+            Some(p.version),
+            &serde_json::json!({}),
+            "test"
+        )
+        .await,
+        Err(tenants::AdminError::Stale)
+    ));
 }
 
 #[tokio::test]
@@ -697,8 +787,135 @@ mod agents {
         assert!(is_live(app, &k).await);
         assert!(app.repo.agents_of(&w.app_id).await.unwrap() == vec![keeper.client_id.clone()]);
 
-        assert!(account::revoke_app(app, "acme", &w.sub, &w.app_id).await.unwrap());
+        assert!(
+            account::revoke_app(app, "acme", &w.sub, &w.app_id, &w.sub)
+                .await
+                .unwrap()
+        );
         assert!(!is_live(app, &k).await);
         assert!(app.repo.delegations_of(&w.sub).await.unwrap().is_empty());
+    }
+}
+
+/// private_key_jwt: an untyped assertion addressed to one of our endpoints works there only
+/// (one for the revocation endpoint gets no token at the token endpoint), and a JWT that could
+/// never pass makes no outbound fetch of the client's `jwks_uri`.
+mod assertions {
+    use super::*;
+    use crate::domain::client_auth::read_credentials;
+    use crate::domain::params::Params;
+    use crate::fetch::{FetchError, Fetcher};
+    use crate::service::{token_endpoint, tokens};
+    use p256::pkcs8::EncodePrivateKey;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(AtomicUsize, serde_json::Value);
+
+    #[async_trait]
+    impl Fetcher for Counting {
+        async fn get_json(&self, _url: &str) -> Result<serde_json::Value, FetchError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(self.1.clone())
+        }
+    }
+
+    fn key() -> (jsonwebtoken::EncodingKey, serde_json::Value) {
+        let sk = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let der = sk.to_pkcs8_der().unwrap();
+        let mut jwk: serde_json::Value =
+            serde_json::from_str(&p256::PublicKey::from(sk.verifying_key()).to_jwk_string()).unwrap();
+        jwk["kid"] = json!("k1");
+        (jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()), jwk)
+    }
+
+    fn assertion(enc: &jsonwebtoken::EncodingKey, claims: serde_json::Value) -> String {
+        let mut hdr = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        hdr.kid = Some("k1".into());
+        jsonwebtoken::encode(&hdr, &claims, enc).unwrap()
+    }
+
+    async fn token_with(app: &App, a: &str) -> bool {
+        let body = format!(
+            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
+        );
+        let p = Params::parse(body.as_bytes()).unwrap();
+        let Ok(creds) = read_credentials(None, &p) else {
+            return false;
+        };
+        match tokens::authenticate(app, &creds, "/oauth2/token").await {
+            Ok(client) => token_endpoint::grant(app, &client, &p).await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_assertion_works_only_at_the_endpoint_it_names_and_junk_fetches_nothing() {
+        let h = harness();
+        let (enc, jwk) = key();
+        let counting = Arc::new(Counting(AtomicUsize::new(0), json!({"keys": [jwk]})));
+        // The same app, but every outbound fetch counted.
+        let app = App {
+            config: h.app.config.clone(),
+            repo: h.app.repo.clone(),
+            signer: h.app.signer.clone(),
+            fetcher: counting.clone(),
+            client_keys: Default::default(),
+        };
+        let app = &app;
+        tenant(app, "acme").await;
+        let reg = clients::create_by_admin(
+            app,
+            "acme",
+            &json!({
+                "client_name": "ci", "grant_types": ["client_credentials"], "scope": "api:read",
+                "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://keys.example/jwks",
+            }),
+            Default::default(),
+        )
+        .await
+        .expect("client");
+        let cid = reg.client.client_id.clone();
+        let now = app.now();
+        let claims = |aud: String| json!({"iss": cid, "sub": cid, "aud": aud, "exp": now + 60, "iat": now, "jti": random_id(8)});
+        // Junk that could never pass: no fetch at all.
+        for junk in [
+            "not-a-jwt".to_string(),
+            assertion(
+                &enc,
+                json!({"iss": cid, "sub": "someone-else", "aud": app.config.issuer, "exp": now + 60, "jti": "j"}),
+            ),
+            assertion(
+                &enc,
+                json!({"iss": cid, "sub": cid, "aud": "https://elsewhere.example", "exp": now + 60, "jti": "j"}),
+            ),
+            assertion(
+                &enc,
+                json!({"iss": cid, "sub": cid, "aud": app.config.issuer, "exp": now - 600, "jti": "j"}),
+            ),
+        ] {
+            assert!(!token_with(app, &junk).await);
+        }
+        assert_eq!(
+            counting.0.load(Ordering::SeqCst),
+            0,
+            "junk made an outbound fetch"
+        );
+        // Addressed to the revocation or introspection endpoint: no token.
+        for ep in ["/oauth2/revoke", "/oauth2/introspect"] {
+            assert!(
+                !token_with(app, &assertion(&enc, claims(app.config.endpoint(ep)))).await,
+                "{ep}"
+            );
+        }
+        // Addressed to the token endpoint, or to the issuer: a token.
+        assert!(
+            token_with(
+                app,
+                &assertion(&enc, claims(app.config.endpoint("/oauth2/token")))
+            )
+            .await
+        );
+        assert!(token_with(app, &assertion(&enc, claims(app.config.issuer.clone()))).await);
+        assert_eq!(counting.0.load(Ordering::SeqCst), 1, "one fetch, then the cache");
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::assertion::check_client_assertion;
 use crate::domain::claims::{
     AccessClaims, ClientCredentialsGrant, check_active, choose_audience, client_credentials_claims,
 };
-use crate::domain::client::Client;
+use crate::domain::client::{ADMIN_SCOPE, Client};
 use crate::domain::client_auth::{ClientAuthMethod, PresentedCredentials};
 use crate::domain::grant_type::TokenResponse;
 use crate::domain::params::Params;
@@ -23,7 +23,11 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// Authenticate a client at the token, introspection or revocation endpoint. Unknown client,
 /// wrong secret, expired secret and wrong method are one answer: 401 `invalid_client`, taking
 /// the same time.
-pub async fn authenticate(app: &App, creds: &PresentedCredentials) -> Result<Client, OAuthError> {
+pub async fn authenticate(
+    app: &App,
+    creds: &PresentedCredentials,
+    endpoint: &str,
+) -> Result<Client, OAuthError> {
     let failed = || OAuthError::invalid_client("client authentication failed");
     let Some(found) = app.repo.client(&creds.client_id).await? else {
         verify_against_nothing(&creds.secret);
@@ -31,7 +35,7 @@ pub async fn authenticate(app: &App, creds: &PresentedCredentials) -> Result<Cli
     };
     let client = found.value;
     if creds.method == ClientAuthMethod::PrivateKeyJwt {
-        return match private_key_jwt(app, &client, creds.secret.expose()).await? {
+        return match private_key_jwt(app, &client, creds.secret.expose(), endpoint).await? {
             Ok(()) => Ok(client),
             Err(why) => {
                 tracing::info!(client_id = %client.client_id, reason = why, "client authentication failed (private_key_jwt)");
@@ -51,7 +55,21 @@ pub async fn authenticate(app: &App, creds: &PresentedCredentials) -> Result<Cli
         verify_against_nothing(&creds.secret);
         return Err(failed());
     };
-    let secret_ok = hash.verify(&creds.secret);
+    // After a rotation with a grace period the previous secret works until the grace ends.
+    // Both are always compared, so the time taken does not tell which one matched.
+    let current_ok = hash.verify(&creds.secret);
+    let previous_ok = match client
+        .previous_secret_hash
+        .as_deref()
+        .and_then(SecretHash::from_hex)
+    {
+        Some(prev) => prev.verify(&creds.secret) && client.previous_secret_until > app.now(),
+        None => {
+            verify_against_nothing(&creds.secret);
+            false
+        }
+    };
+    let secret_ok = current_ok | previous_ok;
     let method_ok = client.metadata.token_endpoint_auth_method == creds.method.as_str();
     let unexpired = client.secret_expires_at == 0 || client.secret_expires_at > app.now();
     if secret_ok && method_ok && unexpired {
@@ -75,11 +93,36 @@ async fn private_key_jwt(
     app: &App,
     client: &Client,
     assertion: &str,
+    endpoint: &str,
 ) -> Result<Result<(), &'static str>, OAuthError> {
     if client.metadata.auth_method() != Some(ClientAuthMethod::PrivateKeyJwt) {
         return Ok(Err("the client is not registered for private_key_jwt"));
     }
-    let kid = crate::keys::external::kid(assertion);
+    // An untyped assertion may name the endpoint it is sent to, and only that one (RFC 10070):
+    // one addressed to the revocation endpoint is no good at the token endpoint.
+    let endpoints = [app.config.endpoint(endpoint)];
+    let check = |typ: Option<&str>, claims: &serde_json::Value| {
+        check_client_assertion(
+            typ,
+            claims,
+            &client.client_id,
+            &app.config.issuer,
+            &endpoints,
+            app.now(),
+        )
+    };
+    // What could never pass is refused before anyone's keys are fetched (a stranger's junk
+    // JWT must not make us call the client's jwks_uri); the verified claims decide below.
+    let Ok(header) = crate::keys::external::header(assertion) else {
+        return Ok(Err("the assertion is not a JWT"));
+    };
+    let Some(unverified) = crate::keys::external::unverified_claims(assertion) else {
+        return Ok(Err("the assertion is not a JWT"));
+    };
+    if let Err(why) = check(header.typ.as_deref(), &unverified) {
+        return Ok(Err(why));
+    }
+    let kid = header.kid;
     let keys = match crate::service::client_keys::client_keys(
         &app.client_keys,
         app.fetcher.as_ref(),
@@ -97,18 +140,7 @@ async fn private_key_jwt(
     let Ok((header, claims)) = crate::keys::external::verify(assertion, &keys) else {
         return Ok(Err("the assertion does not verify with the client's keys"));
     };
-    let accepted = match check_client_assertion(
-        header.typ.as_deref(),
-        &claims,
-        &client.client_id,
-        &app.config.issuer,
-        &[
-            app.config.endpoint("/oauth2/token"),
-            app.config.endpoint("/oauth2/introspect"),
-            app.config.endpoint("/oauth2/revoke"),
-        ],
-        app.now(),
-    ) {
+    let accepted = match check(header.typ.as_deref(), &claims) {
         Ok(a) => a,
         Err(why) => return Ok(Err(why)),
     };
@@ -136,14 +168,38 @@ pub async fn client_credentials(
         .await?
         .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?
         .value;
-    let scope = grant_scope(params.get("scope"), &client.allowed_scopes(&tenant))
+    let mut scope = grant_scope(params.get("scope"), &client.allowed_scopes(&tenant))
         .map_err(OAuthError::invalid_scope)?;
-    let audience = choose_audience(
-        params.all("resource"),
-        &tenant.resources,
-        &tenant.default_audience,
-    )
-    .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
+    // bulwark:admin is only ever issued alone, in a token whose audience is the admin API, so
+    // that no resource server ever holds an admin credential.
+    let admin_aud = admin_audience(app);
+    let admin_asked = params
+        .get("scope")
+        .is_some_and(|s| s.split(' ').any(|x| x == ADMIN_SCOPE));
+    let resources = params.all("resource");
+    let admin_target = resources.is_empty() || resources == [admin_aud.clone()];
+    if scope.contains(ADMIN_SCOPE) {
+        let alone = scope.iter().count() == 1;
+        if admin_target && alone {
+            // issued below with the admin audience
+        } else if admin_asked {
+            return Err(OAuthError::invalid_scope(format!(
+                "{ADMIN_SCOPE} is issued alone, for resource {admin_aud}"
+            )));
+        } else {
+            scope = scope.retain(|s| s != ADMIN_SCOPE);
+        }
+    }
+    let audience: &str = if scope.contains(ADMIN_SCOPE) {
+        &admin_aud
+    } else {
+        choose_audience(
+            params.all("resource"),
+            &tenant.resources,
+            &tenant.default_audience,
+        )
+        .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?
+    };
     let ttl = access_token_ttl(app, &tenant);
     let claims = client_credentials_claims(ClientCredentialsGrant {
         issuer: &app.config.issuer,
@@ -162,6 +218,11 @@ pub async fn client_credentials(
         ttl,
         (!scope.is_empty()).then(|| scope.to_scope_string()),
     ))
+}
+
+/// The `aud` of every token carrying `bulwark:admin`, and the only one the admin API accepts.
+pub fn admin_audience(app: &App) -> String {
+    app.config.endpoint("/admin/v1")
 }
 
 /// The access-token lifetime for a tenant: its own, else the deployment's, within bounds.
@@ -185,6 +246,8 @@ pub(crate) async fn verified_claims(app: &App, token: &str) -> Result<Option<Acc
 /// A live access token: its claims, and for a user token its (active) user and its grant.
 pub struct Live {
     pub claims: AccessClaims,
+    /// The token's client (`client_id`), as read to check it.
+    pub client: Client,
     pub user: Option<crate::domain::user::User>,
     pub grant: Option<crate::store::repo_users::Grant>,
 }
@@ -208,9 +271,16 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     if app.repo.is_denied(&c.jti).await? {
         return Ok(None);
     }
-    if !client_in_tenant(app, &c.client_id, &c.tid).await? {
+    let in_tenant = |client: &Client| client.tenant.as_str() == c.tid;
+    let Some(own) = app
+        .repo
+        .client(&c.client_id)
+        .await?
+        .map(|v| v.value)
+        .filter(|cl| in_tenant(cl) && c.iat > cl.tokens_revoked_before)
+    else {
         return Ok(None);
-    }
+    };
     let Some(gid) = &c.gid else {
         // A client's own token: nobody acts for anybody.
         if c.act.is_some() {
@@ -218,6 +288,7 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
         }
         return Ok(Some(Live {
             claims: c,
+            client: own,
             user: None,
             grant: None,
         }));
@@ -229,6 +300,15 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     if grant.tenant != c.tid {
         return Ok(None);
     }
+    // The app the grant is for: the token's own client, or (delegated) the app its agents act for.
+    let app_client = if grant.client_id == own.client_id {
+        own.clone()
+    } else {
+        match app.repo.client(&grant.client_id).await?.map(|v| v.value) {
+            Some(a) if in_tenant(&a) => a,
+            _ => return Ok(None),
+        }
+    };
     match &c.act {
         None if grant.client_id != c.client_id => return Ok(None),
         None => {}
@@ -237,7 +317,6 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
             if chain.first() != Some(&c.client_id.as_str())
                 || chain.len() != c.dlg.len()
                 || chain.len() != c.prv.len()
-                || !client_in_tenant(app, &grant.client_id, &c.tid).await?
             {
                 return Ok(None);
             }
@@ -261,8 +340,23 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     let Some(user) = crate::service::users::active_user(app, &c.tid, &c.sub).await? else {
         return Ok(None);
     };
+    // The tenant's administrator still lets this user use the app the grant is for (the app
+    // allowlist, the app's user policy): otherwise the grant's tokens stop working now.
+    let Some(tenant) = app.repo.tenant(&c.tid).await? else {
+        return Ok(None);
+    };
+    if grant.created_at <= app_client.tokens_revoked_before {
+        return Ok(None);
+    }
+    if crate::service::access::permitted(app, &tenant.value, &app_client, &c.sub)
+        .await?
+        .is_err()
+    {
+        return Ok(None);
+    }
     Ok(Some(Live {
         claims: c,
+        client: own,
         user: Some(user.value),
         grant: Some(grant),
     }))

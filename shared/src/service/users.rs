@@ -60,9 +60,16 @@ pub struct NewUser<'a> {
     pub password: &'a Secret,
     pub email: Option<&'a str>,
     pub name: Option<&'a str>,
+    /// The tenant-admin role.
+    pub admin: bool,
 }
 
 pub async fn create(app: &App, n: NewUser<'_>) -> Result<User, AdminError> {
+    create_by(app, n, "cli").await
+}
+
+/// [`create`], recording `actor` in the audit trail.
+pub async fn create_by(app: &App, n: NewUser<'_>, actor: &str) -> Result<User, AdminError> {
     let tenant = crate::service::tenants::get(app, n.tenant).await?;
     let username = normalize_username(n.username).map_err(AdminError::Invalid)?;
     check_new_password(n.password).map_err(AdminError::Invalid)?;
@@ -89,8 +96,9 @@ pub async fn create(app: &App, n: NewUser<'_>) -> Result<User, AdminError> {
         active: true,
         created_at: app.now(),
         session_epoch: 0,
+        admin: n.admin,
     };
-    match app.repo.create_user(&user).await {
+    match app.repo.create_user(&user, actor).await {
         Ok(()) => Ok(user),
         Err(StoreError::Conflict) => Err(AdminError::Exists(format!(
             "user {} in tenant {}",
@@ -109,6 +117,17 @@ async fn update_user(
     kind: &str,
     f: impl Fn(&mut User),
 ) -> Result<User, AdminError> {
+    update_user_as(app, tenant, username, kind, "cli", f).await
+}
+
+async fn update_user_as(
+    app: &App,
+    tenant: &str,
+    username: &str,
+    kind: &str,
+    actor: &str,
+    f: impl Fn(&mut User),
+) -> Result<User, AdminError> {
     let username = normalize_username(username).map_err(AdminError::Invalid)?;
     for _ in 0..5 {
         let current = app
@@ -122,7 +141,7 @@ async fn update_user(
         user.session_epoch += 1;
         let writes = vec![
             app.repo.replace_user_write(&user, current.version)?,
-            app.repo.audit_write(tenant, kind, "cli", &user.sub)?,
+            app.repo.audit_write(tenant, kind, actor, &user.sub)?,
         ];
         match app.repo.commit(writes).await {
             Ok(()) => {
@@ -158,7 +177,15 @@ pub async fn set_password(
 /// so a code redemption or refresh racing with this fails its transaction's check on the user;
 /// then every grant is listed (a strongly consistent listing, all pages) and revoked.
 pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User, AdminError> {
-    let user = update_user(app, tenant, username, "user.deactivated", |u| u.active = false).await?;
+    deactivate_by(app, tenant, username, "cli").await
+}
+
+/// [`deactivate`], recording `actor` in the audit trail.
+pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
+    let user = update_user_as(app, tenant, username, "user.deactivated", actor, |u| {
+        u.active = false
+    })
+    .await?;
     let grants: Vec<_> = app
         .repo
         .grants_of(&user.sub)
@@ -166,8 +193,16 @@ pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User,
         .iter()
         .map(|g| g.reference())
         .collect();
-    crate::service::grants::revoke_grants(app, &grants, Some(("grant.revoked", "cli"))).await?;
+    crate::service::grants::revoke_grants(app, &grants, Some(("grant.revoked", actor))).await?;
     Ok(user)
+}
+
+/// Let a deactivated user sign in again. Nothing that deactivation ended comes back.
+pub async fn reactivate(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
+    update_user_as(app, tenant, username, "user.reactivated", actor, |u| {
+        u.active = true
+    })
+    .await
 }
 
 /// Link a user to their subject at a trusted identity provider, so that the JWT bearer grant

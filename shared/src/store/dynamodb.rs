@@ -261,6 +261,21 @@ impl Kv for DynamoStore {
         let mut start: Option<HashMap<String, AttributeValue>> = match cursor {
             Some(c) => {
                 let c: Cursor = serde_json::from_str(c).map_err(|_| StoreError::NotFound)?;
+                // A cursor names a key of this partition (DynamoDB refuses any other start key
+                // with a validation error, which must not become a 503).
+                // DynamoDB refuses empty or over-long key values in a start key too.
+                let key_ok = |k: &str| !k.is_empty() && k.len() <= 1024;
+                let ours = key_ok(&c.pk)
+                    && key_ok(&c.sk)
+                    && match index {
+                        Index::ByParent => {
+                            c.gpk.as_deref() == Some(partition) && c.gsk.as_deref().is_some_and(key_ok)
+                        }
+                        Index::Primary | Index::PrimaryDescending => c.pk == partition,
+                    };
+                if !ours {
+                    return Err(StoreError::NotFound);
+                }
                 let mut k = Self::key(&c.pk, &c.sk);
                 if index == Index::ByParent {
                     k.insert("gpk".into(), s(c.gpk.unwrap_or_default()));
@@ -271,7 +286,7 @@ impl Kv for DynamoStore {
             None => None,
         };
         let key_attr = match index {
-            Index::Primary => "pk",
+            Index::Primary | Index::PrimaryDescending => "pk",
             Index::ByParent => "gpk",
         };
         let mut items = Vec::with_capacity(limit);
@@ -289,10 +304,10 @@ impl Kv for DynamoStore {
                 .expression_attribute_values(":now", n(now))
                 .limit((limit - items.len()) as i32)
                 .set_exclusive_start_key(start.take());
-            if index == Index::ByParent {
-                req = req.index_name(INDEX_NAME);
-            } else {
-                req = req.consistent_read(true);
+            match index {
+                Index::ByParent => req = req.index_name(INDEX_NAME),
+                Index::Primary => req = req.consistent_read(true),
+                Index::PrimaryDescending => req = req.consistent_read(true).scan_index_forward(false),
             }
             let out = req.send().await.map_err(map_err)?;
             for m in out.items() {
@@ -320,6 +335,16 @@ impl Kv for DynamoStore {
             _ => None,
         };
         Ok(Page { items, next })
+    }
+
+    fn cursor_after(&self, _index: Index, item: &Item) -> Result<String, StoreError> {
+        serde_json::to_string(&Cursor {
+            pk: item.pk.clone(),
+            sk: item.sk.clone(),
+            gpk: item.gpk.clone(),
+            gsk: item.gsk.clone(),
+        })
+        .map_err(|_| StoreError::Unavailable("could not encode a cursor".into()))
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {

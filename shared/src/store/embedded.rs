@@ -304,6 +304,13 @@ impl Kv for EmbeddedStore {
             Some(c) => Some(serde_json::from_str(c).map_err(|_| StoreError::NotFound)?),
             None => None,
         };
+        // A cursor names a key of the partition it was issued for.
+        if let Some(a) = &after
+            && index != Index::ByParent
+            && a.p != partition
+        {
+            return Err(StoreError::NotFound);
+        }
         let limit = limit.clamp(1, 1000);
         self.with(|c| {
             let fetch = (limit + 1) as i64;
@@ -322,6 +329,26 @@ impl Kv for EmbeddedStore {
                     .prepare_cached(&format!(
                         "SELECT {COLUMNS_WITH_DATA} FROM items WHERE tbl = ?1 AND pk = ?2 AND sk > ?5
                          AND (expires_at IS NULL OR expires_at > ?3) ORDER BY sk LIMIT ?4"
+                    ))
+                    .map_err(unavailable)?
+                    .query_map(params![table.name(), partition, now, fetch, a.s], row_to_item)
+                    .map_err(unavailable)?
+                    .collect::<Result<_, _>>()
+                    .map_err(unavailable)?,
+                (Index::PrimaryDescending, None) => c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS_WITH_DATA} FROM items WHERE tbl = ?1 AND pk = ?2
+                         AND (expires_at IS NULL OR expires_at > ?3) ORDER BY sk DESC LIMIT ?4"
+                    ))
+                    .map_err(unavailable)?
+                    .query_map(params![table.name(), partition, now, fetch], row_to_item)
+                    .map_err(unavailable)?
+                    .collect::<Result<_, _>>()
+                    .map_err(unavailable)?,
+                (Index::PrimaryDescending, Some(a)) => c
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS_WITH_DATA} FROM items WHERE tbl = ?1 AND pk = ?2 AND sk < ?5
+                         AND (expires_at IS NULL OR expires_at > ?3) ORDER BY sk DESC LIMIT ?4"
                     ))
                     .map_err(unavailable)?
                     .query_map(params![table.name(), partition, now, fetch, a.s], row_to_item)
@@ -380,6 +407,15 @@ impl Kv for EmbeddedStore {
             };
             Ok(Page { items, next })
         })
+    }
+
+    fn cursor_after(&self, _index: Index, item: &Item) -> Result<String, StoreError> {
+        serde_json::to_string(&Cursor {
+            g: item.gsk.clone(),
+            p: item.pk.clone(),
+            s: item.sk.clone(),
+        })
+        .map_err(unavailable)
     }
 
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
@@ -460,6 +496,9 @@ mod contract_tests {
         }
         async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
             self.store.transact(writes).await
+        }
+        fn cursor_after(&self, index: Index, item: &Item) -> Result<String, StoreError> {
+            self.store.cursor_after(index, item)
         }
     }
 

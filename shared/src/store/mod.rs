@@ -72,6 +72,8 @@ impl Table {
 pub enum Index {
     /// Items whose `pk` equals the partition, ordered by `sk`.
     Primary,
+    /// The same items, greatest `sk` first (newest first, for time-ordered sort keys).
+    PrimaryDescending,
     /// Items whose `gpk` equals the partition, ordered by `gsk` (the order of equal `gsk`s is
     /// unspecified, as on a DynamoDB index).
     ByParent,
@@ -205,4 +207,8 @@ pub trait Kv: Send + Sync + 'static {
     /// All writes land or none does. At most 25 writes (DynamoDB's `TransactWriteItems` limit),
     /// each on a distinct key. A failed condition gives `Err(Conflict)`.
     async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+
+    /// The cursor that makes a [`Kv::query`] on `index` continue right after `item` (an item
+    /// that query returned), for a caller that stops in the middle of a page.
+    fn cursor_after(&self, index: Index, item: &Item) -> Result<String, StoreError>;
 }

@@ -4,6 +4,7 @@
 //! |---------|---------------------|----------|------------------------------------|---------|
 //! | tenants | `tenant#<id>`       | `config` | —                                  | never   |
 //! | clients | `client#<id>`       | `client` | `tenant#<id>` / `<client id>`      | never   |
+//! | clients | `client#<id>`       | `disabled` | `tenant#<id>` / `<client id>`    | never   |
 //! | clients | `agents#<app id>`   | `<agent id>` | —                              | never   |
 //! | tokens  | `iat#<sha256>`      | `iat`    | `tenant#<id>#iat` / `<created>#<h>`| IAT exp |
 //! | tokens  | `jti#<jti>`         | `deny`   | —                                  | tok exp |
@@ -78,6 +79,9 @@ fn agents_pk(app: &str) -> String {
 fn client_pk(id: &str) -> String {
     format!("client#{id}")
 }
+fn client_sk(disabled: bool) -> &'static str {
+    if disabled { "disabled" } else { "client" }
+}
 fn iat_pk(hash_hex: &str) -> String {
     format!("iat#{hash_hex}")
 }
@@ -127,6 +131,17 @@ impl Repo {
         .await
     }
 
+    /// The write that replaces a tenant read at `version` (for a transaction).
+    pub fn replace_tenant_write(&self, t: &Tenant, version: u64) -> Result<Write, StoreError> {
+        let mut item = Item::new(tenant_pk(t.id.as_str()), "config", to_map(t)?);
+        item.version = version + 1;
+        Ok(Write::Put {
+            table: Table::Tenants,
+            item,
+            cond: Cond::Version(version),
+        })
+    }
+
     /// Replace a tenant read at `version`; `Conflict` if it changed meanwhile.
     pub async fn replace_tenant(&self, t: &Tenant, version: u64) -> Result<(), StoreError> {
         let mut item = Item::new(tenant_pk(t.id.as_str()), "config", to_map(t)?);
@@ -151,8 +166,50 @@ impl Repo {
     }
 
     fn client_item(c: &Client) -> Result<Item, StoreError> {
-        Ok(Item::new(client_pk(&c.client_id), "client", to_map(c)?)
-            .with_index(tenant_pk(c.tenant.as_str()), c.client_id.clone()))
+        Ok(
+            Item::new(client_pk(&c.client_id), client_sk(c.disabled), to_map(c)?)
+                .with_index(tenant_pk(c.tenant.as_str()), c.client_id.clone()),
+        )
+    }
+
+    /// A client whether live or disabled (the admin API's view). Every other reader uses
+    /// [`Repo::client`], which does not see disabled clients.
+    pub async fn client_any(&self, client_id: &str) -> Result<Option<Versioned<Client>>, StoreError> {
+        if let Some(c) = self.client(client_id).await? {
+            return Ok(Some(c));
+        }
+        if client_id.is_empty() || client_id.len() > 256 {
+            return Ok(None);
+        }
+        match self
+            .kv
+            .get(Table::Clients, &client_pk(client_id), client_sk(true))
+            .await?
+        {
+            Some(item) => Ok(Some(from_item(item)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The writes that disable or enable `c` (read at `version`, `c.disabled` its new state): a
+    /// disabled client lives under another sort key, so that lookups and the existence checks
+    /// of code redemption and refresh transactions do not find it.
+    pub fn move_client_writes(&self, c: &Client, version: u64) -> Result<[Write; 2], StoreError> {
+        let mut item = Self::client_item(c)?;
+        item.version = version + 1;
+        Ok([
+            Write::Delete {
+                table: Table::Clients,
+                pk: client_pk(&c.client_id),
+                sk: client_sk(!c.disabled).into(),
+                cond: Cond::Version(version),
+            },
+            Write::Put {
+                table: Table::Clients,
+                item,
+                cond: Cond::Absent,
+            },
+        ])
     }
 
     /// The write that creates `c` (for a transaction).
@@ -175,12 +232,12 @@ impl Repo {
         })
     }
 
-    /// The write that deletes the client read at `version`.
-    pub fn delete_client_write(&self, client_id: &str, version: u64) -> Write {
+    /// The write that deletes the client read at `version` (live or disabled).
+    pub fn delete_client_write(&self, c: &Client, version: u64) -> Write {
         Write::Delete {
             table: Table::Clients,
-            pk: client_pk(client_id),
-            sk: "client".into(),
+            pk: client_pk(&c.client_id),
+            sk: client_sk(c.disabled).into(),
             cond: Cond::Version(version),
         }
     }
@@ -297,19 +354,19 @@ impl Repo {
 
     // ---- initial access tokens --------------------------------------------------------------
 
-    pub async fn create_iat(&self, hash_hex: &str, iat: &InitialAccessToken) -> Result<(), StoreError> {
+    pub async fn create_iat(
+        &self,
+        hash_hex: &str,
+        iat: &InitialAccessToken,
+        actor: &str,
+    ) -> Result<(), StoreError> {
         let item = Item::new(iat_pk(hash_hex), "iat", to_map(iat)?)
             .with_index(
                 format!("{}#iat", tenant_pk(iat.tenant.as_str())),
                 format!("{}#{hash_hex}", iat.created_at),
             )
             .expiring_at(iat.expires_at);
-        let audit = self.audit_write(
-            iat.tenant.as_str(),
-            "iat.created",
-            "cli",
-            hash_hex.get(..12).unwrap_or(hash_hex),
-        )?;
+        let audit = self.audit_write(iat.tenant.as_str(), "iat.created", actor, hash_hex)?;
         self.commit(vec![
             Write::Put {
                 table: Table::Tokens,
@@ -319,6 +376,41 @@ impl Repo {
             audit,
         ])
         .await
+    }
+
+    /// One page of a tenant's live initial access tokens (by their hash), oldest first.
+    pub async fn iats_of(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<(String, InitialAccessToken)>, Option<String>), StoreError> {
+        let page = self
+            .kv
+            .query(
+                Table::Tokens,
+                Index::ByParent,
+                &format!("{}#iat", tenant_pk(tenant)),
+                cursor,
+                limit,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(page.items.len());
+        for item in page.items {
+            let hash = item.pk.strip_prefix("iat#").unwrap_or_default().to_string();
+            out.push((hash, from_item::<InitialAccessToken>(item)?.value));
+        }
+        Ok((out, page.next))
+    }
+
+    /// The write that deletes an initial access token (it must exist).
+    pub fn delete_iat_write(&self, hash_hex: &str) -> Write {
+        Write::Delete {
+            table: Table::Tokens,
+            pk: iat_pk(hash_hex),
+            sk: "iat".into(),
+            cond: Cond::Exists,
+        }
     }
 
     pub async fn iat(&self, hash_hex: &str) -> Result<Option<Versioned<InitialAccessToken>>, StoreError> {
@@ -456,22 +548,30 @@ impl Repo {
         Ok(())
     }
 
-    /// One page of a tenant's audit events, oldest first.
-    pub async fn audit_events(
+    /// One page of a tenant's audit events, oldest first (`newest_first`: the other way), each
+    /// with the cursor that continues right after it (for a reader that filters and stops in
+    /// the middle of a page).
+    pub async fn audit_events_with_cursors(
         &self,
         tenant: &str,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<AuditEvent>, Option<String>), StoreError> {
+        newest_first: bool,
+    ) -> Result<(Vec<(AuditEvent, String)>, Option<String>), StoreError> {
+        let index = if newest_first {
+            Index::PrimaryDescending
+        } else {
+            Index::Primary
+        };
         let page = self
             .kv
-            .query(Table::Audit, Index::Primary, &tenant_pk(tenant), cursor, limit)
+            .query(Table::Audit, index, &tenant_pk(tenant), cursor, limit)
             .await?;
-        let events = page
-            .items
-            .into_iter()
-            .map(|i| from_item(i).map(|v| v.value))
-            .collect::<Result<_, _>>()?;
-        Ok((events, page.next))
+        let mut out = Vec::with_capacity(page.items.len());
+        for item in page.items {
+            let after = self.kv.cursor_after(index, &item)?;
+            out.push((from_item::<AuditEvent>(item)?.value, after));
+        }
+        Ok((out, page.next))
     }
 }

@@ -6,6 +6,9 @@
 //! | users  | `user#<sub>`                | `user`     | `tenant#<t>#users` / `<username>`     | never       |
 //! | users  | `username#<t>#<username>`   | `username` | —                                     | never       |
 //! | users  | `fedlink#<sha256(t,iss,sub)>` | `link`   | `fedlinks#<sub>` / `<t>#<iss>`        | never       |
+//! | users  | `group#<gid>`               | `group`    | `tenant#<t>#groups` / `<gid>`         | never       |
+//! | users  | `groupmembers#<gid>`        | `<sub>`    | —                                     | never       |
+//! | users  | `usergroups#<sub>`          | `<gid>`    | —                                     | never       |
 //! | tokens | `session#<sha256>`          | `session`  | `sessions#<sub>` / `<created>#<h>`    | session end |
 //! | tokens | `authreq#<id>`              | `authreq`  | —                                     | 10 min      |
 //! | tokens | `code#<sha256>`             | `code`     | —                                     | 60 s        |
@@ -83,6 +86,10 @@ pub struct AuthCode {
     /// after this code was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation: Option<u64>,
+    /// The user's session epoch when the code was issued: a deactivation, reactivation,
+    /// password or role change since then makes the code worthless.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_epoch: Option<u64>,
 }
 
 /// What a redeemed code issued, kept so that a replay can revoke it.
@@ -139,6 +146,24 @@ pub struct Consent {
     /// client is still at that epoch.
     #[serde(default)]
     pub client_epoch: u64,
+}
+
+/// A group of a tenant's users (for apps' user policies).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub tenant: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// One membership, as stored under both the group and the user (one transaction writes both).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Membership {
+    pub group: String,
+    pub sub: String,
+    pub tenant: String,
+    pub added_at: i64,
 }
 
 /// A user's identity at an external identity provider (for the JWT bearer grant).
@@ -269,7 +294,143 @@ fn app_revoked_pk(tenant: &str, sub: &str, client_id: &str) -> String {
     format!("revoked#{tenant}#{sub}#{client_id}")
 }
 
+fn group_pk(gid: &str) -> String {
+    format!("group#{gid}")
+}
+fn group_members_pk(gid: &str) -> String {
+    format!("groupmembers#{gid}")
+}
+fn user_groups_pk(sub: &str) -> String {
+    format!("usergroups#{sub}")
+}
+
 impl Repo {
+    // ---- groups -----------------------------------------------------------------------------
+
+    pub fn create_group_write(&self, g: &Group) -> Result<Write, StoreError> {
+        Ok(put(
+            Table::Users,
+            Item::new(group_pk(&g.id), "group", to_map(g)?)
+                .with_index(format!("tenant#{}#groups", g.tenant), g.id.clone()),
+            Cond::Absent,
+        ))
+    }
+
+    pub async fn group(&self, gid: &str) -> Result<Option<Versioned<Group>>, StoreError> {
+        if gid.is_empty() || gid.len() > 128 {
+            return Ok(None);
+        }
+        self.get_as(Table::Users, &group_pk(gid), "group").await
+    }
+
+    pub fn delete_group_write(&self, gid: &str, version: u64) -> Write {
+        Write::Delete {
+            table: Table::Users,
+            pk: group_pk(gid),
+            sk: "group".into(),
+            cond: Cond::Version(version),
+        }
+    }
+
+    /// One page of a tenant's groups.
+    pub async fn groups_of(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Group>, Option<String>), StoreError> {
+        let page = self
+            .kv()
+            .query(
+                Table::Users,
+                Index::ByParent,
+                &format!("tenant#{tenant}#groups"),
+                cursor,
+                limit,
+            )
+            .await?;
+        let groups = page
+            .items
+            .into_iter()
+            .map(|i| from_item(i).map(|v| v.value))
+            .collect::<Result<_, _>>()?;
+        Ok((groups, page.next))
+    }
+
+    /// The writes that put `sub` in group `gid` (under both; the group must exist).
+    pub fn add_member_writes(&self, m: &Membership) -> Result<[Write; 3], StoreError> {
+        Ok([
+            put(
+                Table::Users,
+                Item::new(group_members_pk(&m.group), m.sub.clone(), to_map(m)?),
+                Cond::None,
+            ),
+            put(
+                Table::Users,
+                Item::new(user_groups_pk(&m.sub), m.group.clone(), to_map(m)?),
+                Cond::None,
+            ),
+            Write::Check {
+                table: Table::Users,
+                pk: group_pk(&m.group),
+                sk: "group".into(),
+                cond: Cond::Exists,
+            },
+        ])
+    }
+
+    pub fn remove_member_writes(&self, gid: &str, sub: &str) -> [Write; 2] {
+        [
+            Write::Delete {
+                table: Table::Users,
+                pk: group_members_pk(gid),
+                sk: sub.into(),
+                cond: Cond::None,
+            },
+            Write::Delete {
+                table: Table::Users,
+                pk: user_groups_pk(sub),
+                sk: gid.into(),
+                cond: Cond::None,
+            },
+        ]
+    }
+
+    /// One page of a group's members.
+    pub async fn members_of(
+        &self,
+        gid: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Membership>, Option<String>), StoreError> {
+        let page = self
+            .kv()
+            .query(
+                Table::Users,
+                Index::Primary,
+                &group_members_pk(gid),
+                cursor,
+                limit,
+            )
+            .await?;
+        let members = page
+            .items
+            .into_iter()
+            .map(|i| from_item(i).map(|v| v.value))
+            .collect::<Result<_, _>>()?;
+        Ok((members, page.next))
+    }
+
+    /// Every group of a user (strongly consistent: a primary-key query).
+    pub async fn groups_of_user(&self, sub: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .query_all::<Membership>(Table::Users, Index::Primary, &user_groups_pk(sub))
+            .await?
+            .into_iter()
+            .map(|m| m.value.group)
+            .collect())
+    }
+
     async fn get_as<T: DeserializeOwned>(
         &self,
         table: Table,
@@ -315,7 +476,7 @@ impl Repo {
     }
 
     /// Create a user; `Conflict` if the username is taken in the tenant.
-    pub async fn create_user(&self, u: &User) -> Result<(), StoreError> {
+    pub async fn create_user(&self, u: &User, actor: &str) -> Result<(), StoreError> {
         let mut name = Map::new();
         name.insert("sub".into(), Value::String(u.sub.clone()));
         let writes = vec![
@@ -325,7 +486,7 @@ impl Repo {
                 Cond::Absent,
             ),
             put(Table::Users, Self::user_item(u)?, Cond::Absent),
-            self.audit_write(u.tenant.as_str(), "user.created", "cli", &u.sub)?,
+            self.audit_write(u.tenant.as_str(), "user.created", actor, &u.sub)?,
         ];
         self.commit(writes).await
     }
@@ -356,6 +517,45 @@ impl Repo {
             .user(sub)
             .await?
             .filter(|u| u.value.tenant.as_str() == tenant))
+    }
+
+    /// One page of a tenant's users, in username order (the index may lag a write by a moment).
+    pub async fn users_of(
+        &self,
+        tenant: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Versioned<User>>, Option<String>), StoreError> {
+        let page = self
+            .kv()
+            .query(
+                Table::Users,
+                Index::ByParent,
+                &format!("tenant#{tenant}#users"),
+                cursor,
+                limit,
+            )
+            .await?;
+        let users = page.items.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        Ok((users, page.next))
+    }
+
+    /// The writes that delete a user read at `version`, and its username.
+    pub fn delete_user_writes(&self, u: &User, version: u64) -> [Write; 2] {
+        [
+            Write::Delete {
+                table: Table::Users,
+                pk: user_pk(&u.sub),
+                sk: "user".into(),
+                cond: Cond::Version(version),
+            },
+            Write::Delete {
+                table: Table::Users,
+                pk: username_pk(u.tenant.as_str(), &u.username),
+                sk: "username".into(),
+                cond: Cond::Exists,
+            },
+        ]
     }
 
     /// The write that replaces a user read at `version`.
@@ -553,6 +753,10 @@ impl Repo {
         sub: &str,
         client_id: &str,
     ) -> Result<Option<Versioned<Consent>>, StoreError> {
+        // Ids are short; a stranger's kilobyte of "client id" is no key (DynamoDB would refuse it).
+        if client_id.is_empty() || client_id.len() > 256 || sub.len() > 128 {
+            return Ok(None);
+        }
         self.get_as(Table::Grants, &consent_pk(tenant, sub), client_id)
             .await
     }
@@ -717,6 +921,26 @@ impl Repo {
             format!("{}#{}", l.tenant, l.issuer),
         );
         Ok(put(Table::Users, item, Cond::Absent))
+    }
+
+    /// A user's links to subjects at identity providers (on the index: it may lag a link made
+    /// a moment ago, which a later sweep or the link's own check — its user must exist — covers).
+    pub async fn links_of(&self, sub: &str) -> Result<Vec<FederatedLink>, StoreError> {
+        Ok(self
+            .query_all::<FederatedLink>(Table::Users, Index::ByParent, &format!("fedlinks#{sub}"))
+            .await?
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
+    }
+
+    pub fn delete_link_write(&self, l: &FederatedLink) -> Write {
+        Write::Delete {
+            table: Table::Users,
+            pk: fedlink_pk(&l.tenant, &l.issuer, &l.subject),
+            sk: "link".into(),
+            cond: Cond::None,
+        }
     }
 
     // ---- delegations (agents acting for users) ----------------------------------------------

@@ -1,0 +1,349 @@
+//! `/admin/v1/clients`: Connected Apps, their secrets, disabling and deleting them.
+
+use super::*;
+
+/// A Connected App as the admin sees it: its RFC 7591 metadata and admin fields. Never a secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub response_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    /// Space-separated scopes the client may request.
+    pub scope: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    /// The client's public keys (private_key_jwt).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub jwks: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    pub client_id_issued_at: i64,
+    pub updated_at: i64,
+    /// `dcr` (registered itself), `admin` (the operator) or `api` (this API).
+    pub origin: String,
+    /// Pre-approved: its users are not asked for consent.
+    pub first_party: bool,
+    /// Disabled: nothing is issued to it; its grants and tokens have ended.
+    pub disabled: bool,
+    /// The app this client is an agent of (RFC 8693 token exchange).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_of: Option<String>,
+    /// Until when the previous secret still works, after a rotation with a grace period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<i64>,
+    /// Which users may authorize it (absent: everyone in the tenant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorized_users: Option<AuthorizedUsers>,
+}
+
+/// An app's user policy: these users, and the members of these groups, may authorize it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthorizedUsers {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+impl ClientView {
+    fn of(c: &Client, now: i64) -> Self {
+        let m = &c.metadata;
+        Self {
+            client_id: c.client_id.clone(),
+            client_name: m.client_name.clone(),
+            redirect_uris: m.redirect_uris.clone(),
+            grant_types: m.grant_types.clone(),
+            response_types: m.response_types.clone(),
+            token_endpoint_auth_method: m.token_endpoint_auth_method.clone(),
+            scope: m.scope.clone(),
+            contacts: m.contacts.clone(),
+            client_uri: m.client_uri.clone(),
+            logo_uri: m.logo_uri.clone(),
+            tos_uri: m.tos_uri.clone(),
+            policy_uri: m.policy_uri.clone(),
+            software_id: m.software_id.clone(),
+            software_version: m.software_version.clone(),
+            jwks: m.jwks.clone(),
+            jwks_uri: m.jwks_uri.clone(),
+            client_id_issued_at: c.issued_at,
+            updated_at: c.updated_at,
+            origin: match c.origin {
+                Origin::Dcr => "dcr",
+                Origin::Admin => "admin",
+                Origin::Api => "api",
+            }
+            .into(),
+            first_party: c.first_party,
+            disabled: c.disabled,
+            agent_of: c.agent_of.clone(),
+            previous_secret_expires_at: (c.previous_secret_hash.is_some() && c.previous_secret_until > now)
+                .then_some(c.previous_secret_until),
+            authorized_users: c.user_policy.as_ref().map(|p| AuthorizedUsers {
+                users: p.users.iter().cloned().collect(),
+                groups: p.groups.iter().cloned().collect(),
+            }),
+        }
+    }
+}
+
+/// A new client, with its secret: the only answer that ever shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientCreated {
+    #[serde(flatten)]
+    pub client: ClientView,
+    /// Shown once (absent for public and private_key_jwt clients).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+}
+
+/// A new client: RFC 7591 metadata plus the admin-only `first_party` and `agent_of`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ClientInput {
+    pub client_name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    /// Default `["authorization_code"]`.
+    pub grant_types: Option<Vec<String>>,
+    pub response_types: Option<Vec<String>>,
+    /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` or `none`.
+    pub token_endpoint_auth_method: Option<String>,
+    pub scope: Option<String>,
+    pub contacts: Option<Vec<String>>,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    pub jwks_uri: Option<String>,
+    pub first_party: Option<bool>,
+    /// Make the new client an agent of this app (it must be registered for token exchange).
+    pub agent_of: Option<String>,
+    /// Only these users and groups may authorize it (absent or `null`: everyone).
+    pub authorized_users: Option<AuthorizedUsers>,
+}
+
+/// A change to a client (JSON merge patch: `null` removes an optional field).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ClientPatch {
+    pub client_name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub response_types: Option<Vec<String>>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub scope: Option<String>,
+    pub contacts: Option<Vec<String>>,
+    pub client_uri: Option<String>,
+    pub logo_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub software_id: Option<String>,
+    pub software_version: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    pub jwks_uri: Option<String>,
+    pub first_party: Option<bool>,
+    /// `true` ends the client's grants, consents and access tokens; `false` enables it again.
+    pub disabled: Option<bool>,
+    /// Only these users and groups may authorize it; `null`: everyone. Users it leaves out
+    /// lose the app at once.
+    pub authorized_users: Option<AuthorizedUsers>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClientList {
+    pub items: Vec<ClientView>,
+    /// Pass as `cursor` for the next page; `null` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A secret rotation request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SecretRotation {
+    /// How long the previous secret keeps working: 0 (it stops now) to 604800 (7 days); default 86400.
+    #[schema(minimum = 0, maximum = 604800)]
+    pub grace_seconds: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretRotated {
+    pub client_id: String,
+    /// Shown once.
+    pub client_secret: String,
+    /// Until when the previous secret works (absent with a zero grace period).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_at: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/clients", tag = "clients", params(ListParams),
+    responses((status = 200, body = ClientList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn list_clients(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
+    let q = query_pairs(q.as_deref(), &["limit", "cursor"])?;
+    let (limit, cursor) = list_params(&q)?;
+    let (clients, next) = svc::list_clients(&app, &admin.tenant, cursor.as_deref(), limit).await?;
+    let now = app.now();
+    Ok(json_answer(
+        StatusCode::OK,
+        &ClientList {
+            items: clients.iter().map(|c| ClientView::of(c, now)).collect(),
+            next_cursor: encode_cursor(next),
+        },
+        None,
+    ))
+}
+
+#[utoipa::path(post, path = "/admin/v1/clients", tag = "clients", request_body = ClientInput,
+    responses((status = 201, body = ClientCreated), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn create_client(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
+    let (_, body) = json_object(req).await?;
+    let reg = svc::create_client(&app, &admin.tenant, &Value::Object(body), &admin.actor).await?;
+    let mut resp = json_answer(
+        StatusCode::CREATED,
+        &ClientCreated {
+            client: ClientView::of(&reg.client, app.now()),
+            client_secret: reg.secret.as_ref().map(|s| s.expose().to_string()),
+        },
+        Some(1),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("/admin/v1/clients/{}", reg.client.client_id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+#[utoipa::path(get, path = "/admin/v1/clients/{client_id}", tag = "clients",
+    params(("client_id" = String, Path)),
+    responses((status = 200, body = ClientView, headers(("ETag" = String))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn get_client(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(client_id): PathOf<String>,
+) -> Answer {
+    let c = svc::client(&app, &admin.tenant, &client_id).await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &ClientView::of(&c.value, app.now()),
+        Some(c.version),
+    ))
+}
+
+#[utoipa::path(patch, path = "/admin/v1/clients/{client_id}", tag = "clients",
+    params(("client_id" = String, Path), ("If-Match" = Option<String>, Header, description = "the ETag of the client as read")),
+    request_body = ClientPatch,
+    responses((status = 200, body = ClientView, headers(("ETag" = String))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn patch_client(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(client_id): PathOf<String>,
+    req: Request,
+) -> Answer {
+    let (headers, body) = json_object(req).await?;
+    let expected = if_match(&headers)?;
+    let c = svc::patch_client(
+        &app,
+        &admin.tenant,
+        &client_id,
+        expected,
+        &Value::Object(body),
+        &admin.actor,
+    )
+    .await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &ClientView::of(&c.value, app.now()),
+        Some(c.version),
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/clients/{client_id}", tag = "clients",
+    params(("client_id" = String, Path)),
+    responses((status = 204, description = "deleted, with its grants, consents and tokens"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn delete_client(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(client_id): PathOf<String>,
+) -> Answer {
+    svc::delete_client(&app, &admin.tenant, &client_id, &admin.actor).await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(post, path = "/admin/v1/clients/{client_id}/secret", tag = "clients",
+    params(("client_id" = String, Path)),
+    request_body(content = Option<SecretRotation>, description = "optional; an empty body means the default grace"),
+    responses((status = 200, body = SecretRotated),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn rotate_secret(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(client_id): PathOf<String>,
+    req: Request,
+) -> Answer {
+    let empty = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0")
+        || (req.headers().get(header::CONTENT_TYPE).is_none()
+            && req.headers().get(header::TRANSFER_ENCODING).is_none());
+    let grace = if empty {
+        86_400
+    } else {
+        let (_, body) = json_object(req).await?;
+        for k in body.keys() {
+            if k != "grace_seconds" {
+                return Err(Problem::invalid_field(k, format!("unknown field {k}")));
+            }
+        }
+        match body.get("grace_seconds") {
+            None | Some(Value::Null) => 86_400,
+            Some(v) => v.as_i64().ok_or_else(|| {
+                Problem::invalid_field("grace_seconds", "grace_seconds is a whole number of seconds")
+            })?,
+        }
+    };
+    let (secret, c) = svc::rotate_secret(&app, &admin.tenant, &client_id, grace, &admin.actor, false).await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &SecretRotated {
+            client_id: c.client_id.clone(),
+            client_secret: secret.expose().to_string(),
+            previous_secret_expires_at: (c.previous_secret_until > 0).then_some(c.previous_secret_until),
+        },
+        None,
+    ))
+}

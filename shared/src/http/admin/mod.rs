@@ -1,0 +1,577 @@
+//! The tenant admin API, `/admin/v1/...` (the `admin` Lambda function): JSON in and out, RFC 9457
+//! problem details for every error, bearer access tokens of ours with scope `bulwark:admin`,
+//! confined to the token's tenant. Its OpenAPI 3.1 document is generated from the handlers and
+//! types below (`GET /admin/v1/openapi.json`), so it cannot drift from them.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, RawQuery, Request, State as StateX};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+mod audit;
+mod clients;
+mod groups;
+mod tenant;
+mod users;
+
+use audit::*;
+use clients::*;
+use groups::*;
+use tenant::*;
+use users::*;
+
+use super::{State, body_bytes, content_type_is};
+use crate::domain::client::{ADMIN_SCOPE, Client, Origin};
+use crate::domain::tenant::{DcrPolicy, Tenant};
+use crate::domain::user::User;
+use crate::error::{ErrorCode, OAuthError};
+use crate::secret::Secret;
+use crate::service::admin::{self as svc, AuditFilter, PolicyChanges, UserChanges};
+use crate::service::tenants::AdminError;
+use crate::store::StoreError;
+use crate::store::repo::AuditEvent;
+
+const PROBLEM_JSON: &str = "application/problem+json";
+
+pub fn router(state: State) -> Router {
+    Router::new()
+        .route("/admin/v1/openapi.json", get(openapi))
+        .route("/admin/v1/clients", get(list_clients).post(create_client))
+        .route(
+            "/admin/v1/clients/{client_id}",
+            get(get_client).patch(patch_client).delete(delete_client),
+        )
+        .route("/admin/v1/clients/{client_id}/secret", post(rotate_secret))
+        .route("/admin/v1/users", get(list_users).post(create_user))
+        .route(
+            "/admin/v1/users/{user_id}",
+            get(get_user).patch(patch_user).delete(delete_user),
+        )
+        .route("/admin/v1/users/{user_id}/deactivate", post(deactivate_user))
+        .route("/admin/v1/users/{user_id}/reactivate", post(reactivate_user))
+        .route("/admin/v1/users/{user_id}/apps", get(user_apps))
+        .route(
+            "/admin/v1/users/{user_id}/apps/{client_id}",
+            axum::routing::delete(revoke_user_app),
+        )
+        .route("/admin/v1/policy", get(get_policy).patch(patch_policy))
+        .route("/admin/v1/scopes", get(list_scopes))
+        .route(
+            "/admin/v1/scopes/{name}",
+            axum::routing::put(put_scope).delete(delete_scope),
+        )
+        .route("/admin/v1/initial-access-tokens", get(list_iats).post(create_iat))
+        .route(
+            "/admin/v1/initial-access-tokens/{id}",
+            axum::routing::delete(delete_iat),
+        )
+        .route(
+            "/admin/v1/resources",
+            get(list_resources).post(add_resource).delete(remove_resource),
+        )
+        .route("/admin/v1/groups", get(list_groups).post(create_group))
+        .route("/admin/v1/groups/{group_id}", get(get_group).delete(delete_group))
+        .route("/admin/v1/groups/{group_id}/members", get(list_members))
+        .route(
+            "/admin/v1/groups/{group_id}/members/{user_id}",
+            axum::routing::put(add_member).delete(remove_member),
+        )
+        .route("/admin/v1/audit", get(audit))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(super::access_log))
+}
+
+// ---- problems (RFC 9457) ------------------------------------------------------------------------
+
+/// An RFC 9457 problem: what went wrong, for a person and for a program.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`about:blank` when the status says it all).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, kind: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: if kind == "about:blank" {
+                kind.into()
+            } else {
+                format!("urn:bulwark:problem:{kind}")
+            },
+            title: status.canonical_reason().unwrap_or("Error").into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+        }
+    }
+    fn field(mut self, f: impl Into<String>) -> Self {
+        self.field = Some(f.into());
+        self
+    }
+    fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid-request", detail)
+    }
+    fn invalid_field(field: &str, detail: impl Into<String>) -> Self {
+        Self::invalid(detail).field(field)
+    }
+    fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", format!("no such {what}"))
+    }
+    fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily-unavailable",
+            "the service is temporarily unavailable; try again",
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, axum::Json(&self)).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// Field names a validation message may start with (client metadata errors name their field).
+const METADATA_FIELDS: [&str; 16] = [
+    "redirect_uris",
+    "grant_types",
+    "response_types",
+    "token_endpoint_auth_method",
+    "client_name",
+    "client_uri",
+    "logo_uri",
+    "tos_uri",
+    "policy_uri",
+    "scope",
+    "contacts",
+    "software_id",
+    "software_version",
+    "jwks_uri",
+    "jwks",
+    "agent_of",
+];
+
+fn field_of(message: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    if lower.starts_with("redirect_uri") {
+        return Some("redirect_uris".into());
+    }
+    if lower.starts_with("grant type") {
+        return Some("grant_types".into());
+    }
+    if lower.starts_with("response type") {
+        return Some("response_types".into());
+    }
+    METADATA_FIELDS
+        .iter()
+        .find(|f| lower.starts_with(*f))
+        .map(|f| f.to_string())
+}
+
+impl From<OAuthError> for Problem {
+    fn from(e: OAuthError) -> Self {
+        match e.code {
+            ErrorCode::TemporarilyUnavailable | ErrorCode::ServerError => Problem::unavailable(),
+            ErrorCode::InvalidRedirectUri => {
+                Problem::invalid_field("redirect_uris", e.description.to_string())
+            }
+            ErrorCode::NotFound => {
+                Problem::new(StatusCode::NOT_FOUND, "not-found", e.description.to_string())
+            }
+            _ => {
+                let detail = e.description.to_string();
+                let p = Problem::invalid(detail.clone());
+                match field_of(&detail) {
+                    Some(f) => p.field(f),
+                    None => p,
+                }
+            }
+        }
+    }
+}
+
+impl From<AdminError> for Problem {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(why) => Problem::invalid(why),
+            AdminError::Field(f, why) => Problem::invalid_field(&f, why),
+            AdminError::Exists(what) => {
+                Problem::new(StatusCode::CONFLICT, "exists", format!("{what} already exists"))
+            }
+            AdminError::NotFound(what) => Problem::not_found(&what),
+            AdminError::Stale => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "it changed since you read it: GET it again and retry with the new ETag",
+            ),
+            AdminError::Operator => Problem::new(
+                StatusCode::CONFLICT,
+                "operator-managed",
+                "a client holding bulwark:admin is managed by the operator (bulwark CLI) only",
+            ),
+            AdminError::Store(StoreError::NotFound) => {
+                Problem::invalid_field("cursor", "the cursor is not valid here")
+            }
+            AdminError::Store(e) => {
+                tracing::warn!(error = %e, "admin API: store unavailable");
+                Problem::unavailable()
+            }
+            AdminError::OAuth(o) => o.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        AdminError::Store(e).into()
+    }
+}
+
+type Answer = Result<Response, Problem>;
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "about:blank", "no such endpoint")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "about:blank",
+        "method not allowed on this resource",
+    )
+}
+
+// ---- who is calling -------------------------------------------------------------------------
+
+/// The caller: a client of ours holding `bulwark:admin`, and the one tenant it may touch.
+pub struct Admin {
+    pub tenant: String,
+    /// Recorded in the audit trail.
+    pub actor: String,
+}
+
+fn challenge(status: StatusCode, error: Option<(&str, &str)>) -> Response {
+    let (kind, detail) = match (status, error) {
+        (StatusCode::FORBIDDEN, _) => (
+            "insufficient-scope",
+            format!("the token lacks the {ADMIN_SCOPE} scope"),
+        ),
+        (_, Some((_, why))) => ("invalid-token", why.to_string()),
+        _ => ("unauthorized", "a bearer access token is required".to_string()),
+    };
+    let mut resp = Problem::new(status, kind, detail).into_response();
+    let value = match (status, error) {
+        (StatusCode::FORBIDDEN, _) => {
+            format!("Bearer realm=\"bulwark-admin\", error=\"insufficient_scope\", scope=\"{ADMIN_SCOPE}\"")
+        }
+        (_, Some((code, _))) => format!("Bearer realm=\"bulwark-admin\", error=\"{code}\""),
+        _ => "Bearer realm=\"bulwark-admin\"".to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
+
+impl FromRequestParts<State> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &State) -> Result<Self, Response> {
+        let token = match super::bearer(&parts.headers) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(challenge(StatusCode::UNAUTHORIZED, None)),
+            Err(_) => {
+                return Err(challenge(
+                    StatusCode::UNAUTHORIZED,
+                    Some(("invalid_request", "use a Bearer token")),
+                ));
+            }
+        };
+        let invalid = || {
+            challenge(
+                StatusCode::UNAUTHORIZED,
+                Some(("invalid_token", "the access token is invalid, expired or revoked")),
+            )
+        };
+        let live = match crate::service::tokens::live_claims(app, token.expose(), None).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return Err(invalid()),
+            Err(e) => return Err(Problem::from(e).into_response()),
+        };
+        let c = live.claims;
+        // Only a client's own token (client credentials): never a user's, never delegated.
+        let own = c.gid.is_none() && c.act.is_none() && c.sub == c.client_id;
+        let scoped = c.scope.split(' ').any(|s| s == ADMIN_SCOPE)
+            && c.aud == crate::service::tokens::admin_audience(app);
+        // The client must still hold the scope now (the operator may have taken it away).
+        if !own || !scoped || !live.client.may_hold_admin_scope() {
+            return Err(challenge(StatusCode::FORBIDDEN, None));
+        }
+        Ok(Admin {
+            tenant: c.tid,
+            actor: c.client_id,
+        })
+    }
+}
+
+// ---- request helpers ----------------------------------------------------------------------------
+
+/// Path parameters, with a problem (not axum's plain-text answer) when they do not decode.
+struct PathOf<T>(T);
+
+impl<S, T> FromRequestParts<S> for PathOf<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| PathOf(v))
+            .map_err(|_| Problem::invalid("the path is not valid UTF-8 text"))
+    }
+}
+
+/// A JSON object body (415 for another content type, 413 beyond the size limit).
+async fn json_object(req: Request) -> Result<(HeaderMap, Map<String, Value>), Problem> {
+    if !content_type_is(req.headers(), "application/json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "the body must be application/json",
+        ));
+    }
+    let (parts, bytes) = body_bytes(req).await.map_err(|e| {
+        if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "the body is too large",
+            )
+        } else {
+            Problem::invalid(e.description.to_string())
+        }
+    })?;
+    parse_object(&bytes).map(|m| (parts.headers, m))
+}
+
+fn parse_object(bytes: &Bytes) -> Result<Map<String, Value>, Problem> {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(Problem::invalid("the body must be a JSON object")),
+        Err(_) => Err(Problem::invalid("the body is not valid JSON")),
+    }
+}
+
+/// The version an `If-Match` header names (`None`: no header or `*`).
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let v = v.to_str().unwrap_or("").trim();
+    if v == "*" {
+        return Ok(None);
+    }
+    // Any tag we did not issue matches nothing: 412.
+    let stale = || AdminError::Stale.into();
+    let inner = v
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .ok_or_else(stale)?;
+    inner.parse::<u64>().map(Some).map_err(|_| stale())
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn json_answer<T: Serialize>(status: StatusCode, body: &T, version: Option<u64>) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(v) = version {
+        h.insert(header::ETAG, etag(v));
+    }
+    resp
+}
+
+fn no_content() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// `limit` and `cursor` of a list request.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListParams {
+    /// How many items (1 to 200; default 50).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u32>,
+    /// Where the previous page ended (its `next_cursor`).
+    cursor: Option<String>,
+}
+
+fn query_pairs(raw: Option<&str>, allowed: &[&str]) -> Result<Map<String, Value>, Problem> {
+    let mut out = Map::new();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        if !allowed.contains(&k.as_ref()) {
+            return Err(Problem::invalid_field(&k, format!("unknown query parameter {k}")));
+        }
+        if out.insert(k.to_string(), Value::String(v.to_string())).is_some() {
+            return Err(Problem::invalid_field(&k, format!("{k} is repeated")));
+        }
+    }
+    Ok(out)
+}
+
+fn list_params(q: &Map<String, Value>) -> Result<(usize, Option<String>), Problem> {
+    let limit = match q.get("limit").and_then(Value::as_str) {
+        None => 50,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if (1..=200).contains(&n) => n,
+            _ => return Err(Problem::invalid_field("limit", "limit is 1 to 200")),
+        },
+    };
+    let cursor = match q.get("cursor").and_then(Value::as_str) {
+        None => None,
+        Some(c) => Some(decode_cursor(c)?),
+    };
+    Ok((limit, cursor))
+}
+
+fn encode_cursor(c: Option<String>) -> Option<String> {
+    use base64::Engine;
+    c.map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c))
+}
+
+fn decode_cursor(c: &str) -> Result<String, Problem> {
+    use base64::Engine;
+    let bad = || Problem::invalid_field("cursor", "the cursor is not valid here");
+    if c.len() > 2048 {
+        return Err(bad());
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .map_err(|_| bad())?;
+    String::from_utf8(bytes).map_err(|_| bad())
+}
+
+fn opt_string(obj: &Map<String, Value>, k: &str) -> Result<Option<Option<String>>, Problem> {
+    match obj.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+        Some(_) => Err(Problem::invalid_field(k, format!("{k} must be a string"))),
+    }
+}
+
+fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), Problem> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(Problem::invalid_field(k, format!("unknown field {k}"))),
+        None => Ok(()),
+    }
+}
+
+fn opt_bool(obj: &Map<String, Value>, k: &str) -> Result<Option<bool>, Problem> {
+    match obj.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(Problem::invalid_field(k, format!("{k} must be true or false"))),
+    }
+}
+
+fn opt_ttl(obj: &Map<String, Value>, k: &str) -> Result<Option<Option<i64>>, Problem> {
+    match obj.get(k) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(v) => v
+            .as_i64()
+            .map(|n| Some(Some(n)))
+            .ok_or_else(|| Problem::invalid_field(k, format!("{k} is a whole number of seconds"))),
+    }
+}
+
+// ---- the document -----------------------------------------------------------------------------
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token of this server with scope bulwark:admin (client_credentials \
+                         of a client the operator created with that scope); it manages its own tenant only.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Bulwark tenant admin API", version = "1",
+        description = "Manage a tenant's Connected Apps, users, scopes and policy, and read its audit trail. \
+            Errors are RFC 9457 problem details; lists page with limit and an opaque cursor; PATCH honours If-Match."),
+    paths(list_clients, create_client, get_client, patch_client, delete_client, rotate_secret,
+        list_users, create_user, get_user, patch_user, delete_user, deactivate_user, reactivate_user,
+        user_apps, revoke_user_app, get_policy, patch_policy, list_scopes, put_scope, delete_scope,
+        list_iats, create_iat, delete_iat, list_resources, add_resource, remove_resource,
+        list_groups, create_group, get_group, delete_group, list_members, add_member, remove_member, audit),
+    components(schemas(Problem)),
+    modifiers(&BearerScheme),
+    tags((name = "clients", description = "Connected Apps"), (name = "users"), (name = "policy"),
+        (name = "scopes"), (name = "registration", description = "Initial access tokens for Dynamic Client Registration"),
+        (name = "resources"), (name = "groups", description = "Groups of users, for apps' user policies"), (name = "audit"))
+)]
+pub struct AdminDoc;
+
+/// The OpenAPI document of this API (public).
+pub fn document() -> Value {
+    serde_json::to_value(AdminDoc::openapi()).unwrap_or_else(|_| json!({}))
+}
+
+async fn openapi() -> Response {
+    let mut resp = axum::Json(document()).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}

@@ -1,0 +1,454 @@
+//! The tenant's own settings: policy (lifetimes, DCR, the app allowlist), the scope catalog,
+//! initial access tokens, resources.
+
+use super::*;
+
+/// The tenant's policy. Lifetimes in seconds; `null`: the deployment's default.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Policy {
+    /// Dynamic client registration: `open`, `token` (needs an initial access token) or `closed`.
+    pub dcr: DcrSetting,
+    pub access_token_ttl: Option<i64>,
+    pub refresh_idle_ttl: Option<i64>,
+    pub refresh_absolute_ttl: Option<i64>,
+    pub session_ttl: Option<i64>,
+    /// Whether the deprecated password grant is allowed.
+    pub password_grant: bool,
+    /// When a list: users may authorize only these apps (client ids), and their grants to any
+    /// other app stop working. `null`: every app of the tenant.
+    pub app_allowlist: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+pub enum DcrSetting {
+    Open,
+    Token,
+    Closed,
+}
+
+impl From<&Tenant> for Policy {
+    fn from(t: &Tenant) -> Self {
+        Self {
+            dcr: match t.dcr_policy {
+                DcrPolicy::Open => DcrSetting::Open,
+                DcrPolicy::Token => DcrSetting::Token,
+                DcrPolicy::Closed => DcrSetting::Closed,
+            },
+            access_token_ttl: t.access_token_ttl,
+            refresh_idle_ttl: t.refresh_idle_ttl,
+            refresh_absolute_ttl: t.refresh_absolute_ttl,
+            session_ttl: t.session_ttl,
+            password_grant: t.password_grant,
+            app_allowlist: t.app_allowlist.as_ref().map(|l| l.iter().cloned().collect()),
+        }
+    }
+}
+
+/// A change to the policy (absent: unchanged; a lifetime `null`: back to the default).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct PolicyPatch {
+    pub dcr: Option<DcrSetting>,
+    #[schema(minimum = 60)]
+    pub access_token_ttl: Option<i64>,
+    #[schema(minimum = 300, maximum = 31622400)]
+    pub refresh_idle_ttl: Option<i64>,
+    #[schema(minimum = 300, maximum = 63244800)]
+    pub refresh_absolute_ttl: Option<i64>,
+    #[schema(minimum = 300, maximum = 2592000)]
+    pub session_ttl: Option<i64>,
+    pub password_grant: Option<bool>,
+    /// `null` turns the allowlist off; a list of client ids turns it on.
+    pub app_allowlist: Option<Vec<String>>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/policy", tag = "policy",
+    responses((status = 200, body = Policy, headers(("ETag" = String))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn get_policy(StateX(app): StateX<State>, admin: Admin) -> Answer {
+    let t = svc::tenant(&app, &admin.tenant).await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &Policy::from(&t.value),
+        Some(t.version),
+    ))
+}
+
+#[utoipa::path(patch, path = "/admin/v1/policy", tag = "policy",
+    params(("If-Match" = Option<String>, Header, description = "the ETag of the policy as read")),
+    request_body = PolicyPatch,
+    responses((status = 200, body = Policy, headers(("ETag" = String))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn patch_policy(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
+    let (headers, body) = json_object(req).await?;
+    let expected = if_match(&headers)?;
+    only_fields(
+        &body,
+        &[
+            "dcr",
+            "access_token_ttl",
+            "refresh_idle_ttl",
+            "refresh_absolute_ttl",
+            "session_ttl",
+            "password_grant",
+            "app_allowlist",
+        ],
+    )?;
+    let dcr = match body.get("dcr") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            DcrPolicy::parse(s)
+                .ok_or_else(|| Problem::invalid_field("dcr", "dcr is open, token or closed"))?,
+        ),
+        Some(_) => return Err(Problem::invalid_field("dcr", "dcr is open, token or closed")),
+    };
+    let changes = PolicyChanges {
+        dcr,
+        access_token_ttl: opt_ttl(&body, "access_token_ttl")?,
+        refresh_idle_ttl: opt_ttl(&body, "refresh_idle_ttl")?,
+        refresh_absolute_ttl: opt_ttl(&body, "refresh_absolute_ttl")?,
+        session_ttl: opt_ttl(&body, "session_ttl")?,
+        password_grant: opt_bool(&body, "password_grant")?,
+        app_allowlist: match body.get("app_allowlist") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::Array(a)) => Some(Some(
+                a.iter()
+                    .map(|v| {
+                        v.as_str().map(str::to_string).ok_or_else(|| {
+                            Problem::invalid_field("app_allowlist", "app_allowlist lists client ids")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            )),
+            Some(_) => {
+                return Err(Problem::invalid_field(
+                    "app_allowlist",
+                    "app_allowlist is null (off) or a list of client ids",
+                ));
+            }
+        },
+    };
+    let t = svc::patch_policy(&app, &admin.tenant, expected, changes, &admin.actor).await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &Policy::from(&t.value),
+        Some(t.version),
+    ))
+}
+
+// ---- scopes -----------------------------------------------------------------------------------
+
+/// A scope of the tenant's catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeView {
+    pub name: String,
+    /// Shown to users on the consent page.
+    pub description: String,
+    /// Only admin-made clients may hold it (DCR clients never).
+    pub restricted: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeList {
+    pub items: Vec<ScopeView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ScopeInput {
+    /// 1 to 300 printable characters.
+    pub description: String,
+    pub restricted: Option<bool>,
+}
+
+fn scope_view(t: &Tenant, name: &str) -> ScopeView {
+    ScopeView {
+        name: name.to_string(),
+        description: t.scopes.get(name).cloned().unwrap_or_default(),
+        restricted: t.restricted_scopes.contains(name),
+    }
+}
+
+#[utoipa::path(get, path = "/admin/v1/scopes", tag = "scopes",
+    responses((status = 200, body = ScopeList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn list_scopes(StateX(app): StateX<State>, admin: Admin) -> Answer {
+    let t = svc::tenant(&app, &admin.tenant).await?.value;
+    Ok(json_answer(
+        StatusCode::OK,
+        &ScopeList {
+            items: t.scopes.keys().map(|n| scope_view(&t, n)).collect(),
+            next_cursor: None,
+        },
+        None,
+    ))
+}
+
+#[utoipa::path(put, path = "/admin/v1/scopes/{name}", tag = "scopes", params(("name" = String, Path)),
+    request_body = ScopeInput,
+    responses((status = 200, body = ScopeView), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn put_scope(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(name): PathOf<String>,
+    req: Request,
+) -> Answer {
+    let (_, body) = json_object(req).await?;
+    only_fields(&body, &["description", "restricted"])?;
+    let description = match body.get("description") {
+        Some(Value::String(s)) => s.clone(),
+        _ => {
+            return Err(Problem::invalid_field(
+                "description",
+                "description is required (a string)",
+            ));
+        }
+    };
+    let restricted = opt_bool(&body, "restricted")?;
+    let t = svc::put_scope(&app, &admin.tenant, &name, &description, restricted, &admin.actor).await?;
+    Ok(json_answer(StatusCode::OK, &scope_view(&t, &name), None))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/scopes/{name}", tag = "scopes", params(("name" = String, Path)),
+    responses((status = 204, description = "removed from the catalog; no client is issued it any more"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn delete_scope(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(name): PathOf<String>,
+) -> Answer {
+    svc::delete_scope(&app, &admin.tenant, &name, &admin.actor).await?;
+    Ok(no_content())
+}
+
+// ---- initial access tokens ----------------------------------------------------------------------
+
+/// An initial access token for Dynamic Client Registration (RFC 7591 §3), as listed: never the
+/// token itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IatView {
+    /// The token's SHA-256 (hex): its name here.
+    pub id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// 0 = unlimited.
+    pub max_uses: u32,
+    pub uses: u32,
+    /// Registrations left (absent when unlimited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uses_left: Option<u32>,
+}
+
+impl IatView {
+    fn of(id: String, i: &crate::store::repo::InitialAccessToken) -> Self {
+        Self {
+            id,
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+            max_uses: i.max_uses,
+            uses: i.uses,
+            uses_left: (i.max_uses > 0).then(|| i.max_uses.saturating_sub(i.uses)),
+        }
+    }
+}
+
+/// A new initial access token: the only answer that shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IatCreated {
+    #[serde(flatten)]
+    pub iat: IatView,
+    pub initial_access_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct IatInput {
+    /// Seconds until it expires: 60 to a year (default 86400).
+    #[schema(minimum = 60, maximum = 31622400)]
+    pub expires_in: Option<i64>,
+    /// How many registrations it allows (0 = unlimited; default 1).
+    #[schema(minimum = 0)]
+    pub max_uses: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IatList {
+    pub items: Vec<IatView>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/initial-access-tokens", tag = "registration", params(ListParams),
+    responses((status = 200, body = IatList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn list_iats(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
+    let q = query_pairs(q.as_deref(), &["limit", "cursor"])?;
+    let (limit, cursor) = list_params(&q)?;
+    let (iats, next) = svc::list_iats(&app, &admin.tenant, cursor.as_deref(), limit).await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &IatList {
+            items: iats.into_iter().map(|(id, i)| IatView::of(id, &i)).collect(),
+            next_cursor: encode_cursor(next),
+        },
+        None,
+    ))
+}
+
+#[utoipa::path(post, path = "/admin/v1/initial-access-tokens", tag = "registration", request_body = IatInput,
+    responses((status = 201, body = IatCreated), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn create_iat(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
+    let (_, body) = json_object(req).await?;
+    only_fields(&body, &["expires_in", "max_uses"])?;
+    let expires_in = match body.get("expires_in") {
+        None | Some(Value::Null) => 86_400,
+        Some(v) => v
+            .as_i64()
+            .ok_or_else(|| Problem::invalid_field("expires_in", "expires_in is a whole number of seconds"))?,
+    };
+    let max_uses = match body.get("max_uses") {
+        None | Some(Value::Null) => 1,
+        Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+            Problem::invalid_field("max_uses", "max_uses is a whole number, 0 for unlimited")
+        })?,
+    };
+    let (secret, iat) =
+        crate::service::tenants::create_iat_by(&app, &admin.tenant, expires_in, max_uses, &admin.actor)
+            .await
+            .map_err(|e| match e {
+                AdminError::Invalid(why) => {
+                    Problem::invalid_field("expires_in", why.replace("--expires-in", "expires_in"))
+                }
+                other => other.into(),
+            })?;
+    Ok(json_answer(
+        StatusCode::CREATED,
+        &IatCreated {
+            iat: IatView::of(secret.hash().to_hex(), &iat),
+            initial_access_token: secret.expose().to_string(),
+        },
+        None,
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/initial-access-tokens/{id}", tag = "registration",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "revoked: it registers nothing more"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn delete_iat(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(id): PathOf<String>,
+) -> Answer {
+    svc::delete_iat(&app, &admin.tenant, &id, &admin.actor).await?;
+    Ok(no_content())
+}
+
+// ---- resources --------------------------------------------------------------------------------
+
+/// The RFC 8707 resources (token audiences) the tenant's clients may ask for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResourceList {
+    pub items: Vec<ResourceView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ResourceView {
+    /// An absolute URI without a fragment.
+    pub resource: String,
+    /// The `aud` of a token requested without `resource` (cannot be removed).
+    #[serde(default)]
+    pub default: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ResourceParam {
+    /// The resource to remove.
+    resource: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ResourceInput {
+    pub resource: String,
+}
+
+fn resource_list(t: &Tenant) -> ResourceList {
+    ResourceList {
+        items: t
+            .resources
+            .iter()
+            .map(|r| ResourceView {
+                resource: r.clone(),
+                default: *r == t.default_audience,
+            })
+            .collect(),
+        next_cursor: None,
+    }
+}
+
+#[utoipa::path(get, path = "/admin/v1/resources", tag = "resources",
+    responses((status = 200, body = ResourceList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn list_resources(StateX(app): StateX<State>, admin: Admin) -> Answer {
+    let t = svc::tenant(&app, &admin.tenant).await?.value;
+    Ok(json_answer(StatusCode::OK, &resource_list(&t), None))
+}
+
+#[utoipa::path(post, path = "/admin/v1/resources", tag = "resources", request_body = ResourceInput,
+    responses((status = 200, body = ResourceList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn add_resource(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
+    let (_, body) = json_object(req).await?;
+    only_fields(&body, &["resource"])?;
+    let Some(Value::String(r)) = body.get("resource") else {
+        return Err(Problem::invalid_field(
+            "resource",
+            "resource is required (an absolute URI)",
+        ));
+    };
+    let t = svc::add_resource(&app, &admin.tenant, r, &admin.actor).await?;
+    Ok(json_answer(StatusCode::OK, &resource_list(&t), None))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/resources", tag = "resources", params(ResourceParam),
+    responses((status = 204, description = "no token is issued for it any more"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn remove_resource(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let q = query_pairs(q.as_deref(), &["resource"])?;
+    let Some(r) = q.get("resource").and_then(Value::as_str) else {
+        return Err(Problem::invalid_field(
+            "resource",
+            "name the resource: ?resource=URI",
+        ));
+    };
+    svc::remove_resource(&app, &admin.tenant, r, &admin.actor).await?;
+    Ok(no_content())
+}

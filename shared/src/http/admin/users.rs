@@ -1,0 +1,302 @@
+//! `/admin/v1/users`: end users, their activation, their connected apps.
+
+use super::*;
+
+/// An end user. Never a password or its hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// The `sub` of the user's tokens.
+    pub user_id: String,
+    pub username: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub active: bool,
+    /// Holds the tenant-admin role.
+    pub admin: bool,
+    pub created_at: i64,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            user_id: u.sub.clone(),
+            username: u.username.clone(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+            active: u.active,
+            admin: u.admin,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct UserInput {
+    pub username: String,
+    /// At least 12 characters; stored only as an argon2id hash.
+    pub password: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub admin: Option<bool>,
+}
+
+/// A change to a user (`null` removes name or email). A new password or role ends their sessions.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct UserPatch {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub admin: Option<bool>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub items: Vec<UserView>,
+    pub next_cursor: Option<String>,
+}
+
+/// An app a user connected (consented to or holds a grant for).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserApp {
+    pub client_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub granted_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserAppList {
+    pub items: Vec<UserApp>,
+    pub next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/v1/users", tag = "users", params(ListParams),
+    responses((status = 200, body = UserList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn list_users(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
+    let q = query_pairs(q.as_deref(), &["limit", "cursor"])?;
+    let (limit, cursor) = list_params(&q)?;
+    let (users, next) = svc::list_users(&app, &admin.tenant, cursor.as_deref(), limit).await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &UserList {
+            items: users.iter().map(UserView::from).collect(),
+            next_cursor: encode_cursor(next),
+        },
+        None,
+    ))
+}
+
+#[utoipa::path(post, path = "/admin/v1/users", tag = "users", request_body = UserInput,
+    responses((status = 201, body = UserView), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn create_user(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
+    let (_, body) = json_object(req).await?;
+    only_fields(&body, &["username", "password", "name", "email", "admin"])?;
+    let username = match body.get("username") {
+        Some(Value::String(s)) => s.clone(),
+        _ => {
+            return Err(Problem::invalid_field(
+                "username",
+                "username is required (a string)",
+            ));
+        }
+    };
+    let password = match body.get("password") {
+        Some(Value::String(s)) => Secret::new(s.clone()),
+        _ => {
+            return Err(Problem::invalid_field(
+                "password",
+                "password is required (a string)",
+            ));
+        }
+    };
+    let name = opt_string(&body, "name")?.flatten();
+    let email = opt_string(&body, "email")?.flatten();
+    let is_admin = opt_bool(&body, "admin")?.unwrap_or(false);
+    let u = crate::service::users::create_by(
+        &app,
+        crate::service::users::NewUser {
+            tenant: &admin.tenant,
+            username: &username,
+            password: &password,
+            email: email.as_deref(),
+            name: name.as_deref(),
+            admin: is_admin,
+        },
+        &admin.actor,
+    )
+    .await
+    .map_err(|e| match e {
+        AdminError::Invalid(why) => {
+            let field = if why.contains("password") {
+                "password"
+            } else if why.contains("username") {
+                "username"
+            } else if why.contains("email") {
+                "email"
+            } else {
+                "name"
+            };
+            Problem::invalid_field(field, why)
+        }
+        other => other.into(),
+    })?;
+    let mut resp = json_answer(StatusCode::CREATED, &UserView::from(&u), Some(1));
+    if let Ok(v) = HeaderValue::from_str(&format!("/admin/v1/users/{}", u.sub)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+#[utoipa::path(get, path = "/admin/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 200, body = UserView, headers(("ETag" = String))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn get_user(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(user_id): PathOf<String>,
+) -> Answer {
+    let u = svc::user(&app, &admin.tenant, &user_id).await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &UserView::from(&u.value),
+        Some(u.version),
+    ))
+}
+
+#[utoipa::path(patch, path = "/admin/v1/users/{user_id}", tag = "users",
+    params(("user_id" = String, Path), ("If-Match" = Option<String>, Header, description = "the ETag of the user as read")),
+    request_body = UserPatch,
+    responses((status = 200, body = UserView, headers(("ETag" = String))),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn patch_user(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(user_id): PathOf<String>,
+    req: Request,
+) -> Answer {
+    let (headers, body) = json_object(req).await?;
+    let expected = if_match(&headers)?;
+    only_fields(&body, &["name", "email", "admin", "password"])?;
+    let password = match body.get("password") {
+        None => None,
+        Some(Value::String(s)) => Some(Secret::new(s.clone())),
+        Some(_) => return Err(Problem::invalid_field("password", "password must be a string")),
+    };
+    let changes = UserChanges {
+        name: opt_string(&body, "name")?,
+        email: opt_string(&body, "email")?,
+        admin: opt_bool(&body, "admin")?,
+        password,
+    };
+    let u = svc::patch_user(&app, &admin.tenant, &user_id, expected, changes, &admin.actor).await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &UserView::from(&u.value),
+        Some(u.version),
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/users/{user_id}", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 204, description = "deleted; their sessions, grants, consents and tokens ended"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn delete_user(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(user_id): PathOf<String>,
+) -> Answer {
+    svc::delete_user(&app, &admin.tenant, &user_id, &admin.actor).await?;
+    Ok(no_content())
+}
+
+#[utoipa::path(post, path = "/admin/v1/users/{user_id}/deactivate", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 200, body = UserView), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn deactivate_user(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(user_id): PathOf<String>,
+) -> Answer {
+    let u = svc::set_active(&app, &admin.tenant, &user_id, false, &admin.actor).await?;
+    Ok(json_answer(StatusCode::OK, &UserView::from(&u), None))
+}
+
+#[utoipa::path(post, path = "/admin/v1/users/{user_id}/reactivate", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 200, body = UserView), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn reactivate_user(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(user_id): PathOf<String>,
+) -> Answer {
+    let u = svc::set_active(&app, &admin.tenant, &user_id, true, &admin.actor).await?;
+    Ok(json_answer(StatusCode::OK, &UserView::from(&u), None))
+}
+
+#[utoipa::path(get, path = "/admin/v1/users/{user_id}/apps", tag = "users", params(("user_id" = String, Path)),
+    responses((status = 200, body = UserAppList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn user_apps(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf(user_id): PathOf<String>,
+) -> Answer {
+    let u = svc::user(&app, &admin.tenant, &user_id).await?;
+    let apps = crate::service::account::connected_apps(&app, &admin.tenant, &u.value.sub).await?;
+    Ok(json_answer(
+        StatusCode::OK,
+        &UserAppList {
+            items: apps
+                .into_iter()
+                .map(|a| UserApp {
+                    client_id: a.client_id,
+                    name: a.name,
+                    scopes: a.scopes.into_iter().map(|(s, _)| s).collect(),
+                    granted_at: a.granted_at,
+                    last_used: a.last_used,
+                })
+                .collect(),
+            next_cursor: None,
+        },
+        None,
+    ))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/users/{user_id}/apps/{client_id}", tag = "users",
+    params(("user_id" = String, Path), ("client_id" = String, Path)),
+    responses((status = 204, description = "the user's consent, grants and tokens for the app ended"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn revoke_user_app(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    PathOf((user_id, client_id)): PathOf<(String, String)>,
+) -> Answer {
+    let u = svc::user(&app, &admin.tenant, &user_id).await?;
+    let revoked =
+        crate::service::account::revoke_app(&app, &admin.tenant, &u.value.sub, &client_id, &admin.actor)
+            .await?;
+    if !revoked {
+        return Err(Problem::not_found("connected app of this user"));
+    }
+    Ok(no_content())
+}

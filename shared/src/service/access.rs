@@ -1,0 +1,43 @@
+//! The tenant administrator's say over who uses which app (see `domain::access`), applied
+//! with what the store knows now: the tenant's allowlist, the app's user policy, the user's
+//! groups (read only when the policy needs them).
+
+use crate::domain::access::{Denied, decide};
+use crate::domain::client::Client;
+use crate::domain::tenant::Tenant;
+use crate::error::OAuthError;
+use crate::service::App;
+
+/// `Ok(Err(why))`: the administrator does not let `sub` use `app_client` now.
+pub async fn permitted(
+    app: &App,
+    tenant: &Tenant,
+    app_client: &Client,
+    sub: &str,
+) -> Result<Result<(), Denied>, OAuthError> {
+    let groups = match &app_client.user_policy {
+        Some(p) if p.needs_groups(sub) => app.repo.groups_of_user(sub).await?,
+        _ => Vec::new(),
+    };
+    Ok(decide(
+        tenant.app_allowlist.as_ref(),
+        &app_client.client_id,
+        app_client.user_policy.as_ref(),
+        sub,
+        &groups,
+    ))
+}
+
+/// [`permitted`] as a token-endpoint answer: `invalid_grant` when refused.
+pub async fn require(app: &App, tenant: &Tenant, app_client: &Client, sub: &str) -> Result<(), OAuthError> {
+    match permitted(app, tenant, app_client, sub).await? {
+        Ok(()) => Ok(()),
+        Err(d) => {
+            tracing::info!(client_id = %app_client.client_id, reason = ?d, "grant refused by the tenant's access policy");
+            Err(OAuthError::new(
+                crate::error::ErrorCode::InvalidGrant,
+                "the tenant's administrator does not allow this user to use this app",
+            ))
+        }
+    }
+}
