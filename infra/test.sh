@@ -66,6 +66,13 @@ BULWARK_E2E_BACKEND=dynamodb cargo test --locked -p bulwark --features test-serv
 # The parsers and validators under libFuzzer (tests/fuzz), FUZZ_SECONDS per target: a crash fails
 # the run. Skipped when only some tests were asked for, or with FUZZ_SECONDS=0.
 if [[ "${#filter[@]}" -eq 0 && "${FUZZ_SECONDS:-30}" != "0" ]]; then
+  # On CI the debug build has done its work: drop it (~3 GB) before the fuzz targets' release
+  # build, so that the run fits a machine with little disk to spare.
+  if [[ "${CI:-}" == "true" && -d "$CARGO_TARGET_DIR/debug" ]]; then
+    echo "[test] CI: removing the debug build ($(du -sh "$CARGO_TARGET_DIR/debug" | cut -f1)) before fuzzing"
+    rm -rf "$CARGO_TARGET_DIR/debug"
+  fi
+  echo "[test] disk: $(df -h . | awk 'NR==2 {print $4 " free of " $2}')"
   echo "[test] fuzzing (bash infra/fuzz.sh ${FUZZ_SECONDS:-30})"
   bash infra/fuzz.sh "${FUZZ_SECONDS:-30}" || status=1
 fi

@@ -40,13 +40,14 @@ pub async fn serve(g: &Global, addr: SocketAddr, demo: bool, limits: ServeLimits
                 "Demo tenant `demo`, client {}. Get a token:\n\n  {}\n\n\
                  Sign in as a user (username demo, password {}) in a browser:\n\n  {}\n\n\
                  You land on http://127.0.0.1/callback?code=CODE&... (nothing listens there; copy CODE), then:\n\n  {}\n\n\
-                 Connected apps: {}\n",
+                 Connected apps: {}\n\n                 Connected Apps console (demo is its administrator): {}\n",
                 d["client_id"],
                 s("curl"),
                 d["user"]["password"].as_str().unwrap_or(""),
                 s("authorize_url"),
                 s("redeem"),
                 s("account_url"),
+                s("console_url"),
             );
         }
     }
@@ -207,7 +208,8 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
             password: &password,
             email: Some("demo@example.com"),
             name: Some("Demo User"),
-            admin: false,
+            // The demo user administers the demo tenant (the console below).
+            admin: true,
         },
     )
     .await
@@ -252,6 +254,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
         "code_verifier": verifier,
         "redeem": redeem,
         "account_url": format!("{}?tenant=demo", app.config.endpoint("/account")),
+        "console_url": format!("{}?tenant=demo", app.config.endpoint("/console")),
     }))
 }
 

@@ -141,6 +141,96 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
+/// TLS for outbound requests: rustls on aws-lc-rs (the AWS SDK's provider; no second crypto
+/// stack), the system's root certificates.
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        tracing::warn!("no system root certificates found: https requests will fail");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// A form POST to this server's own token endpoint (the console redeeming its authorization
+/// code, as any client of ours does: only the token function signs). The URL is the configured
+/// issuer's, never a stranger's, so the SSRF guard does not apply; still no redirects, 5 s for
+/// the whole request and at most 64 KiB read.
+#[async_trait]
+pub trait OwnTokenEndpoint: Send + Sync {
+    /// The status and JSON body of `POST url` with `form` as `application/x-www-form-urlencoded`.
+    async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, serde_json::Value), FetchError>;
+}
+
+pub struct HttpTokenEndpoint {
+    client: reqwest::Client,
+}
+
+impl HttpTokenEndpoint {
+    pub fn new() -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls_config()?)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(OWN_TIMEOUT)
+            .connect_timeout(OWN_TIMEOUT)
+            .no_proxy()
+            .user_agent("bulwark-console")
+            .build()
+            .map_err(|e| format!("could not build the HTTP client: {e}"))?;
+        Ok(Self { client })
+    }
+}
+
+const OWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[async_trait]
+impl OwnTokenEndpoint for HttpTokenEndpoint {
+    async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, serde_json::Value), FetchError> {
+        let failed = |why: &str| FetchError::Failed(why.to_string());
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let work = async {
+            let mut resp = self
+                .client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(|_| failed("could not connect"))?;
+            let status = resp.status().as_u16();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|_| failed("read failed"))? {
+                if bytes.len() + chunk.len() > MAX_BYTES {
+                    return Err(failed("too large"));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let json = serde_json::from_slice(&bytes).map_err(|_| failed("not JSON"))?;
+            Ok((status, json))
+        };
+        tokio::time::timeout(OWN_TIMEOUT, work)
+            .await
+            .map_err(|_| failed("timed out"))?
+    }
+}
+
 /// The SSRF-guarded fetcher.
 pub struct GuardedFetcher {
     client: reqwest::Client,
@@ -150,22 +240,8 @@ pub struct GuardedFetcher {
 impl GuardedFetcher {
     /// `allow_loopback_http`: only when the issuer itself is `http://` on loopback.
     pub fn new(allow_loopback_http: bool) -> Result<Self, String> {
-        // TLS: rustls on aws-lc-rs (the AWS SDK's provider; no second crypto stack), the
-        // system's root certificates.
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-        if added == 0 {
-            tracing::warn!("no system root certificates found: https fetches will fail");
-        }
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
+            .use_preconfigured_tls(tls_config()?)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)

@@ -192,6 +192,15 @@ impl Driver {
         )
         .await;
     }
+    /// The visible text of the first element `css` selects.
+    async fn text(&self, css: &str) -> String {
+        let e = self.find(css).await;
+        self.cmd(reqwest::Method::GET, &format!("/element/{e}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
     /// The element that has focus, as its `id` attribute.
     async fn focused_id(&self) -> String {
         let v = self.cmd(reqwest::Method::GET, "/element/active", None).await;
@@ -629,4 +638,159 @@ async fn chromium_consents_to_an_agent_then_stops_it_and_revokes_the_app() {
         "Revoke ended the app's token"
     );
     rp_task.abort();
+}
+
+/// The Connected Apps console in a real browser: an administrator signs in through the hosted
+/// login, creates an app, reads its secret (once), the app gets a token with it over HTTP,
+/// the secret is rotated, the app deleted, and its token introspects inactive. A screenshot of
+/// each page.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs Debian's chromium and chromedriver: run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_console_creates_an_app_rotates_its_secret_and_deletes_it() {
+    let data = DataDir::new();
+    let w = world(&data);
+    data.cli_stdin(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &w.tenant,
+            "--username",
+            "root",
+            "--name",
+            "Riley Admin",
+            "--email",
+            "riley@example.com",
+            "--password-stdin",
+            "--admin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let rs = data.client(&w.tenant, "api:read", "client_secret_basic");
+    let server = Server::start(&data);
+    let driver = Driver::start().await;
+    let cc = |id: String, secret: String| {
+        let url = server.url("/oauth2/token");
+        async move {
+            post_form(
+                &url,
+                Some((&id, &secret)),
+                &[("grant_type", "client_credentials"), ("scope", "api:read")],
+            )
+            .await
+        }
+    };
+
+    // Sign in: the console sends the browser to our hosted login (code + PKCE).
+    driver
+        .goto(&server.url(&format!("/console?tenant={}", w.tenant)))
+        .await;
+    assert_eq!(driver.title().await, "Sign in · Bulwark");
+    driver.screenshot("console-login").await;
+    driver.type_into("#username", "root").await;
+    driver.type_into("#password", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+    let apps = driver
+        .wait_for("Connected Apps · Bulwark", "Create application")
+        .await;
+    assert!(
+        apps.contains("Acme Notes") && apps.contains("Riley Admin"),
+        "{apps}"
+    );
+    driver.screenshot("console-apps").await;
+
+    // A link to the console from another site (an email, a wiki) finds the session: no
+    // second sign-in, no redirect loop.
+    let link = server.url(&format!("/console/users?tenant={}", w.tenant));
+    driver
+        .goto(&format!("data:text/html,<a id=go href=\"{link}\">console</a>"))
+        .await;
+    driver.click("#go").await;
+    driver.wait_for("Users · Bulwark", "Create a user").await;
+    driver.click("nav a[href*='/console/apps']").await;
+    driver
+        .wait_for("Connected Apps · Bulwark", "Create application")
+        .await;
+
+    // Create an app that acts on its own behalf, with a scope from the catalog.
+    driver.click("a.button.primary").await;
+    driver
+        .wait_for("Create application · Bulwark", "Acts on its own behalf")
+        .await;
+    driver.type_into("#name", "Nightly CI").await;
+    driver.click("input[name='scope.api:read']").await;
+    driver.screenshot("console-create").await;
+    driver.click("button.primary[type=submit]").await;
+    driver
+        .wait_for("Application created · Bulwark", "shown only this once")
+        .await;
+    let id = driver.text("#client-id").await;
+    let secret = driver.text("#client-secret").await;
+    assert!(!id.is_empty() && secret.len() >= 32, "{id} {secret}");
+    driver.screenshot("console-secret").await;
+
+    // The app gets a token with it, over HTTP.
+    let t = cc(id.clone(), secret.clone()).await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    let at = t.body["access_token"].as_str().unwrap().to_string();
+    assert!(active(&server, &rs, &at).await);
+
+    // Its page; then rotate the secret (the previous one ends at once).
+    driver.click("a.button.primary").await;
+    let page = driver.wait_for("Nightly CI · Bulwark", "Rotate secret").await;
+    assert!(!page.contains(&secret), "the secret is not shown again");
+    driver.screenshot("console-app").await;
+    driver.click("#grace option[value='0']").await;
+    driver.click("form[action*='/secret'] button").await;
+    driver
+        .wait_for("New secret · Bulwark", "shown only this once")
+        .await;
+    let rotated = driver.text("#client-secret").await;
+    assert_ne!(rotated, secret);
+    driver.screenshot("console-rotated").await;
+    assert_eq!(
+        cc(id.clone(), secret.clone()).await.status,
+        401,
+        "the previous secret ended"
+    );
+    assert_eq!(cc(id.clone(), rotated.clone()).await.status, 200);
+
+    // Delete it, after the confirmation page: its token introspects inactive.
+    driver.click("a.button.primary").await;
+    driver.wait_for("Nightly CI · Bulwark", "Delete").await;
+    driver.click("a.button.danger").await;
+    driver
+        .wait_for("Delete application · Bulwark", "cannot be undone")
+        .await;
+    driver.screenshot("console-delete").await;
+    driver.click("#confirm-delete").await;
+    let after = driver
+        .wait_for("Connected Apps · Bulwark", "Application deleted")
+        .await;
+    assert!(!after.contains("Nightly CI"), "{after}");
+    driver.screenshot("console-deleted").await;
+    assert!(
+        !active(&server, &rs, &at).await,
+        "the deleted app's token is inactive"
+    );
+    assert_eq!(cc(id.clone(), rotated).await.status, 401);
+
+    // The other pages.
+    driver.click("nav a[href*='/console/users']").await;
+    driver.wait_for("Users · Bulwark", "Create a user").await;
+    driver.screenshot("console-users").await;
+    driver.click("nav a[href*='/console/audit']").await;
+    let audit = driver.wait_for("Audit log · Bulwark", "client.deleted").await;
+    assert!(audit.contains("client.created") && !audit.contains(&secret));
+    driver.screenshot("console-audit").await;
+    driver.click("nav a[href*='/console/policy']").await;
+    driver.wait_for("Policy · Bulwark", "App allowlist").await;
+    driver.screenshot("console-policy").await;
+
+    // Sign out.
+    driver.click("nav form button").await;
+    driver.wait_for("Signed out · Bulwark", "signed out").await;
 }

@@ -335,6 +335,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         "userinfo",
         "account",
         "admin",
+        "console",
     ] {
         let f = Function::start(name, &env).await;
         let init = f.init_time().await;
@@ -586,6 +587,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
 
     user_flow_through_the_functions(&fns, &tenant).await;
     admin_api_through_the_function(&fns, &tenant, &c).await;
+    console_through_the_function(&fns, &tenant).await;
 
     // A CORS preflight reaches the function (template.yaml routes OPTIONS to it).
     let pre = fns["token"]
@@ -1047,4 +1049,49 @@ async fn admin_api_through_the_function(fns: &HashMap<&str, Function>, tenant: &
         )
         .await;
     assert_eq!(body(&audit)["items"][0]["kind"], "client.disabled", "{audit}");
+}
+
+/// The console function: it makes the tenant's console client in DynamoDB and sends the browser
+/// to the authorization function, which then knows that client; a page without a session goes
+/// to sign-in, and a callback that this browser did not start is refused.
+async fn console_through_the_function(fns: &HashMap<&str, Function>, tenant: &str) {
+    let start = fns["console"]
+        .invoke("GET", &format!("/console?tenant={tenant}"), &[], None)
+        .await;
+    assert_eq!(start["statusCode"], 303, "{start}");
+    let to = start["headers"]["location"].as_str().unwrap().to_string();
+    assert!(
+        to.starts_with("https://auth.example.test/oauth2/authorize?"),
+        "{to}"
+    );
+    assert!(
+        to.contains(&format!("client_id=bulwark-console.{tenant}")),
+        "{to}"
+    );
+    let flow = set_cookies(&start);
+    assert!(
+        flow.iter().any(|c| c.starts_with("__Host-bulwark_console_flow=")),
+        "{flow:?}"
+    );
+    let path = to.trim_start_matches("https://auth.example.test");
+    let login = fns["authorize"].invoke("GET", path, &[], None).await;
+    assert_eq!(login["statusCode"], 200, "{login}");
+    assert!(
+        html(&login).contains("Bulwark console"),
+        "the login page names the console"
+    );
+    let page = fns["console"]
+        .invoke("GET", &format!("/console/apps?tenant={tenant}"), &[], None)
+        .await;
+    assert_eq!(page["statusCode"], 303, "{page}");
+    let cookie = flow.join("; ");
+    let forged = fns["console"]
+        .invoke(
+            "GET",
+            "/console/callback?code=x&state=forged",
+            &[("cookie", cookie.as_str())],
+            None,
+        )
+        .await;
+    assert_eq!(forged["statusCode"], 400, "{forged}");
 }

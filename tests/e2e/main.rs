@@ -6,6 +6,7 @@ mod admin;
 mod authcode;
 mod chromium;
 mod cli;
+mod console;
 mod discovery_jwks;
 mod exchange;
 mod federation;

@@ -36,6 +36,8 @@ pub enum Denied {
     NotOnAllowlist,
     /// The app's user policy does not include the user.
     NotAuthorizedUser,
+    /// The app is the tenant's console and the user does not hold the admin role.
+    NotAdministrator,
 }
 
 impl Denied {
@@ -45,6 +47,9 @@ impl Denied {
         match self {
             Denied::NotOnAllowlist => "This app has not been approved by your administrator.",
             Denied::NotAuthorizedUser => "Your administrator has not allowed you to use this app.",
+            Denied::NotAdministrator => {
+                "Only this organization's administrators can sign in to the Connected Apps console."
+            }
         }
     }
 }

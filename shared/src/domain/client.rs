@@ -79,6 +79,10 @@ pub enum Origin {
     /// The tenant admin API (`/admin/v1/clients`): like the operator's, except that it cannot
     /// hand out [`ADMIN_SCOPE`] (a leaked admin token must not be able to mint more of itself).
     Api,
+    /// The tenant's own Connected Apps console (`domain::console`): made by the server, invisible
+    /// to the admin API, DCR and RFC 7592; it obtains [`ADMIN_SCOPE`] for users with the admin
+    /// role only.
+    Console,
 }
 
 /// The scope of the tenant admin API. Reserved: in no tenant's catalog, never registered through
@@ -149,11 +153,16 @@ impl Client {
         self.origin == Origin::Dcr && self.registration_token_hash.is_some()
     }
 
-    /// Whether it holds [`ADMIN_SCOPE`] now: registered for it, made by the operator, confidential.
+    /// Whether it holds [`ADMIN_SCOPE`] now: registered for it and either made by the operator
+    /// and confidential, or the tenant's console (which obtains it for admin-role users only:
+    /// `service::access`).
     pub fn may_hold_admin_scope(&self) -> bool {
-        self.origin == Origin::Admin
-            && self.metadata.auth_method().is_some_and(|m| m.is_confidential())
-            && self.metadata.scopes().contains(ADMIN_SCOPE)
+        let kind_ok = match self.origin {
+            Origin::Admin => self.metadata.auth_method().is_some_and(|m| m.is_confidential()),
+            Origin::Console => crate::domain::console::is_console(self),
+            Origin::Dcr | Origin::Api => false,
+        };
+        kind_ok && self.metadata.scopes().contains(ADMIN_SCOPE)
     }
 
     /// The scopes this client may be issued now: those it registered that are still in the

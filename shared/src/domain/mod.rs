@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod claims;
 pub mod client;
 pub mod client_auth;
+pub mod console;
 pub mod exchange;
 pub mod grant_type;
 pub mod params;

@@ -9,6 +9,7 @@ pub mod account;
 pub mod admin;
 pub mod authorize;
 pub mod browser;
+pub mod console;
 pub mod discovery;
 pub mod introspect;
 pub mod jwks;
@@ -53,7 +54,8 @@ pub fn app(state: State) -> Router {
         .merge(authorize::router(state.clone()))
         .merge(userinfo::router(state.clone()))
         .merge(account::router(state.clone()))
-        .merge(admin::router(state))
+        .merge(admin::router(state.clone()))
+        .merge(console::router(state))
         .fallback(not_found)
 }
 

@@ -23,7 +23,7 @@ main.wide{max-width:640px}
 h1{font-size:22px;margin:0 0 6px}
 p.lead{margin:0 0 22px;color:#475569;line-height:1.5}
 label{display:block;font-weight:600;font-size:14px;margin:16px 0 6px}
-input[type=text],input[type=password]{width:100%;padding:11px 12px;font-size:16px;border:1px solid #cbd5e1;border-radius:8px;background:#fff;color:#0f172a}
+input[type=text],input[type=password],input[type=email]{width:100%;padding:11px 12px;font-size:16px;border:1px solid #cbd5e1;border-radius:8px;background:#fff;color:#0f172a}
 input:focus,button:focus{outline:3px solid #a5b4fc;outline-offset:1px;border-color:#4f46e5}
 button{font:inherit;font-weight:600;font-size:15px;border-radius:8px;padding:11px 16px;cursor:pointer;border:1px solid transparent}
 .primary{background:#4f46e5;color:#fff;width:100%;margin-top:22px}
@@ -56,6 +56,53 @@ ul.agents li form{margin-left:auto}
 .card header{display:flex;justify-content:space-between;align-items:flex-start;gap:12px}
 .topbar{display:flex;justify-content:space-between;align-items:center;margin-bottom:20px;gap:12px}
 footer{margin-top:20px;color:#94a3b8;font-size:12px}
+main.console{max-width:1080px;padding:0;overflow:hidden}
+.console-nav{display:flex;align-items:center;gap:4px;padding:10px 16px;border-bottom:1px solid #e2e8f0;background:#f8fafc;flex-wrap:wrap}
+.console-nav .org{font-weight:700;margin-right:14px;color:#0f172a}
+.console-nav a{color:#334155;text-decoration:none;padding:8px 12px;border-radius:8px;font-weight:600;font-size:14px}
+.console-nav a:hover{background:#eef2ff}
+.console-nav a[aria-current=page]{background:#e0e7ff;color:#3730a3}
+.console-nav form{margin-left:auto;display:flex;align-items:center;gap:10px}
+.console-body{padding:24px 28px 28px}
+.small{padding:7px 12px;font-size:14px}
+a.button{display:inline-block;text-decoration:none;font-weight:600;font-size:15px;border-radius:8px;padding:10px 16px;border:1px solid transparent}
+a.button.primary,button.primary.inline{width:auto;margin-top:0}
+a.button.secondary{border-color:#cbd5e1}
+a.button.danger{border-color:#fecaca;padding:10px 16px;font-size:15px}
+table.grid{width:100%;border-collapse:collapse;font-size:14px;margin-top:8px}
+table.grid th{text-align:left;font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:#64748b;font-weight:600;padding:8px 10px;border-bottom:1px solid #e2e8f0}
+table.grid td{padding:10px;border-bottom:1px solid #f1f5f9;vertical-align:top}
+table.grid a{color:#4338ca;font-weight:600;text-decoration:none}
+table.grid a:hover{text-decoration:underline}
+table.grid form{display:inline}
+table.grid td.when{white-space:nowrap;color:#475569}
+.mono,code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.mono{font-size:12px;color:#64748b}
+code.chip{display:inline-block;background:#eef2ff;color:#3730a3;border-radius:6px;padding:2px 6px;margin:0 4px 4px 0;font-size:12px}
+.badge{display:inline-block;border-radius:999px;padding:2px 8px;font-size:12px;font-weight:600;background:#dcfce7;color:#166534}
+.badge.off{background:#fee2e2;color:#991b1b}
+.badge.admin{background:#e0e7ff;color:#3730a3}
+fieldset{border:1px solid #e2e8f0;border-radius:10px;margin:18px 0 0;padding:10px 14px 14px}
+legend{font-weight:600;font-size:14px;padding:0 6px}
+label.choice{display:flex;gap:10px;align-items:flex-start;font-weight:400;margin:10px 0 0}
+label.choice input{margin-top:4px}
+label.choice .muted{display:block}
+textarea,select{width:100%;padding:10px 12px;font:inherit;font-size:15px;border:1px solid #cbd5e1;border-radius:8px;background:#fff;color:#0f172a}
+.secret{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:15px;background:#0f172a;color:#e2e8f0;border-radius:8px;padding:12px 14px;word-break:break-all;user-select:all}
+.warning{background:#fffbeb;border:1px solid #fde68a;color:#92400e;border-radius:8px;padding:10px 12px;margin:0 0 16px;font-size:14px}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:8px 18px;margin:8px 0 0;font-size:14px}
+dl.facts dt{color:#64748b}
+dl.facts dd{margin:0}
+.actions{display:flex;gap:10px;flex-wrap:wrap;align-items:flex-end;margin-top:10px}
+.actions form{display:flex;gap:8px;align-items:flex-end}
+.actions select{width:auto}
+.filters{display:flex;gap:10px;align-items:flex-end;flex-wrap:wrap}
+.filters label{margin:0 0 4px}
+.filters input{width:auto}
+.pager{margin-top:14px}
+.pager a{color:#4338ca;font-weight:600}
+section.panel{border:1px solid #e2e8f0;border-radius:10px;padding:16px 18px;margin-top:18px}
+section.panel h2{margin-top:0}
 "#;
 
 static CSS_HASH: LazyLock<String> = LazyLock::new(|| {
@@ -72,14 +119,15 @@ struct Layout<'a> {
     title: &'a str,
     css: &'a str,
     logo: &'a str,
-    wide: bool,
+    /// The class of `<main>`: "", "wide" or "console".
+    main_class: &'a str,
     /// A page body rendered (and escaped) by its own template.
     body: &'a str,
 }
 
 /// Render a body template; a template that cannot render (it cannot fail on these types) is
 /// our plain error text rather than a panic.
-fn render(t: &impl Template) -> String {
+pub(crate) fn render(t: &impl Template) -> String {
     t.render()
         .unwrap_or_else(|_| "<h1>Something went wrong</h1>".to_string())
 }
@@ -87,11 +135,22 @@ fn render(t: &impl Template) -> String {
 /// A complete HTML response with the security headers every page carries. `form_origin` is
 /// an extra origin forms may lead to (the consent answer redirects to the client).
 pub fn page(status: u16, title: &str, body: &str, wide: bool, form_origin: Option<&str>) -> Response {
+    page_in(status, title, body, if wide { "wide" } else { "" }, form_origin)
+}
+
+/// [`page`] with `<main class="{main_class}">`.
+pub fn page_in(
+    status: u16,
+    title: &str,
+    body: &str,
+    main_class: &str,
+    form_origin: Option<&str>,
+) -> Response {
     let html = render(&Layout {
         title,
         css: CSS,
         logo: LOGO,
-        wide,
+        main_class,
         body,
     });
     let form_action = match form_origin {
@@ -130,12 +189,42 @@ pub fn page(status: u16, title: &str, body: &str, wide: bool, form_origin: Optio
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorBody<'a> {
+    heading: &'a str,
     message: &'a str,
+    /// (href, text): one of our own pages to go on to.
+    link: Option<(&'a str, &'a str)>,
 }
 
 /// Our own error page (never a redirect).
 pub fn error_page(status: u16, message: &str) -> Response {
-    page(status, "Error", &render(&ErrorBody { message }), false, None)
+    let body = render(&ErrorBody {
+        heading: "Something went wrong",
+        message,
+        link: None,
+    });
+    page(status, "Error", &body, false, None)
+}
+
+/// [`error_page`] with a link to one of our own pages (never a client's URI).
+pub fn error_page_with_link(status: u16, message: &str, href: &str, text: &str) -> Response {
+    message_page(status, "Error", "Something went wrong", message, href, text)
+}
+
+/// A page that says one thing and links to one of our own pages.
+pub fn message_page(
+    status: u16,
+    title: &str,
+    heading: &str,
+    message: &str,
+    href: &str,
+    text: &str,
+) -> Response {
+    let body = render(&ErrorBody {
+        heading,
+        message,
+        link: Some((href, text)),
+    });
+    page(status, title, &body, false, None)
 }
 
 #[derive(Template)]
@@ -244,7 +333,7 @@ pub fn consent_page(p: &ConsentPage, action: &str) -> Response {
     page(200, "Allow access", &body, false, origin.as_deref())
 }
 
-fn date(ts: i64) -> String {
+pub(crate) fn date(ts: i64) -> String {
     // Civil date from Unix seconds (UTC), Howard Hinnant's algorithm.
     let days = ts.div_euclid(86_400);
     let z = days + 719_468;
@@ -350,7 +439,11 @@ mod tests {
     #[test]
     fn values_are_escaped_by_default() {
         let evil = "<script>alert(1)</script>\"'&";
-        let body = render(&ErrorBody { message: evil });
+        let body = render(&ErrorBody {
+            heading: evil,
+            message: evil,
+            link: Some(("/x\"><script>", evil)),
+        });
         assert!(!body.contains("<script>"), "{body}");
         assert!(body.contains("&#60;script&#62;"), "{body}");
         let hidden = [("interaction", "\"><img src=x>")];

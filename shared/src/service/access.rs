@@ -3,7 +3,8 @@
 //! groups (read only when the policy needs them).
 
 use crate::domain::access::{Denied, decide};
-use crate::domain::client::Client;
+use crate::domain::client::{Client, Origin};
+use crate::domain::console::is_console;
 use crate::domain::tenant::Tenant;
 use crate::error::OAuthError;
 use crate::service::App;
@@ -15,6 +16,18 @@ pub async fn permitted(
     app_client: &Client,
     sub: &str,
 ) -> Result<Result<(), Denied>, OAuthError> {
+    // The tenant's console: for its admin-role users, whatever the allowlist says (an
+    // administrator must not be able to lock every administrator out of the console).
+    if app_client.origin == Origin::Console {
+        let admin = app.repo.user(sub).await?.is_some_and(|u| {
+            u.value.admin && u.value.active && u.value.tenant == tenant.id && is_console(app_client)
+        });
+        return Ok(if admin {
+            Ok(())
+        } else {
+            Err(Denied::NotAdministrator)
+        });
+    }
     let groups = match &app_client.user_policy {
         Some(p) if p.needs_groups(sub) => app.repo.groups_of_user(sub).await?,
         _ => Vec::new(),

@@ -34,22 +34,25 @@ fn check_version(expected: Option<u64>, current: u64) -> Result<(), AdminError> 
 
 // ---- clients ----------------------------------------------------------------------------------
 
-/// One page of the tenant's clients (live and disabled), in client-id order.
+/// One page of the tenant's clients (live and disabled), in client-id order. The console's own
+/// client is the server's, not the tenant's: never listed, found or changed here.
 pub async fn list_clients(
     app: &App,
     tenant: &str,
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<Client>, Option<String>), AdminError> {
-    Ok(app.repo.clients_of(tenant, cursor, limit).await?)
+    let (mut items, next) = app.repo.clients_of(tenant, cursor, limit).await?;
+    items.retain(|c| c.origin != Origin::Console);
+    Ok((items, next))
 }
 
-/// A client of the tenant, live or disabled; another tenant's is not found.
+/// A client of the tenant, live or disabled; another tenant's is not found, nor the console's.
 pub async fn client(app: &App, tenant: &str, client_id: &str) -> Result<Versioned<Client>, AdminError> {
     app.repo
         .client_any(client_id)
         .await?
-        .filter(|c| c.value.tenant.as_str() == tenant)
+        .filter(|c| c.value.tenant.as_str() == tenant && c.value.origin != Origin::Console)
         .ok_or_else(|| AdminError::NotFound("client".into()))
 }
 

@@ -189,6 +189,7 @@ async fn an_interrupted_disable_cascade_brings_no_refresh_token_back_on_enable()
         created_at: now,
         last_used: now,
         expires_at: now + 86_400,
+        user_epoch: None,
     };
     let refresh = Secret::generate();
     let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant).unwrap().into();

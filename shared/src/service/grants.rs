@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::domain::authorize::verify_pkce;
 use crate::domain::claims::{IdClaims, UserGrant, at_hash, choose_audience, user_claims};
-use crate::domain::client::Client;
+use crate::domain::client::{ADMIN_SCOPE, Client};
 use crate::domain::grant_type::{GrantType, TokenResponse};
 use crate::domain::params::Params;
 use crate::domain::scope::ScopeSet;
@@ -142,6 +142,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         created_at: now,
         last_used: now,
         expires_at: now + absolute,
+        user_epoch: Some(user.value.session_epoch),
     };
     let refresh = client
         .metadata
@@ -274,6 +275,7 @@ pub(crate) async fn direct_grant(
         created_at: now,
         last_used: now,
         expires_at: now + absolute,
+        user_epoch: None,
     };
     let refresh = client
         .metadata
@@ -473,8 +475,21 @@ pub(crate) async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAut
         nonce,
         refresh,
     } = i;
-    let audience = choose_audience(p.all("resource"), &tenant.resources, &tenant.default_audience)
-        .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
+    // `bulwark:admin` (only the console's users may be granted it: `service::access`) goes
+    // alone, in a token for the admin API and nothing else.
+    let admin_aud;
+    let audience = if scope.contains(ADMIN_SCOPE) {
+        if scope.iter().count() != 1 || !client.may_hold_admin_scope() {
+            return Err(OAuthError::invalid_scope(format!(
+                "{ADMIN_SCOPE} is issued alone"
+            )));
+        }
+        admin_aud = crate::service::tokens::admin_audience(app);
+        admin_aud.as_str()
+    } else {
+        choose_audience(p.all("resource"), &tenant.resources, &tenant.default_audience)
+            .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?
+    };
     let ttl = access_token_ttl(app, tenant);
     let now = app.now();
     let claims = user_claims(UserGrant {

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod authorize;
 pub mod client_keys;
 pub mod clients;
+pub mod console;
 pub mod exchange;
 pub mod federation;
 pub mod grants;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::fetch::{FetchError, Fetcher, GuardedFetcher};
+use crate::fetch::{FetchError, Fetcher, GuardedFetcher, HttpTokenEndpoint, OwnTokenEndpoint};
 use crate::keys::Signer;
 use crate::store::Kv;
 use crate::store::repo::Repo;
@@ -34,6 +35,10 @@ pub struct App {
     pub fetcher: Arc<dyn Fetcher>,
     /// Clients' key sets fetched from their `jwks_uri`.
     pub client_keys: client_keys::KeyCache,
+    /// Our own token endpoint, for the console's sign-in.
+    pub own_token_endpoint: Arc<dyn OwnTokenEndpoint>,
+    /// Clients whose last use this process recorded lately.
+    pub recent_use: token_endpoint::RecentUse,
 }
 
 impl App {
@@ -45,12 +50,21 @@ impl App {
                 Arc::new(Unavailable)
             }
         };
+        let own_token_endpoint: Arc<dyn OwnTokenEndpoint> = match HttpTokenEndpoint::new() {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                tracing::error!(error = %e, "the console cannot reach the token endpoint");
+                Arc::new(Unavailable)
+            }
+        };
         Arc::new(Self {
             config,
             repo: Repo::new(kv, clock),
             signer,
             fetcher,
             client_keys: client_keys::KeyCache::default(),
+            own_token_endpoint,
+            recent_use: token_endpoint::RecentUse::default(),
         })
     }
     pub fn now(&self) -> i64 {
@@ -65,6 +79,17 @@ struct Unavailable;
 impl Fetcher for Unavailable {
     async fn get_json(&self, _url: &str) -> Result<serde_json::Value, FetchError> {
         Err(FetchError::Failed("outbound fetching is unavailable".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl OwnTokenEndpoint for Unavailable {
+    async fn post_form(
+        &self,
+        _url: &str,
+        _form: &[(&str, &str)],
+    ) -> Result<(u16, serde_json::Value), FetchError> {
+        Err(FetchError::Failed("outbound requests are unavailable".into()))
     }
 }
 

@@ -135,6 +135,7 @@ async fn grants(app: &App, tenant: &str, sub: &str, client_id: &str, n: usize) -
             created_at: app.now(),
             last_used: app.now(),
             expires_at: app.now() + 86_400,
+            user_epoch: None,
         };
         app.repo
             .commit(app.repo.create_grant_writes(&g).unwrap().into())
@@ -860,6 +861,8 @@ mod assertions {
             signer: h.app.signer.clone(),
             fetcher: counting.clone(),
             client_keys: Default::default(),
+            own_token_endpoint: h.app.own_token_endpoint.clone(),
+            recent_use: Default::default(),
         };
         let app = &app;
         tenant(app, "acme").await;

@@ -23,12 +23,48 @@ pub async fn grant(app: &App, client: &Client, p: &Params) -> Result<TokenRespon
             format!("this client is not registered for the {} grant", grant.as_str()),
         ));
     }
-    match grant {
+    let issued = match grant {
         GrantType::AuthorizationCode => grants::authorization_code(app, client, p).await,
         GrantType::ClientCredentials => tokens::client_credentials(app, client, p).await,
         GrantType::RefreshToken => grants::refresh_token(app, client, p).await,
         GrantType::TokenExchange => exchange::token_exchange(app, client, p).await,
         GrantType::Password => password::password(app, client, p).await,
         GrantType::JwtBearer => federation::jwt_bearer(app, client, p).await,
+    }?;
+    note_use(app, &client.client_id).await;
+    Ok(issued)
+}
+
+/// How stale a client's "last used" may be: each process records a client's use at most once
+/// per this many seconds, so the token path costs one extra write per client per hour, not
+/// one per token.
+pub const LAST_USED_RESOLUTION: i64 = 3600;
+
+/// Clients whose use this process recorded lately (client id → when), bounded.
+#[derive(Default)]
+pub struct RecentUse(std::sync::Mutex<std::collections::HashMap<String, i64>>);
+
+const RECENT_USE_MAX: usize = 10_000;
+
+async fn note_use(app: &App, client_id: &str) {
+    let now = app.now();
+    {
+        let Ok(mut seen) = app.recent_use.0.lock() else {
+            return;
+        };
+        if seen
+            .get(client_id)
+            .is_some_and(|t| now - t < LAST_USED_RESOLUTION)
+        {
+            return;
+        }
+        if seen.len() >= RECENT_USE_MAX {
+            seen.clear();
+        }
+        seen.insert(client_id.to_string(), now);
+    }
+    // Best effort: the token is issued whether or not this lands.
+    if let Err(e) = app.repo.note_client_used(client_id, now).await {
+        tracing::warn!(error = %e, "could not record a client's last use");
     }
 }

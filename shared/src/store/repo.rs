@@ -443,6 +443,27 @@ impl Repo {
         })
     }
 
+    // ---- when a client last got a token ----------------------------------------------------
+
+    /// Record that `client_id` got a token at `at` (the console's "last used"). Kept beside the
+    /// tokens, not on the client item, so that the token function writes nothing a client is
+    /// made of; forgotten a year after the last use.
+    pub async fn note_client_used(&self, client_id: &str, at: i64) -> Result<(), StoreError> {
+        let mut data = Map::new();
+        data.insert("at".into(), Value::from(at));
+        let item = Item::new(format!("clientuse#{client_id}"), "last", data).expiring_at(at + 366 * 86_400);
+        self.kv.put(Table::Tokens, item, Cond::None).await
+    }
+
+    /// When `client_id` last got a token (to within the hour: see `service::token_endpoint`).
+    pub async fn client_last_used(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .kv
+            .get(Table::Tokens, &format!("clientuse#{client_id}"), "last")
+            .await?
+            .and_then(|i| i.data.get("at").and_then(Value::as_i64)))
+    }
+
     // ---- access-token deny list -------------------------------------------------------------
 
     /// The write that puts `jti` on the deny list until `exp` (idempotent).

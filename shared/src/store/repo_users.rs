@@ -223,6 +223,11 @@ pub struct Grant {
     pub last_used: i64,
     /// The absolute end of the family.
     pub expires_at: i64,
+    /// The user's session epoch when the grant was made (code redemption): the console's
+    /// grants count only under it, so a new password or role ends an administrator's console
+    /// session (`http::admin::admin_caller`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_epoch: Option<u64>,
 }
 
 impl Grant {
@@ -466,6 +471,37 @@ impl Repo {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// At most `max` items of a partition (in pages of at most 100), and whether there are more.
+    async fn query_up_to<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        partition: &str,
+        max: usize,
+    ) -> Result<(Vec<T>, bool), StoreError> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        while out.len() < max {
+            let page = self
+                .kv()
+                .query(
+                    table,
+                    Index::Primary,
+                    partition,
+                    cursor.as_deref(),
+                    (max - out.len()).min(100),
+                )
+                .await?;
+            for item in page.items {
+                out.push(from_item::<T>(item)?.value);
+            }
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => return Ok((out, false)),
+            }
+        }
+        Ok((out, true))
     }
 
     // ---- users ------------------------------------------------------------------------------
@@ -824,6 +860,16 @@ impl Repo {
             .collect())
     }
 
+    /// [`Repo::consents_of_client`], at most `max` of them, and whether there are more.
+    pub async fn consents_of_client_up_to(
+        &self,
+        client_id: &str,
+        max: usize,
+    ) -> Result<(Vec<ConsentRef>, bool), StoreError> {
+        self.query_up_to(Table::Grants, &client_consents_pk(client_id), max)
+            .await
+    }
+
     // ---- grants -----------------------------------------------------------------------------
 
     fn grant_item(g: &Grant) -> Result<Item, StoreError> {
@@ -896,6 +942,16 @@ impl Repo {
             .into_iter()
             .map(|v| v.value)
             .collect())
+    }
+
+    /// [`Repo::grants_of_client`], at most `max` of them, and whether there are more.
+    pub async fn grants_of_client_up_to(
+        &self,
+        client_id: &str,
+        max: usize,
+    ) -> Result<(Vec<GrantRef>, bool), StoreError> {
+        self.query_up_to(Table::Grants, &client_grants_pk(client_id), max)
+            .await
     }
 
     // ---- federated identities --------------------------------------------------------------

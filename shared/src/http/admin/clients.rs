@@ -88,6 +88,7 @@ impl ClientView {
                 Origin::Dcr => "dcr",
                 Origin::Admin => "admin",
                 Origin::Api => "api",
+                Origin::Console => "console",
             }
             .into(),
             first_party: c.first_party,
