@@ -108,9 +108,80 @@ pub fn ct_eq_str(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
+/// Seal `plaintext` so that only a holder of `key` (a 256-bit random secret, e.g. a refresh
+/// token) can open it: AES-256-GCM under SHA-256 of a domain-separated `label` and `key`, a
+/// random 96-bit nonce; base64url(nonce || ciphertext || tag). What is stored is then no more
+/// use to a reader of the store than the hash of `key` beside it.
+pub fn seal_for(key: &Secret, label: &str, plaintext: &[u8]) -> Option<String> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &seal_key(key, label)).ok()?);
+    let mut nonce = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let mut buf = plaintext.to_vec();
+    k.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(label.as_bytes()),
+        &mut buf,
+    )
+    .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    Some(URL_SAFE_NO_PAD.encode(out))
+}
+
+/// Open what [`seal_for`] sealed with the same `key` and `label`; `None` for anything else.
+pub fn open_with(key: &Secret, label: &str, sealed: &str) -> Option<Vec<u8>> {
+    use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if raw.len() < 12 + 16 {
+        return None;
+    }
+    let (nonce, ct) = raw.split_at(12);
+    let k = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &seal_key(key, label)).ok()?);
+    let mut buf = ct.to_vec();
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let plain = k
+        .open_in_place(nonce, Aad::from(label.as_bytes()), &mut buf)
+        .ok()?;
+    Some(plain.to_vec())
+}
+
+fn seal_key(key: &Secret, label: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"bulwark-seal\0");
+    h.update(label.as_bytes());
+    h.update(b"\0");
+    h.update(key.expose().as_bytes());
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_key_holder_opens_a_seal() {
+        let k = Secret::generate();
+        let sealed = seal_for(&k, "refresh-successor", b"the next pair").unwrap();
+        assert!(!sealed.contains("the next pair"));
+        assert_eq!(
+            open_with(&k, "refresh-successor", &sealed).unwrap(),
+            b"the next pair"
+        );
+        assert!(open_with(&Secret::generate(), "refresh-successor", &sealed).is_none());
+        assert!(open_with(&k, "another-label", &sealed).is_none());
+        let mut tampered = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(open_with(&k, "refresh-successor", &URL_SAFE_NO_PAD.encode(tampered)).is_none());
+        assert!(open_with(&k, "refresh-successor", "").is_none());
+        assert!(open_with(&k, "refresh-successor", "!!").is_none());
+        assert_ne!(
+            seal_for(&k, "x", b"a"),
+            seal_for(&k, "x", b"a"),
+            "a fresh nonce each time"
+        );
+    }
 
     #[test]
     fn debug_is_redacted() {

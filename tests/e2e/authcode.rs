@@ -572,6 +572,12 @@ async fn public_clients_use_pkce_without_a_secret_and_get_rotating_refresh_token
     let rt = r.body["refresh_token"].as_str().unwrap().to_string();
     let r2 = refresh(&server, &w.client, &rt, &[]).await;
     assert_eq!(r2.status, 200, "{}", r2.body);
+    let rt2 = r2.body["refresh_token"].as_str().unwrap().to_string();
+    // Presented again at once (a retry after a lost answer): the same pair ...
+    let again = refresh(&server, &w.client, &rt, &[]).await;
+    assert_eq!(again.body["refresh_token"], rt2.as_str(), "{}", again.body);
+    // ... until the client has used the new one.
+    assert_eq!(refresh(&server, &w.client, &rt2, &[]).await.status, 200);
     refresh(&server, &w.client, &rt, &[])
         .await
         .assert_error(400, "invalid_grant");
@@ -844,7 +850,7 @@ async fn concurrent_redemptions_of_one_code_give_exactly_one_token() {
 }
 
 #[tokio::test]
-async fn concurrent_uses_of_one_refresh_token_give_one_success_and_revoke_the_family() {
+async fn thirty_two_concurrent_uses_of_one_refresh_token_get_one_new_pair() {
     let data = DataDir::new();
     let w = world(&data);
     let server = Server::start(&data);
@@ -866,19 +872,22 @@ async fn concurrent_uses_of_one_refresh_token_give_one_success_and_revoke_the_fa
             })
         })
         .collect();
-    let mut winners = Vec::new();
+    let mut pairs = std::collections::BTreeSet::new();
     for t in tasks {
         let r = t.await.unwrap();
-        match r.status {
-            200 => winners.push(r.body["refresh_token"].as_str().unwrap().to_string()),
-            400 => assert_eq!(r.body["error"], "invalid_grant"),
-            s => panic!("unexpected {s}: {}", r.body),
-        }
+        assert_eq!(r.status, 200, "{}", r.body);
+        pairs.insert((
+            r.body["refresh_token"].as_str().unwrap().to_string(),
+            r.body["access_token"].as_str().unwrap().to_string(),
+        ));
     }
-    assert_eq!(winners.len(), 1, "exactly one use wins");
-    refresh(&server, &w.client, &winners[0], &[])
-        .await
-        .assert_error(400, "invalid_grant");
+    assert_eq!(pairs.len(), 1, "one rotation, one new pair for every caller");
+    let (next, _) = pairs.into_iter().next().unwrap();
+    assert_eq!(
+        refresh(&server, &w.client, &next, &[]).await.status,
+        200,
+        "the family goes on"
+    );
 }
 
 #[tokio::test]
@@ -935,4 +944,49 @@ async fn a_tenant_sets_its_own_refresh_lifetimes() {
     refresh(&at(700), &w.client, &rt, &[])
         .await
         .assert_error(400, "invalid_grant");
+}
+
+/// One client refreshing from several places at once (an MCP client's parallel tool calls)
+/// gets one new pair for all of them, not a revoked family; presenting the old token again
+/// once the new one has been used is reuse, and ends the family.
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_get_one_new_pair_and_later_reuse_ends_the_family() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let p = pkce();
+    let code = get_code(&b, &server, &w, "openid offline_access api:read", &p).await;
+    let t = redeem(&server, &w.client, &code, &p.verifier).await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    let rt = t.body["refresh_token"].as_str().unwrap().to_string();
+
+    let (a, b2, c) = tokio::join!(
+        refresh(&server, &w.client, &rt, &[]),
+        refresh(&server, &w.client, &rt, &[]),
+        refresh(&server, &w.client, &rt, &[]),
+    );
+    for r in [&a, &b2, &c] {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let next = a.body["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(next, rt);
+    for r in [&b2, &c] {
+        assert_eq!(r.body["refresh_token"], a.body["refresh_token"], "one new pair");
+        assert_eq!(r.body["access_token"], a.body["access_token"]);
+    }
+    let at = a.body["access_token"].as_str().unwrap().to_string();
+    assert!(active(&server, &w.client, &at).await);
+
+    // The client moves on with the new token; the old one is then reuse.
+    let moved = refresh(&server, &w.client, &next, &[]).await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    refresh(&server, &w.client, &rt, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    let newest = moved.body["refresh_token"].as_str().unwrap();
+    refresh(&server, &w.client, newest, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    assert!(!active(&server, &w.client, &at).await, "the family ended");
 }

@@ -100,12 +100,30 @@ async fn the_openidconnect_crate_runs_code_pkce_refresh_and_userinfo_from_discov
         rt.secret(),
         "rotated"
     );
+    // Presented again at once, the old token gives the same pair (the reuse grace); once the
+    // new one has been used, the old one is spent.
     let again = client
         .exchange_refresh_token(rt)
         .unwrap()
         .request_async(&http_client)
+        .await
+        .expect("the same pair within the grace");
+    assert_eq!(
+        again.refresh_token().unwrap().secret(),
+        refreshed.refresh_token().unwrap().secret()
+    );
+    client
+        .exchange_refresh_token(refreshed.refresh_token().unwrap())
+        .unwrap()
+        .request_async(&http_client)
+        .await
+        .expect("the new token works");
+    let spent = client
+        .exchange_refresh_token(rt)
+        .unwrap()
+        .request_async(&http_client)
         .await;
-    assert!(again.is_err(), "the rotated token is spent");
+    assert!(spent.is_err(), "the rotated token is spent");
 }
 
 /// authlib (Python), configured from discovery, authenticates as an agent with

@@ -344,7 +344,7 @@ pub(crate) fn refresh_lifetimes(app: &App, t: &Tenant) -> (i64, i64) {
     )
 }
 
-pub(crate) fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
+pub fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
     RefreshToken {
         gid: grant.gid.clone(),
         tenant: grant.tenant.clone(),
@@ -354,7 +354,63 @@ pub(crate) fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
         rotated: false,
         created_at: now,
         expires_at: (now + idle).min(grant.expires_at),
+        rotated_at: 0,
+        successor: None,
     }
+}
+
+/// Seconds after a refresh token's rotation during which presenting it again returns the same
+/// new pair instead of revoking the family: one client refreshing from several places at once
+/// (an MCP client's parallel tool calls), or retrying after a lost response. Beyond it, reuse
+/// is theft (RFC 9700 §4.14.2) and ends the family.
+pub const REFRESH_REUSE_GRACE: i64 = 10;
+
+const SUCCESSOR_LABEL: &str = "refresh-successor";
+
+/// The pair a rotation returned, as sealed in the rotated token.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Successor {
+    access_token: String,
+    refresh_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    expires_at: i64,
+}
+
+/// Within [`REFRESH_REUSE_GRACE`] of its rotation, a rotated token's successor pair, if that
+/// successor has not itself been used (a client that moved on does not go back) and its family
+/// stands.
+async fn same_pair_within_grace(
+    app: &App,
+    presented: &Secret,
+    rt: &RefreshToken,
+    now: i64,
+) -> Result<Option<TokenResponse>, OAuthError> {
+    if now - rt.rotated_at > REFRESH_REUSE_GRACE {
+        return Ok(None);
+    }
+    let Some(s) = rt
+        .successor
+        .as_deref()
+        .and_then(|sealed| crate::secret::open_with(presented, SUCCESSOR_LABEL, sealed))
+        .and_then(|plain| serde_json::from_slice::<Successor>(&plain).ok())
+    else {
+        return Ok(None);
+    };
+    let next_hash = Secret::new(s.refresh_token.clone()).hash().to_hex();
+    match app.repo.refresh_token(&next_hash).await? {
+        Some(next) if !next.value.rotated && next.value.gid == rt.gid => {}
+        _ => return Ok(None),
+    }
+    if app.repo.grant(&rt.sub, &rt.gid).await?.is_none() {
+        return Ok(None);
+    }
+    let mut body = TokenResponse::bearer(s.access_token, (s.expires_at - now).max(1), s.scope);
+    body.refresh_token = Some(s.refresh_token);
+    body.id_token = s.id_token;
+    Ok(Some(body))
 }
 
 /// `grant_type=refresh_token`: only for clients registered for it.
@@ -370,6 +426,10 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             return Err(bad());
         }
         if rt.rotated {
+            if let Some(same) = same_pair_within_grace(app, &presented, &rt, app.now()).await? {
+                tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace; the same pair");
+                return Ok(same);
+            }
             tracing::warn!(client_id = %client.client_id, "refresh token reused; revoking its family");
             revoke_grant(app, &rt.grant(), "refresh.reused", &client.client_id).await?;
             return Err(bad());
@@ -417,15 +477,8 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
         grant.last_used = now;
         let next = Secret::generate();
         let (idle, _) = refresh_lifetimes(app, &tenant);
-        let writes = vec![
-            app.repo.rotate_refresh_write(&hash, &rt, version)?,
-            app.repo
-                .create_refresh_write(&next.hash().to_hex(), &new_refresh(&grant, now, idle))?,
-            app.repo.touch_grant_write(&grant, grant_version)?,
-            app.repo.user_unchanged_check(&user.value.sub, user.version),
-            app.repo.client_exists_check(&client.client_id),
-        ];
-        // Sign first (a KMS failure leaves the token unused), then rotate.
+        // Sign first (a KMS failure leaves the token unused), then rotate, sealing the new
+        // pair in the old token for the reuse grace.
         let issued = Issue {
             client,
             tenant: &tenant,
@@ -436,6 +489,24 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             refresh: Some(&next),
         };
         let body = issue(app, issued).await?;
+        let successor = serde_json::to_vec(&Successor {
+            access_token: body.access_token.clone(),
+            refresh_token: next.expose().to_string(),
+            id_token: body.id_token.clone(),
+            scope: body.scope.clone(),
+            expires_at: now + body.expires_in,
+        })
+        .ok()
+        .and_then(|plain| crate::secret::seal_for(&presented, SUCCESSOR_LABEL, &plain));
+        let writes = vec![
+            app.repo
+                .rotate_refresh_write(&hash, &rt, version, now, successor)?,
+            app.repo
+                .create_refresh_write(&next.hash().to_hex(), &new_refresh(&grant, now, idle))?,
+            app.repo.touch_grant_write(&grant, grant_version)?,
+            app.repo.user_unchanged_check(&user.value.sub, user.version),
+            app.repo.client_exists_check(&client.client_id),
+        ];
         match app.repo.commit(writes).await {
             Ok(()) => return Ok(body),
             // Something moved between our reads and our write. Look again: if the token was

@@ -69,6 +69,7 @@ impl Kv for LaggingIndex {
 
 struct Harness {
     app: Arc<App>,
+    clock: Arc<ManualClock>,
     _dir: tempfile::TempDir,
 }
 
@@ -78,8 +79,17 @@ fn harness() -> Harness {
     let store = EmbeddedStore::open(&dir.path().join("bulwark.db"), clock.clone()).expect("store");
     let config = Config::new("http://127.0.0.1:8080").expect("config");
     let signer = LocalSigner::open(dir.path(), clock.clone(), config.max_access_token_ttl).expect("signer");
-    let app = App::new(config, Arc::new(LaggingIndex(store)), Arc::new(signer), clock);
-    Harness { app, _dir: dir }
+    let app = App::new(
+        config,
+        Arc::new(LaggingIndex(store)),
+        Arc::new(signer),
+        clock.clone(),
+    );
+    Harness {
+        app,
+        clock,
+        _dir: dir,
+    }
 }
 
 async fn tenant(app: &App, name: &str) {
@@ -921,4 +931,91 @@ mod assertions {
         assert!(token_with(app, &assertion(&enc, claims(app.config.issuer.clone()))).await);
         assert_eq!(counting.0.load(Ordering::SeqCst), 1, "one fetch, then the cache");
     }
+}
+
+/// Concurrent refreshes with one token (an MCP client's parallel calls) get the same new pair
+/// within the grace; after it, or once the new token was used, presenting the old one is reuse
+/// and ends the family. The pair is stored only sealed under the old token.
+#[tokio::test]
+async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and_never_after() {
+    use crate::domain::params::Params;
+    use crate::service::grants::{REFRESH_REUSE_GRACE, new_refresh, refresh_token};
+    let h = harness();
+    let app = &h.app;
+    tenant(app, "acme").await;
+    let alice = user(app, "acme", "alice").await;
+    let client = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+        .await
+        .unwrap()
+        .client;
+    let family = |n: usize| {
+        let app = app.clone();
+        let (alice, client_id) = (alice.clone(), client.client_id.clone());
+        async move {
+            let gid = grants(&app, "acme", &alice, &client_id, n).await.remove(0);
+            let g = app.repo.grant(&alice, &gid).await.unwrap().unwrap().value;
+            let rt = Secret::generate();
+            let w = app
+                .repo
+                .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, app.now(), 86_400))
+                .unwrap();
+            app.repo.commit(vec![w]).await.unwrap();
+            (gid, rt)
+        }
+    };
+    let form =
+        |rt: &str| Params::parse(format!("grant_type=refresh_token&refresh_token={rt}").as_bytes()).unwrap();
+
+    // Within the grace: the same pair, again and again; nothing of it in the store in clear.
+    let (gid, rt) = family(1).await;
+    let first = refresh_token(app, &client, &form(rt.expose())).await.unwrap();
+    let next = first.refresh_token.clone().unwrap();
+    h.clock.advance(REFRESH_REUSE_GRACE);
+    let again = refresh_token(app, &client, &form(rt.expose())).await.unwrap();
+    assert_eq!(again.refresh_token.as_deref(), Some(next.as_str()));
+    assert_eq!(again.access_token, first.access_token);
+    assert!(again.expires_in <= first.expires_in);
+    let stored = app
+        .repo
+        .refresh_token(&rt.hash().to_hex())
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    let sealed = stored.successor.clone().expect("sealed successor");
+    assert!(!sealed.contains(&next) && !sealed.contains(&first.access_token));
+    // The new token, used, moves the family on: the old one is now reuse.
+    let third = refresh_token(app, &client, &form(&next)).await.unwrap();
+    let err = refresh_token(app, &client, &form(rt.expose())).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidGrant);
+    assert!(
+        app.repo.grant(&alice, &gid).await.unwrap().is_none(),
+        "the family is revoked"
+    );
+    assert!(
+        refresh_token(app, &client, &form(third.refresh_token.as_deref().unwrap()))
+            .await
+            .is_err()
+    );
+
+    // After the grace: reuse, the family ends.
+    let (gid, rt) = family(1).await;
+    refresh_token(app, &client, &form(rt.expose())).await.unwrap();
+    h.clock.advance(REFRESH_REUSE_GRACE + 1);
+    let err = refresh_token(app, &client, &form(rt.expose())).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidGrant);
+    assert!(
+        app.repo.grant(&alice, &gid).await.unwrap().is_none(),
+        "the family is revoked"
+    );
+
+    // Another client presenting it gets nothing and ends nothing.
+    let (gid, rt) = family(1).await;
+    refresh_token(app, &client, &form(rt.expose())).await.unwrap();
+    let other = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+        .await
+        .unwrap()
+        .client;
+    assert!(refresh_token(app, &other, &form(rt.expose())).await.is_err());
+    assert!(app.repo.grant(&alice, &gid).await.unwrap().is_some());
 }

@@ -253,6 +253,14 @@ pub struct RefreshToken {
     pub rotated: bool,
     pub created_at: i64,
     pub expires_at: i64,
+    /// When it was rotated (0: not yet).
+    #[serde(default)]
+    pub rotated_at: i64,
+    /// The response its rotation gave, sealed under this token itself (`secret::seal_for`):
+    /// within the reuse grace, presenting it again returns that same pair (concurrent
+    /// refreshes by one client), and no reader of the store can open it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successor: Option<String>,
 }
 
 impl RefreshToken {
@@ -1132,9 +1140,13 @@ impl Repo {
         hash: &str,
         rt: &RefreshToken,
         version: u64,
+        at: i64,
+        successor: Option<String>,
     ) -> Result<Write, StoreError> {
         let mut used = rt.clone();
         used.rotated = true;
+        used.rotated_at = at;
+        used.successor = successor;
         let mut item = Self::rt_item(hash, &used)?;
         item.version = version + 1;
         Ok(put(Table::Grants, item, Cond::Version(version)))
