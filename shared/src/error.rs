@@ -132,6 +132,10 @@ impl OAuthError {
     pub fn too_large() -> Self {
         Self::invalid_request("request body too large").with_status(StatusCode::PAYLOAD_TOO_LARGE)
     }
+    /// 429 with `Retry-After` (a rate limit of at most a minute's window).
+    pub fn too_many_requests(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::TemporarilyUnavailable, d).with_status(StatusCode::TOO_MANY_REQUESTS)
+    }
 }
 
 impl std::fmt::Display for OAuthError {
@@ -184,6 +188,9 @@ impl IntoResponse for OAuthError {
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
         }
         resp
     }

@@ -709,7 +709,7 @@ async fn policy_and_scopes_are_the_admins_to_set() {
             http()
                 .post(server.url("/oauth2/register"))
                 .header("x-bulwark-tenant", &tenant)
-                .json(&json!({"grant_types": ["client_credentials"], "scope": "openid"}))
+                .json(&json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "none", "scope": "openid"}))
                 .send()
                 .await
                 .unwrap(),
@@ -982,7 +982,7 @@ async fn initial_access_tokens_and_resources_are_the_admins_to_issue() {
                     .post(server.url("/oauth2/register"))
                     .header("x-bulwark-tenant", &tenant)
                     .bearer_auth(iat)
-                    .json(&json!({"grant_types": ["client_credentials"], "scope": "openid"}))
+                    .json(&json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "none", "scope": "openid"}))
                     .send()
                     .await
                     .unwrap(),

@@ -180,7 +180,22 @@ async fn tenant_dcr_policies_open_token_closed() {
     data.cli(&["tenant", "create", "token-t"]);
     let server = Server::start(&data);
     let md = json!({"grant_types": ["client_credentials"], "scope": "profile"});
-    assert_eq!(register(&server, Some("open-t"), None, &md).await.status, 201);
+    // Open registration: public or private_key_jwt clients only; a client with a secret needs
+    // an initial access token even where registration is open.
+    register(&server, Some("open-t"), None, &md)
+        .await
+        .assert_error(400, "invalid_client_metadata");
+    let public = json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none", "scope": "profile"});
+    let r = register(&server, Some("open-t"), None, &public).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.body.get("client_secret").is_none());
+    let open_iat = iat(&data, "open-t", &[]);
+    assert_eq!(
+        register(&server, Some("open-t"), Some(&open_iat), &md)
+            .await
+            .status,
+        201
+    );
     let closed_iat = iat(&data, "closed-t", &[]);
     register(&server, Some("closed-t"), Some(&closed_iat), &md)
         .await
@@ -341,7 +356,8 @@ async fn each_bad_metadata_case_gets_its_rfc7591_error() {
         "contacts": ["ops@example.com"], "software_id": "agent", "software_version": "1.2.3",
         "redirect_uris": ["https://app.example.com/cb", "http://127.0.0.1:8765/cb"], "x-unknown": 1
     }));
-    let r = register(&server, Some("acme"), None, &good).await;
+    let token = iat(&data, "acme", &[]);
+    let r = register(&server, Some("acme"), Some(&token), &good).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert!(r.body.get("x-unknown").is_none());
 }
@@ -484,4 +500,44 @@ async fn rfc7592_read_update_delete_with_the_registration_access_token() {
     for k in ["client.created", "client.updated", "client.deleted"] {
         assert!(kinds.contains(&k), "{k} in {kinds:?}");
     }
+}
+
+/// Open registration is bounded per tenant: past the limit in a minute, 429 with Retry-After
+/// (another tenant is not affected, and registration with an initial access token neither).
+#[tokio::test]
+async fn open_registration_is_rate_limited_per_tenant() {
+    let data = DataDir::new();
+    data.cli(&["tenant", "create", "busy", "--dcr", "open"]);
+    data.cli(&["tenant", "create", "calm", "--dcr", "open"]);
+    let server = Server::start(&data);
+    let public = json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none"});
+    let mut created = 0;
+    let mut limited = None;
+    for _ in 0..70 {
+        let r = register(&server, Some("busy"), None, &public).await;
+        match r.status {
+            201 => created += 1,
+            429 => {
+                limited = Some(r);
+                break;
+            }
+            s => panic!("unexpected {s}: {}", r.body),
+        }
+    }
+    let limited = limited.expect("a 429 within 70 registrations");
+    assert_eq!(
+        limited.body["error"], "temporarily_unavailable",
+        "{}",
+        limited.body
+    );
+    assert_eq!(limited.header("retry-after"), Some("60"));
+    // 30 per minute; a minute boundary during the loop may allow up to twice that.
+    assert!((30..=60).contains(&created), "{created}");
+    assert_eq!(register(&server, Some("calm"), None, &public).await.status, 201);
+    let token = iat(&data, "busy", &[]);
+    let cc = json!({"grant_types": ["client_credentials"]});
+    assert_eq!(
+        register(&server, Some("busy"), Some(&token), &cc).await.status,
+        201
+    );
 }

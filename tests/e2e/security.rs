@@ -240,7 +240,7 @@ async fn restricted_scopes_are_refused_to_dcr_and_rfc7592_and_stop_being_issued_
 
     // A scope restricted after a DCR client registered it is no longer issued to that client,
     // and the client cannot keep it through RFC 7592.
-    let r = dcr(&server, "acme", None, &cc("api:read")).await;
+    let r = dcr(&server, "acme", Some(&iat), &cc("api:read")).await;
     assert_eq!(r.status, 201, "{}", r.body);
     let bot = TestClient::from_registration(&r.body);
     assert_eq!(token(&server, &bot, &[]).await["scope"], "api:read");

@@ -97,6 +97,12 @@ fn new_client(
     })
 }
 
+/// How a client registered without an initial access token may authenticate.
+pub const OPEN_REGISTRATION_METHODS: [&str; 2] = ["none", "private_key_jwt"];
+
+/// Registrations without an initial access token, per tenant per minute.
+pub const OPEN_REGISTRATIONS_PER_MINUTE: u64 = 30;
+
 /// `POST /oauth2/register`: the tenant's DCR policy decides whether an initial access token is
 /// needed. The IAT use and the new client land in one transaction.
 pub async fn register_dynamic(
@@ -138,6 +144,29 @@ pub async fn register_dynamic(
         }
     }
     let reg = new_client(app, &tenant, metadata, Origin::Dcr)?;
+    if initial_access_token.is_none() {
+        // Anyone may register: only clients that hold no secret of ours (public, or
+        // authenticating with their own keys), and at a bounded rate per tenant.
+        if !OPEN_REGISTRATION_METHODS.contains(&reg.client.metadata.token_endpoint_auth_method.as_str()) {
+            return Err(OAuthError::invalid_client_metadata(
+                "an open registration is a public client (token_endpoint_auth_method none) or a private_key_jwt client; a client with a secret needs an initial access token",
+            ));
+        }
+        if !app
+            .repo
+            .take_from_window(
+                &format!("dcr-open#{}", tenant.id.as_str()),
+                OPEN_REGISTRATIONS_PER_MINUTE,
+                60,
+            )
+            .await?
+        {
+            tracing::warn!(tenant = %tenant.id.as_str(), "open registration rate limit reached");
+            return Err(OAuthError::too_many_requests(
+                "too many registrations for this tenant; try again in a minute",
+            ));
+        }
+    }
     writes.push(app.repo.create_client_write(&reg.client)?);
     writes.push(
         app.repo

@@ -662,6 +662,41 @@ impl Repo {
         Ok(LoginAttempt::Locked(60))
     }
 
+    /// Take one of `limit` uses of the fixed window of `window` seconds that `key` names now
+    /// (a conditional counter; concurrent takers retry). `false`: none left in this window.
+    pub async fn take_from_window(&self, key: &str, limit: u64, window: i64) -> Result<bool, StoreError> {
+        for attempt in 0..16u64 {
+            let now = self.now();
+            let start = now - now.rem_euclid(window);
+            let pk = format!("rate#{key}#{start}");
+            let current = self.kv().get(Table::Tokens, &pk, "n").await?;
+            let (used, cond, version) = match &current {
+                Some(i) => (
+                    i.data.get("n").and_then(serde_json::Value::as_u64).unwrap_or(0),
+                    Cond::Version(i.version),
+                    i.version + 1,
+                ),
+                None => (0, Cond::Absent, 1),
+            };
+            if used >= limit {
+                return Ok(false);
+            }
+            let mut data = serde_json::Map::new();
+            data.insert("n".into(), serde_json::Value::from(used + 1));
+            let mut item = Item::new(pk, "n", data).expiring_at(start + 2 * window);
+            item.version = version;
+            match self.kv().put(Table::Tokens, item, cond).await {
+                Ok(()) => return Ok(true),
+                Err(StoreError::Conflict) => {
+                    let jitter = rand::random::<u64>() % (2 + attempt * 4);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
     pub async fn clear_login_failures(&self, tenant: &str, username: &str) -> Result<(), StoreError> {
         self.kv()
             .delete(
