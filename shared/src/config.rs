@@ -6,8 +6,15 @@ use url::Url;
 /// tenant record instead.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The issuer URL, without a trailing slash (`iss` of every token, base of every endpoint).
+    /// The issuer this request is served as, without a trailing slash (`iss` of every token it
+    /// issues, base of every endpoint it names): the deployment's shared issuer, or a tenant's
+    /// own, `{base}/t/{tenant}`, for a request under that path (see [`Config::scoped`]).
     pub issuer: String,
+    /// The deployment's shared issuer (`BULWARK_ISSUER`).
+    pub base: String,
+    /// The tenant whose issuer this is, for a request under `/t/{tenant}/`: only that tenant's
+    /// clients, tokens and users are served there.
+    pub tenant_scope: Option<String>,
     /// Default access-token lifetime, seconds (a tenant may override it).
     pub access_token_ttl: i64,
     /// The longest access-token lifetime any tenant may configure; a retired signing key stays in
@@ -69,8 +76,11 @@ pub const MAX_ACCESS_TOKEN_TTL: i64 = 24 * 3600;
 impl Config {
     /// A config for `issuer` with the default lifetimes.
     pub fn new(issuer: &str) -> Result<Self, ConfigError> {
+        let issuer = validate_issuer(issuer)?;
         Ok(Self {
-            issuer: validate_issuer(issuer)?,
+            base: issuer.clone(),
+            issuer,
+            tenant_scope: None,
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             max_access_token_ttl: MAX_ACCESS_TOKEN_TTL,
             lifetimes: Lifetimes::default(),
@@ -140,6 +150,30 @@ impl Config {
 
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
+    }
+
+    /// A tenant's own issuer: `{base}/t/{tenant}`.
+    pub fn tenant_issuer(&self, tenant: &str) -> String {
+        format!("{}/t/{tenant}", self.base)
+    }
+
+    /// This config as served under `tenant`'s own issuer.
+    pub fn scoped(&self, tenant: &str) -> Config {
+        let mut c = self.clone();
+        c.issuer = self.tenant_issuer(tenant);
+        c.tenant_scope = Some(tenant.to_string());
+        c
+    }
+
+    /// Whether `iss` is one this deployment issues for tenant `tid`: the shared issuer, or the
+    /// tenant's own (never another tenant's).
+    pub fn accepts_issuer(&self, iss: &str, tid: &str) -> bool {
+        iss == self.base || iss == self.tenant_issuer(tid)
+    }
+
+    /// Whether a request served here may touch `tenant` (anything, on the shared issuer).
+    pub fn serves_tenant(&self, tenant: &str) -> bool {
+        self.tenant_scope.as_deref().is_none_or(|t| t == tenant)
     }
 
     /// Whether the issuer is plain http on a loopback host (a laptop or a test): only then may

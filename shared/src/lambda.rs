@@ -25,7 +25,7 @@ pub async fn run(router: fn(State) -> Router) -> Result<(), Error> {
             return Err(e.into());
         }
     };
-    lambda_http::run(router(app)).await
+    lambda_http::run(crate::http::with_tenant_issuers(router(app.clone()), app)).await
 }
 
 /// `Config::from_env` plus the DynamoDB tables and KMS keys. The SDK takes region, credentials

@@ -35,6 +35,13 @@ impl Page {
     pub fn has(&self, text: &str) -> bool {
         self.html.contains(text)
     }
+    /// Where the page's (first) POST form goes, as a browser would send it.
+    pub fn form_action(&self) -> Option<String> {
+        let start =
+            self.html.find("<form method=\"post\" action=\"")? + "<form method=\"post\" action=\"".len();
+        let end = self.html[start..].find('"')? + start;
+        Some(unescape(&self.html[start..end]))
+    }
     /// The query parameters of the redirect.
     pub fn redirect_params(&self) -> BTreeMap<String, String> {
         let loc = self
@@ -183,7 +190,9 @@ impl Browser {
         let interaction = page.hidden("interaction").unwrap_or_default();
         let csrf = page.hidden("csrf").expect("csrf");
         self.post(
-            &server.url("/oauth2/authorize"),
+            &page
+                .form_action()
+                .unwrap_or_else(|| server.url("/oauth2/authorize")),
             &[
                 ("action", "login"),
                 ("interaction", &interaction),
@@ -206,7 +215,9 @@ impl Browser {
         let interaction = page.hidden("interaction").expect("interaction");
         let csrf = page.hidden("csrf").expect("csrf");
         self.post(
-            &server.url("/oauth2/authorize"),
+            &page
+                .form_action()
+                .unwrap_or_else(|| server.url("/oauth2/authorize")),
             &[
                 ("action", "consent"),
                 ("interaction", &interaction),

@@ -412,6 +412,35 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
     );
     let at = body(&t)["access_token"].as_str().unwrap().to_string();
 
+    // The tenant's own issuer, through the same functions (API Gateway routes /t/{tenant}/...
+    // to them): the token carries it as `iss`; discovery finds it by path insertion.
+    let scoped = fns["token"]
+        .invoke(
+            "POST",
+            &format!("/t/{tenant}/oauth2/token"),
+            &form,
+            Some("grant_type=client_credentials"),
+        )
+        .await;
+    assert_eq!(scoped["statusCode"], 200, "{scoped}");
+    assert_eq!(
+        jwt_part(body(&scoped)["access_token"].as_str().unwrap(), 1)["iss"],
+        format!("https://auth.example.test/t/{tenant}")
+    );
+    let meta = fns["discovery"]
+        .invoke(
+            "GET",
+            &format!("/.well-known/oauth-authorization-server/t/{tenant}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(
+        body(&meta)["issuer"],
+        format!("https://auth.example.test/t/{tenant}"),
+        "{meta}"
+    );
+
     // A keyless client (private_key_jwt) gets a token from the token function too; a replay
     // of its assertion does not.
     let k = crate::keyless::key("lambda-1");

@@ -24,4 +24,5 @@ mod rp_library;
 mod security;
 mod support;
 mod template;
+mod tenant_issuer;
 mod token;

@@ -16,6 +16,21 @@ async fn the_openidconnect_crate_runs_code_pkce_refresh_and_userinfo_from_discov
     let data = DataDir::new();
     let w = world(&data);
     let server = Server::start(&data);
+    openidconnect_flow(&server, &w, &server.issuer).await;
+}
+
+/// The same against the tenant's own issuer (`{base}/t/{tenant}`): discovery, every endpoint
+/// and the ID token's `iss` are that issuer's, and the library's checks keep tenants apart.
+#[tokio::test]
+async fn the_openidconnect_crate_runs_the_same_flow_against_a_tenants_own_issuer() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let server = Server::start(&data);
+    let issuer = format!("{}/t/{}", server.issuer, w.tenant);
+    openidconnect_flow(&server, &w, &issuer).await;
+}
+
+async fn openidconnect_flow(server: &Server, w: &World, issuer: &str) {
     crate::support::tls();
     let http_client = openidconnect::reqwest::ClientBuilder::new()
         .redirect(openidconnect::reqwest::redirect::Policy::none())
@@ -23,7 +38,7 @@ async fn the_openidconnect_crate_runs_code_pkce_refresh_and_userinfo_from_discov
         .unwrap();
 
     let metadata =
-        CoreProviderMetadata::discover_async(IssuerUrl::new(server.issuer.clone()).unwrap(), &http_client)
+        CoreProviderMetadata::discover_async(IssuerUrl::new(issuer.to_string()).unwrap(), &http_client)
             .await
             .expect("discovery");
     let client = CoreClient::from_provider_metadata(
@@ -49,11 +64,11 @@ async fn the_openidconnect_crate_runs_code_pkce_refresh_and_userinfo_from_discov
     // The user's part, in our cookie-keeping browser.
     let b = Browser::new();
     let login = b.get(auth_url.as_str()).await;
-    let consent = b.login(&server, &login, "alice", PASSWORD).await;
-    let done = b.consent(&server, &consent, "approve").await;
+    let consent = b.login(server, &login, "alice", PASSWORD).await;
+    let done = b.consent(server, &consent, "approve").await;
     let q = done.redirect_params();
     assert_eq!(&q["state"], csrf.secret());
-    assert_eq!(q["iss"], server.issuer);
+    assert_eq!(q["iss"], issuer, "RFC 9207: the issuer the client used");
 
     let tokens = client
         .exchange_code(AuthorizationCode::new(q["code"].clone()))

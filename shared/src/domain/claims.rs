@@ -203,8 +203,13 @@ pub enum Inactive {
 }
 
 /// Time and tenant checks on verified claims.
-pub fn check_active(c: &AccessClaims, issuer: &str, tenant: &str, now: i64) -> Result<(), Inactive> {
-    if c.iss != issuer {
+pub fn check_active(
+    c: &AccessClaims,
+    issuer_ok: impl Fn(&str, &str) -> bool,
+    tenant: &str,
+    now: i64,
+) -> Result<(), Inactive> {
+    if !issuer_ok(&c.iss, &c.tid) {
         return Err(Inactive::WrongIssuer);
     }
     if c.exp <= now {
@@ -250,21 +255,24 @@ mod tests {
             jti: "j".into(),
         });
         assert_eq!((c.sub.as_str(), c.exp, c.scope.as_str()), ("c1", 1100, "a"));
-        assert_eq!(check_active(&c, "https://i", "acme", 1050), Ok(()));
         assert_eq!(
-            check_active(&c, "https://i", "acme", 1100),
+            check_active(&c, |i: &str, _: &str| i == "https://i", "acme", 1050),
+            Ok(())
+        );
+        assert_eq!(
+            check_active(&c, |i: &str, _: &str| i == "https://i", "acme", 1100),
             Err(Inactive::Expired)
         );
         assert_eq!(
-            check_active(&c, "https://i", "other", 1050),
+            check_active(&c, |i: &str, _: &str| i == "https://i", "other", 1050),
             Err(Inactive::OtherTenant)
         );
         assert_eq!(
-            check_active(&c, "https://x", "acme", 1050),
+            check_active(&c, |i: &str, _: &str| i == "https://x", "acme", 1050),
             Err(Inactive::WrongIssuer)
         );
         assert_eq!(
-            check_active(&c, "https://i", "acme", 900),
+            check_active(&c, |i: &str, _: &str| i == "https://i", "acme", 900),
             Err(Inactive::NotYetValid)
         );
     }

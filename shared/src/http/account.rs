@@ -2,7 +2,7 @@
 //! `POST /account/apps/{client_id}/revoke`, `POST /account/logout`.
 
 use axum::Router;
-use axum::extract::{Path, State as StateX};
+use axum::extract::Path;
 use axum::response::Response;
 use axum::routing::{get, post};
 
@@ -11,7 +11,7 @@ use super::browser::{
     session_cookie_name, with_cookies,
 };
 use super::pages::{self, AccountView};
-use super::{State, finish};
+use super::{AppOf, State, finish};
 use crate::domain::tenant::TenantId;
 use crate::error::OAuthError;
 use crate::secret::ct_eq_str;
@@ -36,7 +36,14 @@ pub fn router(state: State) -> Router {
 
 /// The tenant a request names, if it exists.
 async fn tenant_of(app: &App, form: &PageForm) -> Result<Option<String>, OAuthError> {
-    let Some(t) = form.params.get("tenant").and_then(|t| TenantId::parse(t).ok()) else {
+    // Under a tenant's own issuer, that tenant (a `tenant` parameter must not name another).
+    let named = form.params.get("tenant");
+    let t = match app.config.tenant_scope.as_deref() {
+        Some(scope) if named.is_none_or(|n| n == scope) => TenantId::parse(scope).ok(),
+        Some(_) => None,
+        None => named.and_then(|t| TenantId::parse(t).ok()),
+    };
+    let Some(t) = t else {
         return Ok(None);
     };
     Ok(app.repo.tenant(t.as_str()).await?.map(|_| t.as_str().to_string()))
@@ -74,7 +81,7 @@ fn login_form(
     pages::login_page(&p, &app.config.endpoint("/account/login"), &[("tenant", tenant)])
 }
 
-async fn show(StateX(app): StateX<State>, form: PageForm) -> Response {
+async fn show(AppOf(app): AppOf, form: PageForm) -> Response {
     let (browser, new_cookie) = browser_id(&app, &form.headers);
     let resp = match show_inner(&app, &form, &browser).await {
         Ok(r) => r,
@@ -112,7 +119,7 @@ async fn show_inner(
     }))
 }
 
-async fn login(StateX(app): StateX<State>, form: PageForm) -> Response {
+async fn login(AppOf(app): AppOf, form: PageForm) -> Response {
     let (browser, new_cookie) = browser_id(&app, &form.headers);
     let resp = match login_inner(&app, &form, &browser).await {
         Ok(r) => r,
@@ -185,7 +192,7 @@ async fn session_for_form(
     Ok(ok.then_some((c, s, u)))
 }
 
-async fn revoke(StateX(app): StateX<State>, Path(client_id): Path<String>, form: PageForm) -> Response {
+async fn revoke(AppOf(app): AppOf, Path(client_id): Path<String>, form: PageForm) -> Response {
     let result = async {
         let Some(tenant) = tenant_of(&app, &form).await? else {
             return Ok(no_tenant());
@@ -204,7 +211,7 @@ async fn revoke(StateX(app): StateX<State>, Path(client_id): Path<String>, form:
 }
 
 async fn stop_agent(
-    StateX(app): StateX<State>,
+    AppOf(app): AppOf,
     Path((client_id, agent_id)): Path<(String, String)>,
     form: PageForm,
 ) -> Response {
@@ -225,7 +232,7 @@ async fn stop_agent(
     result.unwrap_or_else(failure_page)
 }
 
-async fn logout(StateX(app): StateX<State>, form: PageForm) -> Response {
+async fn logout(AppOf(app): AppOf, form: PageForm) -> Response {
     let result = async {
         let Some(tenant) = tenant_of(&app, &form).await? else {
             return Ok(no_tenant());

@@ -2,12 +2,11 @@
 //! consent page (all served by the `authorize` function).
 
 use axum::Router;
-use axum::extract::State as StateX;
 use axum::response::Response;
 use axum::routing::get;
 
 use super::browser::{PageForm, browser_id, cookie, failure_page, render, session_cookie_name, with_cookies};
-use super::{State, finish, pages};
+use super::{AppOf, State, finish, pages};
 use crate::service::authorize::{self, CookieSessions};
 use crate::service::users;
 
@@ -20,7 +19,7 @@ pub fn router(state: State) -> Router {
 }
 
 #[tracing::instrument(name = "authorize", skip_all)]
-async fn authorize(StateX(app): StateX<State>, form: PageForm) -> Response {
+async fn authorize(AppOf(app): AppOf, form: PageForm) -> Response {
     let (browser, new_browser_cookie) = browser_id(&app, &form.headers);
     let headers = form.headers.clone();
     let lookup = |tenant: &str| cookie(&headers, &session_cookie_name(&app, tenant));

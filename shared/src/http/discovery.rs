@@ -2,13 +2,12 @@
 //! implemented, nothing more.
 
 use axum::Router;
-use axum::extract::State as StateX;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{State, finish};
+use super::{AppOf, State, finish};
 use crate::domain::grant_type::{ClientAuthMethod, GrantType};
 use crate::domain::tenant::SEED_SCOPES;
 use crate::keys::external::ALGORITHM_NAMES;
@@ -19,6 +18,17 @@ pub fn router(state: State) -> Router {
         Router::new()
             .route("/.well-known/oauth-authorization-server", get(metadata))
             .route("/.well-known/openid-configuration", get(metadata))
+            // A tenant's own issuer, by RFC 8414 §3.1 path insertion (and the same for OIDC,
+            // where MCP clients also look); `/t/{tenant}/.well-known/...` is served by
+            // `with_tenant_issuers`.
+            .route(
+                "/.well-known/oauth-authorization-server/t/{tenant}",
+                get(tenant_metadata),
+            )
+            .route(
+                "/.well-known/openid-configuration/t/{tenant}",
+                get(tenant_metadata),
+            )
             .with_state(state),
     ))
 }
@@ -57,7 +67,30 @@ pub fn document(app: &App) -> Value {
     })
 }
 
-async fn metadata(StateX(app): StateX<State>) -> Response {
+async fn tenant_metadata(
+    AppOf(app): AppOf,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+) -> Response {
+    match crate::domain::tenant::TenantId::parse(&tenant) {
+        Ok(t) if app.config.tenant_scope.is_none() => metadata(AppOf(app.scoped(t.as_str()))).await,
+        _ => {
+            crate::error::OAuthError::new(crate::error::ErrorCode::NotFound, "no such issuer").into_response()
+        }
+    }
+}
+
+async fn metadata(AppOf(app): AppOf) -> Response {
+    // A tenant's own issuer exists only for a tenant that does.
+    if let Some(t) = app.config.tenant_scope.as_deref() {
+        match app.repo.tenant(t).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return crate::error::OAuthError::new(crate::error::ErrorCode::NotFound, "no such issuer")
+                    .into_response();
+            }
+            Err(e) => return crate::error::OAuthError::from(e).into_response(),
+        }
+    }
     let mut resp = axum::Json(document(&app)).into_response();
     resp.headers_mut().insert(
         header::CACHE_CONTROL,

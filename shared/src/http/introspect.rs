@@ -2,12 +2,11 @@
 //! tenant; anything else introspects as `{"active": false}`.
 
 use axum::Router;
-use axum::extract::State as StateX;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 
-use super::{OAuthForm, State, client_from, finish, no_store_json};
+use super::{AppOf, OAuthForm, State, client_from, finish, no_store_json};
 use crate::error::OAuthError;
 use crate::service::tokens;
 
@@ -19,7 +18,7 @@ pub fn router(state: State) -> Router {
     )
 }
 
-async fn introspect(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, OAuthError> {
+async fn introspect(AppOf(app): AppOf, form: OAuthForm) -> Result<Response, OAuthError> {
     let caller = client_from(&app, &form, "/oauth2/introspect").await?;
     if caller.metadata.is_public() {
         return Err(OAuthError::invalid_client(

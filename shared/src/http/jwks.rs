@@ -2,12 +2,11 @@
 //! live.
 
 use axum::Router;
-use axum::extract::State as StateX;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::{State, finish};
+use super::{AppOf, State, finish};
 use crate::error::OAuthError;
 
 pub fn router(state: State) -> Router {
@@ -18,7 +17,7 @@ pub fn router(state: State) -> Router {
     ))
 }
 
-async fn jwks(StateX(app): StateX<State>) -> Result<Response, OAuthError> {
+async fn jwks(AppOf(app): AppOf) -> Result<Response, OAuthError> {
     let keys = app.signer.public_keys().await?;
     let mut resp = axum::Json(keys.jwks()).into_response();
     resp.headers_mut().insert(

@@ -20,7 +20,8 @@ pub mod token;
 pub mod userinfo;
 
 use axum::Router;
-use axum::extract::{FromRequest, MatchedPath, Request};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -42,9 +43,10 @@ pub const TENANT_HEADER: &str = "x-bulwark-tenant";
 
 pub type State = Arc<App>;
 
-/// Every endpoint on one router (for `bulwark serve` and tests).
+/// Every endpoint on one router (for `bulwark serve` and tests), also under each tenant's own
+/// issuer path.
 pub fn app(state: State) -> Router {
-    Router::new()
+    let all = Router::new()
         .merge(discovery::router(state.clone()))
         .merge(jwks::router(state.clone()))
         .merge(register::router(state.clone()))
@@ -55,8 +57,106 @@ pub fn app(state: State) -> Router {
         .merge(userinfo::router(state.clone()))
         .merge(account::router(state.clone()))
         .merge(admin::router(state.clone()))
-        .merge(console::router(state))
-        .fallback(not_found)
+        .merge(console::router(state.clone()))
+        .fallback(not_found);
+    with_tenant_issuers(all, state)
+}
+
+/// The app a request is served by: the deployment's, or, under `/t/{tenant}/`, the same app as
+/// that tenant's own issuer (`App::scoped`). Handlers of the OAuth endpoints take this rather
+/// than the router's state.
+pub struct AppOf(pub State);
+
+#[derive(Clone)]
+struct Scoped(State);
+
+impl FromRequestParts<State> for AppOf {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
+        Ok(AppOf(
+            parts
+                .extensions
+                .get::<Scoped>()
+                .map(|s| s.0.clone())
+                .unwrap_or_else(|| state.clone()),
+        ))
+    }
+}
+
+/// What a tenant's own issuer serves under `/t/{tenant}` (the OAuth endpoints, discovery, JWKS
+/// and the account page; the admin API and the console stay on the shared issuer).
+const TENANT_PATHS: [&str; 3] = ["/oauth2/", "/.well-known/", "/account"];
+
+/// `router`, and each of its OAuth routes also at `/t/{tenant}/...`, served as that tenant's
+/// own issuer: the prefix is taken off and the request goes to the same routes with the
+/// scoped app. (Each Lambda function wraps its own router the same way.)
+pub fn with_tenant_issuers(router: Router, state: State) -> Router {
+    use tower::ServiceExt;
+    let inner = router.clone();
+    let forward = move |req: Request| {
+        let (inner, state) = (inner.clone(), state.clone());
+        async move {
+            // The raw path, not a decoded one: what the inner routes see is exactly what came
+            // after the prefix (no `%2F` turned into a separator, no query smuggled in).
+            let raw = req.uri().path();
+            let Some((tenant, rest)) = raw
+                .strip_prefix("/t/")
+                .and_then(|r| r.split_once('/'))
+                .map(|(t, r)| (t.to_string(), format!("/{r}")))
+            else {
+                return tenant_path_refused();
+            };
+            let served = TENANT_PATHS
+                .iter()
+                .any(|p| rest.starts_with(p) || rest == p.trim_end_matches('/'));
+            let Ok(tenant) = crate::domain::tenant::TenantId::parse(&tenant) else {
+                return tenant_path_refused();
+            };
+            if !served {
+                return tenant_path_refused();
+            }
+            // Metadata and keys exist only for a tenant that does (the endpoints that take
+            // credentials find nothing of an unknown tenant anyway).
+            if rest.starts_with("/.well-known/") {
+                match state.repo.tenant(tenant.as_str()).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return tenant_path_refused(),
+                    Err(e) => return OAuthError::from(e).into_response(),
+                }
+            }
+            let uri = match req.uri().query() {
+                Some(q) => format!("{rest}?{q}"),
+                None => rest,
+            };
+            let Ok(uri) = uri.parse::<axum::http::Uri>() else {
+                return tenant_path_refused();
+            };
+            // A fresh request: the outer route's path parameters must not reach the inner
+            // routes (axum would add theirs to them); nothing else here uses extensions.
+            let (parts, body) = req.into_parts();
+            let mut fresh = Request::new(body);
+            *fresh.method_mut() = parts.method;
+            *fresh.uri_mut() = uri;
+            *fresh.version_mut() = parts.version;
+            *fresh.headers_mut() = parts.headers;
+            fresh
+                .extensions_mut()
+                .insert(Scoped(state.scoped(tenant.as_str())));
+            match inner.oneshot(fresh).await {
+                Ok(r) => r.into_response(),
+                Err(never) => match never {},
+            }
+        }
+    };
+    router.route("/t/{tenant}/{*rest}", axum::routing::any(forward))
+}
+
+/// A path under `/t/` that no tenant issuer serves: 404, logged like any request (route
+/// template only).
+fn tenant_path_refused() -> Response {
+    tracing::info!(target: "http", route = "/t/{tenant}/{*rest}", status = 404u16, "request");
+    OAuthError::new(ErrorCode::NotFound, "no such endpoint").into_response()
 }
 
 /// Common layers for a single endpoint's router (what a Lambda function serves): a JSON 405

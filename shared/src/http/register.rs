@@ -2,12 +2,12 @@
 //! management at `/oauth2/register/{client_id}` (RFC 7592).
 
 use axum::Router;
-use axum::extract::{Path, State as StateX};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::{JsonBody, State, TENANT_HEADER, bearer, finish, no_store_json};
+use super::{AppOf, JsonBody, State, TENANT_HEADER, bearer, finish, no_store_json};
 use crate::domain::tenant::TenantId;
 use crate::error::OAuthError;
 use crate::service::clients;
@@ -24,7 +24,19 @@ pub fn router(state: State) -> Router {
     )
 }
 
-fn tenant_of(headers: &HeaderMap) -> Result<TenantId, OAuthError> {
+/// The tenant to register into: the one whose own issuer serves the request (a header, if
+/// sent, must name it), else the `X-Bulwark-Tenant` header.
+fn tenant_of(app: &crate::service::App, headers: &HeaderMap) -> Result<TenantId, OAuthError> {
+    if let Some(scope) = app.config.tenant_scope.as_deref() {
+        if let Some(v) = headers.get(TENANT_HEADER)
+            && v.to_str().ok() != Some(scope)
+        {
+            return Err(OAuthError::invalid_request(
+                "X-Bulwark-Tenant names another tenant than this issuer's",
+            ));
+        }
+        return TenantId::parse(scope).map_err(OAuthError::invalid_request);
+    }
     let v = headers
         .get(TENANT_HEADER)
         .ok_or_else(|| OAuthError::invalid_request("the X-Bulwark-Tenant header is required"))?;
@@ -35,8 +47,8 @@ fn tenant_of(headers: &HeaderMap) -> Result<TenantId, OAuthError> {
 }
 
 #[tracing::instrument(name = "register", skip_all, fields(tenant = tracing::field::Empty))]
-async fn register(StateX(app): StateX<State>, body: JsonBody) -> Result<Response, OAuthError> {
-    let tenant = tenant_of(&body.headers)?;
+async fn register(AppOf(app): AppOf, body: JsonBody) -> Result<Response, OAuthError> {
+    let tenant = tenant_of(&app, &body.headers)?;
     tracing::Span::current().record("tenant", tenant.as_str());
     let iat = bearer(&body.headers)?;
     let reg = clients::register_dynamic(&app, tenant.as_str(), iat.as_ref(), &body.value).await?;
@@ -50,7 +62,7 @@ async fn register(StateX(app): StateX<State>, body: JsonBody) -> Result<Response
 }
 
 async fn read(
-    StateX(app): StateX<State>,
+    AppOf(app): AppOf,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
@@ -63,7 +75,7 @@ async fn read(
 }
 
 async fn update(
-    StateX(app): StateX<State>,
+    AppOf(app): AppOf,
     Path(client_id): Path<String>,
     body: JsonBody,
 ) -> Result<Response, OAuthError> {
@@ -77,7 +89,7 @@ async fn update(
 }
 
 async fn delete(
-    StateX(app): StateX<State>,
+    AppOf(app): AppOf,
     Path(client_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {

@@ -2,12 +2,11 @@
 //! authenticated client, whether or not the token was known.
 
 use axum::Router;
-use axum::extract::State as StateX;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
-use super::{OAuthForm, State, client_from, finish};
+use super::{AppOf, OAuthForm, State, client_from, finish};
 use crate::error::OAuthError;
 use crate::service::tokens;
 
@@ -19,7 +18,7 @@ pub fn router(state: State) -> Router {
     ))
 }
 
-async fn revoke(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, OAuthError> {
+async fn revoke(AppOf(app): AppOf, form: OAuthForm) -> Result<Response, OAuthError> {
     let caller = client_from(&app, &form, "/oauth2/revoke").await?;
     let token = form
         .params

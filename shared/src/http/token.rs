@@ -1,12 +1,11 @@
 //! `POST /oauth2/token`.
 
 use axum::Router;
-use axum::extract::State as StateX;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 
-use super::{OAuthForm, State, client_from, finish, no_store_json};
+use super::{AppOf, OAuthForm, State, client_from, finish, no_store_json};
 use crate::error::OAuthError;
 use crate::service::token_endpoint;
 
@@ -19,7 +18,7 @@ pub fn router(state: State) -> Router {
 }
 
 #[tracing::instrument(name = "token", skip_all, fields(client_id = tracing::field::Empty))]
-async fn token(StateX(app): StateX<State>, form: OAuthForm) -> Result<Response, OAuthError> {
+async fn token(AppOf(app): AppOf, form: OAuthForm) -> Result<Response, OAuthError> {
     // A request without a grant type is malformed before anyone is authenticated.
     form.params
         .require("grant_type")

@@ -1,12 +1,11 @@
 //! `GET`/`POST /oauth2/userinfo` (OpenID Connect Core §5.3), bearer token in the header.
 
 use axum::Router;
-use axum::extract::State as StateX;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 
-use super::{State, bearer, finish, no_store_json};
+use super::{AppOf, State, bearer, finish, no_store_json};
 use crate::error::OAuthError;
 use crate::service::grants;
 
@@ -19,7 +18,7 @@ pub fn router(state: State) -> Router {
 }
 
 #[tracing::instrument(name = "userinfo", skip_all)]
-async fn userinfo(StateX(app): StateX<State>, headers: HeaderMap) -> Result<Response, OAuthError> {
+async fn userinfo(AppOf(app): AppOf, headers: HeaderMap) -> Result<Response, OAuthError> {
     let token =
         bearer(&headers)?.ok_or_else(|| OAuthError::invalid_token("a Bearer access token is required"))?;
     let body = grants::userinfo(&app, &token).await?;

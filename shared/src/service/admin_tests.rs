@@ -261,6 +261,7 @@ async fn a_code_issued_before_disable_is_refused_after_enable() {
         issued_at: now,
         revocation: None,
         user_epoch: Some(0),
+        issuer_scope: None,
     };
     app.repo
         .commit(vec![
@@ -436,6 +437,7 @@ async fn a_code_issued_before_deactivation_is_refused_after_reactivation() {
         issued_at: now,
         revocation: None,
         user_epoch: Some(0),
+        issuer_scope: None,
     };
     app.repo
         .commit(vec![

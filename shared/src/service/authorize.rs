@@ -139,7 +139,13 @@ pub async fn begin(
             "The request does not name an application (client_id is missing).",
         ));
     };
-    let Some(client) = app.repo.client(client_id).await?.map(|c| c.value) else {
+    let Some(client) = app
+        .repo
+        .client(client_id)
+        .await?
+        .map(|c| c.value)
+        .filter(|c| app.config.serves_tenant(c.tenant.as_str()))
+    else {
         return Ok(error(
             400,
             "The application that sent you here is not registered.",
@@ -174,6 +180,7 @@ pub async fn begin(
         client_epoch: client.consent_epoch,
         created_at: now,
         expires_at: now + app.config.lifetimes.interaction,
+        issuer_scope: app.config.tenant_scope.clone(),
     };
     let id = random_id(16);
     app.repo.put_pending(&id, &pending, Cond::Absent).await?;
@@ -215,7 +222,13 @@ async fn load_pending(
     let Some(id) = form.get("interaction") else {
         return Ok(None);
     };
-    let Some(p) = app.repo.pending(id).await? else {
+    let Some(p) = app
+        .repo
+        .pending(id)
+        .await?
+        // It continues only at the issuer it came to (the `iss` of its answer is that one).
+        .filter(|p| p.value.issuer_scope == app.config.tenant_scope)
+    else {
         return Ok(None);
     };
     let csrf_ok = form.get("csrf").is_some_and(|c| ct_eq_str(c, &csrf_for(browser)));
@@ -493,6 +506,7 @@ async fn proceed(
         issued_at: now,
         revocation,
         user_epoch: Some(user.session_epoch),
+        issuer_scope: pending.value.issuer_scope.clone(),
     };
     let mut writes = vec![
         app.repo

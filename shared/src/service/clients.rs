@@ -305,7 +305,7 @@ pub async fn authorize_management(
     let current = app.repo.client(client_id).await?;
     let hash = current
         .as_ref()
-        .filter(|c| c.value.self_managed())
+        .filter(|c| c.value.self_managed() && app.config.serves_tenant(c.value.tenant.as_str()))
         .and_then(|c| c.value.registration_token_hash.as_deref())
         .and_then(SecretHash::from_hex);
     let Some(hash) = hash else {

@@ -81,9 +81,11 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     };
     let now = app.now();
     let req = &c.request;
+    // A code is redeemed at the issuer its request came to (whose `iss` the client was told).
     if req.client_id != client.client_id
         || c.tenant != client.tenant.as_str()
         || c.issued_at <= client.tokens_revoked_before
+        || c.issuer_scope != app.config.tenant_scope
     {
         return Err(bad());
     }

@@ -34,11 +34,11 @@ pub struct App {
     /// The one way to fetch a URL a stranger chose (SSRF-guarded).
     pub fetcher: Arc<dyn Fetcher>,
     /// Clients' key sets fetched from their `jwks_uri`.
-    pub client_keys: client_keys::KeyCache,
+    pub client_keys: Arc<client_keys::KeyCache>,
     /// Our own token endpoint, for the console's sign-in.
     pub own_token_endpoint: Arc<dyn OwnTokenEndpoint>,
     /// Clients whose last use this process recorded lately.
-    pub recent_use: token_endpoint::RecentUse,
+    pub recent_use: Arc<token_endpoint::RecentUse>,
 }
 
 impl App {
@@ -62,13 +62,28 @@ impl App {
             repo: Repo::new(kv, clock),
             signer,
             fetcher,
-            client_keys: client_keys::KeyCache::default(),
+            client_keys: Default::default(),
             own_token_endpoint,
-            recent_use: token_endpoint::RecentUse::default(),
+            recent_use: Default::default(),
         })
     }
     pub fn now(&self) -> i64 {
         self.repo.now()
+    }
+
+    /// The same app, serving a request as `tenant`'s own issuer (`{base}/t/{tenant}`): tokens
+    /// it issues carry that `iss`, and only that tenant's clients, tokens and users are served.
+    /// Everything but the config is shared.
+    pub fn scoped(&self, tenant: &str) -> Arc<App> {
+        Arc::new(Self {
+            config: self.config.scoped(tenant),
+            repo: self.repo.clone(),
+            signer: self.signer.clone(),
+            fetcher: self.fetcher.clone(),
+            client_keys: self.client_keys.clone(),
+            own_token_endpoint: self.own_token_endpoint.clone(),
+            recent_use: self.recent_use.clone(),
+        })
     }
 }
 

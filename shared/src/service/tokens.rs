@@ -29,7 +29,13 @@ pub async fn authenticate(
     endpoint: &str,
 ) -> Result<Client, OAuthError> {
     let failed = || OAuthError::invalid_client("client authentication failed");
-    let Some(found) = app.repo.client(&creds.client_id).await? else {
+    // Under a tenant's own issuer, another tenant's client is as unknown as a missing one.
+    let Some(found) = app
+        .repo
+        .client(&creds.client_id)
+        .await?
+        .filter(|c| app.config.serves_tenant(c.value.tenant.as_str()))
+    else {
         verify_against_nothing(&creds.secret);
         return Err(failed());
     };
@@ -222,7 +228,8 @@ pub async fn client_credentials(
 
 /// The `aud` of every token carrying `bulwark:admin`, and the only one the admin API accepts.
 pub fn admin_audience(app: &App) -> String {
-    app.config.endpoint("/admin/v1")
+    // The admin API lives on the shared issuer only, whichever issuer minted the token.
+    format!("{}/admin/v1", app.config.base)
 }
 
 /// The access-token lifetime for a tenant: its own, else the deployment's, within bounds.
@@ -264,7 +271,10 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     let Some(c) = verified_claims(app, token).await? else {
         return Ok(None);
     };
-    if let Err(why) = check_active(&c, &app.config.issuer, tenant.unwrap_or(&c.tid), app.now()) {
+    // Only this tenant's tokens where a tenant's own issuer serves the request.
+    let tenant = tenant.or(app.config.tenant_scope.as_deref());
+    let issuer_ok = |iss: &str, tid: &str| app.config.accepts_issuer(iss, tid);
+    if let Err(why) = check_active(&c, issuer_ok, tenant.unwrap_or(&c.tid), app.now()) {
         tracing::debug!(reason = ?why, "access token inactive");
         return Ok(None);
     }
@@ -421,7 +431,7 @@ pub async fn revoke(app: &App, caller: &Client, token: &str) -> Result<(), OAuth
         }
         return Ok(());
     };
-    if c.iss != app.config.issuer || c.tid != caller.tenant.as_str() {
+    if !app.config.accepts_issuer(&c.iss, &c.tid) || c.tid != caller.tenant.as_str() {
         return Ok(());
     }
     // The client it was issued to may revoke it; so may the app whose user grant a delegated

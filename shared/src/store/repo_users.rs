@@ -71,6 +71,10 @@ pub struct PendingAuth {
     pub client_epoch: u64,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The tenant whose own issuer (`/t/{tenant}`) the request came to (`None`: the shared
+    /// issuer): the request continues, and its code is redeemed, only at that issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_scope: Option<String>,
 }
 
 /// An authorization code, stored under its hash until redeemed (or 60 s pass).
@@ -90,6 +94,9 @@ pub struct AuthCode {
     /// password or role change since then makes the code worthless.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_epoch: Option<u64>,
+    /// The issuer the authorization request came to (see `PendingAuth::issuer_scope`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_scope: Option<String>,
 }
 
 /// What a redeemed code issued, kept so that a replay can revoke it.
