@@ -297,6 +297,7 @@ mod tests {
                 software_version: None,
                 jwks: None,
                 jwks_uri: None,
+                application_type: None,
             },
             secret_hash: None,
             secret_expires_at: 0,

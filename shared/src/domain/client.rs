@@ -42,6 +42,10 @@ pub struct ClientMetadata {
     /// Where the client publishes them instead (fetched through the SSRF-guarded fetcher).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// OpenID Connect Registration `application_type`: `web` or `native` (MCP clients send it).
+    /// Either way redirect URIs are https or loopback http.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
 }
 
 impl ClientMetadata {
@@ -429,7 +433,18 @@ pub fn validate_metadata(
         }
     }
 
+    let application_type = match obj.get("application_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if t == "web" || t == "native" => Some(t.clone()),
+        Some(_) => {
+            return Err(OAuthError::invalid_client_metadata(
+                "application_type is web or native",
+            ));
+        }
+    };
+
     Ok(ClientMetadata {
+        application_type,
         redirect_uris,
         grant_types,
         response_types,
@@ -996,6 +1011,29 @@ mod tests {
             c.origin = origin;
             assert!(c.allowed_scopes(&tenant()).is_empty(), "{origin:?}");
         }
+    }
+
+    #[test]
+    fn application_type_is_web_or_native_and_kept() {
+        let base = json!({"grant_types": ["client_credentials"], "scope": "api:read"});
+        for (t, ok) in [("web", true), ("native", true), ("browser", false), ("", false)] {
+            let mut md = base.clone();
+            md["application_type"] = json!(t);
+            let r = validate_metadata(&md, &tenant(), Origin::Dcr);
+            assert_eq!(r.is_ok(), ok, "{t}");
+            if let Ok(m) = r {
+                assert_eq!(m.to_json()["application_type"], t);
+            }
+        }
+        let mut md = base.clone();
+        md["application_type"] = json!(7);
+        assert!(validate_metadata(&md, &tenant(), Origin::Dcr).is_err());
+        assert!(
+            validate_metadata(&base, &tenant(), Origin::Dcr)
+                .unwrap()
+                .application_type
+                .is_none()
+        );
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn client(tenant: &TenantId, callback: &str, now: i64) -> Client {
             software_version: None,
             jwks: None,
             jwks_uri: None,
+            application_type: None,
         },
         secret_hash: None,
         secret_expires_at: 0,
