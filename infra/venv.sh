@@ -3,7 +3,8 @@
 # server (a real DynamoDB/KMS HTTP API on loopback), cfn-lint, and authlib (a third-party OAuth
 # client library the interop tests drive our endpoints with); in .venv-schemathesis (its own, so
 # that its dependencies never move moto's) schemathesis, which checks the admin API against its
-# OpenAPI document. Idempotent.
+# OpenAPI document; in .venv-mcp (its own, for the same reason) the official MCP Python SDK,
+# which tests/mcp/proof.py drives against a tenant's issuer. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION="4.32.5"
@@ -14,6 +15,15 @@ if [[ ! -f "$st_stamp" ]]; then
   python3 -m venv "$ST_VENV"
   "$ST_VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" >&2
   touch "$st_stamp"
+fi
+MCP_VERSION="2.3.0"
+MCP_VENV="$PWD/.venv-mcp"
+mcp_stamp="$MCP_VENV/.bulwark-$MCP_VERSION"
+if [[ ! -f "$mcp_stamp" ]]; then
+  echo "[venv] installing mcp==$MCP_VERSION into .venv-mcp" >&2
+  python3 -m venv "$MCP_VENV"
+  "$MCP_VENV/bin/pip" install --quiet --disable-pip-version-check --no-input "mcp==$MCP_VERSION" </dev/null >&2
+  touch "$mcp_stamp"
 fi
 MOTO_VERSION="5.2.5"
 CFN_LINT_VERSION="1.58.0"

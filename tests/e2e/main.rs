@@ -16,6 +16,7 @@ mod isolation;
 mod keyless;
 mod lambda;
 mod logs;
+mod mcp;
 mod outage;
 mod password;
 mod register;

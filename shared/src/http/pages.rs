@@ -32,6 +32,8 @@ button{font:inherit;font-weight:600;font-size:15px;border-radius:8px;padding:11p
 .secondary:hover{background:#f8fafc}
 .danger{background:#fff;color:#b91c1c;border-color:#fecaca;padding:7px 12px;font-size:14px}
 .danger:hover{background:#fef2f2}
+.danger.solid{background:#dc2626;color:#fff;border-color:#dc2626;padding:11px 16px;font-size:15px}
+.danger.solid:hover{background:#b91c1c}
 .row{display:flex;gap:12px;margin-top:24px}
 .row button{flex:1}
 .row .primary{margin-top:0}
