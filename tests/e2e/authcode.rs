@@ -990,3 +990,96 @@ async fn concurrent_refreshes_with_one_token_get_one_new_pair_and_later_reuse_en
         .assert_error(400, "invalid_grant");
     assert!(!active(&server, &w.client, &at).await, "the family ended");
 }
+
+/// RFC 8707 end to end: the resources an authorization request names are checked (an unknown
+/// one is `invalid_target`, back to the client), shown on the consent page and kept in the
+/// grant: its tokens and refreshes are for one of them and nothing else.
+#[tokio::test]
+async fn resources_named_at_authorization_bind_the_grant() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let files = "https://files.example/api";
+    let mail = "https://mail.example/api";
+    data.cli(&["resource", "add", "--tenant", &w.tenant, files]);
+    data.cli(&["resource", "add", "--tenant", &w.tenant, mail]);
+    let server = Server::start(&data);
+    let p = pkce();
+    let scope = "openid offline_access api:read";
+
+    // An unknown resource: invalid_target, to the client.
+    let b = Browser::new();
+    let bad = b
+        .get(&authorize_url(
+            &server,
+            &w.client.id,
+            scope,
+            &p.challenge,
+            &[("resource", "https://evil.example/")],
+        ))
+        .await;
+    assert_eq!(bad.redirect_params()["error"], "invalid_target", "{}", bad.html);
+
+    // Named at authorization: shown on the consent page, and the grant is bound to it.
+    let login = b
+        .get(&authorize_url(
+            &server,
+            &w.client.id,
+            scope,
+            &p.challenge,
+            &[("resource", files)],
+        ))
+        .await;
+    let consent = b.login(&server, &login, "alice", PASSWORD).await;
+    assert!(
+        consent.has("Only for use with") && consent.has(files),
+        "{}",
+        consent.html
+    );
+    assert!(!consent.has(mail));
+    let code = b.consent(&server, &consent, "approve").await.redirect_params()["code"].clone();
+    let t = redeem(&server, &w.client, &code, &p.verifier).await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    assert_eq!(
+        jwt_part(t.body["access_token"].as_str().unwrap(), 1)["aud"],
+        files
+    );
+    let rt = t.body["refresh_token"].as_str().unwrap().to_string();
+    refresh(&server, &w.client, &rt, &[("resource", mail)])
+        .await
+        .assert_error(400, "invalid_target");
+    let r = refresh(&server, &w.client, &rt, &[("resource", files)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        jwt_part(r.body["access_token"].as_str().unwrap(), 1)["aud"],
+        files
+    );
+    let rt2 = r.body["refresh_token"].as_str().unwrap();
+    let r = refresh(&server, &w.client, rt2, &[]).await;
+    assert_eq!(
+        jwt_part(r.body["access_token"].as_str().unwrap(), 1)["aud"],
+        files
+    );
+
+    // Not named: any of the tenant's resources at the token endpoint, as before.
+    let b2 = Browser::new();
+    let login = b2
+        .get(&authorize_url(&server, &w.client.id, scope, &p.challenge, &[]))
+        .await;
+    let after = b2.login(&server, &login, "alice", PASSWORD).await;
+    let code = after.redirect_params()["code"].clone();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", p.verifier.as_str()),
+        ("resource", mail),
+    ];
+    let t = post_form(
+        &server.url("/oauth2/token"),
+        Some((&w.client.id, &w.client.secret)),
+        &form,
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    assert_eq!(jwt_part(t.body["access_token"].as_str().unwrap(), 1)["aud"], mail);
+}

@@ -34,6 +34,10 @@ pub struct AuthRequest {
     pub max_age: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_hint: Option<String>,
+    /// RFC 8707 resources the request names (each one of the tenant's, checked by the
+    /// service): the grant's tokens are for these and nothing else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 impl AuthRequest {
@@ -107,6 +111,9 @@ fn split_loopback(uri: &str) -> Option<(&str, &str)> {
 
 /// Validate an authorization request for `client` (already looked up by `client_id`; an
 /// unknown client is the caller's [`Refusal::Page`]) that may be issued `allowed` scopes.
+/// Most RFC 8707 resources one authorization request may name.
+pub const MAX_RESOURCES: usize = 10;
+
 pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthRequest, Refusal> {
     let registered = &client.metadata.redirect_uris;
     let (redirect_uri, explicit) = match p.get("redirect_uri") {
@@ -222,7 +229,20 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
         return Err(refuse("invalid_request", "nonce is too long"));
     }
     let login_hint = p.get("login_hint").filter(|h| h.len() <= 256).map(str::to_string);
+    let mut resources: Vec<String> = Vec::new();
+    for r in p.all("resource") {
+        if !resources.contains(r) {
+            resources.push(r.clone());
+        }
+    }
+    if resources.len() > MAX_RESOURCES {
+        return Err(refuse(
+            "invalid_target",
+            &format!("name at most {MAX_RESOURCES} resources"),
+        ));
+    }
     Ok(AuthRequest {
+        resources,
         client_id: client.client_id.clone(),
         redirect_uri,
         redirect_uri_explicit: explicit,

@@ -190,6 +190,7 @@ async fn an_interrupted_disable_cascade_brings_no_refresh_token_back_on_enable()
         last_used: now,
         expires_at: now + 86_400,
         user_epoch: None,
+        resources: Vec::new(),
     };
     let refresh = Secret::generate();
     let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant).unwrap().into();
@@ -257,6 +258,7 @@ async fn a_code_issued_before_disable_is_refused_after_enable() {
             prompt: Default::default(),
             max_age: None,
             login_hint: None,
+            resources: Vec::new(),
         },
         issued_at: now,
         revocation: None,
@@ -433,6 +435,7 @@ async fn a_code_issued_before_deactivation_is_refused_after_reactivation() {
             prompt: Default::default(),
             max_age: None,
             login_hint: None,
+            resources: Vec::new(),
         },
         issued_at: now,
         revocation: None,

@@ -65,6 +65,8 @@ pub struct ConsentPage {
     /// When the request asks for `agent:act`: the names of the agents that would act for the
     /// user (the app's registered agents).
     pub agents: Option<Vec<String>>,
+    /// The RFC 8707 resources the access is for (none: the tenant's default audience).
+    pub resources: Vec<String>,
 }
 
 /// The result of a step, plus a new session cookie to set (after a login).
@@ -170,6 +172,20 @@ pub async fn begin(
             return Ok(respond(app, &redirect_uri, state.as_deref(), params));
         }
     };
+    // RFC 8707: every resource named must be one of the tenant's (the redirect URI is
+    // verified by now, so the error goes to the client).
+    if request.resources.iter().any(|r| !tenant.resources.contains(r)) {
+        let params = vec![
+            ("error", "invalid_target"),
+            ("error_description", "a resource is not one this tenant serves"),
+        ];
+        return Ok(respond(
+            app,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            params,
+        ));
+    }
     let now = app.now();
     let pending = PendingAuth {
         tenant: client.tenant.as_str().to_string(),
@@ -476,6 +492,7 @@ async fn proceed(
         };
         return Ok(Outcome::Consent(Box::new(ConsentPage {
             agents,
+            resources: req.resources.clone(),
             pending_id: id.to_string(),
             csrf: csrf_for(browser),
             redirect_uri: req.redirect_uri.clone(),

@@ -145,6 +145,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         last_used: now,
         expires_at: now + absolute,
         user_epoch: Some(user.value.session_epoch),
+        resources: req.resources.clone(),
     };
     let refresh = client
         .metadata
@@ -278,6 +279,7 @@ pub(crate) async fn direct_grant(
         last_used: now,
         expires_at: now + absolute,
         user_epoch: None,
+        resources: Vec::new(),
     };
     let refresh = client
         .metadata
@@ -551,6 +553,7 @@ pub(crate) async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAut
     // `bulwark:admin` (only the console's users may be granted it: `service::access`) goes
     // alone, in a token for the admin API and nothing else.
     let admin_aud;
+    let grant_audience: String;
     let audience = if scope.contains(ADMIN_SCOPE) {
         if scope.iter().count() != 1 || !client.may_hold_admin_scope() {
             return Err(OAuthError::invalid_scope(format!(
@@ -559,9 +562,32 @@ pub(crate) async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAut
         }
         admin_aud = crate::service::tokens::admin_audience(app);
         admin_aud.as_str()
-    } else {
+    } else if grant.resources.is_empty() {
         choose_audience(p.all("resource"), &tenant.resources, &tenant.default_audience)
             .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?
+    } else {
+        // A resource-bound grant: one of its resources (the first unless the request names
+        // another of them), still one the tenant serves, and nothing else.
+        let live: Vec<String> = grant
+            .resources
+            .iter()
+            .filter(|r| tenant.resources.contains(r))
+            .cloned()
+            .collect();
+        let Some(first) = live.first() else {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "the resources this grant is for are no longer served",
+            ));
+        };
+        let chosen = choose_audience(p.all("resource"), &live, first).map_err(|_| {
+            OAuthError::new(
+                ErrorCode::InvalidTarget,
+                "the resource is not one this grant is for",
+            )
+        })?;
+        grant_audience = chosen.to_string();
+        grant_audience.as_str()
     };
     let ttl = access_token_ttl(app, tenant);
     let now = app.now();

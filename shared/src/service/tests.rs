@@ -146,6 +146,7 @@ async fn grants(app: &App, tenant: &str, sub: &str, client_id: &str, n: usize) -
             last_used: app.now(),
             expires_at: app.now() + 86_400,
             user_epoch: None,
+            resources: Vec::new(),
         };
         app.repo
             .commit(app.repo.create_grant_writes(&g).unwrap().into())

@@ -235,6 +235,10 @@ pub struct Grant {
     /// session (`http::admin::admin_caller`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_epoch: Option<u64>,
+    /// The RFC 8707 resources the authorization request named: every token of the grant is for
+    /// one of them (none: the tenant's resources and default audience, as for any client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 impl Grant {
