@@ -1060,12 +1060,50 @@ async fn resources_named_at_authorization_bind_the_grant() {
         files
     );
 
-    // Not named: any of the tenant's resources at the token endpoint, as before.
+    // The consent was for files only: a request for mail asks again (and lists mail) ...
+    let b3 = Browser::new();
+    let login = b3
+        .get(&authorize_url(
+            &server,
+            &w.client.id,
+            scope,
+            &p.challenge,
+            &[("resource", mail)],
+        ))
+        .await;
+    let again = b3.login(&server, &login, "alice", PASSWORD).await;
+    assert!(
+        again.has("name=\"decision\"") && again.has(mail),
+        "{} {}",
+        again.status,
+        again.html
+    );
+    let q = b3.consent(&server, &again, "approve").await.redirect_params();
+    let t = redeem(&server, &w.client, &q["code"], &p.verifier).await;
+    assert_eq!(jwt_part(t.body["access_token"].as_str().unwrap(), 1)["aud"], mail);
+    // ... and then files or mail alone are covered, without a page.
+    let b4 = Browser::new();
+    let login = b4
+        .get(&authorize_url(
+            &server,
+            &w.client.id,
+            scope,
+            &p.challenge,
+            &[("resource", files)],
+        ))
+        .await;
+    assert_eq!(b4.login(&server, &login, "alice", PASSWORD).await.status, 303);
+
+    // Not named: a consent for some resources does not cover a request for any of them (its
+    // grant could get tokens for every resource of the tenant): asked again; once approved,
+    // any of the tenant's resources at the token endpoint, as before.
     let b2 = Browser::new();
     let login = b2
         .get(&authorize_url(&server, &w.client.id, scope, &p.challenge, &[]))
         .await;
-    let after = b2.login(&server, &login, "alice", PASSWORD).await;
+    let page = b2.login(&server, &login, "alice", PASSWORD).await;
+    assert!(page.has("name=\"decision\""), "{} {}", page.status, page.html);
+    let after = b2.consent(&server, &page, "approve").await;
     let code = after.redirect_params()["code"].clone();
     let form = [
         ("grant_type", "authorization_code"),

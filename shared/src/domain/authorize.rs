@@ -256,6 +256,43 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
     })
 }
 
+/// Whether a user's consent covers the RFC 8707 resources a request names. `consented`:
+/// `None` when there is no (current) consent; `Some(None)` for a consent given without naming
+/// resources (its grants may get tokens for any of the tenant's resources, so it covers any);
+/// `Some(Some(set))` for one given for those resources only (it covers requests that name
+/// only resources in it — never one that names none, which would reach them all).
+pub fn resources_covered(consented: Option<&Option<Vec<String>>>, requested: &[String]) -> bool {
+    match consented {
+        None => requested.is_empty(),
+        Some(None) => true,
+        Some(Some(set)) => !requested.is_empty() && requested.iter().all(|r| set.contains(r)),
+    }
+}
+
+/// The resources a consent holds after the user approves a request naming `requested`: the
+/// widest of the two (`None` is unbound).
+pub fn merged_resources(
+    consented: Option<&Option<Vec<String>>>,
+    requested: &[String],
+) -> Option<Vec<String>> {
+    if requested.is_empty() {
+        return None;
+    }
+    match consented {
+        Some(None) => None,
+        Some(Some(set)) => {
+            let mut all = set.clone();
+            for r in requested {
+                if !all.contains(r) {
+                    all.push(r.clone());
+                }
+            }
+            Some(all)
+        }
+        None => Some(requested.to_vec()),
+    }
+}
+
 /// `base64url(SHA-256(verifier))`, the S256 challenge of a verifier.
 pub fn s256(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
@@ -294,6 +331,33 @@ pub fn login_fresh(auth_time: i64, max_age: Option<i64>, now: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_consent_covers_the_resources_it_was_given_for() {
+        let files = vec!["https://files.example".to_string()];
+        let both = vec![
+            "https://files.example".to_string(),
+            "https://mail.example".to_string(),
+        ];
+        let mail = vec!["https://mail.example".to_string()];
+        let none: Vec<String> = Vec::new();
+        // No consent: only a request naming none is (vacuously) covered on resources.
+        assert!(resources_covered(None, &none));
+        assert!(!resources_covered(None, &files));
+        // Unbound consent: covers anything.
+        assert!(resources_covered(Some(&None), &files) && resources_covered(Some(&None), &none));
+        // Bound consent: only what it names, never an unbound request.
+        let bound = Some(files.clone());
+        assert!(resources_covered(Some(&bound), &files));
+        assert!(!resources_covered(Some(&bound), &mail));
+        assert!(!resources_covered(Some(&bound), &both));
+        assert!(!resources_covered(Some(&bound), &none));
+        // Approving widens.
+        assert_eq!(merged_resources(None, &files), Some(files.clone()));
+        assert_eq!(merged_resources(Some(&bound), &mail), Some(both.clone()));
+        assert_eq!(merged_resources(Some(&bound), &none), None);
+        assert_eq!(merged_resources(Some(&None), &files), None);
+    }
     use crate::domain::client::{ClientMetadata, Origin};
     use crate::domain::tenant::TenantId;
 

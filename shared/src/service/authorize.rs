@@ -456,7 +456,13 @@ async fn proceed(
     // the user is always the user's own decision, on a page that names the agents.
     let agents_ok = !requested.contains(crate::domain::exchange::AGENT_ACT)
         || granted.contains(crate::domain::exchange::AGENT_ACT);
-    let covered = !req.prompt.consent && (requested.is_subset(&granted) || (client.first_party && agents_ok));
+    let consented_resources = existing
+        .as_ref()
+        .filter(|c| c.value.client_epoch == client.consent_epoch)
+        .map(|c| &c.value.resources);
+    let resources_ok = crate::domain::authorize::resources_covered(consented_resources, &req.resources);
+    let covered = !req.prompt.consent
+        && ((requested.is_subset(&granted) && resources_ok) || (client.first_party && agents_ok));
     if !covered && approved != Some(true) {
         if req.prompt.none {
             return Ok(error_redirect(
@@ -541,6 +547,7 @@ async fn proceed(
             updated_at: now,
             // What the user saw: the client as it was when this request began.
             client_epoch: pending.value.client_epoch,
+            resources: crate::domain::authorize::merged_resources(consented_resources, &req.resources),
         };
         writes.extend(
             app.repo

@@ -166,6 +166,7 @@ async fn consent(app: &App, tenant: &str, sub: &str, client_id: &str) {
         granted_at: app.now(),
         updated_at: app.now(),
         client_epoch: 0,
+        resources: None,
     };
     app.repo
         .commit(app.repo.put_consent_writes(&c, None).unwrap())
@@ -552,6 +553,7 @@ mod agents {
             granted_at: app.now(),
             updated_at: app.now(),
             client_epoch: 0,
+            resources: None,
         };
         app.repo
             .commit(app.repo.put_consent_writes(&c, None).unwrap())
@@ -628,6 +630,7 @@ mod agents {
             granted_at: app.now(),
             updated_at: app.now(),
             client_epoch: epoch,
+            resources: None,
         };
         app.repo
             .commit(

@@ -153,6 +153,10 @@ pub struct Consent {
     /// client is still at that epoch.
     #[serde(default)]
     pub client_epoch: u64,
+    /// The RFC 8707 resources it was given for (`None`: given without naming any, so for any
+    /// of the tenant's; see `domain::authorize::resources_covered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Vec<String>>,
 }
 
 /// A group of a tenant's users (for apps' user policies).
