@@ -733,3 +733,64 @@ async fn agents_act_only_under_a_consent_that_named_them_even_for_first_party_ap
     assert_eq!(exchange(&server, &late, &subject, &[]).await.status, 200);
     let _ = w;
 }
+
+/// An agent reaches no further than the app: when the user's authorization named resources,
+/// the exchanged token is for one of them (the subject's unless another of them is asked) and
+/// another resource of the tenant is `invalid_target`.
+#[tokio::test]
+async fn an_agent_exchanging_a_resource_bound_token_stays_within_its_resources() {
+    let data = DataDir::new();
+    let a = setup(&data);
+    data.cli(&["resource", "add", "--tenant", &a.w.tenant, "https://mail.example"]);
+    data.cli(&[
+        "resource",
+        "add",
+        "--tenant",
+        &a.w.tenant,
+        "https://calendar.example",
+    ]);
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let p = pkce();
+    let page = b
+        .get(&authorize_url(
+            &server,
+            &a.w.client.id,
+            "openid api:read agent:act",
+            &p.challenge,
+            &[
+                ("resource", "https://files.example"),
+                ("resource", "https://mail.example"),
+            ],
+        ))
+        .await;
+    let consent = b.login(&server, &page, "alice", PASSWORD).await;
+    let q = b.consent(&server, &consent, "approve").await.redirect_params();
+    let t = redeem(&server, &a.w.client, &q["code"], &p.verifier).await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    let subject = t.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(jwt_part(&subject, 1)["aud"], "https://files.example");
+
+    let r = exchange(&server, &a.bot, &subject, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        jwt_part(r.body["access_token"].as_str().unwrap(), 1)["aud"],
+        "https://files.example"
+    );
+    let r = exchange(&server, &a.bot, &subject, &[("resource", "https://mail.example")]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        jwt_part(r.body["access_token"].as_str().unwrap(), 1)["aud"],
+        "https://mail.example"
+    );
+    for outside in ["https://calendar.example", "urn:bulwark:tenant:x"] {
+        exchange(&server, &a.bot, &subject, &[("resource", outside)])
+            .await
+            .assert_error(400, "invalid_target");
+    }
+    // The tenant's default audience is outside the grant too.
+    let default = format!("urn:bulwark:tenant:{}", a.w.tenant);
+    exchange(&server, &a.bot, &subject, &[("audience", default.as_str())])
+        .await
+        .assert_error(400, "invalid_target");
+}

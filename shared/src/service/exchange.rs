@@ -120,12 +120,23 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
     let scope =
         delegated_scope(p.get("scope"), &token_scope, &agent.allowed_scopes(&tenant)).map_err(refused)?;
     // The audience: the subject token's, unless the request names another resource of the
-    // tenant (RFC 8707 / RFC 8693 `resource`, `audience`).
+    // tenant (RFC 8707 / RFC 8693 `resource`, `audience`) — of the user's grant, where the
+    // authorization request bound it to some: an agent reaches no further than the app.
     let mut targets: Vec<String> = p.all("resource").to_vec();
     targets.extend(p.all("audience").iter().cloned());
     targets.dedup();
-    let mut allowed_targets = tenant.resources.clone();
-    allowed_targets.push(tenant.default_audience.clone());
+    let allowed_targets: Vec<String> = if grant.resources.is_empty() {
+        let mut all = tenant.resources.clone();
+        all.push(tenant.default_audience.clone());
+        all
+    } else {
+        grant
+            .resources
+            .iter()
+            .filter(|r| tenant.resources.contains(r))
+            .cloned()
+            .collect()
+    };
     let audience = choose_audience(&targets, &allowed_targets, &subject.aud)
         .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
 
