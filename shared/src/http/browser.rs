@@ -15,6 +15,11 @@ use crate::store::repo_users::Session;
 
 /// The value of cookie `name`, if the request carries it.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<Secret> {
+    cookie_up_to(headers, name, 100)
+}
+
+/// [`cookie`], for a value of up to `max` bytes (the console's session holds an access token).
+pub(crate) fn cookie_up_to(headers: &HeaderMap, name: &str, max: usize) -> Option<Secret> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -23,12 +28,12 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<Secret> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| Secret::new(v.trim()))
-        .filter(|s| !s.expose().is_empty() && s.expose().len() <= 100)
+        .filter(|s| !s.expose().is_empty() && s.expose().len() <= max)
 }
 
 /// `__Host-` prefixed when cookies are `Secure` (no Domain, Path=/), plain on a loopback http
 /// issuer where browsers would refuse the prefix.
-fn name(app: &App, base: &str) -> String {
+pub(crate) fn name(app: &App, base: &str) -> String {
     if app.config.secure_cookies() {
         format!("__Host-{base}")
     } else {
@@ -44,7 +49,7 @@ pub fn session_cookie_name(app: &App, tenant: &str) -> String {
     name(app, &format!("bulwark_session_{tenant}"))
 }
 
-fn set_cookie(app: &App, name: &str, value: &str, max_age: Option<i64>) -> Option<HeaderValue> {
+pub(crate) fn set_cookie(app: &App, name: &str, value: &str, max_age: Option<i64>) -> Option<HeaderValue> {
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(a) = max_age {
         c.push_str(&format!("; Max-Age={a}"));

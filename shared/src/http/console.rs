@@ -16,7 +16,7 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, RawQuery, State as StateX};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::json;
@@ -64,44 +64,24 @@ pub fn router(state: State) -> Router {
 
 // ---- cookies and the session --------------------------------------------------------------------
 
-fn cookie_name(app: &App, base: &str) -> String {
-    if app.config.secure_cookies() {
-        format!("__Host-{base}")
-    } else {
-        base.to_string()
-    }
-}
-
 /// `bulwark_console_s_<tenant>`: a tenant id has no `_`, so no tenant's session cookie can be
 /// the flow cookie (or another tenant's).
 fn session_cookie(app: &App, tenant: &str) -> String {
-    cookie_name(app, &format!("bulwark_console_s_{tenant}"))
+    super::browser::name(app, &format!("bulwark_console_s_{tenant}"))
 }
 
 fn flow_cookie_name(app: &App) -> String {
-    cookie_name(app, "bulwark_console_flow")
+    super::browser::name(app, "bulwark_console_flow")
 }
 
 /// A cookie's value (up to 4 KiB: a session cookie holds an access token).
 fn read_cookie(headers: &HeaderMap, name: &str) -> Option<Secret> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
-        .filter(|v| !v.is_empty() && v.len() <= 4096)
-        .map(Secret::new)
+    super::browser::cookie_up_to(headers, name, 4096)
 }
 
-fn set_cookie(app: &App, name: &str, value: &str, max_age: i64, same_site: &str) -> Option<HeaderValue> {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}");
-    if app.config.secure_cookies() {
-        c.push_str("; Secure");
-    }
-    HeaderValue::from_str(&c).ok()
+/// Our cookies: HttpOnly, `SameSite=Lax`, `Path=/`, `Secure` off loopback.
+fn set_cookie(app: &App, name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
+    super::browser::set_cookie(app, name, value, Some(max_age))
 }
 
 /// The tenant a request names (`?tenant=`), if it is a tenant id.
@@ -229,7 +209,7 @@ async fn start(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers: H
                 let value = console::flow_cookie(tenant.as_str(), secret.expose());
                 Ok::<_, OAuthError>(with_cookies(
                     see_other(&con::authorize_url(&app, tenant.as_str(), &flow)),
-                    [set_cookie(&app, &flow_cookie_name(&app), &value, 600, "Lax")],
+                    [set_cookie(&app, &flow_cookie_name(&app), &value, 600)],
                 ))
             }
             .await;
@@ -245,7 +225,7 @@ async fn callback(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers
     let parsed = flow
         .as_ref()
         .and_then(|f| console::parse_flow_cookie(f.expose()).map(|(t, s)| (t, console::flow(s))));
-    let clear_flow = set_cookie(&app, &flow_cookie_name(&app), "", 0, "Lax");
+    let clear_flow = set_cookie(&app, &flow_cookie_name(&app), "", 0);
     let start_over = |tenant: Option<&TenantId>, message: &str| {
         let link = match tenant {
             Some(t) => format!("{}?tenant={}", app.config.endpoint("/console"), t.as_str()),
@@ -292,15 +272,14 @@ async fn callback(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers
             )),
             [
                 clear_flow,
+                // SameSite=Lax, not Strict: a link from elsewhere (an email, a wiki) must find
+                // the session, or every such visit would sign in again; the forms need the
+                // CSRF token besides, and no GET changes anything.
                 set_cookie(
                     &app,
                     &session_cookie(&app, tenant.as_str()),
                     signed.access_token.expose(),
                     signed.expires_in,
-                    // Lax, not Strict: a link from elsewhere (an email, a wiki) must find the
-                    // session, or every such visit would sign in again; the forms need the
-                    // CSRF token besides, and no GET changes anything.
-                    "Lax",
                 ),
             ],
         ),
@@ -347,7 +326,7 @@ async fn logout(StateX(app): StateX<State>, RawQuery(query): RawQuery, form: Pag
                 "Sign in again",
             ),
             [
-                set_cookie(&app, &session_cookie(&app, s.tenant()), "", 0, "Lax"),
+                set_cookie(&app, &session_cookie(&app, s.tenant()), "", 0),
                 super::browser::clear_session_cookie(&app, s.tenant()),
             ],
         ),
