@@ -157,6 +157,11 @@ pub enum TenantCommand {
         /// (the default) refuses it at the token endpoint and at registration.
         #[arg(long, value_parser = ["allow", "deny"])]
         password_grant: Option<String>,
+        /// Client ID Metadata Documents (a client id that is an https URL, accepted at the
+        /// tenant's own issuer only): `deny` (the default), `allow` (any host), or a
+        /// comma-separated list of the hosts whose documents are accepted.
+        #[arg(long)]
+        cimd: Option<String>,
     },
 }
 

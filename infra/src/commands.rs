@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use shared::clock::{Clock, OffsetClock, SystemClock};
 use shared::config::Config;
+use shared::domain::cimd::CimdPolicy;
 use shared::domain::tenant::DcrPolicy;
 use shared::keys::kms::KmsSigner;
 use shared::keys::local::LocalSigner;
@@ -180,12 +181,32 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 .await
                 .map_err(admin)?,
             ),
-            TenantCommand::SetPolicy { name, password_grant } => {
+            TenantCommand::SetPolicy {
+                name,
+                password_grant,
+                cimd,
+            } => {
                 let mut t = tenants::get(&app, &name).await.map_err(admin)?;
                 if let Some(p) = password_grant {
                     t = tenants::set_password_grant(&app, &name, p == "allow")
                         .await
                         .map_err(admin)?;
+                }
+                if let Some(c) = cimd {
+                    let policy = match c.as_str() {
+                        "deny" => CimdPolicy::Deny,
+                        "allow" => CimdPolicy::Allow,
+                        hosts => CimdPolicy::hosts(hosts.split(',').map(str::to_string))
+                            .map_err(|e| Failure(format!("--cimd: {e}")))?,
+                    };
+                    let changes = shared::service::admin::PolicyChanges {
+                        cimd: Some(policy),
+                        ..Default::default()
+                    };
+                    t = shared::service::admin::patch_policy(&app, &name, None, changes, "cli")
+                        .await
+                        .map_err(admin)?
+                        .value;
                 }
                 tenants::describe(&t)
             }

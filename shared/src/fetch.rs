@@ -35,6 +35,38 @@ pub enum FetchError {
 #[async_trait]
 pub trait Fetcher: Send + Sync {
     async fn get_json(&self, url: &str) -> Result<serde_json::Value, FetchError>;
+
+    /// Fetch a JSON document of at most `max_bytes` (≤ [`MAX_BYTES`]), with how long it may be
+    /// cached (`Cache-Control: max-age`; `Some(0)` for `no-store`/`no-cache`; `None` if unsaid).
+    async fn get_document(&self, url: &str, max_bytes: usize) -> Result<Document, FetchError> {
+        let json = self.get_json(url).await?;
+        if serde_json::to_vec(&json).map_or(true, |b| b.len() > max_bytes) {
+            return Err(FetchError::Failed("too large".into()));
+        }
+        Ok(Document { json, max_age: None })
+    }
+}
+
+/// A fetched JSON document and its cache lifetime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub json: serde_json::Value,
+    pub max_age: Option<i64>,
+}
+
+/// The cache lifetime a `Cache-Control` header value gives (seconds).
+pub fn max_age(cache_control: &str) -> Option<i64> {
+    let mut age = None;
+    for d in cache_control.split(',') {
+        let d = d.trim().to_ascii_lowercase();
+        if d == "no-store" || d == "no-cache" {
+            return Some(0);
+        }
+        if let Some(v) = d.strip_prefix("max-age=") {
+            age = v.trim_matches('"').parse::<u32>().ok().map(i64::from);
+        }
+    }
+    age
 }
 
 /// Whether an address is one we may connect to on a stranger's behalf.
@@ -262,6 +294,16 @@ impl GuardedFetcher {
 #[async_trait]
 impl Fetcher for GuardedFetcher {
     async fn get_json(&self, url: &str) -> Result<serde_json::Value, FetchError> {
+        self.fetch(url, MAX_BYTES).await.map(|d| d.json)
+    }
+
+    async fn get_document(&self, url: &str, max_bytes: usize) -> Result<Document, FetchError> {
+        self.fetch(url, max_bytes.min(MAX_BYTES)).await
+    }
+}
+
+impl GuardedFetcher {
+    async fn fetch(&self, url: &str, max_bytes: usize) -> Result<Document, FetchError> {
         let u = check_url(url, self.allow_loopback_http)?;
         let failed = |why: String| FetchError::Failed(why);
         let work = async {
@@ -281,17 +323,23 @@ impl Fetcher for GuardedFetcher {
             if !resp.status().is_success() {
                 return Err(failed(format!("status {}", resp.status().as_u16())));
             }
-            if resp.content_length().is_some_and(|n| n > MAX_BYTES as u64) {
+            if resp.content_length().is_some_and(|n| n > max_bytes as u64) {
                 return Err(failed("too large".into()));
             }
+            let max_age = resp
+                .headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok())
+                .and_then(max_age);
             let mut body = Vec::new();
             while let Some(chunk) = resp.chunk().await.map_err(|_| failed("read failed".into()))? {
-                if body.len() + chunk.len() > MAX_BYTES {
+                if body.len() + chunk.len() > max_bytes {
                     return Err(failed("too large".into()));
                 }
                 body.extend_from_slice(&chunk);
             }
-            serde_json::from_slice(&body).map_err(|_| failed("not JSON".into()))
+            let json = serde_json::from_slice(&body).map_err(|_| failed("not JSON".into()))?;
+            Ok(Document { json, max_age })
         };
         tokio::time::timeout(TIMEOUT, work)
             .await
@@ -359,6 +407,18 @@ mod tests {
         check("127.0.0.1", true, true);
         check("::1", false, false);
         check("::ffff:127.0.0.1", false, false);
+    }
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(max_age("max-age=600"), Some(600));
+        assert_eq!(max_age("public, max-age=3600"), Some(3600));
+        assert_eq!(max_age("Max-Age=60, must-revalidate"), Some(60));
+        assert_eq!(max_age("max-age=600, no-store"), Some(0));
+        assert_eq!(max_age("no-cache"), Some(0));
+        assert_eq!(max_age("max-age=-5"), None);
+        assert_eq!(max_age("max-age=x"), None);
+        assert_eq!(max_age("public"), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod authcode;
 mod chromium;
+mod cimd;
 mod cli;
 mod console;
 mod discovery_jwks;

@@ -87,6 +87,17 @@ pub enum Origin {
     /// to the admin API, DCR and RFC 7592; it obtains [`ADMIN_SCOPE`] for users with the admin
     /// role only.
     Console,
+    /// Known by its Client ID Metadata Document (`domain::cimd`): its id is the document's URL,
+    /// its metadata is the document's, cached per tenant.
+    Cimd,
+}
+
+impl Origin {
+    /// Whether the client described itself (DCR or a metadata document): then it is held to
+    /// what strangers may have (no restricted scopes, no admin-only grants).
+    pub fn is_stranger(self) -> bool {
+        matches!(self, Origin::Dcr | Origin::Cimd)
+    }
 }
 
 /// The scope of the tenant admin API. Reserved: in no tenant's catalog, never registered through
@@ -142,6 +153,9 @@ pub struct Client {
     /// Which users may authorize it (`None`: everyone in the tenant). Set by the tenant admin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_policy: Option<crate::domain::access::UserPolicy>,
+    /// For a metadata-document client ([`Origin::Cimd`]): when its document was fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<crate::domain::cimd::DocumentState>,
 }
 
 /// Bounds on free-text and list metadata.
@@ -151,6 +165,53 @@ const MAX_REDIRECT_URIS: usize = 20;
 const MAX_CONTACTS: usize = 10;
 
 impl Client {
+    /// A new live client with no secret, no grants of trust (not first-party, no agent link, no
+    /// user policy) and nothing rotated or revoked yet.
+    pub fn new(
+        client_id: String,
+        tenant: TenantId,
+        metadata: ClientMetadata,
+        origin: Origin,
+        now: i64,
+    ) -> Self {
+        Self {
+            client_id,
+            tenant,
+            metadata,
+            secret_hash: None,
+            secret_expires_at: 0,
+            registration_token_hash: None,
+            issued_at: now,
+            updated_at: now,
+            origin,
+            first_party: false,
+            consent_epoch: 0,
+            agent_of: None,
+            previous_secret_hash: None,
+            previous_secret_until: 0,
+            disabled: false,
+            tokens_revoked_before: 0,
+            user_policy: None,
+            document: None,
+        }
+    }
+
+    /// The host of a metadata-document client's URL: what users are shown first, since such a
+    /// client chose its own name.
+    pub fn document_host(&self) -> Option<String> {
+        if self.origin != Origin::Cimd {
+            return None;
+        }
+        Url::parse(&self.client_id).ok()?.host_str().map(str::to_string)
+    }
+
+    /// The name users are shown: a metadata-document client's host, else its name, else its id.
+    pub fn display_name(&self) -> String {
+        self.document_host()
+            .or_else(|| self.metadata.client_name.clone())
+            .unwrap_or_else(|| self.client_id.clone())
+    }
+
     /// Whether RFC 7592 (read, update, delete with the registration access token) applies: only
     /// to clients that registered themselves.
     pub fn self_managed(&self) -> bool {
@@ -164,7 +225,7 @@ impl Client {
         let kind_ok = match self.origin {
             Origin::Admin => self.metadata.auth_method().is_some_and(|m| m.is_confidential()),
             Origin::Console => crate::domain::console::is_console(self),
-            Origin::Dcr | Origin::Api => false,
+            Origin::Dcr | Origin::Api | Origin::Cimd => false,
         };
         kind_ok && self.metadata.scopes().contains(ADMIN_SCOPE)
     }
@@ -179,7 +240,7 @@ impl Client {
                 return self.may_hold_admin_scope();
             }
             tenant.scopes.contains_key(s)
-                && (self.origin != Origin::Dcr || !tenant.restricted_scopes.contains(s))
+                && (!self.origin.is_stranger() || !tenant.restricted_scopes.contains(s))
         })
     }
 }
@@ -219,7 +280,7 @@ pub fn validate_metadata(
             )));
         };
         match grant.registrable() {
-            Registrable::AdminOnly if channel == Origin::Dcr => {
+            Registrable::AdminOnly if channel.is_stranger() => {
                 return Err(OAuthError::invalid_client_metadata(format!(
                     "grant type {} is for clients the tenant admin creates",
                     grant.as_str()
@@ -339,7 +400,7 @@ pub fn validate_metadata(
             unknown.iter().map(|s| printable(s)).collect::<Vec<_>>().join(" ")
         )));
     }
-    if channel == Origin::Dcr {
+    if channel.is_stranger() {
         let restricted: Vec<&str> = scopes
             .iter()
             .filter(|s| tenant.restricted_scopes.contains(*s))
@@ -942,6 +1003,7 @@ mod tests {
             disabled: false,
             tokens_revoked_before: 0,
             user_policy: None,
+            document: None,
         };
         c.metadata.scope = "api:admin api:read gone".into();
         assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "api:read");
@@ -1005,6 +1067,7 @@ mod tests {
             disabled: false,
             tokens_revoked_before: 0,
             user_policy: None,
+            document: None,
         };
         assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "bulwark:admin");
         for origin in [Origin::Api, Origin::Dcr] {

@@ -32,41 +32,33 @@ pub fn client_id(tenant: &str) -> String {
 
 /// The console client of `tenant`, for an issuer whose callback is `callback`.
 pub fn client(tenant: &TenantId, callback: &str, now: i64) -> Client {
+    let metadata = ClientMetadata {
+        redirect_uris: vec![callback.to_string()],
+        grant_types: vec!["authorization_code".into()],
+        response_types: vec!["code".into()],
+        token_endpoint_auth_method: "none".into(),
+        client_name: Some("Bulwark console".into()),
+        client_uri: None,
+        logo_uri: None,
+        tos_uri: None,
+        policy_uri: None,
+        scope: ADMIN_SCOPE.into(),
+        contacts: Vec::new(),
+        software_id: None,
+        software_version: None,
+        jwks: None,
+        jwks_uri: None,
+        application_type: None,
+    };
     Client {
-        client_id: client_id(tenant.as_str()),
-        tenant: tenant.clone(),
-        metadata: ClientMetadata {
-            redirect_uris: vec![callback.to_string()],
-            grant_types: vec!["authorization_code".into()],
-            response_types: vec!["code".into()],
-            token_endpoint_auth_method: "none".into(),
-            client_name: Some("Bulwark console".into()),
-            client_uri: None,
-            logo_uri: None,
-            tos_uri: None,
-            policy_uri: None,
-            scope: ADMIN_SCOPE.into(),
-            contacts: Vec::new(),
-            software_id: None,
-            software_version: None,
-            jwks: None,
-            jwks_uri: None,
-            application_type: None,
-        },
-        secret_hash: None,
-        secret_expires_at: 0,
-        registration_token_hash: None,
-        issued_at: now,
-        updated_at: now,
-        origin: Origin::Console,
         first_party: true,
-        consent_epoch: 0,
-        agent_of: None,
-        previous_secret_hash: None,
-        previous_secret_until: 0,
-        disabled: false,
-        tokens_revoked_before: 0,
-        user_policy: None,
+        ..Client::new(
+            client_id(tenant.as_str()),
+            tenant.clone(),
+            metadata,
+            Origin::Console,
+            now,
+        )
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod assertion;
 pub mod authorize;
+pub mod cimd;
 pub mod claims;
 pub mod client;
 pub mod client_auth;

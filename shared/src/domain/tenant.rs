@@ -122,6 +122,9 @@ pub struct Tenant {
     /// their grants to any other app stop working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_allowlist: Option<std::collections::BTreeSet<String>>,
+    /// Which Client ID Metadata Documents are accepted (`domain::cimd`); none by default.
+    #[serde(default, skip_serializing_if = "is_deny")]
+    pub cimd: crate::domain::cimd::CimdPolicy,
     pub created_at: i64,
 }
 
@@ -141,6 +144,10 @@ impl Tenant {
     pub fn trusted_issuer(&self, iss: &str) -> Option<&TrustedIssuer> {
         self.trusted_issuers.iter().find(|t| t.issuer == iss)
     }
+}
+
+fn is_deny(p: &crate::domain::cimd::CimdPolicy) -> bool {
+    *p == crate::domain::cimd::CimdPolicy::Deny
 }
 
 impl Tenant {
@@ -164,6 +171,7 @@ impl Tenant {
             session_ttl: None,
             trusted_issuers: Vec::new(),
             app_allowlist: None,
+            cimd: Default::default(),
             created_at: now,
         }
     }

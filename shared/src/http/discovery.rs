@@ -81,9 +81,10 @@ async fn tenant_metadata(
 
 async fn metadata(AppOf(app): AppOf) -> Response {
     // A tenant's own issuer exists only for a tenant that does.
+    let mut cimd = false;
     if let Some(t) = app.config.tenant_scope.as_deref() {
         match app.repo.tenant(t).await {
-            Ok(Some(_)) => {}
+            Ok(Some(t)) => cimd = t.value.cimd.enabled(),
             Ok(None) => {
                 return crate::error::OAuthError::new(crate::error::ErrorCode::NotFound, "no such issuer")
                     .into_response();
@@ -91,7 +92,13 @@ async fn metadata(AppOf(app): AppOf) -> Response {
             Err(e) => return crate::error::OAuthError::from(e).into_response(),
         }
     }
-    let mut resp = axum::Json(document(&app)).into_response();
+    let mut doc = document(&app);
+    // Client ID Metadata Documents: only at a tenant's own issuer (a URL client id names no
+    // tenant), and only where that tenant accepts some.
+    if cimd {
+        doc["client_id_metadata_document_supported"] = Value::Bool(true);
+    }
+    let mut resp = axum::Json(doc).into_response();
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),

@@ -281,6 +281,8 @@ fn scope_list(scopes: &[(String, String)], class: &str) -> String {
 #[template(path = "consent.html")]
 struct ConsentBody<'a> {
     name: &'a str,
+    /// A metadata-document client's own name for itself (its host is `name`).
+    claimed: Option<&'a str>,
     who: &'a str,
     initial: String,
     /// (href, text)
@@ -299,12 +301,11 @@ struct ConsentBody<'a> {
 
 /// The consent page: the client, the new scopes, the ones already granted, approve / deny.
 pub fn consent_page(p: &ConsentPage, action: &str) -> Response {
-    let name = p
+    let name = p.client.display_name();
+    let claimed = p
         .client
-        .metadata
-        .client_name
-        .clone()
-        .unwrap_or_else(|| p.client.client_id.clone());
+        .document_host()
+        .and(p.client.metadata.client_name.as_deref());
     let who = p.user.name.clone().unwrap_or_else(|| p.user.username.clone());
     let md = &p.client.metadata;
     let mut links: Vec<(&str, &str)> = Vec::new();
@@ -319,6 +320,7 @@ pub fn consent_page(p: &ConsentPage, action: &str) -> Response {
     }
     let body = render(&ConsentBody {
         name: &name,
+        claimed,
         who: &who,
         initial: initial(&name),
         links,

@@ -28,6 +28,13 @@ pub async fn permitted(
             Err(Denied::NotAdministrator)
         });
     }
+    // A metadata-document client whose host the tenant no longer accepts: its grants stop
+    // working as an app taken off the allowlist does.
+    if let Some(host) = app_client.document_host()
+        && !tenant.cimd.allows(&host)
+    {
+        return Ok(Err(Denied::NotOnAllowlist));
+    }
     let groups = match &app_client.user_policy {
         Some(p) if p.needs_groups(sub) => app.repo.groups_of_user(sub).await?,
         _ => Vec::new(),

@@ -94,8 +94,8 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
         let Some(entry) = by_client.get_mut(&d.app) else {
             continue;
         };
-        match app.repo.client(&d.agent).await? {
-            Some(c) if c.value.tenant.as_str() == tenant && d.tenant == tenant => {
+        match app.repo.client_in(tenant, &d.agent).await? {
+            Some(c) if d.tenant == tenant => {
                 // A stopped agent acts again once the user allows the app's agents again (a
                 // later consent with agent:act): show it as it will behave.
                 let stopped = d.stopped && {
@@ -126,14 +126,11 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
     }
     let mut out = Vec::with_capacity(by_client.len());
     for (id, mut a) in by_client {
-        match app.repo.client(&id).await? {
-            Some(c) if c.value.tenant.as_str() == tenant => {
-                a.name = c.value.metadata.client_name.clone().unwrap_or_else(|| id.clone());
-                a.client_uri = c.value.metadata.client_uri.clone();
-                out.push(a);
-            }
-            // A deleted client's leftovers are not an app the user can use any more.
-            _ => {}
+        // A deleted client's leftovers are not an app the user can use any more.
+        if let Some(c) = app.repo.client_in(tenant, &id).await? {
+            a.name = c.value.display_name();
+            a.client_uri = c.value.metadata.client_uri.clone();
+            out.push(a);
         }
     }
     out.sort_by_key(|a| std::cmp::Reverse(a.last_used.unwrap_or(a.granted_at)));

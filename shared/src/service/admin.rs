@@ -50,9 +50,9 @@ pub async fn list_clients(
 /// A client of the tenant, live or disabled; another tenant's is not found, nor the console's.
 pub async fn client(app: &App, tenant: &str, client_id: &str) -> Result<Versioned<Client>, AdminError> {
     app.repo
-        .client_any(client_id)
+        .client_any_in(tenant, client_id)
         .await?
-        .filter(|c| c.value.tenant.as_str() == tenant && c.value.origin != Origin::Console)
+        .filter(|c| c.value.origin != Origin::Console)
         .ok_or_else(|| AdminError::NotFound("client".into()))
 }
 
@@ -215,6 +215,19 @@ pub async fn patch_client(
     let current = client(app, tenant, client_id).await?;
     operator_managed(&current)?;
     check_version(expected_version, current.version)?;
+    if current.value.origin == Origin::Cimd
+        && let Some(f) = patch
+            .keys()
+            .find(|k| !["disabled", "authorized_users"].contains(&k.as_str()))
+    {
+        // Its metadata is its document's; and an app a stranger can change at any time is
+        // never pre-approved.
+        return Err(AdminError::Field(
+            f.clone(),
+            "a metadata-document client's metadata comes from its document; only disabled and authorized_users can be set"
+                .into(),
+        ));
+    }
     for f in SERVER_MANAGED {
         if patch.contains_key(f) {
             return Err(AdminError::Field(f.into(), format!("{f} is set by the server")));
@@ -335,9 +348,9 @@ pub async fn patch_client(
     if disabling || (disabled == Some(true) && was_disabled) {
         // Nothing new can be issued to it now (it is no longer found); end what it holds. Run
         // again when asked again, so that a sweep cut short is finished by the retry.
-        let grants = app.repo.grants_of_client(client_id).await?;
+        let grants = app.repo.grants_of_client(tenant, client_id).await?;
         crate::service::grants::revoke_grants(app, &grants, None).await?;
-        crate::service::clients::end_consents(app, client_id).await?;
+        crate::service::clients::end_consents(app, tenant, client_id).await?;
     }
     Ok(Versioned {
         value: c,
@@ -573,6 +586,7 @@ pub struct PolicyChanges {
     pub password_grant: Option<bool>,
     /// `Some(None)`: the allowlist off; `Some(Some(ids))`: only these apps.
     pub app_allowlist: Option<Option<Vec<String>>>,
+    pub cimd: Option<crate::domain::cimd::CimdPolicy>,
 }
 
 pub async fn tenant(app: &App, tenant: &str) -> Result<Versioned<Tenant>, AdminError> {
@@ -644,6 +658,10 @@ pub async fn patch_policy(
         t.password_grant = p;
         changed.push("password_grant");
     }
+    if let Some(p) = c.cimd {
+        t.cimd = p;
+        changed.push("cimd");
+    }
     if let Some(list) = &c.app_allowlist {
         t.app_allowlist = match list {
             None => None,
@@ -655,7 +673,10 @@ pub async fn patch_policy(
                     ));
                 }
                 for id in ids {
-                    if client(app, tenant_id, id).await.is_err() {
+                    // A metadata-document client may be listed before anyone has met it.
+                    let document = crate::domain::cimd::is_url_id(id)
+                        && crate::domain::cimd::check_url(id, app.config.issuer_is_loopback_http()).is_ok();
+                    if !document && client(app, tenant_id, id).await.is_err() {
                         return Err(AdminError::Field(
                             "app_allowlist".into(),
                             format!("no client {id:.64} in this tenant"),

@@ -141,23 +141,34 @@ pub async fn begin(
             "The request does not name an application (client_id is missing).",
         ));
     };
-    let Some(client) = app
-        .repo
-        .client(client_id)
-        .await?
-        .map(|c| c.value)
-        .filter(|c| app.config.serves_tenant(c.tenant.as_str()))
-    else {
-        return Ok(error(
-            400,
-            "The application that sent you here is not registered.",
-        ));
-    };
-    let Some(tenant) = app.repo.tenant(client.tenant.as_str()).await?.map(|t| t.value) else {
-        return Ok(error(
-            400,
-            "The application that sent you here is not registered.",
-        ));
+    const UNKNOWN: &str = "The application that sent you here is not registered.";
+    let (client, tenant) = if crate::domain::cimd::is_url_id(client_id) {
+        // A Client ID Metadata Document: only under a tenant's own issuer (the URL names no
+        // tenant), and only if that tenant accepts the document's host.
+        let Some(tid) = &app.config.tenant_scope else {
+            return Ok(error(400, UNKNOWN));
+        };
+        let Some(tenant) = app.repo.tenant(tid).await?.map(|t| t.value) else {
+            return Ok(error(400, UNKNOWN));
+        };
+        match crate::service::cimd::resolve(app, &tenant, client_id, p.get("redirect_uri")).await? {
+            Ok(c) => (c, tenant),
+            Err(message) => return Ok(error(400, message)),
+        }
+    } else {
+        let Some(client) = app
+            .repo
+            .client(client_id)
+            .await?
+            .map(|c| c.value)
+            .filter(|c| app.config.serves_tenant(c.tenant.as_str()))
+        else {
+            return Ok(error(400, UNKNOWN));
+        };
+        let Some(tenant) = app.repo.tenant(client.tenant.as_str()).await?.map(|t| t.value) else {
+            return Ok(error(400, UNKNOWN));
+        };
+        (client, tenant)
     };
     let request = match validate(p, &client, &client.allowed_scopes(&tenant)) {
         Ok(r) => r,
@@ -267,7 +278,7 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
     let password = Secret::new(form.get("password").unwrap_or_default());
     let client = app
         .repo
-        .client(&pending.value.request.client_id)
+        .client_in(&tenant, &pending.value.request.client_id)
         .await?
         .map(|c| c.value);
     let redirect_origin = origin_of(&pending.value.request.redirect_uri);
@@ -276,7 +287,7 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
             tenant: tenant.clone(),
             pending_id: Some(id.clone()),
             csrf: csrf_for(browser),
-            client_name: client.as_ref().and_then(|c| c.metadata.client_name.clone()),
+            client_name: client.as_ref().map(Client::display_name),
             username: username.chars().take(128).collect(),
             error: Some(error),
             redirect_origin: redirect_origin.clone(),
@@ -337,7 +348,7 @@ pub async fn submit_consent(
         Some("approve") => {
             let client = app
                 .repo
-                .client(&pending.value.request.client_id)
+                .client_in(&pending.value.tenant, &pending.value.request.client_id)
                 .await?
                 .map(|c| c.value);
             proceed(
@@ -424,7 +435,7 @@ async fn proceed(
             tenant: tenant_id,
             pending_id: Some(id.to_string()),
             csrf: csrf_for(browser),
-            client_name: client.metadata.client_name.clone(),
+            client_name: Some(client.display_name()),
             username: req.login_hint.clone().unwrap_or_default(),
             error: None,
             redirect_origin: origin_of(&req.redirect_uri),
@@ -593,8 +604,7 @@ pub fn describe_scope(tenant: &Tenant, scope: &str) -> String {
 async fn agent_names(app: &App, client: &Client) -> Result<Vec<String>, OAuthError> {
     let mut names = Vec::new();
     for id in app.repo.agents_of(&client.client_id).await? {
-        if let Some(a) = app.repo.client(&id).await?
-            && a.value.tenant == client.tenant
+        if let Some(a) = app.repo.client_in(client.tenant.as_str(), &id).await?
             && a.value.agent_of.as_deref() == Some(client.client_id.as_str())
         {
             names.push(a.value.metadata.client_name.clone().unwrap_or(id));

@@ -72,23 +72,9 @@ fn new_client(
     let registration_token = (origin == Origin::Dcr).then(Secret::generate);
     let now = app.now();
     let client = Client {
-        client_id: random_id(16),
-        tenant: tenant.id.clone(),
-        metadata,
         secret_hash: secret.as_ref().map(|s| s.hash().to_hex()),
-        secret_expires_at: 0,
         registration_token_hash: registration_token.as_ref().map(|t| t.hash().to_hex()),
-        issued_at: now,
-        updated_at: now,
-        origin,
-        first_party: false,
-        consent_epoch: 0,
-        agent_of: None,
-        previous_secret_hash: None,
-        previous_secret_until: 0,
-        disabled: false,
-        tokens_revoked_before: 0,
-        user_policy: None,
+        ..Client::new(random_id(16), tenant.id.clone(), metadata, origin, now)
     };
     Ok(Registered {
         client,
@@ -492,6 +478,7 @@ pub const MAX_SECRET_GRACE: i64 = 7 * 86_400;
 pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Result<(), OAuthError> {
     let mut current = current;
     let client_id = current.value.client_id.clone();
+    let tenant = current.value.tenant.as_str().to_string();
     let mut deleted = false;
     for _ in 0..5 {
         let c = &current.value;
@@ -509,7 +496,8 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
                 break;
             }
             // Changed meanwhile: delete what is there now, if anything.
-            Err(StoreError::Conflict) => match app.repo.client_any(&c.client_id).await? {
+            Err(StoreError::Conflict) => match app.repo.client_any_in(c.tenant.as_str(), &c.client_id).await?
+            {
                 Some(newer) => current = newer,
                 None => {
                     deleted = true;
@@ -522,14 +510,14 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
     if !deleted {
         return Err(OAuthError::unavailable());
     }
-    let grants = app.repo.grants_of_client(&client_id).await?;
+    let grants = app.repo.grants_of_client(&tenant, &client_id).await?;
     crate::service::grants::revoke_grants(app, &grants, None).await?;
-    end_consents(app, &client_id).await
+    end_consents(app, &tenant, &client_id).await
 }
 
 /// End every consent given to a client (and its pointer), a bounded transaction at a time.
-pub(crate) async fn end_consents(app: &App, client_id: &str) -> Result<(), OAuthError> {
-    let consents = app.repo.consents_of_client(client_id).await?;
+pub(crate) async fn end_consents(app: &App, tenant: &str, client_id: &str) -> Result<(), OAuthError> {
+    let consents = app.repo.consents_of_client(tenant, client_id).await?;
     for chunk in consents.chunks(12) {
         let mut writes = Vec::with_capacity(chunk.len() * 2);
         for c in chunk {

@@ -145,9 +145,9 @@ pub async fn authorizing_users(
     max: usize,
 ) -> Result<(BTreeSet<String>, bool), AdminError> {
     let mut subs = BTreeSet::new();
-    let (consents, more_consents) = app.repo.consents_of_client_up_to(client_id, max).await?;
+    let (consents, more_consents) = app.repo.consents_of_client_up_to(tenant, client_id, max).await?;
     subs.extend(consents.into_iter().filter(|c| c.tenant == tenant).map(|c| c.sub));
-    let (grants, more_grants) = app.repo.grants_of_client_up_to(client_id, max).await?;
+    let (grants, more_grants) = app.repo.grants_of_client_up_to(tenant, client_id, max).await?;
     subs.extend(
         grants
             .into_iter()

@@ -88,12 +88,7 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
         .await?
         .ok_or_else(OAuthError::server_error)?
         .value;
-    let Some(the_app) = app
-        .repo
-        .client(app_id)
-        .await?
-        .filter(|c| c.value.tenant.as_str() == tenant_id)
-    else {
+    let Some(the_app) = app.repo.client_in(tenant_id, app_id).await? else {
         return Err(invalid_subject());
     };
     // What the user granted, less what the app may no longer hold (a scope restricted or

@@ -170,7 +170,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
                     .create_refresh_write(&r.hash().to_hex(), &new_refresh(&grant, now, idle))?,
             );
         }
-        writes.push(app.repo.client_exists_check(&client.client_id));
+        writes.push(app.repo.client_exists_check(client));
         writes.push(app.repo.app_revoked_unchanged_check(
             &c.tenant,
             &c.sub,
@@ -206,7 +206,9 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
                     Err(StoreError::Conflict) => {
                         let (Some(u), Some(_)) = (
                             active_user(app, &c.tenant, &c.sub).await?,
-                            app.repo.client(&client.client_id).await?,
+                            app.repo
+                                .client_in(client.tenant.as_str(), &client.client_id)
+                                .await?,
                         ) else {
                             return Err(bad());
                         };
@@ -324,12 +326,17 @@ pub(crate) async fn direct_grant(
                     .create_refresh_write(&r.hash().to_hex(), &new_refresh(&grant, now, idle))?,
             );
         }
-        writes.push(app.repo.client_exists_check(&client.client_id));
+        writes.push(app.repo.client_exists_check(client));
         writes.push(app.repo.user_unchanged_check(sub, current.version));
         match app.repo.commit(writes).await {
             Ok(()) => return Ok(body),
             Err(StoreError::Conflict) => {
-                if app.repo.client(&client.client_id).await?.is_none() {
+                if app
+                    .repo
+                    .client_in(client.tenant.as_str(), &client.client_id)
+                    .await?
+                    .is_none()
+                {
                     return Err(OAuthError::invalid_client("client authentication failed"));
                 }
             }
@@ -509,7 +516,7 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
                 .create_refresh_write(&next.hash().to_hex(), &new_refresh(&grant, now, idle))?,
             app.repo.touch_grant_write(&grant, grant_version)?,
             app.repo.user_unchanged_check(&user.value.sub, user.version),
-            app.repo.client_exists_check(&client.client_id),
+            app.repo.client_exists_check(client),
         ];
         match app.repo.commit(writes).await {
             Ok(()) => return Ok(body),
@@ -518,7 +525,12 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             // user or the client is gone, the token is dead; if only the user's profile
             // changed, try once more.
             Err(StoreError::Conflict) => {
-                if app.repo.client(&client.client_id).await?.is_none() {
+                if app
+                    .repo
+                    .client_in(client.tenant.as_str(), &client.client_id)
+                    .await?
+                    .is_none()
+                {
                     return Err(bad());
                 }
             }
@@ -642,11 +654,7 @@ pub async fn introspect_refresh(
     if rt.tenant != caller.tenant.as_str() || rt.rotated {
         return inactive;
     }
-    let client_stands = app
-        .repo
-        .client(&rt.client_id)
-        .await?
-        .is_some_and(|c| c.value.tenant.as_str() == rt.tenant);
+    let client_stands = app.repo.client_in(&rt.tenant, &rt.client_id).await?.is_some();
     if !client_stands
         || app.repo.grant(&rt.sub, &rt.gid).await?.is_none()
         || active_user(app, &rt.tenant, &rt.sub).await?.is_none()

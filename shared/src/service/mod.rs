@@ -5,6 +5,7 @@ pub mod access;
 pub mod account;
 pub mod admin;
 pub mod authorize;
+pub mod cimd;
 pub mod client_keys;
 pub mod clients;
 pub mod console;

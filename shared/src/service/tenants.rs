@@ -408,6 +408,7 @@ pub fn describe(t: &Tenant) -> Value {
         "refresh_absolute_ttl": t.refresh_absolute_ttl,
         "session_ttl": t.session_ttl,
         "password_grant": if t.password_grant { "allow" } else { "deny" },
+        "cimd": t.cimd.to_json(),
         "created_at": t.created_at,
     })
 }

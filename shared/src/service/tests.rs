@@ -250,14 +250,14 @@ async fn deleting_a_client_ends_its_grants_and_consents_even_when_the_index_lags
     }
     assert!(
         app.repo
-            .grants_of_client(&doomed.client_id)
+            .grants_of_client("acme", &doomed.client_id)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         app.repo
-            .consents_of_client(&doomed.client_id)
+            .consents_of_client("acme", &doomed.client_id)
             .await
             .unwrap()
             .is_empty()
@@ -302,9 +302,7 @@ async fn disabling_a_client_hides_it_from_every_path_and_ends_what_it_holds() {
             .disabled
     );
     assert_eq!(
-        app.repo
-            .commit(vec![app.repo.client_exists_check(&c.client_id)])
-            .await,
+        app.repo.commit(vec![app.repo.client_exists_check(&c)]).await,
         Err(StoreError::Conflict)
     );
     assert_eq!(live(app, &alice, &gids).await, 0);
@@ -333,7 +331,13 @@ async fn disabling_a_client_hides_it_from_every_path_and_ends_what_it_holds() {
     .await
     .unwrap();
     assert!(app.repo.client(&c.client_id).await.unwrap().is_some());
-    assert!(app.repo.grants_of_client(&c.client_id).await.unwrap().is_empty());
+    assert!(
+        app.repo
+            .grants_of_client(c.tenant.as_str(), &c.client_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // A stale version loses.
     assert!(matches!(
         crate::service::admin::patch_client(
@@ -1022,4 +1026,223 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
         .client;
     assert!(refresh_token(app, &other, &form(rt.expose())).await.is_err());
     assert!(app.repo.grant(&alice, &gid).await.unwrap().is_some());
+}
+
+/// Client ID Metadata Documents: fetched once and shared through the store, refetched only
+/// when old or for a new redirect URI (at most once a minute), refused by policy before any
+/// fetch, kept per tenant, and never refetched once the tenant admin disabled it.
+mod metadata_documents {
+    use super::*;
+    use crate::domain::cimd::CimdPolicy;
+    use crate::domain::params::Params;
+    use crate::fetch::{Document, FetchError, Fetcher};
+    use crate::service::admin::{PolicyChanges, patch_policy};
+    use crate::service::authorize::{self, CookieSessions, Outcome};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const URL: &str = "https://app.example.com/client.json";
+
+    struct Scripted {
+        fetches: AtomicUsize,
+        doc: Mutex<Option<serde_json::Value>>,
+    }
+
+    #[async_trait]
+    impl Fetcher for Scripted {
+        async fn get_json(&self, _url: &str) -> Result<serde_json::Value, FetchError> {
+            unreachable!("documents are fetched with get_document")
+        }
+        async fn get_document(&self, url: &str, _max: usize) -> Result<Document, FetchError> {
+            assert_eq!(url, URL);
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            match self.doc.lock().unwrap().clone() {
+                Some(json) => Ok(Document {
+                    json,
+                    max_age: Some(600),
+                }),
+                None => Err(FetchError::Failed("status 500".into())),
+            }
+        }
+    }
+
+    fn doc(redirects: &[&str]) -> serde_json::Value {
+        json!({"client_id": URL, "client_name": "Acme Files Helper", "redirect_uris": redirects,
+               "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "none"})
+    }
+
+    async fn begin(app: &App, redirect: &str) -> Outcome {
+        let q = format!(
+            "response_type=code&client_id={}&redirect_uri={}&scope=openid&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            enc(URL),
+            enc(redirect)
+        );
+        let lookup = |_: &str| None;
+        let step = authorize::begin(
+            app,
+            &Params::parse(q.as_bytes()).unwrap(),
+            &Secret::generate(),
+            CookieSessions { lookup: &lookup },
+        )
+        .await
+        .expect("begin");
+        step.outcome
+    }
+
+    fn enc(s: &str) -> String {
+        url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    }
+
+    fn is_login(o: &Outcome) -> bool {
+        matches!(o, Outcome::Login(_))
+    }
+
+    async fn set(app: &App, tenant: &str, p: CimdPolicy) {
+        let c = PolicyChanges {
+            cimd: Some(p),
+            ..Default::default()
+        };
+        patch_policy(app, tenant, None, c, "test").await.expect("policy");
+    }
+
+    #[tokio::test]
+    async fn documents_are_fetched_per_policy_cached_per_tenant_and_refetched_within_bounds() {
+        let h = harness();
+        let scripted = Arc::new(Scripted {
+            fetches: AtomicUsize::new(0),
+            doc: Mutex::new(Some(doc(&["https://app.example.com/cb"]))),
+        });
+        let base = App {
+            config: h.app.config.clone(),
+            repo: h.app.repo.clone(),
+            signer: h.app.signer.clone(),
+            fetcher: scripted.clone(),
+            client_keys: Default::default(),
+            own_token_endpoint: h.app.own_token_endpoint.clone(),
+            recent_use: Default::default(),
+        };
+        let fetches = || scripted.fetches.load(Ordering::SeqCst);
+        tenant(&base, "acme").await;
+        tenant(&base, "beta").await;
+        let acme = base.scoped("acme");
+        let cb = "https://app.example.com/cb";
+
+        // The default policy refuses, before any fetch; so does the shared issuer, always.
+        assert!(matches!(
+            begin(&acme, cb).await,
+            Outcome::Error { status: 400, .. }
+        ));
+        set(&base, "acme", CimdPolicy::Allow).await;
+        assert!(matches!(
+            begin(&base, cb).await,
+            Outcome::Error { status: 400, .. }
+        ));
+        // Only listed hosts, when it is a list.
+        set(
+            &base,
+            "acme",
+            CimdPolicy::hosts(["other.example.com".to_string()]).unwrap(),
+        )
+        .await;
+        assert!(matches!(
+            begin(&acme, cb).await,
+            Outcome::Error { status: 400, .. }
+        ));
+        assert_eq!(fetches(), 0);
+
+        set(
+            &base,
+            "acme",
+            CimdPolicy::hosts(["app.example.com".to_string()]).unwrap(),
+        )
+        .await;
+        assert!(is_login(&begin(&acme, cb).await));
+        assert_eq!(fetches(), 1);
+        let stored = base.repo.client_in("acme", URL).await.unwrap().unwrap().value;
+        assert_eq!(stored.origin, Origin::Cimd);
+        assert_eq!(stored.display_name(), "app.example.com");
+        assert!(!stored.first_party);
+        // Not findable without the tenant, nor in another tenant.
+        assert!(base.repo.client(URL).await.unwrap().is_none());
+        assert!(base.repo.client_in("beta", URL).await.unwrap().is_none());
+
+        // Fresh: no fetch.
+        assert!(is_login(&begin(&acme, cb).await));
+        assert_eq!(fetches(), 1);
+
+        // A redirect URI the document lacks: refused without a fetch for a minute…
+        let new = "https://app.example.com/new-cb";
+        *scripted.doc.lock().unwrap() = Some(doc(&[cb, new]));
+        assert!(matches!(begin(&acme, new).await, Outcome::Error { .. }));
+        assert_eq!(fetches(), 1);
+        // …then fetched again, once, and a new place asks users to consent again.
+        h.clock.advance(61);
+        assert!(is_login(&begin(&acme, new).await));
+        assert_eq!(fetches(), 2);
+        let again = base.repo.client_in("acme", URL).await.unwrap().unwrap().value;
+        assert_eq!(again.consent_epoch, stored.consent_epoch + 1);
+        assert!(is_login(&begin(&acme, new).await));
+        assert_eq!(fetches(), 2);
+
+        // Past its lifetime with the host failing: not used.
+        *scripted.doc.lock().unwrap() = None;
+        h.clock.advance(600);
+        assert!(matches!(begin(&acme, cb).await, Outcome::Error { .. }));
+        assert_eq!(fetches(), 3);
+        // Back, but now claiming another client id: refused.
+        let mut wrong = doc(&[cb]);
+        wrong["client_id"] = json!("https://evil.example.com/client.json");
+        *scripted.doc.lock().unwrap() = Some(wrong);
+        assert!(matches!(begin(&acme, cb).await, Outcome::Error { .. }));
+        assert_eq!(fetches(), 4);
+        *scripted.doc.lock().unwrap() = Some(doc(&[cb]));
+        assert!(is_login(&begin(&acme, cb).await));
+        assert_eq!(fetches(), 5);
+
+        // Another tenant has its own record; disabling it in acme does not touch beta's, and a
+        // disabled one is never fetched again (nor used), even when stale.
+        set(&base, "beta", CimdPolicy::Allow).await;
+        let beta = base.scoped("beta");
+        assert!(is_login(&begin(&beta, cb).await));
+        assert_eq!(fetches(), 6);
+        crate::service::admin::patch_client(&base, "acme", URL, None, &json!({"disabled": true}), "test")
+            .await
+            .expect("disable");
+        // Its metadata is the document's: the admin cannot change it.
+        assert!(
+            crate::service::admin::patch_client(&base, "beta", URL, None, &json!({"client_name": "x"}), "t")
+                .await
+                .is_err()
+        );
+        assert!(
+            crate::service::admin::patch_client(&base, "beta", URL, None, &json!({"first_party": true}), "t")
+                .await
+                .is_err()
+        );
+        h.clock.advance(601);
+        assert!(matches!(begin(&acme, cb).await, Outcome::Error { .. }));
+        assert_eq!(fetches(), 6);
+        assert!(is_login(&begin(&beta, cb).await));
+        assert_eq!(fetches(), 7);
+
+        // The same URL is two clients: deleting acme's ends acme's grants and consents only.
+        let a = user(&base, "acme", "alice").await;
+        let b = user(&base, "beta", "bob").await;
+        let ga = grants(&base, "acme", &a, URL, 1).await;
+        let gb = grants(&base, "beta", &b, URL, 1).await;
+        consent(&base, "acme", &a, URL).await;
+        consent(&base, "beta", &b, URL).await;
+        assert_eq!(base.repo.grants_of_client("beta", URL).await.unwrap().len(), 1);
+        crate::service::admin::delete_client(&base, "acme", URL, "test")
+            .await
+            .expect("delete");
+        assert!(base.repo.grant(&a, &ga[0]).await.unwrap().is_none());
+        assert!(base.repo.consent("acme", &a, URL).await.unwrap().is_none());
+        assert!(base.repo.grant(&b, &gb[0]).await.unwrap().is_some());
+        assert!(base.repo.consent("beta", &b, URL).await.unwrap().is_some());
+        assert!(base.repo.client_in("beta", URL).await.unwrap().is_some());
+        // Deleted (not disabled): fetched afresh when next met.
+        assert!(is_login(&begin(&acme, cb).await));
+        assert_eq!(fetches(), 8);
+    }
 }

@@ -30,12 +30,12 @@ pub async fn authenticate(
 ) -> Result<Client, OAuthError> {
     let failed = || OAuthError::invalid_client("client authentication failed");
     // Under a tenant's own issuer, another tenant's client is as unknown as a missing one.
-    let Some(found) = app
-        .repo
-        .client(&creds.client_id)
-        .await?
-        .filter(|c| app.config.serves_tenant(c.value.tenant.as_str()))
-    else {
+    // A metadata-document client (its id a URL) exists only per tenant: under a tenant's issuer.
+    let found = match &app.config.tenant_scope {
+        Some(t) => app.repo.client_in(t, &creds.client_id).await?,
+        None => app.repo.client(&creds.client_id).await?,
+    };
+    let Some(found) = found.filter(|c| app.config.serves_tenant(c.value.tenant.as_str())) else {
         verify_against_nothing(&creds.secret);
         return Err(failed());
     };
@@ -284,7 +284,7 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     let in_tenant = |client: &Client| client.tenant.as_str() == c.tid;
     let Some(own) = app
         .repo
-        .client(&c.client_id)
+        .client_in(&c.tid, &c.client_id)
         .await?
         .map(|v| v.value)
         .filter(|cl| in_tenant(cl) && c.iat > cl.tokens_revoked_before)
@@ -314,7 +314,12 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     let app_client = if grant.client_id == own.client_id {
         own.clone()
     } else {
-        match app.repo.client(&grant.client_id).await?.map(|v| v.value) {
+        match app
+            .repo
+            .client_in(&c.tid, &grant.client_id)
+            .await?
+            .map(|v| v.value)
+        {
             Some(a) if in_tenant(&a) => a,
             _ => return Ok(None),
         }
@@ -373,11 +378,7 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
 }
 
 async fn client_in_tenant(app: &App, client_id: &str, tenant: &str) -> Result<bool, OAuthError> {
-    Ok(app
-        .repo
-        .client(client_id)
-        .await?
-        .is_some_and(|c| c.value.tenant.as_str() == tenant))
+    Ok(app.repo.client_in(tenant, client_id).await?.is_some())
 }
 
 /// RFC 7662: `{"active": true, ...}` only for a live access token (see [`live_claims`]) or

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use super::{Cond, Index, Item, Kv, StoreError, Table, Write};
 use crate::clock::Clock;
+use crate::domain::cimd::is_url_id;
 use crate::domain::client::Client;
 use crate::domain::tenant::{Tenant, TenantId};
 
@@ -78,6 +79,16 @@ fn agents_pk(app: &str) -> String {
 
 fn client_pk(id: &str) -> String {
     format!("client#{id}")
+}
+/// The partition key of `tenant`'s client `id`. A metadata-document client's id (a URL) is the
+/// same in every tenant that meets it, so its record (a per-tenant cache of its document) is
+/// keyed by tenant too.
+fn client_key(tenant: &str, id: &str) -> String {
+    if is_url_id(id) {
+        format!("cimd#{tenant}#{id}")
+    } else {
+        client_pk(id)
+    }
 }
 fn client_sk(disabled: bool) -> &'static str {
     if disabled { "disabled" } else { "client" }
@@ -151,25 +162,71 @@ impl Repo {
 
     // ---- clients ----------------------------------------------------------------------------
 
+    /// A live client by the id this server issued it. A metadata-document client (whose id is
+    /// a URL) is found only by [`Repo::client_in`], which knows the tenant.
     pub async fn client(&self, client_id: &str) -> Result<Option<Versioned<Client>>, StoreError> {
+        if client_id.is_empty() || client_id.len() > 256 || is_url_id(client_id) {
+            return Ok(None);
+        }
+        self.client_at(&client_pk(client_id), false).await
+    }
+
+    /// `tenant`'s live client `client_id` (one of another tenant is not found).
+    pub async fn client_in(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<Option<Versioned<Client>>, StoreError> {
         if client_id.is_empty() || client_id.len() > 256 {
             return Ok(None);
         }
-        match self
-            .kv
-            .get(Table::Clients, &client_pk(client_id), "client")
+        Ok(self
+            .client_at(&client_key(tenant, client_id), false)
             .await?
-        {
+            .filter(|c| c.value.tenant.as_str() == tenant))
+    }
+
+    /// Like [`Repo::client_in`], live or disabled (the admin API's view).
+    pub async fn client_any_in(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<Option<Versioned<Client>>, StoreError> {
+        if let Some(c) = self.client_in(tenant, client_id).await? {
+            return Ok(Some(c));
+        }
+        if client_id.is_empty() || client_id.len() > 256 {
+            return Ok(None);
+        }
+        Ok(self
+            .client_at(&client_key(tenant, client_id), true)
+            .await?
+            .filter(|c| c.value.tenant.as_str() == tenant))
+    }
+
+    async fn client_at(&self, pk: &str, disabled: bool) -> Result<Option<Versioned<Client>>, StoreError> {
+        match self.kv.get(Table::Clients, pk, client_sk(disabled)).await? {
             Some(item) => Ok(Some(from_item(item)?)),
             None => Ok(None),
         }
     }
 
     fn client_item(c: &Client) -> Result<Item, StoreError> {
-        Ok(
-            Item::new(client_pk(&c.client_id), client_sk(c.disabled), to_map(c)?)
-                .with_index(tenant_pk(c.tenant.as_str()), c.client_id.clone()),
+        Ok(Item::new(
+            client_key(c.tenant.as_str(), &c.client_id),
+            client_sk(c.disabled),
+            to_map(c)?,
         )
+        .with_index(tenant_pk(c.tenant.as_str()), c.client_id.clone()))
+    }
+
+    /// The write that stores a metadata-document client's record: a new one (`version` `None`,
+    /// only if absent) or a refetched one replacing what was read at `version`.
+    pub fn document_client_write(&self, c: &Client, version: Option<u64>) -> Result<Write, StoreError> {
+        match version {
+            None => self.create_client_write(c),
+            Some(v) => self.replace_client_write(c, v),
+        }
     }
 
     /// A client whether live or disabled (the admin API's view). Every other reader uses
@@ -178,17 +235,10 @@ impl Repo {
         if let Some(c) = self.client(client_id).await? {
             return Ok(Some(c));
         }
-        if client_id.is_empty() || client_id.len() > 256 {
+        if client_id.is_empty() || client_id.len() > 256 || is_url_id(client_id) {
             return Ok(None);
         }
-        match self
-            .kv
-            .get(Table::Clients, &client_pk(client_id), client_sk(true))
-            .await?
-        {
-            Some(item) => Ok(Some(from_item(item)?)),
-            None => Ok(None),
-        }
+        self.client_at(&client_pk(client_id), true).await
     }
 
     /// The writes that disable or enable `c` (read at `version`, `c.disabled` its new state): a
@@ -200,7 +250,7 @@ impl Repo {
         Ok([
             Write::Delete {
                 table: Table::Clients,
-                pk: client_pk(&c.client_id),
+                pk: client_key(c.tenant.as_str(), &c.client_id),
                 sk: client_sk(!c.disabled).into(),
                 cond: Cond::Version(version),
             },
@@ -236,7 +286,7 @@ impl Repo {
     pub fn delete_client_write(&self, c: &Client, version: u64) -> Write {
         Write::Delete {
             table: Table::Clients,
-            pk: client_pk(&c.client_id),
+            pk: client_key(c.tenant.as_str(), &c.client_id),
             sk: client_sk(c.disabled).into(),
             cond: Cond::Version(version),
         }
@@ -244,10 +294,10 @@ impl Repo {
 
     /// A transaction step that fails unless the client still exists (nothing may be issued
     /// to a client deleted meanwhile).
-    pub fn client_exists_check(&self, client_id: &str) -> Write {
+    pub fn client_exists_check(&self, c: &Client) -> Write {
         Write::Check {
             table: Table::Clients,
-            pk: client_pk(client_id),
+            pk: client_key(c.tenant.as_str(), &c.client_id),
             sk: "client".into(),
             cond: Cond::Exists,
         }

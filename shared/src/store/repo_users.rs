@@ -16,11 +16,14 @@
 //! | tokens | `throttle#<t>#<username>`   | `login`    | —                                     | window end  |
 //! | tokens | `revoked#<t>#<sub>#<client>`| `revoked`  | —                                     | 10 min      |
 //! | grants | `consent#<t>#<sub>`         | `<client>` | —                                     | never       |
-//! | grants | `clientconsents#<client>`   | `<t>#<sub>`| —                                     | never       |
+//! | grants | `clientconsents#<client>` ¹ | `<t>#<sub>`| —                                     | never       |
 //! | grants | `grants#<sub>`              | `<gid>`    | —                                     | absolute    |
-//! | grants | `clientgrants#<client>`     | `<sub>#<gid>` | —                                  | absolute    |
+//! | grants | `clientgrants#<client>` ¹   | `<sub>#<gid>` | —                                  | absolute    |
 //! | grants | `rt#<sha256>`               | `rt`       | —                                     | idle/abs.   |
 //! | grants | `delegations#<sub>`         | `<app>#<agent>` | —                                | never       |
+//!
+//! ¹ For a metadata-document client (whose id, a URL, every tenant that meets it shares):
+//! `clientconsents#<t>#<url>` and `clientgrants#<t>#<url>`, so a tenant's cascade walks its own.
 //!
 //! A user's grants share one partition and a client's grants and consents are listed by
 //! pointer items written in the same transaction, so that the listings the revocation cascades
@@ -306,14 +309,24 @@ fn session_pk(hash: &str) -> String {
 fn grants_pk(sub: &str) -> String {
     format!("grants#{sub}")
 }
-fn client_grants_pk(client_id: &str) -> String {
-    format!("clientgrants#{client_id}")
+/// Per client; a metadata-document client's id (a URL) is shared by every tenant that met it,
+/// so its pointers are per tenant too.
+fn client_grants_pk(tenant: &str, client_id: &str) -> String {
+    if crate::domain::cimd::is_url_id(client_id) {
+        format!("clientgrants#{tenant}#{client_id}")
+    } else {
+        format!("clientgrants#{client_id}")
+    }
 }
 fn consent_pk(tenant: &str, sub: &str) -> String {
     format!("consent#{tenant}#{sub}")
 }
-fn client_consents_pk(client_id: &str) -> String {
-    format!("clientconsents#{client_id}")
+fn client_consents_pk(tenant: &str, client_id: &str) -> String {
+    if crate::domain::cimd::is_url_id(client_id) {
+        format!("clientconsents#{tenant}#{client_id}")
+    } else {
+        format!("clientconsents#{client_id}")
+    }
 }
 fn delegations_pk(sub: &str) -> String {
     format!("delegations#{sub}")
@@ -867,7 +880,7 @@ impl Repo {
             None => Cond::Absent,
         };
         let pointer = Item::new(
-            client_consents_pk(&c.client_id),
+            client_consents_pk(&c.tenant, &c.client_id),
             format!("{}#{}", c.tenant, c.sub),
             to_map(&ConsentRef {
                 tenant: c.tenant.clone(),
@@ -891,7 +904,7 @@ impl Repo {
             },
             Write::Delete {
                 table: Table::Grants,
-                pk: client_consents_pk(client_id),
+                pk: client_consents_pk(tenant, client_id),
                 sk: format!("{tenant}#{sub}"),
                 cond: Cond::None,
             },
@@ -908,10 +921,18 @@ impl Repo {
             .collect())
     }
 
-    /// Every (tenant, user) that consented to a client (strongly consistent).
-    pub async fn consents_of_client(&self, client_id: &str) -> Result<Vec<ConsentRef>, StoreError> {
+    /// Every (tenant, user) that consented to `tenant`'s client (strongly consistent).
+    pub async fn consents_of_client(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<Vec<ConsentRef>, StoreError> {
         Ok(self
-            .query_all::<ConsentRef>(Table::Grants, Index::Primary, &client_consents_pk(client_id))
+            .query_all::<ConsentRef>(
+                Table::Grants,
+                Index::Primary,
+                &client_consents_pk(tenant, client_id),
+            )
             .await?
             .into_iter()
             .map(|v| v.value)
@@ -921,10 +942,11 @@ impl Repo {
     /// [`Repo::consents_of_client`], at most `max` of them, and whether there are more.
     pub async fn consents_of_client_up_to(
         &self,
+        tenant: &str,
         client_id: &str,
         max: usize,
     ) -> Result<(Vec<ConsentRef>, bool), StoreError> {
-        self.query_up_to(Table::Grants, &client_consents_pk(client_id), max)
+        self.query_up_to(Table::Grants, &client_consents_pk(tenant, client_id), max)
             .await
     }
 
@@ -937,7 +959,7 @@ impl Repo {
     /// The writes that create a grant and list it under its client.
     pub fn create_grant_writes(&self, g: &Grant) -> Result<[Write; 2], StoreError> {
         let pointer = Item::new(
-            client_grants_pk(&g.client_id),
+            client_grants_pk(&g.tenant, &g.client_id),
             format!("{}#{}", g.sub, g.gid),
             to_map(&g.reference())?,
         )
@@ -975,7 +997,7 @@ impl Repo {
             },
             Write::Delete {
                 table: Table::Grants,
-                pk: client_grants_pk(&g.client_id),
+                pk: client_grants_pk(&g.tenant, &g.client_id),
                 sk: format!("{}#{}", g.sub, g.gid),
                 cond: Cond::None,
             },
@@ -992,10 +1014,14 @@ impl Repo {
             .collect())
     }
 
-    /// Every live grant of a client, all users (strongly consistent).
-    pub async fn grants_of_client(&self, client_id: &str) -> Result<Vec<GrantRef>, StoreError> {
+    /// Every live grant of `tenant`'s client, all users (strongly consistent).
+    pub async fn grants_of_client(&self, tenant: &str, client_id: &str) -> Result<Vec<GrantRef>, StoreError> {
         Ok(self
-            .query_all::<GrantRef>(Table::Grants, Index::Primary, &client_grants_pk(client_id))
+            .query_all::<GrantRef>(
+                Table::Grants,
+                Index::Primary,
+                &client_grants_pk(tenant, client_id),
+            )
             .await?
             .into_iter()
             .map(|v| v.value)
@@ -1005,10 +1031,11 @@ impl Repo {
     /// [`Repo::grants_of_client`], at most `max` of them, and whether there are more.
     pub async fn grants_of_client_up_to(
         &self,
+        tenant: &str,
         client_id: &str,
         max: usize,
     ) -> Result<(Vec<GrantRef>, bool), StoreError> {
-        self.query_up_to(Table::Grants, &client_grants_pk(client_id), max)
+        self.query_up_to(Table::Grants, &client_grants_pk(tenant, client_id), max)
             .await
     }
 

@@ -89,6 +89,7 @@ impl ClientView {
                 Origin::Admin => "admin",
                 Origin::Api => "api",
                 Origin::Console => "console",
+                Origin::Cimd => "cimd",
             }
             .into(),
             first_party: c.first_party,

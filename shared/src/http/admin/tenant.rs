@@ -2,6 +2,7 @@
 //! initial access tokens, resources.
 
 use super::*;
+use crate::domain::cimd::CimdPolicy;
 
 /// The tenant's policy. Lifetimes in seconds; `null`: the deployment's default.
 #[derive(Debug, Serialize, ToSchema)]
@@ -17,6 +18,35 @@ pub struct Policy {
     /// When a list: users may authorize only these apps (client ids), and their grants to any
     /// other app stop working. `null`: every app of the tenant.
     pub app_allowlist: Option<Vec<String>>,
+    /// Client ID Metadata Documents (a client id that is an https URL): `"deny"` (the default),
+    /// `"allow"` (any host), or the list of hosts whose documents are accepted. Only at the
+    /// tenant's own issuer (`/t/{tenant}`).
+    pub cimd: CimdSetting,
+}
+
+/// The Client ID Metadata Document policy: a mode, or the accepted hosts.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum CimdSetting {
+    Mode(CimdMode),
+    Hosts(Vec<String>),
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CimdMode {
+    Deny,
+    Allow,
+}
+
+impl From<&CimdPolicy> for CimdSetting {
+    fn from(p: &CimdPolicy) -> Self {
+        match p {
+            CimdPolicy::Deny => CimdSetting::Mode(CimdMode::Deny),
+            CimdPolicy::Allow => CimdSetting::Mode(CimdMode::Allow),
+            CimdPolicy::Hosts(h) => CimdSetting::Hosts(h.iter().cloned().collect()),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema, Clone, Copy)]
@@ -41,6 +71,7 @@ impl From<&Tenant> for Policy {
             session_ttl: t.session_ttl,
             password_grant: t.password_grant,
             app_allowlist: t.app_allowlist.as_ref().map(|l| l.iter().cloned().collect()),
+            cimd: CimdSetting::from(&t.cimd),
         }
     }
 }
@@ -61,6 +92,8 @@ pub struct PolicyPatch {
     pub password_grant: Option<bool>,
     /// `null` turns the allowlist off; a list of client ids turns it on.
     pub app_allowlist: Option<Vec<String>>,
+    /// `"deny"`, `"allow"`, or a list of host names.
+    pub cimd: Option<CimdSetting>,
 }
 
 #[utoipa::path(get, path = "/admin/v1/policy", tag = "policy",
@@ -97,6 +130,7 @@ pub(super) async fn patch_policy(StateX(app): StateX<State>, admin: Admin, req: 
             "session_ttl",
             "password_grant",
             "app_allowlist",
+            "cimd",
         ],
     )?;
     let dcr = match body.get("dcr") {
@@ -114,6 +148,10 @@ pub(super) async fn patch_policy(StateX(app): StateX<State>, admin: Admin, req: 
         refresh_absolute_ttl: opt_ttl(&body, "refresh_absolute_ttl")?,
         session_ttl: opt_ttl(&body, "session_ttl")?,
         password_grant: opt_bool(&body, "password_grant")?,
+        cimd: match body.get("cimd") {
+            None => None,
+            Some(v) => Some(CimdPolicy::from_json(v).map_err(|why| Problem::invalid_field("cimd", &why))?),
+        },
         app_allowlist: match body.get("app_allowlist") {
             None => None,
             Some(Value::Null) => Some(None),

@@ -1,0 +1,134 @@
+//! Client ID Metadata Documents: the client behind a URL `client_id`, fetched through the
+//! SSRF-guarded fetcher, checked by `domain::cimd`, and kept per tenant in the clients table
+//! (so every function instance sees the same document, and the grants, codes and tokens of such
+//! a client work like any other's).
+//!
+//! Fetched when first met, again when the stored copy is older than its cache lifetime
+//! (5 minutes to 24 hours), and again when an authorization request names a redirect URI the
+//! stored copy lacks (at most once a minute). A copy past its lifetime whose refetch fails is
+//! not used. A client the tenant admin disabled is never refetched; one deleted is fetched
+//! afresh when next met (to keep a host out, the tenant lists the hosts it accepts).
+
+use crate::domain::cimd::{
+    self, DocumentState, FETCHES_PER_MINUTE, Freshness, MAX_DOCUMENT, check_url, freshness, validate_document,
+};
+use crate::domain::client::{Client, Origin};
+use crate::domain::tenant::Tenant;
+use crate::error::OAuthError;
+use crate::service::App;
+use crate::store::StoreError;
+
+/// Why a metadata-document client cannot be used (shown on the error page; the details are
+/// logged).
+pub const NOT_ACCEPTED: &str = "The application that sent you here identifies itself by a web address this organization does not accept.";
+pub const UNAVAILABLE: &str = "The application's description could not be loaded or is not valid. Try again later, or contact the application's developer.";
+
+/// The client a metadata-document `client_id` names in `tenant`, for an authorization request
+/// to `redirect_uri`. `Ok(Err(message))`: refused (the page to show).
+pub async fn resolve(
+    app: &App,
+    tenant: &Tenant,
+    url: &str,
+    redirect_uri: Option<&str>,
+) -> Result<Result<Client, &'static str>, OAuthError> {
+    let tid = tenant.id.as_str();
+    let host = match check_url(url, app.config.issuer_is_loopback_http()) {
+        Ok(h) => h,
+        Err(why) => {
+            tracing::info!(tenant = tid, reason = why, "metadata-document client id refused");
+            return Ok(Err(NOT_ACCEPTED));
+        }
+    };
+    if !tenant.cimd.allows(&host) {
+        tracing::info!(tenant = tid, host = %host, "metadata-document host not accepted by the tenant's policy");
+        return Ok(Err(NOT_ACCEPTED));
+    }
+    let stored = app.repo.client_any_in(tid, url).await?;
+    if let Some(s) = &stored
+        && (s.value.disabled || s.value.origin != Origin::Cimd)
+    {
+        return Ok(Err(NOT_ACCEPTED));
+    }
+    let now = app.now();
+    let state = stored.as_ref().and_then(|s| s.value.document);
+    let verdict = match (&stored, state) {
+        (Some(s), Some(st)) => freshness(&s.value.metadata, &st, redirect_uri, now),
+        _ => Freshness::Stale,
+    };
+    let keep = |why: &str| -> Result<Client, &'static str> {
+        match (&stored, &verdict) {
+            (Some(s), Freshness::Refetch) => Ok(s.value.clone()),
+            _ => {
+                tracing::info!(tenant = tid, host = %host, reason = why, "metadata document unavailable");
+                Err(UNAVAILABLE)
+            }
+        }
+    };
+    if verdict == Freshness::Use
+        && let Some(s) = stored
+    {
+        return Ok(Ok(s.value));
+    }
+    if !app
+        .repo
+        .take_from_window(&format!("cimd#{tid}"), u64::from(FETCHES_PER_MINUTE), 60)
+        .await?
+    {
+        return Ok(keep("the tenant's document fetch limit is reached"));
+    }
+    let doc = match app.fetcher.get_document(url, MAX_DOCUMENT).await {
+        Ok(d) => d,
+        Err(e) => return Ok(keep(&e.to_string())),
+    };
+    let metadata = match validate_document(&doc.json, url, tenant) {
+        Ok(m) => m,
+        Err(why) => {
+            tracing::info!(tenant = tid, host = %host, reason = %why, "metadata document invalid");
+            return Ok(Err(UNAVAILABLE));
+        }
+    };
+    let document = Some(DocumentState {
+        fetched_at: now,
+        fresh_until: cimd::fresh_until(now, doc.max_age),
+    });
+    let (client, version, kind) = match &stored {
+        Some(s) => {
+            let old = &s.value;
+            let new_place = metadata
+                .redirect_uris
+                .iter()
+                .any(|u| !old.metadata.redirect_uris.contains(u));
+            let changed = metadata != old.metadata;
+            let c = Client {
+                // A new redirect URI: consents given before are asked again (as for RFC 7592).
+                consent_epoch: old.consent_epoch + u64::from(new_place),
+                updated_at: if changed { now } else { old.updated_at },
+                metadata,
+                document,
+                ..old.clone()
+            };
+            (c, Some(s.version), changed.then_some("client.document_changed"))
+        }
+        None => {
+            let c = Client {
+                document,
+                ..Client::new(url.to_string(), tenant.id.clone(), metadata, Origin::Cimd, now)
+            };
+            (c, None, Some("client.document_added"))
+        }
+    };
+    let mut writes = vec![app.repo.document_client_write(&client, version)?];
+    if let Some(kind) = kind {
+        writes.push(app.repo.audit_write(tid, kind, "metadata-document", url)?);
+    }
+    match app.repo.commit(writes).await {
+        Ok(()) => Ok(Ok(client)),
+        // Another request stored it meanwhile (or the admin disabled or deleted it): use what
+        // is there now, if live.
+        Err(StoreError::Conflict) => match app.repo.client_in(tid, url).await? {
+            Some(c) if c.value.origin == Origin::Cimd => Ok(Ok(c.value)),
+            _ => Ok(Err(UNAVAILABLE)),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
