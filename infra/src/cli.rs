@@ -212,6 +212,11 @@ pub enum IssuerCommand {
         /// Where it publishes them (https).
         #[arg(long)]
         jwks_uri: Option<String>,
+        /// Its assertions are ID-JAGs (Identity Assertion JWT Authorization Grants, typ
+        /// oauth-id-jag+jwt, each naming the client that may present it); only those, and no
+        /// plain assertion, are then taken from it.
+        #[arg(long)]
+        id_jag: bool,
     },
     /// List the trusted issuers.
     List {

@@ -243,6 +243,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 issuer,
                 jwks_file,
                 jwks_uri,
+                id_jag,
             } => {
                 let jwks = match jwks_file {
                     Some(f) => {
@@ -256,7 +257,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                     None => None,
                 };
                 tenants::describe_issuers(
-                    &tenants::add_issuer(&app, &tenant, &issuer, jwks, jwks_uri)
+                    &tenants::add_issuer(&app, &tenant, &issuer, jwks, jwks_uri, id_jag)
                         .await
                         .map_err(admin)?,
                 )

@@ -36,6 +36,10 @@ async fn both_discovery_documents_list_exactly_the_implemented_endpoints() {
             ])
         );
         assert_eq!(
+            d["authorization_grant_profiles_supported"],
+            serde_json::json!(["urn:ietf:params:oauth:grant-profile:id-jag"])
+        );
+        assert_eq!(
             d["token_endpoint_auth_methods_supported"],
             serde_json::json!([
                 "client_secret_basic",

@@ -437,3 +437,444 @@ async fn an_issuers_keys_may_be_fetched_from_its_jwks_uri() {
     .assert_error(400, "invalid_grant");
     task.abort();
 }
+
+// ID-JAG: the Identity Assertion JWT Authorization Grant profile
+// (draft-ietf-oauth-identity-assertion-authz-grant), from an issuer trusted with `--id-jag`.
+
+const JAG_IDP: &str = "https://acme.idp.example";
+const JAG_TYP: &str = "oauth-id-jag+jwt";
+
+/// An ID-JAG from `iss` about `sub` for `client_id`, claims patched by `patch` (null removes).
+fn id_jag(k: &Key, iss: &str, sub: &str, aud: &str, client_id: &str, patch: Value) -> String {
+    let mut p = json!({"client_id": client_id});
+    for (name, v) in patch.as_object().unwrap() {
+        p[name] = v.clone();
+    }
+    idp_assertion(k, iss, sub, aud, Some(JAG_TYP), p)
+}
+
+struct Jag {
+    tenant: String,
+    /// Its trusted ID-JAG issuer.
+    issuer: String,
+    sub: String,
+    idp: Key,
+    /// Registered for the code flow with refresh tokens too, and for jwt-bearer.
+    client: TestClient,
+    /// Another client of the tenant registered for jwt-bearer.
+    other: TestClient,
+    api: String,
+}
+
+fn setup_id_jag(data: &DataDir, issuer: &str) -> Jag {
+    let tenant = format!("t{}", unique().replace('-', ""));
+    data.cli(&["tenant", "create", &tenant]);
+    data.cli(&["scope", "add", "--tenant", &tenant, "api:read", "Read"]);
+    data.cli(&["scope", "add", "--tenant", &tenant, "api:write", "Write"]);
+    let api = format!("https://api.{tenant}.example");
+    data.cli(&["resource", "add", "--tenant", &tenant, &api]);
+    let sub = user(data, &tenant, "alice");
+    let idp = key("jag-1");
+    let f = data.path().join(format!("jag-{}.json", unique()));
+    std::fs::write(&f, json!({"keys": [idp.jwk]}).to_string()).unwrap();
+    let listed = data.cli(&[
+        "issuer",
+        "add",
+        "--tenant",
+        &tenant,
+        "--issuer",
+        issuer,
+        "--jwks-file",
+        f.to_str().unwrap(),
+        "--id-jag",
+    ]);
+    assert_eq!(listed["issuers"][0]["id_jag"], true, "{listed}");
+    data.cli(&[
+        "user",
+        "link",
+        "--tenant",
+        &tenant,
+        "--username",
+        "alice",
+        "--issuer",
+        issuer,
+        "--subject",
+        "ext-alice",
+    ]);
+    let client = TestClient::from_registration(&data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "Agent",
+        "--grant-type",
+        "authorization_code",
+        "--grant-type",
+        "refresh_token",
+        "--grant-type",
+        GRANT,
+        "--redirect-uri",
+        "https://agent.example/cb",
+        "--scope",
+        "openid api:read api:write",
+    ]));
+    let other = TestClient::from_registration(&data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "Other",
+        "--grant-type",
+        GRANT,
+        "--scope",
+        "openid api:read api:write",
+    ]));
+    Jag {
+        tenant,
+        issuer: issuer.to_string(),
+        sub,
+        idp,
+        client,
+        other,
+        api,
+    }
+}
+
+#[tokio::test]
+async fn an_id_jag_gets_an_access_token_for_the_linked_user_within_its_scope_and_resource() {
+    let data = DataDir::new();
+    let j = setup_id_jag(&data, JAG_IDP);
+    let server = Server::start(&data);
+    let iss = server.issuer.clone();
+    let rs = data.client(&j.tenant, "api:read", "client_secret_basic");
+
+    let r = bearer(
+        &server,
+        &j.client,
+        &id_jag(
+            &j.idp,
+            JAG_IDP,
+            "ext-alice",
+            &iss,
+            &j.client.id,
+            json!({"scope": "api:read", "resource": j.api, "auth_time": now() - 60, "amr": ["mfa"]}),
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.get("refresh_token").is_none(),
+        "no refresh token for an ID-JAG, even to a client registered for them: {}",
+        r.body
+    );
+    assert_eq!(r.body["scope"], "api:read");
+    let at = r.body["access_token"].as_str().unwrap().to_string();
+    let c = jwt_part(&at, 1);
+    assert_eq!(c["sub"], j.sub.as_str(), "sub is the Bulwark user id");
+    assert_eq!(c["client_id"], j.client.id.as_str());
+    assert_eq!(c["aud"], j.api.as_str(), "the ID-JAG's resource is the audience");
+    assert!(active(&server, &rs, &at).await);
+
+    // No scope or resource claim: as a plain assertion (the client's scopes, the default audience).
+    let r = bearer(
+        &server,
+        &j.client,
+        &id_jag(&j.idp, JAG_IDP, "ext-alice", &iss, &j.client.id, json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["scope"], "api:read api:write openid");
+    let tenant = &j.tenant;
+    assert_eq!(
+        jwt_part(r.body["access_token"].as_str().unwrap(), 1)["aud"],
+        format!("urn:bulwark:tenant:{tenant}").as_str()
+    );
+    // The request may narrow the ID-JAG's scope; the claim's scopes the client may not hold
+    // are left out; aud may be a one-element array.
+    let r = bearer(
+        &server,
+        &j.client,
+        &id_jag(
+            &j.idp,
+            JAG_IDP,
+            "ext-alice",
+            &iss,
+            &j.client.id,
+            json!({"scope": "api:read api:write"}),
+        ),
+        &[("scope", "api:write")],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["scope"].as_str()),
+        (200, Some("api:write")),
+        "{}",
+        r.body
+    );
+    let r = bearer(
+        &server,
+        &j.client,
+        &id_jag(
+            &j.idp,
+            JAG_IDP,
+            "ext-alice",
+            &iss,
+            &j.client.id,
+            json!({"scope": "api:read admin:everything", "aud": [iss]}),
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["scope"].as_str()),
+        (200, Some("api:read")),
+        "{}",
+        r.body
+    );
+
+    // At the tenant's own issuer, the ID-JAG names that issuer, and the token carries it.
+    let tiss = format!("{iss}/t/{tenant}");
+    let r = post_form(
+        &server.url(&format!("/t/{tenant}/oauth2/token")),
+        Some((&j.client.id, &j.client.secret)),
+        &[
+            ("grant_type", GRANT),
+            (
+                "assertion",
+                &id_jag(&j.idp, JAG_IDP, "ext-alice", &tiss, &j.client.id, json!({})),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        jwt_part(r.body["access_token"].as_str().unwrap(), 1)["iss"],
+        tiss.as_str()
+    );
+
+    let audit = data.cli(&["audit", "list", "--tenant", tenant])["events"].to_string();
+    assert!(audit.contains("grant_type=id-jag"), "{audit}");
+}
+
+#[tokio::test]
+async fn an_id_jag_is_refused_for_another_client_audience_tenant_or_profile_and_beyond_its_scope_and_resource()
+ {
+    let data = DataDir::new();
+    let j = setup_id_jag(&data, JAG_IDP);
+    let tenant = j.tenant.clone();
+    // The same tenant trusts a plain issuer too, for alice.
+    let plain_idp = "https://plain.idp.example";
+    let plain_key = key("plain-1");
+    let f = data.path().join(format!("plain-{}.json", unique()));
+    std::fs::write(&f, json!({"keys": [plain_key.jwk]}).to_string()).unwrap();
+    data.cli(&[
+        "issuer",
+        "add",
+        "--tenant",
+        &tenant,
+        "--issuer",
+        plain_idp,
+        "--jwks-file",
+        f.to_str().unwrap(),
+    ]);
+    data.cli(&[
+        "user",
+        "link",
+        "--tenant",
+        &tenant,
+        "--username",
+        "alice",
+        "--issuer",
+        plain_idp,
+        "--subject",
+        "ext-alice",
+    ]);
+    // Another tenant, with an ID-JAG issuer of its own, a user with the same subject there, and
+    // a resource of its own.
+    let g = setup_id_jag(&data, "https://globex.idp.example");
+    let server = Server::start(&data);
+    let iss = server.issuer.clone();
+    let te = server.url("/oauth2/token");
+    let tiss = format!("{iss}/t/{tenant}");
+    let rs = data.client(&tenant, "api:read", "client_secret_basic");
+    let jag = |patch: Value| id_jag(&j.idp, &j.issuer, "ext-alice", &iss, &j.client.id, patch);
+
+    // A stolen ID-JAG is nothing to another client, even of the same tenant and grant; the
+    // attempt does not use it up for its client.
+    let stolen = jag(json!({}));
+    bearer(&server, &j.other, &stolen, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+    let r = bearer(&server, &j.client, &stolen, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let at = r.body["access_token"].as_str().unwrap().to_string();
+    // The plain issuer's assertions still work in the same tenant.
+    let r = bearer(
+        &server,
+        &j.other,
+        &idp_assertion(&plain_key, plain_idp, "ext-alice", &iss, None, json!({})),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    for (why, a) in [
+        ("a replay", stolen.clone()),
+        ("no client_id", jag(json!({"client_id": null}))),
+        (
+            "another tenant's issuer as aud",
+            jag(json!({"aud": format!("{iss}/t/{}", g.tenant)})),
+        ),
+        (
+            "the tenant's own issuer as aud at the shared one",
+            jag(json!({"aud": tiss})),
+        ),
+        ("the token endpoint as aud", jag(json!({"aud": te}))),
+        (
+            "several audiences",
+            jag(json!({"aud": [iss, "https://other.example"]})),
+        ),
+        (
+            "another tenant's trusted issuer",
+            id_jag(&g.idp, &g.issuer, "ext-alice", &iss, &j.client.id, json!({})),
+        ),
+        (
+            "the ID-JAG claims as a plain JWT",
+            idp_assertion(
+                &j.idp,
+                JAG_IDP,
+                "ext-alice",
+                &iss,
+                Some("JWT"),
+                json!({"client_id": j.client.id}),
+            ),
+        ),
+        (
+            "the ID-JAG claims untyped",
+            idp_assertion(
+                &j.idp,
+                JAG_IDP,
+                "ext-alice",
+                &iss,
+                None,
+                json!({"client_id": j.client.id}),
+            ),
+        ),
+        (
+            "an ID-JAG from a plain issuer",
+            id_jag(&plain_key, plain_idp, "ext-alice", &iss, &j.client.id, json!({})),
+        ),
+        ("expired", jag(json!({"exp": now() - 120}))),
+        ("exp over 10 minutes ahead", jag(json!({"exp": now() + 1200}))),
+        ("no iat", jag(json!({"iat": null}))),
+        ("no jti", jag(json!({"jti": null}))),
+        ("a proof-of-possession binding", jag(json!({"cnf": {"jkt": "x"}}))),
+        (
+            "authorization_details",
+            jag(json!({"authorization_details": [{"type": "x"}]})),
+        ),
+        (
+            "a multi-tenant issuer's tenant",
+            jag(json!({"tenant": "contoso"})),
+        ),
+        ("another aud_tenant", jag(json!({"aud_tenant": g.tenant}))),
+        (
+            "an unlinked subject",
+            id_jag(&j.idp, JAG_IDP, "ext-bob", &iss, &j.client.id, json!({})),
+        ),
+        (
+            "another key under the trusted kid",
+            id_jag(&key("jag-1"), JAG_IDP, "ext-alice", &iss, &j.client.id, json!({})),
+        ),
+    ] {
+        let r = bearer(&server, &j.client, &a, &[]).await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{why}: {}",
+            r.body
+        );
+    }
+    // An ID-JAG for the shared issuer is nothing at the tenant's own.
+    post_form(
+        &server.url(&format!("/t/{tenant}/oauth2/token")),
+        Some((&j.client.id, &j.client.secret)),
+        &[("grant_type", GRANT), ("assertion", &jag(json!({})))],
+    )
+    .await
+    .assert_error(400, "invalid_grant");
+
+    // Resources: only the tenant's, and a token only for the ID-JAG's.
+    for (why, a, extra) in [
+        (
+            "a resource not the tenant's",
+            jag(json!({"resource": "https://evil.example/api"})),
+            None,
+        ),
+        (
+            "another tenant's resource",
+            jag(json!({"resource": [j.api, g.api]})),
+            None,
+        ),
+        (
+            "a request for a resource the ID-JAG does not name",
+            jag(json!({"resource": j.api})),
+            Some(format!("urn:bulwark:tenant:{tenant}")),
+        ),
+    ] {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|r| ("resource", r.as_str())).collect();
+        let r = bearer(&server, &j.client, &a, &extra).await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (400, Some("invalid_target")),
+            "{why}: {}",
+            r.body
+        );
+    }
+    // Scope: never beyond the ID-JAG's, nor the client's.
+    for (why, claim, asked) in [
+        ("widening the ID-JAG's", "api:read", "api:read api:write"),
+        (
+            "beyond the client's",
+            "api:read admin:everything",
+            "admin:everything",
+        ),
+        ("none the client may hold", "admin:everything", ""),
+    ] {
+        let asked: Vec<(&str, &str)> = Some(asked)
+            .filter(|a| !a.is_empty())
+            .map(|a| ("scope", a))
+            .into_iter()
+            .collect();
+        let r = bearer(&server, &j.client, &jag(json!({"scope": claim})), &asked).await;
+        assert_eq!(
+            (r.status, r.body["error"].as_str()),
+            (400, Some("invalid_scope")),
+            "{why}: {}",
+            r.body
+        );
+    }
+
+    // A deactivated user: the token ends, and no ID-JAG gets another.
+    data.cli(&["user", "deactivate", "--tenant", &tenant, "--username", "alice"]);
+    assert!(!active(&server, &rs, &at).await);
+    bearer(&server, &j.client, &jag(json!({})), &[])
+        .await
+        .assert_error(400, "invalid_grant");
+
+    // The reasons are in the log; the ID-JAGs and tokens are not (nor their signatures).
+    let log_path = server.log.clone();
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("client_id is not the authenticated client"), "{log}");
+    for secret in [&stolen, &at] {
+        assert!(
+            !log.contains(secret.rsplit('.').next().unwrap()),
+            "a secret reached the log"
+        );
+    }
+}

@@ -11,6 +11,7 @@ pub mod client_auth;
 pub mod console;
 pub mod exchange;
 pub mod grant_type;
+pub mod id_jag;
 pub mod params;
 pub mod scope;
 pub mod tenant;

@@ -137,6 +137,11 @@ pub struct TrustedIssuer {
     pub jwks: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// Whether its assertions are Identity Assertion JWT Authorization Grants
+    /// (`domain::id_jag`): then only those (typed `oauth-id-jag+jwt`, naming the client that
+    /// presents them), and no plain assertion, are taken from it; otherwise only plain ones.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub id_jag: bool,
 }
 
 impl Tenant {

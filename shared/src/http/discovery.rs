@@ -46,6 +46,10 @@ pub fn document(app: &App) -> Value {
         "introspection_endpoint": c.endpoint("/oauth2/introspect"),
         "revocation_endpoint": c.endpoint("/oauth2/revoke"),
         "grant_types_supported": GrantType::advertised_names(),
+        // The ID-JAG profile of the jwt-bearer grant (draft-ietf-oauth-identity-assertion-
+        // authz-grant, Resource Authorization Server metadata): that the server implements
+        // it, never which issuers any tenant trusts.
+        "authorization_grant_profiles_supported": [crate::domain::id_jag::ID_JAG_PROFILE],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "code_challenge_methods_supported": ["S256"],

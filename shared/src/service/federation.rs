@@ -8,17 +8,25 @@
 //! through the SSRF-guarded fetcher), claims per [`check_grant_assertion`] (audience per
 //! RFC 10070, `exp` ≤ 10 minutes ahead, `jti` once), the linked user active; scopes within
 //! the client's. Every refusal is `invalid_grant`, with the reason only in the log.
+//!
+//! A trusted issuer added with `--id-jag` speaks the ID-JAG profile
+//! (draft-ietf-oauth-identity-assertion-authz-grant) instead, and only it: its assertions are
+//! checked by [`check_id_jag`] (typed `oauth-id-jag+jwt`, `aud` our issuer alone, `client_id`
+//! the authenticated client, ...), their `scope` and `resource` claims bound the token
+//! (`invalid_scope` / `invalid_target` beyond them), and no refresh token is issued (the
+//! draft's SHOULD NOT: the client gets a new ID-JAG from its provider instead).
 
 use crate::domain::assertion::{SKEW, check_grant_assertion};
 use crate::domain::client::Client;
 use crate::domain::grant_type::TokenResponse;
+use crate::domain::id_jag::{Expected, check_id_jag, id_jag_resources, id_jag_scope};
 use crate::domain::params::Params;
-use crate::domain::scope::grant_scope;
+use crate::domain::scope::{ScopeSet, grant_scope};
 use crate::error::{ErrorCode, OAuthError};
 use crate::fetch::FetchError;
 use crate::keys::external;
 use crate::service::App;
-use crate::service::grants::direct_grant;
+use crate::service::grants::{Direct, direct_grant};
 
 fn refused(client: &Client, why: &str) -> OAuthError {
     tracing::info!(client_id = %client.client_id, reason = why, "jwt-bearer assertion refused");
@@ -26,6 +34,20 @@ fn refused(client: &Client, why: &str) -> OAuthError {
         ErrorCode::InvalidGrant,
         "the assertion is invalid, expired, replayed, or names no linked user",
     )
+}
+
+/// What a checked assertion is worth: whose it is, its `jti`, and what the token may be for.
+struct Checked {
+    subject: String,
+    jti: String,
+    exp: i64,
+    scope: ScopeSet,
+    /// RFC 8707 resources the grant is bound to (empty: unbound).
+    resources: Vec<String>,
+    /// The grant's name in the audit trail.
+    grant_type: &'static str,
+    /// Whether a client registered for refresh tokens gets one.
+    refresh: bool,
 }
 
 pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
@@ -68,15 +90,56 @@ pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenR
             "the assertion does not verify with the issuer's keys",
         ));
     };
-    let a = check_grant_assertion(
-        header.typ.as_deref(),
-        &claims,
-        &trusted.issuer,
-        &app.config.issuer,
-        &app.config.endpoint("/oauth2/token"),
-        app.now(),
-    )
-    .map_err(|why| refused(client, why))?;
+    let a = if trusted.id_jag {
+        let jag = check_id_jag(
+            header.typ.as_deref(),
+            &claims,
+            &Expected {
+                trusted: &trusted.issuer,
+                issuer: &app.config.issuer,
+                client_id: &client.client_id,
+                tenant: tenant.id.as_str(),
+                now: app.now(),
+            },
+        )
+        .map_err(|why| refused(client, why))?;
+        let scope = id_jag_scope(
+            jag.scope.as_ref(),
+            p.get("scope"),
+            &client.allowed_scopes(&tenant),
+        )
+        .map_err(OAuthError::invalid_scope)?;
+        id_jag_resources(&jag.resources, &tenant.resources)
+            .map_err(|d| OAuthError::new(ErrorCode::InvalidTarget, d))?;
+        Checked {
+            subject: jag.subject,
+            jti: jag.jti,
+            exp: jag.exp,
+            scope,
+            resources: jag.resources,
+            grant_type: "id-jag",
+            refresh: false,
+        }
+    } else {
+        let a = check_grant_assertion(
+            header.typ.as_deref(),
+            &claims,
+            &trusted.issuer,
+            &app.config.issuer,
+            &app.config.endpoint("/oauth2/token"),
+            app.now(),
+        )
+        .map_err(|why| refused(client, why))?;
+        Checked {
+            subject: a.subject,
+            jti: a.jti,
+            exp: a.exp,
+            scope,
+            resources: Vec::new(),
+            grant_type: "jwt-bearer",
+            refresh: true,
+        }
+    };
     let Some(link) = app
         .repo
         .federated_link(tenant.id.as_str(), &trusted.issuer, &a.subject)
@@ -91,5 +154,18 @@ pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenR
     {
         return Err(refused(client, "the assertion was used before (replay)"));
     }
-    direct_grant(app, client, &tenant, &link.sub, &scope, p, "jwt-bearer").await
+    direct_grant(
+        app,
+        Direct {
+            client,
+            tenant: &tenant,
+            sub: &link.sub,
+            scope: &a.scope,
+            params: p,
+            grant_type: a.grant_type,
+            resources: a.resources,
+            refresh: a.refresh,
+        },
+    )
+    .await
 }

@@ -243,19 +243,36 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     result
 }
 
-/// Issue tokens for `sub` to `client` for a grant that needs no browser (password, JWT
-/// bearer): a grant item is created as a code redemption creates one — so Revoke, user
-/// deactivation and client deletion end it — with a refresh token only for clients registered
-/// for `refresh_token`, landing only if the user is still as checked and the client exists.
-pub(crate) async fn direct_grant(
-    app: &App,
-    client: &Client,
-    tenant: &Tenant,
-    sub: &str,
-    scope: &ScopeSet,
-    p: &Params,
-    grant_type: &str,
-) -> Result<TokenResponse, OAuthError> {
+/// A grant that needs no browser (password, JWT bearer): `sub` gets tokens at `client`.
+pub(crate) struct Direct<'a> {
+    pub client: &'a Client,
+    pub tenant: &'a Tenant,
+    pub sub: &'a str,
+    pub scope: &'a ScopeSet,
+    pub params: &'a Params,
+    /// The grant's name in the audit trail.
+    pub grant_type: &'a str,
+    /// RFC 8707 resources the grant is bound to (empty: unbound), as for a code's grant.
+    pub resources: Vec<String>,
+    /// Whether a client registered for `refresh_token` gets one (an ID-JAG's grant does not).
+    pub refresh: bool,
+}
+
+/// Issue tokens for a [`Direct`] grant: a grant item is created as a code redemption creates
+/// one — so Revoke, user deactivation and client deletion end it — with a refresh token only
+/// for clients registered for `refresh_token` (and only if `refresh`), landing only if the
+/// user is still as checked and the client exists.
+pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenResponse, OAuthError> {
+    let Direct {
+        client,
+        tenant,
+        sub,
+        scope,
+        params: p,
+        grant_type,
+        resources,
+        refresh,
+    } = d;
     // Letting agents act for a user is the user's decision on the consent page, where the
     // agents are named: a grant without a browser never carries agent:act.
     let agent_act = crate::domain::exchange::AGENT_ACT;
@@ -281,12 +298,9 @@ pub(crate) async fn direct_grant(
         last_used: now,
         expires_at: now + absolute,
         user_epoch: None,
-        resources: Vec::new(),
+        resources,
     };
-    let refresh = client
-        .metadata
-        .allows_grant(GrantType::RefreshToken)
-        .then(Secret::generate);
+    let refresh = (refresh && client.metadata.allows_grant(GrantType::RefreshToken)).then(Secret::generate);
     let body = issue(
         app,
         Issue {

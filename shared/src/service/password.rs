@@ -13,7 +13,7 @@ use crate::domain::scope::grant_scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::Secret;
 use crate::service::App;
-use crate::service::grants::direct_grant;
+use crate::service::grants::{Direct, direct_grant};
 use crate::service::users::{LoginError, login};
 
 pub async fn password(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
@@ -49,5 +49,18 @@ pub async fn password(app: &App, client: &Client, p: &Params) -> Result<TokenRes
         }
         Err(LoginError::Backend(e)) => return Err(e),
     };
-    direct_grant(app, client, &tenant, &user.sub, &scope, p, "password").await
+    direct_grant(
+        app,
+        Direct {
+            client,
+            tenant: &tenant,
+            sub: &user.sub,
+            scope: &scope,
+            params: p,
+            grant_type: "password",
+            resources: Vec::new(),
+            refresh: true,
+        },
+    )
+    .await
 }

@@ -269,13 +269,16 @@ pub async fn set_password_grant(app: &App, tenant: &str, allow: bool) -> Result<
 /// Trust an external identity provider for the JWT bearer grant: its issuer identifier (an
 /// https URL in normal form; http only on loopback, for development) and its keys, inline
 /// (`jwks`, public signing keys only) or at `jwks_uri` (fetched through the SSRF-guarded
-/// fetcher) — exactly one. Adding an issuer already trusted replaces its keys.
+/// fetcher) — exactly one. `id_jag`: its assertions are Identity Assertion JWT Authorization
+/// Grants, and only those are taken from it (see `TrustedIssuer::id_jag`). Adding an issuer
+/// already trusted replaces its entry (keys and profile).
 pub async fn add_issuer(
     app: &App,
     tenant: &str,
     issuer: &str,
     jwks: Option<Value>,
     jwks_uri: Option<String>,
+    id_jag: bool,
 ) -> Result<Tenant, AdminError> {
     let https_or_loopback = |what: &str, u: &str| -> Result<(), AdminError> {
         let url = crate::domain::client::canonical_url(u)
@@ -309,6 +312,7 @@ pub async fn add_issuer(
         issuer: issuer.to_string(),
         jwks,
         jwks_uri,
+        id_jag,
     };
     let t = update(app, tenant, |t| {
         t.trusted_issuers.retain(|i| i.issuer != entry.issuer);
@@ -347,6 +351,7 @@ pub fn describe_issuers(t: &Tenant) -> Value {
             "issuer": i.issuer,
             "jwks_uri": i.jwks_uri,
             "inline_keys": i.jwks.as_ref().and_then(|j| j["keys"].as_array()).map(Vec::len),
+            "id_jag": i.id_jag,
         })).collect::<Vec<_>>(),
     })
 }
