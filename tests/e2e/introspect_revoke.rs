@@ -25,7 +25,7 @@ async fn introspection_reports_an_active_token_with_its_claims() {
     assert_eq!(b["sub"], c.id.as_str());
     assert_eq!(b["scope"], "api:read");
     assert_eq!(b["tid"], "acme");
-    assert_eq!(b["iss"], server.base.as_str());
+    assert_eq!(b["iss"], server.issuer.as_str());
     assert_eq!(b["aud"], "urn:bulwark:tenant:acme");
     assert_eq!(b["token_type"], "Bearer");
     assert!(b["exp"].as_i64().unwrap() > b["iat"].as_i64().unwrap());

@@ -32,6 +32,8 @@ enum Backend {
 pub struct DataDir {
     dir: tempfile::TempDir,
     backend: Backend,
+    /// Tenants created through [`DataDir::cli`] (for the tenant-issuer mode of [`Server`]).
+    tenants: std::sync::Mutex<Vec<String>>,
 }
 
 pub fn repo() -> PathBuf {
@@ -69,6 +71,7 @@ impl DataDir {
             Ok("embedded") | Err(_) => Self {
                 dir: tempfile::tempdir().expect("temp dir"),
                 backend: Backend::Embedded,
+                tenants: Default::default(),
             },
             Ok(other) => panic!("BULWARK_E2E_BACKEND={other}: expected embedded or dynamodb"),
         }
@@ -84,6 +87,7 @@ impl DataDir {
                 prefix,
                 kms_key_ids: std::sync::Mutex::new(vec![key]),
             },
+            tenants: Default::default(),
         }
     }
 
@@ -145,6 +149,9 @@ impl DataDir {
 
     /// Run a CLI command; (success, stdout JSON, stderr).
     pub fn cli_raw(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, Value, String) {
+        if let ["tenant", "create", name, ..] = args {
+            self.tenants.lock().unwrap().push(name.to_string());
+        }
         let (backend_args, backend_env) = self.backend_args();
         let out = Command::new(&*BIN)
             .arg("--json")
@@ -250,6 +257,8 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub issuer: String,
+    /// `/t/{tenant}` in tenant-issuer mode (see [`Server::start_with`]), else empty.
+    prefix: String,
     pub log: PathBuf,
     pub stdout_lines: Vec<String>,
 }
@@ -295,7 +304,19 @@ impl Server {
             .expect("serve printed its address");
         let v: Value = serde_json::from_str(&first).expect("first line is JSON");
         let base = v["listening"].as_str().expect("listening").to_string();
-        let issuer = v["issuer"].as_str().expect("issuer").to_string();
+        let mut issuer = v["issuer"].as_str().expect("issuer").to_string();
+        // Tenant-issuer mode (`BULWARK_E2E_ISSUER=tenant`): the suite talks to the first tenant
+        // created so far through its own issuer, `{base}/t/{tenant}`, for every OAuth endpoint
+        // and discovery document, and expects that `iss` everywhere.
+        let prefix = match (
+            std::env::var("BULWARK_E2E_ISSUER").as_deref(),
+            data.tenants.lock().unwrap().first(),
+        ) {
+            (Ok("tenant"), Some(t)) => format!("/t/{t}"),
+            (Ok("tenant") | Ok("shared") | Err(_), _) => String::new(),
+            (Ok(other), _) => panic!("BULWARK_E2E_ISSUER={other}: expected shared or tenant"),
+        };
+        issuer.push_str(&prefix);
         let mut stdout_lines = vec![first];
         if extra_args.contains(&"--demo") {
             stdout_lines.push(rx.recv_timeout(Duration::from_secs(30)).expect("demo line"));
@@ -304,6 +325,7 @@ impl Server {
             child,
             base,
             issuer,
+            prefix,
             log,
             stdout_lines,
         };
@@ -323,8 +345,17 @@ impl Server {
         panic!("server at {} did not accept connections", self.base);
     }
 
+    /// `path` on this server; in tenant-issuer mode the OAuth endpoints, discovery and the
+    /// account page go to the tenant's issuer.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        let tenant_path = ["/oauth2/", "/.well-known/", "/account"]
+            .iter()
+            .any(|p| path.starts_with(p));
+        if tenant_path && !self.prefix.is_empty() {
+            format!("{}{}{path}", self.base, self.prefix)
+        } else {
+            format!("{}{path}", self.base)
+        }
     }
 }
 

@@ -30,7 +30,7 @@ async fn client_credentials_with_basic_auth_returns_a_jwt_access_token() {
     assert_eq!(header["typ"], "at+jwt");
     assert!(header["kid"].is_string());
     let claims = jwt_part(at, 1);
-    assert_eq!(claims["iss"], server.base.as_str());
+    assert_eq!(claims["iss"], server.issuer.as_str());
     assert_eq!(claims["sub"], c.id.as_str());
     assert_eq!(claims["client_id"], c.id.as_str());
     assert_eq!(claims["tid"], "acme");
