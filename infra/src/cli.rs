@@ -184,11 +184,13 @@ pub enum ScopeCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ResourceCommand {
-    /// Allow a resource indicator as a token audience.
+    /// Allow a resource indicator as a token audience (again with a name: sets its name).
     Add {
         #[arg(long)]
         tenant: String,
         resource: String,
+        /// The name the consent page shows for it, next to its URI (e.g. "Acme Files").
+        name: Option<String>,
     },
 }
 

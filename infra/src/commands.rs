@@ -210,9 +210,14 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
             .map_err(admin)?,
         ),
         Command::Resource {
-            command: ResourceCommand::Add { tenant, resource },
+            command:
+                ResourceCommand::Add {
+                    tenant,
+                    resource,
+                    name,
+                },
         } => tenants::describe(
-            &tenants::add_resource(&app, &tenant, &resource)
+            &tenants::add_resource(&app, &tenant, &resource, name.as_deref())
                 .await
                 .map_err(admin)?,
         ),
