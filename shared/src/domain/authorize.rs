@@ -397,6 +397,7 @@ mod tests {
             disabled: false,
             tokens_revoked_before: 0,
             user_policy: None,
+            open_registration: false,
         }
     }
 

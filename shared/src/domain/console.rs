@@ -67,6 +67,7 @@ pub fn client(tenant: &TenantId, callback: &str, now: i64) -> Client {
         disabled: false,
         tokens_revoked_before: 0,
         user_policy: None,
+        open_registration: false,
     }
 }
 
