@@ -6,6 +6,7 @@
     python infra/local_aws.py setup ENDPOINT PREFIX [template.yaml]   # tables + a KMS key; prints its id
     python infra/local_aws.py key ENDPOINT [template.yaml]            # another KMS key; prints its id
     python infra/local_aws.py policies [template.yaml]                # each function's IAM statements, as JSON
+    python infra/local_aws.py functions [template.yaml]               # each function's properties, as JSON
 
 Table names are PREFIX + the logical id, lower-cased, without "Table" (ClientsTable ->
 PREFIX + "clients"), which is what `shared::store::dynamodb::TableNames::with_prefix` expects.
@@ -101,6 +102,14 @@ def policies(template="template.yaml"):
     print(json.dumps(out))
 
 
+def functions(template="template.yaml"):
+    """Each function's properties (CodeUri, Timeout, Events, ...) as JSON."""
+    import json
+    doc = yaml.load(open(template, encoding="utf-8"), Loader=CfnLoader)
+    print(json.dumps({logical: res["Properties"] for logical, res in doc["Resources"].items()
+                      if res.get("Type") == "AWS::Serverless::Function"}))
+
+
 if __name__ == "__main__":
     cmd, rest = sys.argv[1], sys.argv[2:]
     if cmd == "tables":
@@ -111,5 +120,7 @@ if __name__ == "__main__":
         key(*rest)
     elif cmd == "policies":
         policies(*rest)
+    elif cmd == "functions":
+        functions(*rest)
     else:
         sys.exit(f"unknown command {cmd}")

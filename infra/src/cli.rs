@@ -53,6 +53,11 @@ pub enum Command {
         demo: bool,
         #[command(flatten)]
         limits: ServeLimits,
+        /// Seconds between sweeps of unused open registrations (clients anyone registered
+        /// without an initial access token, unused for 30 days, are deleted); the first runs
+        /// one interval after the start. 0: never (then `bulwark client sweep` does it).
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=604_800))]
+        sweep_interval: u64,
     },
     /// Tenants.
     Tenant {
@@ -189,11 +194,13 @@ pub enum ScopeCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ResourceCommand {
-    /// Allow a resource indicator as a token audience.
+    /// Allow a resource indicator as a token audience (again with a name: sets its name).
     Add {
         #[arg(long)]
         tenant: String,
         resource: String,
+        /// The name the consent page shows for it, next to its URI (e.g. "Acme Files").
+        name: Option<String>,
     },
 }
 
@@ -285,6 +292,14 @@ pub enum ClientCommand {
     List {
         #[arg(long)]
         tenant: String,
+    },
+    /// Delete the clients that anyone registered (open DCR, no initial access token) and that
+    /// got no token for 30 days, as a delete would (audit event `client.expired`). On AWS the
+    /// sweeper function does this daily; `bulwark serve` hourly.
+    Sweep {
+        /// Only this tenant's (default: every tenant's).
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// Delete a client: its secret stops working and its tokens introspect inactive.
     Delete {

@@ -144,8 +144,14 @@ fn admin(e: AdminError) -> Failure {
 
 async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
     let g = cli.global;
-    if let Command::Serve { addr, demo, limits } = cli.command {
-        crate::serve::serve(&g, addr, demo, limits).await?;
+    if let Command::Serve {
+        addr,
+        demo,
+        limits,
+        sweep_interval,
+    } = cli.command
+    {
+        crate::serve::serve(&g, addr, demo, limits, sweep_interval).await?;
         return Ok(None);
     }
     let issuer = g.issuer.clone().unwrap_or_else(|| DEFAULT_ISSUER.to_string());
@@ -231,9 +237,14 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
             .map_err(admin)?,
         ),
         Command::Resource {
-            command: ResourceCommand::Add { tenant, resource },
+            command:
+                ResourceCommand::Add {
+                    tenant,
+                    resource,
+                    name,
+                },
         } => tenants::describe(
-            &tenants::add_resource(&app, &tenant, &resource)
+            &tenants::add_resource(&app, &tenant, &resource, name.as_deref())
                 .await
                 .map_err(admin)?,
         ),
@@ -408,6 +419,28 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
                 }
             }
             Ok(json!({"clients": out}))
+        }
+        ClientCommand::Sweep { tenant } => {
+            if let Some(t) = &tenant {
+                tenants::get(app, t).await.map_err(admin)?;
+            }
+            // Everything due, however many runs of the per-partition bound that takes.
+            let mut expired = Vec::new();
+            loop {
+                let r = shared::service::sweep::expire_open_registrations(
+                    app,
+                    tenant.as_deref(),
+                    shared::service::sweep::DEFAULT_MAX_PER_SHARD,
+                    "cli",
+                )
+                .await
+                .map_err(|e| admin(e.into()))?;
+                expired.extend(r.expired);
+                if !r.more {
+                    break;
+                }
+            }
+            Ok(json!({"expired": expired}))
         }
         ClientCommand::Delete { tenant, client_id } => {
             let current = app

@@ -12,7 +12,13 @@ use shared::service::{clients, users};
 use crate::cli::{Global, ServeLimits};
 use crate::commands::{Failure, clock, open};
 
-pub async fn serve(g: &Global, addr: SocketAddr, demo: bool, limits: ServeLimits) -> Result<(), Failure> {
+pub async fn serve(
+    g: &Global,
+    addr: SocketAddr,
+    demo: bool,
+    limits: ServeLimits,
+    sweep_interval: u64,
+) -> Result<(), Failure> {
     logging::init(LogTarget::Stderr);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -53,10 +59,37 @@ pub async fn serve(g: &Global, addr: SocketAddr, demo: bool, limits: ServeLimits
     }
     tracing::info!(listening = %listening, issuer = %issuer, "bulwark serve started");
 
+    if sweep_interval > 0 {
+        tokio::spawn(sweep_open_registrations(
+            app.clone(),
+            std::time::Duration::from_secs(sweep_interval),
+        ));
+    }
     let router = shared::http::app(app);
     run(listener, router, limits).await;
     tracing::info!("bulwark serve stopped");
     Ok(())
+}
+
+/// What the sweeper function does on AWS, every `every` (the first one `every` after the start,
+/// so that short-lived servers never sweep): unused open registrations expire. A failed run is
+/// logged and the next one tries again.
+async fn sweep_open_registrations(app: std::sync::Arc<App>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let r = shared::service::sweep::expire_open_registrations(
+            &app,
+            None,
+            shared::service::sweep::DEFAULT_MAX_PER_SHARD,
+            "sweeper",
+        )
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e.description, "the sweep of open registrations failed");
+        }
+    }
 }
 
 /// Serve HTTP/1.1 on `listener` until SIGINT/SIGTERM: a request's headers must arrive within

@@ -28,6 +28,40 @@ pub async fn run(router: fn(State) -> Router) -> Result<(), Error> {
     lambda_http::run(crate::http::with_tenant_issuers(router(app.clone()), app)).await
 }
 
+/// Build the app from the environment and answer every invocation (an EventBridge schedule's
+/// event, whatever it holds) with one sweep of unused open registrations
+/// (`service::sweep`); the answer is its summary. A failed sweep fails the invocation, so the
+/// scheduler's retry runs it again.
+pub async fn run_sweeper() -> Result<(), Error> {
+    use crate::service::sweep::{DEFAULT_MAX_PER_SHARD, expire_open_registrations};
+    use lambda_http::{LambdaEvent, service_fn};
+    logging::init(LogTarget::Stdout);
+    let app = match app_from_env().await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cold start failed: configuration");
+            return Err(e.into());
+        }
+    };
+    lambda_http::lambda_runtime::run(service_fn(move |_: LambdaEvent<serde_json::Value>| {
+        let app = app.clone();
+        async move {
+            let r = expire_open_registrations(&app, None, DEFAULT_MAX_PER_SHARD, "sweeper")
+                .await
+                .map_err(|e| Error::from(format!("the sweep failed: {}", e.description)))?;
+            Ok::<_, Error>(serde_json::json!({
+                "examined": r.examined,
+                "expired": r.expired.len(),
+                "postponed": r.postponed,
+                "dropped": r.dropped,
+                "skipped": r.skipped,
+                "more": r.more,
+            }))
+        }
+    }))
+    .await
+}
+
 /// `Config::from_env` plus the DynamoDB tables and KMS keys. The SDK takes region, credentials
 /// and (for local emulators) `AWS_ENDPOINT_URL` from the environment.
 pub async fn app_from_env() -> Result<Arc<App>, crate::config::ConfigError> {

@@ -1088,6 +1088,63 @@ async fn initial_access_tokens_and_resources_are_the_admins_to_issue() {
     api.post("/admin/v1/resources", json!({"resource": "not a uri"}))
         .await
         .assert_problem(400);
+
+    // A name for the consent page: set with the resource, replaced by adding it again with
+    // another, kept when added again without one; bounded and printable.
+    let named = |list: &Value| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "https://files.acme.example/mcp")
+            .map(|r| r["name"].clone())
+    };
+    let r = api
+        .post(
+            "/admin/v1/resources",
+            json!({"resource": "https://files.acme.example/mcp", "name": "Files"}),
+        )
+        .await;
+    assert_eq!(named(&r.body), Some(json!("Files")), "{}", r.body);
+    api.post(
+        "/admin/v1/resources",
+        json!({"resource": "https://files.acme.example/mcp", "name": " Acme Files "}),
+    )
+    .await;
+    let r = api
+        .post(
+            "/admin/v1/resources",
+            json!({"resource": "https://files.acme.example/mcp"}),
+        )
+        .await;
+    assert_eq!(named(&r.body), Some(json!("Acme Files")), "{}", r.body);
+    assert_eq!(
+        named(&api.get("/admin/v1/resources").await.body),
+        Some(json!("Acme Files"))
+    );
+    for bad in [json!("a".repeat(81)), json!("Acme\u{202e}"), json!(""), json!(7)] {
+        let r = api
+            .post(
+                "/admin/v1/resources",
+                json!({"resource": "https://other.acme.example/", "name": bad}),
+            )
+            .await;
+        assert_eq!(r.body["field"], "name", "{bad}: {}", r.body);
+    }
+    assert_eq!(
+        named(&api.get("/admin/v1/resources").await.body),
+        Some(json!("Acme Files"))
+    );
+    // Removing a resource forgets its name.
+    api.delete("/admin/v1/resources?resource=https%3A%2F%2Ffiles.acme.example%2Fmcp")
+        .await;
+    let r = api
+        .post(
+            "/admin/v1/resources",
+            json!({"resource": "https://files.acme.example/mcp"}),
+        )
+        .await;
+    assert_eq!(named(&r.body), Some(Value::Null), "{}", r.body);
 }
 
 /// The administrator's two controls over who uses which app: the tenant's app allowlist and an

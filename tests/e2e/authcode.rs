@@ -1002,6 +1002,8 @@ async fn resources_named_at_authorization_bind_the_grant() {
     let mail = "https://mail.example/api";
     data.cli(&["resource", "add", "--tenant", &w.tenant, files]);
     data.cli(&["resource", "add", "--tenant", &w.tenant, mail]);
+    // Added again with a name: the consent page shows the name, with the URI beside it.
+    data.cli(&["resource", "add", "--tenant", &w.tenant, files, "Acme <Files>"]);
     let server = Server::start(&data);
     let p = pkce();
     let scope = "openid offline_access api:read";
@@ -1031,7 +1033,7 @@ async fn resources_named_at_authorization_bind_the_grant() {
         .await;
     let consent = b.login(&server, &login, "alice", PASSWORD).await;
     assert!(
-        consent.has("Only for use with") && consent.has(files),
+        consent.has("Only for use with") && consent.has(&format!("Acme &#60;Files&#62;<code>{files}</code>")),
         "{}",
         consent.html
     );

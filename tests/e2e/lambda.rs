@@ -223,6 +223,22 @@ impl Function {
     }
 }
 
+impl Function {
+    /// Invoke with any event (an EventBridge scheduled event); the function's answer.
+    async fn invoke_event(&self, event: Value) -> Value {
+        let id = unique();
+        let (tx, rx) = oneshot::channel();
+        self.emulator.waiting.lock().unwrap().insert(id.clone(), tx);
+        self.emulator.queue.lock().unwrap().push_back((id, event));
+        self.emulator.ready.notify_waiters();
+        self.emulator.ready.notify_one();
+        tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .unwrap_or_else(|_| panic!("{} did not answer", self.name))
+            .unwrap()
+    }
+}
+
 /// The JSON body of a proxy response.
 fn body(resp: &Value) -> Value {
     serde_json::from_str(&html(resp)).unwrap_or(Value::Null)
@@ -1123,4 +1139,71 @@ async fn console_through_the_function(fns: &HashMap<&str, Function>, tenant: &st
         )
         .await;
     assert_eq!(forged["statusCode"], 400, "{forged}");
+}
+
+/// The sweeper function (no HTTP route: EventBridge invokes it daily with a scheduled event)
+/// deletes the open registrations unused for 30 days, and only those, on its own tables.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sweeper_function_expires_unused_open_registrations_on_its_schedule() {
+    const DAY: i64 = 86_400;
+    let data = DataDir::new_dynamodb();
+    let tenant = format!("s{}", unique().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    data.cli(&["tenant", "create", &tenant, "--dcr", "open"]);
+    // Registered openly 31 and 29 days ago (servers whose clocks are that far behind).
+    let mut ids = Vec::new();
+    for days in [31, 29] {
+        let server = Server::start_with(
+            &data,
+            &[],
+            &[("BULWARK_CLOCK_OFFSET_SECS", &(-days * DAY).to_string())],
+        );
+        let r = Resp::from(
+            http()
+                .post(server.url("/oauth2/register"))
+                .header("x-bulwark-tenant", &tenant)
+                .json(
+                    &json!({"client_name": "agent", "redirect_uris": ["http://127.0.0.1/cb"],
+                    "token_endpoint_auth_method": "none", "grant_types": ["authorization_code"]}),
+                )
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.body["client_id"].as_str().unwrap().to_string());
+    }
+    let mut env = data.lambda_env();
+    env.push(("BULWARK_ISSUER", "https://auth.example.test".to_string()));
+    let f = Function::start("sweeper", &env).await;
+    let init = f.init_time().await;
+    eprintln!("sweeper init {:.1} ms", init.as_secs_f64() * 1000.0);
+    let event = json!({
+        "version": "0", "id": unique(), "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-22T12:00:00Z", "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/bulwark-sweeper-daily"], "detail": {}
+    });
+    let r = f.invoke_event(event.clone()).await;
+    assert_eq!(
+        r,
+        json!({"examined": 1, "expired": 1, "postponed": 0, "dropped": 0, "skipped": 0, "more": false})
+    );
+    let listed = data.cli(&["client", "list", "--tenant", &tenant]);
+    let left: Vec<&str> = listed["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, vec![ids[1].as_str()], "the 29-day-old one stays");
+    let audit = data.cli(&["audit", "list", "--tenant", &tenant, "--kind", "client.expired"]);
+    assert_eq!(audit["events"][0]["subject"], ids[0].as_str(), "{audit}");
+    assert_eq!(audit["events"][0]["actor"], "sweeper", "{audit}");
+    // Warm: the next day's run finds nothing due.
+    let r = f.invoke_event(event).await;
+    assert_eq!(r["examined"], 0, "{r}");
 }

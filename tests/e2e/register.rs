@@ -541,3 +541,128 @@ async fn open_registration_is_rate_limited_per_tenant() {
         201
     );
 }
+
+/// Clients that anyone registered (open DCR, no initial access token) and that got no token for
+/// 30 days are deleted by the sweep (`bulwark client sweep`; on AWS the sweeper function, which
+/// runs the same service function), as a delete would: their refresh tokens stop working and
+/// introspect inactive, with an audit event `client.expired`. A client used within the 30 days,
+/// one registered with an initial access token and one the operator made all stay.
+#[tokio::test]
+async fn unused_open_registrations_expire_and_nothing_else_does() {
+    use crate::flow::*;
+    const DAY: i64 = 86_400;
+    let data = DataDir::new();
+    let tenant = format!("t{}", unique().replace('-', ""));
+    data.cli(&["tenant", "create", &tenant, "--dcr", "open"]);
+    data.cli(&["scope", "add", "--tenant", &tenant, "api:read", "Read"]);
+    // Refresh tokens outlive the 30 days, so that only the sweep can end them.
+    data.cli(&[
+        "tenant",
+        "set-lifetimes",
+        &tenant,
+        "--refresh-idle",
+        &(60 * DAY).to_string(),
+    ]);
+    let sub = user(&data, &tenant, "alice");
+    let server = Server::start(&data);
+    let md = json!({"client_name": "Agent", "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"], "scope": "openid offline_access api:read"});
+    let public = |r: Resp| {
+        assert_eq!(r.status, 201, "{}", r.body);
+        TestClient {
+            id: r.body["client_id"].as_str().unwrap().to_string(),
+            secret: String::new(),
+            registration_token: None,
+        }
+    };
+    let open = || async { public(register(&server, Some(&tenant), None, &md).await) };
+    let used = open().await; // tokens now, used again 20 days in
+    let stale = open().await; // tokens now, never used again
+    let unused = open().await; // never a token
+    let token_dcr = iat(&data, &tenant, &[]);
+    let with_iat = public(register(&server, Some(&tenant), Some(&token_dcr), &md).await);
+    let by_operator = data.client(&tenant, "api:read", "client_secret_basic");
+
+    let tokens = |c: TestClient| {
+        let (server, tenant, sub) = (&server, tenant.clone(), sub.clone());
+        async move {
+            let w = World {
+                tenant,
+                client: c.clone(),
+                sub,
+            };
+            let p = pkce();
+            let code = get_code(&Browser::new(), server, &w, "openid offline_access api:read", &p).await;
+            let t = redeem(server, &c, &code, &p.verifier).await;
+            assert_eq!(t.status, 200, "{}", t.body);
+            t.body["refresh_token"].as_str().unwrap().to_string()
+        }
+    };
+    let used_rt = tokens(used.clone()).await;
+    let stale_rt = tokens(stale.clone()).await;
+    drop(server);
+
+    let at = |days: i64| {
+        Server::start_with(
+            &data,
+            &[],
+            &[("BULWARK_CLOCK_OFFSET_SECS", &(days * DAY).to_string())],
+        )
+    };
+    let later = at(20);
+    let r = refresh(&later, &used, &used_rt, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let used_rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    drop(later);
+
+    // 31 days in: the sweep.
+    let (ok, swept, err) = data.cli_raw(
+        &["client", "sweep", "--tenant", &tenant],
+        &[("BULWARK_CLOCK_OFFSET_SECS", &(31 * DAY).to_string())],
+    );
+    assert!(ok, "{swept} {err}");
+    let mut expired: Vec<&str> = swept["expired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    expired.sort_unstable();
+    let mut expected = vec![stale.id.as_str(), unused.id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(expired, expected);
+    let listed = data.cli(&["client", "list", "--tenant", &tenant]);
+    let ids: Vec<&str> = listed["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["client_id"].as_str().unwrap())
+        .collect();
+    for c in [&used, &with_iat, &by_operator] {
+        assert!(ids.contains(&c.id.as_str()), "{} was deleted", c.id);
+    }
+    for c in [&stale, &unused] {
+        assert!(!ids.contains(&c.id.as_str()), "{} is still there", c.id);
+    }
+
+    // The stale client's refresh token is dead (its client is gone); the used one's works.
+    let later = at(31);
+    assert!(!active(&later, &by_operator, &stale_rt).await);
+    assert!(active(&later, &by_operator, &used_rt).await);
+    refresh(&later, &stale, &stale_rt, &[])
+        .await
+        .assert_error(401, "invalid_client");
+    let r = refresh(&later, &used, &used_rt, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Audited, each once.
+    let events = data.cli(&["audit", "list", "--tenant", &tenant, "--kind", "client.expired"]);
+    let mut subjects: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap())
+        .collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, expected, "{events}");
+}

@@ -94,6 +94,18 @@ impl DataDir {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// DynamoDB backend: the environment a Lambda function needs to use this data dir's
+    /// tables and keys (`BULWARK_TABLE_PREFIX`, `BULWARK_KMS_KEY_IDS`).
+    pub fn lambda_env(&self) -> Vec<(&'static str, String)> {
+        match &self.backend {
+            Backend::Embedded => panic!("a Lambda function needs the DynamoDB backend"),
+            Backend::Dynamo { prefix, kms_key_ids } => vec![
+                ("BULWARK_TABLE_PREFIX", prefix.clone()),
+                ("BULWARK_KMS_KEY_IDS", kms_key_ids.lock().unwrap().join(",")),
+            ],
+        }
+    }
     pub fn is_dynamodb(&self) -> bool {
         matches!(self.backend, Backend::Dynamo { .. })
     }

@@ -398,6 +398,7 @@ mod tests {
             tokens_revoked_before: 0,
             user_policy: None,
             document: None,
+            open_registration: false,
         }
     }
 

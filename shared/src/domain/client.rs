@@ -156,6 +156,34 @@ pub struct Client {
     /// For a metadata-document client ([`Origin::Cimd`]): when its document was fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<crate::domain::cimd::DocumentState>,
+    /// Registered through open DCR, by anyone, without an initial access token: such a client
+    /// is deleted once unused for [`OPEN_REGISTRATION_IDLE`] ([`open_registration_expires_at`]).
+    /// Absent (false) in clients stored before it, which therefore never expire: nothing
+    /// recorded whether they came with a token.
+    #[serde(default)]
+    pub open_registration: bool,
+}
+
+/// How long a client registered openly (no initial access token) may go without a token
+/// before it is deleted: 30 days.
+pub const OPEN_REGISTRATION_IDLE: i64 = 30 * 86_400;
+
+/// When `c` expires for want of use, given when it last got a token (`None`: never): unused
+/// for [`OPEN_REGISTRATION_IDLE`] since that use, or since its registration. `None` for a
+/// client that never expires: one made by the operator, an admin or the console, or registered
+/// with an initial access token. Expired at and after the instant returned.
+pub fn open_registration_expires_at(c: &Client, last_used: Option<i64>) -> Option<i64> {
+    if c.origin != Origin::Dcr || !c.open_registration {
+        return None;
+    }
+    let since = last_used.map_or(c.issued_at, |u| u.max(c.issued_at));
+    Some(since.saturating_add(OPEN_REGISTRATION_IDLE))
+}
+
+/// Whether `c` is, at `now`, an open registration unused for too long (see
+/// [`open_registration_expires_at`]).
+pub fn open_registration_expired(c: &Client, last_used: Option<i64>, now: i64) -> bool {
+    open_registration_expires_at(c, last_used).is_some_and(|at| now >= at)
 }
 
 /// Bounds on free-text and list metadata.
@@ -193,6 +221,7 @@ impl Client {
             tokens_revoked_before: 0,
             user_policy: None,
             document: None,
+            open_registration: false,
         }
     }
 
@@ -1004,6 +1033,7 @@ mod tests {
             tokens_revoked_before: 0,
             user_policy: None,
             document: None,
+            open_registration: false,
         };
         c.metadata.scope = "api:admin api:read gone".into();
         assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "api:read");
@@ -1012,6 +1042,81 @@ mod tests {
             c.allowed_scopes(&tenant()).to_scope_string(),
             "api:admin api:read"
         );
+    }
+
+    /// Only a client registered by anyone (open DCR, no initial access token) expires, and
+    /// only once it has gone [`OPEN_REGISTRATION_IDLE`] without a token since its last use (or
+    /// its registration, if it never got one).
+    #[test]
+    fn unused_open_registrations_expire_and_nothing_else_does() {
+        let md = json!({"grant_types": ["authorization_code"], "redirect_uris": ["https://app.example/cb"],
+            "token_endpoint_auth_method": "none", "scope": "api:read"});
+        let client = |origin: Origin, open: bool| Client {
+            client_id: "c1".into(),
+            tenant: TenantId::parse("acme").unwrap(),
+            metadata: validate_metadata(&md, &tenant(), Origin::Dcr).unwrap(),
+            secret_hash: None,
+            secret_expires_at: 0,
+            registration_token_hash: None,
+            issued_at: 1_000,
+            updated_at: 1_000,
+            origin,
+            first_party: false,
+            consent_epoch: 0,
+            agent_of: None,
+            previous_secret_hash: None,
+            previous_secret_until: 0,
+            disabled: false,
+            tokens_revoked_before: 0,
+            user_policy: None,
+            document: None,
+            open_registration: open,
+        };
+        let open = client(Origin::Dcr, true);
+        let idle = OPEN_REGISTRATION_IDLE;
+        let day = 86_400;
+        for (c, last_used, now, expired) in [
+            // Never used: 30 days after its registration, to the second.
+            (&open, None, 1_000 + idle - 1, false),
+            (&open, None, 1_000 + idle, true),
+            (&open, None, 1_000 + 400 * day, true),
+            // Used: 30 days after the last use.
+            (&open, Some(1_000 + 10 * day), 1_000 + idle, false),
+            (&open, Some(1_000 + 10 * day), 1_000 + 10 * day + idle - 1, false),
+            (&open, Some(1_000 + 10 * day), 1_000 + 10 * day + idle, true),
+            (&open, Some(1_000 + 400 * day), 1_000 + 400 * day + 1, false),
+            // A use recorded before the registration (a clock step) counts from the registration.
+            (&open, Some(0), 1_000 + idle - 1, false),
+            // Made by the operator, an admin, the console; or registered with an initial
+            // access token (or before registrations were told apart): never.
+            (&client(Origin::Admin, false), None, i64::MAX, false),
+            (&client(Origin::Api, false), None, i64::MAX, false),
+            (&client(Origin::Console, false), None, i64::MAX, false),
+            (&client(Origin::Dcr, false), None, i64::MAX, false),
+            // The flag alone on a client that DCR did not make changes nothing.
+            (&client(Origin::Admin, true), None, i64::MAX, false),
+        ] {
+            assert_eq!(
+                open_registration_expired(c, last_used, now),
+                expired,
+                "{:?} open={} last_used={last_used:?} now={now}",
+                c.origin,
+                c.open_registration
+            );
+        }
+        assert_eq!(
+            open_registration_expires_at(&open, Some(5_000)),
+            Some(5_000 + idle)
+        );
+        assert_eq!(
+            open_registration_expires_at(&client(Origin::Dcr, false), None),
+            None
+        );
+        // Clients stored before the flag existed load as not open (they never expire).
+        let mut v = serde_json::to_value(&open).unwrap();
+        v.as_object_mut().unwrap().remove("open_registration");
+        let old: Client = serde_json::from_value(v).unwrap();
+        assert!(!old.open_registration);
     }
 
     #[test]
@@ -1068,6 +1173,7 @@ mod tests {
             tokens_revoked_before: 0,
             user_policy: None,
             document: None,
+            open_registration: false,
         };
         assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "bulwark:admin");
         for origin in [Origin::Api, Origin::Dcr] {

@@ -97,6 +97,10 @@ pub struct Tenant {
     pub restricted_scopes: BTreeSet<String>,
     /// RFC 8707 resource indicators clients may ask for; a token's `aud` is one of these.
     pub resources: Vec<String>,
+    /// Display names of some of `resources` (resource → name), shown on the consent page next
+    /// to the URI. Set by the tenant, so trusted; absent in items written before names existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_names: BTreeMap<String, String>,
     /// `aud` of a token requested without `resource`.
     pub default_audience: String,
     /// Access-token lifetime in seconds; `None`: the deployment's default.
@@ -155,6 +159,28 @@ fn is_deny(p: &crate::domain::cimd::CimdPolicy) -> bool {
     *p == crate::domain::cimd::CimdPolicy::Deny
 }
 
+/// The longest display name of a resource, in characters.
+pub const MAX_RESOURCE_NAME: usize = 80;
+
+/// A resource's display name as stored: trimmed, 1 to [`MAX_RESOURCE_NAME`] characters, no
+/// control or invisible formatting characters (the page escapes it; this keeps it legible).
+pub fn resource_name(s: &str) -> Result<String, String> {
+    let n = s.trim();
+    if n.is_empty() || n.chars().count() > MAX_RESOURCE_NAME || !crate::domain::client::is_displayable(n) {
+        return Err(format!(
+            "a resource name is 1 to {MAX_RESOURCE_NAME} printable characters"
+        ));
+    }
+    Ok(n.to_string())
+}
+
+impl Tenant {
+    /// The display name of a resource, if the tenant gave it one.
+    pub fn resource_name(&self, resource: &str) -> Option<&str> {
+        self.resource_names.get(resource).map(String::as_str)
+    }
+}
+
 impl Tenant {
     /// A new tenant with the seed scope catalog.
     pub fn new(id: TenantId, dcr_policy: DcrPolicy, default_audience: Option<String>, now: i64) -> Self {
@@ -166,6 +192,7 @@ impl Tenant {
                 .collect(),
             restricted_scopes: BTreeSet::new(),
             resources: vec![default_audience.clone()],
+            resource_names: BTreeMap::new(),
             default_audience,
             id,
             dcr_policy,
@@ -202,6 +229,44 @@ mod tests {
         ] {
             assert_eq!(TenantId::parse(s).is_ok(), ok, "{s}");
         }
+    }
+
+    #[test]
+    fn resource_names() {
+        let long = "a".repeat(MAX_RESOURCE_NAME);
+        let too_long = "a".repeat(MAX_RESOURCE_NAME + 1);
+        let wide = "é".repeat(MAX_RESOURCE_NAME);
+        for (s, expected) in [
+            ("Acme Files", Some("Acme Files")),
+            ("  Acme Files \t", Some("Acme Files")),
+            ("<b>Files</b>", Some("<b>Files</b>")), // escaped by the page, not refused
+            (long.as_str(), Some(long.as_str())),
+            (wide.as_str(), Some(wide.as_str())), // characters, not bytes
+            (too_long.as_str(), None),
+            ("", None),
+            ("   ", None),
+            ("Acme\nFiles", None),
+            ("Acme\u{202e}seliF", None),
+            ("Acme\u{200b}Files", None),
+        ] {
+            assert_eq!(resource_name(s).ok().as_deref(), expected, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_tenant_stored_before_resource_names_loads() {
+        let mut v = serde_json::to_value(Tenant::new(
+            TenantId::parse("acme").unwrap(),
+            DcrPolicy::Token,
+            None,
+            0,
+        ))
+        .unwrap();
+        assert!(v.get("resource_names").is_none(), "not written while empty");
+        v.as_object_mut().unwrap().remove("resource_names");
+        let t: Tenant = serde_json::from_value(v).unwrap();
+        assert!(t.resource_names.is_empty());
+        assert_eq!(t.resource_name("urn:bulwark:tenant:acme"), None);
     }
 
     #[test]

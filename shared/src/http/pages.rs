@@ -292,7 +292,7 @@ struct ConsentBody<'a> {
     requested_html: String,
     granted_html: String,
     agents: &'a Option<Vec<String>>,
-    resources: &'a [String],
+    resources: &'a [crate::service::authorize::ShownResource],
     redirect_uri: &'a str,
     action: &'a str,
     pending_id: &'a str,
@@ -465,6 +465,50 @@ mod tests {
         assert!(
             login.contains("name=\"interaction\" value=\"&#34;&#62;&#60;img src=x&#62;\""),
             "{login}"
+        );
+    }
+
+    /// A resource's name is shown with its URI beside it (so a name cannot stand in for
+    /// another server), escaped like every other value; a resource without a name shows its URI.
+    #[test]
+    fn consent_names_resources_and_keeps_their_uris() {
+        use crate::service::authorize::ShownResource;
+        let resources = [
+            ShownResource {
+                uri: "https://mcp.acme.example/mcp".into(),
+                name: Some("Acme <b>Files</b>".into()),
+            },
+            ShownResource {
+                uri: "https://mail.acme.example/api".into(),
+                name: None,
+            },
+        ];
+        let body = render(&ConsentBody {
+            name: "App",
+            claimed: None,
+            who: "alice",
+            initial: "A".into(),
+            links: Vec::new(),
+            requested: &[],
+            granted: &[],
+            requested_html: String::new(),
+            granted_html: String::new(),
+            agents: &None,
+            resources: &resources,
+            redirect_uri: "https://app.example/cb",
+            action: "/oauth2/authorize",
+            pending_id: "p",
+            csrf: "c",
+        });
+        assert!(
+            body.contains(
+                "<li>Acme &#60;b&#62;Files&#60;/b&#62;<code>https://mcp.acme.example/mcp</code></li>"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("<li><code>https://mail.acme.example/api</code></li>"),
+            "{body}"
         );
     }
 

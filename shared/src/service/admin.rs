@@ -853,9 +853,13 @@ pub async fn add_resource(
     app: &App,
     tenant_id: &str,
     resource: &str,
+    name: Option<&str>,
     actor: &str,
 ) -> Result<Tenant, AdminError> {
-    let t = crate::service::tenants::add_resource(app, tenant_id, resource)
+    if let Some(n) = name {
+        crate::domain::tenant::resource_name(n).map_err(|why| AdminError::Field("name".into(), why))?;
+    }
+    let t = crate::service::tenants::add_resource(app, tenant_id, resource, name)
         .await
         .map_err(|e| match e {
             AdminError::Invalid(why) => AdminError::Field("resource".into(), why),
@@ -885,6 +889,7 @@ pub async fn remove_resource(
         }
         let before = t.resources.len();
         t.resources.retain(|r| r != resource);
+        t.resource_names.remove(resource);
         if t.resources.len() == before {
             return Err(AdminError::NotFound("resource".into()));
         }

@@ -344,7 +344,7 @@ async fn an_admin_token_minted_for_a_resource_server_is_refused_by_the_admin_api
 
     let h = h().await;
     let app = &h.app;
-    tenants::add_resource(app, "acme", "https://rs.example")
+    tenants::add_resource(app, "acme", "https://rs.example", None)
         .await
         .unwrap();
     let ops = clients::create_by_admin(

@@ -66,7 +66,14 @@ pub struct ConsentPage {
     /// user (the app's registered agents).
     pub agents: Option<Vec<String>>,
     /// The RFC 8707 resources the access is for (none: the tenant's default audience).
-    pub resources: Vec<String>,
+    pub resources: Vec<ShownResource>,
+}
+
+/// A resource as the consent page shows it: its URI, and the name the tenant gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShownResource {
+    pub uri: String,
+    pub name: Option<String>,
 }
 
 /// The result of a step, plus a new session cookie to set (after a login).
@@ -509,7 +516,14 @@ async fn proceed(
         };
         return Ok(Outcome::Consent(Box::new(ConsentPage {
             agents,
-            resources: req.resources.clone(),
+            resources: req
+                .resources
+                .iter()
+                .map(|r| ShownResource {
+                    uri: r.clone(),
+                    name: tenant.resource_name(r).map(str::to_string),
+                })
+                .collect(),
             pending_id: id.to_string(),
             csrf: csrf_for(browser),
             redirect_uri: req.redirect_uri.clone(),

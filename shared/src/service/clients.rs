@@ -129,7 +129,7 @@ pub async fn register_dynamic(
             writes.push(app.repo.consume_iat_write(&hash, &iat, version)?);
         }
     }
-    let reg = new_client(app, &tenant, metadata, Origin::Dcr)?;
+    let mut reg = new_client(app, &tenant, metadata, Origin::Dcr)?;
     if initial_access_token.is_none() {
         // Anyone may register: only clients that hold no secret of ours (public, or
         // authenticating with their own keys), and at a bounded rate per tenant.
@@ -151,6 +151,15 @@ pub async fn register_dynamic(
             return Err(OAuthError::too_many_requests(
                 "too many registrations for this tenant; try again in a minute",
             ));
+        }
+        // Registered by anyone: it expires once unused for a while, so that anonymous
+        // registrations cannot pile up. Listed, in the same transaction, by when to look again.
+        reg.client.open_registration = true;
+        if let Some(due) = crate::domain::client::open_registration_expires_at(&reg.client, None) {
+            writes.push(
+                app.repo
+                    .open_registration_write(&reg.client.client_id, tenant.id.as_str(), due)?,
+            );
         }
     }
     writes.push(app.repo.create_client_write(&reg.client)?);
@@ -481,15 +490,8 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
     let tenant = current.value.tenant.as_str().to_string();
     let mut deleted = false;
     for _ in 0..5 {
+        let writes = delete_writes(app, &current, "client.deleted", actor, None)?;
         let c = &current.value;
-        let mut writes = vec![
-            app.repo.delete_client_write(c, current.version),
-            app.repo
-                .audit_write(c.tenant.as_str(), "client.deleted", actor, &c.client_id)?,
-        ];
-        if let Some(of) = &c.agent_of {
-            writes.push(app.repo.delete_agent_pointer_write(of, &c.client_id));
-        }
         match app.repo.commit(writes).await {
             Ok(()) => {
                 deleted = true;
@@ -510,9 +512,36 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
     if !deleted {
         return Err(OAuthError::unavailable());
     }
-    let grants = app.repo.grants_of_client(&tenant, &client_id).await?;
+    end_what_hangs_off(app, &tenant, &client_id).await
+}
+
+/// The writes that delete the client read as `current` (at its version), with the audit event
+/// `kind` and what lists it (an app's agent list).
+pub(crate) fn delete_writes(
+    app: &App,
+    current: &Versioned<Client>,
+    kind: &str,
+    actor: &str,
+    detail: Option<String>,
+) -> Result<Vec<Write>, OAuthError> {
+    let c = &current.value;
+    let mut writes = vec![
+        app.repo.delete_client_write(c, current.version),
+        app.repo
+            .audit_write_detail(c.tenant.as_str(), kind, actor, &c.client_id, detail)?,
+    ];
+    if let Some(of) = &c.agent_of {
+        writes.push(app.repo.delete_agent_pointer_write(of, &c.client_id));
+    }
+    Ok(writes)
+}
+
+/// The cascade after a client is gone: its grants (so its refresh tokens, and its access
+/// tokens at introspection and userinfo) and its users' consents end.
+pub(crate) async fn end_what_hangs_off(app: &App, tenant: &str, client_id: &str) -> Result<(), OAuthError> {
+    let grants = app.repo.grants_of_client(tenant, client_id).await?;
     crate::service::grants::revoke_grants(app, &grants, None).await?;
-    end_consents(app, &tenant, &client_id).await
+    end_consents(app, tenant, client_id).await
 }
 
 /// End every consent given to a client (and its pointer), a bounded transaction at a time.
@@ -535,6 +564,9 @@ pub fn describe(c: &Client) -> Value {
     body.insert("tenant".into(), json!(c.tenant.as_str()));
     body.insert("client_id_issued_at".into(), json!(c.issued_at));
     body.insert("origin".into(), json!(c.origin));
+    if c.open_registration {
+        body.insert("open_registration".into(), json!(true));
+    }
     body.insert("first_party".into(), json!(c.first_party));
     body.insert("disabled".into(), json!(c.disabled));
     if let Some(of) = &c.agent_of {

@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod federation;
 pub mod grants;
 pub mod password;
+pub mod sweep;
 pub mod tenants;
 pub mod token_endpoint;
 pub mod tokens;

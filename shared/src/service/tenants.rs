@@ -175,12 +175,25 @@ fn set_restricted_in(t: &mut Tenant, name: &str, restricted: bool) -> Result<(),
     Ok(())
 }
 
-/// Allow an RFC 8707 resource (token audience) for the tenant.
-pub async fn add_resource(app: &App, tenant: &str, resource: &str) -> Result<Tenant, AdminError> {
+/// Allow an RFC 8707 resource (token audience) for the tenant, with the name the consent page
+/// shows for it. Adding one again with a name sets its name; without one leaves it as it was.
+pub async fn add_resource(
+    app: &App,
+    tenant: &str,
+    resource: &str,
+    name: Option<&str>,
+) -> Result<Tenant, AdminError> {
     validate_resource(resource).map_err(AdminError::Invalid)?;
+    let name = name
+        .map(crate::domain::tenant::resource_name)
+        .transpose()
+        .map_err(AdminError::Invalid)?;
     update(app, tenant, |t| {
         if !t.resources.iter().any(|r| r == resource) {
             t.resources.push(resource.to_string());
+        }
+        if let Some(n) = &name {
+            t.resource_names.insert(resource.to_string(), n.clone());
         }
         Ok(())
     })
@@ -407,6 +420,7 @@ pub fn describe(t: &Tenant) -> Value {
         "scopes": t.scopes,
         "restricted_scopes": t.restricted_scopes,
         "resources": t.resources,
+        "resource_names": t.resource_names,
         "default_audience": t.default_audience,
         "access_token_ttl": t.access_token_ttl,
         "refresh_idle_ttl": t.refresh_idle_ttl,

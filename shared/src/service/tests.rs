@@ -1246,3 +1246,226 @@ mod metadata_documents {
         assert_eq!(fetches(), 8);
     }
 }
+
+// ---- unused open registrations expire --------------------------------------------------------
+
+mod expiry {
+    use super::*;
+    use crate::domain::params::Params;
+    use crate::service::grants::{new_refresh, refresh_token};
+    use crate::service::sweep::{DEFAULT_MAX_PER_SHARD, OPEN_REGISTRATION_IDLE, expire_open_registrations};
+    use crate::service::token_endpoint;
+    use crate::service::tokens::live_claims;
+
+    const DAY: i64 = 86_400;
+
+    fn refresh_form(rt: &str) -> Params {
+        Params::parse(format!("grant_type=refresh_token&refresh_token={rt}").as_bytes()).unwrap()
+    }
+
+    /// A grant of `sub` to `client_id` (good for 90 days), its consent and a refresh token.
+    async fn family(app: &App, sub: &str, client_id: &str) -> (String, Secret) {
+        let now = app.now();
+        let g = Grant {
+            gid: random_id(16),
+            tenant: "acme".into(),
+            sub: sub.into(),
+            client_id: client_id.into(),
+            scope: "api:read".into(),
+            auth_time: now,
+            created_at: now,
+            last_used: now,
+            expires_at: now + 90 * DAY,
+            user_epoch: None,
+            resources: Vec::new(),
+        };
+        app.repo
+            .commit(app.repo.create_grant_writes(&g).unwrap().into())
+            .await
+            .unwrap();
+        let rt = Secret::generate();
+        let w = app
+            .repo
+            .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, now, 60 * DAY))
+            .unwrap();
+        app.repo.commit(vec![w]).await.unwrap();
+        consent(app, "acme", sub, client_id).await;
+        (g.gid, rt)
+    }
+
+    async fn sweep(app: &App, tenant: Option<&str>) -> crate::service::sweep::SweepReport {
+        expire_open_registrations(app, tenant, DEFAULT_MAX_PER_SHARD, "sweeper")
+            .await
+            .unwrap()
+    }
+
+    /// Only clients registered by anyone (open DCR, no initial access token) expire, 30 days
+    /// after their last token (or their registration), to the second; the expiry is a client
+    /// delete: its grants, refresh tokens, consents and live access tokens end, with an audit
+    /// event `client.expired`. A client used meanwhile is looked at again 30 days after that use.
+    #[tokio::test]
+    async fn unused_open_registrations_expire_with_the_cascade_of_a_delete() {
+        let h = harness();
+        let app = &h.app;
+        let t0 = app.now();
+        tenant(app, "acme").await;
+        tenant(app, "other").await;
+        let alice = user(app, "acme", "alice").await;
+        let open = |tenant: &'static str| async move {
+            clients::register_dynamic(app, tenant, None, &code_client_metadata())
+                .await
+                .unwrap()
+                .client
+        };
+        let unused = open("acme").await;
+        let used = open("acme").await;
+        let holder = open("acme").await; // holds tokens whose use went unrecorded
+        let elsewhere = open("other").await;
+        let (iat, _) = tenants::create_iat(app, "acme", 3600, 1).await.unwrap();
+        let with_iat = clients::register_dynamic(app, "acme", Some(&iat), &code_client_metadata())
+            .await
+            .unwrap()
+            .client;
+        let by_admin = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+            .await
+            .unwrap()
+            .client;
+        assert!(unused.open_registration && !with_iat.open_registration && !by_admin.open_registration);
+
+        // The used client gets a token through the token endpoint 10 days in (which records
+        // the use); the holder's tokens come from the refresh service directly, recording none.
+        let (_, used_rt) = family(app, &alice, &used.client_id).await;
+        let (holder_gid, holder_rt) = family(app, &alice, &holder.client_id).await;
+        h.clock.set(t0 + 10 * DAY);
+        token_endpoint::grant(app, &used, &refresh_form(used_rt.expose()))
+            .await
+            .unwrap();
+        h.clock.set(t0 + OPEN_REGISTRATION_IDLE - 60);
+        let issued = refresh_token(app, &holder, &refresh_form(holder_rt.expose()))
+            .await
+            .unwrap();
+        let at = issued.access_token.clone();
+        let rt = issued.refresh_token.clone().unwrap();
+
+        // A second early: nothing is due.
+        h.clock.set(t0 + OPEN_REGISTRATION_IDLE - 1);
+        let r = sweep(app, None).await;
+        assert!(r.expired.is_empty() && r.examined == 0, "{r:?}");
+        assert!(live_claims(app, &at, Some("acme")).await.unwrap().is_some());
+
+        // 30 days exactly: the open registrations unused since they registered expire (only
+        // the named tenant's when one is named); the used one is listed again for later.
+        h.clock.set(t0 + OPEN_REGISTRATION_IDLE);
+        let r = sweep(app, Some("acme")).await;
+        let mut expired = r.expired.clone();
+        expired.sort();
+        let mut expected = vec![unused.client_id.clone(), holder.client_id.clone()];
+        expected.sort();
+        assert_eq!(expired, expected, "{r:?}");
+        assert_eq!(r.postponed, 1, "{r:?}");
+        for c in [&used, &with_iat, &by_admin, &elsewhere] {
+            assert!(app.repo.client(&c.client_id).await.unwrap().is_some(), "{c:?}");
+        }
+        for c in [&unused, &holder] {
+            assert!(app.repo.client_any(&c.client_id).await.unwrap().is_none());
+        }
+        // Everything the holder had is over: access token, refresh token, grant, consent.
+        assert!(live_claims(app, &at, Some("acme")).await.unwrap().is_none());
+        let err = refresh_token(app, &holder, &refresh_form(&rt)).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidGrant);
+        assert!(app.repo.grant(&alice, &holder_gid).await.unwrap().is_none());
+        assert!(
+            app.repo
+                .consent("acme", &alice, &holder.client_id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Audited, once per client.
+        let (events, _) = app
+            .repo
+            .audit_events_with_cursors("acme", None, 200, true)
+            .await
+            .unwrap();
+        let expiries: Vec<_> = events
+            .iter()
+            .map(|(e, _)| e)
+            .filter(|e| e.kind == "client.expired")
+            .collect();
+        assert_eq!(expiries.len(), 2, "{expiries:?}");
+        assert!(expiries.iter().all(|e| e.actor == "sweeper"
+            && e.detail.as_deref() == Some("never used")
+            && expected.contains(&e.subject)));
+        // Run again: nothing left to do.
+        let r = sweep(app, Some("acme")).await;
+        assert_eq!((r.examined, r.expired.len()), (0, 0), "{r:?}");
+
+        // The other tenant's, unnamed before, goes in a sweep of every tenant.
+        let r = sweep(app, None).await;
+        assert_eq!(r.expired, vec![elsewhere.client_id.clone()], "{r:?}");
+
+        // The used client: 30 days after its last use, and not a second before.
+        h.clock.set(t0 + 10 * DAY + OPEN_REGISTRATION_IDLE - 1);
+        assert!(sweep(app, None).await.expired.is_empty());
+        h.clock.set(t0 + 10 * DAY + OPEN_REGISTRATION_IDLE);
+        let r = sweep(app, None).await;
+        assert_eq!(r.expired, vec![used.client_id.clone()], "{r:?}");
+        let e = app
+            .repo
+            .audit_events_with_cursors("acme", None, 1, true)
+            .await
+            .unwrap()
+            .0
+            .remove(0)
+            .0;
+        assert_eq!(
+            (e.kind.as_str(), e.detail),
+            ("client.expired", Some(format!("unused since {}", t0 + 10 * DAY)))
+        );
+
+        // Never: made by an admin, or registered with an initial access token.
+        h.clock.set(t0 + 400 * DAY);
+        assert!(sweep(app, None).await.expired.is_empty());
+        for c in [&with_iat, &by_admin] {
+            assert!(app.repo.client(&c.client_id).await.unwrap().is_some());
+        }
+    }
+
+    /// A client deleted by other means leaves its entry behind: the sweep drops it and deletes
+    /// nothing else; a disabled open registration expires like any.
+    #[tokio::test]
+    async fn the_sweep_drops_entries_of_deleted_clients_and_expires_disabled_ones() {
+        let h = harness();
+        let app = &h.app;
+        let t0 = app.now();
+        tenant(app, "acme").await;
+        let a = clients::register_dynamic(app, "acme", None, &code_client_metadata())
+            .await
+            .unwrap()
+            .client;
+        let b = clients::register_dynamic(app, "acme", None, &code_client_metadata())
+            .await
+            .unwrap()
+            .client;
+        let current = app.repo.client(&a.client_id).await.unwrap().unwrap();
+        clients::delete(app, current, "cli").await.unwrap();
+        crate::service::admin::patch_client(
+            app,
+            "acme",
+            &b.client_id,
+            None,
+            &serde_json::json!({"disabled": true}),
+            "cli",
+        )
+        .await
+        .unwrap();
+        h.clock.set(t0 + OPEN_REGISTRATION_IDLE);
+        let r = sweep(app, None).await;
+        assert_eq!(
+            (r.dropped, r.expired.clone()),
+            (1, vec![b.client_id.clone()]),
+            "{r:?}"
+        );
+        assert!(app.repo.client_any(&b.client_id).await.unwrap().is_none());
+    }
+}

@@ -943,6 +943,101 @@ pub async fn tables_are_isolated(store: Arc<dyn Kv>, _clock: Arc<ManualClock>) {
     assert!(store.get(Table::Tenants, &pk, "x").await.unwrap().is_some());
 }
 
+/// The open-registration list (`Repo::open_registrations_due`): every entry due by now (at
+/// `now` exactly too) comes back once, across partitions and pages, soonest first within a
+/// partition; none due later; an entry taken off or moved to a later time is no longer due;
+/// taking one off twice loses the second time (of two sweeps, one handles an entry).
+pub async fn open_registrations_come_due_in_order(store: Arc<dyn Kv>, clock: Arc<ManualClock>) {
+    use super::repo::{OPEN_REGISTRATION_SHARDS, Repo};
+    let repo = Repo::new(store, clock.clone());
+    let now = clock.now();
+    let tenant = unique("t").replace('#', "-");
+    let mut mine = Vec::new();
+    for i in 0..40i64 {
+        let id = format!("{}{i}", crate::secret::random_id(8));
+        let due = now - 1000 + i * 50; // i = 20 is due at `now` exactly
+        repo.commit(vec![repo.open_registration_write(&id, &tenant, due).unwrap()])
+            .await
+            .unwrap();
+        mine.push((id, due));
+    }
+    let due_at = |repo: Repo, now: i64| {
+        let tenant = tenant.clone();
+        async move {
+            let mut got = Vec::new();
+            for shard in 0..OPEN_REGISTRATION_SHARDS {
+                let mut cursor: Option<String> = None;
+                let mut last_due = i64::MIN;
+                loop {
+                    let (entries, next) = repo
+                        .open_registrations_due(shard, now, cursor.as_deref(), 3)
+                        .await
+                        .unwrap();
+                    for e in entries {
+                        assert!(e.due <= now, "{e:?} is not due");
+                        assert!(e.due >= last_due, "shard {shard}: out of order at {e:?}");
+                        last_due = e.due;
+                        if e.tenant == tenant {
+                            got.push(e);
+                        }
+                    }
+                    match next {
+                        Some(n) => cursor = Some(n),
+                        None => break,
+                    }
+                }
+            }
+            got
+        }
+    };
+    let got = due_at(repo.clone(), now).await;
+    let mut ids: Vec<&str> = got.iter().map(|e| e.client_id.as_str()).collect();
+    ids.sort_unstable();
+    let mut expected: Vec<&str> = mine
+        .iter()
+        .filter(|(_, due)| *due <= now)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    assert_eq!(expected.len(), 21);
+    for e in &got {
+        assert!(mine.contains(&(e.client_id.clone(), e.due)), "{e:?}");
+    }
+
+    // Take one off (twice: the second loses), move another past now.
+    let (gone, moved) = (&got[0], &got[1]);
+    repo.commit(vec![repo.delete_open_registration_write(gone)])
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.commit(vec![repo.delete_open_registration_write(gone)]).await,
+        Err(StoreError::Conflict)
+    );
+    repo.commit(vec![
+        repo.delete_open_registration_write(moved),
+        repo.open_registration_write(&moved.client_id, &tenant, now + 1)
+            .unwrap(),
+    ])
+    .await
+    .unwrap();
+    let after: Vec<String> = due_at(repo.clone(), now)
+        .await
+        .into_iter()
+        .map(|e| e.client_id)
+        .collect();
+    assert_eq!(after.len(), 19);
+    assert!(!after.contains(&gone.client_id) && !after.contains(&moved.client_id));
+    // A second later, the moved one is due again, under its new time.
+    let later = due_at(repo.clone(), now + 1).await;
+    assert_eq!(later.len(), 20);
+    assert!(
+        later
+            .iter()
+            .any(|e| e.client_id == moved.client_id && e.due == now + 1)
+    );
+}
+
 /// Expand one `#[tokio::test]` per invariant for a backend: `kv_contract_tests!(name, make)`,
 /// where `make` is a future of `(Arc<dyn Kv>, Arc<ManualClock>)`.
 #[macro_export]
@@ -973,7 +1068,8 @@ macro_rules! kv_contract_tests {
                 query_rejects_a_foreign_cursor,
                 transaction_conditions_see_expired_items_as_absent,
                 exactly_one_of_32_concurrent_transactions_wins,
-                transaction_limits_are_enforced
+                transaction_limits_are_enforced,
+                open_registrations_come_due_in_order
             );
         }
     };

@@ -6,6 +6,7 @@
 //! | clients | `client#<id>`       | `client` | `tenant#<id>` / `<client id>`      | never   |
 //! | clients | `client#<id>`       | `disabled` | `tenant#<id>` / `<client id>`    | never   |
 //! | clients | `agents#<app id>`   | `<agent id>` | —                              | never   |
+//! | clients | `openreg#<shard>`   | `<due>#<client id>` | —                       | never   |
 //! | tokens  | `iat#<sha256>`      | `iat`    | `tenant#<id>#iat` / `<created>#<h>`| IAT exp |
 //! | tokens  | `jti#<jti>`         | `deny`   | —                                  | tok exp |
 //! | tokens  | `jwtid#<sha256>`    | `jti`    | —                                  | asn exp |
@@ -98,6 +99,34 @@ fn iat_pk(hash_hex: &str) -> String {
 }
 fn jti_pk(jti: &str) -> String {
     format!("jti#{jti}")
+}
+
+/// The open-registration list is spread over this many partitions (`openreg#0`..`openreg#f`,
+/// by the client id's hash), so that no one DynamoDB partition takes every registration.
+pub const OPEN_REGISTRATION_SHARDS: usize = 16;
+
+fn open_reg_pk(client_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let shard = Sha256::digest(client_id.as_bytes())[0] as usize % OPEN_REGISTRATION_SHARDS;
+    format!("openreg#{shard:x}")
+}
+/// Due time first (zero-padded: key order is time order), then the client.
+fn open_reg_sk(due: i64, client_id: &str) -> String {
+    format!("{:012}#{client_id}", due.clamp(0, 999_999_999_999))
+}
+
+/// An openly registered client listed for an expiry check from `due` on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenRegistration {
+    pub client_id: String,
+    pub tenant: String,
+    pub due: i64,
+}
+
+#[derive(Deserialize)]
+struct OpenRegistrationDoc {
+    client_id: String,
+    tenant: String,
 }
 
 /// Typed repository over a [`Kv`] backend.
@@ -366,6 +395,81 @@ impl Repo {
             .map(|i| from_item(i).map(|v| v.value))
             .collect::<Result<_, _>>()?;
         Ok((clients, page.next))
+    }
+
+    // ---- open registrations, by when they come due ------------------------------------------
+
+    /// The write that lists an openly registered client as due for an expiry check at `due`
+    /// (in the same transaction as its registration; again, later, with a new `due`).
+    pub fn open_registration_write(
+        &self,
+        client_id: &str,
+        tenant: &str,
+        due: i64,
+    ) -> Result<Write, StoreError> {
+        Ok(Write::Put {
+            table: Table::Clients,
+            item: Item::new(
+                open_reg_pk(client_id),
+                open_reg_sk(due, client_id),
+                to_map(&serde_json::json!({"client_id": client_id, "tenant": tenant}))?,
+            ),
+            cond: Cond::None,
+        })
+    }
+
+    /// The write that takes an entry off the list; it must still be there (of two sweeps
+    /// handling one entry at once, one loses with `Conflict`).
+    pub fn delete_open_registration_write(&self, entry: &OpenRegistration) -> Write {
+        Write::Delete {
+            table: Table::Clients,
+            pk: open_reg_pk(&entry.client_id),
+            sk: open_reg_sk(entry.due, &entry.client_id),
+            cond: Cond::Exists,
+        }
+    }
+
+    /// One page of the open registrations of one shard (`0..OPEN_REGISTRATION_SHARDS`) that
+    /// are due at `now`, soonest first (primary-key queries: strongly consistent). `next` is
+    /// `None` once the shard has nothing more due, so a sweep reads only what is due, plus at
+    /// most one page boundary, however many registrations are not.
+    pub async fn open_registrations_due(
+        &self,
+        shard: usize,
+        now: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<OpenRegistration>, Option<String>), StoreError> {
+        let page = self
+            .kv
+            .query(
+                Table::Clients,
+                Index::Primary,
+                &format!("openreg#{shard:x}"),
+                cursor,
+                limit,
+            )
+            .await?;
+        let mut out = Vec::with_capacity(page.items.len());
+        for item in page.items {
+            let due = item
+                .sk
+                .split_once('#')
+                .and_then(|(d, _)| d.parse::<i64>().ok())
+                .ok_or_else(|| StoreError::Unavailable("a malformed open-registration entry".into()))?;
+            if due > now {
+                return Ok((out, None));
+            }
+            let v: OpenRegistration = serde_json::from_value(Value::Object(item.data))
+                .map(|e: OpenRegistrationDoc| OpenRegistration {
+                    client_id: e.client_id,
+                    tenant: e.tenant,
+                    due,
+                })
+                .map_err(|e| StoreError::Unavailable(format!("could not decode an item: {e}")))?;
+            out.push(v);
+        }
+        Ok((out, page.next))
     }
 
     // ---- client assertions (private_key_jwt) --------------------------------------------------

@@ -414,6 +414,9 @@ pub struct ResourceView {
     /// The `aud` of a token requested without `resource` (cannot be removed).
     #[serde(default)]
     pub default: bool,
+    /// The name the consent page shows for it (next to the URI), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -427,7 +430,12 @@ struct ResourceParam {
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct ResourceInput {
+    /// An absolute URI without a fragment; adding one already allowed is not an error.
     pub resource: String,
+    /// The name the consent page shows for it: 1 to 80 printable characters. Given again for
+    /// a resource already allowed, it replaces the name; left out, the name stays as it was.
+    #[schema(max_length = 80)]
+    pub name: Option<String>,
 }
 
 fn resource_list(t: &Tenant) -> ResourceList {
@@ -438,6 +446,7 @@ fn resource_list(t: &Tenant) -> ResourceList {
             .map(|r| ResourceView {
                 resource: r.clone(),
                 default: *r == t.default_audience,
+                name: t.resource_name(r).map(str::to_string),
             })
             .collect(),
         next_cursor: None,
@@ -459,14 +468,19 @@ pub(super) async fn list_resources(StateX(app): StateX<State>, admin: Admin) -> 
     security(("bearer" = [])))]
 pub(super) async fn add_resource(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
     let (_, body) = json_object(req).await?;
-    only_fields(&body, &["resource"])?;
+    only_fields(&body, &["resource", "name"])?;
     let Some(Value::String(r)) = body.get("resource") else {
         return Err(Problem::invalid_field(
             "resource",
             "resource is required (an absolute URI)",
         ));
     };
-    let t = svc::add_resource(&app, &admin.tenant, r, &admin.actor).await?;
+    let name = match body.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(n)) => Some(n.as_str()),
+        Some(_) => return Err(Problem::invalid_field("name", "name is a string")),
+    };
+    let t = svc::add_resource(&app, &admin.tenant, r, name, &admin.actor).await?;
     Ok(json_answer(StatusCode::OK, &resource_list(&t), None))
 }
 
