@@ -4,7 +4,8 @@
 # client library the interop tests drive our endpoints with); in .venv-schemathesis (its own, so
 # that its dependencies never move moto's) schemathesis, which checks the admin API against its
 # OpenAPI document; in .venv-mcp (its own, for the same reason) the official MCP Python SDK,
-# which tests/mcp/proof.py drives against a tenant's issuer. Idempotent.
+# which tests/mcp/proof.py drives against a tenant's issuer (its dependency `cryptography` also
+# makes tests/mcp/certs.py's throwaway CA). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION="4.32.5"

@@ -12,11 +12,16 @@ Run by tests/e2e/mcp.rs (in .venv-mcp, from infra/venv.sh) against a running `bu
    and its redirect/callback handlers drive Bulwark's login and consent forms with a
    cookie-keeping HTTP client (no browser), handing the SDK the code, state and iss of the
    redirect. The client lists the tools and calls `whoami`.
+   With `--cimd` the client does not register: it is given `client_metadata_url`, a Client ID
+   Metadata Document this script serves over https on 127.0.0.1 (as `https://localhost:PORT/
+   client.json`, with a certificate from tests/mcp/certs.py whose CA the server trusts), and
+   uses that URL as its client_id because the issuer advertises
+   `client_id_metadata_document_supported`. The document host counts who fetched it.
 3. Shows the server refuses (401) a token of the tenant for another audience and a token of
    another tenant for this very audience.
 
 Prints one JSON line with the results; exits non-zero on any failure. Needs no stdin and talks
-only to 127.0.0.1. Environment:
+only to 127.0.0.1. Arguments: none, or `--cimd`. Environment:
 
   BULWARK_TENANT_ISSUER    the tenant's issuer, http://127.0.0.1:PORT/t/TENANT
   BULWARK_TENANT           the tenant id (expected `tid`)
@@ -25,6 +30,8 @@ only to 127.0.0.1. Environment:
   MCP_USERNAME/PASSWORD    the end user who logs in on the hosted login page
   MCP_OTHER_AUD_TOKEN      an access token of the tenant for another audience (must be refused)
   MCP_OTHER_TENANT_TOKEN   an access token of another tenant for this server's URL (refused)
+  MCP_CIMD_CERT/KEY        with --cimd: the PEM certificate (for localhost) and key of the
+                           document host
 """
 
 import base64
@@ -33,8 +40,11 @@ import json
 import logging
 import os
 import re
+import ssl
 import sys
+import threading
 import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import anyio
@@ -63,6 +73,8 @@ MCP_URL = f"http://127.0.0.1:{PORT}/mcp"
 SCOPE = "mcp:tools"
 # Nothing listens here: the "browser" below reads the code off the redirect's Location.
 REDIRECT_URI = "http://127.0.0.1:8976/callback"
+CLIENT_NAME = "MCP SDK proof"
+GRANT_TYPES = ["authorization_code", "refresh_token"]
 
 log = logging.getLogger("proof")
 
@@ -140,6 +152,76 @@ def build_server(verifier: IntrospectionVerifier) -> MCPServer:
     return mcp
 
 
+# ---------------------------------------------------------------- the metadata document's host
+
+
+class DocumentHost:
+    """https on 127.0.0.1 (an ephemeral port), serving the client's metadata document at
+    `https://localhost:PORT/client.json`; counts the requests and notes their User-Agent."""
+
+    PATH = "/client.json"
+
+    def __init__(self, cert: str, key: str) -> None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(cert, key)
+        host = self
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            timeout = 5
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                with host.lock:
+                    host.requests.append({"path": self.path, "user_agent": self.headers.get("user-agent")})
+                if self.path != DocumentHost.PATH:
+                    self.send_error(404)
+                    return
+                body = json.dumps(host.document).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("cache-control", "max-age=3600")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://localhost:{self.httpd.server_address[1]}{self.PATH}"
+        # What the SDK would publish for itself: its own URL as client_id, the metadata it
+        # would otherwise have registered.
+        self.document = {
+            "client_id": self.url,
+            "client_name": CLIENT_NAME,
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": GRANT_TYPES,
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+            # The SDK adds offline_access where the issuer offers it and the client may refresh
+            # (SEP-2207), so the document names it too.
+            "scope": f"{SCOPE} offline_access",
+        }
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+
+    def __enter__(self) -> "DocumentHost":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+    def fetches(self) -> list[dict]:
+        with self.lock:
+            return list(self.requests)
+
+
 # ---------------------------------------------------------------- the MCP client's side
 
 
@@ -182,6 +264,8 @@ class HeadlessUser:
         self.http = httpx2.AsyncClient(follow_redirects=False, timeout=30)
         self.authorize_url: str | None = None
         self.steps: list[str] = []
+        # The consent page's heading: whom the user is asked to let in.
+        self.consent_heading: str | None = None
 
     def _keep(self, r: httpx2.Response) -> None:
         for c in r.headers.get_list("set-cookie"):
@@ -228,6 +312,8 @@ class HeadlessUser:
                 }
             elif 'name="decision"' in page:
                 self.steps.append("consent")
+                m = re.search(r"<h1>(.*?)</h1>", page, re.S)
+                self.consent_heading = html.unescape(re.sub(r"<[^>]*>", "", m.group(1))).strip() if m else None
                 form = {
                     "action": "consent",
                     "interaction": hidden(page, "interaction") or "",
@@ -275,21 +361,24 @@ async def raw_initialize(token: str) -> int:
         return r.status_code
 
 
-async def prove(verifier: IntrospectionVerifier) -> dict:
+async def prove(verifier: IntrospectionVerifier, documents: DocumentHost | None) -> dict:
+    """The client's flow and the refusals; with `documents`, the client is known by the URL of
+    its metadata document there instead of registering."""
     user = HeadlessUser()
     storage = MemoryStorage()
     auth = OAuthClientProvider(
         server_url=MCP_URL,
         client_metadata=OAuthClientMetadata(
-            client_name="MCP SDK proof",
+            client_name=CLIENT_NAME,
             redirect_uris=[REDIRECT_URI],
-            grant_types=["authorization_code", "refresh_token"],
+            grant_types=GRANT_TYPES,
             response_types=["code"],
             token_endpoint_auth_method="none",
         ),
         storage=storage,
         redirect_handler=user.redirect_handler,
         callback_handler=user.callback_handler,
+        client_metadata_url=documents.url if documents else None,
     )
     async with httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(30, read=60)) as http:
         async with streamable_http_client(MCP_URL, http_client=http) as (read, write):
@@ -317,6 +406,10 @@ async def prove(verifier: IntrospectionVerifier) -> dict:
         fail(f"whoami {sub!r} is not the token's sub {claims.get('sub')!r}")
     if client_info.token_endpoint_auth_method != "none" or client_info.client_secret:
         fail(f"not a public client: {client_info}")
+    if documents and client_info.client_id != documents.url:
+        fail(f"the SDK did not use its metadata document's URL as client_id: {client_info.client_id}")
+    if claims.get("client_id") != client_info.client_id:
+        fail(f"the token's client_id {claims.get('client_id')!r} is not the SDK's {client_info.client_id!r}")
 
     # The refusals: a token of ours for another audience (active at introspection), and a token
     # of another tenant for this very URL. Alice's token, sent the same way, is accepted.
@@ -338,7 +431,7 @@ async def prove(verifier: IntrospectionVerifier) -> dict:
     if control != 200:
         fail(f"alice's token sent the same way: HTTP {control}, expected 200")
 
-    return {
+    out = {
         "ok": True,
         "sub": sub,
         "tools": tools,
@@ -347,11 +440,23 @@ async def prove(verifier: IntrospectionVerifier) -> dict:
         "aud": claims.get("aud"),
         "iss": claims.get("iss"),
         "pages": user.steps,
+        "consent_heading": user.consent_heading,
         "refused": refused,
     }
+    if documents:
+        out["document_url"] = documents.url
+        out["document_fetches"] = documents.fetches()
+    return out
 
 
-async def main() -> dict:
+async def main(cimd: bool) -> dict:
+    if cimd:
+        with DocumentHost(os.environ["MCP_CIMD_CERT"], os.environ["MCP_CIMD_KEY"]) as documents:
+            return await serve_and_prove(documents)
+    return await serve_and_prove(None)
+
+
+async def serve_and_prove(documents: DocumentHost | None) -> dict:
     verifier = IntrospectionVerifier()
     app = build_server(verifier).streamable_http_app(host="127.0.0.1")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=PORT, log_level="warning", lifespan="on"))
@@ -363,7 +468,7 @@ async def main() -> dict:
                 while not server.started:
                     await anyio.sleep(0.05)
             with anyio.fail_after(120):
-                out = await prove(verifier)
+                out = await prove(verifier, documents)
         finally:
             server.should_exit = True
     return out
@@ -371,8 +476,10 @@ async def main() -> dict:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if sys.argv[1:] not in ([], ["--cimd"]):
+        sys.exit("usage: proof.py [--cimd]")
     try:
-        result = anyio.run(main)
+        result = anyio.run(main, sys.argv[1:] == ["--cimd"])
     except BaseException as e:  # noqa: BLE001 - the exit status carries it
         traceback.print_exc()
         while isinstance(e, BaseExceptionGroup) and e.exceptions:
