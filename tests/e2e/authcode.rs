@@ -1033,7 +1033,7 @@ async fn resources_named_at_authorization_bind_the_grant() {
         .await;
     let consent = b.login(&server, &login, "alice", PASSWORD).await;
     assert!(
-        consent.has("Only for use with") && consent.has(&format!("Acme &#60;Files&#62;<code>{files}</code>")),
+        consent.has("Only to use") && consent.has(&format!("Acme &#60;Files&#62;<code>{files}</code>")),
         "{}",
         consent.html
     );
