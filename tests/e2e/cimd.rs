@@ -64,7 +64,7 @@ async fn a_client_known_by_its_metadata_document_runs_the_code_flow_where_its_ho
     assert_eq!(policy["cimd"], json!(["127.0.0.1"]), "{policy}");
     let (client_id, hits, task) = document_host(CALLBACK).await;
     let server = Server::start(&data);
-    let issuer = format!("{}/t/{}", server.issuer, w.tenant);
+    let issuer = format!("{}/t/{}", server.base, w.tenant);
 
     // Advertised only where some document is accepted.
     let d = get_json(&server.url(&format!("/.well-known/oauth-authorization-server/t/{}", w.tenant))).await;

@@ -547,7 +547,7 @@ async fn an_id_jag_gets_an_access_token_for_the_linked_user_within_its_scope_and
     let data = DataDir::new();
     let j = setup_id_jag(&data, JAG_IDP);
     let server = Server::start(&data);
-    let iss = server.issuer.clone();
+    let iss = server.base.clone();
     let rs = data.client(&j.tenant, "api:read", "client_secret_basic");
 
     let r = bearer(
@@ -697,7 +697,7 @@ async fn an_id_jag_is_refused_for_another_client_audience_tenant_or_profile_and_
     // a resource of its own.
     let g = setup_id_jag(&data, "https://globex.idp.example");
     let server = Server::start(&data);
-    let iss = server.issuer.clone();
+    let iss = server.base.clone();
     let te = server.url("/oauth2/token");
     let tiss = format!("{iss}/t/{tenant}");
     let rs = data.client(&tenant, "api:read", "client_secret_basic");

@@ -191,8 +191,8 @@ async fn run_proof(identity: Identity) -> (Server, DataDir, String, Value) {
     }
     let server_env: Vec<(&str, &str)> = server_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let server = Server::start_with(&data, &[], &server_env);
-    let issuer = format!("{}/t/{tenant}", server.issuer);
-    let other_issuer = format!("{}/t/{other}", server.issuer);
+    let issuer = format!("{}/t/{tenant}", server.base);
+    let other_issuer = format!("{}/t/{other}", server.base);
     let other_aud_token = cc_token(&issuer, &rs, "mcp:tools", other_aud).await;
     assert_eq!(jwt_part(&other_aud_token, 1)["aud"], other_aud);
     let other_tenant_token = cc_token(&other_issuer, &other_client, "mcp:tools", &mcp_url).await;

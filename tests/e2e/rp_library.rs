@@ -26,7 +26,7 @@ async fn the_openidconnect_crate_runs_the_same_flow_against_a_tenants_own_issuer
     let data = DataDir::new();
     let w = world(&data);
     let server = Server::start(&data);
-    let issuer = format!("{}/t/{}", server.issuer, w.tenant);
+    let issuer = format!("{}/t/{}", server.base, w.tenant);
     openidconnect_flow(&server, &w, &issuer).await;
 }
 

@@ -359,15 +359,30 @@ impl Server {
 
     /// `path` on this server; in tenant-issuer mode the OAuth endpoints, discovery and the
     /// account page go to the tenant's issuer.
+    /// A path that names a tenant's issuer itself (`/t/...`, or discovery by path insertion)
+    /// is left as it is.
     pub fn url(&self, path: &str) -> String {
         let tenant_path = ["/oauth2/", "/.well-known/", "/account"]
             .iter()
-            .any(|p| path.starts_with(p));
+            .any(|p| path.starts_with(p))
+            && !path.contains("/t/");
         if tenant_path && !self.prefix.is_empty() {
             format!("{}{}{path}", self.base, self.prefix)
         } else {
             format!("{}{path}", self.base)
         }
+    }
+}
+
+impl Server {
+    /// `path` on the shared issuer, in either mode (the console and the admin API live there).
+    pub fn shared_url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Whether the suite runs against a tenant's own issuer (`BULWARK_E2E_ISSUER=tenant`).
+    pub fn is_tenant_issuer(&self) -> bool {
+        !self.prefix.is_empty()
     }
 }
 

@@ -19,7 +19,7 @@ async fn a_tenants_own_issuer_is_discovered_where_clients_look_and_serves_only_t
     let b = data.tenant_with_client("globex");
     let rs_a = data.client("acme", "api:read", "client_secret_basic");
     let server = Server::start(&data);
-    let issuer = format!("{}/t/acme", server.issuer);
+    let issuer = format!("{}/t/acme", server.base);
 
     // Discovery at the three places MCP clients probe, byte-equal issuer, endpoints under it.
     for path in [
@@ -209,7 +209,7 @@ async fn the_code_flow_runs_under_a_tenants_own_issuer_and_refuses_other_tenants
     let w = world(&data);
     let other = world(&data);
     let server = Server::start(&data);
-    let issuer = format!("{}/t/{}", server.issuer, w.tenant);
+    let issuer = format!("{}/t/{}", server.base, w.tenant);
     let p = pkce();
     let url = authorize_url(&server, &w.client.id, "openid api:read", &p.challenge, &[])
         .replace("/oauth2/authorize", &format!("/t/{}/oauth2/authorize", w.tenant));
