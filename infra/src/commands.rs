@@ -443,11 +443,11 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             Ok(json!({"expired": expired}))
         }
         ClientCommand::Delete { tenant, client_id } => {
+            // `client_any_in`: a metadata-document client (a URL id) is found only with its tenant.
             let current = app
                 .repo
-                .client_any(&client_id)
+                .client_any_in(&tenant, &client_id)
                 .await?
-                .filter(|c| c.value.tenant.as_str() == tenant)
                 .ok_or_else(|| Failure(format!("client {client_id} not found in tenant {tenant}")))?;
             clients::delete(app, current, "cli")
                 .await

@@ -28,8 +28,14 @@ pub const MIN_FRESH: i64 = 300;
 pub const MAX_FRESH: i64 = 86_400;
 /// A redirect URI not in the stored document refetches it, at most this often (seconds).
 pub const REFETCH_AFTER: i64 = 60;
-/// Document fetches per tenant per minute (a stranger chooses the URL).
+/// Fetches of documents a tenant does not hold yet, per tenant per minute (a stranger chooses
+/// the URL).
 pub const FETCHES_PER_MINUTE: u32 = 60;
+/// Refetches of a document a tenant holds, per document per minute…
+pub const REFETCHES_PER_DOCUMENT: u32 = 3;
+/// …and of all the documents a tenant holds, per tenant per minute (a budget of its own, so
+/// that strangers naming new URLs cannot starve the clients in use).
+pub const REFETCHES_PER_MINUTE: u32 = 300;
 
 /// A tenant's policy on metadata-document clients.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

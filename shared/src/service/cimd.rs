@@ -10,7 +10,8 @@
 //! afresh when next met (to keep a host out, the tenant lists the hosts it accepts).
 
 use crate::domain::cimd::{
-    self, DocumentState, FETCHES_PER_MINUTE, Freshness, MAX_DOCUMENT, check_url, freshness, validate_document,
+    self, DocumentState, FETCHES_PER_MINUTE, Freshness, MAX_DOCUMENT, REFETCHES_PER_DOCUMENT, REFETCHES_PER_MINUTE,
+    check_url, freshness, validate_document,
 };
 use crate::domain::client::{Client, Origin};
 use crate::domain::tenant::Tenant;
@@ -69,11 +70,27 @@ pub async fn resolve(
     {
         return Ok(Ok(s.value));
     }
-    if !app
-        .repo
-        .take_from_window(&format!("cimd#{tid}"), u64::from(FETCHES_PER_MINUTE), 60)
-        .await?
-    {
+    // A URL met for the first time draws on the tenant's budget, which anyone naming made-up
+    // URLs on an accepted host can use up; a document the tenant already holds is refetched
+    // from its own budget (and a tenant-wide one for such refetches), so strangers cannot
+    // starve the clients in use.
+    let budget = match &stored {
+        None => {
+            app.repo
+                .take_from_window(&format!("cimd#{tid}"), u64::from(FETCHES_PER_MINUTE), 60)
+                .await?
+        }
+        Some(_) => {
+            app.repo
+                .take_from_window(&format!("cimd#{tid}#doc#{url}"), u64::from(REFETCHES_PER_DOCUMENT), 60)
+                .await?
+                && app
+                    .repo
+                    .take_from_window(&format!("cimd#{tid}#known"), u64::from(REFETCHES_PER_MINUTE), 60)
+                    .await?
+        }
+    };
+    if !budget {
         return Ok(keep("the tenant's document fetch limit is reached"));
     }
     let doc = match app.fetcher.get_document(url, MAX_DOCUMENT).await {
@@ -99,9 +116,14 @@ pub async fn resolve(
                 .iter()
                 .any(|u| !old.metadata.redirect_uris.contains(u));
             let changed = metadata != old.metadata;
+            // Key-based authentication dropped (the admin API refuses that switch for any
+            // client): what was issued under the keys would otherwise be redeemable by anyone
+            // holding it. It ends, and users are asked again.
+            let keys_dropped = metadata.is_public() && !old.metadata.is_public();
             let c = Client {
                 // A new redirect URI: consents given before are asked again (as for RFC 7592).
-                consent_epoch: old.consent_epoch + u64::from(new_place),
+                consent_epoch: old.consent_epoch + u64::from(new_place || keys_dropped),
+                tokens_revoked_before: if keys_dropped { now } else { old.tokens_revoked_before },
                 updated_at: if changed { now } else { old.updated_at },
                 metadata,
                 document,

@@ -181,7 +181,7 @@ pub async fn apps(
     let mut rows = Vec::with_capacity(clients.len());
     for c in clients {
         let (users, more_users) = authorizing_users(app, tenant, &c.client_id, COUNTED).await?;
-        let last_used = app.repo.client_last_used(&c.client_id).await?;
+        let last_used = app.repo.client_last_used(tenant, &c.client_id).await?;
         rows.push(AppRow {
             client: c,
             users: users.len(),
@@ -238,7 +238,7 @@ pub async fn app_detail(app: &App, tenant: &str, client_id: &str) -> Result<AppD
         None => None,
     };
     Ok(AppDetail {
-        last_used: app.repo.client_last_used(client_id).await?,
+        last_used: app.repo.client_last_used(tenant, client_id).await?,
         more_users: subs.len().saturating_sub(USERS_SHOWN),
         more_beyond: more,
         version: c.version,

@@ -1245,6 +1245,183 @@ mod metadata_documents {
         assert!(is_login(&begin(&acme, cb).await));
         assert_eq!(fetches(), 8);
     }
+
+    /// A fetcher serving documents by URL (404 for any other URL), counting fetches.
+    struct ByUrl {
+        fetches: AtomicUsize,
+        docs: Mutex<std::collections::HashMap<String, serde_json::Value>>,
+    }
+
+    #[async_trait]
+    impl Fetcher for ByUrl {
+        async fn get_json(&self, _url: &str) -> Result<serde_json::Value, FetchError> {
+            unreachable!("documents are fetched with get_document")
+        }
+        async fn get_document(&self, url: &str, _max: usize) -> Result<Document, FetchError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            match self.docs.lock().unwrap().get(url).cloned() {
+                Some(json) => Ok(Document {
+                    json,
+                    max_age: Some(600),
+                }),
+                None => Err(FetchError::Failed("status 404".into())),
+            }
+        }
+    }
+
+    fn with_fetcher(h: &Harness, fetcher: Arc<dyn Fetcher>) -> App {
+        App {
+            config: h.app.config.clone(),
+            repo: h.app.repo.clone(),
+            signer: h.app.signer.clone(),
+            fetcher,
+            client_keys: Default::default(),
+            own_token_endpoint: h.app.own_token_endpoint.clone(),
+            recent_use: Default::default(),
+        }
+    }
+
+    async fn begin_as(app: &App, client_id: &str, redirect: &str) -> Outcome {
+        let q = format!(
+            "response_type=code&client_id={}&redirect_uri={}&scope=openid&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            enc(client_id),
+            enc(redirect)
+        );
+        let lookup = |_: &str| None;
+        authorize::begin(
+            app,
+            &Params::parse(q.as_bytes()).unwrap(),
+            &Secret::generate(),
+            CookieSessions { lookup: &lookup },
+        )
+        .await
+        .expect("begin")
+        .outcome
+    }
+
+    /// A stranger naming made-up document URLs on an accepted host must not use up the fetches
+    /// that keep the tenant's known clients working: a known client whose document is merely
+    /// due for a refetch (its host up) still signs users in.
+    #[tokio::test]
+    async fn strangers_naming_new_urls_cannot_starve_the_refetch_of_known_clients() {
+        let h = harness();
+        let cb = "https://app.example.com/cb";
+        let by_url = Arc::new(ByUrl {
+            fetches: AtomicUsize::new(0),
+            docs: Mutex::new([(URL.to_string(), doc(&[cb]))].into_iter().collect()),
+        });
+        let base = with_fetcher(&h, by_url.clone());
+        tenant(&base, "acme").await;
+        set(
+            &base,
+            "acme",
+            CimdPolicy::hosts(["app.example.com".to_string()]).unwrap(),
+        )
+        .await;
+        let acme = base.scoped("acme");
+        assert!(is_login(&begin_as(&acme, URL, cb).await));
+        // Past its lifetime: the next request refetches it.
+        h.clock.advance(601);
+        // Meanwhile a stranger sends the tenant's users' browsers (or curl) to made-up URLs on
+        // the same host, each a fetch that fails.
+        for i in 0..crate::domain::cimd::FETCHES_PER_MINUTE {
+            let junk = format!("https://app.example.com/junk-{i}.json");
+            assert!(!is_login(&begin_as(&acme, &junk, cb).await));
+        }
+        // The known client's host is up: it must still work.
+        assert!(
+            is_login(&begin_as(&acme, URL, cb).await),
+            "a known client was refused because strangers used up the tenant's fetch budget"
+        );
+    }
+
+    /// The same URL met by two tenants is two clients: one tenant's use is not the other's
+    /// "last used" (the console shows it), nor does it hide the other's.
+    #[tokio::test]
+    async fn last_used_is_per_tenant_for_a_url_client() {
+        use crate::service::grants::new_refresh;
+        let h = harness();
+        let cb = "https://app.example.com/cb";
+        let by_url = Arc::new(ByUrl {
+            fetches: AtomicUsize::new(0),
+            docs: Mutex::new([(URL.to_string(), doc(&[cb]))].into_iter().collect()),
+        });
+        let base = with_fetcher(&h, by_url.clone());
+        tenant(&base, "acme").await;
+        tenant(&base, "beta").await;
+        set(&base, "acme", CimdPolicy::Allow).await;
+        set(&base, "beta", CimdPolicy::Allow).await;
+        assert!(is_login(&begin_as(&base.scoped("acme"), URL, cb).await));
+        assert!(is_login(&begin_as(&base.scoped("beta"), URL, cb).await));
+        // bob of beta refreshes through beta's record of the URL client.
+        let bob = user(&base, "beta", "bob").await;
+        let gid = grants(&base, "beta", &bob, URL, 1).await.remove(0);
+        let g = base.repo.grant(&bob, &gid).await.unwrap().unwrap().value;
+        let rt = Secret::generate();
+        let w = base
+            .repo
+            .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, base.now(), 86_400))
+            .unwrap();
+        base.repo.commit(vec![w]).await.unwrap();
+        let beta = base.scoped("beta");
+        let client = beta.repo.client_in("beta", URL).await.unwrap().unwrap().value;
+        let p = Params::parse(format!("grant_type=refresh_token&refresh_token={}", rt.expose()).as_bytes())
+            .unwrap();
+        crate::service::token_endpoint::grant(&beta, &client, &p)
+            .await
+            .expect("refresh");
+        let last = |t: &'static str| {
+            let base = &base;
+            async move {
+                crate::service::console::app_detail(base, t, URL).await.unwrap().last_used
+            }
+        };
+        assert!(last("beta").await.is_some());
+        assert_eq!(last("acme").await, None, "acme's console shows beta's use of the URL client");
+    }
+
+    /// A document that switches from key-based client authentication to none (its host
+    /// compromised, its domain re-registered) must not make the refresh tokens issued under the
+    /// keys redeemable without them — as the admin API refuses that switch for any client.
+    #[tokio::test]
+    async fn a_document_dropping_its_keys_ends_what_was_issued_under_them() {
+        use crate::service::grants::new_refresh;
+        let h = harness();
+        let cb = "https://app.example.com/cb";
+        let mut keyed = doc(&[cb]);
+        keyed["token_endpoint_auth_method"] = json!("private_key_jwt");
+        keyed["jwks_uri"] = json!("https://app.example.com/jwks.json");
+        let by_url = Arc::new(ByUrl {
+            fetches: AtomicUsize::new(0),
+            docs: Mutex::new([(URL.to_string(), keyed)].into_iter().collect()),
+        });
+        let base = with_fetcher(&h, by_url.clone());
+        tenant(&base, "acme").await;
+        set(&base, "acme", CimdPolicy::Allow).await;
+        let acme = base.scoped("acme");
+        assert!(is_login(&begin_as(&acme, URL, cb).await));
+        let alice = user(&base, "acme", "alice").await;
+        let gid = grants(&base, "acme", &alice, URL, 1).await.remove(0);
+        let g = base.repo.grant(&alice, &gid).await.unwrap().unwrap().value;
+        let rt = Secret::generate();
+        let w = base
+            .repo
+            .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, base.now(), 86_400))
+            .unwrap();
+        base.repo.commit(vec![w]).await.unwrap();
+        // The document now says: no authentication.
+        by_url.docs.lock().unwrap().insert(URL.to_string(), doc(&[cb]));
+        h.clock.advance(601);
+        assert!(is_login(&begin_as(&acme, URL, cb).await));
+        let client = acme.repo.client_in("acme", URL).await.unwrap().unwrap().value;
+        assert_eq!(client.metadata.token_endpoint_auth_method, "none");
+        let p = Params::parse(format!("grant_type=refresh_token&refresh_token={}", rt.expose()).as_bytes())
+            .unwrap();
+        assert!(
+            crate::service::token_endpoint::grant(&acme, &client, &p).await.is_err(),
+            "a refresh token issued to a private_key_jwt client was redeemed with no authentication"
+        );
+    }
 }
 
 // ---- unused open registrations expire --------------------------------------------------------

@@ -31,7 +31,7 @@ pub async fn grant(app: &App, client: &Client, p: &Params) -> Result<TokenRespon
         GrantType::Password => password::password(app, client, p).await,
         GrantType::JwtBearer => federation::jwt_bearer(app, client, p).await,
     }?;
-    note_use(app, &client.client_id).await;
+    note_use(app, client).await;
     Ok(issued)
 }
 
@@ -40,20 +40,23 @@ pub async fn grant(app: &App, client: &Client, p: &Params) -> Result<TokenRespon
 /// one per token.
 pub const LAST_USED_RESOLUTION: i64 = 3600;
 
-/// Clients whose use this process recorded lately (client id → when), bounded.
+/// Clients whose use this process recorded lately (`<tenant>#<client id>` → when), bounded.
 #[derive(Default)]
 pub struct RecentUse(std::sync::Mutex<std::collections::HashMap<String, i64>>);
 
 const RECENT_USE_MAX: usize = 10_000;
 
-async fn note_use(app: &App, client_id: &str) {
+async fn note_use(app: &App, client: &Client) {
+    let (tenant, client_id) = (client.tenant.as_str(), client.client_id.as_str());
+    // Per tenant: a metadata-document client's id (a URL) is shared by every tenant that met it.
+    let key = format!("{tenant}#{client_id}");
     let now = app.now();
     {
         let Ok(mut seen) = app.recent_use.0.lock() else {
             return;
         };
         if seen
-            .get(client_id)
+            .get(&key)
             .is_some_and(|t| now - t < LAST_USED_RESOLUTION)
         {
             return;
@@ -61,10 +64,10 @@ async fn note_use(app: &App, client_id: &str) {
         if seen.len() >= RECENT_USE_MAX {
             seen.clear();
         }
-        seen.insert(client_id.to_string(), now);
+        seen.insert(key, now);
     }
     // Best effort: the token is issued whether or not this lands.
-    if let Err(e) = app.repo.note_client_used(client_id, now).await {
+    if let Err(e) = app.repo.note_client_used(tenant, client_id, now).await {
         tracing::warn!(error = %e, "could not record a client's last use");
     }
 }

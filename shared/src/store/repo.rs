@@ -91,6 +91,15 @@ fn client_key(tenant: &str, id: &str) -> String {
         client_pk(id)
     }
 }
+/// Where a client's last use is noted: per tenant for a metadata-document client (its URL id
+/// is shared by every tenant that met it; one tenant's use is not another's).
+fn client_use_pk(tenant: &str, id: &str) -> String {
+    if is_url_id(id) {
+        format!("clientuse#{tenant}#{id}")
+    } else {
+        format!("clientuse#{id}")
+    }
+}
 fn client_sk(disabled: bool) -> &'static str {
     if disabled { "disabled" } else { "client" }
 }
@@ -599,21 +608,22 @@ impl Repo {
 
     // ---- when a client last got a token ----------------------------------------------------
 
-    /// Record that `client_id` got a token at `at` (the console's "last used"). Kept beside the
-    /// tokens, not on the client item, so that the token function writes nothing a client is
-    /// made of; forgotten a year after the last use.
-    pub async fn note_client_used(&self, client_id: &str, at: i64) -> Result<(), StoreError> {
+    /// Record that `tenant`'s client `client_id` got a token at `at` (the console's "last
+    /// used"). Kept beside the tokens, not on the client item, so that the token function
+    /// writes nothing a client is made of; forgotten a year after the last use.
+    pub async fn note_client_used(&self, tenant: &str, client_id: &str, at: i64) -> Result<(), StoreError> {
         let mut data = Map::new();
         data.insert("at".into(), Value::from(at));
-        let item = Item::new(format!("clientuse#{client_id}"), "last", data).expiring_at(at + 366 * 86_400);
+        let item = Item::new(client_use_pk(tenant, client_id), "last", data).expiring_at(at + 366 * 86_400);
         self.kv.put(Table::Tokens, item, Cond::None).await
     }
 
-    /// When `client_id` last got a token (to within the hour: see `service::token_endpoint`).
-    pub async fn client_last_used(&self, client_id: &str) -> Result<Option<i64>, StoreError> {
+    /// When `tenant`'s client `client_id` last got a token (to within the hour: see
+    /// `service::token_endpoint`).
+    pub async fn client_last_used(&self, tenant: &str, client_id: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .kv
-            .get(Table::Tokens, &format!("clientuse#{client_id}"), "last")
+            .get(Table::Tokens, &client_use_pk(tenant, client_id), "last")
             .await?
             .and_then(|i| i.data.get("at").and_then(Value::as_i64)))
     }
