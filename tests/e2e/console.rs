@@ -42,7 +42,10 @@ async fn sign_in(b: &Browser, server: &Server, tenant: &str, username: &str) -> 
     let start = b.get(&server.url(&format!("/console?tenant={tenant}"))).await;
     assert_eq!(start.status, 303, "{}", start.html);
     let to = start.location().unwrap();
-    assert!(to.as_str().starts_with(&server.shared_url("/oauth2/authorize?")), "{to}");
+    assert!(
+        to.as_str().starts_with(&server.shared_url("/oauth2/authorize?")),
+        "{to}"
+    );
     let q: std::collections::BTreeMap<_, _> = to.query_pairs().into_owned().collect();
     assert_eq!(q["client_id"], format!("bulwark-console.{tenant}"));
     assert_eq!(q["scope"], "bulwark:admin");

@@ -10,8 +10,8 @@
 //! afresh when next met (to keep a host out, the tenant lists the hosts it accepts).
 
 use crate::domain::cimd::{
-    self, DocumentState, FETCHES_PER_MINUTE, Freshness, MAX_DOCUMENT, REFETCHES_PER_DOCUMENT, REFETCHES_PER_MINUTE,
-    check_url, freshness, validate_document,
+    self, DocumentState, FETCHES_PER_MINUTE, Freshness, MAX_DOCUMENT, REFETCHES_PER_DOCUMENT,
+    REFETCHES_PER_MINUTE, check_url, freshness, validate_document,
 };
 use crate::domain::client::{Client, Origin};
 use crate::domain::tenant::Tenant;
@@ -82,7 +82,11 @@ pub async fn resolve(
         }
         Some(_) => {
             app.repo
-                .take_from_window(&format!("cimd#{tid}#doc#{url}"), u64::from(REFETCHES_PER_DOCUMENT), 60)
+                .take_from_window(
+                    &format!("cimd#{tid}#doc#{url}"),
+                    u64::from(REFETCHES_PER_DOCUMENT),
+                    60,
+                )
                 .await?
                 && app
                     .repo
@@ -123,7 +127,11 @@ pub async fn resolve(
             let c = Client {
                 // A new redirect URI: consents given before are asked again (as for RFC 7592).
                 consent_epoch: old.consent_epoch + u64::from(new_place || keys_dropped),
-                tokens_revoked_before: if keys_dropped { now } else { old.tokens_revoked_before },
+                tokens_revoked_before: if keys_dropped {
+                    now
+                } else {
+                    old.tokens_revoked_before
+                },
                 updated_at: if changed { now } else { old.updated_at },
                 metadata,
                 document,

@@ -107,7 +107,10 @@ async fn examine(
         } += 1;
         return Ok(());
     };
-    let last_used = app.repo.client_last_used(&e.client_id).await?;
+    let last_used = app
+        .repo
+        .client_last_used(current.value.tenant.as_str(), &e.client_id)
+        .await?;
     match open_registration_expires_at(&current.value, last_used) {
         None => {
             let landed = landed(app.repo.commit(drop_entry).await)?;

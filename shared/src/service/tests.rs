@@ -1373,11 +1373,18 @@ mod metadata_documents {
         let last = |t: &'static str| {
             let base = &base;
             async move {
-                crate::service::console::app_detail(base, t, URL).await.unwrap().last_used
+                crate::service::console::app_detail(base, t, URL)
+                    .await
+                    .unwrap()
+                    .last_used
             }
         };
         assert!(last("beta").await.is_some());
-        assert_eq!(last("acme").await, None, "acme's console shows beta's use of the URL client");
+        assert_eq!(
+            last("acme").await,
+            None,
+            "acme's console shows beta's use of the URL client"
+        );
     }
 
     /// A document that switches from key-based client authentication to none (its host
@@ -1418,7 +1425,9 @@ mod metadata_documents {
         let p = Params::parse(format!("grant_type=refresh_token&refresh_token={}", rt.expose()).as_bytes())
             .unwrap();
         assert!(
-            crate::service::token_endpoint::grant(&acme, &client, &p).await.is_err(),
+            crate::service::token_endpoint::grant(&acme, &client, &p)
+                .await
+                .is_err(),
             "a refresh token issued to a private_key_jwt client was redeemed with no authentication"
         );
     }

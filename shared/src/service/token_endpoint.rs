@@ -55,10 +55,7 @@ async fn note_use(app: &App, client: &Client) {
         let Ok(mut seen) = app.recent_use.0.lock() else {
             return;
         };
-        if seen
-            .get(&key)
-            .is_some_and(|t| now - t < LAST_USED_RESOLUTION)
-        {
+        if seen.get(&key).is_some_and(|t| now - t < LAST_USED_RESOLUTION) {
             return;
         }
         if seen.len() >= RECENT_USE_MAX {
