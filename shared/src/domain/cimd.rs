@@ -82,8 +82,10 @@ impl CimdPolicy {
                 && !h.starts_with('.')
                 && !h.ends_with('.')
                 && !h.contains("..")
+                && h.split_once(':')
+                    .is_none_or(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0))
                 && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ':');
             if !ok {
                 return Err(format!("{:.64} is not a host name", h.escape_debug()));
             }
@@ -172,7 +174,19 @@ pub fn check_url(client_id: &str, allow_loopback_http: bool) -> Result<String, &
     if u.as_str() != client_id {
         return Err("the client id URL is not in canonical form");
     }
-    Ok(host)
+    Ok(site(&u).unwrap_or(host))
+}
+
+/// What users are shown and the tenant's host list is matched against: the URL's host, with its
+/// port when one other than the scheme's is given (`app.example.com:8443` is another site than
+/// `app.example.com`), except on loopback, where ports come and go (RFC 8252 §7.3).
+pub fn site(u: &Url) -> Option<String> {
+    let host = u.host_str()?;
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    Some(match u.port() {
+        Some(p) if !loopback => format!("{host}:{p}"),
+        _ => host.to_string(),
+    })
 }
 
 /// Validate a fetched document for the client id `url` (draft §4), against the tenant's
@@ -316,6 +330,15 @@ mod tests {
         }
         assert!(check_url("http://app.example.com/c.json", true).is_err());
         assert!(check_url(&format!("https://a.example/{}", "x".repeat(MAX_URL)), false).is_err());
+        // Another port is another site; on loopback the port does not count.
+        assert_eq!(
+            check_url("https://app.example.com:8443/c.json", false),
+            Ok("app.example.com:8443".into())
+        );
+        assert_eq!(
+            check_url("https://localhost:8443/c.json", true),
+            Ok("localhost".into())
+        );
     }
 
     #[test]
@@ -397,6 +420,12 @@ mod tests {
         assert!(p.allows("app.example.com"));
         assert!(!p.allows("evil.example.com"));
         assert!(!p.allows("app.example.com.evil.example"));
+        assert!(!p.allows("app.example.com:8443"));
+        let ported = CimdPolicy::hosts(["app.example.com:8443".to_string()]).unwrap();
+        assert!(ported.allows("app.example.com:8443") && !ported.allows("app.example.com"));
+        assert!(CimdPolicy::hosts(["app.example.com:x".to_string()]).is_err());
+        assert!(CimdPolicy::hosts(["app.example.com:0".to_string()]).is_err());
+        assert!(CimdPolicy::hosts(["a:1:2".to_string()]).is_err());
         assert!(CimdPolicy::hosts(["a b".to_string()]).is_err());
         assert!(CimdPolicy::hosts(["*.example.com".to_string()]).is_err());
         assert_eq!(CimdPolicy::from_json(&json!("allow")), Ok(CimdPolicy::Allow));

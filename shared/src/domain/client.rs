@@ -156,7 +156,8 @@ pub struct Client {
     /// For a metadata-document client ([`Origin::Cimd`]): when its document was fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<crate::domain::cimd::DocumentState>,
-    /// Registered through open DCR, by anyone, without an initial access token: such a client
+    /// Registered through open DCR, by anyone, without an initial access token (or a
+    /// metadata-document client, met by anyone naming its URL): such a client
     /// is deleted once unused for [`OPEN_REGISTRATION_IDLE`] ([`open_registration_expires_at`]).
     /// Absent (false) in clients stored before it, which therefore never expire: nothing
     /// recorded whether they came with a token.
@@ -173,7 +174,7 @@ pub const OPEN_REGISTRATION_IDLE: i64 = 30 * 86_400;
 /// client that never expires: one made by the operator, an admin or the console, or registered
 /// with an initial access token. Expired at and after the instant returned.
 pub fn open_registration_expires_at(c: &Client, last_used: Option<i64>) -> Option<i64> {
-    if c.origin != Origin::Dcr || !c.open_registration {
+    if !c.origin.is_stranger() || !c.open_registration {
         return None;
     }
     let since = last_used.map_or(c.issued_at, |u| u.max(c.issued_at));
@@ -231,7 +232,7 @@ impl Client {
         if self.origin != Origin::Cimd {
             return None;
         }
-        Url::parse(&self.client_id).ok()?.host_str().map(str::to_string)
+        crate::domain::cimd::site(&Url::parse(&self.client_id).ok()?)
     }
 
     /// The name users are shown: a metadata-document client's host, else its name, else its id.

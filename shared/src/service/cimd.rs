@@ -140,14 +140,21 @@ pub async fn resolve(
             (c, Some(s.version), changed.then_some("client.document_changed"))
         }
         None => {
+            // Met by anyone who names its URL: it expires unused, as an open registration does.
             let c = Client {
                 document,
+                open_registration: true,
                 ..Client::new(url.to_string(), tenant.id.clone(), metadata, Origin::Cimd, now)
             };
             (c, None, Some("client.document_added"))
         }
     };
     let mut writes = vec![app.repo.document_client_write(&client, version)?];
+    if version.is_none()
+        && let Some(due) = crate::domain::client::open_registration_expires_at(&client, None)
+    {
+        writes.push(app.repo.open_registration_write(url, tid, due)?);
+    }
     if let Some(kind) = kind {
         writes.push(app.repo.audit_write(tid, kind, "metadata-document", url)?);
     }

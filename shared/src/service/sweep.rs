@@ -98,7 +98,7 @@ async fn examine(
     report: &mut SweepReport,
 ) -> Result<(), OAuthError> {
     let drop_entry = vec![app.repo.delete_open_registration_write(e)];
-    let Some(current) = app.repo.client_any(&e.client_id).await? else {
+    let Some(current) = app.repo.client_any_in(&e.tenant, &e.client_id).await? else {
         let landed = landed(app.repo.commit(drop_entry).await)?;
         *if landed {
             &mut report.dropped

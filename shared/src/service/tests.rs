@@ -1244,6 +1244,21 @@ mod metadata_documents {
         // Deleted (not disabled): fetched afresh when next met.
         assert!(is_login(&begin(&acme, cb).await));
         assert_eq!(fetches(), 8);
+
+        // Met by anyone who names a URL, such a client expires unused as an open registration
+        // does: in each tenant, each its own.
+        h.clock.advance(31 * 86_400);
+        let r = crate::service::sweep::expire_open_registrations(&base, Some("beta"), 250, "test")
+            .await
+            .unwrap();
+        assert_eq!(r.expired, vec![URL.to_string()]);
+        assert!(base.repo.client_any_in("beta", URL).await.unwrap().is_none());
+        assert!(base.repo.grant(&b, &gb[0]).await.unwrap().is_none());
+        assert!(base.repo.client_in("acme", URL).await.unwrap().is_some());
+        crate::service::sweep::expire_open_registrations(&base, None, 250, "test")
+            .await
+            .unwrap();
+        assert!(base.repo.client_any_in("acme", URL).await.unwrap().is_none());
     }
 
     /// A fetcher serving documents by URL (404 for any other URL), counting fetches.

@@ -114,14 +114,28 @@ fn jti_pk(jti: &str) -> String {
 /// by the client id's hash), so that no one DynamoDB partition takes every registration.
 pub const OPEN_REGISTRATION_SHARDS: usize = 16;
 
-fn open_reg_pk(client_id: &str) -> String {
+/// The client an open-registration entry names: its id, or for a metadata-document client
+/// (whose URL every tenant that met it shares) `<tenant>#<url>`.
+fn open_reg_client(tenant: &str, client_id: &str) -> String {
+    if is_url_id(client_id) {
+        format!("{tenant}#{client_id}")
+    } else {
+        client_id.to_string()
+    }
+}
+fn open_reg_pk(tenant: &str, client_id: &str) -> String {
     use sha2::{Digest, Sha256};
-    let shard = Sha256::digest(client_id.as_bytes())[0] as usize % OPEN_REGISTRATION_SHARDS;
+    let key = open_reg_client(tenant, client_id);
+    let shard = Sha256::digest(key.as_bytes())[0] as usize % OPEN_REGISTRATION_SHARDS;
     format!("openreg#{shard:x}")
 }
 /// Due time first (zero-padded: key order is time order), then the client.
-fn open_reg_sk(due: i64, client_id: &str) -> String {
-    format!("{:012}#{client_id}", due.clamp(0, 999_999_999_999))
+fn open_reg_sk(due: i64, tenant: &str, client_id: &str) -> String {
+    format!(
+        "{:012}#{}",
+        due.clamp(0, 999_999_999_999),
+        open_reg_client(tenant, client_id)
+    )
 }
 
 /// An openly registered client listed for an expiry check from `due` on.
@@ -419,8 +433,8 @@ impl Repo {
         Ok(Write::Put {
             table: Table::Clients,
             item: Item::new(
-                open_reg_pk(client_id),
-                open_reg_sk(due, client_id),
+                open_reg_pk(tenant, client_id),
+                open_reg_sk(due, tenant, client_id),
                 to_map(&serde_json::json!({"client_id": client_id, "tenant": tenant}))?,
             ),
             cond: Cond::None,
@@ -432,8 +446,8 @@ impl Repo {
     pub fn delete_open_registration_write(&self, entry: &OpenRegistration) -> Write {
         Write::Delete {
             table: Table::Clients,
-            pk: open_reg_pk(&entry.client_id),
-            sk: open_reg_sk(entry.due, &entry.client_id),
+            pk: open_reg_pk(&entry.tenant, &entry.client_id),
+            sk: open_reg_sk(entry.due, &entry.tenant, &entry.client_id),
             cond: Cond::Exists,
         }
     }
