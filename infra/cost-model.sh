@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The cost model (infra/examples/cost_model.rs): every operation through the real router and the
+# real DynamoDB and KMS adapters against moto, its AWS calls counted and priced with
+# infra/prices.json. Writes infra/bench-results/cost-model.txt; fails if the default stack's
+# client_credentials line is over the goal (COST_GOAL, $1.50 per million tokens).
+#
+#   bash infra/cost-model.sh                          # starts its own moto
+#   BULWARK_TEST_AWS_ENDPOINT=http://127.0.0.1:PORT bash infra/cost-model.sh   # uses that one
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+GOAL="${COST_GOAL:-1.50}"
+bash infra/venv.sh >/dev/null
+if [[ -z "${BULWARK_TEST_AWS_ENDPOINT:-}" ]]; then
+  PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  .venv/bin/python infra/moto_serve.py 127.0.0.1 "$PORT" >/tmp/cost-model-moto.$$.log 2>&1 &
+  MOTO_PID=$!
+  trap 'kill "$MOTO_PID" 2>/dev/null; wait "$MOTO_PID" 2>/dev/null || true; rm -f /tmp/cost-model-moto.$$.log' EXIT
+  BULWARK_TEST_AWS_ENDPOINT="http://127.0.0.1:$PORT"
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$BULWARK_TEST_AWS_ENDPOINT/moto-api/" && break
+    kill -0 "$MOTO_PID" 2>/dev/null || { cat /tmp/cost-model-moto.$$.log >&2; exit 1; }
+    sleep 0.1
+  done
+fi
+PREFIX="cost-$$-$RANDOM-"
+KEY="$(.venv/bin/python infra/local_aws.py setup "$BULWARK_TEST_AWS_ENDPOINT" "$PREFIX" template.yaml)"
+mkdir -p infra/bench-results
+cargo run -q --locked -p bulwark --example cost_model -- "$BULWARK_TEST_AWS_ENDPOINT" "$PREFIX" "$KEY" \
+  | tee infra/bench-results/cost-model.txt
+line="$(grep -E '^client_credentials +' infra/bench-results/cost-model.txt | head -1)"
+cost="$(sed -E 's/.*\$([0-9.]+) per million.*/\1/' <<<"$line")"
+echo "[cost-model] first line: $(awk '{print $1, $2, $3}' <<<"$line") per million (goal \$$GOAL)"
+python3 -c "import sys; sys.exit(0 if float('$cost') <= float('$GOAL') else 1)" \
+  || { echo "[cost-model] FAILED: the default stack's client_credentials tokens cost \$$cost per million, over \$$GOAL" >&2; exit 1; }
