@@ -15,9 +15,10 @@ OUT="$ROOT/infra/bench-results"
 mkdir -p "$OUT"
 [[ -x "$PEER_BENCH/compare.sh" ]] || { echo "bench: $PEER_BENCH/compare.sh not found" >&2; exit 2; }
 
-echo "[bench] building bulwark (release)" >&2
-cargo build --release --locked -p bulwark >&2
+echo "[bench] building bulwark and our own flow bench (release)" >&2
+cargo build --release --locked -p bulwark --bin bulwark --example bench_flows >&2
 BIN="$ROOT/target/release/bulwark"
+FLOWS="$ROOT/target/release/examples/bench_flows"
 
 DATA="$(mktemp -d)"
 SERVER_PID=""
@@ -34,6 +35,11 @@ export BULWARK_DATA_DIR="$DATA"
 "$BIN" --json scope add --tenant bench api:read "Read the API" >/dev/null
 "$BIN" --json scope add --tenant bench api:write "Write the API" >/dev/null
 CLIENT_JSON="$("$BIN" --json client create --tenant bench --name bench --grant-type client_credentials --scope "api:read api:write")"
+# For our own scenarios: a user and a code-flow client with refresh tokens.
+echo 'bench-password-bench' | "$BIN" --json user create --tenant bench --username bencher --password-stdin >/dev/null
+WEB_JSON="$("$BIN" --json client create --tenant bench --name web --grant-type authorization_code --grant-type refresh_token \
+  --redirect-uri http://127.0.0.1/callback --scope "api:read offline_access")"
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 RUST_LOG=warn "$BIN" --json serve --addr "127.0.0.1:$PORT" >"$DATA/serve.out" 2>"$DATA/serve.log" &
 SERVER_PID=$!
@@ -59,4 +65,7 @@ PY
 WORK="${PEER_BENCH_HOME:-$HOME/.cache/bulwark-peer-bench}"
 cp "$WORK/bench/results/peer.json" "$OUT/peer.json" 2>/dev/null || true
 cp "$WORK/bench/results/bulwark.json" "$OUT/bulwark.json" 2>/dev/null || true
+# Our own scenarios (the peer bench has none): code redemption and refresh rotation, c=16.
+{ echo; "$FLOWS" "http://127.0.0.1:$PORT" "$(field "$WEB_JSON" client_id)" "$(field "$WEB_JSON" client_secret)" \
+    bencher bench-password-bench 8000 16; } | tee -a "$OUT/latest.txt"
 { echo; echo "machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ); commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"; } >>"$OUT/latest.txt"

@@ -1,0 +1,303 @@
+//! Our own load scenarios, which the peer bench has none of: authorization-code redemption and
+//! refresh-token rotation against a running `bulwark serve`, at a given concurrency. Codes are
+//! minted first (one sign-in, then one authorize request each: the consent is remembered), not
+//! timed, and redeemed within their 60 s life; refresh tokens rotate in `concurrency` chains.
+//! Every answer must be 200: an error is counted, never throughput. Run by `infra/bench.sh`.
+//!
+//!   cargo run --release -p bulwark --example bench_flows -- BASE CLIENT_ID SECRET USER PASSWORD [N] [CONCURRENCY]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::Digest;
+
+const CALLBACK: &str = "http://127.0.0.1/callback";
+
+fn pkce() -> (String, String) {
+    let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let verifier = enc.encode(rand::random::<[u8; 32]>());
+    let challenge = enc.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {name} on the page"))
+        + needle.len();
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+fn code_of(location: &str) -> String {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {location}"))
+}
+
+struct Run {
+    ok: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn line(&self, name: &str, concurrency: usize) -> String {
+        let mut l = self.latencies.clone();
+        l.sort();
+        let pct = |p: f64| {
+            l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        format!(
+            "{:<45} {:>6} {:>9.1} {:>8.2} {:>8.2} {:>6}",
+            format!("{name} c={concurrency}"),
+            self.ok + self.errors,
+            self.ok as f64 / self.elapsed.as_secs_f64(),
+            pct(0.5),
+            pct(0.99),
+            self.errors
+        )
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let args: Vec<String> = std::env::args().collect();
+    let (base, id, secret, user, password) = (&args[1], &args[2], &args[3], &args[4], &args[5]);
+    let n: usize = args.get(6).and_then(|v| v.parse().ok()).unwrap_or(4000);
+    let c: usize = args.get(7).and_then(|v| v.parse().ok()).unwrap_or(16);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let token = format!("{base}/oauth2/token");
+
+    // Sign in once (and consent), keeping the session cookie.
+    let (_, challenge) = pkce();
+    let authorize = move |challenge: &str| {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("response_type", "code"),
+                ("client_id", id.as_str()),
+                ("redirect_uri", CALLBACK),
+                ("scope", "api:read offline_access"),
+                ("state", "s"),
+                ("code_challenge", challenge),
+                ("code_challenge_method", "S256"),
+            ])
+            .finish();
+        format!("{base}/oauth2/authorize?{q}")
+    };
+    let page = http.get(authorize(&challenge)).send().await.unwrap();
+    let mut cookies: Vec<String> = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect();
+    let html = page.text().await.unwrap();
+    let form = [
+        ("action", "login".to_string()),
+        ("interaction", hidden(&html, "interaction")),
+        ("csrf", hidden(&html, "csrf")),
+        ("username", user.clone()),
+        ("password", password.clone()),
+    ];
+    let r = http
+        .post(format!("{base}/oauth2/authorize"))
+        .header("cookie", cookies.join("; "))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    cookies.extend(
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string)),
+    );
+    if r.headers().get("location").is_none() {
+        let html = r.text().await.unwrap();
+        let form = [
+            ("action", "consent".to_string()),
+            ("interaction", hidden(&html, "interaction")),
+            ("csrf", hidden(&html, "csrf")),
+            ("decision", "approve".to_string()),
+        ];
+        let r = http
+            .post(format!("{base}/oauth2/authorize"))
+            .header("cookie", cookies.join("; "))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers().get("location").is_some(), "consent gave no redirect");
+    }
+    let cookie = Arc::new(cookies.join("; "));
+
+    // Mint the codes (not timed): one authorize request each, `c` at a time.
+    let mut codes = Vec::with_capacity(n);
+    let minted = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(c) {
+        let tasks: Vec<_> = chunk
+            .iter()
+            .map(|_| {
+                let (http, cookie) = (http.clone(), cookie.clone());
+                let (verifier, challenge) = pkce();
+                let url = authorize(&challenge);
+                tokio::spawn(async move {
+                    let r = http
+                        .get(url)
+                        .header("cookie", cookie.as_str())
+                        .send()
+                        .await
+                        .unwrap();
+                    let loc = r
+                        .headers()
+                        .get("location")
+                        .expect("a code")
+                        .to_str()
+                        .unwrap()
+                        .to_string();
+                    (code_of(&loc), verifier)
+                })
+            })
+            .collect();
+        for t in tasks {
+            codes.push(t.await.unwrap());
+        }
+    }
+    let mint_secs = minted.elapsed().as_secs_f64();
+    assert!(
+        mint_secs < 45.0,
+        "minting {n} codes took {mint_secs:.0} s: fewer, or they expire"
+    );
+
+    // Redeem them, `c` at a time.
+    let queue = Arc::new(std::sync::Mutex::new(codes));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let refresh_tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..c)
+        .map(|_| {
+            let (http, queue, errors, rts) = (
+                http.clone(),
+                queue.clone(),
+                errors.clone(),
+                refresh_tokens.clone(),
+            );
+            let (token, id, secret) = (token.clone(), id.clone(), secret.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let Some((code, verifier)) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    let t = Instant::now();
+                    let r = http
+                        .post(&token)
+                        .basic_auth(&id, Some(&secret))
+                        .form(&[
+                            ("grant_type", "authorization_code"),
+                            ("code", &code),
+                            ("redirect_uri", CALLBACK),
+                            ("code_verifier", &verifier),
+                        ])
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 200 => {
+                            lat.push(t.elapsed());
+                            let v: Value = r.json().await.unwrap();
+                            let mut rts = rts.lock().unwrap();
+                            if rts.len() < 64 {
+                                rts.push(v["refresh_token"].as_str().unwrap().to_string());
+                            }
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
+    let redeem = Run {
+        ok: latencies.len(),
+        errors: errors.load(Ordering::SeqCst),
+        elapsed: start.elapsed(),
+        latencies,
+    };
+
+    // Rotate refresh tokens: `c` chains, each its own family, n / c rotations each.
+    let chains: Vec<String> = refresh_tokens.lock().unwrap().drain(..).take(c).collect();
+    assert_eq!(chains.len(), c, "fewer refresh tokens than chains");
+    let errors = Arc::new(AtomicUsize::new(0));
+    let per_chain = n / c;
+    let start = Instant::now();
+    let workers: Vec<_> = chains
+        .into_iter()
+        .map(|mut rt| {
+            let (http, errors) = (http.clone(), errors.clone());
+            let (token, id, secret) = (token.clone(), id.clone(), secret.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                for _ in 0..per_chain {
+                    let t = Instant::now();
+                    let r = http
+                        .post(&token)
+                        .basic_auth(&id, Some(&secret))
+                        .form(&[("grant_type", "refresh_token"), ("refresh_token", &rt)])
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 200 => {
+                            lat.push(t.elapsed());
+                            let v: Value = r.json().await.unwrap();
+                            rt = v["refresh_token"].as_str().unwrap().to_string();
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::SeqCst);
+                            break;
+                        }
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
+    let rotate = Run {
+        ok: latencies.len(),
+        errors: errors.load(Ordering::SeqCst),
+        elapsed: start.elapsed(),
+        latencies,
+    };
+    println!(
+        "{:<45} {:>6} {:>9} {:>8} {:>8} {:>6}",
+        "scenario (our own)", "reqs", "200/s", "p50 ms", "p99 ms", "errors"
+    );
+    println!("{}", redeem.line("authorization_code redemption", c));
+    println!("{}", rotate.line("refresh_token rotation", c));
+    println!("(codes minted beforehand, untimed: {n} in {mint_secs:.1} s)");
+    if redeem.errors + rotate.errors > 0 {
+        std::process::exit(1);
+    }
+}
