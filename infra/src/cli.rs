@@ -58,6 +58,11 @@ pub enum Command {
         /// one interval after the start. 0: never (then `bulwark client sweep` does it).
         #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(0..=604_800))]
         sweep_interval: u64,
+        /// How long the token path may use a tenant's cached config, seconds (0..=60; 0: read it
+        /// on every request). A policy changed through this server's admin API or console applies
+        /// at once; one changed by another process (the CLI) within this many seconds.
+        #[arg(long, env = "BULWARK_TENANT_CACHE_SECS", default_value = "60")]
+        tenant_cache_secs: String,
     },
     /// Tenants.
     Tenant {

@@ -55,7 +55,15 @@ pub async fn open(
     issuer: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<(Arc<App>, Option<Arc<LocalSigner>>), Failure> {
-    let config = Config::new(issuer)?;
+    open_with(g, Config::new(issuer)?, clock).await
+}
+
+/// [`open`] with a config of the caller's (`serve`: its tenant-cache bound).
+pub async fn open_with(
+    g: &Global,
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<App>, Option<Arc<LocalSigner>>), Failure> {
     if g.backend == "dynamodb" {
         let lookup = |k: &str| match k {
             "BULWARK_TABLE_PREFIX" => g.table_prefix.clone(),
@@ -149,9 +157,10 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
         demo,
         limits,
         sweep_interval,
+        tenant_cache_secs,
     } = cli.command
     {
-        crate::serve::serve(&g, addr, demo, limits, sweep_interval).await?;
+        crate::serve::serve(&g, addr, demo, limits, sweep_interval, &tenant_cache_secs).await?;
         return Ok(None);
     }
     let issuer = g.issuer.clone().unwrap_or_else(|| DEFAULT_ISSUER.to_string());

@@ -10,7 +10,7 @@ use shared::service::tenants::{self, AdminError};
 use shared::service::{clients, users};
 
 use crate::cli::{Global, ServeLimits};
-use crate::commands::{Failure, clock, open};
+use crate::commands::{Failure, clock, open_with};
 
 pub async fn serve(
     g: &Global,
@@ -18,6 +18,7 @@ pub async fn serve(
     demo: bool,
     limits: ServeLimits,
     sweep_interval: u64,
+    tenant_cache_secs: &str,
 ) -> Result<(), Failure> {
     logging::init(LogTarget::Stderr);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -26,7 +27,8 @@ pub async fn serve(
     let local = listener.local_addr()?;
     let listening = format!("http://{local}");
     let issuer = g.issuer.clone().unwrap_or_else(|| listening.clone());
-    let (app, _signer) = open(g, &issuer, clock()?).await?;
+    let config = shared::config::Config::new(&issuer)?.with_tenant_cache_secs(tenant_cache_secs)?;
+    let (app, _signer) = open_with(g, config, clock()?).await?;
 
     if g.json {
         println!("{}", json!({"listening": listening, "issuer": issuer}));

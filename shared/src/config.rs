@@ -22,6 +22,10 @@ pub struct Config {
     pub max_access_token_ttl: i64,
     /// Lifetimes of the user-facing artefacts (DESIGN.md "Credentials and tokens").
     pub lifetimes: Lifetimes,
+    /// How long the token path may serve a tenant's config from a process's cache, seconds
+    /// (`BULWARK_TENANT_CACHE_SECS`, `bulwark serve --tenant-cache-secs`; 0..=60, default 60):
+    /// a change to a tenant's policy reaches the token path of every instance within this.
+    pub tenant_cache_secs: i64,
 }
 
 /// Lifetimes, in seconds.
@@ -84,11 +88,27 @@ impl Config {
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             max_access_token_ttl: MAX_ACCESS_TOKEN_TTL,
             lifetimes: Lifetimes::default(),
+            tenant_cache_secs: crate::service::tenant_cache::MAX_TTL,
         })
     }
 
+    /// This config with the tenant-cache bound `v` (seconds, `0..=60`; 0: no cache).
+    pub fn with_tenant_cache_secs(mut self, v: &str) -> Result<Self, ConfigError> {
+        let max = crate::service::tenant_cache::MAX_TTL;
+        self.tenant_cache_secs = match v.trim().parse::<i64>() {
+            Ok(n) if (0..=max).contains(&n) => n,
+            _ => {
+                return Err(ConfigError::Malformed {
+                    name: "BULWARK_TENANT_CACHE_SECS",
+                    why: format!("expected seconds in 0..={max}"),
+                });
+            }
+        };
+        Ok(self)
+    }
+
     /// Read the config from the environment (`BULWARK_ISSUER`, optional
-    /// `BULWARK_ACCESS_TOKEN_TTL`). Used by the Lambda functions at cold start: a missing or
+    /// `BULWARK_ACCESS_TOKEN_TTL` and `BULWARK_TENANT_CACHE_SECS`). Used by the Lambda functions at cold start: a missing or
     /// malformed variable fails the start, not the first request.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -102,6 +122,9 @@ impl Config {
         let mut config = Self::new(&issuer)?;
         if let Some(ttl) = get("BULWARK_ACCESS_TOKEN_TTL") {
             config.access_token_ttl = parse_ttl("BULWARK_ACCESS_TOKEN_TTL", &ttl)?;
+        }
+        if let Some(secs) = get("BULWARK_TENANT_CACHE_SECS") {
+            config = config.with_tenant_cache_secs(&secs)?;
         }
         Ok(config)
     }
@@ -269,6 +292,30 @@ mod tests {
             Config::new("https://a.example/").unwrap().issuer,
             "https://a.example"
         );
+    }
+
+    #[test]
+    fn the_tenant_cache_bound_is_sixty_seconds_at_most() {
+        let base = [("BULWARK_ISSUER", "https://a.example")];
+        assert_eq!(Config::from_lookup(lookup(&base)).unwrap().tenant_cache_secs, 60);
+        for (v, ok) in [
+            ("0", Some(0)),
+            ("5", Some(5)),
+            (" 60 ", Some(60)),
+            ("61", None),
+            ("-1", None),
+            ("x", None),
+        ] {
+            let mut pairs = base.to_vec();
+            pairs.push(("BULWARK_TENANT_CACHE_SECS", v));
+            assert_eq!(
+                Config::from_lookup(lookup(&pairs))
+                    .ok()
+                    .map(|c| c.tenant_cache_secs),
+                ok,
+                "{v}"
+            );
+        }
     }
 
     #[test]

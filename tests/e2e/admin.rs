@@ -1322,3 +1322,35 @@ async fn the_app_allowlist_and_user_policies_decide_who_uses_an_app() {
         kinds.body
     );
 }
+
+/// The token path reads a tenant's config from the server's cache (issue 12 §2): a change made
+/// by another process (the CLI) waits for the bound (production's 60 s here), one made through
+/// this server's own admin API applies at once.
+#[tokio::test]
+async fn a_policy_change_applies_at_once_through_the_admin_api_and_within_the_bound_from_elsewhere() {
+    let data = DataDir::new();
+    let tenant = format!("t{}", unique().replace('-', ""));
+    data.cli(&["tenant", "create", &tenant]);
+    data.cli(&["scope", "add", "--tenant", &tenant, "api:read", "Read"]);
+    let server = Server::start_with(&data, &["--tenant-cache-secs", "60"], &[]);
+    let (_, admin) = admin_token(&data, &server, &tenant).await;
+    let api = Api {
+        server: &server,
+        token: admin,
+    };
+    let bot = data.client(&tenant, "api:read", "client_secret_basic");
+    assert_eq!(token(&server, &bot, &[]).await["expires_in"], 3600);
+    // Another process changes the tenant: this server's token path still has the old config.
+    data.cli(&["tenant", "set-lifetimes", &tenant, "--access-token-ttl", "600"]);
+    assert_eq!(
+        token(&server, &bot, &[]).await["expires_in"],
+        3600,
+        "within the bound, the cached policy"
+    );
+    // Through this server's admin API: at once.
+    let r = api
+        .patch("/admin/v1/policy", json!({"access_token_ttl": 900}), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(token(&server, &bot, &[]).await["expires_in"], 900);
+}

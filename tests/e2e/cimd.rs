@@ -170,6 +170,8 @@ async fn a_client_known_by_its_metadata_document_runs_the_code_flow_where_its_ho
 
     // The tenant stops accepting the host: the grant ends downstream too.
     data.cli(&["tenant", "set-policy", &w.tenant, "--cimd", "deny"]);
+    // (At once on the authorization endpoint; on the token path within the tenant-cache bound.)
+    after_tenant_change().await;
     refresh(issuer.clone(), rt)
         .await
         .assert_error(400, "invalid_grant");

@@ -362,6 +362,7 @@ async fn a_trusted_issuers_assertion_gets_tokens_for_the_linked_user_and_nothing
         200
     );
     data.cli(&["issuer", "remove", "--tenant", &f.tenant, "--issuer", IDP]);
+    after_tenant_change().await;
     bearer(
         &server,
         &f.client,

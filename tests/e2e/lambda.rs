@@ -337,6 +337,10 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         ("BULWARK_TABLE_PREFIX", prefix),
         ("BULWARK_KMS_KEY_IDS", key),
         ("BULWARK_ACCESS_TOKEN_TTL", "600".to_string()),
+        (
+            "BULWARK_TENANT_CACHE_SECS",
+            crate::support::TENANT_CACHE_SECS.to_string(),
+        ),
     ];
     let mut report = String::from("function      init_ms  debug_stripped_bytes\n");
     let mut fns = HashMap::new();
@@ -514,6 +518,8 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         idp_file.to_str().unwrap(),
     ]);
     let _ = std::fs::remove_file(&idp_file);
+    // The token function may hold the tenant's config from before the issuer was added.
+    crate::support::after_tenant_change().await;
     let fed_user = aws_cli_stdin(
         &[
             "user",

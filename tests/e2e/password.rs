@@ -186,6 +186,7 @@ async fn the_password_grant_is_refused_unless_the_tenant_opts_in_and_never_adver
     user(&data, &tenant, &u2);
     assert_eq!(password_grant(&server, &legacy, &u2, PASSWORD).await.status, 200);
     data.cli(&["tenant", "set-policy", &tenant, "--password-grant", "deny"]);
+    after_tenant_change().await;
     password_grant(&server, &legacy, &u2, PASSWORD)
         .await
         .assert_error(400, "unauthorized_client");

@@ -245,6 +245,7 @@ async fn restricted_scopes_are_refused_to_dcr_and_rfc7592_and_stop_being_issued_
     let bot = TestClient::from_registration(&r.body);
     assert_eq!(token(&server, &bot, &[]).await["scope"], "api:read");
     data.cli(&["scope", "set-restricted", "--tenant", "acme", "api:read", "true"]);
+    after_tenant_change().await;
     let t = token(&server, &bot, &[]).await;
     assert!(t.get("scope").is_none(), "api:read is no longer issued: {t}");
     post_form(
@@ -262,6 +263,7 @@ async fn restricted_scopes_are_refused_to_dcr_and_rfc7592_and_stop_being_issued_
         .assert_error(400, "invalid_client_metadata");
     assert_eq!(token(&server, &ops, &[]).await["scope"], "api:admin api:read");
     data.cli(&["scope", "set-restricted", "--tenant", "acme", "api:read", "false"]);
+    after_tenant_change().await;
     assert_eq!(token(&server, &bot, &[]).await["scope"], "api:read");
     // The standard scopes every app may ask users for cannot be restricted.
     let (ok, _, err) = data.cli_raw(

@@ -294,6 +294,10 @@ impl Server {
             .args(["serve", "--addr", "127.0.0.1:0"])
             .args(extra_args)
             .envs(backend_env.iter().map(|(k, v)| (*k, v.as_str())))
+            // A tenant's config changed by another process (the CLI) reaches the token path
+            // within this bound; tests that change it under a running server wait it out
+            // (`after_tenant_change`). Production's default is 60.
+            .env("BULWARK_TENANT_CACHE_SECS", TENANT_CACHE_SECS)
             .envs(env.iter().copied())
             .env_remove("BULWARK_ISSUER")
             .env("RUST_LOG", "debug")
@@ -391,6 +395,17 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The tenant-cache bound of every server and function the suite starts (seconds).
+pub const TENANT_CACHE_SECS: &str = "1";
+
+/// Wait until a tenant's config changed by another process (the CLI, the admin function) has
+/// reached the token path of a running server: the cache bound, plus a second for the clock's
+/// whole-second resolution.
+pub async fn after_tenant_change() {
+    let secs: u64 = TENANT_CACHE_SECS.parse().unwrap();
+    tokio::time::sleep(Duration::from_secs(secs + 1)).await;
 }
 
 pub fn unique() -> String {

@@ -87,8 +87,8 @@ async fn metadata(AppOf(app): AppOf) -> Response {
     // A tenant's own issuer exists only for a tenant that does.
     let mut cimd = false;
     if let Some(t) = app.config.tenant_scope.as_deref() {
-        match app.repo.tenant(t).await {
-            Ok(Some(t)) => cimd = t.value.cimd.enabled(),
+        match app.tenant(t).await {
+            Ok(Some(t)) => cimd = t.cimd.enabled(),
             Ok(None) => {
                 return crate::error::OAuthError::new(crate::error::ErrorCode::NotFound, "no such issuer")
                     .into_response();

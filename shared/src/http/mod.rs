@@ -119,7 +119,7 @@ pub fn with_tenant_issuers(router: Router, state: State) -> Router {
             // Metadata and keys exist only for a tenant that does (the endpoints that take
             // credentials find nothing of an unknown tenant anyway).
             if rest.starts_with("/.well-known/") {
-                match state.repo.tenant(tenant.as_str()).await {
+                match state.tenant(tenant.as_str()).await {
                     Ok(Some(_)) => {}
                     Ok(None) => return tenant_path_refused(),
                     Err(e) => return OAuthError::from(e).into_response(),

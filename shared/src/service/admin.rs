@@ -705,7 +705,7 @@ pub async fn patch_policy(
             Some(changed.join(",")),
         )?,
     ];
-    match app.repo.commit(writes).await {
+    match app.commit_tenant_change(tenant_id, writes).await {
         Ok(()) => Ok(Versioned {
             value: t,
             version: current.version + 1,
@@ -774,7 +774,7 @@ pub async fn put_scope(
             app.repo.replace_tenant_write(&t, current.version)?,
             app.repo.audit_write(tenant_id, kind, actor, name)?,
         ];
-        match app.repo.commit(writes).await {
+        match app.commit_tenant_change(tenant_id, writes).await {
             Ok(()) => return Ok(t),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
@@ -803,7 +803,7 @@ pub async fn delete_scope(app: &App, tenant_id: &str, name: &str, actor: &str) -
             app.repo.replace_tenant_write(&t, current.version)?,
             app.repo.audit_write(tenant_id, "scope.removed", actor, name)?,
         ];
-        match app.repo.commit(writes).await {
+        match app.commit_tenant_change(tenant_id, writes).await {
             Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
@@ -898,7 +898,7 @@ pub async fn remove_resource(
             app.repo
                 .audit_write(tenant_id, "resource.removed", actor, resource)?,
         ];
-        match app.repo.commit(writes).await {
+        match app.commit_tenant_change(tenant_id, writes).await {
             Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

@@ -83,11 +83,9 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
         ));
     }
     let tenant = app
-        .repo
         .tenant(tenant_id)
         .await?
-        .ok_or_else(OAuthError::server_error)?
-        .value;
+        .ok_or_else(OAuthError::server_error)?;
     let Some(the_app) = app.repo.client_in(tenant_id, app_id).await? else {
         return Err(invalid_subject());
     };

@@ -53,11 +53,9 @@ struct Checked {
 pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
     let assertion = p.require("assertion").map_err(OAuthError::invalid_request)?;
     let tenant = app
-        .repo
         .tenant(client.tenant.as_str())
         .await?
-        .ok_or_else(OAuthError::server_error)?
-        .value;
+        .ok_or_else(OAuthError::server_error)?;
     let scope =
         grant_scope(p.get("scope"), &client.allowed_scopes(&tenant)).map_err(OAuthError::invalid_scope)?;
     let Some(iss) = external::unverified_claim(assertion, "iss") else {

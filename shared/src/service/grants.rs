@@ -121,11 +121,9 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         return Err(bad());
     }
     let tenant = app
-        .repo
         .tenant(&c.tenant)
         .await?
-        .ok_or_else(OAuthError::server_error)?
-        .value;
+        .ok_or_else(OAuthError::server_error)?;
     // The administrator may have taken the app off the allowlist, or the user out of its
     // policy, since the code was issued.
     crate::service::access::require(app, &tenant, client, &c.sub).await?;
@@ -474,11 +472,9 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             return Err(bad());
         };
         let tenant = app
-            .repo
             .tenant(&grant.tenant)
             .await?
-            .ok_or_else(OAuthError::server_error)?
-            .value;
+            .ok_or_else(OAuthError::server_error)?;
         crate::service::access::require(app, &tenant, client, &rt.sub).await?;
         // The family's scope, less what the client may no longer be issued (restricted, or
         // narrowed through RFC 7592, or gone from the catalog since the user consented).

@@ -14,6 +14,7 @@ pub mod federation;
 pub mod grants;
 pub mod password;
 pub mod sweep;
+pub mod tenant_cache;
 pub mod tenants;
 pub mod token_endpoint;
 pub mod tokens;
@@ -41,6 +42,8 @@ pub struct App {
     pub own_token_endpoint: Arc<dyn OwnTokenEndpoint>,
     /// Clients whose last use this process recorded lately.
     pub recent_use: Arc<token_endpoint::RecentUse>,
+    /// Tenants' config as the token path reads it: at most `config.tenant_cache_secs` old.
+    pub tenant_cache: Arc<tenant_cache::TenantCache>,
 }
 
 impl App {
@@ -59,6 +62,11 @@ impl App {
                 Arc::new(Unavailable)
             }
         };
+        let tenant_cache = Arc::new(tenant_cache::TenantCache::new(
+            config.tenant_cache_secs,
+            tenant_cache::MAX_ENTRIES,
+            clock.clone(),
+        ));
         Arc::new(Self {
             config,
             repo: Repo::new(kv, clock),
@@ -67,10 +75,43 @@ impl App {
             client_keys: Default::default(),
             own_token_endpoint,
             recent_use: Default::default(),
+            tenant_cache,
         })
     }
     pub fn now(&self) -> i64 {
         self.repo.now()
+    }
+
+    /// A tenant's config as the token path uses it (client credentials, code redemption,
+    /// refresh, token exchange, JWT bearer, password, `live_claims`, a tenant issuer's
+    /// discovery and keys): from this process's cache, at most `config.tenant_cache_secs`
+    /// (≤ 60) seconds old, so that a busy tenant's requests do not all read one item. Paths
+    /// where a policy change must apply at once (authorization, registration, the admin API,
+    /// the console, the account page) read `repo.tenant` instead.
+    pub async fn tenant(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<crate::domain::tenant::Tenant>>, crate::store::StoreError> {
+        self.tenant_cache
+            .get(id, || async { Ok(self.repo.tenant(id).await?.map(|t| t.value)) })
+            .await
+    }
+
+    /// After this process changed (or tried to change) tenant `id`'s config: its next read
+    /// here is fresh. Every writer of a tenant item calls it.
+    pub fn tenant_changed(&self, id: &str) {
+        self.tenant_cache.forget(id);
+    }
+
+    /// Commit `writes`, which change tenant `id`'s config, then forget this process's copy.
+    pub async fn commit_tenant_change(
+        &self,
+        id: &str,
+        writes: Vec<crate::store::Write>,
+    ) -> Result<(), crate::store::StoreError> {
+        let landed = self.repo.commit(writes).await;
+        self.tenant_changed(id);
+        landed
     }
 
     /// The same app, serving a request as `tenant`'s own issuer (`{base}/t/{tenant}`): tokens
@@ -85,6 +126,7 @@ impl App {
             client_keys: self.client_keys.clone(),
             own_token_endpoint: self.own_token_endpoint.clone(),
             recent_use: self.recent_use.clone(),
+            tenant_cache: self.tenant_cache.clone(),
         })
     }
 }
@@ -115,3 +157,6 @@ mod tests;
 
 #[cfg(all(test, feature = "embedded", feature = "local-signer"))]
 mod admin_tests;
+
+#[cfg(all(test, feature = "embedded", feature = "local-signer"))]
+mod scale_tests;

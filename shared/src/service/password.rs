@@ -1,6 +1,7 @@
 //! `grant_type=password` (RFC 6749 §4.3): deprecated (RFC 9700 §2.4 says not to use it), so
 //! refused unless the client's tenant opts in (`bulwark tenant set-policy T --password-grant
-//! allow`), checked on every request; never advertised in discovery. When allowed, the
+//! allow`), checked on every request against the tenant's policy as the token path caches it
+//! (≤ 60 s old, `App::tenant`); never advertised in discovery. When allowed, the
 //! password is checked exactly as the login page checks it — argon2id on the bounded hashing
 //! pool, the same per-username reservation and lockout, the same audit events — and a grant is
 //! created as a code redemption creates one (so Revoke, deactivation and client deletion end
@@ -18,11 +19,9 @@ use crate::service::users::{LoginError, login};
 
 pub async fn password(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
     let tenant = app
-        .repo
         .tenant(client.tenant.as_str())
         .await?
-        .ok_or_else(OAuthError::server_error)?
-        .value;
+        .ok_or_else(OAuthError::server_error)?;
     if !tenant.password_grant {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,

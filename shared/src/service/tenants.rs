@@ -87,7 +87,9 @@ async fn update(
             .ok_or_else(|| AdminError::NotFound(format!("tenant {name}")))?;
         let mut t = current.value;
         f(&mut t)?;
-        match app.repo.replace_tenant(&t, current.version).await {
+        let replaced = app.repo.replace_tenant(&t, current.version).await;
+        app.tenant_changed(name);
+        match replaced {
             Ok(()) => return Ok(t),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

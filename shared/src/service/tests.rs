@@ -881,6 +881,7 @@ mod assertions {
             client_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
+            tenant_cache: h.app.tenant_cache.clone(),
         };
         let app = &app;
         tenant(app, "acme").await;
@@ -1120,6 +1121,7 @@ mod metadata_documents {
             client_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
+            tenant_cache: h.app.tenant_cache.clone(),
         };
         let fetches = || scripted.fetches.load(Ordering::SeqCst);
         tenant(&base, "acme").await;
@@ -1293,6 +1295,7 @@ mod metadata_documents {
             client_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
+            tenant_cache: h.app.tenant_cache.clone(),
         }
     }
 

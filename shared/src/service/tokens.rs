@@ -169,11 +169,9 @@ pub async fn client_credentials(
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
     let tenant = app
-        .repo
         .tenant(client.tenant.as_str())
         .await?
-        .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?
-        .value;
+        .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?;
     let mut scope = grant_scope(params.get("scope"), &client.allowed_scopes(&tenant))
         .map_err(OAuthError::invalid_scope)?;
     // bulwark:admin is only ever issued alone, in a token whose audience is the admin API, so
@@ -356,14 +354,17 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
         return Ok(None);
     };
     // The tenant's administrator still lets this user use the app the grant is for (the app
-    // allowlist, the app's user policy): otherwise the grant's tokens stop working now.
-    let Some(tenant) = app.repo.tenant(&c.tid).await? else {
+    // allowlist, the app's user policy): otherwise the grant's tokens stop working. (The
+    // tenant's policy as cached for the token path: an allowlist change reaches here within
+    // `config.tenant_cache_secs`; the user policy, groups, client, grant, user and deny list are
+    // read fresh.)
+    let Some(tenant) = app.tenant(&c.tid).await? else {
         return Ok(None);
     };
     if grant.created_at <= app_client.tokens_revoked_before {
         return Ok(None);
     }
-    if crate::service::access::permitted(app, &tenant.value, &app_client, &c.sub)
+    if crate::service::access::permitted(app, &tenant, &app_client, &c.sub)
         .await?
         .is_err()
     {
