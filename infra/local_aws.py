@@ -5,8 +5,14 @@
     python infra/local_aws.py tables ENDPOINT PREFIX [template.yaml]
     python infra/local_aws.py setup ENDPOINT PREFIX [template.yaml]   # tables + a KMS key; prints its id
     python infra/local_aws.py key ENDPOINT [template.yaml]            # another KMS key; prints its id
-    python infra/local_aws.py policies [template.yaml]                # each function's IAM statements, as JSON
-    python infra/local_aws.py functions [template.yaml]               # each function's properties, as JSON
+    python infra/local_aws.py wrapping-key ENDPOINT [template.yaml]   # a symmetric key like WrappingKey; prints its id
+    python infra/local_aws.py policies [template.yaml] [MODE]         # each function's IAM statements, as JSON
+    python infra/local_aws.py functions [template.yaml] [MODE]        # each function's properties, as JSON
+    python infra/local_aws.py template [template.yaml]                # the whole template, as JSON
+
+MODE is a `SigningMode` value (kms, kms-wrapped): with it, `!If` on the conditions that follow
+from it (KmsSigning, WrappedSigning) is resolved as a deployment with that mode would see it, and
+`!Ref AWS::NoValue` dropped; other conditions are left as they are.
 
 Table names are PREFIX + the logical id, lower-cased, without "Table" (ClientsTable ->
 PREFIX + "clients"), which is what `shared::store::dynamodb::TableNames::with_prefix` expects.
@@ -47,12 +53,55 @@ def setup(endpoint, prefix, template="template.yaml"):
     key(endpoint, template)
 
 
-def key(endpoint, template="template.yaml"):
-    """A new signing key like the template's (for rotation); prints its id."""
+def _kms_key(endpoint, template, usage):
     doc = yaml.load(open(template, encoding="utf-8"), Loader=CfnLoader)
-    spec = [r["Properties"] for r in doc["Resources"].values() if r.get("Type") == "AWS::KMS::Key"][0]
+    spec = [r["Properties"] for r in doc["Resources"].values()
+            if r.get("Type") == "AWS::KMS::Key" and r["Properties"]["KeyUsage"] == usage][0]
     key = session_client("kms", endpoint).create_key(KeySpec=spec["KeySpec"], KeyUsage=spec["KeyUsage"])
     print(key["KeyMetadata"]["KeyId"])
+
+
+def key(endpoint, template="template.yaml"):
+    """A new signing key like the template's SigningKey (for rotation); prints its id."""
+    _kms_key(endpoint, template, "SIGN_VERIFY")
+
+
+def wrapping_key(endpoint, template="template.yaml"):
+    """A new key-encryption key like the template's WrappingKey; prints its id."""
+    _kms_key(endpoint, template, "ENCRYPT_DECRYPT")
+
+
+_NO_VALUE = object()
+
+
+def resolve(node, conditions):
+    """`If` on a known condition replaced by its branch; `Ref AWS::NoValue` dropped."""
+    if isinstance(node, dict):
+        if set(node) == {"If"}:
+            name, yes, no = node["If"]
+            if name in conditions:
+                return resolve(yes if conditions[name] else no, conditions)
+            branches = [resolve(b, conditions) for b in (yes, no)]
+            return {"If": [name] + [{"Ref": "AWS::NoValue"} if b is _NO_VALUE else b for b in branches]}
+        if node == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
+        out = {}
+        for k, v in node.items():
+            v = resolve(v, conditions)
+            if v is not _NO_VALUE:
+                out[k] = v
+        return out
+    if isinstance(node, list):
+        return [v for v in (resolve(v, conditions) for v in node) if v is not _NO_VALUE]
+    return node
+
+
+def _conditions(mode):
+    if mode is None:
+        return {}
+    if mode not in ("kms", "kms-wrapped"):
+        sys.exit(f"unknown SigningMode {mode}")
+    return {"KmsSigning": mode == "kms", "WrappedSigning": mode == "kms-wrapped"}
 
 
 def tables(endpoint, prefix, template="template.yaml"):
@@ -86,28 +135,39 @@ def tables(endpoint, prefix, template="template.yaml"):
     print(" ".join(made))
 
 
-def policies(template="template.yaml"):
+def policies(template="template.yaml", mode=None):
     """Each function's IAM policy statements as JSON (short-form tags as {"Ref": ...} etc.), so
-    that a test can hold the template to least privilege."""
+    that a test can hold the template to least privilege; with MODE, as that SigningMode deploys."""
     import json
     doc = yaml.load(open(template, encoding="utf-8"), Loader=CfnLoader)
+    conditions = _conditions(mode)
     out = {}
     for logical, res in doc["Resources"].items():
         if res.get("Type") != "AWS::Serverless::Function":
             continue
         statements = []
-        for policy in res["Properties"].get("Policies", []) or []:
-            statements.extend(policy.get("Statement", []))
+        for policy in resolve(res["Properties"].get("Policies", []) or [], conditions):
+            if "Statement" not in policy:
+                sys.exit(f"{logical}: a policy this script cannot read (give a SigningMode?): {policy}")
+            statements.extend(policy["Statement"])
         out[logical] = statements
     print(json.dumps(out))
 
 
-def functions(template="template.yaml"):
+def functions(template="template.yaml", mode=None):
     """Each function's properties (CodeUri, Timeout, Events, ...) as JSON."""
     import json
     doc = yaml.load(open(template, encoding="utf-8"), Loader=CfnLoader)
-    print(json.dumps({logical: res["Properties"] for logical, res in doc["Resources"].items()
+    conditions = _conditions(mode)
+    print(json.dumps({logical: resolve(res["Properties"], conditions)
+                      for logical, res in doc["Resources"].items()
                       if res.get("Type") == "AWS::Serverless::Function"}))
+
+
+def template_json(template="template.yaml"):
+    """The whole template as JSON."""
+    import json
+    print(json.dumps(yaml.load(open(template, encoding="utf-8"), Loader=CfnLoader)))
 
 
 if __name__ == "__main__":
@@ -118,6 +178,10 @@ if __name__ == "__main__":
         setup(*rest)
     elif cmd == "key":
         key(*rest)
+    elif cmd == "wrapping-key":
+        wrapping_key(*rest)
+    elif cmd == "template":
+        template_json(*rest)
     elif cmd == "policies":
         policies(*rest)
     elif cmd == "functions":

@@ -63,6 +63,12 @@ echo "[test] end-to-end suite on the dynamodb backend"
 BULWARK_E2E_BACKEND=dynamodb cargo test --locked -p bulwark --features test-services --test e2e --no-fail-fast -- --skip lambda:: --skip outage:: --skip chromium:: --skip template:: "${filter[@]}" 2>&1 \
   | sed -u 's/^test \([a-z_]*::\)/test dynamodb-backend::\1/' | tee -a test-output/cargo-test.log
 [[ "${PIPESTATUS[0]}" -eq 0 ]] || status=1
+# That run signs as a stack does by default (SigningMode=kms-wrapped); the tests that sign, rotate
+# and verify run once more with SigningMode=kms (a KMS Sign per token).
+echo "[test] signing end-to-end tests on the dynamodb backend with SigningMode=kms"
+BULWARK_E2E_SIGNING=kms BULWARK_E2E_BACKEND=dynamodb cargo test --locked -p bulwark --features test-services --test e2e --no-fail-fast -- token:: discovery_jwks:: introspect_revoke:: "${filter[@]}" 2>&1 \
+  | sed -u 's/^test \([a-z_]*::\)/test dynamodb-kms-backend::\1/' | tee -a test-output/cargo-test.log
+[[ "${PIPESTATUS[0]}" -eq 0 ]] || status=1
 # And again through a tenant's own issuer ({base}/t/{tenant}, BULWARK_E2E_ISSUER=tenant: every
 # OAuth endpoint, discovery and the account page of the test's first tenant, `iss` expected to be
 # that issuer), on the embedded backend. Not in this run, each for its reason:

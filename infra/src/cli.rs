@@ -36,9 +36,23 @@ pub struct Global {
     /// DynamoDB table-name prefix: the stack name and a dash (`<stack>-clients`, ...).
     #[arg(long, global = true, env = "BULWARK_TABLE_PREFIX")]
     pub table_prefix: Option<String>,
-    /// KMS key ids (comma-separated, signing key first); needed to serve with --backend dynamodb.
+    /// KMS key ids (comma-separated, signing key first); needed to serve with --backend dynamodb
+    /// and --signing-mode kms.
     #[arg(long, global = true, env = "BULWARK_KMS_KEY_IDS")]
     pub kms_key_ids: Option<String>,
+    /// With --backend dynamodb: how the stack signs (its `SigningMode`): `kms` (KMS `Sign` per
+    /// token, --kms-key-ids) or `kms-wrapped` (a key in the `keys` table, wrapped under
+    /// --wrapping-key-id). Default: kms-wrapped when --wrapping-key-id is given, else kms.
+    #[arg(long, global = true, env = "BULWARK_SIGNING_MODE", value_parser = ["kms", "kms-wrapped"])]
+    pub signing_mode: Option<String>,
+    /// kms-wrapped: the stack's symmetric KMS key (its `WrappingKeyArn` output); needed to sign
+    /// and to rotate.
+    #[arg(long, global = true, env = "BULWARK_WRAPPING_KEY_ID")]
+    pub wrapping_key_id: Option<String>,
+    /// kms-wrapped: the stack name bound into each wrapped key's encryption context. Default:
+    /// the table prefix without its trailing dash.
+    #[arg(long, global = true, env = "BULWARK_STACK")]
+    pub stack: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -375,6 +389,9 @@ pub enum UserCommand {
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
     /// Make a new signing key active; the previous one stays published until its tokens expire.
+    /// Embedded: the data directory's key file. DynamoDB (`SigningMode=kms-wrapped`): a new key
+    /// wrapped under --wrapping-key-id into the stack's `keys` table; running functions pick it
+    /// up within a minute.
     Rotate,
 }
 

@@ -6,17 +6,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use shared::clock::{Clock, OffsetClock, SystemClock};
-use shared::config::Config;
+use shared::config::{Config, Signing};
 use shared::domain::cimd::CimdPolicy;
 use shared::domain::tenant::DcrPolicy;
-use shared::keys::kms::KmsSigner;
+use shared::keys::kms::KmsKeyWrapper;
 use shared::keys::local::LocalSigner;
 use shared::keys::{KeySet, Signer, SignerError};
 use shared::service::App;
 use shared::service::tenants::{self, AdminError};
 use shared::service::{clients, users};
+use shared::store::Kv;
 use shared::store::dynamodb::{DynamoStore, TableNames};
 use shared::store::embedded::EmbeddedStore;
+use shared::store::repo::Repo;
 
 use crate::cli::*;
 
@@ -47,44 +49,81 @@ pub fn clock() -> Result<Arc<dyn Clock>, Failure> {
     }
 }
 
+/// What `keys rotate` rotates: the data directory's key file, or a stack's wrapped key ring.
+pub enum Keys {
+    Local(Arc<LocalSigner>),
+    Wrapped {
+        repo: Repo,
+        wrapper: KmsKeyWrapper,
+        stack: String,
+        retention: i64,
+    },
+    /// A stack with no way to rotate from here (kms mode, or no wrapping key given).
+    None,
+}
+
 /// The app over the chosen backend. With `embedded`: the SQLite store and local key of the data
-/// directory (the local signer is returned too, for `keys rotate`). With `dynamodb`: the stack's
-/// tables and, if configured, its KMS keys.
-pub async fn open(
-    g: &Global,
-    issuer: &str,
-    clock: Arc<dyn Clock>,
-) -> Result<(Arc<App>, Option<Arc<LocalSigner>>), Failure> {
+/// directory. With `dynamodb`: the stack's tables and its signer (`--signing-mode`): KMS keys
+/// (`kms`), or the wrapped key ring (`kms-wrapped`); neither configured: a signer that refuses
+/// (provisioning never signs).
+pub async fn open(g: &Global, issuer: &str, clock: Arc<dyn Clock>) -> Result<(Arc<App>, Keys), Failure> {
     open_with(g, Config::new(issuer)?, clock).await
 }
 
 /// [`open`] with a config of the caller's (`serve`: its tenant-cache bound).
-pub async fn open_with(
-    g: &Global,
-    config: Config,
-    clock: Arc<dyn Clock>,
-) -> Result<(Arc<App>, Option<Arc<LocalSigner>>), Failure> {
+pub async fn open_with(g: &Global, config: Config, clock: Arc<dyn Clock>) -> Result<(Arc<App>, Keys), Failure> {
     if g.backend == "dynamodb" {
+        let mode = g.signing_mode.clone().unwrap_or_else(|| {
+            if g.wrapping_key_id.is_some() {
+                "kms-wrapped".into()
+            } else {
+                "kms".into()
+            }
+        });
+        let stack = g.stack.clone().or_else(|| {
+            g.table_prefix
+                .as_deref()
+                .map(|p| p.strip_suffix('-').unwrap_or(p).to_string())
+        });
         let lookup = |k: &str| match k {
             "BULWARK_TABLE_PREFIX" => g.table_prefix.clone(),
             "BULWARK_KMS_KEY_IDS" => Some(g.kms_key_ids.clone().unwrap_or_else(|| "-".into())),
+            "BULWARK_SIGNING_MODE" => Some(mode.clone()),
+            "BULWARK_STACK" => stack.clone(),
+            "BULWARK_WRAPPING_KEY_ID" => g.wrapping_key_id.clone(),
             _ => None,
         };
         let aws = Config::aws_from_lookup(lookup).map_err(|e| Failure(format!("--backend dynamodb: {e}")))?;
         let sdk = shared::aws::sdk_config(None, None).await;
-        let store = DynamoStore::new(
+        let store: Arc<dyn Kv> = Arc::new(DynamoStore::new(
             shared::store::dynamodb::Client::new(&sdk),
             TableNames::with_prefix(&aws.table_prefix),
             clock.clone(),
-        );
-        let signer: Arc<dyn Signer> = match &g.kms_key_ids {
-            Some(_) => Arc::new(KmsSigner::new(
-                shared::keys::kms::client_from(&sdk),
-                aws.kms_key_ids,
-            )?),
-            None => Arc::new(NoSigner),
+        ));
+        let retention = config.max_access_token_ttl;
+        let (signer, keys): (Arc<dyn Signer>, Keys) = match &aws.signing {
+            Signing::Kms { .. } if g.kms_key_ids.is_none() => (Arc::new(NoSigner), Keys::None),
+            Signing::Kms { .. } => (
+                shared::keys::aws_signer(&aws.signing, &sdk, &store, clock.clone(), retention)?,
+                Keys::None,
+            ),
+            Signing::Wrapped {
+                stack,
+                wrapping_key_id,
+            } => (
+                shared::keys::aws_signer(&aws.signing, &sdk, &store, clock.clone(), retention)?,
+                match wrapping_key_id {
+                    Some(id) => Keys::Wrapped {
+                        repo: Repo::new(store.clone(), clock.clone()),
+                        wrapper: KmsKeyWrapper::new(shared::keys::kms::client_from(&sdk), id.clone()),
+                        stack: stack.clone(),
+                        retention,
+                    },
+                    None => Keys::None,
+                },
+            ),
         };
-        return Ok((App::new(config, Arc::new(store), signer, clock), None));
+        return Ok((App::new(config, store, signer, clock), keys));
     }
     let data_dir: &Path = &g.data_dir;
     let store = EmbeddedStore::open(&data_dir.join("bulwark.db"), clock.clone())
@@ -96,7 +135,7 @@ pub async fn open_with(
     )?);
     Ok((
         App::new(config, Arc::new(store), signer.clone(), clock),
-        Some(signer),
+        Keys::Local(signer),
     ))
 }
 
@@ -164,7 +203,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
         return Ok(None);
     }
     let issuer = g.issuer.clone().unwrap_or_else(|| DEFAULT_ISSUER.to_string());
-    let (app, signer) = open(&g, &issuer, clock()?).await?;
+    let (app, keys) = open(&g, &issuer, clock()?).await?;
     let out = match cli.command {
         Command::Serve { .. } => unreachable!("handled above"),
         Command::Tenant { command } => match command {
@@ -314,14 +353,24 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
         Command::Keys {
             command: KeysCommand::Rotate,
         } => {
-            let signer = signer.ok_or_else(|| {
-                Failure(
-                    "with --backend dynamodb, rotate by creating a KMS key and redeploying with \
-                     ActiveSigningKeyArn=<new key> PreviousSigningKeyArn=<old key>"
-                        .into(),
-                )
-            })?;
-            let r = signer.rotate()?;
+            let r = match &keys {
+                Keys::Local(signer) => signer.rotate()?,
+                Keys::Wrapped {
+                    repo,
+                    wrapper,
+                    stack,
+                    retention,
+                } => shared::keys::wrapped::rotate(repo, wrapper, stack, *retention).await?,
+                Keys::None => {
+                    return Err(Failure(
+                        "with --backend dynamodb: for SigningMode=kms-wrapped give --wrapping-key-id \
+                         (the stack's WrappingKeyArn output); for SigningMode=kms, rotate by creating a \
+                         KMS key and redeploying with ActiveSigningKeyArn=<new key> \
+                         PreviousSigningKeyArn=<old key>"
+                            .into(),
+                    ));
+                }
+            };
             json!({"active_kid": r.active_kid, "published_kids": r.published_kids})
         }
         Command::Audit {

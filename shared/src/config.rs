@@ -62,8 +62,23 @@ impl Default for Lifetimes {
 pub struct AwsResources {
     /// Table names are `<prefix>tenants`, `<prefix>clients`, ... (`<stack>-` in `template.yaml`).
     pub table_prefix: String,
-    /// The signing key first, then previous keys that stay published.
-    pub kms_key_ids: Vec<String>,
+    pub signing: Signing,
+}
+
+/// How access tokens are signed (`SigningMode` in `template.yaml`, `BULWARK_SIGNING_MODE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signing {
+    /// `kms`: every JWT is signed by KMS `Sign`; the key never leaves KMS. The signing key
+    /// first, then previous keys that stay published (`BULWARK_KMS_KEY_IDS`).
+    Kms { key_ids: Vec<String> },
+    /// `kms-wrapped`: a key kept in the `keys` table as KMS ciphertext bound to
+    /// `{stack, kid}`, decrypted once per process (`keys::wrapped`). `BULWARK_STACK` names the
+    /// stack; `BULWARK_WRAPPING_KEY_ID` (the symmetric key) is given only to the function that
+    /// signs: without it a process only publishes keys.
+    Wrapped {
+        stack: String,
+        wrapping_key_id: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -144,24 +159,41 @@ impl Config {
                 why: "DynamoDB table names are [A-Za-z0-9_.-]".into(),
             });
         }
-        let ids = get("BULWARK_KMS_KEY_IDS").ok_or(ConfigError::Missing {
-            name: "BULWARK_KMS_KEY_IDS",
-        })?;
-        let kms_key_ids: Vec<String> = ids
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        if kms_key_ids.is_empty() {
-            return Err(ConfigError::Malformed {
-                name: "BULWARK_KMS_KEY_IDS",
-                why: "a comma-separated list of KMS key ids or ARNs, the signing key first".into(),
-            });
-        }
+        let signing = match get("BULWARK_SIGNING_MODE").as_deref().map(str::trim) {
+            None | Some("kms") => Signing::Kms {
+                key_ids: kms_key_ids(&get)?,
+            },
+            Some("kms-wrapped") => {
+                let stack = get("BULWARK_STACK").ok_or(ConfigError::Missing {
+                    name: "BULWARK_STACK",
+                })?;
+                if stack.is_empty()
+                    || stack.len() > 128
+                    || !stack.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    return Err(ConfigError::Malformed {
+                        name: "BULWARK_STACK",
+                        why: "a CloudFormation stack name ([A-Za-z0-9-]{1,128})".into(),
+                    });
+                }
+                let wrapping_key_id = get("BULWARK_WRAPPING_KEY_ID")
+                    .map(|k| k.trim().to_string())
+                    .filter(|k| !k.is_empty());
+                Signing::Wrapped {
+                    stack,
+                    wrapping_key_id,
+                }
+            }
+            Some(_) => {
+                return Err(ConfigError::Malformed {
+                    name: "BULWARK_SIGNING_MODE",
+                    why: "kms or kms-wrapped".into(),
+                });
+            }
+        };
         Ok(AwsResources {
             table_prefix: prefix,
-            kms_key_ids,
+            signing,
         })
     }
 
@@ -222,6 +254,25 @@ fn parse_ttl(name: &'static str, v: &str) -> Result<i64, ConfigError> {
             why: format!("expected seconds in 60..={MAX_ACCESS_TOKEN_TTL}"),
         }),
     }
+}
+
+fn kms_key_ids(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {
+    let ids = get("BULWARK_KMS_KEY_IDS").ok_or(ConfigError::Missing {
+        name: "BULWARK_KMS_KEY_IDS",
+    })?;
+    let key_ids: Vec<String> = ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if key_ids.is_empty() {
+        return Err(ConfigError::Malformed {
+            name: "BULWARK_KMS_KEY_IDS",
+            why: "a comma-separated list of KMS key ids or ARNs, the signing key first".into(),
+        });
+    }
+    Ok(key_ids)
 }
 
 /// An issuer is an https URL (or http on a loopback host, for the laptop) with no query or
@@ -328,9 +379,65 @@ mod tests {
             r.unwrap(),
             AwsResources {
                 table_prefix: "prod-".into(),
-                kms_key_ids: vec!["k1".into(), "k2".into()]
+                signing: Signing::Kms {
+                    key_ids: vec!["k1".into(), "k2".into()]
+                }
             }
         );
+        for (pairs, want) in [
+            (
+                &[("BULWARK_SIGNING_MODE", "kms-wrapped"), ("BULWARK_STACK", "prod")][..],
+                Ok(Signing::Wrapped {
+                    stack: "prod".into(),
+                    wrapping_key_id: None,
+                }),
+            ),
+            (
+                &[
+                    ("BULWARK_SIGNING_MODE", "kms-wrapped"),
+                    ("BULWARK_STACK", "prod"),
+                    ("BULWARK_WRAPPING_KEY_ID", "alias/prod-wrapping"),
+                ][..],
+                Ok(Signing::Wrapped {
+                    stack: "prod".into(),
+                    wrapping_key_id: Some("alias/prod-wrapping".into()),
+                }),
+            ),
+            (
+                &[("BULWARK_SIGNING_MODE", "kms-wrapped")][..],
+                Err(ConfigError::Missing {
+                    name: "BULWARK_STACK",
+                }),
+            ),
+            (
+                &[("BULWARK_SIGNING_MODE", "kms-wrapped"), ("BULWARK_STACK", "a b")][..],
+                Err(ConfigError::Malformed {
+                    name: "BULWARK_STACK",
+                    why: "a CloudFormation stack name ([A-Za-z0-9-]{1,128})".into(),
+                }),
+            ),
+            (
+                &[("BULWARK_SIGNING_MODE", "local"), ("BULWARK_STACK", "prod")][..],
+                Err(ConfigError::Malformed {
+                    name: "BULWARK_SIGNING_MODE",
+                    why: "kms or kms-wrapped".into(),
+                }),
+            ),
+            (
+                &[("BULWARK_SIGNING_MODE", "kms")][..],
+                Err(ConfigError::Missing {
+                    name: "BULWARK_KMS_KEY_IDS",
+                }),
+            ),
+        ] {
+            let mut all = vec![("BULWARK_TABLE_PREFIX", "prod-")];
+            all.extend_from_slice(pairs);
+            assert_eq!(
+                Config::aws_from_lookup(lookup(&all)).map(|r| r.signing),
+                want,
+                "{pairs:?}"
+            );
+        }
         assert_eq!(
             Config::aws_from_lookup(lookup(&[("BULWARK_KMS_KEY_IDS", "k1")])).unwrap_err(),
             ConfigError::Missing {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::http::State;
-use crate::keys::kms::KmsSigner;
 use crate::logging::{self, LogTarget};
 use crate::service::App;
 use crate::store::dynamodb::{DynamoStore, TableNames};
@@ -62,23 +61,34 @@ pub async fn run_sweeper() -> Result<(), Error> {
     .await
 }
 
-/// `Config::from_env` plus the DynamoDB tables and KMS keys. The SDK takes region, credentials
-/// and (for local emulators) `AWS_ENDPOINT_URL` from the environment.
+/// `Config::from_env` plus the DynamoDB tables and the signer of `BULWARK_SIGNING_MODE`. The SDK
+/// takes region, credentials and (for local emulators) `AWS_ENDPOINT_URL` from the environment.
+/// A signer that needs key material (kms-wrapped, in the function that signs) is prepared here,
+/// at cold start; if that fails the start does not: requests answer 503 and the next one tries
+/// again.
 pub async fn app_from_env() -> Result<Arc<App>, crate::config::ConfigError> {
     let config = Config::from_env()?;
     let aws = Config::aws_from_lookup(|k| std::env::var(k).ok())?;
     let sdk = crate::aws::sdk_config(None, None).await;
     let clock = Arc::new(SystemClock);
-    let store = DynamoStore::new(
+    let store: Arc<dyn crate::store::Kv> = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         TableNames::with_prefix(&aws.table_prefix),
         clock.clone(),
-    );
-    let signer = KmsSigner::new(aws_sdk_kms::Client::new(&sdk), aws.kms_key_ids).map_err(|e| {
-        crate::config::ConfigError::Malformed {
-            name: "BULWARK_KMS_KEY_IDS",
-            why: e.to_string(),
-        }
+    ));
+    let signer = crate::keys::aws_signer(
+        &aws.signing,
+        &sdk,
+        &store,
+        clock.clone(),
+        config.max_access_token_ttl,
+    )
+    .map_err(|e| crate::config::ConfigError::Malformed {
+        name: "BULWARK_KMS_KEY_IDS",
+        why: e.to_string(),
     })?;
-    Ok(App::new(config, Arc::new(store), Arc::new(signer), clock))
+    if let Err(e) = signer.prepare().await {
+        tracing::error!(error = %e, "signing keys not ready at cold start; retrying on the next request");
+    }
+    Ok(App::new(config, store, signer, clock))
 }

@@ -244,24 +244,237 @@ fn body(resp: &Value) -> Value {
     serde_json::from_str(&html(resp)).unwrap_or(Value::Null)
 }
 
-/// Create an ES256 key in moto's KMS through its JSON API.
-async fn kms_key() -> String {
-    let r: Value = http()
-        .post(moto())
-        .header("x-amz-target", "TrentService.CreateKey")
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("authorization", "AWS4-HMAC-SHA256 Credential=testing/20261122/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0")
-        .body(r#"{"KeySpec":"ECC_NIST_P256","KeyUsage":"SIGN_VERIFY"}"#)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["KeyMetadata"]["KeyId"]
-        .as_str()
-        .expect("moto created a key")
-        .to_string()
+/// A KMS key made by `infra/local_aws.py CMD` (`key`, `wrapping-key`) like the template's.
+fn local_aws_key(cmd: &str) -> String {
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("infra/local_aws.py"))
+        .args([cmd, &moto(), "template.yaml"])
+        .current_dir(repo())
+        .output()
+        .expect("run infra/local_aws.py");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A proxy in front of moto's KMS that counts the calls passing through it by operation
+/// (`X-Amz-Target: TrentService.Decrypt` → `Decrypt`): what a function process really sends to
+/// KMS. While `deny` is set it answers every call with `AccessDeniedException` instead.
+#[derive(Default)]
+struct KmsProxy {
+    calls: Mutex<HashMap<String, u64>>,
+    deny: std::sync::atomic::AtomicBool,
+}
+
+impl KmsProxy {
+    fn count(&self, op: &str) -> u64 {
+        self.calls.lock().unwrap().get(op).copied().unwrap_or(0)
+    }
+    fn total(&self) -> u64 {
+        self.calls.lock().unwrap().values().sum()
+    }
+}
+
+async fn kms_proxy() -> (String, Arc<KmsProxy>, tokio::task::JoinHandle<()>) {
+    async fn forward(
+        State(p): State<Arc<KmsProxy>>,
+        headers: HeaderMap,
+        body: axum::body::Bytes,
+    ) -> Response {
+        let target = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let op = target.rsplit('.').next().unwrap_or("").to_string();
+        *p.calls.lock().unwrap().entry(op).or_default() += 1;
+        if p.deny.load(std::sync::atomic::Ordering::SeqCst) {
+            return (
+                StatusCode::BAD_REQUEST,
+                [("content-type", "application/x-amz-json-1.1")],
+                r#"{"__type":"AccessDeniedException","message":"denied by the test"}"#,
+            )
+                .into_response();
+        }
+        let mut req = http().post(moto()).body(body.to_vec());
+        for (k, v) in &headers {
+            if k != "host" && k != "content-length" {
+                req = req.header(k, v);
+            }
+        }
+        let r = req.send().await.expect("moto answers");
+        let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/x-amz-json-1.1")
+            .to_string();
+        let bytes = r.bytes().await.unwrap();
+        (status, [("content-type", ct)], bytes).into_response()
+    }
+    let proxy = Arc::new(KmsProxy::default());
+    let app = Router::new().route("/", post(forward)).with_state(proxy.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, proxy, task)
+}
+
+/// The token function in each `SigningMode`, its KMS traffic counted on the wire: with `kms`
+/// every token is one `Sign`; with `kms-wrapped` (the default) N tokens make no `Sign` and one
+/// `Decrypt` in the process's life, and the functions that verify make no KMS call at all. In
+/// both, every token verifies against the JWKS function's output and introspects as active.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_token_function_signs_in_each_mode_and_kms_wrapped_makes_no_kms_call_per_token() {
+    const N: u64 = 12;
+    for mode in ["kms", "kms-wrapped"] {
+        let data = DataDir::new_dynamodb_with(mode);
+        let tenant = format!("m{}", unique().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+        let c = data.tenant_with_client(&tenant);
+        let (proxy_url, kms, _proxy) = kms_proxy().await;
+        let common = [
+            ("BULWARK_ISSUER", "https://auth.example.test".to_string()),
+            ("AWS_ENDPOINT_URL_KMS", proxy_url),
+        ];
+        let mut env = data.lambda_env();
+        env.extend(common.iter().cloned());
+        let mut signing_env = data.lambda_env_signing();
+        signing_env.extend(common.iter().cloned());
+        let token = Function::start("token", &signing_env).await;
+        token.init_time().await;
+        let jwks_fn = Function::start("jwks", &env).await;
+        let introspect = Function::start("introspect", &env).await;
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.id, c.secret))
+        );
+        let form = [
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("authorization", basic.as_str()),
+        ];
+        let mut tokens = Vec::new();
+        for _ in 0..N {
+            let t = token
+                .invoke(
+                    "POST",
+                    "/oauth2/token",
+                    &form,
+                    Some("grant_type=client_credentials"),
+                )
+                .await;
+            assert_eq!(t["statusCode"], 200, "{mode}: {t}");
+            tokens.push(body(&t)["access_token"].as_str().unwrap().to_string());
+        }
+        let j = jwks_fn.invoke("GET", "/.well-known/jwks.json", &[], None).await;
+        assert_eq!(j["statusCode"], 200, "{mode}: {j}");
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(body(&j)).unwrap();
+        for at in &tokens {
+            use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+            let kid = jwt_part(at, 0)["kid"].as_str().unwrap().to_string();
+            let key = DecodingKey::from_jwk(set.find(&kid).expect("the kid is published")).unwrap();
+            let mut v = Validation::new(Algorithm::ES256);
+            v.set_audience(&[format!("urn:bulwark:tenant:{tenant}")]);
+            v.set_issuer(&["https://auth.example.test"]);
+            decode::<Value>(at, &key, &v).unwrap_or_else(|e| panic!("{mode}: {e}"));
+        }
+        let i = introspect
+            .invoke(
+                "POST",
+                "/oauth2/introspect",
+                &form,
+                Some(&format!("token={}", tokens[0])),
+            )
+            .await;
+        assert_eq!(body(&i)["active"], true, "{mode}: {i}");
+        match mode {
+            "kms" => assert_eq!(kms.count("Sign"), N, "one KMS Sign per token"),
+            _ => {
+                assert_eq!(kms.count("Sign"), 0, "no KMS Sign in kms-wrapped mode");
+                assert_eq!(
+                    kms.count("Decrypt"),
+                    1,
+                    "one Decrypt per process, at its cold start"
+                );
+                assert_eq!(
+                    kms.total(),
+                    1,
+                    "nothing else reaches KMS: {:?}",
+                    kms.calls.lock().unwrap()
+                );
+            }
+        }
+    }
+}
+
+/// kms-wrapped: when `Decrypt` fails at cold start the function still starts; a token request
+/// gets 503 `temporarily_unavailable` saying nothing about KMS, and the next request tries again.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_decrypt_at_cold_start_is_a_503_and_the_next_request_tries_again() {
+    let data = DataDir::new_dynamodb_with("kms-wrapped");
+    let tenant = format!("d{}", unique().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    let c = data.tenant_with_client(&tenant);
+    let (proxy_url, kms, _proxy) = kms_proxy().await;
+    kms.deny.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut env = data.lambda_env_signing();
+    env.push(("BULWARK_ISSUER", "https://auth.example.test".to_string()));
+    env.push(("AWS_ENDPOINT_URL_KMS", proxy_url));
+    let token = Function::start("token", &env).await;
+    token.init_time().await;
+    assert_eq!(kms.count("Decrypt"), 1, "tried at cold start");
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.id, c.secret))
+    );
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", basic.as_str()),
+    ];
+    let t = token
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &form,
+            Some("grant_type=client_credentials"),
+        )
+        .await;
+    assert_eq!(t["statusCode"], 503, "{t}");
+    assert_eq!(body(&t)["error"], "temporarily_unavailable", "{t}");
+    let text = html(&t).to_lowercase();
+    for internal in ["kms", "decrypt", "denied", "key ring", "ciphertext"] {
+        assert!(!text.contains(internal), "the body leaks internals: {text}");
+    }
+    assert_eq!(kms.count("Decrypt"), 2, "tried again");
+    kms.deny.store(false, std::sync::atomic::Ordering::SeqCst);
+    let t = token
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &form,
+            Some("grant_type=client_credentials"),
+        )
+        .await;
+    assert_eq!(t["statusCode"], 200, "{t}");
+    let t = token
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &form,
+            Some("grant_type=client_credentials"),
+        )
+        .await;
+    assert_eq!(t["statusCode"], 200, "{t}");
+    assert_eq!(kms.count("Decrypt"), 3, "decrypted once, then kept");
+    assert_eq!(kms.count("Sign"), 0);
 }
 
 fn aws_cli(args: &[&str]) -> Value {
@@ -320,7 +533,10 @@ fn stripped_size(path: &std::path::Path) -> Option<u64> {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
-    let key = kms_key().await;
+    // As a stack deploys by default (SigningMode=kms-wrapped): a key ring in `<prefix>keys`,
+    // wrapped under a symmetric key only the token function is told of.
+    let wrapping_key = local_aws_key("wrapping-key");
+    aws_cli(&["--wrapping-key-id", &wrapping_key, "keys", "rotate"]);
     let tenant = format!(
         "lambda-{}",
         unique().replace(|c: char| !c.is_ascii_alphanumeric(), "")
@@ -332,16 +548,20 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         .unwrap()
         .to_string();
     let prefix = std::env::var("BULWARK_TEST_TABLE_PREFIX").unwrap_or_else(|_| "bulwark-test-".into());
+    let stack = prefix.trim_end_matches('-').to_string();
     let env = [
         ("BULWARK_ISSUER", "https://auth.example.test".to_string()),
         ("BULWARK_TABLE_PREFIX", prefix),
-        ("BULWARK_KMS_KEY_IDS", key),
+        ("BULWARK_SIGNING_MODE", "kms-wrapped".to_string()),
+        ("BULWARK_STACK", stack),
         ("BULWARK_ACCESS_TOKEN_TTL", "600".to_string()),
         (
             "BULWARK_TENANT_CACHE_SECS",
             crate::support::TENANT_CACHE_SECS.to_string(),
         ),
     ];
+    let mut signing_env = env.to_vec();
+    signing_env.push(("BULWARK_WRAPPING_KEY_ID", wrapping_key));
     let mut report = String::from("function      init_ms  debug_stripped_bytes\n");
     let mut fns = HashMap::new();
     for name in [
@@ -357,7 +577,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         "admin",
         "console",
     ] {
-        let f = Function::start(name, &env).await;
+        let f = Function::start(name, if name == "token" { &signing_env } else { &env }).await;
         let init = f.init_time().await;
         let size = stripped_size(&binary(name)).map_or("n/a".into(), |s| s.to_string());
         report.push_str(&format!(
@@ -406,7 +626,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
     assert_eq!(r["statusCode"], 201, "{r}");
     let c = TestClient::from_registration(&body(&r));
 
-    // A token from the token function, signed by KMS.
+    // A token from the token function, signed in process with the unwrapped key.
     let basic = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.id, c.secret))
@@ -595,7 +815,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
     let header = jwt_part(&at, 0);
     assert_eq!(
         header["kid"], jwks["keys"][0]["kid"],
-        "signed by the published KMS key"
+        "signed by the published key"
     );
     {
         use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, jwk::JwkSet};
@@ -604,7 +824,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         let mut v = Validation::new(Algorithm::ES256);
         v.set_audience(&[format!("urn:bulwark:tenant:{tenant}")]);
         v.set_issuer(&["https://auth.example.test"]);
-        decode::<Value>(&at, &key, &v).expect("the KMS-signed token verifies against the JWKS");
+        decode::<Value>(&at, &key, &v).expect("the token verifies against the JWKS");
     }
     // Wrong secret: 401 from the function, not a failed invocation.
     let bad = format!(

@@ -74,7 +74,8 @@ async fn dynamodb_down_gives_503_on_every_endpoint_that_needs_it() {
 )]
 #[tokio::test]
 async fn kms_down_gives_503_for_signing_and_keys_while_registration_still_works() {
-    let data = DataDir::new_dynamodb();
+    // SigningMode=kms: every signature and the public keys come from KMS.
+    let data = DataDir::new_dynamodb_with("kms");
     let c = data.tenant_with_client("acme");
     let dead = closed_port_url();
     let server = Server::start_with(&data, &[], &[("AWS_ENDPOINT_URL_KMS", dead.as_str())]);
@@ -112,6 +113,60 @@ async fn kms_down_gives_503_for_signing_and_keys_while_registration_still_works(
     // And a server whose KMS is reachable issues tokens from the same tables.
     let healthy = Server::start(&data);
     token(&healthy, &c, &[]).await;
+}
+
+/// SigningMode=kms-wrapped: KMS is needed only to decrypt the key, by the process that signs.
+/// With KMS down a new process cannot sign (503, no internals), but the JWKS, revocation and
+/// introspection work from the key ring's public part.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test]
+async fn kms_down_in_kms_wrapped_mode_stops_signing_only() {
+    let data = DataDir::new_dynamodb_with("kms-wrapped");
+    let c = data.tenant_with_client("acme");
+    let healthy = Server::start(&data);
+    let at = token(&healthy, &c, &[]).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dead = closed_port_url();
+    let server = Server::start_with(
+        &data,
+        &["--issuer", &healthy.issuer],
+        &[("AWS_ENDPOINT_URL_KMS", dead.as_str())],
+    );
+    let r = post_form(
+        &server.url("/oauth2/token"),
+        Some((&c.id, &c.secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_unavailable(&r, "token");
+    let r = Resp::from(
+        http()
+            .get(server.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = post_form(
+        &server.url("/oauth2/introspect"),
+        Some((&c.id, &c.secret)),
+        &[("token", &at)],
+    )
+    .await;
+    assert_eq!(r.body["active"], true, "{}", r.body);
+    let r = post_form(
+        &server.url("/oauth2/revoke"),
+        Some((&c.id, &c.secret)),
+        &[("token", &at)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 #[cfg_attr(

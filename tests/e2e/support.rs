@@ -21,10 +21,16 @@ pub static BIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 /// both ways).
 enum Backend {
     Embedded,
-    Dynamo {
-        prefix: String,
-        kms_key_ids: std::sync::Mutex<Vec<String>>,
-    },
+    Dynamo { prefix: String, signing: Signing },
+}
+
+/// How a DynamoDB-backed data dir signs: a stack's `SigningMode`.
+enum Signing {
+    /// `kms`: KMS `Sign` with the first key; all are published.
+    Kms(std::sync::Mutex<Vec<String>>),
+    /// `kms-wrapped` (the stack default): a key ring in the `keys` table, wrapped under this
+    /// symmetric key.
+    Wrapped { wrapping_key_id: String },
 }
 
 /// A data directory (and, on the DynamoDB backend, tables and a KMS key of its own) shared by
@@ -77,17 +83,44 @@ impl DataDir {
         }
     }
 
-    /// A data dir on the DynamoDB backend (moto), whatever `BULWARK_E2E_BACKEND` says.
+    /// A data dir on the DynamoDB backend (moto), whatever `BULWARK_E2E_BACKEND` says, signing
+    /// as `BULWARK_E2E_SIGNING` says (`kms-wrapped` when unset, as a stack does by default).
     pub fn new_dynamodb() -> Self {
+        match std::env::var("BULWARK_E2E_SIGNING").as_deref() {
+            Ok("kms") => Self::new_dynamodb_with("kms"),
+            Ok("kms-wrapped") | Err(_) => Self::new_dynamodb_with("kms-wrapped"),
+            Ok(other) => panic!("BULWARK_E2E_SIGNING={other}: expected kms or kms-wrapped"),
+        }
+    }
+
+    /// A data dir on the DynamoDB backend with this `SigningMode`. kms-wrapped: a first key is
+    /// made with `bulwark keys rotate`, as an operator does after the first deploy.
+    pub fn new_dynamodb_with(mode: &str) -> Self {
         let prefix = format!("e2e-{}-", unique());
         let key = local_aws(&["setup", &moto_endpoint(), &prefix, "template.yaml"]);
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-            backend: Backend::Dynamo {
-                prefix,
-                kms_key_ids: std::sync::Mutex::new(vec![key]),
+        let signing = match mode {
+            "kms" => Signing::Kms(std::sync::Mutex::new(vec![key])),
+            "kms-wrapped" => Signing::Wrapped {
+                wrapping_key_id: local_aws(&["wrapping-key", &moto_endpoint(), "template.yaml"]),
             },
+            other => panic!("SigningMode {other}"),
+        };
+        let data = Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            backend: Backend::Dynamo { prefix, signing },
             tenants: Default::default(),
+        };
+        if mode == "kms-wrapped" {
+            data.cli(&["keys", "rotate"]);
+        }
+        data
+    }
+
+    /// The stack name a DynamoDB data dir stands for (its table prefix without the dash).
+    pub fn stack(&self) -> String {
+        match &self.backend {
+            Backend::Embedded => panic!("only the DynamoDB backend is a stack"),
+            Backend::Dynamo { prefix, .. } => prefix.trim_end_matches('-').to_string(),
         }
     }
 
@@ -96,15 +129,40 @@ impl DataDir {
     }
 
     /// DynamoDB backend: the environment a Lambda function needs to use this data dir's
-    /// tables and keys (`BULWARK_TABLE_PREFIX`, `BULWARK_KMS_KEY_IDS`).
+    /// tables and keys, as `template.yaml` sets it for a function that does not sign
+    /// (`BULWARK_TABLE_PREFIX`, `BULWARK_SIGNING_MODE`, `BULWARK_STACK` or `BULWARK_KMS_KEY_IDS`).
     pub fn lambda_env(&self) -> Vec<(&'static str, String)> {
         match &self.backend {
             Backend::Embedded => panic!("a Lambda function needs the DynamoDB backend"),
-            Backend::Dynamo { prefix, kms_key_ids } => vec![
-                ("BULWARK_TABLE_PREFIX", prefix.clone()),
-                ("BULWARK_KMS_KEY_IDS", kms_key_ids.lock().unwrap().join(",")),
-            ],
+            Backend::Dynamo { prefix, signing } => {
+                let mut env = vec![("BULWARK_TABLE_PREFIX", prefix.clone())];
+                match signing {
+                    Signing::Kms(ids) => {
+                        env.push(("BULWARK_SIGNING_MODE", "kms".into()));
+                        env.push(("BULWARK_KMS_KEY_IDS", ids.lock().unwrap().join(",")));
+                    }
+                    Signing::Wrapped { .. } => {
+                        env.push(("BULWARK_SIGNING_MODE", "kms-wrapped".into()));
+                        env.push(("BULWARK_STACK", self.stack()));
+                    }
+                }
+                env
+            }
         }
+    }
+
+    /// As [`DataDir::lambda_env`], for the function that signs (the token function): in
+    /// kms-wrapped mode it alone is told the wrapping key.
+    pub fn lambda_env_signing(&self) -> Vec<(&'static str, String)> {
+        let mut env = self.lambda_env();
+        if let Backend::Dynamo {
+            signing: Signing::Wrapped { wrapping_key_id },
+            ..
+        } = &self.backend
+        {
+            env.push(("BULWARK_WRAPPING_KEY_ID", wrapping_key_id.clone()));
+        }
+        env
     }
     pub fn is_dynamodb(&self) -> bool {
         matches!(self.backend, Backend::Dynamo { .. })
@@ -114,15 +172,30 @@ impl DataDir {
     fn backend_args(&self) -> (Vec<String>, Vec<(&'static str, String)>) {
         match &self.backend {
             Backend::Embedded => (vec![], vec![]),
-            Backend::Dynamo { prefix, kms_key_ids } => (
-                vec![
-                    "--backend".into(),
-                    "dynamodb".into(),
-                    "--table-prefix".into(),
-                    prefix.clone(),
-                    "--kms-key-ids".into(),
-                    kms_key_ids.lock().unwrap().join(","),
-                ],
+            Backend::Dynamo { prefix, signing } => (
+                [
+                    vec![
+                        "--backend".into(),
+                        "dynamodb".into(),
+                        "--table-prefix".into(),
+                        prefix.clone(),
+                    ],
+                    match signing {
+                        Signing::Kms(ids) => vec![
+                            "--signing-mode".into(),
+                            "kms".into(),
+                            "--kms-key-ids".into(),
+                            ids.lock().unwrap().join(","),
+                        ],
+                        Signing::Wrapped { wrapping_key_id } => vec![
+                            "--signing-mode".into(),
+                            "kms-wrapped".into(),
+                            "--wrapping-key-id".into(),
+                            wrapping_key_id.clone(),
+                        ],
+                    },
+                ]
+                .concat(),
                 vec![
                     ("AWS_ENDPOINT_URL", moto_endpoint()),
                     ("AWS_REGION", "us-east-1".into()),
@@ -133,20 +206,28 @@ impl DataDir {
         }
     }
 
-    /// Rotate the signing key. Embedded: `bulwark keys rotate` (a running server picks it up);
-    /// returns the new kid. DynamoDB: a new KMS key first in the key list, used by servers
-    /// started afterwards, as by a redeployed stack; returns None.
+    /// Rotate the signing key. Embedded, and DynamoDB with kms-wrapped: `bulwark keys rotate`
+    /// (a running server picks it up: at once from a key file, within a minute from the key
+    /// ring); returns the new kid. DynamoDB with kms: a new KMS key first in the key list, used
+    /// by servers started afterwards, as by a redeployed stack; returns None.
     pub fn rotate_keys(&self) -> Option<String> {
         match &self.backend {
-            Backend::Embedded => Some(
+            Backend::Embedded
+            | Backend::Dynamo {
+                signing: Signing::Wrapped { .. },
+                ..
+            } => Some(
                 self.cli(&["keys", "rotate"])["active_kid"]
                     .as_str()
                     .unwrap()
                     .to_string(),
             ),
-            Backend::Dynamo { kms_key_ids, .. } => {
+            Backend::Dynamo {
+                signing: Signing::Kms(ids),
+                ..
+            } => {
                 let key = local_aws(&["key", &moto_endpoint(), "template.yaml"]);
-                kms_key_ids.lock().unwrap().insert(0, key);
+                ids.lock().unwrap().insert(0, key);
                 None
             }
         }

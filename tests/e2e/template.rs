@@ -1,15 +1,21 @@
-//! `template.yaml` held to least privilege: what each function's IAM policy allows on KMS.
+//! `template.yaml` held to least privilege: what each function's IAM policy allows on KMS and
+//! on the key ring, in each `SigningMode`.
 
 use serde_json::{Value, json};
 use std::path::Path;
 
-/// Every function's policy statements, read from the template by `infra/local_aws.py` (the
-/// same YAML reading that creates the test tables).
-fn policies() -> serde_json::Map<String, Value> {
+/// Every function's policy statements as a stack in `mode` (a `SigningMode`) deploys them,
+/// read from the template by `infra/local_aws.py` (the same YAML reading that creates the test
+/// tables).
+fn policies(mode: &str) -> serde_json::Map<String, Value> {
+    local_aws(&["policies", "template.yaml", mode])
+}
+
+fn local_aws(args: &[&str]) -> serde_json::Map<String, Value> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let out = std::process::Command::new(repo.join(".venv/bin/python"))
         .arg(repo.join("infra/local_aws.py"))
-        .args(["policies", "template.yaml"])
+        .args(args)
         .current_dir(repo)
         .output()
         .expect("run infra/local_aws.py (the venv comes from infra/venv.sh)");
@@ -35,7 +41,7 @@ fn actions(statement: &Value) -> Vec<String> {
 )]
 #[test]
 fn only_the_token_function_signs_and_only_with_the_active_key() {
-    let all = policies();
+    let all = policies("kms");
     assert!(all.len() >= 9, "every function is listed: {:?}", all.keys());
     let mut signers = Vec::new();
     for (function, statements) in &all {
@@ -45,6 +51,10 @@ fn only_the_token_function_signs_and_only_with_the_active_key() {
                 if a.starts_with("kms:") {
                     assert!(a == "kms:Sign" || a == "kms:GetPublicKey", "{function}: {a}");
                 }
+                assert!(
+                    !s["Resource"].to_string().contains("KeysTable"),
+                    "{function}: kms mode has no key ring"
+                );
                 if a == "kms:Sign" {
                     signers.push(function.clone());
                     assert_eq!(
@@ -72,21 +82,110 @@ fn only_the_token_function_signs_and_only_with_the_active_key() {
     }
 }
 
+/// SigningMode=kms-wrapped (the default): no function may Sign or read public keys from KMS;
+/// only the token function may Decrypt, only the wrapping key, only under its own stack's
+/// encryption context; no function may Encrypt (the operator CLI wraps keys with the operator's
+/// credentials); exactly the functions that verify tokens read the key ring, and none writes it;
+/// only the token function is told the wrapping key.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs the project venv (PyYAML): run `bash infra/test.sh` (it provides it and enables feature test-services)"
+)]
+#[test]
+fn in_kms_wrapped_mode_only_the_token_function_decrypts_and_only_its_own_stacks_keys() {
+    let template = local_aws(&["template", "template.yaml"]);
+    assert_eq!(
+        template["Parameters"]["SigningMode"]["Default"], "kms-wrapped",
+        "the default mode"
+    );
+    for (resource, condition) in [
+        ("KeysTable", "WrappedSigning"),
+        ("WrappingKey", "WrappedSigning"),
+        ("WrappingKeyAlias", "WrappedSigning"),
+        ("SigningKey", "KmsSigning"),
+        ("SigningKeyAlias", "KmsSigning"),
+    ] {
+        assert_eq!(
+            template["Resources"][resource]["Condition"], condition,
+            "{resource} exists in its mode only"
+        );
+    }
+    let kek = &template["Resources"]["WrappingKey"]["Properties"];
+    assert_eq!(kek["KeySpec"], "SYMMETRIC_DEFAULT");
+    assert_eq!(kek["KeyUsage"], "ENCRYPT_DECRYPT");
+
+    let all = policies("kms-wrapped");
+    assert!(all.len() >= 9, "every function is listed: {:?}", all.keys());
+    let mut decrypters = Vec::new();
+    let mut ring_readers = Vec::new();
+    for (function, statements) in &all {
+        for s in statements.as_array().unwrap() {
+            let resource = s["Resource"].to_string();
+            for a in actions(s) {
+                assert!(!a.ends_with(":*"), "{function}: wildcard action {a}");
+                if a.starts_with("kms:") {
+                    assert_eq!(
+                        a, "kms:Decrypt",
+                        "{function}: kms-wrapped needs no other KMS action"
+                    );
+                    decrypters.push(function.clone());
+                    assert_eq!(
+                        actions(s),
+                        vec!["kms:Decrypt"],
+                        "{function}: a statement of its own"
+                    );
+                    assert_eq!(s["Resource"], json!({"GetAtt": "WrappingKey.Arn"}), "{function}");
+                    assert_eq!(
+                        s["Condition"],
+                        json!({"StringEquals": {"kms:EncryptionContext:stack": {"Ref": "AWS::StackName"}}}),
+                        "{function}: Decrypt pinned to this stack's encryption context"
+                    );
+                }
+                if resource.contains("KeysTable") {
+                    assert_eq!(
+                        (a.as_str(), &s["Resource"]),
+                        ("dynamodb:GetItem", &json!({"GetAtt": "KeysTable.Arn"})),
+                        "{function}: the key ring is read, never written, and only it"
+                    );
+                    ring_readers.push(function.clone());
+                }
+            }
+            assert!(!resource.contains("SigningKey"), "{function}: {resource}");
+        }
+    }
+    assert_eq!(decrypters, vec!["TokenFunction"]);
+    ring_readers.sort();
+    assert_eq!(
+        ring_readers,
+        [
+            "AdminFunction",
+            "ConsoleFunction",
+            "IntrospectFunction",
+            "JwksFunction",
+            "RevokeFunction",
+            "TokenFunction",
+            "UserinfoFunction"
+        ]
+    );
+    for (function, p) in functions("kms-wrapped") {
+        let told = p["Environment"]["Variables"]
+            .get("BULWARK_WRAPPING_KEY_ID")
+            .is_some();
+        assert_eq!(told, function == "TokenFunction", "{function}");
+    }
+    for (function, p) in functions("kms") {
+        assert!(
+            p["Environment"]["Variables"]
+                .get("BULWARK_WRAPPING_KEY_ID")
+                .is_none(),
+            "{function}"
+        );
+    }
+}
+
 /// Each function's properties, read from the template the same way.
-fn functions() -> serde_json::Map<String, Value> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let out = std::process::Command::new(repo.join(".venv/bin/python"))
-        .arg(repo.join("infra/local_aws.py"))
-        .args(["functions", "template.yaml"])
-        .current_dir(repo)
-        .output()
-        .expect("run infra/local_aws.py (the venv comes from infra/venv.sh)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .clone()
+fn functions(mode: &str) -> serde_json::Map<String, Value> {
+    local_aws(&["functions", "template.yaml", mode])
 }
 
 /// Which actions a function's statements allow on each resource (`GetAtt` names).
@@ -118,7 +217,7 @@ fn grants_of(statements: &Value) -> std::collections::BTreeMap<String, std::coll
 )]
 #[test]
 fn every_function_crate_is_a_function_and_the_sweeper_runs_daily_with_least_privilege() {
-    let all = functions();
+    let all = functions("kms-wrapped");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let mut crates: Vec<String> = std::fs::read_dir(repo.join("functions"))
         .unwrap()
@@ -149,7 +248,8 @@ fn every_function_crate_is_a_function_and_the_sweeper_runs_daily_with_least_priv
         json!({"Daily": {"Type": "Schedule", "Properties": {"Schedule": "rate(1 day)"}}})
     );
     assert!(sweeper["Timeout"].as_u64().unwrap() >= 60, "{sweeper}");
-    let got = grants_of(&policies()["SweeperFunction"]);
+    let got = grants_of(&policies("kms-wrapped")["SweeperFunction"]);
+    assert_eq!(got, grants_of(&policies("kms")["SweeperFunction"]));
     let set = |a: &[&str]| {
         a.iter()
             .map(|s| s.to_string())

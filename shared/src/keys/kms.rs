@@ -101,6 +101,89 @@ impl Signer for KmsSigner {
     }
 }
 
+/// The kms-wrapped mode's key-encryption key: a KMS symmetric key (`SYMMETRIC_DEFAULT`).
+/// `Encrypt` (the operator CLI) and `Decrypt` (the token function, once per process and
+/// rotation) always name the key and pass the encryption context `{stack, kid}`; naming the key
+/// on `Decrypt` too means a ciphertext made under any other key is refused even where IAM would
+/// allow it. Counts its `Decrypt` calls (sent, whatever their outcome) for tests and logs.
+pub struct KmsKeyWrapper {
+    client: Client,
+    key_id: String,
+    decrypts: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for KmsKeyWrapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsKeyWrapper")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KmsKeyWrapper {
+    pub fn new(client: Client, key_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            key_id: key_id.into(),
+            decrypts: Default::default(),
+        }
+    }
+
+    /// How many `Decrypt` calls this adapter has sent.
+    pub fn decrypt_calls(&self) -> u64 {
+        self.decrypts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn context_map(c: &super::wrapped::WrapContext) -> std::collections::HashMap<String, String> {
+    c.pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[async_trait]
+impl super::wrapped::KeyWrapper for KmsKeyWrapper {
+    async fn wrap(
+        &self,
+        plaintext: &[u8],
+        context: &super::wrapped::WrapContext,
+    ) -> Result<Vec<u8>, SignerError> {
+        let out = self
+            .client
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(plaintext))
+            .set_encryption_context(Some(context_map(context)))
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.ciphertext_blob
+            .map(Blob::into_inner)
+            .ok_or_else(|| SignerError::Invalid("kms returned no ciphertext".into()))
+    }
+
+    async fn unwrap(
+        &self,
+        ciphertext: &[u8],
+        context: &super::wrapped::WrapContext,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, SignerError> {
+        self.decrypts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let out = self
+            .client
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(Blob::new(ciphertext))
+            .set_encryption_context(Some(context_map(context)))
+            .send()
+            .await
+            .map_err(map_err)?;
+        out.plaintext
+            .map(|b| zeroize::Zeroizing::new(b.into_inner()))
+            .ok_or_else(|| SignerError::Unavailable("kms returned no plaintext".into()))
+    }
+}
+
 /// Convert an ASN.1 DER ECDSA signature (`SEQUENCE { INTEGER r, INTEGER s }`) to the JOSE form:
 /// `r` and `s` as 32-byte big-endian, concatenated. DER integers are minimal and signed, so a
 /// value may be shorter than 32 bytes (left-pad with zeros) or carry a leading 0x00 when its
@@ -322,6 +405,133 @@ mod tests {
                 .verify(input.as_bytes(), &sig)
                 .expect("p256 verifies the KMS signature");
         }
+    }
+
+    /// SigningMode=kms-wrapped against moto's DynamoDB and KMS: the CLI's rotation wraps a new
+    /// key under a symmetric key; a signing process decrypts it once for any number of tokens
+    /// (counted at the adapter: every `Decrypt` it sends), a verifying process never decrypts;
+    /// KMS refuses a ciphertext under another stack's encryption context.
+    #[cfg_attr(
+        not(feature = "test-services"),
+        ignore = "needs moto's KMS and DynamoDB: run `bash infra/test.sh` (it starts moto and enables feature test-services)"
+    )]
+    #[tokio::test]
+    async fn wrapped_keys_decrypt_once_per_process_and_only_in_their_own_stack() {
+        use crate::keys::wrapped::{REFRESH_SECS, WrappedSigner, rotate};
+        use crate::store::dynamodb::{DynamoStore, TableNames};
+        use crate::store::repo::Repo;
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+        let endpoint = std::env::var("BULWARK_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+            panic!("BULWARK_TEST_AWS_ENDPOINT is not set: run `bash infra/test.sh`, which starts moto")
+        });
+        let sdk = crate::aws::sdk_config(Some(&endpoint), Some("us-east-1")).await;
+        let kms = Client::new(&sdk);
+        let kek = kms
+            .create_key()
+            .key_spec(KeySpec::SymmetricDefault)
+            .key_usage(KeyUsageType::EncryptDecrypt)
+            .send()
+            .await
+            .expect("create a symmetric key in moto");
+        let kek = kek.key_metadata().unwrap().key_id().to_string();
+        // A keys table of this test's own (the ring is one item per stack).
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let mut tables = TableNames::with_prefix("unused-");
+        tables.keys = format!("kms-test-keys-{}", &kek[..8]);
+        ddb.create_table()
+            .table_name(&tables.keys)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("sk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("sk")
+                    .key_type(KeyType::Range)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("create the keys table in moto");
+        let clock = crate::clock::ManualClock::at(1_700_000_000);
+        let store = DynamoStore::new(ddb, tables, clock.clone());
+        let repo = Repo::new(Arc::new(store), clock.clone());
+
+        let cli = KmsKeyWrapper::new(kms.clone(), &kek);
+        let r1 = rotate(&repo, &cli, "stack-a", 3600).await.unwrap();
+        assert_eq!(cli.decrypt_calls(), 0, "rotating encrypts only");
+        let item = repo.key_ring().await.unwrap().unwrap().value;
+        let ct = item.active.ciphertext.clone();
+        assert!(ct.len() > 40, "the private scalar is stored as KMS ciphertext");
+
+        let wrapper = Arc::new(KmsKeyWrapper::new(kms.clone(), &kek));
+        let signer = WrappedSigner::new(
+            repo.clone(),
+            "stack-a",
+            Some(wrapper.clone()),
+            clock.clone(),
+            3600,
+        );
+        let verifier = WrappedSigner::new(repo.clone(), "stack-a", None, clock.clone(), 3600);
+        signer.prepare().await.expect("decrypt at cold start");
+        let mut tokens = Vec::new();
+        for i in 0..25 {
+            tokens.push(
+                signer
+                    .sign_jwt("at+jwt", format!(r#"{{"n":{i}}}"#).as_bytes())
+                    .await
+                    .unwrap(),
+            );
+        }
+        let keys = verifier.public_keys().await.unwrap();
+        for t in &tokens {
+            crate::keys::jws::verify(t, &keys, "at+jwt").expect("verifies against the published keys");
+        }
+        assert_eq!(wrapper.decrypt_calls(), 1, "one Decrypt for 25 tokens");
+
+        // Rotation: picked up after the refresh bound, with exactly one more Decrypt.
+        let r2 = rotate(&repo, &cli, "stack-a", 3600).await.unwrap();
+        assert_eq!(
+            r2.published_kids,
+            vec![r2.active_kid.clone(), r1.active_kid.clone()]
+        );
+        clock.advance(REFRESH_SECS);
+        for _ in 0..5 {
+            signer.sign_jwt("at+jwt", b"{}").await.unwrap();
+        }
+        assert_eq!(wrapper.decrypt_calls(), 2);
+
+        // The same ring read as another stack's: KMS refuses the context; 503, retried.
+        let other = Arc::new(KmsKeyWrapper::new(kms.clone(), &kek));
+        let foreign = WrappedSigner::new(repo.clone(), "stack-b", Some(other.clone()), clock.clone(), 3600);
+        assert!(matches!(
+            foreign.sign_jwt("at+jwt", b"{}").await,
+            Err(SignerError::Unavailable(_))
+        ));
+        assert!(foreign.sign_jwt("at+jwt", b"{}").await.is_err());
+        assert_eq!(other.decrypt_calls(), 2, "each request tries again");
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::{KeySet, PublicKey, Signer, SignerError, jws};
+use super::{KeySet, PublicKey, Rotation, Signer, SignerError, jws};
 use crate::clock::Clock;
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -56,13 +56,6 @@ impl std::fmt::Debug for LocalSigner {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
-}
-
-/// What `bulwark keys rotate` reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct Rotation {
-    pub active_kid: String,
-    pub published_kids: Vec<String>,
 }
 
 impl LocalSigner {

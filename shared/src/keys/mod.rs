@@ -1,8 +1,10 @@
 //! Signing keys: the `Signer` port, JWS compact serialisation (ES256), JWKs.
 //!
 //! Adapters: [`local`] (an ES256 key file in the data directory, for `bulwark serve`) and, in
-//! the Lambda build, KMS. Both produce the same JWS; verification is done here, against the
-//! published key set, for introspection and revocation.
+//! the Lambda build, [`kms`] (every JWT signed by KMS `Sign`) and [`wrapped`] (a key kept only
+//! as KMS ciphertext in the store, decrypted once per process, signing in process). All produce
+//! the same JWS; verification is done here, against the published key set, for introspection
+//! and revocation.
 
 pub mod external;
 pub mod jws;
@@ -10,6 +12,7 @@ pub mod jws;
 pub mod kms;
 #[cfg(feature = "local-signer")]
 pub mod local;
+pub mod wrapped;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -39,6 +42,53 @@ pub trait Signer: Send + Sync + 'static {
 
     /// The public keys currently published (active first). Cached by the adapter.
     async fn public_keys(&self) -> Result<Arc<KeySet>, SignerError>;
+
+    /// Get ready to sign (at a Lambda cold start): an adapter that must fetch or decrypt key
+    /// material does it now rather than on the first request. A failure is not fatal: the
+    /// adapter tries again on the next request.
+    async fn prepare(&self) -> Result<(), SignerError> {
+        Ok(())
+    }
+}
+
+/// What `bulwark keys rotate` reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rotation {
+    pub active_kid: String,
+    pub published_kids: Vec<String>,
+}
+
+#[cfg(feature = "aws")]
+/// The signer of a signing mode, over the SDK clients of `sdk` and the store.
+pub fn aws_signer(
+    signing: &crate::config::Signing,
+    sdk: &crate::aws::SdkConfig,
+    store: &Arc<dyn crate::store::Kv>,
+    clock: Arc<dyn crate::clock::Clock>,
+    retention: i64,
+) -> Result<Arc<dyn Signer>, SignerError> {
+    Ok(match signing {
+        crate::config::Signing::Kms { key_ids } => Arc::new(kms::KmsSigner::new(
+            aws_sdk_kms::Client::new(sdk),
+            key_ids.clone(),
+        )?),
+        crate::config::Signing::Wrapped {
+            stack,
+            wrapping_key_id,
+        } => {
+            let wrapper = wrapping_key_id.as_ref().map(|id| {
+                Arc::new(kms::KmsKeyWrapper::new(aws_sdk_kms::Client::new(sdk), id.clone()))
+                    as Arc<dyn wrapped::KeyWrapper>
+            });
+            Arc::new(wrapped::WrappedSigner::new(
+                crate::store::repo::Repo::new(store.clone(), clock.clone()),
+                stack,
+                wrapper,
+                clock,
+                retention,
+            ))
+        }
+    })
 }
 
 /// A public key with its id.

@@ -31,6 +31,7 @@ pub struct TableNames {
     pub audit: String,
     pub users: String,
     pub grants: String,
+    pub keys: String,
 }
 
 impl TableNames {
@@ -43,6 +44,7 @@ impl TableNames {
             audit: format!("{prefix}audit"),
             users: format!("{prefix}users"),
             grants: format!("{prefix}grants"),
+            keys: format!("{prefix}keys"),
         }
     }
 
@@ -54,6 +56,7 @@ impl TableNames {
             Table::Audit => &self.audit,
             Table::Users => &self.users,
             Table::Grants => &self.grants,
+            Table::Keys => &self.keys,
         }
     }
 }

@@ -42,16 +42,20 @@ pub enum Table {
     Users,
     /// What users granted: consents, grants (one per authorization) and refresh tokens.
     Grants,
+    /// The signing key ring of `SigningMode=kms-wrapped` (one item: public keys, and the active
+    /// private key only as KMS ciphertext). Written by the operator CLI alone.
+    Keys,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Tenants,
         Table::Clients,
         Table::Tokens,
         Table::Audit,
         Table::Users,
         Table::Grants,
+        Table::Keys,
     ];
 
     /// The stable logical name (used as the embedded store's `tbl` value and in config).
@@ -63,6 +67,7 @@ impl Table {
             Table::Audit => "audit",
             Table::Users => "users",
             Table::Grants => "grants",
+            Table::Keys => "keys",
         }
     }
 }

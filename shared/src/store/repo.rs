@@ -11,6 +11,7 @@
 //! | tokens  | `jti#<jti>`         | `deny`   | —                                  | tok exp |
 //! | tokens  | `jwtid#<sha256>`    | `jti`    | —                                  | asn exp |
 //! | audit   | `tenant#<id>`       | `<ts>#<rand>` | —                             | never   |
+//! | keys    | `signing`           | `ring`   | —                                  | never   |
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -168,6 +169,34 @@ impl Repo {
     }
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    // ---- signing keys (SigningMode=kms-wrapped) ------------------------------------------------
+
+    /// The signing key ring: public keys, and the active private key as KMS ciphertext only.
+    pub async fn key_ring(&self) -> Result<Option<Versioned<crate::keys::wrapped::KeyRing>>, StoreError> {
+        match self.kv.get(Table::Keys, "signing", "ring").await? {
+            Some(item) => Ok(Some(from_item(item)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Write the key ring: the first one if `version` is `None`, else over the one read at
+    /// `version`; `Conflict` if another rotation won.
+    pub async fn put_key_ring(
+        &self,
+        ring: &crate::keys::wrapped::KeyRing,
+        version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut item = Item::new("signing", "ring", to_map(ring)?);
+        let cond = match version {
+            None => Cond::Absent,
+            Some(v) => {
+                item.version = v + 1;
+                Cond::Version(v)
+            }
+        };
+        self.kv.put(Table::Keys, item, cond).await
     }
 
     // ---- tenants ----------------------------------------------------------------------------
