@@ -24,11 +24,12 @@ if [[ -z "${BULWARK_TEST_AWS_ENDPOINT:-}" ]]; then
   done
 fi
 PREFIX="cost-$$-$RANDOM-"
-KEY="$(.venv/bin/python infra/local_aws.py setup "$BULWARK_TEST_AWS_ENDPOINT" "$PREFIX" template.yaml)"
+SIGNING_KEY="$(.venv/bin/python infra/local_aws.py setup "$BULWARK_TEST_AWS_ENDPOINT" "$PREFIX" template.yaml)"
+WRAPPING_KEY="$(.venv/bin/python infra/local_aws.py wrapping-key "$BULWARK_TEST_AWS_ENDPOINT" template.yaml)"
 mkdir -p infra/bench-results
-cargo run -q --locked -p bulwark --example cost_model -- "$BULWARK_TEST_AWS_ENDPOINT" "$PREFIX" "$KEY" \
+cargo run -q --locked -p bulwark --example cost_model -- "$BULWARK_TEST_AWS_ENDPOINT" "$PREFIX" "$SIGNING_KEY" "$WRAPPING_KEY" \
   | tee infra/bench-results/cost-model.txt
-line="$(grep -E '^client_credentials +' infra/bench-results/cost-model.txt | head -1)"
+line="$(grep -E '^client_credentials +kms-wrapped ' infra/bench-results/cost-model.txt | head -1)"
 cost="$(sed -E 's/.*\$([0-9.]+) per million.*/\1/' <<<"$line")"
 echo "[cost-model] first line: $(awk '{print $1, $2, $3}' <<<"$line") per million (goal \$$GOAL)"
 python3 -c "import sys; sys.exit(0 if float('$cost') <= float('$GOAL') else 1)" \

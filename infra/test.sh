@@ -95,6 +95,12 @@ tenant_skips=(
 BULWARK_E2E_ISSUER=tenant cargo test --locked -p bulwark --features test-services --test e2e --no-fail-fast -- "${tenant_skips[@]}" "${filter[@]}" 2>&1 \
   | sed -u 's/^test \([a-z_]*::\)/test tenant-issuer::\1/' | tee -a test-output/cargo-test.log
 [[ "${PIPESTATUS[0]}" -eq 0 ]] || status=1
+# The cost model on the same moto: counted AWS calls priced per operation; fails if the default
+# stack's client_credentials tokens cost more than $1.50 per million.
+if [[ "${#filter[@]}" -eq 0 ]]; then
+  echo "[test] cost model (bash infra/cost-model.sh)"
+  bash infra/cost-model.sh || status=1
+fi
 # The parsers and validators under libFuzzer (tests/fuzz), FUZZ_SECONDS per target: a crash fails
 # the run. Skipped when only some tests were asked for, or with FUZZ_SECONDS=0.
 if [[ "${#filter[@]}" -eq 0 && "${FUZZ_SECONDS:-30}" != "0" ]]; then

@@ -12,7 +12,7 @@
 //! delete or condition check (whose items are not in the request: all of ours are under 1 KB).
 //! Items are sized as DynamoDB sizes them: attribute names plus values.
 //!
-//!   cargo run -p bulwark --example cost_model -- ENDPOINT TABLE_PREFIX KMS_KEY_ID
+//!   cargo run -p bulwark --example cost_model -- ENDPOINT TABLE_PREFIX SIGNING_KEY_ID WRAPPING_KEY_ID
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -348,6 +348,8 @@ fn query_param(url: &str, name: &str) -> String {
 }
 
 const CALLBACK: &str = "https://app.example/callback";
+/// The stack name in the wrapped key's encryption context.
+const STACK: &str = "cost-model";
 const PASSWORD: &str = "correct horse battery staple";
 
 /// Authorize, sign in and (the first time) consent; the code.
@@ -414,48 +416,10 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, endpoint, prefix, kms_key] = &args[..] else {
-        panic!("usage: cost_model ENDPOINT TABLE_PREFIX KMS_KEY_ID");
-    };
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let prices = Prices::load(root.join("infra/prices.json").to_str().unwrap());
-    let template = std::fs::read_to_string(root.join("template.yaml")).expect("template.yaml");
-    let memory_mb: f64 = template
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("MemorySize:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("MemorySize in template.yaml Globals");
-
-    let meter = Shared::default();
-    let sdk = shared::aws::sdk_config(Some(endpoint), Some("us-east-1")).await;
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk)
-            .interceptor(DynamoMeter(meter.clone()))
-            .build(),
-    );
-    let kms = aws_sdk_kms::Client::from_conf(
-        aws_sdk_kms::config::Builder::from(&sdk)
-            .interceptor(KmsMeter(meter.clone()))
-            .build(),
-    );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = DynamoStore::new(ddb, TableNames::with_prefix(prefix), clock.clone());
-    let signer = KmsSigner::new(kms, vec![kms_key.clone()]).expect("signer");
-    let app = App::new(
-        Config::new("https://auth.example.com").unwrap(),
-        Arc::new(store),
-        Arc::new(signer),
-        clock,
-    );
-
+/// Every operation against `app` (signing as `mode`), `n` times each, in a tenant of its own.
+async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32) -> Vec<Line> {
     // The tenant, its clients and a user (not counted).
-    let t = "acme";
+    let t = tenant;
     tenants::create(&app, t, shared::domain::tenant::DcrPolicy::Open, None)
         .await
         .expect("tenant");
@@ -513,10 +477,6 @@ async fn main() {
         cookies: BTreeMap::new(),
     };
     // Warm each path once (caches of keys and the like, as a warm Lambda instance has them).
-    let n: u32 = std::env::var("COST_MODEL_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
     let cc = [("grant_type", "client_credentials")];
     http.json("/oauth2/token", Some((&m2m_id, &m2m_secret)), &cc)
         .await;
@@ -545,7 +505,7 @@ async fn main() {
     meter.take();
 
     let mut lines: Vec<Line> = Vec::new();
-    let mode = "kms".to_string();
+    let mode = mode.to_string();
     // client_credentials
     for _ in 0..n {
         http.json("/oauth2/token", Some((&m2m_id, &m2m_secret)), &cc)
@@ -671,11 +631,87 @@ async fn main() {
         n: n.min(20).into(),
     });
 
+    lines
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, endpoint, prefix, sign_key, wrapping_key] = &args[..] else {
+        panic!("usage: cost_model ENDPOINT TABLE_PREFIX SIGNING_KEY_ID WRAPPING_KEY_ID");
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let prices = Prices::load(root.join("infra/prices.json").to_str().unwrap());
+    let template = std::fs::read_to_string(root.join("template.yaml")).expect("template.yaml");
+    let memory_mb: f64 = template
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("MemorySize:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("MemorySize in template.yaml Globals");
+
+    let meter = Shared::default();
+    let sdk = shared::aws::sdk_config(Some(endpoint), Some("us-east-1")).await;
+    let ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(DynamoMeter(meter.clone()))
+            .build(),
+    );
+    let kms = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::config::Builder::from(&sdk)
+            .interceptor(KmsMeter(meter.clone()))
+            .build(),
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store: Arc<dyn shared::store::Kv> = Arc::new(DynamoStore::new(
+        ddb,
+        TableNames::with_prefix(prefix),
+        clock.clone(),
+    ));
+    let config = || Config::new("https://auth.example.com").unwrap();
+    let retention = config().max_access_token_ttl;
+    // The default stack: a key generated by `keys rotate`, wrapped under KMS, decrypted once.
+    let wrapper = Arc::new(shared::keys::kms::KmsKeyWrapper::new(
+        kms.clone(),
+        wrapping_key.clone(),
+    ));
+    let repo = shared::store::repo::Repo::new(store.clone(), clock.clone());
+    shared::keys::wrapped::rotate(&repo, wrapper.as_ref(), STACK, retention)
+        .await
+        .expect("keys rotate");
+    let wrapped = App::new(
+        config(),
+        store.clone(),
+        Arc::new(shared::keys::wrapped::WrappedSigner::new(
+            repo,
+            STACK,
+            Some(wrapper as Arc<dyn shared::keys::wrapped::KeyWrapper>),
+            clock.clone(),
+            retention,
+        )),
+        clock.clone(),
+    );
+    // `SigningMode=kms`: every JWT signed by KMS.
+    let signer = KmsSigner::new(kms, vec![sign_key.clone()]).expect("signer");
+    let kms_app = App::new(config(), store, Arc::new(signer), clock);
+    let n: u32 = std::env::var("COST_MODEL_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let w = measure(wrapped, &meter, "kms-wrapped", "wrapped", n).await;
+    let k = measure(kms_app, &meter, "kms", "kms", n).await;
+    // The default stack's client_credentials line first, then kms mode's; then the rest.
+    let mut lines = vec![&w[0], &k[0]];
+    lines.extend(w[1..].iter());
+    lines.extend(k[1..].iter());
+
     println!(
         "cost per million operations, USD (prices as of {}; Lambda {} MB arm64, {} ms billed per request)",
         prices.as_of, memory_mb, prices.lambda_billed_ms
     );
-    for l in &lines {
+    for l in lines {
         let (total, parts) = l.per_million(&prices, memory_mb);
         let calls: Vec<String> = l
             .meter

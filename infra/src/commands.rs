@@ -71,7 +71,11 @@ pub async fn open(g: &Global, issuer: &str, clock: Arc<dyn Clock>) -> Result<(Ar
 }
 
 /// [`open`] with a config of the caller's (`serve`: its tenant-cache bound).
-pub async fn open_with(g: &Global, config: Config, clock: Arc<dyn Clock>) -> Result<(Arc<App>, Keys), Failure> {
+pub async fn open_with(
+    g: &Global,
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> Result<(Arc<App>, Keys), Failure> {
     if g.backend == "dynamodb" {
         let mode = g.signing_mode.clone().unwrap_or_else(|| {
             if g.wrapping_key_id.is_some() {
