@@ -70,7 +70,7 @@ impl Run {
 
 #[tokio::main]
 async fn main() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
     let (base, id, secret, user, password) = (&args[1], &args[2], &args[3], &args[4], &args[5]);
     let n: usize = args.get(6).and_then(|v| v.parse().ok()).unwrap_or(4000);

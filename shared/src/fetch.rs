@@ -173,8 +173,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-/// TLS for outbound requests: rustls on aws-lc-rs (the AWS SDK's provider; no second crypto
-/// stack), the system's root certificates.
+/// TLS for outbound requests: rustls on ring (the process's one crypto stack, as the AWS SDK's
+/// HTTPS client uses: `shared::aws`), the system's root certificates.
 fn tls_config() -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
@@ -182,7 +182,7 @@ fn tls_config() -> Result<rustls::ClientConfig, String> {
     if added == 0 {
         tracing::warn!("no system root certificates found: https requests will fail");
     }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
@@ -204,22 +204,58 @@ pub trait OwnTokenEndpoint: Send + Sync {
     ) -> Result<(u16, serde_json::Value), FetchError>;
 }
 
+/// An HTTP client built on first use, not at cold start: loading the system's root certificates
+/// and building a TLS config takes milliseconds that most functions' requests never need.
+struct LazyClient {
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    build: fn() -> Result<reqwest::Client, String>,
+}
+
+impl LazyClient {
+    fn new(build: fn() -> Result<reqwest::Client, String>) -> Self {
+        Self {
+            client: std::sync::OnceLock::new(),
+            build,
+        }
+    }
+
+    fn get(&self) -> Result<&reqwest::Client, FetchError> {
+        self.client
+            .get_or_init(|| {
+                (self.build)()
+                    .inspect_err(|e| tracing::error!(error = %e, "outbound HTTP client unavailable"))
+            })
+            .as_ref()
+            .map_err(|_| FetchError::Failed("no HTTP client".into()))
+    }
+}
+
 pub struct HttpTokenEndpoint {
-    client: reqwest::Client,
+    client: LazyClient,
 }
 
 impl HttpTokenEndpoint {
-    pub fn new() -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config()?)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(OWN_TIMEOUT)
-            .connect_timeout(OWN_TIMEOUT)
-            .no_proxy()
-            .user_agent("bulwark-console")
-            .build()
-            .map_err(|e| format!("could not build the HTTP client: {e}"))?;
-        Ok(Self { client })
+    /// The client is built on the first request.
+    pub fn new() -> Self {
+        Self {
+            client: LazyClient::new(|| {
+                reqwest::Client::builder()
+                    .use_preconfigured_tls(tls_config()?)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(OWN_TIMEOUT)
+                    .connect_timeout(OWN_TIMEOUT)
+                    .no_proxy()
+                    .user_agent("bulwark-console")
+                    .build()
+                    .map_err(|e| format!("could not build the HTTP client: {e}"))
+            }),
+        }
+    }
+}
+
+impl Default for HttpTokenEndpoint {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -236,9 +272,9 @@ impl OwnTokenEndpoint for HttpTokenEndpoint {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
+        let client = self.client.get()?;
         let work = async {
-            let mut resp = self
-                .client
+            let mut resp = client
                 .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .header("accept", "application/json")
@@ -265,29 +301,34 @@ impl OwnTokenEndpoint for HttpTokenEndpoint {
 
 /// The SSRF-guarded fetcher.
 pub struct GuardedFetcher {
-    client: reqwest::Client,
+    client: LazyClient,
     allow_loopback_http: bool,
 }
 
 impl GuardedFetcher {
-    /// `allow_loopback_http`: only when the issuer itself is `http://` on loopback.
-    pub fn new(allow_loopback_http: bool) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config()?)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .no_proxy()
-            .user_agent("bulwark")
-            .dns_resolver(Arc::new(GuardedResolver {
-                allow_loopback: allow_loopback_http,
-            }))
-            .build()
-            .map_err(|e| format!("could not build the HTTP client: {e}"))?;
-        Ok(Self {
-            client,
+    /// `allow_loopback_http`: only when the issuer itself is `http://` on loopback. The client
+    /// is built on the first fetch.
+    pub fn new(allow_loopback_http: bool) -> Self {
+        fn build(allow_loopback: bool) -> Result<reqwest::Client, String> {
+            reqwest::Client::builder()
+                .use_preconfigured_tls(tls_config()?)
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(TIMEOUT)
+                .connect_timeout(TIMEOUT)
+                .no_proxy()
+                .user_agent("bulwark")
+                .dns_resolver(Arc::new(GuardedResolver { allow_loopback }))
+                .build()
+                .map_err(|e| format!("could not build the HTTP client: {e}"))
+        }
+        Self {
+            client: LazyClient::new(if allow_loopback_http {
+                || build(true)
+            } else {
+                || build(false)
+            }),
             allow_loopback_http,
-        })
+        }
     }
 }
 
@@ -305,10 +346,10 @@ impl Fetcher for GuardedFetcher {
 impl GuardedFetcher {
     async fn fetch(&self, url: &str, max_bytes: usize) -> Result<Document, FetchError> {
         let u = check_url(url, self.allow_loopback_http)?;
+        let client = self.client.get()?;
         let failed = |why: String| FetchError::Failed(why);
         let work = async {
-            let mut resp = self
-                .client
+            let mut resp = client
                 .get(u)
                 .header("accept", "application/json, application/jwk-set+json")
                 .send()

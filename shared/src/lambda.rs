@@ -62,14 +62,15 @@ pub async fn run_sweeper() -> Result<(), Error> {
 }
 
 /// `Config::from_env` plus the DynamoDB tables and the signer of `BULWARK_SIGNING_MODE`. The SDK
-/// takes region, credentials and (for local emulators) `AWS_ENDPOINT_URL` from the environment.
+/// takes region, credentials and (for local emulators) `AWS_ENDPOINT_URL` from the environment
+/// only (`aws::lambda_sdk_config`).
 /// A signer that needs key material (kms-wrapped, in the function that signs) is prepared here,
 /// at cold start; if that fails the start does not: requests answer 503 and the next one tries
 /// again.
 pub async fn app_from_env() -> Result<Arc<App>, crate::config::ConfigError> {
     let config = Config::from_env()?;
     let aws = Config::aws_from_lookup(|k| std::env::var(k).ok())?;
-    let sdk = crate::aws::sdk_config(None, None).await;
+    let sdk = crate::aws::lambda_sdk_config(|k| std::env::var(k).ok());
     let clock = Arc::new(SystemClock);
     let store: Arc<dyn crate::store::Kv> = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),

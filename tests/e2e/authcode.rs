@@ -110,6 +110,7 @@ async fn code_flow_with_consent_id_token_userinfo_and_refresh_rotation() {
         .find(|k| k["kid"] == header["kid"])
         .expect("kid published")
         .clone();
+    crate::support::jwt();
     let key = jsonwebtoken::DecodingKey::from_jwk(&serde_json::from_value(jwk).unwrap()).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.set_audience(&[w.client.id.as_str()]);

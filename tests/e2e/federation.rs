@@ -25,6 +25,7 @@ fn idp_assertion(k: &Key, iss: &str, sub: &str, aud: &str, typ: Option<&str>, pa
     let mut h = Header::new(Algorithm::ES256);
     h.kid = Some(k.kid.clone());
     h.typ = typ.map(str::to_string);
+    crate::support::jwt();
     encode(&h, &c, &k.enc).unwrap()
 }
 

@@ -60,6 +60,7 @@ pub fn assertion(k: &Key, client_id: &str, aud: &str, typ: Option<&str>, patch: 
     let mut h = Header::new(Algorithm::ES256);
     h.kid = Some(k.kid.clone());
     h.typ = typ.map(str::to_string);
+    crate::support::jwt();
     encode(&h, &c, &k.enc).unwrap()
 }
 
@@ -158,6 +159,7 @@ async fn private_key_jwt_clients_authenticate_with_signed_assertions_and_nothing
     // Refused, each with 401 invalid_client.
     let mut hs = Header::new(Algorithm::HS256);
     hs.kid = Some("k1".into());
+    crate::support::jwt();
     let hmac = encode(
         &hs,
         &json!({"iss": id, "sub": id, "aud": iss, "exp": now() + 60, "jti": unique()}),

@@ -376,6 +376,7 @@ async fn the_token_function_signs_in_each_mode_and_kms_wrapped_makes_no_kms_call
         let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(body(&j)).unwrap();
         for at in &tokens {
             use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+            crate::support::jwt();
             let kid = jwt_part(at, 0)["kid"].as_str().unwrap().to_string();
             let key = DecodingKey::from_jwk(set.find(&kid).expect("the kid is published")).unwrap();
             let mut v = Validation::new(Algorithm::ES256);
@@ -780,6 +781,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         h.kid = Some("lambda-idp".into());
         let now = crate::keyless::now();
+        crate::support::jwt();
         jsonwebtoken::encode(
             &h,
             &serde_json::json!({"iss": "https://idp.example", "sub": "ext-fed", "aud": "https://auth.example.test",
@@ -819,6 +821,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
     );
     {
         use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, jwk::JwkSet};
+        crate::support::jwt();
         let set: JwkSet = serde_json::from_value(jwks.clone()).unwrap();
         let key = DecodingKey::from_jwk(set.find(header["kid"].as_str().unwrap()).unwrap()).unwrap();
         let mut v = Validation::new(Algorithm::ES256);

@@ -495,13 +495,21 @@ pub fn unique() -> String {
     format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
 }
 
-/// Make aws-lc-rs the process's rustls provider (reqwest is built without a provider of its
-/// own, as the server's fetcher is); every HTTP client a test builds calls this first.
+/// Make ring the process's rustls provider (reqwest is built without a provider of its own, as
+/// the server's fetcher is), and `jsonwebtoken`'s too ([`jwt`]); every HTTP client a test
+/// builds calls this first.
 pub fn tls() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let _ = rustls::crypto::ring::default_provider().install_default();
     });
+    jwt();
+}
+
+/// `jsonwebtoken` is built without a crypto backend of its own (the server's is ring, through
+/// `shared::keys::jwt_crypto`): a test that signs or verifies with it directly calls this first.
+pub fn jwt() {
+    shared::keys::jwt_crypto::install();
 }
 
 pub fn http() -> reqwest::Client {

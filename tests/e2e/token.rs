@@ -240,6 +240,7 @@ async fn a_deleted_client_can_no_longer_get_tokens() {
 /// Verify with `jsonwebtoken`, using only the JWK the server publishes.
 async fn verify_independently(server: &Server, token: &str, audience: &str) -> Value {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
+    crate::support::jwt();
     let jwks: JwkSet = http()
         .get(server.url("/.well-known/jwks.json"))
         .send()
@@ -294,6 +295,7 @@ async fn access_tokens_verify_against_the_jwks_with_jsonwebtoken_before_and_afte
         .json()
         .await
         .unwrap();
+    crate::support::jwt();
     let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&old_kid).unwrap()).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.set_audience(&[aud]);

@@ -1,6 +1,6 @@
 //! Other parties' keys and JWTs: checking a JWK Set a client registers (public signing keys
 //! only) and verifying a JWT signed by one of its keys (ES256, RS256, PS256, EdDSA; never
-//! `none` or HMAC), with `jsonwebtoken` on aws-lc-rs. Our own tokens are signed and verified
+//! `none` or HMAC), with `jsonwebtoken` on ring ([`super::jwt_crypto`]). Our own tokens are signed and verified
 //! by [`super::jws`] / the `Signer` port; this is only for what others sign.
 
 use std::collections::HashSet;
@@ -174,6 +174,7 @@ pub fn verify(token: &str, keys: &JwkSet) -> Result<(Header, Value), VerifyError
     if candidates.is_empty() {
         return Err(VerifyError::NoKey);
     }
+    super::jwt_crypto::install();
     let mut v = Validation::new(h.alg);
     v.required_spec_claims = HashSet::new();
     v.validate_exp = false;
@@ -222,8 +223,13 @@ pub fn kid(token: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jsonwebtoken::{EncodingKey, encode};
+    use jsonwebtoken::EncodingKey;
     use serde_json::json;
+
+    fn encode(h: &Header, claims: &Value, key: &EncodingKey) -> jsonwebtoken::errors::Result<String> {
+        crate::keys::jwt_crypto::install();
+        jsonwebtoken::encode(h, claims, key)
+    }
 
     /// A P-256 key pair: (private PKCS#8 PEM, public JWK).
     fn ec_key(kid: &str) -> (EncodingKey, Value) {

@@ -8,6 +8,7 @@
 
 pub mod external;
 pub mod jws;
+pub mod jwt_crypto;
 #[cfg(feature = "aws")]
 pub mod kms;
 #[cfg(feature = "local-signer")]

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::fetch::{FetchError, Fetcher, GuardedFetcher, HttpTokenEndpoint, OwnTokenEndpoint};
+use crate::fetch::{Fetcher, GuardedFetcher, HttpTokenEndpoint, OwnTokenEndpoint};
 use crate::keys::Signer;
 use crate::store::Kv;
 use crate::store::repo::Repo;
@@ -48,20 +48,10 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, kv: Arc<dyn Kv>, signer: Arc<dyn Signer>, clock: Arc<dyn Clock>) -> Arc<Self> {
-        let fetcher: Arc<dyn Fetcher> = match GuardedFetcher::new(config.issuer_is_loopback_http()) {
-            Ok(f) => Arc::new(f),
-            Err(e) => {
-                tracing::error!(error = %e, "outbound fetching is unavailable");
-                Arc::new(Unavailable)
-            }
-        };
-        let own_token_endpoint: Arc<dyn OwnTokenEndpoint> = match HttpTokenEndpoint::new() {
-            Ok(t) => Arc::new(t),
-            Err(e) => {
-                tracing::error!(error = %e, "the console cannot reach the token endpoint");
-                Arc::new(Unavailable)
-            }
-        };
+        // Both HTTP clients are built on first use (not at cold start: ARCHITECTURE "Small,
+        // fast functions").
+        let fetcher: Arc<dyn Fetcher> = Arc::new(GuardedFetcher::new(config.issuer_is_loopback_http()));
+        let own_token_endpoint: Arc<dyn OwnTokenEndpoint> = Arc::new(HttpTokenEndpoint::new());
         let tenant_cache = Arc::new(tenant_cache::TenantCache::new(
             config.tenant_cache_secs,
             tenant_cache::MAX_ENTRIES,
@@ -128,27 +118,6 @@ impl App {
             recent_use: self.recent_use.clone(),
             tenant_cache: self.tenant_cache.clone(),
         })
-    }
-}
-
-/// A fetcher that fetches nothing (if the HTTP client could not be built).
-struct Unavailable;
-
-#[async_trait::async_trait]
-impl Fetcher for Unavailable {
-    async fn get_json(&self, _url: &str) -> Result<serde_json::Value, FetchError> {
-        Err(FetchError::Failed("outbound fetching is unavailable".into()))
-    }
-}
-
-#[async_trait::async_trait]
-impl OwnTokenEndpoint for Unavailable {
-    async fn post_form(
-        &self,
-        _url: &str,
-        _form: &[(&str, &str)],
-    ) -> Result<(u16, serde_json::Value), FetchError> {
-        Err(FetchError::Failed("outbound requests are unavailable".into()))
     }
 }
 

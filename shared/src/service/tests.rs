@@ -850,6 +850,7 @@ mod assertions {
     fn assertion(enc: &jsonwebtoken::EncodingKey, claims: serde_json::Value) -> String {
         let mut hdr = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         hdr.kid = Some("k1".into());
+        crate::keys::jwt_crypto::install();
         jsonwebtoken::encode(&hdr, &claims, enc).unwrap()
     }
 
