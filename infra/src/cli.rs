@@ -53,6 +53,10 @@ pub struct Global {
     /// the table prefix without its trailing dash.
     #[arg(long, global = true, env = "BULWARK_STACK")]
     pub stack: Option<String>,
+    /// kms-wrapped, after a switch from kms: the former KMS signing keys (comma-separated; the
+    /// stack's `PreviousSigningKeyArn`), published until their tokens have expired.
+    #[arg(long, global = true, env = "BULWARK_PREVIOUS_KMS_KEY_IDS")]
+    pub previous_kms_key_ids: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -95,6 +95,7 @@ pub async fn open_with(
             "BULWARK_SIGNING_MODE" => Some(mode.clone()),
             "BULWARK_STACK" => stack.clone(),
             "BULWARK_WRAPPING_KEY_ID" => g.wrapping_key_id.clone(),
+            "BULWARK_PREVIOUS_KMS_KEY_IDS" => g.previous_kms_key_ids.clone(),
             _ => None,
         };
         let aws = Config::aws_from_lookup(lookup).map_err(|e| Failure(format!("--backend dynamodb: {e}")))?;
@@ -114,6 +115,7 @@ pub async fn open_with(
             Signing::Wrapped {
                 stack,
                 wrapping_key_id,
+                ..
             } => (
                 shared::keys::aws_signer(&aws.signing, &sdk, &store, clock.clone(), retention)?,
                 match wrapping_key_id {

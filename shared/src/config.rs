@@ -74,10 +74,13 @@ pub enum Signing {
     /// `kms-wrapped`: a key kept in the `keys` table as KMS ciphertext bound to
     /// `{stack, kid}`, decrypted once per process (`keys::wrapped`). `BULWARK_STACK` names the
     /// stack; `BULWARK_WRAPPING_KEY_ID` (the symmetric key) is given only to the function that
-    /// signs: without it a process only publishes keys.
+    /// signs: without it a process only publishes keys. `previous_kms_key_ids`
+    /// (`BULWARK_PREVIOUS_KMS_KEY_IDS`, after a switch from `kms`): KMS keys that no longer sign
+    /// but stay published until the tokens they signed have expired.
     Wrapped {
         stack: String,
         wrapping_key_id: Option<String>,
+        previous_kms_key_ids: Vec<String>,
     },
 }
 
@@ -160,9 +163,25 @@ impl Config {
             });
         }
         let signing = match get("BULWARK_SIGNING_MODE").as_deref().map(str::trim) {
-            None | Some("kms") => Signing::Kms {
-                key_ids: kms_key_ids(&get)?,
-            },
+            None | Some("kms") => {
+                if get("BULWARK_PREVIOUS_KMS_KEY_IDS").is_some_and(|v| !v.trim().is_empty()) {
+                    return Err(ConfigError::Malformed {
+                        name: "BULWARK_PREVIOUS_KMS_KEY_IDS",
+                        why: "only with kms-wrapped (in kms mode, previous keys follow the signing key in BULWARK_KMS_KEY_IDS)".into(),
+                    });
+                }
+                let ids = get("BULWARK_KMS_KEY_IDS").ok_or(ConfigError::Missing {
+                    name: "BULWARK_KMS_KEY_IDS",
+                })?;
+                let key_ids = kms_key_ids(&ids);
+                if key_ids.is_empty() {
+                    return Err(ConfigError::Malformed {
+                        name: "BULWARK_KMS_KEY_IDS",
+                        why: "a comma-separated list of KMS key ids or ARNs, the signing key first".into(),
+                    });
+                }
+                Signing::Kms { key_ids }
+            }
             Some("kms-wrapped") => {
                 let stack = get("BULWARK_STACK").ok_or(ConfigError::Missing {
                     name: "BULWARK_STACK",
@@ -182,6 +201,9 @@ impl Config {
                 Signing::Wrapped {
                     stack,
                     wrapping_key_id,
+                    previous_kms_key_ids: get("BULWARK_PREVIOUS_KMS_KEY_IDS")
+                        .map(|v| kms_key_ids(&v))
+                        .unwrap_or_default(),
                 }
             }
             Some(_) => {
@@ -256,23 +278,13 @@ fn parse_ttl(name: &'static str, v: &str) -> Result<i64, ConfigError> {
     }
 }
 
-fn kms_key_ids(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {
-    let ids = get("BULWARK_KMS_KEY_IDS").ok_or(ConfigError::Missing {
-        name: "BULWARK_KMS_KEY_IDS",
-    })?;
-    let key_ids: Vec<String> = ids
-        .split(',')
+/// A comma-separated list of KMS key ids or ARNs.
+fn kms_key_ids(ids: &str) -> Vec<String> {
+    ids.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(String::from)
-        .collect();
-    if key_ids.is_empty() {
-        return Err(ConfigError::Malformed {
-            name: "BULWARK_KMS_KEY_IDS",
-            why: "a comma-separated list of KMS key ids or ARNs, the signing key first".into(),
-        });
-    }
-    Ok(key_ids)
+        .collect()
 }
 
 /// An issuer is an https URL (or http on a loopback host, for the laptop) with no query or
@@ -390,6 +402,7 @@ mod tests {
                 Ok(Signing::Wrapped {
                     stack: "prod".into(),
                     wrapping_key_id: None,
+                    previous_kms_key_ids: vec![],
                 }),
             ),
             (
@@ -401,6 +414,37 @@ mod tests {
                 Ok(Signing::Wrapped {
                     stack: "prod".into(),
                     wrapping_key_id: Some("alias/prod-wrapping".into()),
+                    previous_kms_key_ids: vec![],
+                }),
+            ),
+            (
+                &[
+                    ("BULWARK_SIGNING_MODE", "kms-wrapped"),
+                    ("BULWARK_STACK", "prod"),
+                    ("BULWARK_PREVIOUS_KMS_KEY_IDS", "arn:aws:kms:r:1:key/old, "),
+                ][..],
+                Ok(Signing::Wrapped {
+                    stack: "prod".into(),
+                    wrapping_key_id: None,
+                    previous_kms_key_ids: vec!["arn:aws:kms:r:1:key/old".into()],
+                }),
+            ),
+            (
+                &[
+                    ("BULWARK_SIGNING_MODE", "kms"),
+                    ("BULWARK_KMS_KEY_IDS", "k1"),
+                    ("BULWARK_PREVIOUS_KMS_KEY_IDS", "k0"),
+                ][..],
+                Err(ConfigError::Malformed {
+                    name: "BULWARK_PREVIOUS_KMS_KEY_IDS",
+                    why: "only with kms-wrapped (in kms mode, previous keys follow the signing key in BULWARK_KMS_KEY_IDS)".into(),
+                }),
+            ),
+            (
+                &[("BULWARK_SIGNING_MODE", "kms"), ("BULWARK_KMS_KEY_IDS", " , ")][..],
+                Err(ConfigError::Malformed {
+                    name: "BULWARK_KMS_KEY_IDS",
+                    why: "a comma-separated list of KMS key ids or ARNs, the signing key first".into(),
                 }),
             ),
             (

@@ -413,6 +413,119 @@ async fn the_token_function_signs_in_each_mode_and_kms_wrapped_makes_no_kms_call
     }
 }
 
+/// A kms stack switched to kms-wrapped as README says: the first wrapped key is made while KMS
+/// still signs; after the switch, with the former key in `PreviousSigningKeyArn`, new tokens are
+/// signed in process (no `Sign`), both keys are in the JWKS, and a token KMS signed before the
+/// switch still verifies and introspects as active. A function not told the former key (a
+/// switch without the bridge) finds that token inactive: the bridge is what keeps it.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn switching_from_kms_to_kms_wrapped_keeps_the_former_keys_tokens_verifying() {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    let mut data = DataDir::new_dynamodb_with("kms");
+    let tenant = format!("s{}", unique().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    let c = data.tenant_with_client(&tenant);
+    let issuer = ("BULWARK_ISSUER", "https://auth.example.test".to_string());
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.id, c.secret))
+    );
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", basic.as_str()),
+    ];
+    let token_of = |r: Value| {
+        assert_eq!(r["statusCode"], 200, "{r}");
+        body(&r)["access_token"].as_str().unwrap().to_string()
+    };
+    let mut env = data.lambda_env_signing();
+    env.push(issuer.clone());
+    let kms_token_fn = Function::start("token", &env).await;
+    let cc = Some("grant_type=client_credentials");
+    let before = token_of(kms_token_fn.invoke("POST", "/oauth2/token", &form, cc).await);
+    let former_kid = jwt_part(&before, 0)["kid"].as_str().unwrap().to_string();
+
+    let (_former_key, new_kid) = data.switch_to_kms_wrapped();
+    assert_ne!(new_kid, former_kid);
+    // Until the redeploy, KMS still signs: making the wrapped key changed nothing yet.
+    let still = token_of(kms_token_fn.invoke("POST", "/oauth2/token", &form, cc).await);
+    assert_eq!(jwt_part(&still, 0)["kid"], former_kid.as_str());
+    drop(kms_token_fn);
+
+    let (proxy_url, kms, _proxy) = kms_proxy().await;
+    let with = |mut env: Vec<(&'static str, String)>| {
+        env.push(issuer.clone());
+        env.push(("AWS_ENDPOINT_URL_KMS", proxy_url.clone()));
+        env
+    };
+    let token_fn = Function::start("token", &with(data.lambda_env_signing())).await;
+    let jwks_fn = Function::start("jwks", &with(data.lambda_env())).await;
+    let introspect = Function::start("introspect", &with(data.lambda_env())).await;
+    let after = token_of(token_fn.invoke("POST", "/oauth2/token", &form, cc).await);
+    assert_eq!(jwt_part(&after, 0)["kid"], new_kid.as_str());
+
+    let j = jwks_fn.invoke("GET", "/.well-known/jwks.json", &[], None).await;
+    assert_eq!(j["statusCode"], 200, "{j}");
+    let kids: Vec<String> = body(&j)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kids,
+        [new_kid.clone(), former_kid.clone()],
+        "the ring's key first"
+    );
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(body(&j)).unwrap();
+    crate::support::jwt();
+    for at in [&before, &still, &after] {
+        let kid = jwt_part(at, 0)["kid"].as_str().unwrap().to_string();
+        let key = DecodingKey::from_jwk(set.find(&kid).expect("published")).unwrap();
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[format!("urn:bulwark:tenant:{tenant}")]);
+        v.set_issuer(&["https://auth.example.test"]);
+        decode::<Value>(at, &key, &v).unwrap();
+        let i = introspect
+            .invoke("POST", "/oauth2/introspect", &form, Some(&format!("token={at}")))
+            .await;
+        assert_eq!(body(&i)["active"], true, "{i}");
+    }
+    assert_eq!(kms.count("Sign"), 0, "nothing is signed by KMS after the switch");
+    assert_eq!(kms.count("Decrypt"), 1, "the token function's one Decrypt");
+
+    // Without the bridge the former key's tokens no longer verify.
+    let mut bare = data.lambda_env();
+    bare.retain(|(k, _)| *k != "BULWARK_PREVIOUS_KMS_KEY_IDS");
+    assert_eq!(
+        bare.len() + 1,
+        data.lambda_env().len(),
+        "the bridge was configured"
+    );
+    let unbridged = Function::start("introspect", &with(bare)).await;
+    let i = unbridged
+        .invoke(
+            "POST",
+            "/oauth2/introspect",
+            &form,
+            Some(&format!("token={before}")),
+        )
+        .await;
+    assert_eq!(body(&i)["active"], false, "{i}");
+    let i = unbridged
+        .invoke(
+            "POST",
+            "/oauth2/introspect",
+            &form,
+            Some(&format!("token={after}")),
+        )
+        .await;
+    assert_eq!(body(&i)["active"], true, "{i}");
+}
+
 /// kms-wrapped: when `Decrypt` fails at cold start the function still starts; a token request
 /// gets 503 `temporarily_unavailable` saying nothing about KMS, and the next request tries again.
 #[cfg_attr(

@@ -29,8 +29,12 @@ enum Signing {
     /// `kms`: KMS `Sign` with the first key; all are published.
     Kms(std::sync::Mutex<Vec<String>>),
     /// `kms-wrapped` (the stack default): a key ring in the `keys` table, wrapped under this
-    /// symmetric key.
-    Wrapped { wrapping_key_id: String },
+    /// symmetric key; `previous_kms`: after a switch from kms, the former KMS keys, only
+    /// published.
+    Wrapped {
+        wrapping_key_id: String,
+        previous_kms: Vec<String>,
+    },
 }
 
 /// A data directory (and, on the DynamoDB backend, tables and a KMS key of its own) shared by
@@ -102,6 +106,7 @@ impl DataDir {
             "kms" => Signing::Kms(std::sync::Mutex::new(vec![key])),
             "kms-wrapped" => Signing::Wrapped {
                 wrapping_key_id: local_aws(&["wrapping-key", &moto_endpoint(), "template.yaml"]),
+                previous_kms: vec![],
             },
             other => panic!("SigningMode {other}"),
         };
@@ -141,9 +146,12 @@ impl DataDir {
                         env.push(("BULWARK_SIGNING_MODE", "kms".into()));
                         env.push(("BULWARK_KMS_KEY_IDS", ids.lock().unwrap().join(",")));
                     }
-                    Signing::Wrapped { .. } => {
+                    Signing::Wrapped { previous_kms, .. } => {
                         env.push(("BULWARK_SIGNING_MODE", "kms-wrapped".into()));
                         env.push(("BULWARK_STACK", self.stack()));
+                        if !previous_kms.is_empty() {
+                            env.push(("BULWARK_PREVIOUS_KMS_KEY_IDS", previous_kms.join(",")));
+                        }
                     }
                 }
                 env
@@ -156,7 +164,7 @@ impl DataDir {
     pub fn lambda_env_signing(&self) -> Vec<(&'static str, String)> {
         let mut env = self.lambda_env();
         if let Backend::Dynamo {
-            signing: Signing::Wrapped { wrapping_key_id },
+            signing: Signing::Wrapped { wrapping_key_id, .. },
             ..
         } = &self.backend
         {
@@ -187,12 +195,23 @@ impl DataDir {
                             "--kms-key-ids".into(),
                             ids.lock().unwrap().join(","),
                         ],
-                        Signing::Wrapped { wrapping_key_id } => vec![
-                            "--signing-mode".into(),
-                            "kms-wrapped".into(),
-                            "--wrapping-key-id".into(),
-                            wrapping_key_id.clone(),
-                        ],
+                        Signing::Wrapped {
+                            wrapping_key_id,
+                            previous_kms,
+                        } => [
+                            vec![
+                                "--signing-mode".into(),
+                                "kms-wrapped".into(),
+                                "--wrapping-key-id".into(),
+                                wrapping_key_id.clone(),
+                            ],
+                            if previous_kms.is_empty() {
+                                vec![]
+                            } else {
+                                vec!["--previous-kms-key-ids".into(), previous_kms.join(",")]
+                            },
+                        ]
+                        .concat(),
                     },
                 ]
                 .concat(),
@@ -204,6 +223,29 @@ impl DataDir {
                 ],
             ),
         }
+    }
+
+    /// A kms data dir switched to kms-wrapped as README says: a wrapping key (the stack's
+    /// `WrappingKey`, which exists in both modes), the first wrapped key made with `bulwark keys
+    /// rotate`, and the former KMS signing key kept published (`PreviousSigningKeyArn`).
+    /// Returns the former KMS key id and the new kid.
+    pub fn switch_to_kms_wrapped(&mut self) -> (String, String) {
+        let Backend::Dynamo { signing, .. } = &mut self.backend else {
+            panic!("only a DynamoDB data dir has a SigningMode");
+        };
+        let Signing::Kms(ids) = signing else {
+            panic!("already kms-wrapped");
+        };
+        let former = ids.get_mut().unwrap()[0].clone();
+        *signing = Signing::Wrapped {
+            wrapping_key_id: local_aws(&["wrapping-key", &moto_endpoint(), "template.yaml"]),
+            previous_kms: vec![former.clone()],
+        };
+        let kid = self.cli(&["keys", "rotate"])["active_kid"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (former, kid)
     }
 
     /// Rotate the signing key. Embedded, and DynamoDB with kms-wrapped: `bulwark keys rotate`

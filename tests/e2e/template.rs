@@ -98,16 +98,18 @@ fn in_kms_wrapped_mode_only_the_token_function_decrypts_and_only_its_own_stacks_
         template["Parameters"]["SigningMode"]["Default"], "kms-wrapped",
         "the default mode"
     );
+    // The ring and its wrapping key exist in both modes (a kms stack makes its first wrapped
+    // key before it switches); the KMS signing key only in kms mode.
     for (resource, condition) in [
-        ("KeysTable", "WrappedSigning"),
-        ("WrappingKey", "WrappedSigning"),
-        ("WrappingKeyAlias", "WrappedSigning"),
-        ("SigningKey", "KmsSigning"),
-        ("SigningKeyAlias", "KmsSigning"),
+        ("KeysTable", Value::Null),
+        ("WrappingKey", Value::Null),
+        ("WrappingKeyAlias", Value::Null),
+        ("SigningKey", json!("KmsSigning")),
+        ("SigningKeyAlias", json!("KmsSigning")),
     ] {
         assert_eq!(
             template["Resources"][resource]["Condition"], condition,
-            "{resource} exists in its mode only"
+            "{resource}"
         );
     }
     let kek = &template["Resources"]["WrappingKey"]["Properties"];
@@ -118,8 +120,24 @@ fn in_kms_wrapped_mode_only_the_token_function_decrypts_and_only_its_own_stacks_
     assert!(all.len() >= 9, "every function is listed: {:?}", all.keys());
     let mut decrypters = Vec::new();
     let mut ring_readers = Vec::new();
+    let mut previous_key_readers = Vec::new();
     for (function, statements) in &all {
         for s in statements.as_array().unwrap() {
+            // After a switch from kms, the former KMS key (PreviousSigningKeyArn): its public
+            // key only, and only where the ring is read.
+            if let Some(cond) = s.get("If") {
+                assert_eq!(
+                    cond,
+                    &json!(["HasPreviousKey", {
+                        "Effect": "Allow",
+                        "Action": "kms:GetPublicKey",
+                        "Resource": {"Ref": "PreviousSigningKeyArn"}
+                    }, {"Ref": "AWS::NoValue"}]),
+                    "{function}"
+                );
+                previous_key_readers.push(function.clone());
+                continue;
+            }
             let resource = s["Resource"].to_string();
             for a in actions(s) {
                 assert!(!a.ends_with(":*"), "{function}: wildcard action {a}");
@@ -155,6 +173,8 @@ fn in_kms_wrapped_mode_only_the_token_function_decrypts_and_only_its_own_stacks_
     }
     assert_eq!(decrypters, vec!["TokenFunction"]);
     ring_readers.sort();
+    previous_key_readers.sort();
+    assert_eq!(previous_key_readers, ring_readers);
     assert_eq!(
         ring_readers,
         [

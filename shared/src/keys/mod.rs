@@ -76,20 +76,86 @@ pub fn aws_signer(
         crate::config::Signing::Wrapped {
             stack,
             wrapping_key_id,
+            previous_kms_key_ids,
         } => {
             let wrapper = wrapping_key_id.as_ref().map(|id| {
                 Arc::new(kms::KmsKeyWrapper::new(aws_sdk_kms::Client::new(sdk), id.clone()))
                     as Arc<dyn wrapped::KeyWrapper>
             });
-            Arc::new(wrapped::WrappedSigner::new(
+            let ring: Arc<dyn Signer> = Arc::new(wrapped::WrappedSigner::new(
                 crate::store::repo::Repo::new(store.clone(), clock.clone()),
                 stack,
                 wrapper,
                 clock,
                 retention,
-            ))
+            ));
+            if previous_kms_key_ids.is_empty() {
+                ring
+            } else {
+                // Only `GetPublicKey`: these keys never sign here.
+                let previous =
+                    kms::KmsSigner::new(aws_sdk_kms::Client::new(sdk), previous_kms_key_ids.clone())?;
+                Arc::new(AlsoPublishing::new(ring, Arc::new(previous)))
+            }
         }
     })
+}
+
+/// A signer that also publishes keys which no longer sign, from another source: a stack that
+/// switched from `SigningMode=kms` to `kms-wrapped` keeps its former KMS keys in the key set
+/// (after the ring's own) until the tokens they signed have expired. `signer` alone signs and
+/// prepares; a key set is never partial: if either source fails, so does `public_keys` (a JWKS
+/// without the former key would make resource servers reject its tokens until they refetch).
+pub struct AlsoPublishing {
+    signer: Arc<dyn Signer>,
+    previous: Arc<dyn Signer>,
+    /// The last merge, by the identity of its two inputs (both adapters cache their sets).
+    merged: std::sync::Mutex<Option<Merged>>,
+}
+
+/// The two inputs of a merge and its result.
+type Merged = (Arc<KeySet>, Arc<KeySet>, Arc<KeySet>);
+
+impl AlsoPublishing {
+    pub fn new(signer: Arc<dyn Signer>, previous: Arc<dyn Signer>) -> Self {
+        Self {
+            signer,
+            previous,
+            merged: Default::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl Signer for AlsoPublishing {
+    async fn sign_jwt(&self, typ: &str, claims: &[u8]) -> Result<String, SignerError> {
+        self.signer.sign_jwt(typ, claims).await
+    }
+
+    async fn public_keys(&self) -> Result<Arc<KeySet>, SignerError> {
+        let current = self.signer.public_keys().await?;
+        let previous = self.previous.public_keys().await?;
+        let mut merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((c, p, m)) = merged.as_ref()
+            && Arc::ptr_eq(c, &current)
+            && Arc::ptr_eq(p, &previous)
+        {
+            return Ok(m.clone());
+        }
+        let mut keys = current.keys.clone();
+        for k in &previous.keys {
+            if current.find(&k.kid).is_none() {
+                keys.push(k.clone());
+            }
+        }
+        let set = Arc::new(KeySet { keys });
+        *merged = Some((current, previous, set.clone()));
+        Ok(set)
+    }
+
+    async fn prepare(&self) -> Result<(), SignerError> {
+        self.signer.prepare().await
+    }
 }
 
 /// A public key with its id.
@@ -158,6 +224,94 @@ pub fn thumbprint(key: &VerifyingKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p256::ecdsa::{Signature, SigningKey, signature::Signer as _};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// One fixed key; its key set can be made to fail.
+    struct Fixed {
+        key: SigningKey,
+        set: Arc<KeySet>,
+        down: AtomicBool,
+    }
+
+    impl Fixed {
+        fn new(seed: u8) -> Arc<Self> {
+            let key = SigningKey::from_slice(&[seed; 32]).unwrap();
+            let set = Arc::new(KeySet {
+                keys: vec![PublicKey::new(*key.verifying_key())],
+            });
+            Arc::new(Self {
+                key,
+                set,
+                down: AtomicBool::new(false),
+            })
+        }
+        fn kid(&self) -> String {
+            self.set.keys[0].kid.clone()
+        }
+    }
+
+    #[async_trait]
+    impl Signer for Fixed {
+        async fn sign_jwt(&self, typ: &str, claims: &[u8]) -> Result<String, SignerError> {
+            let input = jws::signing_input(&self.kid(), typ, claims);
+            let sig: Signature = self.key.sign(input.as_bytes());
+            Ok(jws::assemble(input, &sig.to_bytes().into()))
+        }
+        async fn public_keys(&self) -> Result<Arc<KeySet>, SignerError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(SignerError::Unavailable("down".into()));
+            }
+            Ok(self.set.clone())
+        }
+    }
+
+    /// After a switch from kms: the ring's key signs and comes first; the former key is
+    /// published after it and still verifies what it signed; it never signs here.
+    #[tokio::test]
+    async fn also_publishing_signs_with_the_current_key_and_verifies_the_former_keys_tokens() {
+        let ring = Fixed::new(1);
+        let former = Fixed::new(2);
+        let old_token = former.sign_jwt("at+jwt", br#"{"sub":"a"}"#).await.unwrap();
+        let s = AlsoPublishing::new(ring.clone(), former.clone());
+        let new_token = s.sign_jwt("at+jwt", br#"{"sub":"b"}"#).await.unwrap();
+        let set = s.public_keys().await.unwrap();
+        let kids: Vec<&str> = set.keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(kids, [ring.kid().as_str(), former.kid().as_str()]);
+        assert_eq!(
+            jws::verify(&new_token, &set, "at+jwt").unwrap(),
+            br#"{"sub":"b"}"#
+        );
+        assert_eq!(
+            jws::verify(&old_token, &set, "at+jwt").unwrap(),
+            br#"{"sub":"a"}"#
+        );
+        assert!(
+            jws::verify(&new_token, &former.public_keys().await.unwrap(), "at+jwt").is_err(),
+            "the new token is signed by the ring's key, not the former one"
+        );
+        // The merge is kept while its inputs are the same sets.
+        assert!(Arc::ptr_eq(&set, &s.public_keys().await.unwrap()));
+        // A key in both sources is listed once.
+        let same = AlsoPublishing::new(ring.clone(), ring.clone());
+        assert_eq!(same.public_keys().await.unwrap().keys.len(), 1);
+    }
+
+    /// A key set is never partial: if the former keys cannot be read, publishing fails (503)
+    /// rather than dropping them; signing does not depend on them.
+    #[tokio::test]
+    async fn also_publishing_fails_whole_when_the_former_keys_are_unavailable() {
+        let ring = Fixed::new(1);
+        let former = Fixed::new(2);
+        let s = AlsoPublishing::new(ring.clone(), former.clone());
+        former.down.store(true, Ordering::SeqCst);
+        assert!(matches!(s.public_keys().await, Err(SignerError::Unavailable(_))));
+        assert!(s.sign_jwt("at+jwt", b"{}").await.is_ok());
+        former.down.store(false, Ordering::SeqCst);
+        assert_eq!(s.public_keys().await.unwrap().keys.len(), 2);
+        ring.down.store(true, Ordering::SeqCst);
+        assert!(s.public_keys().await.is_err());
+    }
 
     #[test]
     fn thumbprint_matches_rfc7638_construction() {
