@@ -10,36 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use serde_json::Value;
-use sha2::Digest;
+
+mod common;
+use common::{hidden, pkce, query_param};
 
 const CALLBACK: &str = "http://127.0.0.1/callback";
-
-fn pkce() -> (String, String) {
-    let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let verifier = enc.encode(rand::random::<[u8; 32]>());
-    let challenge = enc.encode(sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no {name} on the page"))
-        + needle.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
-fn code_of(location: &str) -> String {
-    url::Url::parse(location)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no code in {location}"))
-}
 
 struct Run {
     ok: usize,
@@ -168,7 +144,7 @@ async fn main() {
                         .to_str()
                         .unwrap()
                         .to_string();
-                    (code_of(&loc), verifier)
+                    (query_param(&loc, "code"), verifier)
                 })
             })
             .collect();

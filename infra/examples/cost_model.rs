@@ -35,6 +35,9 @@ use shared::secret::Secret;
 use shared::service::{App, clients, tenants, users};
 use shared::store::dynamodb::{DynamoStore, TableNames};
 
+mod common;
+use common::{hidden, pkce, query_param};
+
 /// What one operation cost in AWS calls and units.
 #[derive(Default, Debug, Clone)]
 struct Meter {
@@ -330,23 +333,6 @@ impl Http {
     }
 }
 
-fn hidden(html: &str, name: &str) -> String {
-    let needle = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&needle)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + needle.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
-fn query_param(url: &str, name: &str) -> String {
-    let u = url::Url::parse(url).unwrap();
-    u.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| panic!("no {name} in {url}"))
-}
-
 const CALLBACK: &str = "https://app.example/callback";
 /// The stack name in the wrapped key's encryption context.
 const STACK: &str = "cost-model";
@@ -405,15 +391,6 @@ async fn code(http: &mut Http, client_id: &str, scope: &str, challenge: &str) ->
         .location
         .unwrap_or_else(|| panic!("no redirect: {}", page.body));
     (query_param(&to, "code"), requests)
-}
-
-fn pkce() -> (String, String) {
-    use base64::Engine;
-    use sha2::Digest;
-    let verifier = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
-    let challenge =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
 }
 
 /// Every operation against `app` (signing as `mode`), `n` times each, in a tenant of its own.

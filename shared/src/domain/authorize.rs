@@ -362,10 +362,10 @@ mod tests {
     use crate::domain::tenant::TenantId;
 
     fn client(redirects: &[&str]) -> Client {
-        Client {
-            client_id: "c1".into(),
-            tenant: TenantId::parse("acme").unwrap(),
-            metadata: ClientMetadata {
+        Client::new(
+            "c1".into(),
+            TenantId::parse("acme").unwrap(),
+            ClientMetadata {
                 redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
                 grant_types: vec!["authorization_code".into(), "refresh_token".into()],
                 response_types: vec!["code".into()],
@@ -383,23 +383,9 @@ mod tests {
                 jwks_uri: None,
                 application_type: None,
             },
-            secret_hash: None,
-            secret_expires_at: 0,
-            registration_token_hash: None,
-            issued_at: 0,
-            updated_at: 0,
-            origin: Origin::Admin,
-            first_party: false,
-            consent_epoch: 0,
-            agent_of: None,
-            previous_secret_hash: None,
-            previous_secret_until: 0,
-            disabled: false,
-            tokens_revoked_before: 0,
-            user_policy: None,
-            document: None,
-            open_registration: false,
-        }
+            Origin::Admin,
+            0,
+        )
     }
 
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";

@@ -1015,27 +1015,13 @@ mod tests {
         let m = validate_metadata(&md, &tenant(), Origin::Admin).unwrap();
         assert_eq!(m.scope, "api:admin api:read");
         // A DCR client that holds a scope restricted later is no longer issued it.
-        let mut c = Client {
-            client_id: "c1".into(),
-            tenant: TenantId::parse("acme").unwrap(),
-            metadata: validate_metadata(&md, &tenant(), Origin::Admin).unwrap(),
-            secret_hash: None,
-            secret_expires_at: 0,
-            registration_token_hash: None,
-            issued_at: 0,
-            updated_at: 0,
-            origin: Origin::Dcr,
-            first_party: false,
-            consent_epoch: 0,
-            agent_of: None,
-            previous_secret_hash: None,
-            previous_secret_until: 0,
-            disabled: false,
-            tokens_revoked_before: 0,
-            user_policy: None,
-            document: None,
-            open_registration: false,
-        };
+        let mut c = Client::new(
+            "c1".into(),
+            TenantId::parse("acme").unwrap(),
+            validate_metadata(&md, &tenant(), Origin::Admin).unwrap(),
+            Origin::Dcr,
+            0,
+        );
         c.metadata.scope = "api:admin api:read gone".into();
         assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "api:read");
         c.origin = Origin::Admin;
@@ -1053,25 +1039,14 @@ mod tests {
         let md = json!({"grant_types": ["authorization_code"], "redirect_uris": ["https://app.example/cb"],
             "token_endpoint_auth_method": "none", "scope": "api:read"});
         let client = |origin: Origin, open: bool| Client {
-            client_id: "c1".into(),
-            tenant: TenantId::parse("acme").unwrap(),
-            metadata: validate_metadata(&md, &tenant(), Origin::Dcr).unwrap(),
-            secret_hash: None,
-            secret_expires_at: 0,
-            registration_token_hash: None,
-            issued_at: 1_000,
-            updated_at: 1_000,
-            origin,
-            first_party: false,
-            consent_epoch: 0,
-            agent_of: None,
-            previous_secret_hash: None,
-            previous_secret_until: 0,
-            disabled: false,
-            tokens_revoked_before: 0,
-            user_policy: None,
-            document: None,
             open_registration: open,
+            ..Client::new(
+                "c1".into(),
+                TenantId::parse("acme").unwrap(),
+                validate_metadata(&md, &tenant(), Origin::Dcr).unwrap(),
+                origin,
+                1_000,
+            )
         };
         let open = client(Origin::Dcr, true);
         let idle = OPEN_REGISTRATION_IDLE;
@@ -1155,27 +1130,13 @@ mod tests {
             );
         }
         // Held only by an operator-made confidential client.
-        let mut c = Client {
-            client_id: "c1".into(),
-            tenant: TenantId::parse("acme").unwrap(),
-            metadata: validate_metadata(&cc, &tenant(), Origin::Admin).unwrap(),
-            secret_hash: None,
-            secret_expires_at: 0,
-            registration_token_hash: None,
-            issued_at: 0,
-            updated_at: 0,
-            origin: Origin::Admin,
-            first_party: false,
-            consent_epoch: 0,
-            agent_of: None,
-            previous_secret_hash: None,
-            previous_secret_until: 0,
-            disabled: false,
-            tokens_revoked_before: 0,
-            user_policy: None,
-            document: None,
-            open_registration: false,
-        };
+        let mut c = Client::new(
+            "c1".into(),
+            TenantId::parse("acme").unwrap(),
+            validate_metadata(&cc, &tenant(), Origin::Admin).unwrap(),
+            Origin::Admin,
+            0,
+        );
         assert_eq!(c.allowed_scopes(&tenant()).to_scope_string(), "bulwark:admin");
         for origin in [Origin::Api, Origin::Dcr] {
             c.origin = origin;
