@@ -414,10 +414,12 @@ async fn the_token_function_signs_in_each_mode_and_kms_wrapped_makes_no_kms_call
 }
 
 /// A kms stack switched to kms-wrapped as README says: the first wrapped key is made while KMS
-/// still signs; after the switch, with the former key in `PreviousSigningKeyArn`, new tokens are
-/// signed in process (no `Sign`), both keys are in the JWKS, and a token KMS signed before the
-/// switch still verifies and introspects as active. A function not told the former key (a
-/// switch without the bridge) finds that token inactive: the bridge is what keeps it.
+/// still signs, and the kms-mode functions publish it at once; after the switch, with the former
+/// key in `PreviousSigningKeyArn`, new tokens are signed in process (no `Sign`), both keys are
+/// in the JWKS, and a token KMS signed before the switch still verifies and introspects as
+/// active — in the new functions and in those still running the kms configuration, in either
+/// order of update. A function not told the former key (a switch without the bridge) finds that
+/// token inactive: the bridge is what keeps it.
 #[cfg_attr(
     not(feature = "test-services"),
     ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
@@ -448,6 +450,11 @@ async fn switching_from_kms_to_kms_wrapped_keeps_the_former_keys_tokens_verifyin
     let before = token_of(kms_token_fn.invoke("POST", "/oauth2/token", &form, cc).await);
     let former_kid = jwt_part(&before, 0)["kid"].as_str().unwrap().to_string();
 
+    let kms_env = {
+        let mut env = data.lambda_env();
+        env.push(issuer.clone());
+        env
+    };
     let (_former_key, new_kid) = data.switch_to_kms_wrapped();
     assert_ne!(new_kid, former_kid);
     // Until the redeploy, KMS still signs: making the wrapped key changed nothing yet.
@@ -466,6 +473,29 @@ async fn switching_from_kms_to_kms_wrapped_keeps_the_former_keys_tokens_verifyin
     let introspect = Function::start("introspect", &with(data.lambda_env())).await;
     let after = token_of(token_fn.invoke("POST", "/oauth2/token", &form, cc).await);
     assert_eq!(jwt_part(&after, 0)["kid"], new_kid.as_str());
+
+    // Functions still on the kms configuration already publish the wrapped key (read from the
+    // ring), so a token the switched token function signs verifies there too.
+    let kms_jwks = Function::start("jwks", &kms_env).await;
+    let j = kms_jwks.invoke("GET", "/.well-known/jwks.json", &[], None).await;
+    let kids: Vec<&str> = body(&j)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| match k["kid"].as_str().unwrap() {
+            kid if kid == former_kid => "former",
+            kid if kid == new_kid => "new",
+            _ => "another",
+        })
+        .collect();
+    assert_eq!(kids, ["former", "new"], "{j}");
+    let kms_introspect = Function::start("introspect", &kms_env).await;
+    for at in [&before, &after] {
+        let i = kms_introspect
+            .invoke("POST", "/oauth2/introspect", &form, Some(&format!("token={at}")))
+            .await;
+        assert_eq!(body(&i)["active"], true, "{i}");
+    }
 
     let j = jwks_fn.invoke("GET", "/.well-known/jwks.json", &[], None).await;
     assert_eq!(j["statusCode"], 200, "{j}");
@@ -506,24 +536,12 @@ async fn switching_from_kms_to_kms_wrapped_keeps_the_former_keys_tokens_verifyin
         "the bridge was configured"
     );
     let unbridged = Function::start("introspect", &with(bare)).await;
-    let i = unbridged
-        .invoke(
-            "POST",
-            "/oauth2/introspect",
-            &form,
-            Some(&format!("token={before}")),
-        )
-        .await;
-    assert_eq!(body(&i)["active"], false, "{i}");
-    let i = unbridged
-        .invoke(
-            "POST",
-            "/oauth2/introspect",
-            &form,
-            Some(&format!("token={after}")),
-        )
-        .await;
-    assert_eq!(body(&i)["active"], true, "{i}");
+    for (at, active) in [(&before, false), (&after, true)] {
+        let i = unbridged
+            .invoke("POST", "/oauth2/introspect", &form, Some(&format!("token={at}")))
+            .await;
+        assert_eq!(body(&i)["active"], active, "{i}");
+    }
 }
 
 /// kms-wrapped: when `Decrypt` fails at cold start the function still starts; a token request

@@ -44,6 +44,8 @@ fn only_the_token_function_signs_and_only_with_the_active_key() {
     let all = policies("kms");
     assert!(all.len() >= 9, "every function is listed: {:?}", all.keys());
     let mut signers = Vec::new();
+    let mut kms_publishers = Vec::new();
+    let mut ring_readers = Vec::new();
     for (function, statements) in &all {
         for s in statements.as_array().unwrap() {
             for a in actions(s) {
@@ -51,10 +53,19 @@ fn only_the_token_function_signs_and_only_with_the_active_key() {
                 if a.starts_with("kms:") {
                     assert!(a == "kms:Sign" || a == "kms:GetPublicKey", "{function}: {a}");
                 }
-                assert!(
-                    !s["Resource"].to_string().contains("KeysTable"),
-                    "{function}: kms mode has no key ring"
-                );
+                if a == "kms:GetPublicKey" {
+                    kms_publishers.push(function.clone());
+                }
+                // The ring's public part is published in kms mode too (before a switch to
+                // kms-wrapped), by the same functions, read only.
+                if s["Resource"].to_string().contains("KeysTable") {
+                    assert_eq!(
+                        (a.as_str(), &s["Resource"]),
+                        ("dynamodb:GetItem", &json!({"GetAtt": "KeysTable.Arn"})),
+                        "{function}: the ring is read, never written"
+                    );
+                    ring_readers.push(function.clone());
+                }
                 if a == "kms:Sign" {
                     signers.push(function.clone());
                     assert_eq!(
@@ -72,6 +83,11 @@ fn only_the_token_function_signs_and_only_with_the_active_key() {
         }
     }
     assert_eq!(signers, vec!["TokenFunction"]);
+    assert_eq!(
+        ring_readers, kms_publishers,
+        "whoever publishes KMS keys publishes the ring"
+    );
+    assert!(ring_readers.len() >= 7, "{ring_readers:?}");
     // The previous key appears only where keys are published.
     for (function, statements) in &all {
         for s in statements.as_array().unwrap() {
@@ -112,6 +128,23 @@ fn in_kms_wrapped_mode_only_the_token_function_decrypts_and_only_its_own_stacks_
             "{resource}"
         );
     }
+    // Key parameters are ARNs (they are IAM policy resources); the former key's ARN is an
+    // output; the active-key parameter is refused in kms-wrapped mode.
+    for p in ["ActiveSigningKeyArn", "PreviousSigningKeyArn"] {
+        assert_eq!(
+            template["Parameters"][p]["AllowedPattern"],
+            "^$|^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+            "{p}"
+        );
+    }
+    assert_eq!(
+        template["Outputs"]["SigningKeyArn"]["Value"],
+        json!({"GetAtt": "SigningKey.Arn"})
+    );
+    assert_eq!(
+        template["Rules"]["ActiveKeyOnlyInKmsMode"]["Assertions"][0]["Assert"],
+        json!({"Equals": [{"Ref": "ActiveSigningKeyArn"}, ""]})
+    );
     let kek = &template["Resources"]["WrappingKey"]["Properties"];
     assert_eq!(kek["KeySpec"], "SYMMETRIC_DEFAULT");
     assert_eq!(kek["KeyUsage"], "ENCRYPT_DECRYPT");
@@ -124,18 +157,28 @@ fn in_kms_wrapped_mode_only_the_token_function_decrypts_and_only_its_own_stacks_
     for (function, statements) in &all {
         for s in statements.as_array().unwrap() {
             // After a switch from kms, the former KMS key (PreviousSigningKeyArn): its public
-            // key only, and only where the ring is read.
+            // key where the ring is read; and `Sign`, for the moments while CloudFormation has
+            // updated the token function's role but not yet its configuration, in the token
+            // function only (which holds the wrapped key anyway).
             if let Some(cond) = s.get("If") {
+                let [name, yes, no] = cond.as_array().unwrap().as_slice() else {
+                    panic!("{function}: {cond}")
+                };
                 assert_eq!(
-                    cond,
-                    &json!(["HasPreviousKey", {
-                        "Effect": "Allow",
-                        "Action": "kms:GetPublicKey",
-                        "Resource": {"Ref": "PreviousSigningKeyArn"}
-                    }, {"Ref": "AWS::NoValue"}]),
+                    (name, no),
+                    (&json!("HasPreviousKey"), &json!({"Ref": "AWS::NoValue"})),
                     "{function}"
                 );
-                previous_key_readers.push(function.clone());
+                assert_eq!(
+                    yes["Resource"],
+                    json!({"Ref": "PreviousSigningKeyArn"}),
+                    "{function}"
+                );
+                match yes["Action"].as_str() {
+                    Some("kms:GetPublicKey") => previous_key_readers.push(function.clone()),
+                    Some("kms:Sign") => assert_eq!(function, "TokenFunction"),
+                    other => panic!("{function}: {other:?}"),
+                }
                 continue;
             }
             let resource = s["Resource"].to_string();

@@ -69,10 +69,19 @@ pub fn aws_signer(
     retention: i64,
 ) -> Result<Arc<dyn Signer>, SignerError> {
     Ok(match signing {
-        crate::config::Signing::Kms { key_ids } => Arc::new(kms::KmsSigner::new(
-            aws_sdk_kms::Client::new(sdk),
-            key_ids.clone(),
-        )?),
+        crate::config::Signing::Kms { key_ids } => {
+            let kms = Arc::new(kms::KmsSigner::new(
+                aws_sdk_kms::Client::new(sdk),
+                key_ids.clone(),
+            )?);
+            // The ring's keys too (none unless an operator is preparing a switch to kms-wrapped).
+            let ring = Arc::new(wrapped::WrappedSigner::publishing(
+                crate::store::repo::Repo::new(store.clone(), clock.clone()),
+                clock,
+                retention,
+            ));
+            Arc::new(AlsoPublishing::new(kms, ring))
+        }
         crate::config::Signing::Wrapped {
             stack,
             wrapping_key_id,
@@ -101,9 +110,10 @@ pub fn aws_signer(
     })
 }
 
-/// A signer that also publishes keys which no longer sign, from another source: a stack that
+/// A signer that also publishes keys which do not sign, from another source: a stack that
 /// switched from `SigningMode=kms` to `kms-wrapped` keeps its former KMS keys in the key set
-/// (after the ring's own) until the tokens they signed have expired. `signer` alone signs and
+/// (after the ring's own) until the tokens they signed have expired, and a `kms` stack publishes
+/// the ring's keys (a first wrapped key, before the switch). `signer` alone signs and
 /// prepares; a key set is never partial: if either source fails, so does `public_keys` (a JWKS
 /// without the former key would make resource servers reject its tokens until they refetch).
 pub struct AlsoPublishing {
@@ -144,7 +154,7 @@ impl Signer for AlsoPublishing {
         }
         let mut keys = current.keys.clone();
         for k in &previous.keys {
-            if current.find(&k.kid).is_none() {
+            if !keys.iter().any(|have| have.kid == k.kid) {
                 keys.push(k.clone());
             }
         }

@@ -251,6 +251,8 @@ pub struct WrappedSigner {
     wrapper: Option<Arc<dyn KeyWrapper>>,
     clock: Arc<dyn Clock>,
     retention: i64,
+    /// An absent ring is an empty key set rather than an error ([`WrappedSigner::publishing`]).
+    absent_is_empty: bool,
     cache: tokio::sync::Mutex<Cached>,
 }
 
@@ -279,7 +281,18 @@ impl WrappedSigner {
             wrapper,
             clock,
             retention,
+            absent_is_empty: false,
             cache: tokio::sync::Mutex::new(Cached::default()),
+        }
+    }
+
+    /// `SigningMode=kms`: the ring's keys published beside the KMS keys, so that a stack about
+    /// to switch to kms-wrapped publishes its first wrapped key before that key signs anything
+    /// (README). It never signs; a stack without a ring publishes nothing from it.
+    pub fn publishing(repo: Repo, clock: Arc<dyn Clock>, retention: i64) -> Self {
+        Self {
+            absent_is_empty: true,
+            ..Self::new(repo, "", None, clock, retention)
         }
     }
 
@@ -292,6 +305,12 @@ impl WrappedSigner {
         }
         let ring = match self.repo.key_ring().await {
             Ok(Some(v)) => v.value,
+            Ok(None) if self.absent_is_empty => {
+                cache.keys = Some(Arc::new(KeySet::default()));
+                cache.ring = None;
+                cache.read_at = Some(now);
+                return Ok(());
+            }
             Ok(None) => {
                 return Err(SignerError::Unavailable(
                     "key ring: no signing key yet (run `bulwark keys rotate --backend dynamodb`)".into(),
@@ -495,6 +514,36 @@ mod tests {
         let keys = verifier.public_keys().await.unwrap();
         assert_eq!(keys.keys.len(), 1);
         assert!(jws::verify(&t1, &keys, "at+jwt").is_err());
+    }
+
+    /// `SigningMode=kms` publishes the ring too: no ring is an empty set (a kms stack that never
+    /// prepared a switch), a first key shows within the refresh bound, and it never signs.
+    #[tokio::test]
+    async fn a_publishing_ring_reader_treats_no_ring_as_no_keys_and_never_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::at(1_000_000);
+        let repo = open_repo(dir.path(), clock.clone());
+        let kms = Arc::new(FakeKms::default());
+        let publisher = WrappedSigner::publishing(repo.clone(), clock.clone(), 3600);
+        assert!(publisher.public_keys().await.unwrap().keys.is_empty());
+        assert!(publisher.prepare().await.is_ok());
+        let r = rotate(&repo, kms.as_ref(), "prod", 3600).await.unwrap();
+        clock.advance(REFRESH_SECS);
+        let keys = publisher.public_keys().await.unwrap();
+        assert_eq!(
+            keys.keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
+            vec![r.active_kid]
+        );
+        assert!(publisher.sign_jwt("at+jwt", b"{}").await.is_err());
+        assert_eq!(kms.unwraps.load(Ordering::SeqCst), 0);
+        // A strict reader (kms-wrapped) still calls a missing ring unavailable.
+        let other = tempfile::tempdir().unwrap();
+        let empty = open_repo(other.path(), clock.clone());
+        let strict = WrappedSigner::new(empty, "prod", None, clock, 3600);
+        match strict.public_keys().await {
+            Err(SignerError::Unavailable(why)) => assert!(why.contains("no signing key yet"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
