@@ -240,6 +240,14 @@ impl Function {
 }
 
 /// The JSON body of a proxy response.
+/// An `Authorization: Basic` header value for a client id and secret.
+fn basic_auth(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
 fn body(resp: &Value) -> Value {
     serde_json::from_str(&html(resp)).unwrap_or(Value::Null)
 }
@@ -350,10 +358,7 @@ async fn the_token_function_signs_in_each_mode_and_kms_wrapped_makes_no_kms_call
         token.init_time().await;
         let jwks_fn = Function::start("jwks", &env).await;
         let introspect = Function::start("introspect", &env).await;
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.id, c.secret))
-        );
+        let basic = basic_auth(&c.id, &c.secret);
         let form = [
             ("content-type", "application/x-www-form-urlencoded"),
             ("authorization", basic.as_str()),
@@ -431,10 +436,7 @@ async fn switching_from_kms_to_kms_wrapped_keeps_the_former_keys_tokens_verifyin
     let tenant = format!("s{}", unique().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
     let c = data.tenant_with_client(&tenant);
     let issuer = ("BULWARK_ISSUER", "https://auth.example.test".to_string());
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.id, c.secret))
-    );
+    let basic = basic_auth(&c.id, &c.secret);
     let form = [
         ("content-type", "application/x-www-form-urlencoded"),
         ("authorization", basic.as_str()),
@@ -563,10 +565,7 @@ async fn a_failed_decrypt_at_cold_start_is_a_503_and_the_next_request_tries_agai
     let token = Function::start("token", &env).await;
     token.init_time().await;
     assert_eq!(kms.count("Decrypt"), 1, "tried at cold start");
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.id, c.secret))
-    );
+    let basic = basic_auth(&c.id, &c.secret);
     let form = [
         ("content-type", "application/x-www-form-urlencoded"),
         ("authorization", basic.as_str()),
@@ -759,10 +758,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
     let c = TestClient::from_registration(&body(&r));
 
     // A token from the token function, signed in process with the unwrapped key.
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.id, c.secret))
-    );
+    let basic = basic_auth(&c.id, &c.secret);
     let form = [
         ("content-type", "application/x-www-form-urlencoded"),
         ("authorization", basic.as_str()),
@@ -921,13 +917,9 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         )
         .unwrap()
     };
-    let fed_basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            fed_client["client_id"].as_str().unwrap(),
-            fed_client["client_secret"].as_str().unwrap()
-        ))
+    let fed_basic = basic_auth(
+        fed_client["client_id"].as_str().unwrap(),
+        fed_client["client_secret"].as_str().unwrap(),
     );
     let fed = fns["token"]
         .invoke(
@@ -961,10 +953,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         decode::<Value>(&at, &key, &v).expect("the token verifies against the JWKS");
     }
     // Wrong secret: 401 from the function, not a failed invocation.
-    let bad = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:nope", c.id))
-    );
+    let bad = basic_auth(&c.id, "nope");
     let w = fns["token"]
         .invoke(
             "POST",
@@ -1218,10 +1207,7 @@ async fn user_flow_through_the_functions(fns: &HashMap<&str, Function>, tenant: 
             .any(|(k, v)| k == "iss" && v == "https://auth.example.test")
     );
 
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{cid}:{secret}"))
-    );
+    let basic = basic_auth(cid, secret);
     let t = fns["token"]
         .invoke(
             "POST",

@@ -242,33 +242,7 @@ async fn a_policy_change_reaches_the_token_path_of_every_instance_within_sixty_s
 
     // A security decision on the same bound: an app taken off the allowlist gets no refresh.
     let app = token_instance;
-    let sub = users::create(
-        app,
-        users::NewUser {
-            tenant: "acme",
-            username: "alice",
-            password: &Secret::new("correct horse battery staple"),
-            email: None,
-            name: None,
-            admin: false,
-        },
-    )
-    .await
-    .expect("user")
-    .sub;
-    let notes = clients::create_by_admin(
-        app,
-        "acme",
-        &json!({
-            "client_name": "Notes", "grant_types": ["authorization_code", "refresh_token"],
-            "redirect_uris": ["https://notes.example/cb"], "token_endpoint_auth_method": "none",
-            "scope": "api:read",
-        }),
-        Default::default(),
-    )
-    .await
-    .expect("client")
-    .client;
+    let (sub, notes) = user_and_code_client(app, "api:read").await;
     let (_, mut rt) = code_grant(app, &h.clock, &notes, &sub).await;
     let refresh = |app: Arc<App>, rt: String| {
         let p = form(&[
@@ -319,6 +293,38 @@ async fn a_policy_change_reaches_the_token_path_of_every_instance_within_sixty_s
 }
 
 /// A code for `sub` at `client`, redeemed: (the token response's access token, refresh token).
+/// User `alice` and a public code-flow client "Notes" with refresh tokens and `scope`.
+async fn user_and_code_client(app: &App, scope: &str) -> (String, Client) {
+    let sub = users::create(
+        app,
+        users::NewUser {
+            tenant: "acme",
+            username: "alice",
+            password: &Secret::new("correct horse battery staple"),
+            email: None,
+            name: None,
+            admin: false,
+        },
+    )
+    .await
+    .expect("user")
+    .sub;
+    let notes = clients::create_by_admin(
+        app,
+        "acme",
+        &json!({
+            "client_name": "Notes", "grant_types": ["authorization_code", "refresh_token"],
+            "redirect_uris": ["https://notes.example/cb"], "token_endpoint_auth_method": "none",
+            "scope": scope,
+        }),
+        Default::default(),
+    )
+    .await
+    .expect("client")
+    .client;
+    (sub, notes)
+}
+
 async fn code_grant(app: &App, clock: &ManualClock, client: &Client, sub: &str) -> (String, String) {
     let verifier = "v".repeat(43);
     let code = Secret::generate();
@@ -378,33 +384,7 @@ async fn per_operation_store_calls() {
     tenants::add_scope(app, "acme", "openid", "OpenID", None)
         .await
         .expect("scope");
-    let sub = users::create(
-        app,
-        users::NewUser {
-            tenant: "acme",
-            username: "alice",
-            password: &Secret::new("correct horse battery staple"),
-            email: None,
-            name: None,
-            admin: false,
-        },
-    )
-    .await
-    .expect("user")
-    .sub;
-    let notes = clients::create_by_admin(
-        app,
-        "acme",
-        &json!({
-            "client_name": "Notes", "grant_types": ["authorization_code", "refresh_token"],
-            "redirect_uris": ["https://notes.example/cb"], "token_endpoint_auth_method": "none",
-            "scope": "openid api:read",
-        }),
-        Default::default(),
-    )
-    .await
-    .expect("client")
-    .client;
+    let (sub, notes) = user_and_code_client(app, "openid api:read").await;
     // Warm up: tenant cached, both clients' hourly marks written.
     token(app, &cc_form(&cc, &secret)).await.expect("warm");
     let (_, rt) = code_grant(app, &h.clock, &notes, &sub).await;
