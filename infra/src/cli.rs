@@ -310,6 +310,20 @@ pub enum ClientCommand {
         /// token-exchange grant it may act for that app's users who allow agents (agent:act).
         #[arg(long, value_name = "APP_CLIENT_ID")]
         agent_of: Option<String>,
+        /// Make it the resource server for this tenant resource (repeat for several): it may
+        /// introspect other clients' access tokens for that audience.
+        #[arg(long = "resource-server-for", value_name = "RESOURCE_URI")]
+        resource_server_for: Vec<String>,
+    },
+    /// Set which of the tenant's resources a client is the resource server for (none: it may
+    /// introspect only its own tokens).
+    SetResourceServer {
+        #[arg(long)]
+        tenant: String,
+        client_id: String,
+        /// Repeat for several; give none to clear.
+        #[arg(long = "resource", value_name = "RESOURCE_URI")]
+        resources: Vec<String>,
     },
     /// List a tenant's clients.
     List {

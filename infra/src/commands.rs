@@ -433,6 +433,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             agent_of,
             jwks_file,
             jwks_uri,
+            resource_server_for,
         } => {
             let mut metadata = json!({
                 "client_name": name,
@@ -459,6 +460,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
                     first_party,
                     agent_of: agent_of.as_deref(),
                     user_policy: None,
+                    resource_server_for,
                 },
             )
             .await
@@ -517,6 +519,23 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
                 .await
                 .map_err(|e| admin(e.into()))?;
             Ok(json!({"deleted": client_id}))
+        }
+        ClientCommand::SetResourceServer {
+            tenant,
+            client_id,
+            resources,
+        } => {
+            let c = shared::service::admin::patch_client(
+                app,
+                &tenant,
+                &client_id,
+                None,
+                &json!({ "resource_server_for": resources }),
+                "cli",
+            )
+            .await
+            .map_err(admin)?;
+            Ok(clients::describe(&c.value))
         }
         ClientCommand::RotateSecret {
             tenant,

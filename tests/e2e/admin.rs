@@ -9,7 +9,7 @@ use crate::flow::*;
 use crate::support::*;
 
 /// An operator-made admin client of `tenant` and a token of it.
-async fn admin_token(data: &DataDir, server: &Server, tenant: &str) -> (TestClient, String) {
+pub(crate) async fn admin_token(data: &DataDir, server: &Server, tenant: &str) -> (TestClient, String) {
     let v = data.cli(&[
         "client",
         "create",
@@ -25,13 +25,13 @@ async fn admin_token(data: &DataDir, server: &Server, tenant: &str) -> (TestClie
     (c, t["access_token"].as_str().unwrap().to_string())
 }
 
-struct Api<'a> {
-    server: &'a Server,
-    token: String,
+pub(crate) struct Api<'a> {
+    pub(crate) server: &'a Server,
+    pub(crate) token: String,
 }
 
 impl Api<'_> {
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -53,17 +53,17 @@ impl Api<'_> {
         }
         r
     }
-    async fn get(&self, path: &str) -> Resp {
+    pub(crate) async fn get(&self, path: &str) -> Resp {
         self.call(reqwest::Method::GET, path, None, &[]).await
     }
-    async fn post(&self, path: &str, body: Value) -> Resp {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Resp {
         self.call(reqwest::Method::POST, path, Some(body), &[]).await
     }
-    async fn patch(&self, path: &str, body: Value, if_match: Option<&str>) -> Resp {
+    pub(crate) async fn patch(&self, path: &str, body: Value, if_match: Option<&str>) -> Resp {
         let h: Vec<(&str, &str)> = if_match.map(|m| vec![("if-match", m)]).unwrap_or_default();
         self.call(reqwest::Method::PATCH, path, Some(body), &h).await
     }
-    async fn delete(&self, path: &str) -> Resp {
+    pub(crate) async fn delete(&self, path: &str) -> Resp {
         self.call(reqwest::Method::DELETE, path, None, &[]).await
     }
 }
@@ -267,7 +267,8 @@ async fn only_an_admin_token_of_the_tenant_gets_in() {
 async fn clients_secrets_rotate_with_grace_and_disable_and_delete_cascade() {
     let data = DataDir::new();
     let tenant = tenant_name();
-    let caller = data.tenant_with_client(&tenant);
+    data.tenant_with_client(&tenant);
+    let caller = data.resource_server(&tenant, &[]);
     let server = Server::start(&data);
     let (admin_client, admin) = admin_token(&data, &server, &tenant).await;
     let api = Api {
@@ -290,6 +291,7 @@ async fn clients_secrets_rotate_with_grace_and_disable_and_delete_cascade() {
         id: id.clone(),
         secret: first.clone(),
         registration_token: None,
+        serves: Vec::new(),
     };
     let got = api.get(&format!("/admin/v1/clients/{id}")).await;
     assert_eq!(got.status, 200);
@@ -511,7 +513,8 @@ async fn clients_secrets_rotate_with_grace_and_disable_and_delete_cascade() {
 async fn users_are_managed_and_their_cascades_really_end_tokens() {
     let data = DataDir::new();
     let tenant = tenant_name();
-    let caller = data.tenant_with_client(&tenant);
+    data.tenant_with_client(&tenant);
+    let caller = data.resource_server(&tenant, &[]);
     let client = code_client(&data, &tenant, "Acme Notes", "client_secret_basic", &[]);
     let server = Server::start(&data);
     let (_, admin) = admin_token(&data, &server, &tenant).await;
@@ -1155,7 +1158,7 @@ async fn initial_access_tokens_and_resources_are_the_admins_to_issue() {
 async fn the_app_allowlist_and_user_policies_decide_who_uses_an_app() {
     let data = DataDir::new();
     let w = world(&data);
-    let caller = data.client(&w.tenant, "openid", "client_secret_basic");
+    let caller = data.resource_server(&w.tenant, &[]);
     let other_app = code_client(&data, &w.tenant, "Other App", "client_secret_basic", &[]);
     let bob = user(&data, &w.tenant, "bob");
     let server = Server::start(&data);

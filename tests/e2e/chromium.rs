@@ -602,7 +602,8 @@ async fn chromium_consents_to_an_agent_then_stops_it_and_revokes_the_app() {
     assert_eq!(r.status, 200, "{}", r.body);
     let delegated = r.body["access_token"].as_str().unwrap().to_string();
     assert_eq!(jwt_part(&delegated, 1)["act"]["sub"], bot.id.as_str());
-    assert!(active(&server, &w.client, &delegated).await);
+    let rs = data.resource_server(&w.tenant, &[]);
+    assert!(active(&server, &rs, &delegated).await);
 
     // Alice sees the agent on her account page and stops it.
     driver
@@ -619,13 +620,10 @@ async fn chromium_consents_to_an_agent_then_stops_it_and_revokes_the_app() {
     assert!(after.contains("stopped"), "{after}");
     driver.screenshot("account-agent-stopped").await;
     assert!(
-        !active(&server, &w.client, &delegated).await,
+        !active(&server, &rs, &delegated).await,
         "Stop ended the agent's token"
     );
-    assert!(
-        active(&server, &w.client, &subject).await,
-        "the app's own token stands"
-    );
+    assert!(active(&server, &rs, &subject).await, "the app's own token stands");
 
     // Then she revokes the app.
     driver.click("form[action$='/revoke'] button").await;
@@ -634,7 +632,7 @@ async fn chromium_consents_to_an_agent_then_stops_it_and_revokes_the_app() {
         .await;
     assert!(!gone.contains("Acme Reports"), "{gone}");
     assert!(
-        !active(&server, &w.client, &subject).await,
+        !active(&server, &rs, &subject).await,
         "Revoke ended the app's token"
     );
     rp_task.abort();
@@ -669,7 +667,7 @@ async fn chromium_console_creates_an_app_rotates_its_secret_and_deletes_it() {
         ],
         &format!("{PASSWORD}\n"),
     );
-    let rs = data.client(&w.tenant, "api:read", "client_secret_basic");
+    let rs = data.resource_server(&w.tenant, &[]);
     let server = Server::start(&data);
     let driver = Driver::start().await;
     let cc = |id: String, secret: String| {

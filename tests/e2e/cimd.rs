@@ -59,7 +59,7 @@ async fn a_client_known_by_its_metadata_document_runs_the_code_flow_where_its_ho
     let data = DataDir::new();
     let w = world(&data);
     let other = world(&data);
-    let rs = data.client(&w.tenant, "api:read", "client_secret_basic");
+    let rs = data.resource_server(&w.tenant, &[]);
     let policy = data.cli(&["tenant", "set-policy", &w.tenant, "--cimd", "127.0.0.1"]);
     assert_eq!(policy["cimd"], json!(["127.0.0.1"]), "{policy}");
     let (client_id, hits, task) = document_host(CALLBACK).await;

@@ -111,7 +111,7 @@ async fn an_administrator_creates_uses_rotates_disables_and_deletes_an_app_in_th
     let data = DataDir::new();
     let w = world(&data);
     let admin_sub = admin_user(&data, &w.tenant, "root");
-    let rs = data.client(&w.tenant, "api:read", "client_secret_basic");
+    let rs = data.resource_server(&w.tenant, &[]);
     let server = Server::start(&data);
     let b = Browser::new();
 

@@ -16,8 +16,11 @@ struct Agents {
     mail: TestClient,
     note: TestClient,
     fourth: TestClient,
-    /// A confidential client of the tenant (introspection caller), not an agent.
+    /// A confidential client of the tenant, not an agent.
     plain: TestClient,
+    /// The resource server of the tenant's default audience and of `https://files.example`
+    /// (the introspection caller).
+    rs: TestClient,
 }
 
 fn agent(data: &DataDir, tenant: &str, of: &str, name: &str, scope: &str) -> TestClient {
@@ -79,6 +82,8 @@ fn setup(data: &DataDir) -> Agents {
     let note = agent(data, &tenant, &app.id, "Note Bot", "api:read");
     let fourth = agent(data, &tenant, &app.id, "Fourth Bot", "api:read");
     let plain = data.client(&tenant, "api:read", "client_secret_basic");
+    let default = format!("urn:bulwark:tenant:{tenant}");
+    let rs = data.resource_server(&tenant, &[&default, "https://files.example"]);
     Agents {
         w: World {
             tenant,
@@ -90,6 +95,7 @@ fn setup(data: &DataDir) -> Agents {
         note,
         fourth,
         plain,
+        rs,
     }
 }
 
@@ -177,7 +183,7 @@ async fn an_agent_exchanges_a_users_token_for_one_that_says_it_acts() {
     assert_eq!(c["act"], json!({"sub": a.bot.id}));
     assert_eq!((&c["gid"], &c["tid"]), (&s["gid"], &s["tid"]));
     assert!(c["exp"].as_i64() <= s["exp"].as_i64());
-    let i = introspect(&server, &a.plain, &t).await;
+    let i = introspect(&server, &a.rs, &t).await;
     assert_eq!(i["active"], true, "{i}");
     assert_eq!(i["act"], json!({"sub": a.bot.id}));
     assert_eq!(i["sub"], a.w.sub.as_str());
@@ -256,16 +262,16 @@ async fn an_agent_exchanges_a_users_token_for_one_that_says_it_acts() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(active(&server, &a.plain, &d2).await);
+    assert!(active(&server, &a.rs, &d2).await);
     let revoke = server.url("/oauth2/revoke");
     let app_auth = Some((a.w.client.id.as_str(), a.w.client.secret.as_str()));
     assert_eq!(post_form(&revoke, app_auth, &[("token", &s2)]).await.status, 200);
     assert!(
-        !active(&server, &a.plain, &d1).await,
+        !active(&server, &a.rs, &d1).await,
         "revoking the subject ends its delegated token"
     );
     assert!(
-        !active(&server, &a.plain, &d2).await,
+        !active(&server, &a.rs, &d2).await,
         "and what was exchanged from that"
     );
     exchange(&server, &a.mail, &d1, &[])
@@ -278,7 +284,7 @@ async fn an_agent_exchanges_a_users_token_for_one_that_says_it_acts() {
         .to_string();
     assert_eq!(post_form(&revoke, app_auth, &[("token", &d4)]).await.status, 200);
     assert!(
-        !active(&server, &a.plain, &d4).await,
+        !active(&server, &a.rs, &d4).await,
         "the app revoked its agent's token"
     );
     let _ = d3;
@@ -549,7 +555,7 @@ async fn stop_revoke_deletion_and_deactivation_end_delegated_tokens() {
         .post(&stop, &[("tenant", &a.w.tenant), ("csrf", "forged")])
         .await;
     assert_eq!(r.status, 400);
-    assert!(active(&server, &a.plain, &bot_t).await);
+    assert!(active(&server, &a.rs, &bot_t).await);
     let r = b
         .post(
             &stop,
@@ -560,11 +566,11 @@ async fn stop_revoke_deletion_and_deactivation_end_delegated_tokens() {
     let page = b.get(r.header("location").unwrap()).await;
     assert!(page.has("Agent stopped") && page.has("stopped"), "{}", page.html);
     assert!(
-        !active(&server, &a.plain, &bot_t).await,
+        !active(&server, &a.rs, &bot_t).await,
         "Stop ends the bot's tokens at once"
     );
     assert!(
-        active(&server, &a.plain, &mail_t).await,
+        active(&server, &a.rs, &mail_t).await,
         "the other agent keeps working"
     );
     exchange(&server, &a.bot, &subject, &[])
@@ -590,14 +596,14 @@ async fn stop_revoke_deletion_and_deactivation_end_delegated_tokens() {
     assert_eq!(r.status, 200, "consented again: {}", r.body);
     let bot_again = r.body["access_token"].as_str().unwrap().to_string();
     assert!(
-        !active(&server, &a.plain, &bot_t).await,
+        !active(&server, &a.rs, &bot_t).await,
         "a token from before the Stop stays dead"
     );
 
     // Deleting the agent ends its tokens; the app's own token lives on.
     data.cli(&["client", "delete", "--tenant", &a.w.tenant, &a.mail.id]);
-    assert!(!active(&server, &a.plain, &mail_t).await);
-    assert!(active(&server, &a.plain, &fresh).await);
+    assert!(!active(&server, &a.rs, &mail_t).await);
+    assert!(active(&server, &a.rs, &fresh).await);
 
     // Revoke on the account page ends every delegated token of the app.
     let page = b.get(&account).await;
@@ -609,7 +615,7 @@ async fn stop_revoke_deletion_and_deactivation_end_delegated_tokens() {
         )
         .await;
     assert_eq!(r.status, 303);
-    assert!(!active(&server, &a.plain, &bot_again).await);
+    assert!(!active(&server, &a.rs, &bot_again).await);
     exchange(&server, &a.bot, &fresh, &[])
         .await
         .assert_error(400, "invalid_request");
@@ -620,7 +626,7 @@ async fn stop_revoke_deletion_and_deactivation_end_delegated_tokens() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(active(&server, &a.plain, &t).await);
+    assert!(active(&server, &a.rs, &t).await);
     data.cli(&[
         "user",
         "deactivate",
@@ -629,7 +635,7 @@ async fn stop_revoke_deletion_and_deactivation_end_delegated_tokens() {
         "--username",
         "alice",
     ]);
-    assert!(!active(&server, &a.plain, &t).await);
+    assert!(!active(&server, &a.rs, &t).await);
     exchange(&server, &a.bot, &again, &[])
         .await
         .assert_error(400, "invalid_request");

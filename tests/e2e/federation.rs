@@ -102,6 +102,7 @@ async fn a_trusted_issuers_assertion_gets_tokens_for_the_linked_user_and_nothing
     let iss = server.issuer.clone();
     let te = server.url("/oauth2/token");
     let plain = data.client(&f.tenant, "api:read", "client_secret_basic");
+    let rs = data.resource_server(&f.tenant, &[]);
 
     let r = bearer(
         &server,
@@ -118,7 +119,7 @@ async fn a_trusted_issuers_assertion_gets_tokens_for_the_linked_user_and_nothing
     assert_eq!(c["client_id"], f.client.id.as_str());
     assert!(c["gid"].is_string());
     assert_eq!(r.body["scope"], "api:read openid");
-    assert!(active(&server, &plain, &at).await);
+    assert!(active(&server, &rs, &at).await);
     // The token endpoint as audience (untyped), and a narrower scope.
     let r = bearer(
         &server,
@@ -330,7 +331,7 @@ async fn a_trusted_issuers_assertion_gets_tokens_for_the_linked_user_and_nothing
 
     // Deactivating the user ends the token and refuses new assertions; so does distrusting the issuer.
     data.cli(&["user", "deactivate", "--tenant", &f.tenant, "--username", "alice"]);
-    assert!(!active(&server, &plain, &at).await);
+    assert!(!active(&server, &rs, &at).await);
     bearer(
         &server,
         &f.client,
@@ -550,7 +551,9 @@ async fn an_id_jag_gets_an_access_token_for_the_linked_user_within_its_scope_and
     let j = setup_id_jag(&data, JAG_IDP);
     let server = Server::start(&data);
     let iss = server.base.clone();
-    let rs = data.client(&j.tenant, "api:read", "client_secret_basic");
+    let api = format!("https://api.{}.example", j.tenant);
+    let default = format!("urn:bulwark:tenant:{}", j.tenant);
+    let rs = data.resource_server(&j.tenant, &[&api, &default]);
 
     let r = bearer(
         &server,
@@ -702,7 +705,7 @@ async fn an_id_jag_is_refused_for_another_client_audience_tenant_or_profile_and_
     let iss = server.base.clone();
     let te = server.url("/oauth2/token");
     let tiss = format!("{iss}/t/{tenant}");
-    let rs = data.client(&tenant, "api:read", "client_secret_basic");
+    let rs = data.resource_server(&tenant, &[]);
     let jag = |patch: Value| id_jag(&j.idp, &j.issuer, "ext-alice", &iss, &j.client.id, patch);
 
     // A stolen ID-JAG is nothing to another client, even of the same tenant and grant; the

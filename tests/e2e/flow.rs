@@ -295,6 +295,7 @@ pub fn code_client(data: &DataDir, tenant: &str, name: &str, method: &str, extra
         id: v["client_id"].as_str().unwrap().to_string(),
         secret: v["client_secret"].as_str().unwrap_or_default().to_string(),
         registration_token: v["registration_access_token"].as_str().map(str::to_string),
+        serves: Vec::new(),
     }
 }
 

@@ -6,11 +6,11 @@ use crate::support::*;
 async fn introspection_reports_an_active_token_with_its_claims() {
     let data = DataDir::new();
     let c = data.tenant_with_client("acme");
-    let rs = data.client("acme", "api:read", "client_secret_basic");
+    let rs = data.resource_server("acme", &[]);
     let server = Server::start(&data);
     let t = token(&server, &c, &[("scope", "api:read")]).await;
     let at = t["access_token"].as_str().unwrap();
-    // Any client of the same tenant may introspect (a resource server, here `rs`).
+    // The resource server of the token's audience may introspect it.
     let r = post_form(
         &server.url("/oauth2/introspect"),
         Some((&rs.id, &rs.secret)),
@@ -47,10 +47,12 @@ async fn garbage_expired_and_foreign_tokens_are_inactive() {
         &format!("{at}x"),
         &at.replace('.', ""),
     ] {
-        let r = introspect(&server, &c, garbage).await;
+        let r = introspect_as_stranger(&server, &c, garbage).await;
         assert_eq!(r, serde_json::json!({"active": false}), "{garbage}");
     }
-    // A token signed by another Bulwark (another data dir, another key) is not ours.
+    // A token signed by another Bulwark (another data dir, another key) is not ours, even to
+    // the resource server of the audience it names.
+    let rs = data.resource_server("acme", &[]);
     let other = DataDir::new();
     let oc = other.tenant_with_client("acme");
     let other_server = Server::start(&other);
@@ -58,7 +60,7 @@ async fn garbage_expired_and_foreign_tokens_are_inactive() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(introspect(&server, &c, &foreign).await["active"], false);
+    assert_eq!(introspect(&server, &rs, &foreign).await["active"], false);
     // Expired: the same data dir seen from two hours later.
     let later = Server::start_with(&data, &[], &[("BULWARK_CLOCK_OFFSET_SECS", "7200")]);
     assert_eq!(introspect(&later, &c, &at).await["active"], false);
@@ -174,8 +176,14 @@ async fn a_client_cannot_revoke_another_clients_token() {
 #[tokio::test]
 async fn tenant_isolation_for_introspection_and_revocation() {
     let data = DataDir::new();
-    let a = data.tenant_with_client("tenant-a");
-    let b = data.tenant_with_client("tenant-b");
+    // Both tenants name the same API as their audience, and A's client is its resource server
+    // in A: only the tenant tells B's tokens apart.
+    let api = "https://api.shared.example";
+    for t in ["tenant-a", "tenant-b"] {
+        data.cli(&["tenant", "create", t, "--audience", api]);
+    }
+    let a = data.resource_server("tenant-a", &[api]);
+    let b = data.client("tenant-b", "", "client_secret_basic");
     let server = Server::start(&data);
     let b_token = token(&server, &b, &[]).await["access_token"]
         .as_str()
@@ -186,6 +194,8 @@ async fn tenant_isolation_for_introspection_and_revocation() {
         introspect(&server, &a, &b_token).await,
         serde_json::json!({"active": false})
     );
+    // ... while it is active for B's own.
+    assert_eq!(introspect(&server, &b, &b_token).await["active"], true);
     let r = post_form(
         &server.url("/oauth2/revoke"),
         Some((&a.id, &a.secret)),
@@ -204,7 +214,7 @@ async fn tenant_isolation_for_introspection_and_revocation() {
 async fn deleting_a_client_makes_its_tokens_inactive() {
     let data = DataDir::new();
     let c = data.tenant_with_client("acme");
-    let rs = data.client("acme", "api:read", "client_secret_basic");
+    let rs = data.resource_server("acme", &[]);
     let server = Server::start(&data);
     let at = token(&server, &c, &[]).await["access_token"]
         .as_str()

@@ -12,6 +12,9 @@ struct Holdings {
     tenant: String,
     w: World,
     cc: TestClient,
+    /// The resource server of the audience both tenants share (so that only the tenant tells
+    /// their tokens apart at introspection).
+    rs: TestClient,
     cc_token: String,
     user_at: String,
     refresh: String,
@@ -25,10 +28,27 @@ struct Holdings {
     dcr_uri: String,
 }
 
+/// The audience of both tenants' tokens.
+const SHARED_API: &str = "https://api.shared.example";
+
 async fn holdings(data: &DataDir, server: &Server) -> Holdings {
-    let w = world(data);
-    let tenant = w.tenant.clone();
+    let tenant = format!("t{}", unique().replace('-', ""));
+    data.cli(&["tenant", "create", &tenant, "--audience", SHARED_API]);
+    data.cli(&[
+        "scope",
+        "add",
+        "--tenant",
+        &tenant,
+        "api:read",
+        "Read your documents",
+    ]);
+    let w = World {
+        sub: user(data, &tenant, "alice"),
+        client: code_client(data, &tenant, "Acme Notes", "client_secret_basic", &[]),
+        tenant: tenant.clone(),
+    };
     let cc = data.client(&tenant, "api:read", "client_secret_basic");
+    let rs = data.resource_server(&tenant, &[SHARED_API]);
     let cc_token = token(server, &cc, &[]).await["access_token"]
         .as_str()
         .unwrap()
@@ -65,6 +85,7 @@ async fn holdings(data: &DataDir, server: &Server) -> Holdings {
     Holdings {
         tenant: tenant.clone(),
         cc,
+        rs,
         cc_token,
         user_at: r.body["access_token"].as_str().unwrap().to_string(),
         refresh: r.body["refresh_token"].as_str().unwrap().to_string(),
@@ -174,15 +195,15 @@ async fn no_credential_of_one_tenant_works_against_another() {
     }
     m.record(
         "A client: revoke B's user token",
-        !active(&server, &b.cc, &b.user_at).await,
+        !active(&server, &b.rs, &b.user_at).await,
     );
     m.record(
         "A client: revoke B's client token",
-        !active(&server, &b.cc, &b.cc_token).await,
+        !active(&server, &b.rs, &b.cc_token).await,
     );
     m.record(
         "A client: revoke B's refresh token",
-        !active(&server, &b.cc, &b.refresh).await,
+        !active(&server, &b.w.client, &b.refresh).await,
     );
 
     // 2. A's access tokens (user and client), at B's introspection, registration and
@@ -190,7 +211,7 @@ async fn no_credential_of_one_tenant_works_against_another() {
     for (what, t) in [("user access token", &a.user_at), ("client token", &a.cc_token)] {
         m.record(
             &format!("A {what}: introspected by B"),
-            active(&server, &b.cc, t).await,
+            active(&server, &b.rs, t).await,
         );
         m.record(
             &format!("A {what}: as B's initial access token"),
@@ -211,7 +232,7 @@ async fn no_credential_of_one_tenant_works_against_another() {
         .await;
         m.record(
             &format!("A {what}: revoked by B"),
-            !active(&server, &a.cc, t).await,
+            !active(&server, &a.rs, t).await,
         );
     }
     // A's client secret where B expects a bearer credential.
@@ -235,7 +256,7 @@ async fn no_credential_of_one_tenant_works_against_another() {
     m.record("A refresh token: refreshed by B's client", r.status == 200);
     m.record(
         "A refresh token: introspected by B",
-        active(&server, &b.cc, &a.refresh).await,
+        introspect_as_stranger(&server, &b.w.client, &a.refresh).await["active"] == Value::Bool(true),
     );
     post_form(
         &server.url("/oauth2/revoke"),
@@ -245,7 +266,7 @@ async fn no_credential_of_one_tenant_works_against_another() {
     .await;
     m.record(
         "A refresh token: revoked by B",
-        !active(&server, &a.cc, &a.refresh).await,
+        !active(&server, &a.w.client, &a.refresh).await,
     );
 
     // 5. A's session cookie, replayed under B's cookie name: B's account page, B's
@@ -316,7 +337,7 @@ async fn no_credential_of_one_tenant_works_against_another() {
         active(&server, &b.cc, &b.cc_token).await,
         "B's client token stands"
     );
-    let still = introspect(&server, &b.cc, &b.refresh).await;
+    let still = introspect(&server, &b.w.client, &b.refresh).await;
     assert_eq!(
         still["active"],
         Value::Bool(true),

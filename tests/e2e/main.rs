@@ -21,6 +21,7 @@ mod mcp;
 mod outage;
 mod password;
 mod register;
+mod review2;
 mod robustness;
 mod rp_library;
 mod security;

@@ -148,7 +148,20 @@ async fn run_proof(identity: Identity) -> (Server, DataDir, String, Value) {
     data.cli(&["resource", "add", "--tenant", &tenant, &mcp_url]);
     data.cli(&["resource", "add", "--tenant", &tenant, other_aud]);
     let sub = user(&data, &tenant, "alice");
-    let rs = data.client(&tenant, "mcp:tools", "client_secret_basic");
+    // The MCP server's client: the resource server for its URL (it may introspect the users'
+    // tokens for it), and a client-credentials client of its own.
+    let rs = TestClient::from_registration(&data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "MCP server",
+        "--scope",
+        "mcp:tools",
+        "--resource-server-for",
+        &mcp_url,
+    ]));
 
     // Another tenant that names the same MCP server as one of its resources.
     let other = format!("u{}", unique().replace('-', ""));

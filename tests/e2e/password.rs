@@ -74,6 +74,7 @@ async fn the_password_grant_is_refused_unless_the_tenant_opts_in_and_never_adver
         .unwrap();
     Resp::from(dcr).await.assert_error(400, "invalid_client_metadata");
     let cc = data.client(&tenant, "api:read", "client_secret_basic");
+    let rs = data.resource_server(&tenant, &[]);
     password_grant(&server, &cc, "alice", PASSWORD)
         .await
         .assert_error(400, "unauthorized_client");
@@ -115,7 +116,7 @@ async fn the_password_grant_is_refused_unless_the_tenant_opts_in_and_never_adver
     );
     assert_eq!(r.body["scope"], "api:read openid");
     assert_eq!(jwt_part(&at, 1)["client_id"], legacy.id.as_str());
-    assert!(active(&server, &cc, &at).await);
+    assert!(active(&server, &rs, &at).await);
     assert_eq!(userinfo(&server, &at).await.body["sub"], jwt_part(&at, 1)["sub"]);
     // agent:act is never granted without the consent page.
     let r = post_form(
@@ -181,7 +182,7 @@ async fn the_password_grant_is_refused_unless_the_tenant_opts_in_and_never_adver
     // Deactivating the user ends what the grant issued; denying the grant again stops it for
     // the client that registered it.
     data.cli(&["user", "deactivate", "--tenant", &tenant, "--username", "alice"]);
-    assert!(!active(&server, &cc, &at).await);
+    assert!(!active(&server, &rs, &at).await);
     let u2 = "bob".to_string();
     user(&data, &tenant, &u2);
     assert_eq!(password_grant(&server, &legacy, &u2, PASSWORD).await.status, 200);

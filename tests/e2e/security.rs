@@ -219,7 +219,9 @@ async fn restricted_scopes_are_refused_to_dcr_and_rfc7592_and_stop_being_issued_
     let cc = |scope: &str| json!({"grant_types": ["client_credentials"], "scope": scope});
 
     // Open DCR and an IAT holder alike.
-    let r = dcr(&server, "acme", None, &cc("api:read api:admin")).await;
+    let public = json!({"grant_types": ["authorization_code"], "redirect_uris": [CALLBACK],
+        "token_endpoint_auth_method": "none", "scope": "api:read api:admin"});
+    let r = dcr(&server, "acme", None, &public).await;
     r.assert_error(400, "invalid_client_metadata");
     assert!(
         r.body["error_description"]
@@ -344,7 +346,7 @@ async fn deleting_a_client_ends_its_grants_everywhere() {
     let w = world(&data);
     data.cli(&["tenant", "create", &format!("{}x", w.tenant), "--dcr", "open"]);
     let server = Server::start(&data);
-    let rs = data.client(&w.tenant, "api:read", "client_secret_basic");
+    let rs = data.resource_server(&w.tenant, &[]);
 
     // Through the CLI.
     let b = Browser::new();
@@ -357,7 +359,8 @@ async fn deleting_a_client_ends_its_grants_everywhere() {
     data.cli(&["client", "delete", "--tenant", &w.tenant, &w.client.id]);
     userinfo(&server, &at).await.assert_error(401, "invalid_token");
     assert!(!active(&server, &rs, &at).await);
-    assert!(!active(&server, &rs, &rt).await, "refresh token inactive");
+    // (A refresh token is introspected by its own client only, which no longer exists: the
+    // refresh below is what shows it ended.)
     refresh(&server, &w.client, &rt, &[])
         .await
         .assert_error(401, "invalid_client");
@@ -387,7 +390,6 @@ async fn deleting_a_client_ends_its_grants_everywhere() {
     assert_eq!(del.status().as_u16(), 204);
     userinfo(&server, &at).await.assert_error(401, "invalid_token");
     assert!(!active(&server, &rs, &at).await);
-    assert!(!active(&server, &rs, &rt).await);
     refresh(&server, &app, &rt, &[])
         .await
         .assert_error(401, "invalid_client");

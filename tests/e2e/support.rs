@@ -343,10 +343,45 @@ impl DataDir {
 
     /// Create a tenant (with scopes `api:read api:write`) and a confidential client.
     pub fn tenant_with_client(&self, tenant: &str) -> TestClient {
-        self.cli(&["tenant", "create", tenant]);
+        self.tenant_with_client_for(tenant, None)
+    }
+
+    /// [`Self::tenant_with_client`], with `audience` as the tenant's default audience.
+    pub fn tenant_with_client_for(&self, tenant: &str, audience: Option<&str>) -> TestClient {
+        let mut create = vec!["tenant", "create", tenant];
+        if let Some(a) = audience {
+            create.extend_from_slice(&["--audience", a]);
+        }
+        self.cli(&create);
         self.cli(&["scope", "add", "--tenant", tenant, "api:read", "Read the API"]);
         self.cli(&["scope", "add", "--tenant", tenant, "api:write", "Write the API"]);
         self.client(tenant, "api:read api:write", "client_secret_basic")
+    }
+
+    /// A confidential client that is the resource server for `resources` of `tenant` (none
+    /// named: the tenant's default audience, `urn:bulwark:tenant:<tenant>`): it may introspect
+    /// other clients' access tokens for them.
+    pub fn resource_server(&self, tenant: &str, resources: &[&str]) -> TestClient {
+        let default = format!("urn:bulwark:tenant:{tenant}");
+        let resources: Vec<&str> = if resources.is_empty() {
+            vec![default.as_str()]
+        } else {
+            resources.to_vec()
+        };
+        let mut args = vec![
+            "client",
+            "create",
+            "--tenant",
+            tenant,
+            "--name",
+            "resource server",
+            "--grant-type",
+            "client_credentials",
+        ];
+        for r in &resources {
+            args.extend_from_slice(&["--resource-server-for", r]);
+        }
+        TestClient::from_registration(&self.cli(&args))
     }
 
     pub fn client(&self, tenant: &str, scope: &str, method: &str) -> TestClient {
@@ -369,12 +404,14 @@ impl DataDir {
 }
 
 /// A registered client's credentials.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct TestClient {
     pub id: String,
     pub secret: String,
     /// The RFC 7592 registration access token: DCR clients only.
     pub registration_token: Option<String>,
+    /// The resources it is the resource server for (whose tokens it may introspect).
+    pub serves: Vec<String>,
 }
 
 impl TestClient {
@@ -383,6 +420,10 @@ impl TestClient {
             id: v["client_id"].as_str().expect("client_id").to_string(),
             secret: v["client_secret"].as_str().expect("client_secret").to_string(),
             registration_token: v["registration_access_token"].as_str().map(str::to_string),
+            serves: v["resource_server_for"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
         }
     }
 }
@@ -610,7 +651,30 @@ pub async fn token(server: &Server, c: &TestClient, extra: &[(&str, &str)]) -> V
     r.body
 }
 
+/// Introspect `token` as `caller`, which must be entitled to hear about it (the client it was
+/// issued to, or the resource server of its audience): to anyone else every token is
+/// `{"active": false}`, so an answer from such a caller would prove nothing.
+/// [`introspect_as_stranger`] is for the tests of that rule.
 pub async fn introspect(server: &Server, caller: &TestClient, token: &str) -> Value {
+    if let Some(c) = token.split('.').nth(1).and_then(|p| {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok()?;
+        serde_json::from_slice::<Value>(&bytes).ok()
+    }) {
+        let aud = c["aud"].as_str().unwrap_or_default();
+        assert!(
+            c["client_id"] == caller.id.as_str() || caller.serves.iter().any(|r| r == aud),
+            "test bug: {} may not introspect a token of {} for {aud} (it would be inactive whatever its state)",
+            caller.id,
+            c["client_id"]
+        );
+    }
+    introspect_as_stranger(server, caller, token).await
+}
+
+/// Introspect without checking that the caller may be told anything (for the tests that it is
+/// told nothing).
+pub async fn introspect_as_stranger(server: &Server, caller: &TestClient, token: &str) -> Value {
     let r = post_form(
         &server.url("/oauth2/introspect"),
         Some((&caller.id, &caller.secret)),

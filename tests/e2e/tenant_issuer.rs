@@ -15,9 +15,12 @@ async fn get_json(url: &str) -> Resp {
 #[tokio::test]
 async fn a_tenants_own_issuer_is_discovered_where_clients_look_and_serves_only_that_tenant() {
     let data = DataDir::new();
-    let a = data.tenant_with_client("acme");
-    let b = data.tenant_with_client("globex");
-    let rs_a = data.client("acme", "api:read", "client_secret_basic");
+    // Both tenants' tokens are for the same API, whose resource server in acme is `rs_a`: only
+    // the tenant (and issuer) tells them apart.
+    let api = "https://api.shared.example";
+    let a = data.tenant_with_client_for("acme", Some(api));
+    let b = data.tenant_with_client_for("globex", Some(api));
+    let rs_a = data.resource_server("acme", &[api]);
     let server = Server::start(&data);
     let issuer = format!("{}/t/acme", server.base);
 

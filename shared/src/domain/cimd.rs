@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use url::Url;
 
-use super::client::{ClientMetadata, Origin, validate_metadata};
-use super::grant_type::GrantType;
+use super::client::{ClientMetadata, validate_metadata};
+use super::grant_type::{GrantType, Registrant};
 use super::tenant::Tenant;
 
 /// Longest client id URL (it is also part of storage keys).
@@ -223,7 +223,8 @@ pub fn validate_document(doc: &Value, url: &str, tenant: &Tenant) -> Result<Clie
             .collect();
         input.insert("scope".into(), Value::from(open.join(" ")));
     }
-    let md = validate_metadata(&Value::Object(input), tenant, Origin::Cimd).map_err(|e| e.description)?;
+    let md =
+        validate_metadata(&Value::Object(input), tenant, Registrant::Anonymous).map_err(|e| e.description)?;
     let code_only = md
         .grant_types
         .iter()

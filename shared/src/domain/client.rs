@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
-use super::grant_type::{ClientAuthMethod, GrantType, Registrable};
+use super::grant_type::{ClientAuthMethod, GrantType, Registrant};
 use super::scope::ScopeSet;
 use super::tenant::{Tenant, TenantId};
 use crate::error::OAuthError;
@@ -163,6 +163,11 @@ pub struct Client {
     /// recorded whether they came with a token.
     #[serde(default)]
     pub open_registration: bool,
+    /// The resources (of the tenant's) this client is the resource server for: it may
+    /// introspect other clients' access tokens for those audiences
+    /// ([`crate::domain::introspection`]). Set by the tenant admin or the operator only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_server_for: Vec<String>,
 }
 
 /// How long a client registered openly (no initial access token) may go without a token
@@ -223,6 +228,7 @@ impl Client {
             user_policy: None,
             document: None,
             open_registration: false,
+            resource_server_for: Vec::new(),
         }
     }
 
@@ -240,6 +246,27 @@ impl Client {
         self.document_host()
             .or_else(|| self.metadata.client_name.clone())
             .unwrap_or_else(|| self.client_id.clone())
+    }
+
+    /// Who registered it, which bounds what it may hold ([`GrantType::least_registrant`]). A DCR
+    /// client stored before `open_registration` existed counts as registered with an initial
+    /// access token: nothing recorded which it was.
+    pub fn registrant(&self) -> Registrant {
+        match self.origin {
+            Origin::Dcr if self.open_registration => Registrant::Anonymous,
+            Origin::Dcr => Registrant::InitialAccessToken,
+            Origin::Cimd => Registrant::Anonymous,
+            Origin::Api => Registrant::TenantAdmin,
+            Origin::Admin | Origin::Console => Registrant::Operator,
+        }
+    }
+
+    /// Whether the token endpoint may run `grant` for this client: it is registered for it, and
+    /// whoever registered it may give it that grant — checked at every use, so a client that
+    /// registered a grant before the rule forbade it (an anonymous registration holding
+    /// `client_credentials`) is not issued it.
+    pub fn may_use_grant(&self, grant: GrantType) -> bool {
+        self.metadata.allows_grant(grant) && grant.registrable_by(self.registrant())
     }
 
     /// Whether RFC 7592 (read, update, delete with the registration access token) applies: only
@@ -276,12 +303,14 @@ impl Client {
 }
 
 /// Validate RFC 7591 client metadata against what this server supports and the tenant's scope
-/// catalog, for a registration through `channel` (restricted scopes are for operator/admin-made
-/// clients only). Unknown fields are ignored (RFC 7591 §2); server-managed fields are refused.
+/// catalog, for a client registered by `registrant`: the grants it may hold
+/// ([`GrantType::registrable_by`]), restricted scopes for admin-made clients only,
+/// [`ADMIN_SCOPE`] for the operator's. Unknown fields are ignored (RFC 7591 §2); server-managed
+/// fields are refused.
 pub fn validate_metadata(
     input: &Value,
     tenant: &Tenant,
-    channel: Origin,
+    registrant: Registrant,
 ) -> Result<ClientMetadata, OAuthError> {
     let obj = input
         .as_object()
@@ -309,20 +338,25 @@ pub fn validate_metadata(
                 GrantType::advertised_names().join(" ")
             )));
         };
-        match grant.registrable() {
-            Registrable::AdminOnly if channel.is_stranger() => {
-                return Err(OAuthError::invalid_client_metadata(format!(
-                    "grant type {} is for clients the tenant admin creates",
-                    grant.as_str()
-                )));
-            }
-            Registrable::TenantOptIn if !tenant.password_grant => {
-                return Err(OAuthError::invalid_client_metadata(format!(
-                    "grant type {} is not allowed by this tenant's policy",
-                    grant.as_str()
-                )));
-            }
-            _ => {}
+        if !grant.registrable_by(registrant) {
+            return Err(OAuthError::invalid_client_metadata(
+                match grant.least_registrant() {
+                    Registrant::InitialAccessToken => format!(
+                        "grant type {} needs an initial access token: a registration without one may use only authorization_code and refresh_token, under which users consent",
+                        grant.as_str()
+                    ),
+                    Registrant::Anonymous | Registrant::TenantAdmin | Registrant::Operator => format!(
+                        "grant type {} is for clients the tenant admin creates",
+                        grant.as_str()
+                    ),
+                },
+            ));
+        }
+        if grant == GrantType::Password && !tenant.password_grant {
+            return Err(OAuthError::invalid_client_metadata(format!(
+                "grant type {} is not allowed by this tenant's policy",
+                grant.as_str()
+            )));
         }
     }
     let mut grant_types = dedup(grant_types);
@@ -409,7 +443,7 @@ pub fn validate_metadata(
     };
     let scopes = ScopeSet::parse(&scope).map_err(OAuthError::invalid_client_metadata)?;
     if scopes.contains(ADMIN_SCOPE) {
-        if channel != Origin::Admin {
+        if registrant != Registrant::Operator {
             return Err(OAuthError::invalid_client_metadata(format!(
                 "scope {ADMIN_SCOPE} is reserved for clients the operator creates"
             )));
@@ -430,7 +464,7 @@ pub fn validate_metadata(
             unknown.iter().map(|s| printable(s)).collect::<Vec<_>>().join(" ")
         )));
     }
-    if channel.is_stranger() {
+    if registrant.is_stranger() {
         let restricted: Vec<&str> = scopes
             .iter()
             .filter(|s| tenant.restricted_scopes.contains(*s))
@@ -461,6 +495,7 @@ pub fn validate_metadata(
     for forbidden in [
         "first_party",
         "agent_of",
+        "resource_server_for",
         "client_secret_expires_at",
         "client_id_issued_at",
     ] {
@@ -796,7 +831,7 @@ mod tests {
     }
 
     fn check(input: Value, expected: Result<(), ErrorCode>) {
-        let got = validate_metadata(&input, &tenant(), Origin::Dcr)
+        let got = validate_metadata(&input, &tenant(), Registrant::InitialAccessToken)
             .map(|_| ())
             .map_err(|e| e.code);
         assert_eq!(got, expected, "{input}");
@@ -1009,16 +1044,16 @@ mod tests {
     #[test]
     fn restricted_scopes_are_for_admin_made_clients() {
         let md = json!({"grant_types": ["client_credentials"], "scope": "api:read api:admin"});
-        let err = validate_metadata(&md, &tenant(), Origin::Dcr).unwrap_err();
+        let err = validate_metadata(&md, &tenant(), Registrant::InitialAccessToken).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClientMetadata);
         assert!(err.description.contains("api:admin"), "{}", err.description);
-        let m = validate_metadata(&md, &tenant(), Origin::Admin).unwrap();
+        let m = validate_metadata(&md, &tenant(), Registrant::Operator).unwrap();
         assert_eq!(m.scope, "api:admin api:read");
         // A DCR client that holds a scope restricted later is no longer issued it.
         let mut c = Client::new(
             "c1".into(),
             TenantId::parse("acme").unwrap(),
-            validate_metadata(&md, &tenant(), Origin::Admin).unwrap(),
+            validate_metadata(&md, &tenant(), Registrant::Operator).unwrap(),
             Origin::Dcr,
             0,
         );
@@ -1043,7 +1078,7 @@ mod tests {
             ..Client::new(
                 "c1".into(),
                 TenantId::parse("acme").unwrap(),
-                validate_metadata(&md, &tenant(), Origin::Dcr).unwrap(),
+                validate_metadata(&md, &tenant(), Registrant::InitialAccessToken).unwrap(),
                 origin,
                 1_000,
             )
@@ -1099,27 +1134,27 @@ mod tests {
     fn the_admin_scope_is_the_operators_to_give_to_client_credentials_clients_only() {
         let cc = json!({"grant_types": ["client_credentials"], "scope": "bulwark:admin"});
         for (md, channel, ok) in [
-            (cc.clone(), Origin::Admin, true),
-            (cc.clone(), Origin::Api, false),
-            (cc.clone(), Origin::Dcr, false),
+            (cc.clone(), Registrant::Operator, true),
+            (cc.clone(), Registrant::TenantAdmin, false),
+            (cc.clone(), Registrant::InitialAccessToken, false),
             (
                 json!({"grant_types": ["client_credentials"], "scope": "bulwark:admin", "token_endpoint_auth_method": "none"}),
-                Origin::Admin,
+                Registrant::Operator,
                 false,
             ),
             (
                 json!({"grant_types": ["authorization_code"], "redirect_uris": ["https://app.example/cb"], "scope": "bulwark:admin"}),
-                Origin::Admin,
+                Registrant::Operator,
                 false,
             ),
             (
                 json!({"grant_types": ["client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"], "scope": "bulwark:admin"}),
-                Origin::Admin,
+                Registrant::Operator,
                 false,
             ),
             (
                 json!({"grant_types": ["client_credentials"], "scope": "bulwark:other"}),
-                Origin::Admin,
+                Registrant::Operator,
                 false,
             ),
         ] {
@@ -1133,7 +1168,7 @@ mod tests {
         let mut c = Client::new(
             "c1".into(),
             TenantId::parse("acme").unwrap(),
-            validate_metadata(&cc, &tenant(), Origin::Admin).unwrap(),
+            validate_metadata(&cc, &tenant(), Registrant::Operator).unwrap(),
             Origin::Admin,
             0,
         );
@@ -1150,7 +1185,7 @@ mod tests {
         for (t, ok) in [("web", true), ("native", true), ("browser", false), ("", false)] {
             let mut md = base.clone();
             md["application_type"] = json!(t);
-            let r = validate_metadata(&md, &tenant(), Origin::Dcr);
+            let r = validate_metadata(&md, &tenant(), Registrant::InitialAccessToken);
             assert_eq!(r.is_ok(), ok, "{t}");
             if let Ok(m) = r {
                 assert_eq!(m.to_json()["application_type"], t);
@@ -1158,9 +1193,9 @@ mod tests {
         }
         let mut md = base.clone();
         md["application_type"] = json!(7);
-        assert!(validate_metadata(&md, &tenant(), Origin::Dcr).is_err());
+        assert!(validate_metadata(&md, &tenant(), Registrant::InitialAccessToken).is_err());
         assert!(
-            validate_metadata(&base, &tenant(), Origin::Dcr)
+            validate_metadata(&base, &tenant(), Registrant::InitialAccessToken)
                 .unwrap()
                 .application_type
                 .is_none()
@@ -1172,7 +1207,7 @@ mod tests {
         let m = validate_metadata(
             &json!({"grant_types": ["client_credentials", "client_credentials"], "scope": "api:write api:read api:read"}),
             &tenant(),
-            Origin::Dcr,
+            Registrant::InitialAccessToken,
         )
         .unwrap();
         assert_eq!(m.grant_types, vec!["client_credentials"]);

@@ -21,15 +21,31 @@ pub enum GrantType {
     JwtBearer,
 }
 
-/// Who may register a grant type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Registrable {
-    /// Any client, through DCR or the operator.
-    Anyone,
-    /// Only clients the operator or tenant admin creates.
-    AdminOnly,
-    /// Only while the tenant's policy allows it (then by anyone who may register a client).
-    TenantOptIn,
+/// Who registers a client, from the least trusted to the most: what a client may hold depends
+/// on it ([`GrantType::least_registrant`]), at registration and again at every use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Registrant {
+    /// Anyone at all: open DCR without an initial access token, or a client metadata document
+    /// met by naming its URL. Such a client holds only grants under which a user consents at
+    /// this server to every token.
+    Anonymous,
+    /// DCR with an initial access token the tenant admin or operator handed out.
+    InitialAccessToken,
+    /// The tenant admin: the admin API and the console.
+    TenantAdmin,
+    /// The operator: the `bulwark` CLI (and the server's own console client).
+    Operator,
+}
+
+impl Registrant {
+    /// Whether the client described itself (DCR, a metadata document): then it is held to what
+    /// strangers may have (no restricted scopes, no admin-only grants).
+    pub const fn is_stranger(self) -> bool {
+        match self {
+            Registrant::Anonymous | Registrant::InitialAccessToken => true,
+            Registrant::TenantAdmin | Registrant::Operator => false,
+        }
+    }
 }
 
 impl GrantType {
@@ -79,14 +95,36 @@ impl GrantType {
         matches!(self, GrantType::AuthorizationCode | GrantType::Password)
     }
 
-    /// Who may register it. Token exchange lets a client act for users of an app, which only
-    /// the tenant admin may decide.
-    pub const fn registrable(self) -> Registrable {
+    /// Whether every token of this grant stands on a user's consent given at this server (the
+    /// authorization endpoint's consent page): the only grants an anonymous registration may
+    /// hold. A machine grant (client credentials), an assertion from elsewhere (JWT bearer), a
+    /// user's password handed to the client, or acting for users (token exchange) does not.
+    pub const fn consented_by_user_here(self) -> bool {
         match self {
-            GrantType::TokenExchange | GrantType::JwtBearer => Registrable::AdminOnly,
-            GrantType::Password => Registrable::TenantOptIn,
-            _ => Registrable::Anyone,
+            GrantType::AuthorizationCode | GrantType::RefreshToken => true,
+            GrantType::ClientCredentials
+            | GrantType::TokenExchange
+            | GrantType::Password
+            | GrantType::JwtBearer => false,
         }
+    }
+
+    /// The least trusted registrant that may give a client this grant. Anonymous registrations
+    /// get only what a user consents to here; a machine client needs at least an initial access
+    /// token; acting for users (token exchange) or for a federation (JWT bearer) is the tenant
+    /// admin's to decide. The password grant is further subject to the tenant's opt-in.
+    pub const fn least_registrant(self) -> Registrant {
+        match self {
+            GrantType::AuthorizationCode | GrantType::RefreshToken => Registrant::Anonymous,
+            GrantType::ClientCredentials | GrantType::Password => Registrant::InitialAccessToken,
+            GrantType::TokenExchange | GrantType::JwtBearer => Registrant::TenantAdmin,
+        }
+    }
+
+    /// Whether `registrant` may give a client this grant (the tenant's password opt-in aside).
+    pub fn registrable_by(self, registrant: Registrant) -> bool {
+        registrant >= self.least_registrant()
+            && (registrant > Registrant::Anonymous || self.consented_by_user_here())
     }
 
     /// The grant types discovery lists.
@@ -232,6 +270,37 @@ mod tests {
             ClientAuthMethod::confidential_names(),
             ["client_secret_basic", "client_secret_post", "private_key_jwt"]
         );
+    }
+
+    /// Who may give a client each grant: an anonymous registration only what a user consents to
+    /// here; machine grants need an initial access token; acting for users or a federation, the
+    /// tenant admin. Every grant, every registrant.
+    #[test]
+    fn who_may_register_each_grant() {
+        use GrantType::*;
+        use Registrant::*;
+        let table: &[(GrantType, [bool; 4])] = &[
+            //                   Anonymous, IAT, TenantAdmin, Operator
+            (AuthorizationCode, [true, true, true, true]),
+            (RefreshToken, [true, true, true, true]),
+            (ClientCredentials, [false, true, true, true]),
+            (Password, [false, true, true, true]),
+            (TokenExchange, [false, false, true, true]),
+            (JwtBearer, [false, false, true, true]),
+        ];
+        assert_eq!(table.len(), GrantType::ALL.len(), "every grant is in the table");
+        for (g, expected) in table {
+            for (r, want) in [Anonymous, InitialAccessToken, TenantAdmin, Operator]
+                .iter()
+                .zip(expected)
+            {
+                assert_eq!(g.registrable_by(*r), *want, "{g:?} by {r:?}");
+            }
+            // Nothing an anonymous client may hold issues a token without a user's consent here.
+            assert_eq!(g.registrable_by(Anonymous), g.consented_by_user_here(), "{g:?}");
+        }
+        assert!(Anonymous.is_stranger() && InitialAccessToken.is_stranger());
+        assert!(!TenantAdmin.is_stranger() && !Operator.is_stranger());
     }
 
     #[test]

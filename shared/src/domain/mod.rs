@@ -12,6 +12,7 @@ pub mod console;
 pub mod exchange;
 pub mod grant_type;
 pub mod id_jag;
+pub mod introspection;
 pub mod params;
 pub mod scope;
 pub mod tenant;

@@ -67,7 +67,13 @@ fn operator_managed(c: &Versioned<Client>) -> Result<(), AdminError> {
 }
 
 /// Fields of a client body that only the admin sets.
-const ADMIN_ONLY: [&str; 4] = ["first_party", "agent_of", "disabled", "authorized_users"];
+const ADMIN_ONLY: [&str; 5] = [
+    "first_party",
+    "agent_of",
+    "disabled",
+    "authorized_users",
+    "resource_server_for",
+];
 /// Fields the server sets; a body may not.
 const SERVER_MANAGED: [&str; 9] = [
     "client_id",
@@ -134,6 +140,28 @@ async fn user_policy_field(
     })))
 }
 
+/// `resource_server_for`: absent (unchanged), `null` or `[]` (none), or a list of the tenant's
+/// resource URIs (checked with the client by `domain::introspection`).
+fn resource_server_field(obj: &Map<String, Value>) -> Result<Option<Vec<String>>, AdminError> {
+    let field = "resource_server_for";
+    let bad = || {
+        AdminError::Field(
+            field.into(),
+            "resource_server_for is a list of resource URIs".into(),
+        )
+    };
+    match obj.get(field) {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(Vec::new())),
+        Some(Value::Array(a)) if a.len() <= crate::domain::introspection::MAX_SERVED => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(bad()),
+    }
+}
+
 fn bool_field(obj: &Map<String, Value>, name: &str) -> Result<Option<bool>, AdminError> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -176,6 +204,7 @@ pub async fn create_client(
         }
     };
     let user_policy = user_policy_field(app, tenant, obj).await?.flatten();
+    let resource_server_for = resource_server_field(obj)?.unwrap_or_default();
     let mut metadata = obj.clone();
     for f in ADMIN_ONLY {
         metadata.remove(f);
@@ -188,6 +217,7 @@ pub async fn create_client(
             first_party,
             agent_of: agent_of.as_deref(),
             user_policy,
+            resource_server_for,
         },
         Origin::Api,
         actor,
@@ -245,6 +275,7 @@ pub async fn patch_client(
     let first_party = bool_field(patch, "first_party")?;
     let disabled = bool_field(patch, "disabled")?;
     let user_policy = user_policy_field(app, tenant, patch).await?;
+    let resource_server_for = resource_server_field(patch)?;
     let mut view = old.metadata.to_json();
     for (k, v) in patch {
         if ADMIN_ONLY.contains(&k.as_str()) {
@@ -262,7 +293,9 @@ pub async fn patch_client(
         .await?
         .ok_or_else(|| AdminError::NotFound("tenant".into()))?
         .value;
-    let new = validate_metadata(&Value::Object(view), &t, old.origin)?;
+    // Judged as a registration by whoever registered the client: the admin cannot make an
+    // anonymous registration into a machine client (it would keep the stranger's keys).
+    let new = validate_metadata(&Value::Object(view), &t, old.registrant())?;
     if new.scopes().contains(ADMIN_SCOPE) && !old.metadata.scopes().contains(ADMIN_SCOPE) {
         return Err(AdminError::Field(
             "scope".into(),
@@ -299,6 +332,10 @@ pub async fn patch_client(
     let policy_changed = user_policy.as_ref().is_some_and(|p| *p != old.user_policy);
     if let Some(p) = user_policy {
         c.user_policy = p;
+    }
+    if let Some(list) = resource_server_for {
+        c.resource_server_for = crate::domain::introspection::check_resource_server_for(&c, &t, &list)
+            .map_err(|why| AdminError::Field("resource_server_for".into(), why))?;
     }
     if redirect_added {
         c.consent_epoch += 1;

@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::domain::client::{Client, Origin, validate_metadata};
-use crate::domain::grant_type::GrantType;
+use crate::domain::grant_type::{GrantType, Registrant};
+use crate::domain::introspection::check_resource_server_for;
 use crate::domain::tenant::{DcrPolicy, Tenant};
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::{Secret, SecretHash, random_id};
@@ -44,6 +45,9 @@ pub fn registration_response(
     if let Some(of) = &c.agent_of {
         body.insert("agent_of".into(), json!(of));
     }
+    if !c.resource_server_for.is_empty() {
+        body.insert("resource_server_for".into(), json!(c.resource_server_for));
+    }
     if c.self_managed() {
         body.insert(
             "registration_client_uri".into(),
@@ -58,8 +62,9 @@ fn new_client(
     tenant: &Tenant,
     metadata: &Value,
     origin: Origin,
+    registrant: Registrant,
 ) -> Result<Registered, OAuthError> {
-    let metadata = validate_metadata(metadata, tenant, origin)?;
+    let metadata = validate_metadata(metadata, tenant, registrant)?;
     // Only clients that authenticate with a shared secret get one (not public clients, not
     // private_key_jwt clients, which prove themselves with their keys).
     let secret = metadata
@@ -129,8 +134,12 @@ pub async fn register_dynamic(
             writes.push(app.repo.consume_iat_write(&hash, &iat, version)?);
         }
     }
-    let mut reg = new_client(app, &tenant, metadata, Origin::Dcr)?;
-    if initial_access_token.is_none() {
+    let registrant = match initial_access_token {
+        Some(_) => Registrant::InitialAccessToken,
+        None => Registrant::Anonymous,
+    };
+    let mut reg = new_client(app, &tenant, metadata, Origin::Dcr, registrant)?;
+    if registrant == Registrant::Anonymous {
         // Anyone may register: only clients that hold no secret of ours (public, or
         // authenticating with their own keys), and at a bounded rate per tenant.
         if !OPEN_REGISTRATION_METHODS.contains(&reg.client.metadata.token_endpoint_auth_method.as_str()) {
@@ -187,6 +196,9 @@ pub struct AdminFields<'a> {
     pub agent_of: Option<&'a str>,
     /// Which users may authorize it (`None`: everyone in the tenant).
     pub user_policy: Option<crate::domain::access::UserPolicy>,
+    /// The tenant's resources it is the resource server for (it may introspect others' tokens
+    /// for them: `domain::introspection`).
+    pub resource_server_for: Vec<String>,
 }
 
 /// `bulwark client create`: the operator registers a client with the same validation (but may
@@ -218,9 +230,17 @@ pub async fn create_admin_made(
         .await?
         .ok_or_else(|| OAuthError::invalid_request("unknown tenant"))?
         .value;
-    let mut reg = new_client(app, &tenant, metadata, origin)?;
+    let registrant = match origin {
+        Origin::Api => Registrant::TenantAdmin,
+        Origin::Admin | Origin::Console => Registrant::Operator,
+        Origin::Dcr | Origin::Cimd => return Err(OAuthError::server_error()),
+    };
+    let mut reg = new_client(app, &tenant, metadata, origin, registrant)?;
     reg.client.first_party = admin.first_party;
     reg.client.user_policy = admin.user_policy.clone();
+    reg.client.resource_server_for =
+        check_resource_server_for(&reg.client, &tenant, &admin.resource_server_for)
+            .map_err(|why| OAuthError::invalid_client_metadata(format!("resource_server_for: {why}")))?;
     let mut writes = vec![
         app.repo.create_client_write(&reg.client)?,
         app.repo
@@ -359,7 +379,9 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
         .ok_or_else(OAuthError::server_error)?
         .value;
     let old = &current.value;
-    let new = validate_metadata(&Value::Object(metadata), &tenant, Origin::Dcr)?;
+    // Judged as a registration by whoever registered it: an anonymous registration stays
+    // within what anyone may register.
+    let new = validate_metadata(&Value::Object(metadata), &tenant, old.registrant())?;
     let added_scopes = new.scopes().difference(&old.metadata.scopes());
     if !added_scopes.is_empty() {
         return Err(OAuthError::invalid_client_metadata(format!(
@@ -571,6 +593,9 @@ pub fn describe(c: &Client) -> Value {
     body.insert("disabled".into(), json!(c.disabled));
     if let Some(of) = &c.agent_of {
         body.insert("agent_of".into(), json!(of));
+    }
+    if !c.resource_server_for.is_empty() {
+        body.insert("resource_server_for".into(), json!(c.resource_server_for));
     }
     Value::Object(body)
 }

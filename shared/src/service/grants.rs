@@ -649,9 +649,9 @@ pub(crate) async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAut
     Ok(body)
 }
 
-/// RFC 7662 for a refresh token the caller's tenant issued: active while unused, unexpired,
-/// its grant stands, its user is active and its client exists. `None` if `token` is not one of
-/// our refresh tokens.
+/// RFC 7662 for a refresh token issued to the caller (no one else is told about it): active
+/// while unused, unexpired, its grant stands, its user is active and its client exists. `None`
+/// if `token` is not one of our refresh tokens.
 pub async fn introspect_refresh(
     app: &App,
     caller: &Client,
@@ -661,7 +661,13 @@ pub async fn introspect_refresh(
         return Ok(None);
     };
     let inactive = Ok(Some(json!({"active": false})));
-    if rt.tenant != caller.tenant.as_str() || rt.rotated {
+    let seen = crate::domain::introspection::Token::Refresh {
+        client_id: &rt.client_id,
+    };
+    if rt.tenant != caller.tenant.as_str()
+        || rt.rotated
+        || crate::domain::introspection::may_introspect(caller, seen).is_none()
+    {
         return inactive;
     }
     let client_stands = app.repo.client_in(&rt.tenant, &rt.client_id).await?.is_some();

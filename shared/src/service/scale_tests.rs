@@ -140,7 +140,11 @@ async fn setup(app: &App) -> (Client, Secret) {
             "client_name": "ci", "grant_types": ["client_credentials"], "scope": "api:read",
             "token_endpoint_auth_method": "client_secret_post",
         }),
-        Default::default(),
+        // It also introspects the users' tokens (for the tenant's default audience) below.
+        clients::AdminFields {
+            resource_server_for: vec!["urn:bulwark:tenant:acme".into()],
+            ..Default::default()
+        },
     )
     .await
     .expect("client");
@@ -433,8 +437,14 @@ async fn per_operation_store_calls() {
         true
     );
     table.push(("introspect: a user's access token", h.kv.take()));
+    // A refresh token is described only to its own client.
     assert_eq!(
         tokens::introspect(app, &caller, &next).await.unwrap()["active"],
+        false
+    );
+    h.kv.take();
+    assert_eq!(
+        tokens::introspect(app, &notes, &next).await.unwrap()["active"],
         true
     );
     table.push(("introspect: a refresh token", h.kv.take()));

@@ -1674,3 +1674,62 @@ mod expiry {
         assert!(app.repo.client_any(&b.client_id).await.unwrap().is_none());
     }
 }
+
+/// An anonymous registration that holds a machine grant — stored before registration refused
+/// it — is not issued tokens under it: the rule is checked again at every use. The same client
+/// registered with an initial access token is.
+#[tokio::test]
+async fn an_anonymous_registration_holding_a_machine_grant_is_not_issued_it() {
+    use crate::domain::client::{Client, ClientMetadata};
+    use crate::domain::params::Params;
+    use crate::domain::tenant::TenantId;
+    let h = harness();
+    let app = &h.app;
+    tenant(app, "acme").await;
+    let secret = Secret::generate();
+    let metadata: ClientMetadata = serde_json::from_value(json!({
+        "grant_types": ["client_credentials"], "response_types": [],
+        "token_endpoint_auth_method": "client_secret_post", "scope": "api:read",
+    }))
+    .unwrap();
+    let stored = |id: &str, open: bool| Client {
+        secret_hash: Some(secret.hash().to_hex()),
+        open_registration: open,
+        ..Client::new(
+            id.into(),
+            TenantId::parse("acme").unwrap(),
+            metadata.clone(),
+            Origin::Dcr,
+            app.now(),
+        )
+    };
+    for (id, open) in [("anonymous", true), ("with-iat", false)] {
+        app.repo
+            .commit(vec![app.repo.create_client_write(&stored(id, open)).unwrap()])
+            .await
+            .unwrap();
+    }
+    let form = |id: &str| {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("grant_type", "client_credentials"),
+                ("client_id", id),
+                ("client_secret", secret.expose()),
+            ])
+            .finish();
+        Params::parse(body.as_bytes()).unwrap()
+    };
+    let run = |id: &'static str| async move {
+        let p = form(id);
+        let creds = crate::domain::client_auth::read_credentials(None, &p).unwrap();
+        let client = crate::service::tokens::authenticate(app, &creds, "/oauth2/token").await?;
+        crate::service::token_endpoint::grant(app, &client, &p).await
+    };
+    let err = run("anonymous").await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnauthorizedClient, "{err:?}");
+    assert!(
+        err.description.contains("without an initial access token"),
+        "{err:?}"
+    );
+    assert!(run("with-iat").await.is_ok());
+}

@@ -17,11 +17,16 @@ pub async fn grant(app: &App, client: &Client, p: &Params) -> Result<TokenRespon
             "the grant type is not supported by this server",
         ));
     };
-    if !client.metadata.allows_grant(grant) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            format!("this client is not registered for the {} grant", grant.as_str()),
-        ));
+    if !client.may_use_grant(grant) {
+        let why = if client.metadata.allows_grant(grant) {
+            format!(
+                "a client registered without an initial access token may not use the {} grant",
+                grant.as_str()
+            )
+        } else {
+            format!("this client is not registered for the {} grant", grant.as_str())
+        };
+        return Err(OAuthError::new(ErrorCode::UnauthorizedClient, why));
     }
     let issued = match grant {
         GrantType::AuthorizationCode => grants::authorization_code(app, client, p).await,

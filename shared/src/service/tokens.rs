@@ -10,6 +10,7 @@ use crate::domain::claims::{
 use crate::domain::client::{ADMIN_SCOPE, Client};
 use crate::domain::client_auth::{ClientAuthMethod, PresentedCredentials};
 use crate::domain::grant_type::TokenResponse;
+use crate::domain::introspection;
 use crate::domain::params::Params;
 use crate::domain::scope::grant_scope;
 use crate::error::{ErrorCode, OAuthError};
@@ -383,7 +384,9 @@ async fn client_in_tenant(app: &App, client_id: &str, tenant: &str) -> Result<bo
 }
 
 /// RFC 7662: `{"active": true, ...}` only for a live access token (see [`live_claims`]) or
-/// refresh token of the caller's tenant; `{"active": false}` for everything else.
+/// refresh token of the caller's tenant that the caller may be told about
+/// ([`crate::domain::introspection`]: its own, its agents', or for an audience it serves);
+/// `{"active": false}` for everything else.
 pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value, OAuthError> {
     let inactive = json!({"active": false});
     if !token.contains('.') {
@@ -395,9 +398,18 @@ pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value
         .await?
         .unwrap_or(inactive));
     }
-    let Some(Live { claims: c, .. }) = live_claims(app, token, Some(caller.tenant.as_str())).await? else {
+    let Some(Live { claims: c, grant, .. }) = live_claims(app, token, Some(caller.tenant.as_str())).await?
+    else {
         return Ok(inactive);
     };
+    let seen = introspection::Token::Access {
+        client_id: &c.client_id,
+        aud: &c.aud,
+        grant_app: grant.as_ref().map(|g| g.client_id.as_str()),
+    };
+    if introspection::may_introspect(caller, seen).is_none() {
+        return Ok(inactive);
+    }
     let mut body = json!({
         "active": true,
         "client_id": c.client_id,

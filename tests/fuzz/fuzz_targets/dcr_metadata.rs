@@ -1,22 +1,32 @@
-//! `client::validate_metadata` on JSON documents (other input is skipped), for a DCR and for an
-//! admin registration. When a document is accepted: every redirect URI passes
-//! `validate_redirect_uri`; the result, written back as JSON and validated again, is accepted
-//! and unchanged (validation is idempotent); and what a DCR registration may register an admin
-//! may too.
+//! `client::validate_metadata` on JSON documents (other input is skipped), for every registrant
+//! from an anonymous registration to the operator. When a document is accepted: every redirect
+//! URI passes `validate_redirect_uri`; the result, written back as JSON and validated again, is
+//! accepted and unchanged (validation is idempotent); what a less trusted registrant may
+//! register a more trusted one may too; and an anonymous registration holds no grant that
+//! issues a token without a user's consent here.
 #![no_main]
 
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use shared::domain::client::{ClientMetadata, Origin, validate_metadata, validate_redirect_uri};
+use shared::domain::client::{ClientMetadata, validate_metadata, validate_redirect_uri};
+use shared::domain::grant_type::{GrantType, Registrant};
 use shared::domain::tenant::{DcrPolicy, Tenant, TenantId};
 use shared::error::OAuthError;
 
 /// The one call of the function under test, so that a change of its signature is made here.
-fn validate(input: &Value, tenant: &Tenant, origin: Origin) -> Result<ClientMetadata, OAuthError> {
-    validate_metadata(input, tenant, origin)
+fn validate(input: &Value, tenant: &Tenant, registrant: Registrant) -> Result<ClientMetadata, OAuthError> {
+    validate_metadata(input, tenant, registrant)
 }
+
+/// Every registrant, from the least trusted to the most.
+const REGISTRANTS: [Registrant; 4] = [
+    Registrant::Anonymous,
+    Registrant::InitialAccessToken,
+    Registrant::TenantAdmin,
+    Registrant::Operator,
+];
 
 /// A tenant with the seed scopes, two API scopes and one restricted (admin-only) scope.
 static TENANT: LazyLock<Tenant> = LazyLock::new(|| {
@@ -38,14 +48,23 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let tenant = &*TENANT;
-    let dcr = check(&input, tenant, Origin::Dcr);
-    let admin = check(&input, tenant, Origin::Admin);
-    if let Ok(m) = &dcr {
-        assert_eq!(admin.as_ref().ok(), Some(m), "an admin may register what DCR may");
+    let results: Vec<_> = REGISTRANTS.iter().map(|r| check(&input, tenant, *r)).collect();
+    for (i, less) in results.iter().enumerate() {
+        if let Ok(m) = less {
+            for more in &results[i + 1..] {
+                assert_eq!(more.as_ref().ok(), Some(m), "a more trusted registrant may register what {:?} may", REGISTRANTS[i]);
+            }
+        }
+    }
+    if let Ok(m) = &results[0] {
+        for g in &m.grant_types {
+            let g = GrantType::parse(g).expect("a registered grant parses");
+            assert!(g.consented_by_user_here(), "an anonymous registration holds {g:?}");
+        }
     }
 });
 
-fn check(input: &Value, tenant: &Tenant, origin: Origin) -> Result<ClientMetadata, OAuthError> {
+fn check(input: &Value, tenant: &Tenant, origin: Registrant) -> Result<ClientMetadata, OAuthError> {
     let m = validate(input, tenant, origin)?;
     for uri in &m.redirect_uris {
         assert_eq!(

@@ -51,6 +51,14 @@ pub struct ClientView {
     /// Which users may authorize it (absent: everyone in the tenant).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorized_users: Option<AuthorizedUsers>,
+    /// The tenant's resources this client is the resource server for: it may introspect other
+    /// clients' access tokens for those audiences.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resource_server_for: Vec<String>,
+    /// Registered by anyone, without an initial access token (open DCR, or a metadata
+    /// document): it may use only the grants users consent to, and expires unused.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub open_registration: bool,
 }
 
 /// An app's user policy: these users, and the members of these groups, may authorize it.
@@ -101,6 +109,8 @@ impl ClientView {
                 users: p.users.iter().cloned().collect(),
                 groups: p.groups.iter().cloned().collect(),
             }),
+            resource_server_for: c.resource_server_for.clone(),
+            open_registration: c.open_registration,
         }
     }
 }
@@ -115,7 +125,8 @@ pub struct ClientCreated {
     pub client_secret: Option<String>,
 }
 
-/// A new client: RFC 7591 metadata plus the admin-only `first_party` and `agent_of`.
+/// A new client: RFC 7591 metadata plus the admin-only `first_party`, `agent_of`,
+/// `authorized_users` and `resource_server_for`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct ClientInput {
@@ -142,6 +153,9 @@ pub struct ClientInput {
     pub agent_of: Option<String>,
     /// Only these users and groups may authorize it (absent or `null`: everyone).
     pub authorized_users: Option<AuthorizedUsers>,
+    /// Make it the resource server for these of the tenant's resources: it may introspect
+    /// other clients' access tokens for them (a confidential client only).
+    pub resource_server_for: Option<Vec<String>>,
 }
 
 /// A change to a client (JSON merge patch: `null` removes an optional field).
@@ -170,6 +184,8 @@ pub struct ClientPatch {
     /// Only these users and groups may authorize it; `null`: everyone. Users it leaves out
     /// lose the app at once.
     pub authorized_users: Option<AuthorizedUsers>,
+    /// The tenant's resources it is the resource server for (`null` or `[]`: none).
+    pub resource_server_for: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

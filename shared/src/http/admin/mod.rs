@@ -156,7 +156,7 @@ impl IntoResponse for Problem {
 }
 
 /// Field names a validation message may start with (client metadata errors name their field).
-const METADATA_FIELDS: [&str; 16] = [
+const METADATA_FIELDS: [&str; 17] = [
     "redirect_uris",
     "grant_types",
     "response_types",
@@ -173,6 +173,7 @@ const METADATA_FIELDS: [&str; 16] = [
     "jwks_uri",
     "jwks",
     "agent_of",
+    "resource_server_for",
 ];
 
 fn field_of(message: &str) -> Option<String> {

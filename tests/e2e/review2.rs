@@ -1,0 +1,302 @@
+//! What the second black-box review found (issue "Close the second review"), each as an
+//! attacker would try it over HTTP against `bulwark serve`: on both backends, and again through
+//! a tenant's own issuer (infra/test.sh).
+
+use serde_json::{Value, json};
+
+use crate::admin::{Api, admin_token};
+use crate::flow::*;
+use crate::keyless::{assertion, key};
+use crate::support::*;
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const MCP: &str = "https://mcp.acme.example/mcp";
+
+async fn register(server: &Server, tenant: &str, iat: Option<&str>, body: &Value) -> Resp {
+    let mut req = http()
+        .post(server.url("/oauth2/register"))
+        .header("x-bulwark-tenant", tenant)
+        .json(body);
+    if let Some(t) = iat {
+        req = req.bearer_auth(t);
+    }
+    Resp::from(req.send().await.unwrap()).await
+}
+
+/// A tenant as the README's MCP recipe makes it: open registration, a tool scope, the MCP
+/// server as a resource; user alice.
+fn mcp_tenant(data: &DataDir) -> (String, String) {
+    let tenant = format!("t{}", unique().replace('-', ""));
+    data.cli(&["tenant", "create", &tenant, "--dcr", "open"]);
+    data.cli(&[
+        "scope",
+        "add",
+        "--tenant",
+        &tenant,
+        "mcp:tools",
+        "Use Acme's tools",
+    ]);
+    data.cli(&["scope", "add", "--tenant", &tenant, "api:read", "Read"]);
+    data.cli(&["resource", "add", "--tenant", &tenant, MCP, "Acme Files"]);
+    let sub = user(data, &tenant, "alice");
+    (tenant, sub)
+}
+
+/// Finding 1 (high): an anonymous registration got `client_credentials` and minted tokens for
+/// the MCP server with no user. Now an anonymous registration holds only the grants a user
+/// consents to here — at registration, through RFC 7592 and the admin API, and at the token
+/// endpoint; machine clients need an initial access token.
+#[tokio::test]
+async fn an_anonymous_registration_cannot_hold_or_use_a_machine_grant() {
+    let data = DataDir::new();
+    let (tenant, _) = mcp_tenant(&data);
+    data.cli(&["tenant", "set-policy", &tenant, "--password-grant", "allow"]);
+    let server = Server::start(&data);
+    let k = key("anon-1");
+    let keyed = |grants: &[&str]| {
+        json!({"client_name": "anon", "grant_types": grants, "token_endpoint_auth_method": "private_key_jwt",
+               "jwks": {"keys": [k.jwk]}, "scope": "mcp:tools", "redirect_uris": [CALLBACK]})
+    };
+    let refused = [
+        vec!["client_credentials"],
+        vec!["authorization_code", "client_credentials"],
+        vec!["urn:ietf:params:oauth:grant-type:jwt-bearer"],
+        vec!["urn:ietf:params:oauth:grant-type:token-exchange"],
+        vec!["password"],
+        vec!["authorization_code", "refresh_token", "password"],
+    ];
+    for grants in &refused {
+        let r = register(&server, &tenant, None, &keyed(grants)).await;
+        r.assert_error(400, "invalid_client_metadata");
+    }
+    // The exact request of the finding, then what it did next: no client, no token.
+    let r = register(
+        &server,
+        &tenant,
+        None,
+        &json!({"grant_types": ["client_credentials"],
+        "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [k.jwk]}, "scope": "mcp:tools"}),
+    )
+    .await;
+    r.assert_error(400, "invalid_client_metadata");
+
+    // What an anonymous registration may be: a code-flow client, under users' consent.
+    let r = register(
+        &server,
+        &tenant,
+        None,
+        &keyed(&["authorization_code", "refresh_token"]),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["client_id"].as_str().unwrap().to_string();
+    let rat = r.body["registration_access_token"].as_str().unwrap().to_string();
+    let uri = r.body["registration_client_uri"].as_str().unwrap().to_string();
+    // It cannot gain a machine grant afterwards: not through RFC 7592...
+    let mut update = r.body.clone();
+    for f in [
+        "registration_access_token",
+        "registration_client_uri",
+        "client_id_issued_at",
+    ] {
+        update.as_object_mut().unwrap().remove(f);
+    }
+    update["grant_types"] = json!(["authorization_code", "refresh_token", "client_credentials"]);
+    let put = Resp::from(
+        http()
+            .put(&uri)
+            .bearer_auth(&rat)
+            .json(&update)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    put.assert_error(400, "invalid_client_metadata");
+    // ...nor through the tenant admin (it would keep the stranger's keys).
+    let (_, admin) = admin_token(&data, &server, &tenant).await;
+    let api = Api {
+        server: &server,
+        token: admin,
+    };
+    let p = api
+        .patch(
+            &format!("/admin/v1/clients/{id}"),
+            json!({"grant_types": ["authorization_code", "client_credentials"]}),
+            None,
+        )
+        .await;
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert_eq!(p.body["field"], "grant_types", "{}", p.body);
+    // And the token endpoint does not run the grant for it.
+    let a = assertion(&k, &id, &server.issuer, None, json!({}));
+    let t = post_form(
+        &server.url("/oauth2/token"),
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", MCP),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &a),
+        ],
+    )
+    .await;
+    t.assert_error(400, "unauthorized_client");
+
+    // A machine client needs an initial access token (or the admin, console or CLI).
+    let iat = data.cli(&["iat", "create", "--tenant", &tenant])["initial_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = register(&server, &tenant, Some(&iat), &keyed(&["client_credentials"])).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let machine = r.body["client_id"].as_str().unwrap().to_string();
+    let a = assertion(&k, &machine, &server.issuer, None, json!({}));
+    let t = post_form(
+        &server.url("/oauth2/token"),
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", MCP),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", &a),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+}
+
+/// Finding 1 (introspection): the anonymous client could introspect other apps' user tokens.
+/// Now a token is described to the client it was issued to, to the resource server of its
+/// audience, and to nobody else; a refresh token to its own client only.
+#[tokio::test]
+async fn introspection_describes_a_token_only_to_its_client_and_its_audiences_resource_server() {
+    let data = DataDir::new();
+    let (tenant, sub) = mcp_tenant(&data);
+    let app = code_client(&data, &tenant, "Acme Notes", "client_secret_basic", &[]);
+    let w = World {
+        tenant: tenant.clone(),
+        client: app.clone(),
+        sub,
+    };
+    let default = format!("urn:bulwark:tenant:{tenant}");
+    let rs = data.resource_server(&tenant, &[&default]);
+    let mcp_rs = data.resource_server(&tenant, &[MCP]);
+    let plain = data.client(&tenant, "api:read", "client_secret_basic");
+    let server = Server::start(&data);
+    let p = pkce();
+    let code = get_code(&Browser::new(), &server, &w, "openid offline_access api:read", &p).await;
+    let r = redeem(&server, &app, &code, &p.verifier).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let at = r.body["access_token"].as_str().unwrap().to_string();
+    let rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(jwt_part(&at, 1)["aud"], default.as_str());
+
+    // An anonymous private_key_jwt registration, authenticated with its own assertion.
+    let k = key("anon-2");
+    let reg = register(
+        &server,
+        &tenant,
+        None,
+        &json!({"client_name": "anon", "grant_types": ["authorization_code"], "redirect_uris": [CALLBACK],
+                "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [k.jwk]}, "scope": "api:read"}),
+    )
+    .await;
+    assert_eq!(reg.status, 201, "{}", reg.body);
+    let anon = reg.body["client_id"].as_str().unwrap().to_string();
+    let as_anon = |token: String| {
+        let (server, k, anon) = (&server, &k, anon.clone());
+        async move {
+            let a = assertion(k, &anon, &server.issuer, None, json!({}));
+            let r = post_form(
+                &server.url("/oauth2/introspect"),
+                None,
+                &[
+                    ("token", &token),
+                    ("client_assertion_type", ASSERTION_TYPE),
+                    ("client_assertion", &a),
+                ],
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body
+        }
+    };
+    let inactive = json!({"active": false});
+    assert_eq!(
+        as_anon(at.clone()).await,
+        inactive,
+        "the anonymous client learns nothing"
+    );
+    assert_eq!(as_anon(rt.clone()).await, inactive);
+    assert_eq!(
+        introspect_as_stranger(&server, &plain, &at).await,
+        inactive,
+        "nor does another app"
+    );
+    assert_eq!(
+        introspect_as_stranger(&server, &mcp_rs, &at).await,
+        inactive,
+        "nor the resource server of another audience"
+    );
+    assert_eq!(
+        introspect_as_stranger(&server, &rs, &rt).await,
+        inactive,
+        "a refresh token is its client's"
+    );
+    // Those who may: the token's resource server, the token's own client (both tokens).
+    let seen = introspect(&server, &rs, &at).await;
+    assert_eq!(
+        (&seen["active"], &seen["sub"]),
+        (&json!(true), &json!(w.sub)),
+        "{seen}"
+    );
+    assert_eq!(introspect(&server, &app, &at).await["active"], true);
+    assert_eq!(introspect(&server, &app, &rt).await["active"], true);
+    // A token for the MCP server, to its resource server.
+    let mcp_token = token(&server, &plain, &[("resource", MCP)]).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(introspect(&server, &mcp_rs, &mcp_token).await["active"], true);
+    assert_eq!(introspect_as_stranger(&server, &rs, &mcp_token).await, inactive);
+
+    // Only a confidential client the operator, the admin or an initial access token let in can
+    // be made a resource server: never an anonymous registration.
+    let (ok, _, err) = data.cli_raw(
+        &[
+            "client",
+            "set-resource-server",
+            "--tenant",
+            &tenant,
+            &anon,
+            "--resource",
+            &default,
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("resource server"), "{err}");
+    let (ok, _, err) = data.cli_raw(
+        &[
+            "client",
+            "set-resource-server",
+            "--tenant",
+            &tenant,
+            &plain.id,
+            "--resource",
+            "https://elsewhere.example",
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("not one of the tenant's resources"), "{err}");
+    // Anonymous registration cannot claim it either.
+    let r = register(
+        &server,
+        &tenant,
+        None,
+        &json!({"grant_types": ["authorization_code"], "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none",
+                "resource_server_for": [default]}),
+    )
+    .await;
+    r.assert_error(400, "invalid_client_metadata");
+}
