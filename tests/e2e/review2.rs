@@ -300,3 +300,45 @@ async fn introspection_describes_a_token_only_to_its_client_and_its_audiences_re
     .await;
     r.assert_error(400, "invalid_client_metadata");
 }
+
+/// A client holding another client's code (and its verifier) could make it be used up: the
+/// code was taken before its client was compared. Now a redemption that would not be allowed
+/// leaves the code for its own client.
+#[tokio::test]
+async fn a_code_presented_by_another_client_is_not_used_up() {
+    let data = DataDir::new();
+    let (tenant, sub) = mcp_tenant(&data);
+    let app = code_client(&data, &tenant, "Acme Notes", "none", &[]);
+    let w = World {
+        tenant: tenant.clone(),
+        client: app.clone(),
+        sub,
+    };
+    let server = Server::start(&data);
+    // The attacker registers itself (no initial access token), with the same redirect URI.
+    let reg = register(
+        &server,
+        &tenant,
+        None,
+        &json!({"client_name": "Acme Notes", "grant_types": ["authorization_code"], "redirect_uris": [CALLBACK],
+                "token_endpoint_auth_method": "none", "scope": "api:read"}),
+    )
+    .await;
+    assert_eq!(reg.status, 201, "{}", reg.body);
+    let attacker = TestClient {
+        id: reg.body["client_id"].as_str().unwrap().to_string(),
+        ..TestClient::default()
+    };
+    let p = pkce();
+    let code = get_code(&Browser::new(), &server, &w, "openid api:read", &p).await;
+    for _ in 0..3 {
+        redeem(&server, &attacker, &code, &p.verifier)
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    let r = redeem(&server, &app, &code, &p.verifier).await;
+    assert_eq!(r.status, 200, "the app's own redemption works: {}", r.body);
+    redeem(&server, &app, &code, &p.verifier)
+        .await
+        .assert_error(400, "invalid_grant");
+}

@@ -62,32 +62,25 @@ pub async fn revoke_grants(
     Ok(())
 }
 
-/// `grant_type=authorization_code`.
-pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
-    let code = Secret::new(p.require("code").map_err(OAuthError::invalid_request)?);
-    let verifier = p.get("code_verifier");
-    let hash = code.hash().to_hex();
-    let bad = || invalid_grant("the authorization code is invalid, expired or already used");
-    let Some(c) = app.repo.take_code(&hash).await? else {
-        // Replayed? Then revoke what its first redemption issued (RFC 6749 §4.1.2).
-        if let Some(used) = app.repo.used_code(&hash).await?
-            && used.grant.tenant == client.tenant.as_str()
-            && used.grant.client_id == client.client_id
-        {
-            tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its grant");
-            revoke_grant(app, &used.grant, "code.replayed", &client.client_id).await?;
-        }
-        return Err(bad());
-    };
-    let now = app.now();
+/// What a redemption of code `c` by `client` must get right before the code is taken: the
+/// client it was issued to, its tenant, the issuer its request came to (whose `iss` the client
+/// was told), not issued before the client's tokens were revoked, the redirect URI and the PKCE
+/// verifier.
+fn check_redemption(
+    app: &App,
+    client: &Client,
+    c: &crate::store::repo_users::AuthCode,
+    p: &Params,
+) -> Result<(), OAuthError> {
     let req = &c.request;
-    // A code is redeemed at the issuer its request came to (whose `iss` the client was told).
     if req.client_id != client.client_id
         || c.tenant != client.tenant.as_str()
         || c.issued_at <= client.tokens_revoked_before
         || c.issuer_scope != app.config.tenant_scope
     {
-        return Err(bad());
+        return Err(invalid_grant(
+            "the authorization code is invalid, expired or already used",
+        ));
     }
     match p.get("redirect_uri") {
         Some(r) if r == req.redirect_uri => {}
@@ -98,7 +91,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
             ));
         }
     }
-    let Some(verifier) = verifier else {
+    let Some(verifier) = p.get("code_verifier") else {
         return Err(invalid_grant("code_verifier is required (PKCE)"));
     };
     if !verify_pkce(verifier, &req.code_challenge) {
@@ -106,6 +99,38 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
             "the code_verifier does not match the code_challenge",
         ));
     }
+    Ok(())
+}
+
+/// `grant_type=authorization_code`.
+pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+    let code = Secret::new(p.require("code").map_err(OAuthError::invalid_request)?);
+    let hash = code.hash().to_hex();
+    let bad = || invalid_grant("the authorization code is invalid, expired or already used");
+    // Replayed? Then revoke what its first redemption issued (RFC 6749 §4.1.2).
+    let replayed = || async {
+        if let Some(used) = app.repo.used_code(&hash).await?
+            && used.grant.tenant == client.tenant.as_str()
+            && used.grant.client_id == client.client_id
+        {
+            tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its grant");
+            revoke_grant(app, &used.grant, "code.replayed", &client.client_id).await?;
+        }
+        Err::<TokenResponse, OAuthError>(bad())
+    };
+    // Read, check everything the request itself must get right, and only then take the code:
+    // another client (or another tenant, or the wrong issuer, redirect URI or verifier) cannot
+    // use up a code that is not its to redeem.
+    let Some(c) = app.repo.code(&hash).await? else {
+        return replayed().await;
+    };
+    check_redemption(app, client, &c, p)?;
+    if app.repo.take_code(&hash).await?.is_none() {
+        // Redeemed concurrently: exactly one redemption gets it.
+        return replayed().await;
+    }
+    let now = app.now();
+    let req = &c.request;
     // A code minted before the user was deactivated, or before the user took the app back on
     // the account page, is worth nothing afterwards.
     let Some(mut user) = active_user(app, &c.tenant, &c.sub).await? else {

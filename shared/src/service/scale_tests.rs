@@ -469,6 +469,8 @@ async fn per_operation_store_calls() {
             "token: authorization_code",
             &[
                 "GetItem clients:client",
+                // Read and checked before it is taken, so that no other client uses it up.
+                "GetItem tokens:code",
                 "DeleteItem tokens:code",
                 "GetItem users:user",
                 "GetItem tokens:revoked",

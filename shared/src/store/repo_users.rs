@@ -825,6 +825,16 @@ impl Repo {
     }
 
     /// Take the code: of several concurrent callers exactly one gets it.
+    /// The live code with this hash, without taking it (so that a request that would not be
+    /// allowed to redeem it cannot use it up).
+    pub async fn code(&self, hash: &str) -> Result<Option<AuthCode>, StoreError> {
+        Ok(self
+            .get_as::<AuthCode>(Table::Tokens, &format!("code#{hash}"), "code")
+            .await?
+            .map(|v| v.value))
+    }
+
+    /// Take the code: exactly one of concurrent callers gets it (a conditional delete).
     pub async fn take_code(&self, hash: &str) -> Result<Option<AuthCode>, StoreError> {
         match self
             .kv()
