@@ -342,3 +342,64 @@ async fn a_code_presented_by_another_client_is_not_used_up() {
         .await
         .assert_error(400, "invalid_grant");
 }
+
+/// Finding 5: a narrowed refresh re-presented within the reuse grace returned the earlier,
+/// wider pair. Now a re-presentation gets the pair only for the same scope and resource as the
+/// refresh that rotated the token; anything else is refused (and the family stands).
+#[tokio::test]
+async fn within_the_refresh_grace_only_the_same_request_gets_the_same_pair() {
+    let data = DataDir::new();
+    let (tenant, sub) = mcp_tenant(&data);
+    let app = code_client(&data, &tenant, "Acme Notes", "client_secret_basic", &[]);
+    let w = World {
+        tenant: tenant.clone(),
+        client: app.clone(),
+        sub,
+    };
+    let server = Server::start(&data);
+    let p = pkce();
+    let code = get_code(&Browser::new(), &server, &w, "openid offline_access api:read", &p).await;
+    let r = redeem(&server, &app, &code, &p.verifier).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt = r.body["refresh_token"].as_str().unwrap().to_string();
+
+    // The rotation asks for less: api:read only.
+    let narrowed = refresh(&server, &app, &rt, &[("scope", "api:read")]).await;
+    assert_eq!(narrowed.status, 200, "{}", narrowed.body);
+    assert_eq!(narrowed.body["scope"], "api:read");
+    // Presented again at once, asking for the whole family's scope (or naming none, which
+    // means the same): refused, not the wider pair nor the narrowed one.
+    for extra in [
+        vec![],
+        vec![("scope", "openid offline_access api:read")],
+        vec![("scope", "api:read"), ("resource", MCP)],
+    ] {
+        let again = refresh(&server, &app, &rt, &extra).await;
+        again.assert_error(400, "invalid_grant");
+        assert!(again.body.get("access_token").is_none(), "{}", again.body);
+    }
+    // The same request again: the same pair (a retry after a lost answer).
+    let same = refresh(&server, &app, &rt, &[("scope", "api:read")]).await;
+    assert_eq!(same.status, 200, "{}", same.body);
+    assert_eq!(same.body["access_token"], narrowed.body["access_token"]);
+    assert_eq!(same.body["refresh_token"], narrowed.body["refresh_token"]);
+    // The family was not ended by the refusals: the new token rotates.
+    let next = narrowed.body["refresh_token"].as_str().unwrap();
+    let r = refresh(&server, &app, next, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // The finding's order: a refresh for the whole scope, then the same token within the
+    // grace asking for less, which got the earlier, wider pair.
+    let p = pkce();
+    let code = get_code(&Browser::new(), &server, &w, "openid offline_access api:read", &p).await;
+    let rt = redeem(&server, &app, &code, &p.verifier).await.body["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wide = refresh(&server, &app, &rt, &[]).await;
+    assert_eq!(wide.status, 200, "{}", wide.body);
+    assert_eq!(wide.body["scope"], "api:read offline_access openid");
+    let r = refresh(&server, &app, &rt, &[("scope", "api:read")]).await;
+    r.assert_error(400, "invalid_grant");
+    assert!(r.body.get("access_token").is_none(), "{}", r.body);
+}

@@ -425,19 +425,62 @@ struct Successor {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
     expires_at: i64,
+    /// What the rotating request asked for: a re-presentation within the grace gets this pair
+    /// only if it asks for the same.
+    #[serde(default)]
+    asked: Asked,
+}
+
+/// The `scope` and `resource`s a refresh request named (normalised: a scope set, sorted
+/// resources), to tell a retry of the same request from a different one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Asked {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    resources: Vec<String>,
+}
+
+impl Asked {
+    fn of(p: &Params) -> Result<Self, OAuthError> {
+        let scope = match p.get("scope") {
+            None => None,
+            Some(s) => Some(
+                ScopeSet::parse(s)
+                    .map_err(OAuthError::invalid_scope)?
+                    .to_scope_string(),
+            ),
+        };
+        let mut resources: Vec<String> = p.all("resource").to_vec();
+        resources.sort();
+        resources.dedup();
+        Ok(Self { scope, resources })
+    }
+}
+
+/// What a rotated token presented within the grace gets.
+enum Again {
+    /// The same pair its rotation returned.
+    SamePair(TokenResponse),
+    /// Nothing: the request asks for another scope or resource than the rotation did (it could
+    /// otherwise get back a wider pair than it asked for).
+    DifferentRequest,
+    /// Past the grace, or the successor was used or its family ended: reuse.
+    Reuse,
 }
 
 /// Within [`REFRESH_REUSE_GRACE`] of its rotation, a rotated token's successor pair, if that
-/// successor has not itself been used (a client that moved on does not go back) and its family
-/// stands.
+/// successor has not itself been used (a client that moved on does not go back), its family
+/// stands, and the request asks for what the rotating one asked for.
 async fn same_pair_within_grace(
     app: &App,
     presented: &Secret,
     rt: &RefreshToken,
+    p: &Params,
     now: i64,
-) -> Result<Option<TokenResponse>, OAuthError> {
+) -> Result<Again, OAuthError> {
     if now - rt.rotated_at > REFRESH_REUSE_GRACE {
-        return Ok(None);
+        return Ok(Again::Reuse);
     }
     let Some(s) = rt
         .successor
@@ -445,20 +488,23 @@ async fn same_pair_within_grace(
         .and_then(|sealed| crate::secret::open_with(presented, SUCCESSOR_LABEL, sealed))
         .and_then(|plain| serde_json::from_slice::<Successor>(&plain).ok())
     else {
-        return Ok(None);
+        return Ok(Again::Reuse);
     };
     let next_hash = Secret::new(s.refresh_token.clone()).hash().to_hex();
     match app.repo.refresh_token(&next_hash).await? {
         Some(next) if !next.value.rotated && next.value.gid == rt.gid => {}
-        _ => return Ok(None),
+        _ => return Ok(Again::Reuse),
     }
     if app.repo.grant(&rt.sub, &rt.gid).await?.is_none() {
-        return Ok(None);
+        return Ok(Again::Reuse);
+    }
+    if Asked::of(p)? != s.asked {
+        return Ok(Again::DifferentRequest);
     }
     let mut body = TokenResponse::bearer(s.access_token, (s.expires_at - now).max(1), s.scope);
     body.refresh_token = Some(s.refresh_token);
     body.id_token = s.id_token;
-    Ok(Some(body))
+    Ok(Again::SamePair(body))
 }
 
 /// `grant_type=refresh_token`: only for clients registered for it.
@@ -474,9 +520,18 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             return Err(bad());
         }
         if rt.rotated {
-            if let Some(same) = same_pair_within_grace(app, &presented, &rt, app.now()).await? {
-                tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace; the same pair");
-                return Ok(same);
+            match same_pair_within_grace(app, &presented, &rt, p, app.now()).await? {
+                Again::SamePair(same) => {
+                    tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace; the same pair");
+                    return Ok(same);
+                }
+                Again::DifferentRequest => {
+                    tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace for another scope or resource; refused");
+                    return Err(invalid_grant(
+                        "the refresh token was just used; within the grace it is answered only for the same scope and resource as then",
+                    ));
+                }
+                Again::Reuse => {}
             }
             tracing::warn!(client_id = %client.client_id, "refresh token reused; revoking its family");
             revoke_grant(app, &rt.grant(), "refresh.reused", &client.client_id).await?;
@@ -541,6 +596,7 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             id_token: body.id_token.clone(),
             scope: body.scope.clone(),
             expires_at: now + body.expires_in,
+            asked: Asked::of(p)?,
         })
         .ok()
         .and_then(|plain| crate::secret::seal_for(&presented, SUCCESSOR_LABEL, &plain));
