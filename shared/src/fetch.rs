@@ -9,11 +9,13 @@
 //! passed the check (the resolver itself filters, so a name cannot re-resolve elsewhere
 //! between check and connect); no redirects; 2 s for the whole request; at most 64 KiB read.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::domain::net::ip_allowed;
 use url::Url;
 
 /// Largest document read.
@@ -69,51 +71,6 @@ pub fn max_age(cache_control: &str) -> Option<i64> {
     age
 }
 
-/// Whether an address is one we may connect to on a stranger's behalf.
-pub fn ip_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            if v4.is_loopback() {
-                return allow_loopback;
-            }
-            !(v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1])) // CGNAT, RFC 6598
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // IETF protocol assignments
-                || (o[0] == 198 && (18..20).contains(&o[1])) // benchmarking
-                || o[0] >= 240) // reserved
-        }
-        IpAddr::V6(v6) => {
-            if v6.is_loopback() {
-                return allow_loopback;
-            }
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return ip_allowed(IpAddr::V4(v4), allow_loopback);
-            }
-            let s = v6.segments();
-            !(v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link-local
-                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-                || s[0] == 0x2001 && s[1] == 0x0db8 // documentation
-                || s[0] == 0x0064 && s[1] == 0xff9b // NAT64 (would reach IPv4 space)
-                || s[0] == 0x2002 // 6to4 (embeds an IPv4 address)
-                || (s[0] == 0x2001 && s[1] == 0) // Teredo (embeds an IPv4 address)
-                || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010) // ORCHID, 2001:10::/28
-                || (s[0] == 0x0100 && s[1] == 0 && s[2] == 0 && s[3] == 0) // discard-only, 100::/64
-                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0xffff && s[5] == 0) // IPv4-translated, ::ffff:0:0/96
-                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0)) // IPv4-compatible
-        }
-    }
-}
-
 /// Check a URL before fetching it (scheme, host form, port); `Ok` with whether it may go over
 /// plain http to loopback.
 pub fn check_url(url: &str, allow_loopback_http: bool) -> Result<Url, FetchError> {
@@ -137,15 +94,8 @@ pub fn check_url(url: &str, allow_loopback_http: bool) -> Result<Url, FetchError
         }
         _ => return Err(refused("https only")),
     }
-    match host {
-        url::Host::Ipv4(ip) if !ip_allowed(IpAddr::V4(ip), allow_loopback_http) => {
-            Err(refused("a non-public address"))
-        }
-        url::Host::Ipv6(ip) if !ip_allowed(IpAddr::V6(ip), allow_loopback_http) => {
-            Err(refused("a non-public address"))
-        }
-        _ => Ok(u),
-    }
+    crate::domain::net::check_host(&u, allow_loopback_http).map_err(refused)?;
+    Ok(u)
 }
 
 /// A resolver that answers only with addresses [`ip_allowed`] accepts.

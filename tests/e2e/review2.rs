@@ -403,3 +403,103 @@ async fn within_the_refresh_grace_only_the_same_request_gets_the_same_pair() {
     r.assert_error(400, "invalid_grant");
     assert!(r.body.get("access_token").is_none(), "{}", r.body);
 }
+
+/// Finding 6: a `jwks_uri` on a private, link-local, CGNAT, unspecified or unique-local
+/// address was accepted at registration and refused only at fetch time. Now every channel
+/// refuses it with the fetcher's own rule.
+#[tokio::test]
+async fn a_jwks_uri_the_fetcher_would_refuse_is_refused_at_registration() {
+    let data = DataDir::new();
+    let (tenant, _) = mcp_tenant(&data);
+    let server = Server::start(&data);
+    let iat = data.cli(&["iat", "create", "--tenant", &tenant, "--max-uses", "0"])["initial_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, admin) = admin_token(&data, &server, &tenant).await;
+    let api = Api {
+        server: &server,
+        token: admin,
+    };
+    let md = |uri: &str| {
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt",
+               "jwks_uri": uri, "scope": "api:read"})
+    };
+    for uri in [
+        "https://169.254.169.254/latest/meta-data/iam",
+        "https://10.0.0.7/jwks",
+        "https://172.31.0.2/jwks",
+        "https://100.100.100.200/jwks",
+        "https://0.0.0.0/jwks",
+        "https://[::]/jwks",
+        "https://[fd00:ec2::254]/jwks",
+        "https://metadata.google.internal/jwks",
+    ] {
+        register(&server, &tenant, Some(&iat), &md(uri))
+            .await
+            .assert_error(400, "invalid_client_metadata");
+        let r = api.post("/admin/v1/clients", md(uri)).await;
+        assert_eq!(
+            (r.status, &r.body["field"]),
+            (400, &json!("jwks_uri")),
+            "{uri}: {}",
+            r.body
+        );
+        let (ok, _, err) = data.cli_raw(
+            &[
+                "client",
+                "create",
+                "--tenant",
+                &tenant,
+                "--name",
+                "x",
+                "--auth-method",
+                "private_key_jwt",
+                "--jwks-uri",
+                uri,
+            ],
+            &[],
+        );
+        assert!(!ok && err.contains("public hosts"), "{uri}: {err}");
+        let (ok, _, err) = data.cli_raw(
+            &[
+                "issuer",
+                "add",
+                "--tenant",
+                &tenant,
+                "--issuer",
+                "https://idp.example",
+                "--jwks-uri",
+                uri,
+            ],
+            &[],
+        );
+        assert!(!ok && err.contains("public hosts"), "{uri}: {err}");
+    }
+    // A public host is accepted (its DNS answers are checked at each fetch).
+    let r = register(&server, &tenant, Some(&iat), &md("https://keys.example.com/jwks")).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    // And RFC 7592 cannot move it to a private address afterwards.
+    let mut update = r.body.clone();
+    let uri = update["registration_client_uri"].as_str().unwrap().to_string();
+    let rat = update["registration_access_token"].as_str().unwrap().to_string();
+    for f in [
+        "registration_access_token",
+        "registration_client_uri",
+        "client_id_issued_at",
+    ] {
+        update.as_object_mut().unwrap().remove(f);
+    }
+    update["jwks_uri"] = json!("https://169.254.169.254/jwks");
+    let put = Resp::from(
+        http()
+            .put(&uri)
+            .bearer_auth(&rat)
+            .json(&update)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    put.assert_error(400, "invalid_client_metadata");
+}

@@ -536,6 +536,15 @@ pub fn validate_metadata(
                     "jwks_uri must be an https URL without userinfo or fragment",
                 ));
             }
+            // The fetcher's own rule for what it may reach (loopback aside, which only a
+            // loopback development server fetches): a private, link-local, CGNAT, unspecified
+            // or unique-local address, or a local name, is refused now rather than at the
+            // first fetch.
+            crate::domain::net::check_host(&url, true).map_err(|why| {
+                OAuthError::invalid_client_metadata(format!(
+                    "jwks_uri names {why}: keys are fetched only from public hosts"
+                ))
+            })?;
             Some(u.clone())
         }
         Some(_) => return Err(OAuthError::invalid_client_metadata("jwks_uri must be a string")),
@@ -966,6 +975,26 @@ mod tests {
             Err(InvalidClientMetadata),
         );
         check(cc(json!({"unknown_field": "ignored"})), Ok(()));
+        // A jwks_uri the fetcher would refuse is refused at registration.
+        for (uri, ok) in [
+            ("https://keys.example.com/jwks", true),
+            ("http://127.0.0.1:9000/jwks", true),
+            ("https://169.254.169.254/latest/meta-data/", false),
+            ("https://10.1.2.3/jwks", false),
+            ("https://192.168.0.10/jwks", false),
+            ("https://100.64.1.1/jwks", false),
+            ("https://0.0.0.0/jwks", false),
+            ("https://[::]/jwks", false),
+            ("https://[fd12:3456::1]/jwks", false),
+            ("https://[::ffff:10.0.0.1]/jwks", false),
+            ("https://metadata.google.internal/jwks", false),
+            ("https://printer.local/jwks", false),
+        ] {
+            check(
+                cc(json!({"token_endpoint_auth_method": "private_key_jwt", "jwks_uri": uri})),
+                if ok { Ok(()) } else { Err(InvalidClientMetadata) },
+            );
+        }
         check(json!([1, 2]), Err(InvalidClientMetadata));
         check(json!("string"), Err(InvalidClientMetadata));
     }

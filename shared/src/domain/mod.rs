@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod grant_type;
 pub mod id_jag;
 pub mod introspection;
+pub mod net;
 pub mod params;
 pub mod scope;
 pub mod tenant;

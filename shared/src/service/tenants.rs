@@ -316,7 +316,17 @@ pub async fn add_issuer(
             crate::keys::external::check_jwks(v)
                 .map_err(|why| AdminError::Invalid(format!("jwks: {why}")))?;
         }
-        (None, Some(u)) => https_or_loopback("--jwks-uri", u)?,
+        (None, Some(u)) => {
+            https_or_loopback("--jwks-uri", u)?;
+            // The fetcher's rule, applied now (see `domain::net`).
+            let url =
+                url::Url::parse(u).map_err(|_| AdminError::Invalid("--jwks-uri is not a URL".into()))?;
+            crate::domain::net::check_host(&url, true).map_err(|why| {
+                AdminError::Invalid(format!(
+                    "--jwks-uri names {why}: keys are fetched only from public hosts"
+                ))
+            })?;
+        }
         _ => {
             return Err(AdminError::Invalid(
                 "give the issuer's keys: --jwks-file or --jwks-uri (one of them)".into(),
