@@ -13,6 +13,7 @@ pub mod console;
 pub mod discovery;
 pub mod introspect;
 pub mod jwks;
+pub mod links;
 pub mod pages;
 pub mod register;
 pub mod revoke;
