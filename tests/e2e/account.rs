@@ -223,17 +223,21 @@ async fn account_page_lists_connected_apps_and_revoke_ends_their_tokens() {
     assert!(page.has("Acme Notes"), "{}", page.html);
     assert!(page.has("Read your documents") && page.has("See your name and basic profile"));
     assert!(page.has("Allowed ") && page.has("last used"));
-    assert!(page.has(&format!("/account/apps/{}/revoke", w.client.id)));
+    // The Revoke form names the app in its query string.
+    let (revoke, _) = page.form("Revoke");
+    assert_eq!(
+        revoke,
+        server.url(&format!("/account/apps/revoke?client_id={}", w.client.id))
+    );
 
     // Revoke needs the page's CSRF token.
     let csrf = page.hidden("csrf").unwrap();
-    let revoke = server.url(&format!("/account/apps/{}/revoke", w.client.id));
     let r = me
         .post(&revoke, &[("tenant", &w.tenant), ("csrf", "forged")])
         .await;
     assert_eq!(r.status, 400);
     assert!(active(&server, &w.client, &at).await);
-    let r = me.post(&revoke, &[("tenant", &w.tenant), ("csrf", &csrf)]).await;
+    let r = me.submit(&page, "Revoke").await;
     assert_eq!(r.status, 303);
     let page = me.get(r.header("location").unwrap()).await;
     assert!(page.has("Access removed"), "{}", page.html);
@@ -341,4 +345,90 @@ async fn a_new_login_replaces_the_previous_session() {
         .get(&authorize_url(&server, &w.client.id, "openid", &p.challenge, &[]))
         .await;
     assert_eq!(with_new.status, 303, "the new session works");
+}
+
+/// A metadata-document app (its client id the URL of its document) that a user authorized at
+/// the tenant's issuer is revoked from the account page through the form the page renders: its
+/// refresh token is refused and its access token introspects inactive. (The OAuth flow goes to
+/// the tenant's issuer, the only one that knows such an app, in every run of the suite; the
+/// account page is `server.url`'s, so the tenant-issuer run revokes through `/t/{tenant}`.)
+#[tokio::test]
+async fn a_cimd_app_is_revoked_from_the_account_page_and_its_tokens_end() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let rs = data.resource_server(&w.tenant, &[]);
+    data.cli(&["tenant", "set-policy", &w.tenant, "--cimd", "127.0.0.1"]);
+    let (client_id, _hits, task) = crate::cimd::document_host(CALLBACK).await;
+    let server = Server::start(&data);
+    let issuer = format!("{}/t/{}", server.base, w.tenant);
+
+    let b = Browser::new();
+    let p = pkce();
+    let scope = "openid api:read offline_access";
+    let mut url = url::Url::parse(&authorize_url(&server, &client_id, scope, &p.challenge, &[])).unwrap();
+    url.set_path(&format!("/t/{}/oauth2/authorize", w.tenant));
+    let login = b.get(url.as_str()).await;
+    assert_eq!(login.status, 200, "{}", login.html);
+    let consent = b.login(&server, &login, "alice", PASSWORD).await;
+    let q = b.consent(&server, &consent, "approve").await.redirect_params();
+    let t = post_form(
+        &format!("{issuer}/oauth2/token"),
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &q["code"]),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &p.verifier),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    let at = t.body["access_token"].as_str().unwrap().to_string();
+    let rt = t.body["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(jwt_part(&at, 1)["client_id"], client_id.as_str());
+    assert!(active(&server, &rs, &at).await);
+
+    // The same browser, signed in by that login, on its account page.
+    let page = b.get(&server.url(&format!("/account?tenant={}", w.tenant))).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        page.has("<div class=\"name\">127.0.0.1</div>"),
+        "the app is listed by its host: {}",
+        page.html
+    );
+    let encoded: String = url::form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
+    assert!(
+        encoded.starts_with("http%3A%2F%2F127.0.0.1%3A") && page.has(&encoded),
+        "the Revoke form names the app encoded ({encoded}): {}",
+        page.html
+    );
+    let r = b.submit(&page, "Revoke").await;
+    assert_eq!(
+        r.status, 303,
+        "the page's Revoke form reaches its handler: {}",
+        r.html
+    );
+    let after = b.get(r.header("location").unwrap()).await;
+    assert!(after.has("Access removed"), "{}", after.html);
+    assert!(!after.has(&encoded), "{}", after.html);
+
+    post_form(
+        &format!("{issuer}/oauth2/token"),
+        None,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client_id),
+            ("refresh_token", &rt),
+        ],
+    )
+    .await
+    .assert_error(400, "invalid_grant");
+    assert!(
+        !active(&server, &rs, &at).await,
+        "the access token introspects inactive after revoke"
+    );
+    let audit = data.cli(&["audit", "list", "--tenant", &w.tenant]).to_string();
+    assert!(audit.contains("consent.revoked"), "{audit}");
+    task.abort();
 }

@@ -16,7 +16,9 @@ use crate::support::*;
 
 /// Serve a metadata document at `http://127.0.0.1:PORT/client.json` (loopback http, which the
 /// server accepts only because its own issuer is loopback http): its client id, the fetch count.
-async fn document_host(redirect_uri: &str) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+pub(crate) async fn document_host(
+    redirect_uri: &str,
+) -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let id = format!("http://{}/client.json", listener.local_addr().unwrap());
     let doc = json!({

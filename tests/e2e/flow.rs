@@ -42,6 +42,30 @@ impl Page {
         let end = self.html[start..].find('"')? + start;
         Some(unescape(&self.html[start..end]))
     }
+    /// The POST form around the submit button labelled `label`: where a browser sends it and
+    /// its hidden fields.
+    pub fn form(&self, label: &str) -> (String, Vec<(String, String)>) {
+        let html = &self.html;
+        let at = html
+            .find(&format!(">{label}</button>"))
+            .unwrap_or_else(|| panic!("no {label} button in {html}"));
+        let start = html[..at].rfind("<form").expect("in a form");
+        let end = html[at..].find("</form>").expect("form ends") + at;
+        let f = &html[start..end];
+        let open = &f[..f.find('>').unwrap()];
+        let a = open.find(" action=\"").expect("action") + " action=\"".len();
+        let action = unescape(&open[a..a + open[a..].find('"').unwrap()]);
+        let mut fields = Vec::new();
+        let mut rest = f;
+        while let Some(i) = rest.find("<input type=\"hidden\" name=\"") {
+            rest = &rest[i + "<input type=\"hidden\" name=\"".len()..];
+            let name = &rest[..rest.find('"').unwrap()];
+            let v = rest.find("value=\"").unwrap() + "value=\"".len();
+            let value = unescape(&rest[v..v + rest[v..].find('"').unwrap()]);
+            fields.push((name.to_string(), value));
+        }
+        (action, fields)
+    }
     /// The query parameters of the redirect.
     pub fn redirect_params(&self) -> BTreeMap<String, String> {
         let loc = self
@@ -177,6 +201,13 @@ impl Browser {
             req = req.header("cookie", c);
         }
         self.finish(req.send().await.expect("POST")).await
+    }
+
+    /// Submit the form of the button labelled `label` on `page`, as the browser would.
+    pub async fn submit(&self, page: &Page, label: &str) -> Page {
+        let (action, fields) = page.form(label);
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.post(&action, &fields).await
     }
 
     /// Submit the login form on `page`.

@@ -1,15 +1,19 @@
 //! The end user's account page: `GET /account?tenant=T`, `POST /account/login`,
-//! `POST /account/apps/{client_id}/revoke`, `POST /account/logout`.
+//! `POST /account/apps/revoke?client_id=C`, `POST /account/agents/stop?client_id=C&agent_id=A`,
+//! `POST /account/logout`. The page names apps and agents in the query string (`links`): a
+//! metadata-document app's id is a URL. The routes with the ids in the path
+//! (`/account/apps/{client_id}/revoke`, `/account/apps/{client_id}/agents/{agent_id}/stop`)
+//! stay for forms rendered before.
 
 use axum::Router;
-use axum::extract::Path;
 use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::browser::{
-    PageForm, browser_id, clear_session_cookie, cookie, failure_page, see_other, session_cookie_header,
+    Ids, PageForm, browser_id, clear_session_cookie, cookie, failure_page, see_other, session_cookie_header,
     session_cookie_name, with_cookies,
 };
+use super::links;
 use super::pages::{self, AccountView};
 use super::{AppOf, State, finish};
 use crate::domain::tenant::TenantId;
@@ -25,6 +29,8 @@ pub fn router(state: State) -> Router {
             .route("/account", get(show))
             .route("/account/login", post(login))
             .route("/account/logout", post(logout))
+            .route("/account/apps/revoke", post(revoke))
+            .route("/account/agents/stop", post(stop_agent))
             .route("/account/apps/{client_id}/revoke", post(revoke))
             .route(
                 "/account/apps/{client_id}/agents/{agent_id}/stop",
@@ -54,12 +60,14 @@ fn no_tenant() -> Response {
 }
 
 fn account_url(app: &App, tenant: &str, notice: Option<&str>) -> String {
-    let mut u = format!("{}?tenant={tenant}", app.config.endpoint("/account"));
-    if let Some(n) = notice {
-        u.push_str("&notice=");
-        u.push_str(n);
-    }
-    u
+    let mut q = vec![("tenant", tenant)];
+    q.extend(notice.map(|n| ("notice", n)));
+    links::url(&app.config.issuer, "/account", &q)
+}
+
+/// A form that names no app (or agent): nothing to do.
+fn incomplete() -> Response {
+    pages::error_page(400, "This form is incomplete. Reload the account page.")
 }
 
 fn login_form(
@@ -192,7 +200,10 @@ async fn session_for_form(
     Ok(ok.then_some((c, s, u)))
 }
 
-async fn revoke(AppOf(app): AppOf, Path(client_id): Path<String>, form: PageForm) -> Response {
+async fn revoke(AppOf(app): AppOf, ids: Ids, form: PageForm) -> Response {
+    let Some(client_id) = ids.get("client_id") else {
+        return incomplete();
+    };
     let result = async {
         let Some(tenant) = tenant_of(&app, &form).await? else {
             return Ok(no_tenant());
@@ -203,18 +214,17 @@ async fn revoke(AppOf(app): AppOf, Path(client_id): Path<String>, form: PageForm
                 "This form has expired or you are signed out. Reload the account page.",
             ));
         };
-        account::revoke_app(&app, &tenant, &user.sub, &client_id, &user.sub).await?;
+        account::revoke_app(&app, &tenant, &user.sub, client_id, &user.sub).await?;
         Ok::<_, OAuthError>(see_other(&account_url(&app, &tenant, Some("revoked"))))
     }
     .await;
     result.unwrap_or_else(failure_page)
 }
 
-async fn stop_agent(
-    AppOf(app): AppOf,
-    Path((client_id, agent_id)): Path<(String, String)>,
-    form: PageForm,
-) -> Response {
+async fn stop_agent(AppOf(app): AppOf, ids: Ids, form: PageForm) -> Response {
+    let (Some(client_id), Some(agent_id)) = (ids.get("client_id"), ids.get("agent_id")) else {
+        return incomplete();
+    };
     let result = async {
         let Some(tenant) = tenant_of(&app, &form).await? else {
             return Ok(no_tenant());
@@ -225,7 +235,7 @@ async fn stop_agent(
                 "This form has expired or you are signed out. Reload the account page.",
             ));
         };
-        account::stop_agent(&app, &tenant, &user.sub, &client_id, &agent_id).await?;
+        account::stop_agent(&app, &tenant, &user.sub, client_id, agent_id).await?;
         Ok::<_, OAuthError>(see_other(&account_url(&app, &tenant, Some("stopped"))))
     }
     .await;

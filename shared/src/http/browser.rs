@@ -1,9 +1,11 @@
 //! What the browser-facing endpoints (authorize, account) share: cookies, form bodies that
 //! answer with an error page instead of JSON, and turning a flow [`Step`] into a response.
 
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
 
 use super::pages;
 use crate::domain::params::Params;
@@ -176,5 +178,40 @@ impl<S: Send + Sync> FromRequest<S> for PageForm {
             headers: parts.headers,
             posted: true,
         })
+    }
+}
+
+/// The ids a page's link or form names (`client_id`, `agent_id`): in its query string, where
+/// every page puts them (`links`), or in the path of a route kept for links made before
+/// (`/account/apps/{client_id}/revoke`), which axum has percent-decoded. A path parameter wins
+/// over a query parameter of the same name.
+pub struct Ids {
+    path: BTreeMap<String, String>,
+    query: Params,
+}
+
+impl Ids {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.path
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| self.query.get(name))
+            .filter(|v| !v.is_empty())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Ids {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        // No path parameters (the query-string routes) is no path id; one that does not
+        // decode (invalid UTF-8) names nothing.
+        let path = Path::<BTreeMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| p)
+            .unwrap_or_default();
+        let query = Params::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .map_err(|e| pages::error_page(400, &format!("The request is malformed: {e}.")))?;
+        Ok(Self { path, query })
     }
 }

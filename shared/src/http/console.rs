@@ -12,6 +12,11 @@
 //! expiry sends the browser through the (single sign-on) login again.
 //!
 //! Every change goes through `service::admin`, as the admin API's do.
+//!
+//! One app's page and actions name it in the query string (`/console/app?tenant=T&client_id=C`,
+//! `/console/app/disable?...`): a metadata-document client's id is a URL (`links`). The routes
+//! with the id in the path (`/console/apps/{client_id}`, `.../disable`, ...) stay for links
+//! made before.
 
 use askama::Template;
 use axum::Router;
@@ -22,7 +27,8 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::admin::{Admin, Refused, admin_caller};
-use super::browser::{PageForm, see_other, with_cookies};
+use super::browser::{Ids, PageForm, see_other, with_cookies};
+use super::links;
 use super::pages::{self, date, render};
 use super::{State, finish};
 use crate::domain::client::{ADMIN_SCOPE, Client, RESERVED_SCOPE_PREFIX};
@@ -45,6 +51,12 @@ pub fn router(state: State) -> Router {
             .route("/console/logout", post(logout))
             .route("/console/apps", get(apps).post(create_app))
             .route("/console/apps/new", get(new_app))
+            .route("/console/app", get(app_page))
+            .route("/console/app/secret", post(rotate))
+            .route("/console/app/disable", post(disable))
+            .route("/console/app/enable", post(enable))
+            .route("/console/app/delete", get(confirm_delete).post(delete))
+            // The same with the id in the path, for links made before.
             .route("/console/apps/{client_id}", get(app_page))
             .route("/console/apps/{client_id}/secret", post(rotate))
             .route("/console/apps/{client_id}/disable", post(disable))
@@ -109,9 +121,31 @@ impl Session {
     fn csrf(&self) -> String {
         console::csrf(self.token.expose())
     }
+    /// `path` of this tenant's console.
     fn url(&self, path: &str) -> String {
-        format!("{}{path}?tenant={}", self.base, self.tenant())
+        self.url_with(path, &[])
     }
+    /// `path` of this tenant's console, with `extra` query parameters after the tenant.
+    fn url_with(&self, path: &str, extra: &[(&str, &str)]) -> String {
+        let mut q = vec![("tenant", self.tenant())];
+        q.extend_from_slice(extra);
+        links::url(&self.base, path, &q)
+    }
+    /// `path` (`/console/app`, `/console/app/disable`, ...) for the app `client_id`.
+    fn app_url(&self, path: &str, client_id: &str) -> String {
+        self.url_with(path, &[("client_id", client_id)])
+    }
+}
+
+/// The app a console request names (`?client_id=`, or the path of a link made before); none
+/// is no app ("There is no such application").
+fn app_id(ids: &Ids) -> &str {
+    ids.get("client_id").unwrap_or_default()
+}
+
+/// Where the browser signs in to `tenant`'s console.
+fn sign_in_url(app: &App, tenant: &TenantId) -> String {
+    links::url(&app.config.issuer, "/console", &[("tenant", tenant.as_str())])
 }
 
 /// Why a console request gets no page.
@@ -152,11 +186,7 @@ async fn session(app: &App, query: &Option<String>, headers: &HeaderMap) -> Resu
 /// A GET page: the session, or a redirect to sign in.
 async fn page_session(app: &App, query: &Option<String>, headers: &HeaderMap) -> Result<Session, Response> {
     session(app, query, headers).await.map_err(|n| match n {
-        NoSession::SignIn(t) => see_other(&format!(
-            "{}?tenant={}",
-            app.config.endpoint("/console"),
-            t.as_str()
-        )),
+        NoSession::SignIn(t) => see_other(&sign_in_url(app, &t)),
         NoSession::NoTenant => no_tenant(),
         NoSession::Failed(e) => super::browser::failure_page(e),
     })
@@ -168,7 +198,7 @@ async fn form_session(app: &App, query: &Option<String>, form: &PageForm) -> Res
         NoSession::SignIn(t) => pages::error_page_with_link(
             401,
             "Your console session has ended. Sign in again; nothing was changed.",
-            &format!("{}?tenant={}", app.config.endpoint("/console"), t.as_str()),
+            &sign_in_url(app, &t),
             "Sign in",
         ),
         NoSession::NoTenant => no_tenant(),
@@ -228,7 +258,7 @@ async fn callback(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers
     let clear_flow = set_cookie(&app, &flow_cookie_name(&app), "", 0);
     let start_over = |tenant: Option<&TenantId>, message: &str| {
         let link = match tenant {
-            Some(t) => format!("{}?tenant={}", app.config.endpoint("/console"), t.as_str()),
+            Some(t) => sign_in_url(&app, t),
             None => app.config.issuer.clone(),
         };
         with_cookies(
@@ -265,10 +295,10 @@ async fn callback(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers
     };
     match con::redeem(&app, tenant.as_str(), code, &flow.verifier).await {
         Ok(Some(signed)) => with_cookies(
-            see_other(&format!(
-                "{}?tenant={}",
-                app.config.endpoint("/console/apps"),
-                tenant.as_str()
+            see_other(&links::url(
+                &app.config.issuer,
+                "/console/apps",
+                &[("tenant", tenant.as_str())],
             )),
             [
                 clear_flow,
@@ -340,7 +370,7 @@ async fn logout(StateX(app): StateX<State>, RawQuery(query): RawQuery, form: Pag
 #[template(path = "console/frame.html")]
 struct Frame<'a> {
     tenant: &'a str,
-    base: &'a str,
+    logout_action: String,
     who: &'a str,
     csrf: &'a str,
     tabs: Vec<(&'static str, &'static str, String)>,
@@ -369,7 +399,7 @@ fn console_page(
     ];
     let body = render(&Frame {
         tenant: s.tenant(),
-        base: &s.base,
+        logout_action: s.url("/console/logout"),
         who: &s.who,
         csrf: &s.csrf(),
         tabs,
@@ -423,16 +453,10 @@ fn app_name(c: &Client) -> String {
 }
 
 fn next_href(s: &Session, path: &str, extra: &[(&str, &str)], cursor: Option<String>) -> Option<String> {
-    let cursor = cursor?;
-    let mut q = url::form_urlencoded::Serializer::new(String::new());
-    q.append_pair("tenant", s.tenant());
-    for (k, v) in extra {
-        if !v.is_empty() {
-            q.append_pair(k, v);
-        }
-    }
-    q.append_pair("cursor", &encode_cursor(&cursor));
-    Some(format!("{}{path}?{}", s.base, q.finish()))
+    let cursor = encode_cursor(&cursor?);
+    let mut q: Vec<(&str, &str)> = extra.iter().copied().filter(|(_, v)| !v.is_empty()).collect();
+    q.push(("cursor", &cursor));
+    Some(s.url_with(path, &q))
 }
 
 fn encode_cursor(c: &str) -> String {
@@ -452,6 +476,7 @@ fn cursor_of(q: &Params) -> Option<String> {
 
 struct AppRowView {
     client_id: String,
+    href: String,
     name: String,
     kind: &'static str,
     scopes: Vec<String>,
@@ -463,9 +488,8 @@ struct AppRowView {
 
 #[derive(Template)]
 #[template(path = "console/apps.html")]
-struct AppsBody<'a> {
-    base: &'a str,
-    tenant: &'a str,
+struct AppsBody {
+    new_href: String,
     rows: Vec<AppRowView>,
     next_href: Option<String>,
 }
@@ -501,12 +525,12 @@ async fn apps(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers: He
                 r.users.to_string()
             },
             disabled: r.client.disabled,
+            href: s.app_url("/console/app", &r.client.client_id),
             client_id: r.client.client_id,
         })
         .collect();
     let body = render(&AppsBody {
-        base: &s.base,
-        tenant: s.tenant(),
+        new_href: s.url("/console/apps/new"),
         rows,
         next_href: next_href(&s, "/console/apps", &[], next),
     });
@@ -522,8 +546,8 @@ struct ScopeChoice {
 #[derive(Template)]
 #[template(path = "console/app_new.html")]
 struct NewAppBody<'a> {
-    base: &'a str,
-    tenant: &'a str,
+    action: String,
+    cancel_href: String,
     csrf: &'a str,
     name: &'a str,
     kind: &'a str,
@@ -550,8 +574,8 @@ async fn new_app_form(app: &App, s: &Session, form: Option<&Params>, error: Opti
         })
         .collect();
     let body = render(&NewAppBody {
-        base: &s.base,
-        tenant: s.tenant(),
+        action: s.url("/console/apps"),
+        cancel_href: s.url("/console/apps"),
         csrf: &s.csrf(),
         name: get("name"),
         kind: get("kind"),
@@ -579,8 +603,7 @@ async fn new_app(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers:
 #[derive(Template)]
 #[template(path = "console/secret.html")]
 struct SecretBody<'a> {
-    base: &'a str,
-    tenant: &'a str,
+    app_href: String,
     heading: &'a str,
     name: &'a str,
     client_id: &'a str,
@@ -597,8 +620,7 @@ fn secret_page(app: &App, s: &Session, heading: &str, c: &Client, secret: &Secre
         .filter(|_| c.previous_secret_until > app.now())
         .map(|_| format!("keeps working until {}", date(c.previous_secret_until)));
     let body = render(&SecretBody {
-        base: &s.base,
-        tenant: s.tenant(),
+        app_href: s.app_url("/console/app", &c.client_id),
         heading,
         name: &app_name(c),
         client_id: &c.client_id,
@@ -656,12 +678,7 @@ async fn create_app(StateX(app): StateX<State>, RawQuery(query): RawQuery, form:
     match svc::create_client(&app, s.tenant(), &body, &s.admin.actor).await {
         Ok(reg) => match &reg.secret {
             Some(secret) => secret_page(&app, &s, "Application created", &reg.client, secret),
-            None => see_other(&format!(
-                "{}/console/apps/{}?tenant={}",
-                s.base,
-                reg.client.client_id,
-                s.tenant()
-            )),
+            None => see_other(&s.app_url("/console/app", &reg.client.client_id)),
         },
         Err(e) => match admin_error(e) {
             Ok(msg) => new_app_form(&app, &s, Some(p), Some(&msg)).await,
@@ -673,8 +690,10 @@ async fn create_app(StateX(app): StateX<State>, RawQuery(query): RawQuery, form:
 #[derive(Template)]
 #[template(path = "console/app.html")]
 struct AppBody<'a> {
-    base: &'a str,
-    tenant: &'a str,
+    all_href: String,
+    secret_action: String,
+    toggle_action: String,
+    delete_href: String,
     csrf: &'a str,
     client_id: &'a str,
     name: String,
@@ -685,13 +704,15 @@ struct AppBody<'a> {
     created: String,
     last_used: String,
     grace: Option<String>,
+    /// (href, name) of the app it is an agent of.
     agent_of: Option<(String, String)>,
     disabled: bool,
     managed: bool,
     has_secret: bool,
     users: Vec<(String, String)>,
     more_users: String,
-    agents: Vec<(String, String)>,
+    /// (href, client id, name) of each of its agents.
+    agents: Vec<(String, String, String)>,
 }
 
 async fn app_view(app: &App, s: &Session, client_id: &str, error: Option<&str>) -> Response {
@@ -717,8 +738,17 @@ async fn app_view(app: &App, s: &Session, client_id: &str, error: Option<&str>) 
     let c = &d.client;
     let now = app.now();
     let body = render(&AppBody {
-        base: &s.base,
-        tenant: s.tenant(),
+        all_href: s.url("/console/apps"),
+        secret_action: s.app_url("/console/app/secret", &c.client_id),
+        toggle_action: s.app_url(
+            if c.disabled {
+                "/console/app/enable"
+            } else {
+                "/console/app/disable"
+            },
+            &c.client_id,
+        ),
+        delete_href: s.app_url("/console/app/delete", &c.client_id),
         csrf: &s.csrf(),
         client_id: &c.client_id,
         name: app_name(c),
@@ -733,7 +763,10 @@ async fn app_view(app: &App, s: &Session, client_id: &str, error: Option<&str>) 
             .as_ref()
             .filter(|_| c.previous_secret_until > now)
             .map(|_| format!("keeps working until {}", date(c.previous_secret_until))),
-        agent_of: d.agent_of.as_ref().map(|a| (a.client_id.clone(), app_name(a))),
+        agent_of: d
+            .agent_of
+            .as_ref()
+            .map(|a| (s.app_url("/console/app", &a.client_id), app_name(a))),
         disabled: c.disabled,
         managed: c.metadata.scopes().contains(ADMIN_SCOPE),
         has_secret: c.secret_hash.is_some(),
@@ -757,7 +790,13 @@ async fn app_view(app: &App, s: &Session, client_id: &str, error: Option<&str>) 
         agents: d
             .agents
             .iter()
-            .map(|a| (a.client_id.clone(), app_name(a)))
+            .map(|a| {
+                (
+                    s.app_url("/console/app", &a.client_id),
+                    a.client_id.clone(),
+                    app_name(a),
+                )
+            })
             .collect(),
     });
     console_page(
@@ -773,22 +812,18 @@ async fn app_view(app: &App, s: &Session, client_id: &str, error: Option<&str>) 
 
 async fn app_page(
     StateX(app): StateX<State>,
-    Path(client_id): Path<String>,
+    ids: Ids,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     match page_session(&app, &query, &headers).await {
-        Ok(s) => app_view(&app, &s, &client_id, None).await,
+        Ok(s) => app_view(&app, &s, app_id(&ids), None).await,
         Err(r) => r,
     }
 }
 
-async fn rotate(
-    StateX(app): StateX<State>,
-    Path(client_id): Path<String>,
-    RawQuery(query): RawQuery,
-    form: PageForm,
-) -> Response {
+async fn rotate(StateX(app): StateX<State>, ids: Ids, RawQuery(query): RawQuery, form: PageForm) -> Response {
+    let client_id = app_id(&ids);
     let s = match form_session(&app, &query, &form).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -798,10 +833,10 @@ async fn rotate(
         .get("grace_seconds")
         .and_then(|g| g.parse::<i64>().ok())
         .unwrap_or(86_400);
-    match svc::rotate_secret(&app, s.tenant(), &client_id, grace, &s.admin.actor, false).await {
+    match svc::rotate_secret(&app, s.tenant(), client_id, grace, &s.admin.actor, false).await {
         Ok((secret, c)) => secret_page(&app, &s, "New secret", &c, &secret),
         Err(e) => match admin_error(e) {
-            Ok(msg) => app_view(&app, &s, &client_id, Some(&msg)).await,
+            Ok(msg) => app_view(&app, &s, client_id, Some(&msg)).await,
             Err(r) => r,
         },
     }
@@ -820,11 +855,9 @@ async fn set_disabled(
     };
     let patch = json!({"disabled": disabled});
     match svc::patch_client(app, s.tenant(), client_id, None, &patch, &s.admin.actor).await {
-        Ok(_) => see_other(&format!(
-            "{}/console/apps?tenant={}&notice={}",
-            s.base,
-            s.tenant(),
-            if disabled { "disabled" } else { "enabled" }
+        Ok(_) => see_other(&s.url_with(
+            "/console/apps",
+            &[("notice", if disabled { "disabled" } else { "enabled" })],
         )),
         Err(e) => match admin_error(e) {
             Ok(msg) => app_view(app, &s, client_id, Some(&msg)).await,
@@ -833,29 +866,19 @@ async fn set_disabled(
     }
 }
 
-async fn disable(
-    StateX(app): StateX<State>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    form: PageForm,
-) -> Response {
-    set_disabled(&app, &q, &form, &id, true).await
+async fn disable(StateX(app): StateX<State>, ids: Ids, RawQuery(q): RawQuery, form: PageForm) -> Response {
+    set_disabled(&app, &q, &form, app_id(&ids), true).await
 }
 
-async fn enable(
-    StateX(app): StateX<State>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    form: PageForm,
-) -> Response {
-    set_disabled(&app, &q, &form, &id, false).await
+async fn enable(StateX(app): StateX<State>, ids: Ids, RawQuery(q): RawQuery, form: PageForm) -> Response {
+    set_disabled(&app, &q, &form, app_id(&ids), false).await
 }
 
 #[derive(Template)]
 #[template(path = "console/confirm_delete.html")]
 struct ConfirmDeleteBody<'a> {
-    base: &'a str,
-    tenant: &'a str,
+    action: String,
+    cancel_href: String,
     csrf: &'a str,
     client_id: &'a str,
     name: String,
@@ -864,7 +887,7 @@ struct ConfirmDeleteBody<'a> {
 
 async fn confirm_delete(
     StateX(app): StateX<State>,
-    Path(client_id): Path<String>,
+    ids: Ids,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -872,7 +895,7 @@ async fn confirm_delete(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let d = match con::app_detail(&app, s.tenant(), &client_id).await {
+    let d = match con::app_detail(&app, s.tenant(), app_id(&ids)).await {
         Ok(d) => d,
         Err(e) => {
             return match admin_error(e) {
@@ -882,8 +905,8 @@ async fn confirm_delete(
         }
     };
     let body = render(&ConfirmDeleteBody {
-        base: &s.base,
-        tenant: s.tenant(),
+        action: s.app_url("/console/app/delete", &d.client.client_id),
+        cancel_href: s.app_url("/console/app", &d.client.client_id),
         csrf: &s.csrf(),
         client_id: &d.client.client_id,
         name: app_name(&d.client),
@@ -892,24 +915,16 @@ async fn confirm_delete(
     console_page(&s, 200, "Delete application", "apps", None, None, &body)
 }
 
-async fn delete(
-    StateX(app): StateX<State>,
-    Path(client_id): Path<String>,
-    RawQuery(query): RawQuery,
-    form: PageForm,
-) -> Response {
+async fn delete(StateX(app): StateX<State>, ids: Ids, RawQuery(query): RawQuery, form: PageForm) -> Response {
+    let client_id = app_id(&ids);
     let s = match form_session(&app, &query, &form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    match svc::delete_client(&app, s.tenant(), &client_id, &s.admin.actor).await {
-        Ok(()) => see_other(&format!(
-            "{}/console/apps?tenant={}&notice=deleted",
-            s.base,
-            s.tenant()
-        )),
+    match svc::delete_client(&app, s.tenant(), client_id, &s.admin.actor).await {
+        Ok(()) => see_other(&s.url_with("/console/apps", &[("notice", "deleted")])),
         Err(e) => match admin_error(e) {
-            Ok(msg) => app_view(&app, &s, &client_id, Some(&msg)).await,
+            Ok(msg) => app_view(&app, &s, client_id, Some(&msg)).await,
             Err(r) => r,
         },
     }
@@ -918,7 +933,8 @@ async fn delete(
 // ---- users -----------------------------------------------------------------------------------
 
 struct UserRow {
-    sub: String,
+    /// Where its Deactivate (or Reactivate) form posts.
+    action: String,
     username: String,
     display: String,
     email: String,
@@ -931,8 +947,7 @@ struct UserRow {
 #[derive(Template)]
 #[template(path = "console/users.html")]
 struct UsersBody<'a> {
-    base: &'a str,
-    tenant: &'a str,
+    create_action: String,
     csrf: &'a str,
     rows: Vec<UserRow>,
     next_href: Option<String>,
@@ -962,19 +977,22 @@ async fn users_view(
         .into_iter()
         .map(|u| UserRow {
             is_me: u.sub == s.admin.actor,
+            action: s.url(&format!(
+                "/console/users/{}/{}",
+                links::segment(&u.sub),
+                if u.active { "deactivate" } else { "reactivate" }
+            )),
             display: u.name.clone().unwrap_or_else(|| u.username.clone()),
             email: u.email.clone().unwrap_or_default(),
             admin: u.admin,
             active: u.active,
             created: date(u.created_at),
             username: u.username,
-            sub: u.sub,
         })
         .collect();
     let get = |k: &str| form.and_then(|f| f.get(k)).unwrap_or("");
     let body = render(&UsersBody {
-        base: &s.base,
-        tenant: s.tenant(),
+        create_action: s.url("/console/users"),
         csrf: &s.csrf(),
         rows,
         next_href: next_href(s, "/console/users", &[], next),
@@ -1023,11 +1041,7 @@ async fn create_user(StateX(app): StateX<State>, RawQuery(query): RawQuery, form
     )
     .await;
     match created {
-        Ok(_) => see_other(&format!(
-            "{}/console/users?tenant={}&notice=user-created",
-            s.base,
-            s.tenant()
-        )),
+        Ok(_) => see_other(&s.url_with("/console/users", &[("notice", "user-created")])),
         Err(e) => match admin_error(e) {
             Ok(msg) => users_view(&app, &s, None, Some(p), None, Some(&msg)).await,
             Err(r) => r,
@@ -1044,11 +1058,9 @@ async fn set_active(app: &App, query: &Option<String>, form: &PageForm, sub: &st
         return users_view(app, &s, None, None, None, Some("You cannot deactivate yourself.")).await;
     }
     match svc::set_active(app, s.tenant(), sub, active, &s.admin.actor).await {
-        Ok(_) => see_other(&format!(
-            "{}/console/users?tenant={}&notice={}",
-            s.base,
-            s.tenant(),
-            if active { "reactivated" } else { "deactivated" }
+        Ok(_) => see_other(&s.url_with(
+            "/console/users",
+            &[("notice", if active { "reactivated" } else { "deactivated" })],
         )),
         Err(e) => match admin_error(e) {
             Ok(msg) => users_view(app, &s, None, None, None, Some(&msg)).await,
@@ -1088,7 +1100,7 @@ struct AuditRow {
 #[derive(Template)]
 #[template(path = "console/audit.html")]
 struct AuditBody<'a> {
-    base: &'a str,
+    action: String,
     tenant: &'a str,
     kind: &'a str,
     subject: &'a str,
@@ -1134,7 +1146,7 @@ async fn audit(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers: H
         })
         .collect();
     let body = render(&AuditBody {
-        base: &s.base,
+        action: links::url(&s.base, "/console/audit", &[]),
         tenant: s.tenant(),
         kind,
         subject,
@@ -1162,8 +1174,7 @@ async fn audit(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers: H
 #[derive(Template)]
 #[template(path = "console/policy.html")]
 struct PolicyBody<'a> {
-    base: &'a str,
-    tenant: &'a str,
+    action: String,
     csrf: &'a str,
     version: u64,
     dcr: &'a str,
@@ -1207,8 +1218,7 @@ async fn policy_view(app: &App, s: &Session, notice: Option<&str>, error: Option
         })
         .collect();
     let body = render(&PolicyBody {
-        base: &s.base,
-        tenant: s.tenant(),
+        action: s.url("/console/policy"),
         csrf: &s.csrf(),
         version: t.version,
         dcr: dcr_name(t.value.dcr_policy),
@@ -1288,11 +1298,7 @@ async fn save_policy(StateX(app): StateX<State>, RawQuery(query): RawQuery, form
     }
     .await;
     match result {
-        Ok(_) => see_other(&format!(
-            "{}/console/policy?tenant={}&notice=policy",
-            s.base,
-            s.tenant()
-        )),
+        Ok(_) => see_other(&s.url_with("/console/policy", &[("notice", "policy")])),
         Err(e) => match admin_error(e) {
             Ok(msg) => policy_view(&app, &s, None, Some(&msg)).await,
             Err(r) => r,

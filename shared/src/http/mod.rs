@@ -13,6 +13,9 @@ pub mod console;
 pub mod discovery;
 pub mod introspect;
 pub mod jwks;
+pub mod links;
+#[cfg(test)]
+mod page_tests;
 pub mod pages;
 pub mod register;
 pub mod revoke;

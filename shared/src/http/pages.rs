@@ -9,6 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::LazyLock;
 
+use super::links;
 use crate::service::account::ConnectedApp;
 use crate::service::authorize::{ConsentPage, LoginPage};
 
@@ -377,7 +378,7 @@ pub struct AccountView<'a> {
 struct AppCard<'a> {
     name: &'a str,
     initial: String,
-    client_id: &'a str,
+    revoke_action: String,
     granted: String,
     last_used: Option<String>,
     scopes_html: String,
@@ -386,7 +387,7 @@ struct AppCard<'a> {
 
 struct AgentRow<'a> {
     name: &'a str,
-    client_id: &'a str,
+    stop_action: String,
     last_acted: String,
     stopped: bool,
 }
@@ -395,7 +396,7 @@ struct AgentRow<'a> {
 #[template(path = "account.html")]
 struct AccountBody<'a> {
     who: &'a str,
-    base: &'a str,
+    logout_action: String,
     tenant: &'a str,
     csrf: &'a str,
     notice: Option<&'a str>,
@@ -409,7 +410,7 @@ pub fn account_page(v: &AccountView<'_>) -> Response {
         .map(|a| AppCard {
             name: &a.name,
             initial: initial(&a.name),
-            client_id: &a.client_id,
+            revoke_action: links::url(v.base, "/account/apps/revoke", &[("client_id", &a.client_id)]),
             granted: date(a.granted_at),
             last_used: a.last_used.map(date),
             scopes_html: scope_list(&a.scopes, ""),
@@ -418,7 +419,11 @@ pub fn account_page(v: &AccountView<'_>) -> Response {
                 .iter()
                 .map(|g| AgentRow {
                     name: &g.name,
-                    client_id: &g.client_id,
+                    stop_action: links::url(
+                        v.base,
+                        "/account/agents/stop",
+                        &[("client_id", &a.client_id), ("agent_id", &g.client_id)],
+                    ),
                     last_acted: date(g.last_acted),
                     stopped: g.stopped,
                 })
@@ -427,7 +432,7 @@ pub fn account_page(v: &AccountView<'_>) -> Response {
         .collect();
     let body = render(&AccountBody {
         who: v.who,
-        base: v.base,
+        logout_action: links::url(v.base, "/account/logout", &[]),
         tenant: v.tenant,
         csrf: v.csrf,
         notice: v.notice,

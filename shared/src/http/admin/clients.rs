@@ -248,7 +248,10 @@ pub(super) async fn create_client(StateX(app): StateX<State>, admin: Admin, req:
         },
         Some(1),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("/admin/v1/clients/{}", reg.client.client_id)) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "/admin/v1/clients/{}",
+        crate::http::links::segment(&reg.client.client_id)
+    )) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)

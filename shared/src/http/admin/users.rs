@@ -151,7 +151,10 @@ pub(super) async fn create_user(StateX(app): StateX<State>, admin: Admin, req: R
         other => other.into(),
     })?;
     let mut resp = json_answer(StatusCode::CREATED, &UserView::from(&u), Some(1));
-    if let Ok(v) = HeaderValue::from_str(&format!("/admin/v1/users/{}", u.sub)) {
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "/admin/v1/users/{}",
+        crate::http::links::segment(&u.sub)
+    )) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
