@@ -190,6 +190,10 @@ pub enum TenantCommand {
         /// comma-separated list of the hosts whose documents are accepted.
         #[arg(long)]
         cimd: Option<String>,
+        /// How far ahead (seconds, 60 to 3600) a private_key_jwt client assertion's `exp` may
+        /// be; `default` for an hour (what common client libraries sign).
+        #[arg(long, value_name = "SECONDS|default")]
+        client_assertion_max_lifetime: Option<String>,
     },
 }
 

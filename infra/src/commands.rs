@@ -245,6 +245,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 name,
                 password_grant,
                 cimd,
+                client_assertion_max_lifetime,
             } => {
                 let mut t = tenants::get(&app, &name).await.map_err(admin)?;
                 if let Some(p) = password_grant {
@@ -261,6 +262,24 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                     };
                     let changes = shared::service::admin::PolicyChanges {
                         cimd: Some(policy),
+                        ..Default::default()
+                    };
+                    t = shared::service::admin::patch_policy(&app, &name, None, changes, "cli")
+                        .await
+                        .map_err(admin)?
+                        .value;
+                }
+                if let Some(l) = client_assertion_max_lifetime {
+                    let value = match l.as_str() {
+                        "default" => None,
+                        n => Some(n.parse::<i64>().map_err(|_| {
+                            Failure(
+                                "--client-assertion-max-lifetime is a number of seconds or default".into(),
+                            )
+                        })?),
+                    };
+                    let changes = shared::service::admin::PolicyChanges {
+                        client_assertion_max_lifetime: Some(value),
                         ..Default::default()
                     };
                     t = shared::service::admin::patch_policy(&app, &name, None, changes, "cli")

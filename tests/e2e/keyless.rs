@@ -220,7 +220,7 @@ async fn private_key_jwt_clients_authenticate_with_signed_assertions_and_nothing
         ),
         (
             "exp too far ahead",
-            assertion(&k1, &id, &iss, None, json!({"exp": now() + 900})),
+            assertion(&k1, &id, &iss, None, json!({"exp": now() + 3600 + 120})),
         ),
         ("no exp", assertion(&k1, &id, &iss, None, json!({"exp": null}))),
         ("no jti", assertion(&k1, &id, &iss, None, json!({"jti": null}))),
@@ -458,17 +458,25 @@ async fn jwks_uri_keys_are_fetched_through_the_guarded_fetcher_and_cached() {
         "an unknown kid is refetched at most once a minute"
     );
 
+    // Addresses the fetcher would refuse are refused at registration already (issue 19).
+    for (why, uri) in [
+        (
+            "the metadata address",
+            "https://169.254.169.254/latest/meta-data/",
+        ),
+        ("a private address", "https://10.0.0.1/jwks"),
+        ("IPv6 unique-local", "https://[fd00:ec2::254]/jwks"),
+    ] {
+        dcr(&server, &tenant, &iat, keyed(uri))
+            .await
+            .assert_error(400, "invalid_client_metadata");
+        let _ = why;
+    }
     // What the fetcher refuses (each client's assertion fails; nothing reaches the host).
     for (why, uri) in [
         ("a redirect", format!("{base}/moved")),
         ("more than 64 KiB", format!("{base}/big")),
         ("slower than 2 s", format!("{base}/slow")),
-        (
-            "the metadata address",
-            "https://169.254.169.254/latest/meta-data/".to_string(),
-        ),
-        ("a private address", "https://10.0.0.1/jwks".to_string()),
-        ("IPv6 unique-local", "https://[fd00:ec2::254]/jwks".to_string()),
     ] {
         let r = dcr(&server, &tenant, &iat, keyed(&uri)).await;
         assert_eq!(r.status, 201, "{why}: {}", r.body);

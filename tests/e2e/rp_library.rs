@@ -292,8 +292,39 @@ async fn authlib_authenticates_with_private_key_jwt_from_discovery() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["token"]["token_type"], "Bearer", "{v}");
+    // authlib's own default: assertions valid for an hour (accepted out of the box).
+    assert_eq!(v["assertion_lifetimes"], serde_json::json!([3600, 3600]), "{v}");
     let at = v["token"]["access_token"].as_str().unwrap();
     assert_eq!(jwt_part(at, 1)["client_id"], id);
     assert_eq!(v["introspection"]["active"], true, "{v}");
     assert_eq!(v["introspection"]["client_id"], id);
+
+    // A tenant may accept less: then the same hour-long assertion is refused.
+    let t = data.cli(&[
+        "tenant",
+        "set-policy",
+        &tenant,
+        "--client-assertion-max-lifetime",
+        "300",
+    ]);
+    assert_eq!(t["client_assertion_max_lifetime"], 300, "{t}");
+    after_tenant_change().await;
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("tests/interop/authlib_private_key_jwt.py"))
+        .args([
+            server.issuer.as_str(),
+            id,
+            pem_file.to_str().unwrap(),
+            "authlib-1",
+            "refused",
+        ])
+        .output()
+        .expect("run .venv/bin/python");
+    assert!(
+        out.status.success(),
+        "authlib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["refused"], "invalid_client", "{v}");
 }

@@ -10,8 +10,14 @@ pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-t
 /// The explicit type RFC 10070 gives client authentication JWTs.
 pub const CLIENT_AUTH_TYP: &str = "client-authentication+jwt";
 
-/// Longest time ahead a client assertion's `exp` may be.
-pub const MAX_ASSERTION_LIFETIME: i64 = 300;
+/// Longest time ahead a client assertion's `exp` may be, unless the tenant sets a shorter one:
+/// an hour, because the most used client libraries (authlib, Google's) sign client assertions
+/// with `exp = iat + 3600` by default. Its `jti` is remembered until then, so it is no more
+/// replayable for it.
+pub const MAX_ASSERTION_LIFETIME: i64 = 3600;
+
+/// The shortest such bound a tenant may set.
+pub const MIN_ASSERTION_LIFETIME: i64 = 60;
 
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
 pub const SKEW: i64 = 30;
@@ -38,6 +44,7 @@ pub fn check_client_assertion(
     client_id: &str,
     issuer: &str,
     endpoints: &[String],
+    max_lifetime: i64,
     now: i64,
 ) -> Result<Accepted, &'static str> {
     let typed = match typ {
@@ -71,8 +78,8 @@ pub fn check_client_assertion(
     if exp + SKEW <= now {
         return Err("the assertion has expired");
     }
-    if exp > now + MAX_ASSERTION_LIFETIME + SKEW {
-        return Err("exp may be at most 5 minutes ahead");
+    if exp > now + max_lifetime + SKEW {
+        return Err("exp is further ahead than this tenant accepts (an hour, unless it set less)");
     }
     if let Some(nbf) = claims.get("nbf") {
         match nbf.as_i64() {
@@ -197,6 +204,7 @@ mod tests {
             "c1",
             ISS,
             &[TE.to_string(), format!("{ISS}/oauth2/introspect")],
+            MAX_ASSERTION_LIFETIME,
             1_000_000,
         )
     }
@@ -234,7 +242,17 @@ mod tests {
         assert!(check(None, json!({"exp": null})).is_err());
         assert!(check(None, json!({"exp": 999_960})).is_err());
         assert!(check(None, json!({"exp": 1_000_000 + 300})).is_ok());
-        assert!(check(None, json!({"exp": 1_000_000 + 400})).is_err());
+        // An hour ahead, as authlib and Google's libraries sign them; not more.
+        assert!(check(None, json!({"exp": 1_000_000 + 3600})).is_ok());
+        assert!(check(None, json!({"exp": 1_000_000 + 3600 + SKEW + 1})).is_err());
+        // A tenant's shorter bound.
+        let short = |exp: i64| {
+            let mut c = good();
+            c["exp"] = json!(exp);
+            check_client_assertion(None, &c, "c1", ISS, &[], 300, 1_000_000)
+        };
+        assert!(short(1_000_300).is_ok());
+        assert!(short(1_000_400).is_err());
         assert!(check(None, json!({"exp": "1000100"})).is_err());
         assert!(check(None, json!({"nbf": 1_000_100})).is_err());
         assert!(check(None, json!({"iat": 1_000_100})).is_err());

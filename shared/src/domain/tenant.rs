@@ -129,6 +129,10 @@ pub struct Tenant {
     /// Which Client ID Metadata Documents are accepted (`domain::cimd`); none by default.
     #[serde(default, skip_serializing_if = "is_deny")]
     pub cimd: crate::domain::cimd::CimdPolicy,
+    /// How far ahead a `private_key_jwt` client assertion's `exp` may be, in seconds; `None`:
+    /// [`crate::domain::assertion::MAX_ASSERTION_LIFETIME`] (an hour). Only shorter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_assertion_max_lifetime: Option<i64>,
     pub created_at: i64,
 }
 
@@ -149,6 +153,15 @@ pub struct TrustedIssuer {
 }
 
 impl Tenant {
+    /// How far ahead a client assertion's `exp` may be here (see
+    /// [`Tenant::client_assertion_max_lifetime`]).
+    pub fn client_assertion_lifetime(&self) -> i64 {
+        use crate::domain::assertion::{MAX_ASSERTION_LIFETIME, MIN_ASSERTION_LIFETIME};
+        self.client_assertion_max_lifetime
+            .unwrap_or(MAX_ASSERTION_LIFETIME)
+            .clamp(MIN_ASSERTION_LIFETIME, MAX_ASSERTION_LIFETIME)
+    }
+
     /// The trusted issuer with this identifier (compared as strings).
     pub fn trusted_issuer(&self, iss: &str) -> Option<&TrustedIssuer> {
         self.trusted_issuers.iter().find(|t| t.issuer == iss)
@@ -204,6 +217,7 @@ impl Tenant {
             trusted_issuers: Vec::new(),
             app_allowlist: None,
             cimd: Default::default(),
+            client_assertion_max_lifetime: None,
             created_at: now,
         }
     }

@@ -624,6 +624,8 @@ pub struct PolicyChanges {
     /// `Some(None)`: the allowlist off; `Some(Some(ids))`: only these apps.
     pub app_allowlist: Option<Option<Vec<String>>>,
     pub cimd: Option<crate::domain::cimd::CimdPolicy>,
+    /// How far ahead a client assertion's `exp` may be (`Some(None)`: an hour).
+    pub client_assertion_max_lifetime: Option<Option<i64>>,
 }
 
 pub async fn tenant(app: &App, tenant: &str) -> Result<Versioned<Tenant>, AdminError> {
@@ -656,6 +658,12 @@ pub async fn patch_policy(
             2 * 366 * 86_400,
         ),
         ("session_ttl", c.session_ttl, 300, 30 * 86_400),
+        (
+            "client_assertion_max_lifetime",
+            c.client_assertion_max_lifetime,
+            crate::domain::assertion::MIN_ASSERTION_LIFETIME,
+            crate::domain::assertion::MAX_ASSERTION_LIFETIME,
+        ),
     ];
     for (name, v, min, max) in bounds {
         if let Some(Some(n)) = v
@@ -698,6 +706,10 @@ pub async fn patch_policy(
     if let Some(p) = c.cimd {
         t.cimd = p;
         changed.push("cimd");
+    }
+    if let Some(v) = c.client_assertion_max_lifetime {
+        t.client_assertion_max_lifetime = v;
+        changed.push("client_assertion_max_lifetime");
     }
     if let Some(list) = &c.app_allowlist {
         t.app_allowlist = match list {

@@ -440,6 +440,7 @@ pub fn describe(t: &Tenant) -> Value {
         "session_ttl": t.session_ttl,
         "password_grant": if t.password_grant { "allow" } else { "deny" },
         "cimd": t.cimd.to_json(),
+        "client_assertion_max_lifetime": t.client_assertion_lifetime(),
         "created_at": t.created_at,
     })
 }

@@ -108,6 +108,10 @@ async fn private_key_jwt(
     // An untyped assertion may name the endpoint it is sent to, and only that one (RFC 10070):
     // one addressed to the revocation endpoint is no good at the token endpoint.
     let endpoints = [app.config.endpoint(endpoint)];
+    let Some(tenant) = app.tenant(client.tenant.as_str()).await? else {
+        return Ok(Err("the client's tenant is gone"));
+    };
+    let max_lifetime = tenant.client_assertion_lifetime();
     let check = |typ: Option<&str>, claims: &serde_json::Value| {
         check_client_assertion(
             typ,
@@ -115,6 +119,7 @@ async fn private_key_jwt(
             &client.client_id,
             &app.config.issuer,
             &endpoints,
+            max_lifetime,
             app.now(),
         )
     };

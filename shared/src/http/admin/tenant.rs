@@ -22,6 +22,9 @@ pub struct Policy {
     /// `"allow"` (any host), or the list of hosts whose documents are accepted. Only at the
     /// tenant's own issuer (`/t/{tenant}`).
     pub cimd: CimdSetting,
+    /// How far ahead (seconds) a `private_key_jwt` client assertion's `exp` may be; `null`:
+    /// 3600 (an hour, as common client libraries sign them).
+    pub client_assertion_max_lifetime: Option<i64>,
 }
 
 /// The Client ID Metadata Document policy: a mode, or the accepted hosts.
@@ -72,6 +75,7 @@ impl From<&Tenant> for Policy {
             password_grant: t.password_grant,
             app_allowlist: t.app_allowlist.as_ref().map(|l| l.iter().cloned().collect()),
             cimd: CimdSetting::from(&t.cimd),
+            client_assertion_max_lifetime: t.client_assertion_max_lifetime,
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct PolicyPatch {
     pub app_allowlist: Option<Vec<String>>,
     /// `"deny"`, `"allow"`, or a list of host names.
     pub cimd: Option<CimdSetting>,
+    /// 60 to 3600 seconds; `null`: back to 3600.
+    #[schema(minimum = 60, maximum = 3600)]
+    pub client_assertion_max_lifetime: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/admin/v1/policy", tag = "policy",
@@ -131,6 +138,7 @@ pub(super) async fn patch_policy(StateX(app): StateX<State>, admin: Admin, req: 
             "password_grant",
             "app_allowlist",
             "cimd",
+            "client_assertion_max_lifetime",
         ],
     )?;
     let dcr = match body.get("dcr") {
@@ -148,6 +156,7 @@ pub(super) async fn patch_policy(StateX(app): StateX<State>, admin: Admin, req: 
         refresh_absolute_ttl: opt_ttl(&body, "refresh_absolute_ttl")?,
         session_ttl: opt_ttl(&body, "session_ttl")?,
         password_grant: opt_bool(&body, "password_grant")?,
+        client_assertion_max_lifetime: opt_ttl(&body, "client_assertion_max_lifetime")?,
         cimd: match body.get("cimd") {
             None => None,
             Some(v) => Some(CimdPolicy::from_json(v).map_err(|why| Problem::invalid_field("cimd", &why))?),
