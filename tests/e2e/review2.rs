@@ -503,3 +503,75 @@ async fn a_jwks_uri_the_fetcher_would_refuse_is_refused_at_registration() {
     .await;
     put.assert_error(400, "invalid_client_metadata");
 }
+
+/// RFC 9207 on every redirect the authorization endpoint makes, errors included (the MCP
+/// specification says SHOULD and expects MUST): each carries `iss` — this issuer, the tenant's
+/// own under `/t/{tenant}` — and the request's `state`.
+#[tokio::test]
+async fn every_redirect_of_the_authorization_endpoint_carries_iss() {
+    let data = DataDir::new();
+    let (tenant, _) = mcp_tenant(&data);
+    let app = code_client(&data, &tenant, "Acme Notes", "client_secret_basic", &[]);
+    let server = Server::start(&data);
+    let p = pkce();
+    let check = |page: &Page, error: Option<&str>, what: &str| {
+        assert_eq!(page.status, 303, "{what}: {}", page.html);
+        assert!(page.header("location").unwrap().starts_with(CALLBACK), "{what}");
+        let q = page.redirect_params();
+        assert_eq!(
+            q.get("iss").map(String::as_str),
+            Some(server.issuer.as_str()),
+            "{what}: {q:?}"
+        );
+        assert_eq!(q.get("state").map(String::as_str), Some("st-123"), "{what}");
+        assert_eq!(q.get("error").map(String::as_str), error, "{what}: {q:?}");
+        if error.is_none() {
+            assert!(q.contains_key("code"), "{what}");
+        }
+    };
+    let url =
+        |extra: &[(&str, &str)]| authorize_url(&server, &app.id, "openid api:read", &p.challenge, extra);
+    let b = Browser::new();
+    // Refused while the request is validated.
+    check(
+        &b.get(&authorize_url(&server, &app.id, "nope", &p.challenge, &[]))
+            .await,
+        Some("invalid_scope"),
+        "scope",
+    );
+    check(
+        &b.get(&url(&[("resource", "https://elsewhere.example")])).await,
+        Some("invalid_target"),
+        "resource",
+    );
+    check(
+        &b.get(&url(&[("prompt", "bogus")])).await,
+        Some("invalid_request"),
+        "prompt",
+    );
+    // No session, and the client said not to ask.
+    check(
+        &b.get(&url(&[("prompt", "none")])).await,
+        Some("login_required"),
+        "login_required",
+    );
+    // Signed in, but no consent yet, and the client said not to ask.
+    let page = b.get(&url(&[])).await;
+    let page = b.login(&server, &page, "alice", PASSWORD).await;
+    assert!(page.has("name=\"decision\""), "the consent page: {}", page.html);
+    check(
+        &b.get(&url(&[("prompt", "none")])).await,
+        Some("consent_required"),
+        "consent_required",
+    );
+    // The user says no.
+    let page = b.get(&url(&[])).await;
+    check(
+        &b.consent(&server, &page, "deny").await,
+        Some("access_denied"),
+        "access_denied",
+    );
+    // The user says yes.
+    let page = b.get(&url(&[])).await;
+    check(&b.consent(&server, &page, "approve").await, None, "the code");
+}
