@@ -251,6 +251,10 @@ pub enum IssuerCommand {
         /// plain assertion, are then taken from it.
         #[arg(long)]
         id_jag: bool,
+        /// With --id-jag, for a provider that serves many tenants of its own under one issuer:
+        /// take only ID-JAGs whose `tenant` claim is this one (without it, the claim is ignored).
+        #[arg(long, requires = "id_jag")]
+        idp_tenant: Option<String>,
     },
     /// List the trusted issuers.
     List {

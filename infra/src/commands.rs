@@ -328,6 +328,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 jwks_file,
                 jwks_uri,
                 id_jag,
+                idp_tenant,
             } => {
                 let jwks = match jwks_file {
                     Some(f) => {
@@ -341,16 +342,27 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                     None => None,
                 };
                 tenants::describe_issuers(
-                    &tenants::add_issuer(&app, &tenant, &issuer, jwks, jwks_uri, id_jag)
-                        .await
-                        .map_err(admin)?,
+                    &tenants::add_issuer(
+                        &app,
+                        &tenant,
+                        shared::domain::tenant::TrustedIssuer {
+                            issuer: issuer.clone(),
+                            jwks,
+                            jwks_uri,
+                            id_jag,
+                            idp_tenant,
+                        },
+                        "cli",
+                    )
+                    .await
+                    .map_err(admin)?,
                 )
             }
             IssuerCommand::List { tenant } => {
                 tenants::describe_issuers(&tenants::get(&app, &tenant).await.map_err(admin)?)
             }
             IssuerCommand::Remove { tenant, issuer } => tenants::describe_issuers(
-                &tenants::remove_issuer(&app, &tenant, &issuer)
+                &tenants::remove_issuer(&app, &tenant, &issuer, "cli")
                     .await
                     .map_err(admin)?,
             ),

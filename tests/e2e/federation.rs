@@ -583,16 +583,25 @@ async fn an_id_jag_gets_an_access_token_for_the_linked_user_within_its_scope_and
     assert_eq!(c["aud"], j.api.as_str(), "the ID-JAG's resource is the audience");
     assert!(active(&server, &rs, &at).await);
 
-    // No scope or resource claim: as a plain assertion (the client's scopes, the default audience).
-    let r = bearer(
+    // No scope claim: nothing by default (least privilege) — only what the request names,
+    // within the client's scopes; no resource claim: the default audience.
+    bearer(
         &server,
         &j.client,
         &id_jag(&j.idp, JAG_IDP, "ext-alice", &iss, &j.client.id, json!({})),
         &[],
     )
+    .await
+    .assert_error(400, "invalid_scope");
+    let r = bearer(
+        &server,
+        &j.client,
+        &id_jag(&j.idp, JAG_IDP, "ext-alice", &iss, &j.client.id, json!({})),
+        &[("scope", "api:write openid")],
+    )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["scope"], "api:read api:write openid");
+    assert_eq!(r.body["scope"], "api:write openid");
     let tenant = &j.tenant;
     assert_eq!(
         jwt_part(r.body["access_token"].as_str().unwrap(), 1)["aud"],
@@ -650,7 +659,14 @@ async fn an_id_jag_gets_an_access_token_for_the_linked_user_within_its_scope_and
             ("grant_type", GRANT),
             (
                 "assertion",
-                &id_jag(&j.idp, JAG_IDP, "ext-alice", &tiss, &j.client.id, json!({})),
+                &id_jag(
+                    &j.idp,
+                    JAG_IDP,
+                    "ext-alice",
+                    &tiss,
+                    &j.client.id,
+                    json!({"scope": "api:read"}),
+                ),
             ),
         ],
     )
@@ -706,7 +722,14 @@ async fn an_id_jag_is_refused_for_another_client_audience_tenant_or_profile_and_
     let te = server.url("/oauth2/token");
     let tiss = format!("{iss}/t/{tenant}");
     let rs = data.resource_server(&tenant, &[]);
-    let jag = |patch: Value| id_jag(&j.idp, &j.issuer, "ext-alice", &iss, &j.client.id, patch);
+    // Each with a scope claim (an ID-JAG without one buys nothing the request does not name).
+    let jag = |patch: Value| {
+        let mut p = json!({"scope": "api:read"});
+        for (k, v) in patch.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        id_jag(&j.idp, &j.issuer, "ext-alice", &iss, &j.client.id, p)
+    };
 
     // A stolen ID-JAG is nothing to another client, even of the same tenant and grant; the
     // attempt does not use it up for its client.
@@ -782,18 +805,28 @@ async fn an_id_jag_is_refused_for_another_client_audience_tenant_or_profile_and_
             "authorization_details",
             jag(json!({"authorization_details": [{"type": "x"}]})),
         ),
-        (
-            "a multi-tenant issuer's tenant",
-            jag(json!({"tenant": "contoso"})),
-        ),
         ("another aud_tenant", jag(json!({"aud_tenant": g.tenant}))),
         (
             "an unlinked subject",
-            id_jag(&j.idp, JAG_IDP, "ext-bob", &iss, &j.client.id, json!({})),
+            id_jag(
+                &j.idp,
+                JAG_IDP,
+                "ext-bob",
+                &iss,
+                &j.client.id,
+                json!({"scope": "api:read"}),
+            ),
         ),
         (
             "another key under the trusted kid",
-            id_jag(&key("jag-1"), JAG_IDP, "ext-alice", &iss, &j.client.id, json!({})),
+            id_jag(
+                &key("jag-1"),
+                JAG_IDP,
+                "ext-alice",
+                &iss,
+                &j.client.id,
+                json!({"scope": "api:read"}),
+            ),
         ),
     ] {
         let r = bearer(&server, &j.client, &a, &[]).await;
@@ -882,4 +915,125 @@ async fn an_id_jag_is_refused_for_another_client_audience_tenant_or_profile_and_
             "a secret reached the log"
         );
     }
+}
+
+/// The draft's OPTIONAL `tenant` claim (an identity provider serving many tenants of its own
+/// under one issuer): ignored where the issuer is trusted without `idp_tenant`; where it is
+/// trusted for one of the provider's tenants (CLI `--idp-tenant`, admin API `idp_tenant`), the
+/// claim must be that one. Issuers are managed through the admin API as through the CLI.
+#[tokio::test]
+async fn an_id_jags_tenant_claim_is_checked_where_the_issuer_is_trusted_for_one_of_its_tenants() {
+    let data = DataDir::new();
+    let j = setup_id_jag(&data, JAG_IDP);
+    let server = Server::start(&data);
+    let aud = server.issuer.clone();
+    let jag = |patch: Value| {
+        let mut p = json!({"scope": "api:read"});
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                p.as_object_mut().unwrap().remove(k);
+            } else {
+                p[k] = v.clone();
+            }
+        }
+        id_jag(&j.idp, JAG_IDP, "ext-alice", &aud, &j.client.id, p)
+    };
+    let status = |r: Resp| (r.status, r.body["error"].as_str().map(str::to_string));
+    let ok = (200, None);
+    let refused = (400, Some("invalid_grant".to_string()));
+    // Trusted without a provider tenant: the claim is ignored.
+    assert_eq!(
+        status(bearer(&server, &j.client, &jag(json!({"tenant": "contoso"})), &[]).await),
+        ok
+    );
+
+    // The admin API trusts the same issuer for the provider's tenant `contoso`.
+    let (_, admin) = crate::admin::admin_token(&data, &server, &j.tenant).await;
+    let api = crate::admin::Api {
+        server: &server,
+        token: admin,
+    };
+    let r = api
+        .post(
+            "/admin/v1/issuers",
+            json!({"issuer": JAG_IDP, "jwks": {"keys": [j.idp.jwk]}, "id_jag": true, "idp_tenant": "contoso"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["items"][0]["idp_tenant"], "contoso", "{}", r.body);
+    let r = api.get("/admin/v1/issuers").await;
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1), "{}", r.body);
+    let r = api
+        .post(
+            "/admin/v1/issuers",
+            json!({"issuer": "https://other.idp.example", "jwks": {"keys": [j.idp.jwk]}, "idp_tenant": "contoso"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["field"]),
+        (400, &json!("idp_tenant")),
+        "{}",
+        r.body
+    );
+    after_tenant_change().await;
+    assert_eq!(
+        status(bearer(&server, &j.client, &jag(json!({"tenant": "contoso"})), &[]).await),
+        ok
+    );
+    assert_eq!(
+        status(bearer(&server, &j.client, &jag(json!({"tenant": "fabrikam"})), &[]).await),
+        refused
+    );
+    assert_eq!(
+        status(bearer(&server, &j.client, &jag(json!({})), &[]).await),
+        refused,
+        "no tenant claim"
+    );
+
+    // The CLI moves the trust to `fabrikam`.
+    let f = data.path().join("jag-again.json");
+    std::fs::write(&f, json!({"keys": [j.idp.jwk]}).to_string()).unwrap();
+    let listed = data.cli(&[
+        "issuer",
+        "add",
+        "--tenant",
+        &j.tenant,
+        "--issuer",
+        JAG_IDP,
+        "--jwks-file",
+        f.to_str().unwrap(),
+        "--id-jag",
+        "--idp-tenant",
+        "fabrikam",
+    ]);
+    assert_eq!(listed["issuers"][0]["idp_tenant"], "fabrikam", "{listed}");
+    after_tenant_change().await;
+    assert_eq!(
+        status(bearer(&server, &j.client, &jag(json!({"tenant": "fabrikam"})), &[]).await),
+        ok
+    );
+    assert_eq!(
+        status(bearer(&server, &j.client, &jag(json!({"tenant": "contoso"})), &[]).await),
+        refused
+    );
+
+    // Removed through the admin API: nothing from it any more.
+    let r = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/admin/v1/issuers?issuer={}", urlencode(JAG_IDP)),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    after_tenant_change().await;
+    assert_eq!(
+        status(bearer(&server, &j.client, &jag(json!({"tenant": "fabrikam"})), &[]).await),
+        refused
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

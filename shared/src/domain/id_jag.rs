@@ -17,10 +17,14 @@
 //! - What this server does not implement is refused rather than ignored, so that an ID-JAG
 //!   never buys more than its issuer meant: `cnf` (proof of possession: we take no DPoP proof,
 //!   and the draft says to refuse then), `authorization_details` (RAR constraints we would not
-//!   enforce), `tenant` (a multi-tenant provider, whose subjects are unique only per its tenant,
-//!   while a link is per issuer and subject). `aud_tenant`, if present, must be the client's
-//!   tenant.
-//! - `scope` and `resource` bound what is issued ([`id_jag_scope`], [`id_jag_resources`]).
+//!   enforce). `aud_tenant`, if present, must be the client's tenant.
+//! - `tenant` (the draft's OPTIONAL claim naming the provider's own tenant, for providers that
+//!   serve many under one issuer): where the tenant trusts the issuer for one of its tenants
+//!   (`issuer add --idp-tenant`), it must be present and be that one — a provider's subjects are
+//!   unique only within its tenant, while a link is per issuer and subject; otherwise ignored.
+//! - `scope` and `resource` bound what is issued ([`id_jag_scope`], [`id_jag_resources`]); an
+//!   ID-JAG without `scope` buys only what the request names, never everything the client may
+//!   hold.
 
 use serde_json::Value;
 
@@ -44,6 +48,8 @@ pub struct Expected<'a> {
     pub client_id: &'a str,
     /// The client's tenant.
     pub tenant: &'a str,
+    /// The provider's tenant the trust is for (`TrustedIssuer::idp_tenant`), if any.
+    pub idp_tenant: Option<&'a str>,
     pub now: i64,
 }
 
@@ -117,8 +123,10 @@ pub fn check_id_jag(typ: Option<&str>, claims: &Value, e: &Expected<'_>) -> Resu
     if claims.get("authorization_details").is_some() {
         return Err("authorization_details is not supported");
     }
-    if claims.get("tenant").is_some() {
-        return Err("a multi-tenant issuer's tenant claim is not supported");
+    if let Some(expected) = e.idp_tenant
+        && s("tenant") != Some(expected)
+    {
+        return Err("tenant is not the identity provider's tenant this issuer is trusted for");
     }
     if claims.get("aud_tenant").is_some() && s("aud_tenant") != Some(e.tenant) {
         return Err("aud_tenant is not the client's tenant");
@@ -147,20 +155,26 @@ pub fn check_id_jag(typ: Option<&str>, claims: &Value, e: &Expected<'_>) -> Resu
     })
 }
 
-/// The scope of the token an ID-JAG buys: what the request names (else everything), within
-/// what the client may be issued (`allowed`) and, when the ID-JAG has a `scope` claim, within
-/// it. A request naming more than either is `invalid_scope`; an unnamed request gets the
+/// The scope of the token an ID-JAG buys, least privilege first: what the request names,
+/// within what the client may be issued (`allowed`) and, when the ID-JAG has a `scope` claim,
+/// within it. A request naming more than either is `invalid_scope`; an unnamed request gets the
 /// claim's scopes the client may hold (the draft lets the server grant a subset), and none at
-/// all is `invalid_scope` too.
+/// all is `invalid_scope` too. Without a `scope` claim the provider said nothing about what it
+/// delegates, so only a request that names its scopes gets any: nothing is granted by default.
 pub fn id_jag_scope(
     claim: Option<&ScopeSet>,
     requested: Option<&str>,
     allowed: &ScopeSet,
 ) -> Result<ScopeSet, String> {
-    let wanted = grant_scope(requested, allowed)?;
     let Some(claim) = claim else {
-        return Ok(wanted);
+        if requested.is_none() {
+            return Err(
+                "the ID-JAG names no scope: name the scopes wanted in the request's scope parameter".into(),
+            );
+        }
+        return grant_scope(requested, allowed);
     };
+    let wanted = grant_scope(requested, allowed)?;
     if requested.is_some() {
         let extra = wanted.difference(claim);
         if !extra.is_empty() {
@@ -220,6 +234,7 @@ mod tests {
             issuer: ISS,
             client_id: "c1",
             tenant: "acme",
+            idp_tenant: None,
             now: NOW,
         };
         check_id_jag(typ, &patched(patch), &e)
@@ -335,7 +350,6 @@ mod tests {
             // What we do not implement, refused rather than ignored.
             ("cnf", T, json!({"cnf": {"jkt": "abc"}})),
             ("authorization_details", T, json!({"authorization_details": []})),
-            ("a multi-tenant issuer's tenant", T, json!({"tenant": "contoso"})),
             // Our tenant.
             ("another tenant as aud_tenant", T, json!({"aud_tenant": "globex"})),
             ("aud_tenant not a string", T, json!({"aud_tenant": 1})),
@@ -359,6 +373,45 @@ mod tests {
         }
     }
 
+    /// The draft's OPTIONAL `tenant` claim: ignored unless the issuer is trusted for one of
+    /// its tenants, then required to be that one.
+    #[test]
+    fn the_providers_tenant_claim() {
+        let with = |idp_tenant: Option<&str>, patch: Value| {
+            let e = Expected {
+                trusted: IDP,
+                issuer: ISS,
+                client_id: "c1",
+                tenant: "acme",
+                idp_tenant,
+                now: NOW,
+            };
+            check_id_jag(T, &patched(patch), &e)
+        };
+        assert!(
+            with(None, json!({"tenant": "contoso"})).is_ok(),
+            "ignored when not configured"
+        );
+        assert!(with(None, json!({})).is_ok());
+        assert!(with(Some("contoso"), json!({"tenant": "contoso"})).is_ok());
+        assert!(
+            with(Some("contoso"), json!({"tenant": "fabrikam"})).is_err(),
+            "another tenant"
+        );
+        assert!(
+            with(Some("contoso"), json!({})).is_err(),
+            "none where one is expected"
+        );
+        assert!(
+            with(Some("contoso"), json!({"tenant": ["contoso"]})).is_err(),
+            "not a string"
+        );
+        assert!(
+            with(Some("contoso"), json!({"tenant": "CONTOSO"})).is_err(),
+            "compared exactly"
+        );
+    }
+
     #[test]
     fn an_id_jag_is_not_a_plain_grant_assertion() {
         // A trusted issuer not marked for ID-JAGs takes plain assertions only: the same claims
@@ -377,8 +430,8 @@ mod tests {
         let f = |claim: Option<&str>, requested: Option<&str>| {
             id_jag_scope(claim.map(s).as_ref(), requested, &allowed).map(|x| x.to_scope_string())
         };
-        // No claim: as a plain grant.
-        assert_eq!(f(None, None), Ok("api:read api:write openid".into()));
+        // No claim: only what the request names (nothing by default: least privilege).
+        assert!(f(None, None).is_err());
         assert_eq!(f(None, Some("api:read")), Ok("api:read".into()));
         assert!(f(None, Some("admin")).is_err());
         // A claim: the request within it and within the client's.

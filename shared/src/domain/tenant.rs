@@ -150,6 +150,20 @@ pub struct TrustedIssuer {
     /// presents them), and no plain assertion, are taken from it; otherwise only plain ones.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub id_jag: bool,
+    /// For an ID-JAG issuer that serves many tenants of its own under one issuer identifier
+    /// (whose subjects are unique only within each): the one of its tenants whose ID-JAGs are
+    /// taken. Their `tenant` claim must then be this; without it, the claim is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_tenant: Option<String>,
+}
+
+/// Check an identity provider's tenant name as given to `issuer add --idp-tenant`: 1 to 128
+/// printable ASCII characters, no spaces.
+pub fn check_idp_tenant(t: &str) -> Result<(), String> {
+    if t.is_empty() || t.len() > 128 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("an identity provider's tenant is 1 to 128 printable ASCII characters".into());
+    }
+    Ok(())
 }
 
 impl Tenant {

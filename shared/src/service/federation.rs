@@ -97,6 +97,7 @@ pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenR
                 issuer: &app.config.issuer,
                 client_id: &client.client_id,
                 tenant: tenant.id.as_str(),
+                idp_tenant: trusted.idp_tenant.as_deref(),
                 now: app.now(),
             },
         )

@@ -290,11 +290,17 @@ pub async fn set_password_grant(app: &App, tenant: &str, allow: bool) -> Result<
 pub async fn add_issuer(
     app: &App,
     tenant: &str,
-    issuer: &str,
-    jwks: Option<Value>,
-    jwks_uri: Option<String>,
-    id_jag: bool,
+    entry: crate::domain::tenant::TrustedIssuer,
+    actor: &str,
 ) -> Result<Tenant, AdminError> {
+    let crate::domain::tenant::TrustedIssuer {
+        issuer,
+        jwks,
+        jwks_uri,
+        id_jag,
+        idp_tenant,
+    } = &entry;
+    let issuer = issuer.as_str();
     let https_or_loopback = |what: &str, u: &str| -> Result<(), AdminError> {
         let url = crate::domain::client::canonical_url(u)
             .map_err(|why| AdminError::Invalid(format!("{what} {why}")))?;
@@ -333,12 +339,14 @@ pub async fn add_issuer(
             ));
         }
     }
-    let entry = crate::domain::tenant::TrustedIssuer {
-        issuer: issuer.to_string(),
-        jwks,
-        jwks_uri,
-        id_jag,
-    };
+    if let Some(t) = idp_tenant {
+        if !id_jag {
+            return Err(AdminError::Invalid(
+                "--idp-tenant is for an ID-JAG issuer (--id-jag): it checks the ID-JAG's tenant claim".into(),
+            ));
+        }
+        crate::domain::tenant::check_idp_tenant(t).map_err(AdminError::Invalid)?;
+    }
     let t = update(app, tenant, |t| {
         t.trusted_issuers.retain(|i| i.issuer != entry.issuer);
         if t.trusted_issuers.len() >= 20 {
@@ -348,13 +356,13 @@ pub async fn add_issuer(
         Ok(())
     })
     .await?;
-    app.repo.audit(tenant, "issuer.trusted", "cli", issuer).await?;
+    app.repo.audit(tenant, "issuer.trusted", actor, issuer).await?;
     Ok(t)
 }
 
 /// Stop trusting an identity provider: its assertions are refused from now on (tokens already
 /// issued live until they expire or their grants are revoked).
-pub async fn remove_issuer(app: &App, tenant: &str, issuer: &str) -> Result<Tenant, AdminError> {
+pub async fn remove_issuer(app: &App, tenant: &str, issuer: &str, actor: &str) -> Result<Tenant, AdminError> {
     let t = update(app, tenant, |t| {
         let before = t.trusted_issuers.len();
         t.trusted_issuers.retain(|i| i.issuer != issuer);
@@ -364,7 +372,7 @@ pub async fn remove_issuer(app: &App, tenant: &str, issuer: &str) -> Result<Tena
         Ok(())
     })
     .await?;
-    app.repo.audit(tenant, "issuer.removed", "cli", issuer).await?;
+    app.repo.audit(tenant, "issuer.removed", actor, issuer).await?;
     Ok(t)
 }
 
@@ -377,6 +385,7 @@ pub fn describe_issuers(t: &Tenant) -> Value {
             "jwks_uri": i.jwks_uri,
             "inline_keys": i.jwks.as_ref().and_then(|j| j["keys"].as_array()).map(Vec::len),
             "id_jag": i.id_jag,
+            "idp_tenant": i.idp_tenant,
         })).collect::<Vec<_>>(),
     })
 }

@@ -75,6 +75,10 @@ pub fn router(state: State) -> Router {
             "/admin/v1/resources",
             get(list_resources).post(add_resource).delete(remove_resource),
         )
+        .route(
+            "/admin/v1/issuers",
+            get(list_issuers).post(add_issuer).delete(remove_issuer),
+        )
         .route("/admin/v1/groups", get(list_groups).post(create_group))
         .route("/admin/v1/groups/{group_id}", get(get_group).delete(delete_group))
         .route("/admin/v1/groups/{group_id}/members", get(list_members))
@@ -592,12 +596,14 @@ impl utoipa::Modify for BearerScheme {
         list_users, create_user, get_user, patch_user, delete_user, deactivate_user, reactivate_user,
         user_apps, revoke_user_app, get_policy, patch_policy, list_scopes, put_scope, delete_scope,
         list_iats, create_iat, delete_iat, list_resources, add_resource, remove_resource,
+        list_issuers, add_issuer, remove_issuer,
         list_groups, create_group, get_group, delete_group, list_members, add_member, remove_member, audit),
     components(schemas(Problem)),
     modifiers(&BearerScheme),
     tags((name = "clients", description = "Connected Apps"), (name = "users"), (name = "policy"),
         (name = "scopes"), (name = "registration", description = "Initial access tokens for Dynamic Client Registration"),
-        (name = "resources"), (name = "groups", description = "Groups of users, for apps' user policies"), (name = "audit"))
+        (name = "resources"), (name = "federation", description = "Identity providers trusted for the JWT bearer grant and ID-JAGs"),
+        (name = "groups", description = "Groups of users, for apps' user policies"), (name = "audit"))
 )]
 pub struct AdminDoc;
 

@@ -513,3 +513,157 @@ pub(super) async fn remove_resource(
     svc::remove_resource(&app, &admin.tenant, r, &admin.actor).await?;
     Ok(no_content())
 }
+
+// ---- trusted issuers --------------------------------------------------------------------------
+
+/// An identity provider the tenant trusts for the JWT bearer grant (its users are linked to
+/// its subjects with the CLI's `user link`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuerView {
+    /// Its issuer identifier (the `iss` of its assertions).
+    pub issuer: String,
+    /// Where its keys are fetched (through the SSRF-guarded fetcher), if not inline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Its public keys, if given inline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    /// Its assertions are ID-JAGs, and only those are taken from it.
+    pub id_jag: bool,
+    /// For an ID-JAG provider serving many tenants under one issuer: the one whose ID-JAGs are
+    /// taken (their `tenant` claim must be this).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idp_tenant: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuerList {
+    pub items: Vec<IssuerView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Trust an identity provider (or replace how it is trusted).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct IssuerInput {
+    /// Its issuer identifier: an https URL (http only on loopback).
+    pub issuer: String,
+    /// Its public signing keys (a JWK Set); or `jwks_uri`, one of the two.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    /// Where it publishes them (https, a public host).
+    pub jwks_uri: Option<String>,
+    /// It issues ID-JAGs (Identity Assertion JWT Authorization Grants).
+    pub id_jag: Option<bool>,
+    /// With `id_jag`: the provider's own tenant whose ID-JAGs are taken.
+    pub idp_tenant: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct IssuerParam {
+    /// The issuer identifier to stop trusting.
+    issuer: String,
+}
+
+fn issuer_list(t: &Tenant) -> IssuerList {
+    IssuerList {
+        items: t
+            .trusted_issuers
+            .iter()
+            .map(|i| IssuerView {
+                issuer: i.issuer.clone(),
+                jwks_uri: i.jwks_uri.clone(),
+                jwks: i.jwks.clone(),
+                id_jag: i.id_jag,
+                idp_tenant: i.idp_tenant.clone(),
+            })
+            .collect(),
+        next_cursor: None,
+    }
+}
+
+/// Which field an issuer validation message is about.
+fn issuer_problem(e: AdminError) -> Problem {
+    match e {
+        AdminError::Invalid(why) => {
+            let field = if why.starts_with("--jwks-uri") {
+                "jwks_uri"
+            } else if why.starts_with("jwks") || why.starts_with("give the issuer's keys") {
+                "jwks"
+            } else if why.contains("--idp-tenant") || why.starts_with("an identity provider's tenant") {
+                "idp_tenant"
+            } else {
+                "issuer"
+            };
+            let why = why
+                .replace("--jwks-uri", "jwks_uri")
+                .replace("--jwks-file or ", "jwks or ")
+                .replace("--idp-tenant", "idp_tenant")
+                .replace("--id-jag", "id_jag")
+                .replace("--issuer", "issuer");
+            Problem::invalid_field(field, why)
+        }
+        other => other.into(),
+    }
+}
+
+#[utoipa::path(get, path = "/admin/v1/issuers", tag = "federation",
+    responses((status = 200, body = IssuerList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn list_issuers(StateX(app): StateX<State>, admin: Admin) -> Answer {
+    let t = svc::tenant(&app, &admin.tenant).await?.value;
+    Ok(json_answer(StatusCode::OK, &issuer_list(&t), None))
+}
+
+#[utoipa::path(post, path = "/admin/v1/issuers", tag = "federation", request_body = IssuerInput,
+    responses((status = 200, body = IssuerList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn add_issuer(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
+    let (_, body) = json_object(req).await?;
+    only_fields(&body, &["issuer", "jwks", "jwks_uri", "id_jag", "idp_tenant"])?;
+    let string = |k: &str| -> Result<Option<String>, Problem> {
+        match body.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Problem::invalid_field(k, format!("{k} is a string"))),
+        }
+    };
+    let Some(issuer) = string("issuer")? else {
+        return Err(Problem::invalid_field(
+            "issuer",
+            "issuer is required (an https URL)",
+        ));
+    };
+    let entry = crate::domain::tenant::TrustedIssuer {
+        issuer,
+        jwks: body.get("jwks").filter(|v| !v.is_null()).cloned(),
+        jwks_uri: string("jwks_uri")?,
+        id_jag: opt_bool(&body, "id_jag")?.unwrap_or(false),
+        idp_tenant: string("idp_tenant")?,
+    };
+    let t = crate::service::tenants::add_issuer(&app, &admin.tenant, entry, &admin.actor)
+        .await
+        .map_err(issuer_problem)?;
+    Ok(json_answer(StatusCode::OK, &issuer_list(&t), None))
+}
+
+#[utoipa::path(delete, path = "/admin/v1/issuers", tag = "federation", params(IssuerParam),
+    responses((status = 204, description = "its assertions are refused from now on"),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(super) async fn remove_issuer(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
+    let q = query_pairs(q.as_deref(), &["issuer"])?;
+    let Some(issuer) = q.get("issuer").and_then(Value::as_str) else {
+        return Err(Problem::invalid_field("issuer", "name the issuer: ?issuer=URL"));
+    };
+    crate::service::tenants::remove_issuer(&app, &admin.tenant, issuer, &admin.actor)
+        .await
+        .map_err(issuer_problem)?;
+    Ok(no_content())
+}
