@@ -317,7 +317,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                     name,
                 },
         } => tenants::describe(
-            &tenants::add_resource(&app, &tenant, &resource, name.as_deref())
+            &tenants::add_resource(&app, &tenant, &resource, name.as_deref(), "cli")
                 .await
                 .map_err(admin)?,
         ),

@@ -615,7 +615,7 @@ async fn chromium_consents_to_an_agent_then_stops_it_and_revokes_the_app() {
         "{page}"
     );
     driver.screenshot("account-agents").await;
-    driver.click("form[action$='/stop'] button").await;
+    driver.click("form[action*='/stop'] button").await;
     let after = driver.wait_for("Connected apps · Bulwark", "Agent stopped").await;
     assert!(after.contains("stopped"), "{after}");
     driver.screenshot("account-agent-stopped").await;
@@ -626,7 +626,7 @@ async fn chromium_consents_to_an_agent_then_stops_it_and_revokes_the_app() {
     assert!(active(&server, &rs, &subject).await, "the app's own token stands");
 
     // Then she revokes the app.
-    driver.click("form[action$='/revoke'] button").await;
+    driver.click("form[action*='/revoke'] button").await;
     let gone = driver
         .wait_for("Connected apps · Bulwark", "Access removed")
         .await;

@@ -575,3 +575,161 @@ async fn every_redirect_of_the_authorization_endpoint_carries_iss() {
     let page = b.get(&url(&[])).await;
     check(&b.consent(&server, &page, "approve").await, None, "the code");
 }
+
+/// Finding 3: one failed login with a username built of bidi controls, zero-width characters
+/// and markup was stored verbatim as the actor and subject of `login.failed`, and shown so to
+/// administrators. Usernames now follow the display-name rules (NFC, no format characters) at
+/// creation on every channel, an invalid name tried at login is recorded only as a digest, and
+/// whatever reaches an event is rendered safe.
+#[tokio::test]
+async fn a_stranger_cannot_write_misleading_text_into_the_audit_trail() {
+    const SPOOF: &str = "root\u{202e}gnp.exe\u{2066}\u{200b}<b>x</b>\"}{\"kind\":\"user.admin_granted";
+    let data = DataDir::new();
+    let (tenant, _) = mcp_tenant(&data);
+    let app = code_client(&data, &tenant, "Acme Notes", "client_secret_basic", &[]);
+    let server = Server::start(&data);
+    let p = pkce();
+    let b = Browser::new();
+    let page = b
+        .get(&authorize_url(&server, &app.id, "openid", &p.challenge, &[]))
+        .await;
+    let page = b.login(&server, &page, SPOOF, "whatever-password").await;
+    assert!(page.has("incorrect"), "{}", page.html);
+
+    let events = data.cli(&["audit", "list", "--tenant", &tenant, "--kind", "login.failed"]);
+    let e = &events["events"][0];
+    for field in ["actor", "subject"] {
+        let v = e[field].as_str().unwrap();
+        assert!(
+            v.starts_with("(invalid username, sha256 ") && v.is_ascii(),
+            "{field}: {v:?}"
+        );
+        assert!(!v.contains("admin_granted"), "{field}: {v:?}");
+    }
+    // Nothing in the trail holds the invisible characters.
+    let all = data.cli(&["audit", "list", "--tenant", &tenant]).to_string();
+    for c in ['\u{202e}', '\u{2066}', '\u{200b}'] {
+        assert!(!all.contains(c), "{c:?} in the trail: {all}");
+    }
+
+    // Such a username cannot be created: not by the CLI, not by the admin API.
+    let (ok, _, err) = data.cli_raw(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            &tenant,
+            "--username",
+            SPOOF,
+            "--password-stdin",
+        ],
+        &[],
+    );
+    assert!(!ok && err.contains("invisible"), "{err}");
+    let (_, admin) = admin_token(&data, &server, &tenant).await;
+    let api = Api {
+        server: &server,
+        token: admin,
+    };
+    for name in [SPOOF, "ad\u{200b}min", "\u{feff}root", "bob\u{2060}"] {
+        let r = api
+            .post(
+                "/admin/v1/users",
+                json!({"username": name, "password": "correct horse battery staple"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, &r.body["field"]),
+            (400, &json!("username")),
+            "{name:?}: {}",
+            r.body
+        );
+    }
+    // One form per name: a decomposed é signs in as the composed one.
+    let r = api
+        .post(
+            "/admin/v1/users",
+            json!({"username": "Jos\u{e9}", "password": "correct horse battery staple"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["username"], "jos\u{e9}");
+    let page = b
+        .get(&authorize_url(&server, &app.id, "openid", &p.challenge, &[]))
+        .await;
+    let page = b
+        .login(&server, &page, "JOSE\u{301}", "correct horse battery staple")
+        .await;
+    assert!(!page.has("incorrect"), "{}", page.html);
+}
+
+/// Finding 4: `bulwark resource add` wrote no audit event (the admin API's did), and ten
+/// changes recorded their event in a transaction of its own. Every change through every
+/// channel is now audited in its own transaction (debug builds refuse a change to a tenant,
+/// client, user or group without one).
+#[tokio::test]
+async fn every_channel_audits_its_tenant_changes() {
+    let data = DataDir::new();
+    let (tenant, _) = mcp_tenant(&data);
+    let f = data.path().join("idp.json");
+    std::fs::write(&f, json!({"keys": [key("idp-1").jwk]}).to_string()).unwrap();
+    for args in [
+        vec![
+            "resource",
+            "add",
+            "--tenant",
+            &tenant,
+            "https://api2.acme.example",
+            "API 2",
+        ],
+        vec!["scope", "set-restricted", "--tenant", &tenant, "api:read", "true"],
+        vec!["tenant", "set-lifetimes", &tenant, "--access-token-ttl", "600"],
+        vec!["tenant", "set-policy", &tenant, "--password-grant", "allow"],
+        vec![
+            "issuer",
+            "add",
+            "--tenant",
+            &tenant,
+            "--issuer",
+            "https://idp.example",
+            "--jwks-file",
+            f.to_str().unwrap(),
+        ],
+        vec![
+            "issuer",
+            "remove",
+            "--tenant",
+            &tenant,
+            "--issuer",
+            "https://idp.example",
+        ],
+    ] {
+        data.cli(&args);
+    }
+    let events = data.cli(&["audit", "list", "--tenant", &tenant]);
+    let got: Vec<(String, String, String)> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+            (s("kind"), s("actor"), s("subject"))
+        })
+        .collect();
+    for (kind, subject) in [
+        ("resource.added", MCP),
+        ("resource.added", "https://api2.acme.example"),
+        ("scope.added", "mcp:tools"),
+        ("scope.restricted", "api:read"),
+        ("tenant.lifetimes_set", tenant.as_str()),
+        ("policy.password_grant_allowed", tenant.as_str()),
+        ("issuer.trusted", "https://idp.example"),
+        ("issuer.removed", "https://idp.example"),
+    ] {
+        assert!(
+            got.iter()
+                .any(|(k, a, s)| k == kind && a == "cli" && s == subject),
+            "no {kind} of {subject} by cli in {got:?}"
+        );
+    }
+}

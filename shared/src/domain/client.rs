@@ -699,7 +699,7 @@ pub fn is_invisible_format(c: char) -> bool {
 }
 
 /// Combining marks (the common blocks): stacked without limit they smear over neighbouring text.
-fn is_combining_mark(c: char) -> bool {
+pub(crate) fn is_combining_mark(c: char) -> bool {
     matches!(
         c,
         '\u{0300}'..='\u{036F}'
@@ -718,7 +718,7 @@ fn is_combining_mark(c: char) -> bool {
 }
 
 /// Most combining marks one character may carry (Vietnamese and Thai need two).
-const MAX_COMBINING: usize = 2;
+pub(crate) const MAX_COMBINING: usize = 2;
 
 /// Whether `s` is fit to be shown to people: no control characters, no invisible or blank
 /// format characters, and no pile of combining marks on one character.

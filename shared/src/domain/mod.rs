@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod assertion;
+pub mod audit;
 pub mod authorize;
 pub mod cimd;
 pub mod claims;

@@ -31,16 +31,37 @@ pub struct User {
     pub admin: bool,
 }
 
-/// Usernames compare case-insensitively: trimmed, lower-cased, 1–128 printable characters.
+/// Usernames compare case-insensitively: trimmed, Unicode NFC, lower-cased, 1–128 characters,
+/// and held to the display-name rules (no spaces, control characters, bidi controls,
+/// zero-width or other invisible format characters, no pile of combining marks), since they
+/// are shown to administrators in the console, the CLI and the audit trail. One form per name:
+/// a name that looks like another is the same name or is refused.
 pub fn normalize_username(s: &str) -> Result<String, String> {
-    let u = s.trim().to_lowercase();
+    let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc();
+    // NFC again after lower-casing, which can leave a decomposed sequence (`İ` → `i̇`).
+    let u = nfc
+        .normalize(&nfc.normalize(s.trim()).to_lowercase())
+        .into_owned();
     if u.is_empty() || u.chars().count() > 128 {
         return Err("a username is 1 to 128 characters".into());
     }
-    if u.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("a username has no spaces or control characters".into());
+    if u.chars().any(char::is_whitespace) || !crate::domain::client::is_displayable(&u) {
+        return Err(
+            "a username has no spaces, control characters or invisible formatting characters (bidi controls, zero-width characters)"
+                .into(),
+        );
     }
     Ok(u)
+}
+
+/// What the audit trail records for a username someone tried that is not one
+/// ([`normalize_username`] refused it): never the string itself, which a stranger chose to
+/// mislead whoever reads the trail, but a short digest that still tells repeated tries apart.
+pub fn refused_username(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(s.as_bytes());
+    let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("(invalid username, sha256 {hex}...)")
 }
 
 /// A password a user may set: 8–1024 characters.
@@ -148,9 +169,36 @@ mod tests {
     #[test]
     fn usernames() {
         assert_eq!(normalize_username("  Alice ").unwrap(), "alice");
-        for bad in ["", "   ", "a b", "a\u{7}", &"x".repeat(129)] {
+        assert_eq!(
+            normalize_username("alice@example.com").unwrap(),
+            "alice@example.com"
+        );
+        // One form per name: NFC (a decomposed é is the composed one), then lower case.
+        assert_eq!(normalize_username("Jose\u{301}").unwrap(), "jos\u{e9}");
+        assert_eq!(normalize_username("JOS\u{c9}").unwrap(), "jos\u{e9}");
+        assert_eq!(normalize_username("Zoë").unwrap(), "zoë");
+        for bad in [
+            "",
+            "   ",
+            "a b",
+            "a\u{7}",
+            &"x".repeat(129),
+            // The review's spoof: a right-to-left override, an isolate, a zero-width space.
+            "root\u{202e}gnp.exe\u{2066}\u{200b}<b>x</b>\"}{\"kind\":\"user.admin_granted",
+            "ad\u{200b}min",
+            "admin\u{2060}",
+            "\u{feff}admin",
+            "a\u{0301}\u{0301}\u{0301}\u{0301}",
+        ] {
             assert!(normalize_username(bad).is_err(), "{bad:?}");
         }
+        let r = refused_username("root\u{202e}gnp.exe");
+        assert!(r.starts_with("(invalid username, sha256 ") && r.is_ascii(), "{r}");
+        assert_eq!(
+            r,
+            refused_username("root\u{202e}gnp.exe"),
+            "repeated tries look alike"
+        );
     }
 
     #[test]

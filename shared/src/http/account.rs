@@ -253,8 +253,7 @@ async fn logout(AppOf(app): AppOf, form: PageForm) -> Response {
                 "This form has expired or you are signed out. Reload the account page.",
             ));
         };
-        users::end_session(&app, &c).await?;
-        app.repo.audit(&tenant, "logout", &user.sub, &user.sub).await?;
+        users::sign_out(&app, &tenant, &c, &user.sub).await?;
         Ok::<_, OAuthError>(with_cookies(
             see_other(&account_url(&app, &tenant, None)),
             [clear_session_cookie(&app, &tenant)],

@@ -332,16 +332,7 @@ async fn logout(StateX(app): StateX<State>, RawQuery(query): RawQuery, form: Pag
         ) {
             users::end_session(&app, &sso).await?;
         }
-        if let Ok(Some(live)) = crate::service::tokens::live_claims(&app, s.token.expose(), None).await {
-            let c = &live.claims;
-            app.repo
-                .commit(vec![
-                    app.repo.deny_jti_write(&c.jti, &c.tid, c.exp),
-                    app.repo
-                        .audit_write(&c.tid, "console.signed_out", &c.sub, &c.sub)?,
-                ])
-                .await?;
-        }
+        crate::service::console::sign_out(&app, &s.token).await?;
         Ok::<_, OAuthError>(())
     }
     .await;

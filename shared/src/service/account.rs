@@ -1,5 +1,6 @@
 //! The end user's account page: the apps they connected, and taking one back.
 
+use crate::domain::audit::AuditKind;
 use std::collections::BTreeMap;
 
 use crate::error::OAuthError;
@@ -172,7 +173,7 @@ pub async fn revoke_app(
     writes.extend(app.repo.delete_consent_writes(tenant, sub, client_id));
     writes.push(app.repo.audit_write_detail(
         tenant,
-        "consent.revoked",
+        AuditKind::ConsentRevoked,
         actor,
         client_id,
         (actor != sub).then(|| format!("user={sub}")),
@@ -242,7 +243,7 @@ pub async fn stop_agent(
         writes.push(app.repo.put_delegation_write(&stopped, Some(d.version))?);
         writes.push(app.repo.audit_write_detail(
             tenant,
-            "agent.stopped",
+            AuditKind::AgentStopped,
             sub,
             agent,
             Some(format!("app={app_id}")),

@@ -5,6 +5,7 @@
 //! The HTTP layer (`http::admin`) only translates; the operator CLI calls the same functions
 //! where it offers the same operation.
 
+use crate::domain::audit::AuditKind;
 use serde_json::{Map, Value};
 
 use crate::domain::access::{MAX_LISTED, UserPolicy};
@@ -358,24 +359,33 @@ pub async fn patch_client(
     } else {
         writes.push(app.repo.replace_client_write(&c, current.version)?);
     }
-    writes.push(app.repo.audit_write(tenant, "client.updated", actor, client_id)?);
+    writes.push(
+        app.repo
+            .audit_write(tenant, AuditKind::ClientUpdated, actor, client_id)?,
+    );
     if disabling {
         writes.push(
             app.repo
-                .audit_write(tenant, "client.disabled", actor, client_id)?,
+                .audit_write(tenant, AuditKind::ClientDisabled, actor, client_id)?,
         );
     }
     if enabling {
-        writes.push(app.repo.audit_write(tenant, "client.enabled", actor, client_id)?);
+        writes.push(
+            app.repo
+                .audit_write(tenant, AuditKind::ClientEnabled, actor, client_id)?,
+        );
     }
     if policy_changed {
         writes.push(
             app.repo
-                .audit_write(tenant, "policy.app_users_set", actor, client_id)?,
+                .audit_write(tenant, AuditKind::PolicyAppUsersSet, actor, client_id)?,
         );
     }
     if redirect_added {
-        writes.push(app.repo.audit_write(tenant, "consent.reset", actor, client_id)?);
+        writes.push(
+            app.repo
+                .audit_write(tenant, AuditKind::ConsentReset, actor, client_id)?,
+        );
     }
     match app.repo.commit(writes).await {
         Ok(()) => {}
@@ -518,16 +528,19 @@ pub async fn patch_user(
     }
     let mut writes = vec![
         app.repo.replace_user_write(&u, current.version)?,
-        app.repo.audit_write(tenant, "user.updated", actor, sub)?,
+        app.repo.audit_write(tenant, AuditKind::UserUpdated, actor, sub)?,
     ];
     if changes.password.is_some() {
-        writes.push(app.repo.audit_write(tenant, "user.password_set", actor, sub)?);
+        writes.push(
+            app.repo
+                .audit_write(tenant, AuditKind::UserPasswordSet, actor, sub)?,
+        );
     }
     if role_changed {
         let kind = if u.admin {
-            "user.admin_granted"
+            AuditKind::UserAdminGranted
         } else {
-            "user.admin_removed"
+            AuditKind::UserAdminRemoved
         };
         writes.push(app.repo.audit_write(tenant, kind, actor, sub)?);
     }
@@ -600,7 +613,7 @@ pub async fn delete_user(app: &App, tenant: &str, sub: &str, actor: &str) -> Res
             .repo
             .delete_user_writes(&current.value, current.version)
             .to_vec();
-        writes.push(app.repo.audit_write(tenant, "user.deleted", actor, sub)?);
+        writes.push(app.repo.audit_write(tenant, AuditKind::UserDeleted, actor, sub)?);
         match app.repo.commit(writes).await {
             Ok(()) => return Ok(()),
             Err(StoreError::Conflict) => continue,
@@ -748,7 +761,7 @@ pub async fn patch_policy(
         app.repo.replace_tenant_write(&t, current.version)?,
         app.repo.audit_write_detail(
             tenant_id,
-            "policy.updated",
+            AuditKind::PolicyUpdated,
             actor,
             tenant_id,
             Some(changed.join(",")),
@@ -818,7 +831,11 @@ pub async fn put_scope(
             }
             None => {}
         }
-        let kind = if existed { "scope.updated" } else { "scope.added" };
+        let kind = if existed {
+            AuditKind::ScopeUpdated
+        } else {
+            AuditKind::ScopeAdded
+        };
         let writes = vec![
             app.repo.replace_tenant_write(&t, current.version)?,
             app.repo.audit_write(tenant_id, kind, actor, name)?,
@@ -850,7 +867,8 @@ pub async fn delete_scope(app: &App, tenant_id: &str, name: &str, actor: &str) -
         t.restricted_scopes.remove(name);
         let writes = vec![
             app.repo.replace_tenant_write(&t, current.version)?,
-            app.repo.audit_write(tenant_id, "scope.removed", actor, name)?,
+            app.repo
+                .audit_write(tenant_id, AuditKind::ScopeRemoved, actor, name)?,
         ];
         match app.commit_tenant_change(tenant_id, writes).await {
             Ok(()) => return Ok(()),
@@ -886,7 +904,7 @@ pub async fn delete_iat(app: &App, tenant: &str, id: &str, actor: &str) -> Resul
     }
     let writes = vec![
         app.repo.delete_iat_write(id),
-        app.repo.audit_write(tenant, "iat.deleted", actor, id)?,
+        app.repo.audit_write(tenant, AuditKind::IatDeleted, actor, id)?,
     ];
     match app.repo.commit(writes).await {
         Ok(()) => Ok(()),
@@ -908,16 +926,12 @@ pub async fn add_resource(
     if let Some(n) = name {
         crate::domain::tenant::resource_name(n).map_err(|why| AdminError::Field("name".into(), why))?;
     }
-    let t = crate::service::tenants::add_resource(app, tenant_id, resource, name)
+    crate::service::tenants::add_resource(app, tenant_id, resource, name, actor)
         .await
         .map_err(|e| match e {
             AdminError::Invalid(why) => AdminError::Field("resource".into(), why),
             other => other,
-        })?;
-    app.repo
-        .audit(tenant_id, "resource.added", actor, resource)
-        .await?;
-    Ok(t)
+        })
 }
 
 /// Stop allowing a resource: no token is issued for it from now on (the default audience stays).
@@ -945,7 +959,7 @@ pub async fn remove_resource(
         let writes = vec![
             app.repo.replace_tenant_write(&t, current.version)?,
             app.repo
-                .audit_write(tenant_id, "resource.removed", actor, resource)?,
+                .audit_write(tenant_id, AuditKind::ResourceRemoved, actor, resource)?,
         ];
         match app.commit_tenant_change(tenant_id, writes).await {
             Ok(()) => return Ok(()),
@@ -999,7 +1013,8 @@ pub async fn create_group(app: &App, tenant: &str, name: &str, actor: &str) -> R
     app.repo
         .commit(vec![
             app.repo.create_group_write(&g)?,
-            app.repo.audit_write(tenant, "group.created", actor, &g.id)?,
+            app.repo
+                .audit_write(tenant, AuditKind::GroupCreated, actor, &g.id)?,
         ])
         .await?;
     Ok(g)
@@ -1012,7 +1027,8 @@ pub async fn delete_group(app: &App, tenant: &str, gid: &str, actor: &str) -> Re
     app.repo
         .commit(vec![
             app.repo.delete_group_write(gid, g.version),
-            app.repo.audit_write(tenant, "group.deleted", actor, gid)?,
+            app.repo
+                .audit_write(tenant, AuditKind::GroupDeleted, actor, gid)?,
         ])
         .await
         .map_err(|e| match e {
@@ -1050,7 +1066,7 @@ pub async fn add_member(
     let mut writes: Vec<_> = app.repo.add_member_writes(&m)?.into();
     writes.push(app.repo.audit_write_detail(
         tenant,
-        "group.member_added",
+        AuditKind::GroupMemberAdded,
         actor,
         gid,
         Some(format!("user={sub}")),
@@ -1077,7 +1093,7 @@ pub async fn remove_member(
     let mut writes: Vec<_> = app.repo.remove_member_writes(gid, sub).into();
     writes.push(app.repo.audit_write_detail(
         tenant,
-        "group.member_removed",
+        AuditKind::GroupMemberRemoved,
         actor,
         gid,
         Some(format!("user={sub}")),

@@ -344,7 +344,7 @@ async fn an_admin_token_minted_for_a_resource_server_is_refused_by_the_admin_api
 
     let h = h().await;
     let app = &h.app;
-    tenants::add_resource(app, "acme", "https://rs.example", None)
+    tenants::add_resource(app, "acme", "https://rs.example", None, "test")
         .await
         .unwrap();
     let ops = clients::create_by_admin(
@@ -388,7 +388,12 @@ async fn a_filtered_audit_page_costs_a_bounded_number_of_queries() {
     let app = &h.app;
     for i in 0..300 {
         app.repo
-            .audit("acme", "noise.event", "test", &format!("s{i}"))
+            .note(
+                "acme",
+                crate::domain::audit::Noted::LoginFailed,
+                "test",
+                &format!("s{i}"),
+            )
             .await
             .unwrap();
     }

@@ -7,6 +7,7 @@
 //! derived from that cookie; a form posted from another site arrives without the cookie
 //! (`SameSite=Lax`) and is refused.
 
+use crate::domain::audit::AuditKind;
 use crate::domain::authorize::{AuthRequest, Refusal, login_fresh, redirect_with, validate};
 use crate::domain::client::Client;
 use crate::domain::params::Params;
@@ -377,7 +378,7 @@ pub async fn submit_consent(
                     app.repo.finish_pending_write(&id, pending.version),
                     app.repo.audit_write(
                         &pending.value.tenant,
-                        "consent.denied",
+                        AuditKind::ConsentDenied,
                         &user.sub,
                         &req.client_id,
                     )?,
@@ -578,10 +579,12 @@ async fn proceed(
             app.repo
                 .put_consent_writes(&consent, existing.as_ref().map(|c| c.version))?,
         );
-        writes.push(
-            app.repo
-                .audit_write(&tenant_id, "consent.granted", &user.sub, &client.client_id)?,
-        );
+        writes.push(app.repo.audit_write(
+            &tenant_id,
+            AuditKind::ConsentGranted,
+            &user.sub,
+            &client.client_id,
+        )?);
     }
     match app.repo.commit(writes).await {
         Ok(()) => {}

@@ -9,6 +9,7 @@
 //! not used. A client the tenant admin disabled is never refetched; one deleted is fetched
 //! afresh when next met (to keep a host out, the tenant lists the hosts it accepts).
 
+use crate::domain::audit::AuditKind;
 use crate::domain::cimd::{
     self, DocumentState, FETCHES_PER_MINUTE, Freshness, MAX_DOCUMENT, REFETCHES_PER_DOCUMENT,
     REFETCHES_PER_MINUTE, check_url, freshness, validate_document,
@@ -137,7 +138,11 @@ pub async fn resolve(
                 document,
                 ..old.clone()
             };
-            (c, Some(s.version), changed.then_some("client.document_changed"))
+            (
+                c,
+                Some(s.version),
+                changed.then_some(AuditKind::ClientDocumentChanged),
+            )
         }
         None => {
             // Met by anyone who names its URL: it expires unused, as an open registration does.
@@ -146,7 +151,7 @@ pub async fn resolve(
                 open_registration: true,
                 ..Client::new(url.to_string(), tenant.id.clone(), metadata, Origin::Cimd, now)
             };
-            (c, None, Some("client.document_added"))
+            (c, None, Some(AuditKind::ClientDocumentAdded))
         }
     };
     let mut writes = vec![app.repo.document_client_write(&client, version)?];

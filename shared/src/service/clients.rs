@@ -1,6 +1,7 @@
 //! Client registration and management: RFC 7591 (DCR), RFC 7592 (read, update, delete with the
 //! registration access token) and the operator's `bulwark client ...` commands.
 
+use crate::domain::audit::AuditKind;
 use serde_json::{Map, Value, json};
 
 use crate::domain::client::{Client, Origin, validate_metadata};
@@ -172,10 +173,12 @@ pub async fn register_dynamic(
         }
     }
     writes.push(app.repo.create_client_write(&reg.client)?);
-    writes.push(
-        app.repo
-            .audit_write(tenant.id.as_str(), "client.created", "dcr", &reg.client.client_id)?,
-    );
+    writes.push(app.repo.audit_write(
+        tenant.id.as_str(),
+        AuditKind::ClientCreated,
+        "dcr",
+        &reg.client.client_id,
+    )?);
     match app.repo.commit(writes).await {
         Ok(()) => Ok(reg),
         // The IAT was used concurrently (its version moved): treat as used up.
@@ -243,8 +246,12 @@ pub async fn create_admin_made(
             .map_err(|why| OAuthError::invalid_client_metadata(format!("resource_server_for: {why}")))?;
     let mut writes = vec![
         app.repo.create_client_write(&reg.client)?,
-        app.repo
-            .audit_write(tenant.id.as_str(), "client.created", actor, &reg.client.client_id)?,
+        app.repo.audit_write(
+            tenant.id.as_str(),
+            AuditKind::ClientCreated,
+            actor,
+            &reg.client.client_id,
+        )?,
     ];
     if let Some(of) = admin.agent_of {
         let bad = |why: String| OAuthError::invalid_client_metadata(format!("agent_of (--agent-of): {why}"));
@@ -291,7 +298,7 @@ pub async fn create_admin_made(
         writes.push(app.repo.replace_client_write(&app_client, target.version)?);
         writes.push(
             app.repo
-                .audit_write(tenant.id.as_str(), "consent.reset", actor, of)?,
+                .audit_write(tenant.id.as_str(), AuditKind::ConsentReset, actor, of)?,
         );
     }
     match app.repo.commit(writes).await {
@@ -430,7 +437,7 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
         app.repo.replace_client_write(&client, current.version)?,
         app.repo.audit_write(
             tenant.id.as_str(),
-            "client.updated",
+            AuditKind::ClientUpdated,
             &client.client_id,
             &client.client_id,
         )?,
@@ -438,7 +445,7 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
     if redirect_added {
         writes.push(app.repo.audit_write(
             tenant.id.as_str(),
-            "consent.reset",
+            AuditKind::ConsentReset,
             &client.client_id,
             &client.client_id,
         )?);
@@ -487,7 +494,7 @@ pub async fn rotate_secret(
         app.repo.replace_client_write(&c, current.version)?,
         app.repo.audit_write_detail(
             c.tenant.as_str(),
-            "client.secret_rotated",
+            AuditKind::ClientSecretRotated,
             actor,
             &c.client_id,
             Some(format!("grace_seconds={grace_seconds}")),
@@ -512,7 +519,7 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
     let tenant = current.value.tenant.as_str().to_string();
     let mut deleted = false;
     for _ in 0..5 {
-        let writes = delete_writes(app, &current, "client.deleted", actor, None)?;
+        let writes = delete_writes(app, &current, AuditKind::ClientDeleted, actor, None)?;
         let c = &current.value;
         match app.repo.commit(writes).await {
             Ok(()) => {
@@ -542,7 +549,7 @@ pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Resul
 pub(crate) fn delete_writes(
     app: &App,
     current: &Versioned<Client>,
-    kind: &str,
+    kind: AuditKind,
     actor: &str,
     detail: Option<String>,
 ) -> Result<Vec<Write>, OAuthError> {

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::domain::audit::AuditKind;
 use crate::domain::client::Client;
 use crate::domain::console::{self, CALLBACK_PATH, Flow};
 use crate::domain::grant_type::GrantType;
@@ -15,6 +16,22 @@ use crate::secret::Secret;
 use crate::service::App;
 use crate::service::tenants::AdminError;
 use crate::store::StoreError;
+
+/// An administrator signs out of the console: the admin token its session holds is denied
+/// from now on, with the audit event, in one transaction. A token no longer live needs nothing.
+pub async fn sign_out(app: &App, admin_token: &Secret) -> Result<(), OAuthError> {
+    if let Some(live) = crate::service::tokens::live_claims(app, admin_token.expose(), None).await? {
+        let c = &live.claims;
+        app.repo
+            .commit(vec![
+                app.repo.deny_jti_write(&c.jti, &c.tid, c.exp),
+                app.repo
+                    .audit_write(&c.tid, AuditKind::ConsoleSignedOut, &c.sub, &c.sub)?,
+            ])
+            .await?;
+    }
+    Ok(())
+}
 
 pub fn callback_uri(app: &App) -> String {
     app.config.endpoint(CALLBACK_PATH)
@@ -38,11 +55,18 @@ pub async fn ensure_client(app: &App, tenant: &TenantId) -> Result<Client, OAuth
                 let mut fixed = want.clone();
                 fixed.issued_at = c.value.issued_at;
                 fixed.tokens_revoked_before = c.value.tokens_revoked_before;
-                app.repo.replace_client_write(&fixed, c.version)?
+                (
+                    app.repo.replace_client_write(&fixed, c.version)?,
+                    AuditKind::ClientUpdated,
+                )
             }
-            None => app.repo.create_client_write(&want)?,
+            None => (app.repo.create_client_write(&want)?, AuditKind::ClientCreated),
         };
-        match app.repo.commit(vec![write]).await {
+        let (write, kind) = write;
+        let audit = app
+            .repo
+            .audit_write(tenant.as_str(), kind, "bulwark", &want.client_id)?;
+        match app.repo.commit(vec![write, audit]).await {
             Ok(()) => return Ok(want),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),

@@ -10,6 +10,7 @@
 //! stays tied to the grant and to this agent's delegation, so that Revoke, Stop, deleting the
 //! app or the agent and deactivating the user all end it.
 
+use crate::domain::audit::AuditKind;
 use crate::domain::claims::{Delegated, choose_audience, delegated_claims};
 use crate::domain::client::Client;
 use crate::domain::exchange::{AGENT_ACT, Refusal, delegable, delegate, delegated_scope, may_act_for};
@@ -155,7 +156,7 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
 
     let mut writes = vec![app.repo.audit_write_detail(
         tenant_id,
-        "token.exchanged",
+        AuditKind::TokenExchanged,
         &agent.client_id,
         &user.sub,
         Some(format!(
@@ -180,7 +181,7 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
                 app.repo
                     .commit(vec![app.repo.audit_write_detail(
                         tenant_id,
-                        "token.exchanged",
+                        AuditKind::TokenExchanged,
                         &agent.client_id,
                         &user.sub,
                         Some(format!("app={app_id} scope={}", scope.to_scope_string())),
@@ -256,7 +257,7 @@ async fn current_delegation(
         if version.is_none() {
             writes.push(app.repo.audit_write_detail(
                 tenant,
-                "agent.first_acted",
+                AuditKind::AgentFirstActed,
                 agent,
                 sub,
                 Some(format!("app={app_id}")),

@@ -7,6 +7,7 @@
 //! user item has not changed and the client still exists (so a cascade that runs concurrently
 //! either sees the new grant or makes its transaction fail).
 
+use crate::domain::audit::AuditKind;
 use serde_json::{Value, json};
 
 use crate::domain::authorize::verify_pkce;
@@ -34,7 +35,7 @@ fn invalid_grant(d: &'static str) -> OAuthError {
 pub(crate) const ATTEMPTS: usize = 3;
 
 /// Revoke a grant: its refresh tokens stop working and its access tokens introspect inactive.
-pub async fn revoke_grant(app: &App, g: &GrantRef, kind: &str, actor: &str) -> Result<(), OAuthError> {
+pub async fn revoke_grant(app: &App, g: &GrantRef, kind: AuditKind, actor: &str) -> Result<(), OAuthError> {
     let mut writes: Vec<Write> = app.repo.delete_grant_writes(g).into();
     writes.push(app.repo.audit_write(&g.tenant, kind, actor, &g.gid)?);
     app.repo.commit(writes).await?;
@@ -46,7 +47,7 @@ pub async fn revoke_grant(app: &App, g: &GrantRef, kind: &str, actor: &str) -> R
 pub async fn revoke_grants(
     app: &App,
     grants: &[GrantRef],
-    audit: Option<(&str, &str)>,
+    audit: Option<(AuditKind, &str)>,
 ) -> Result<(), OAuthError> {
     // At most three writes per grant (grant, its pointer, the audit event): 24 per transaction.
     for chunk in grants.chunks(8) {
@@ -114,7 +115,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
             && used.grant.client_id == client.client_id
         {
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its grant");
-            revoke_grant(app, &used.grant, "code.replayed", &client.client_id).await?;
+            revoke_grant(app, &used.grant, AuditKind::CodeReplayed, &client.client_id).await?;
         }
         Err::<TokenResponse, OAuthError>(bad())
     };
@@ -183,10 +184,12 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
             },
             now + app.config.lifetimes.used_code,
         )?);
-        writes.push(
-            app.repo
-                .audit_write(&c.tenant, "grant.created", &client.client_id, &grant.gid)?,
-        );
+        writes.push(app.repo.audit_write(
+            &c.tenant,
+            AuditKind::GrantCreated,
+            &client.client_id,
+            &grant.gid,
+        )?);
         if let Some(r) = &refresh {
             writes.push(
                 app.repo
@@ -345,14 +348,14 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
         let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant)?.into();
         writes.push(app.repo.audit_write_detail(
             tenant.id.as_str(),
-            "login.succeeded",
+            AuditKind::LoginSucceeded,
             sub,
             sub,
             Some(format!("grant_type={grant_type} client={}", client.client_id)),
         )?);
         writes.push(app.repo.audit_write_detail(
             tenant.id.as_str(),
-            "grant.created",
+            AuditKind::GrantCreated,
             &client.client_id,
             &grant.gid,
             Some(format!("grant_type={grant_type}")),
@@ -534,7 +537,7 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
                 Again::Reuse => {}
             }
             tracing::warn!(client_id = %client.client_id, "refresh token reused; revoking its family");
-            revoke_grant(app, &rt.grant(), "refresh.reused", &client.client_id).await?;
+            revoke_grant(app, &rt.grant(), AuditKind::RefreshReused, &client.client_id).await?;
             return Err(bad());
         }
         let Some(Versioned {
@@ -778,7 +781,7 @@ pub async fn revoke_refresh(app: &App, caller: &Client, token: &Secret) -> Resul
         return Ok(false);
     };
     if rt.client_id == caller.client_id && rt.tenant == caller.tenant.as_str() {
-        revoke_grant(app, &rt.grant(), "refresh.revoked", &caller.client_id).await?;
+        revoke_grant(app, &rt.grant(), AuditKind::RefreshRevoked, &caller.client_id).await?;
     }
     Ok(true)
 }

@@ -11,6 +11,7 @@
 //! (delete), used since (list it again under its new due time) or gone already (drop the
 //! entry). So its cost follows what comes due, not how many clients there are.
 
+use crate::domain::audit::AuditKind;
 use serde::Serialize;
 
 use crate::domain::client::open_registration_expires_at;
@@ -129,7 +130,7 @@ async fn examine(
                 Some(t) => format!("unused since {t}"),
                 None => "never used".to_string(),
             });
-            let mut writes = delete_writes(app, &current, "client.expired", actor, detail)?;
+            let mut writes = delete_writes(app, &current, AuditKind::ClientExpired, actor, detail)?;
             writes.push(app.repo.delete_open_registration_write(e));
             match app.repo.commit(writes).await {
                 Ok(()) => {

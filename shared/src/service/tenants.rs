@@ -1,5 +1,6 @@
 //! Tenant provisioning: create tenants, grow the scope catalog, issue initial access tokens.
 
+use crate::domain::audit::AuditKind;
 use serde_json::{Value, json};
 
 use crate::domain::client::is_displayable;
@@ -73,10 +74,19 @@ pub async fn get(app: &App, name: &str) -> Result<Tenant, AdminError> {
         .ok_or_else(|| AdminError::NotFound(format!("tenant {name}")))
 }
 
-/// Read-modify-write a tenant, retrying when a concurrent writer got there first.
+/// The audit event of a tenant change: what, by whom, to what.
+pub(crate) struct Event<'a> {
+    pub kind: AuditKind,
+    pub actor: &'a str,
+    pub subject: &'a str,
+}
+
+/// Read-modify-write a tenant, with its audit event in the same transaction, retrying when a
+/// concurrent writer got there first.
 async fn update(
     app: &App,
     name: &str,
+    event: Event<'_>,
     f: impl Fn(&mut Tenant) -> Result<(), AdminError>,
 ) -> Result<Tenant, AdminError> {
     for _ in 0..5 {
@@ -87,8 +97,12 @@ async fn update(
             .ok_or_else(|| AdminError::NotFound(format!("tenant {name}")))?;
         let mut t = current.value;
         f(&mut t)?;
-        let replaced = app.repo.replace_tenant(&t, current.version).await;
-        app.tenant_changed(name);
+        let writes = vec![
+            app.repo.replace_tenant_write(&t, current.version)?,
+            app.repo
+                .audit_write(name, event.kind, event.actor, event.subject)?,
+        ];
+        let replaced = app.commit_tenant_change(name, writes).await;
         match replaced {
             Ok(()) => return Ok(t),
             Err(StoreError::Conflict) => continue,
@@ -124,7 +138,12 @@ pub async fn add_scope(
             "a description is 1 to 300 printable characters".into(),
         ));
     }
-    let t = update(app, tenant, |t| {
+    let event = Event {
+        kind: AuditKind::ScopeAdded,
+        actor: "cli",
+        subject: name,
+    };
+    update(app, tenant, event, |t| {
         t.scopes.insert(name.to_string(), description.to_string());
         match restricted {
             Some(true) => set_restricted_in(t, name, true)?,
@@ -133,9 +152,7 @@ pub async fn add_scope(
         }
         Ok(())
     })
-    .await?;
-    app.repo.audit(tenant, "scope.added", "cli", name).await?;
-    Ok(t)
+    .await
 }
 
 /// Mark a catalog scope restricted (only operator/admin-made clients may hold it; DCR and
@@ -147,20 +164,23 @@ pub async fn set_restricted(
     name: &str,
     restricted: bool,
 ) -> Result<Tenant, AdminError> {
-    let t = update(app, tenant, |t| {
+    let kind = if restricted {
+        AuditKind::ScopeRestricted
+    } else {
+        AuditKind::ScopeUnrestricted
+    };
+    let event = Event {
+        kind,
+        actor: "cli",
+        subject: name,
+    };
+    update(app, tenant, event, |t| {
         if !t.scopes.contains_key(name) {
             return Err(AdminError::NotFound(format!("scope {name} in tenant {tenant}")));
         }
         set_restricted_in(t, name, restricted)
     })
-    .await?;
-    let kind = if restricted {
-        "scope.restricted"
-    } else {
-        "scope.unrestricted"
-    };
-    app.repo.audit(tenant, kind, "cli", name).await?;
-    Ok(t)
+    .await
 }
 
 fn set_restricted_in(t: &mut Tenant, name: &str, restricted: bool) -> Result<(), AdminError> {
@@ -179,18 +199,25 @@ fn set_restricted_in(t: &mut Tenant, name: &str, restricted: bool) -> Result<(),
 
 /// Allow an RFC 8707 resource (token audience) for the tenant, with the name the consent page
 /// shows for it. Adding one again with a name sets its name; without one leaves it as it was.
+/// The CLI and the admin API both come here (audited as `actor`).
 pub async fn add_resource(
     app: &App,
     tenant: &str,
     resource: &str,
     name: Option<&str>,
+    actor: &str,
 ) -> Result<Tenant, AdminError> {
     validate_resource(resource).map_err(AdminError::Invalid)?;
     let name = name
         .map(crate::domain::tenant::resource_name)
         .transpose()
         .map_err(AdminError::Invalid)?;
-    update(app, tenant, |t| {
+    let event = Event {
+        kind: AuditKind::ResourceAdded,
+        actor,
+        subject: resource,
+    };
+    update(app, tenant, event, |t| {
         if !t.resources.iter().any(|r| r == resource) {
             t.resources.push(resource.to_string());
         }
@@ -228,7 +255,12 @@ pub async fn set_lifetimes(app: &App, tenant: &str, c: &LifetimeChanges) -> Resu
     check("--refresh-idle", c.refresh_idle, 300, 366 * 86_400)?;
     check("--refresh-absolute", c.refresh_absolute, 300, 2 * 366 * 86_400)?;
     check("--session", c.session, 300, 30 * 86_400)?;
-    let t = update(app, tenant, |t| {
+    let event = Event {
+        kind: AuditKind::TenantLifetimesSet,
+        actor: "cli",
+        subject: tenant,
+    };
+    update(app, tenant, event, |t| {
         if let Some(v) = c.access_token {
             t.access_token_ttl = Some(v);
         }
@@ -250,35 +282,27 @@ pub async fn set_lifetimes(app: &App, tenant: &str, c: &LifetimeChanges) -> Resu
         }
         Ok(())
     })
-    .await?;
-    app.repo
-        .audit(tenant, "tenant.lifetimes_set", "cli", tenant)
-        .await?;
-    Ok(t)
+    .await
 }
 
 /// Allow or deny the deprecated password grant for a tenant. Denying it stops it at once for
 /// every client (the token endpoint checks the policy on each request); clients registered for
 /// it keep the registration but cannot use it.
 pub async fn set_password_grant(app: &App, tenant: &str, allow: bool) -> Result<Tenant, AdminError> {
-    let t = update(app, tenant, |t| {
+    let event = Event {
+        kind: if allow {
+            AuditKind::PolicyPasswordGrantAllowed
+        } else {
+            AuditKind::PolicyPasswordGrantDenied
+        },
+        actor: "cli",
+        subject: tenant,
+    };
+    update(app, tenant, event, |t| {
         t.password_grant = allow;
         Ok(())
     })
-    .await?;
-    app.repo
-        .audit(
-            tenant,
-            if allow {
-                "policy.password_grant_allowed"
-            } else {
-                "policy.password_grant_denied"
-            },
-            "cli",
-            tenant,
-        )
-        .await?;
-    Ok(t)
+    .await
 }
 
 /// Trust an external identity provider for the JWT bearer grant: its issuer identifier (an
@@ -347,7 +371,12 @@ pub async fn add_issuer(
         }
         crate::domain::tenant::check_idp_tenant(t).map_err(AdminError::Invalid)?;
     }
-    let t = update(app, tenant, |t| {
+    let event = Event {
+        kind: AuditKind::IssuerTrusted,
+        actor,
+        subject: issuer,
+    };
+    update(app, tenant, event, |t| {
         t.trusted_issuers.retain(|i| i.issuer != entry.issuer);
         if t.trusted_issuers.len() >= 20 {
             return Err(AdminError::Invalid("a tenant trusts at most 20 issuers".into()));
@@ -355,15 +384,18 @@ pub async fn add_issuer(
         t.trusted_issuers.push(entry.clone());
         Ok(())
     })
-    .await?;
-    app.repo.audit(tenant, "issuer.trusted", actor, issuer).await?;
-    Ok(t)
+    .await
 }
 
 /// Stop trusting an identity provider: its assertions are refused from now on (tokens already
 /// issued live until they expire or their grants are revoked).
 pub async fn remove_issuer(app: &App, tenant: &str, issuer: &str, actor: &str) -> Result<Tenant, AdminError> {
-    let t = update(app, tenant, |t| {
+    let event = Event {
+        kind: AuditKind::IssuerRemoved,
+        actor,
+        subject: issuer,
+    };
+    update(app, tenant, event, |t| {
         let before = t.trusted_issuers.len();
         t.trusted_issuers.retain(|i| i.issuer != issuer);
         if t.trusted_issuers.len() == before {
@@ -371,9 +403,7 @@ pub async fn remove_issuer(app: &App, tenant: &str, issuer: &str, actor: &str) -
         }
         Ok(())
     })
-    .await?;
-    app.repo.audit(tenant, "issuer.removed", actor, issuer).await?;
-    Ok(t)
+    .await
 }
 
 /// The trusted issuers, as the operator sees them.

@@ -92,6 +92,18 @@ fn harness() -> Harness {
     }
 }
 
+/// The audit event a test's direct write of a client comes with (`Repo::commit` requires one).
+fn test_audit(app: &App, client_id: &str) -> Write {
+    app.repo
+        .audit_write(
+            "acme",
+            crate::domain::audit::AuditKind::ClientUpdated,
+            "test",
+            client_id,
+        )
+        .unwrap()
+}
+
 async fn tenant(app: &App, name: &str) {
     tenants::create(app, name, DcrPolicy::Open, None)
         .await
@@ -413,6 +425,7 @@ async fn an_rfc7592_update_never_widens_and_never_moves_a_first_party_client() {
     app.repo
         .commit(vec![
             app.repo.replace_client_write(&fp.value, fp.version).unwrap(),
+            test_audit(app, &fp.value.client_id),
         ])
         .await
         .unwrap();
@@ -459,6 +472,7 @@ async fn operator_made_clients_have_no_registration_access_token() {
             app.repo
                 .replace_client_write(&legacy.value, legacy.version)
                 .unwrap(),
+            test_audit(app, &legacy.value.client_id),
         ])
         .await
         .unwrap();
@@ -1705,7 +1719,10 @@ async fn an_anonymous_registration_holding_a_machine_grant_is_not_issued_it() {
     };
     for (id, open) in [("anonymous", true), ("with-iat", false)] {
         app.repo
-            .commit(vec![app.repo.create_client_write(&stored(id, open)).unwrap()])
+            .commit(vec![
+                app.repo.create_client_write(&stored(id, open)).unwrap(),
+                test_audit(app, id),
+            ])
             .await
             .unwrap();
     }

@@ -1,6 +1,7 @@
 //! The token endpoint's client-credentials grant, introspection (RFC 7662) and revocation
 //! (RFC 7009), with client authentication shared by all three.
 
+use crate::domain::audit::AuditKind;
 use serde_json::{Value, json};
 
 use crate::domain::assertion::check_client_assertion;
@@ -475,7 +476,7 @@ pub async fn revoke(app: &App, caller: &Client, token: &str) -> Result<(), OAuth
     let writes = vec![
         app.repo.deny_jti_write(&c.jti, &c.tid, c.exp),
         app.repo
-            .audit_write(c.tid.as_str(), "token.revoked", &caller.client_id, &c.jti)?,
+            .audit_write(c.tid.as_str(), AuditKind::TokenRevoked, &caller.client_id, &c.jti)?,
     ];
     app.repo.commit(writes).await?;
     Ok(())

@@ -1,6 +1,7 @@
 //! End users: creation and deactivation (CLI), password login with a store-backed throttle,
 //! and browser sessions.
 
+use crate::domain::audit::{AuditKind, Noted};
 use std::sync::{Arc, LazyLock};
 
 use crate::domain::tenant::TenantId;
@@ -114,7 +115,7 @@ async fn update_user(
     app: &App,
     tenant: &str,
     username: &str,
-    kind: &str,
+    kind: AuditKind,
     f: impl Fn(&mut User),
 ) -> Result<User, AdminError> {
     update_user_as(app, tenant, username, kind, "cli", f).await
@@ -124,7 +125,7 @@ async fn update_user_as(
     app: &App,
     tenant: &str,
     username: &str,
-    kind: &str,
+    kind: AuditKind,
     actor: &str,
     f: impl Fn(&mut User),
 ) -> Result<User, AdminError> {
@@ -165,7 +166,7 @@ pub async fn set_password(
     check_new_password(password).map_err(AdminError::Invalid)?;
     let p = password.clone();
     let hash = on_hashing_pool(move || hash_password(&p)).await?;
-    update_user(app, tenant, username, "user.password_set", |u| {
+    update_user(app, tenant, username, AuditKind::UserPasswordSet, |u| {
         u.password_hash = hash.clone()
     })
     .await
@@ -182,7 +183,7 @@ pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User,
 
 /// [`deactivate`], recording `actor` in the audit trail.
 pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
-    let user = update_user_as(app, tenant, username, "user.deactivated", actor, |u| {
+    let user = update_user_as(app, tenant, username, AuditKind::UserDeactivated, actor, |u| {
         u.active = false
     })
     .await?;
@@ -193,13 +194,13 @@ pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str)
         .iter()
         .map(|g| g.reference())
         .collect();
-    crate::service::grants::revoke_grants(app, &grants, Some(("grant.revoked", actor))).await?;
+    crate::service::grants::revoke_grants(app, &grants, Some((AuditKind::GrantRevoked, actor))).await?;
     Ok(user)
 }
 
 /// Let a deactivated user sign in again. Nothing that deactivation ended comes back.
 pub async fn reactivate(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
-    update_user_as(app, tenant, username, "user.reactivated", actor, |u| {
+    update_user_as(app, tenant, username, AuditKind::UserReactivated, actor, |u| {
         u.active = true
     })
     .await
@@ -248,7 +249,7 @@ pub async fn link(
         app.repo.create_link_write(&l)?,
         app.repo.audit_write_detail(
             tenant,
-            "user.linked",
+            AuditKind::UserLinked,
             "cli",
             &user.sub,
             Some(format!("issuer={issuer}")),
@@ -304,10 +305,14 @@ pub async fn login(app: &App, tenant: &str, username: &str, password: &Secret) -
         on_hashing_pool(move || verify_against_no_user(&p))
             .await
             .map_err(LoginError::Backend)?;
+        // Audited, but never with the string itself (a stranger chose it to mislead whoever
+        // reads the trail).
+        let shown = crate::domain::user::refused_username(username);
+        app.repo.note(tenant, Noted::LoginFailed, &shown, &shown).await?;
         return Err(LoginError::Invalid);
     };
     if let LoginAttempt::Locked(wait) = app.repo.reserve_login_attempt(tenant, &name).await? {
-        app.repo.audit(tenant, "login.locked", &name, &name).await?;
+        app.repo.note(tenant, Noted::LoginLocked, &name, &name).await?;
         return Err(LoginError::Locked(wait));
     }
     let found = app.repo.user_by_name(tenant, &name).await?;
@@ -325,7 +330,7 @@ pub async fn login(app: &App, tenant: &str, username: &str, password: &Secret) -
             Ok(u.value)
         }
         _ => {
-            app.repo.audit(tenant, "login.failed", &name, &name).await?;
+            app.repo.note(tenant, Noted::LoginFailed, &name, &name).await?;
             Err(LoginError::Invalid)
         }
     }
@@ -350,9 +355,16 @@ pub async fn start_session(app: &App, user: &User) -> Result<(Secret, Session), 
         created_at: now,
         expires_at: now + ttl,
     };
-    app.repo.create_session(&id.hash().to_hex(), &session).await?;
     app.repo
-        .audit(user.tenant.as_str(), "login.succeeded", &user.sub, &user.sub)
+        .commit(vec![
+            app.repo.create_session_write(&id.hash().to_hex(), &session)?,
+            app.repo.audit_write(
+                user.tenant.as_str(),
+                AuditKind::LoginSucceeded,
+                &user.sub,
+                &user.sub,
+            )?,
+        ])
         .await?;
     Ok((id, session))
 }
@@ -391,5 +403,17 @@ pub async fn session(
 
 pub async fn end_session(app: &App, cookie: &Secret) -> Result<(), OAuthError> {
     app.repo.delete_session(&cookie.hash().to_hex()).await?;
+    Ok(())
+}
+
+/// The user signs out on the account page: their session ends, with its audit event, in one
+/// transaction.
+pub async fn sign_out(app: &App, tenant: &str, cookie: &Secret, sub: &str) -> Result<(), OAuthError> {
+    app.repo
+        .commit(vec![
+            app.repo.delete_session_write(&cookie.hash().to_hex()),
+            app.repo.audit_write(tenant, AuditKind::Logout, sub, sub)?,
+        ])
+        .await?;
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! | audit   | `tenant#<id>`       | `<ts>#<rand>` | —                             | never   |
 //! | keys    | `signing`           | `ring`   | —                                  | never   |
 
+use crate::domain::audit::{AuditKind, Noted};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -153,6 +154,35 @@ struct OpenRegistrationDoc {
     tenant: String,
 }
 
+/// Whether a write changes something administrators manage, and so must come with an audit
+/// event ([`Repo::commit`]): a tenant's config, a client (live or disabled; not a metadata
+/// document's cached copy, refreshed as it is fetched), a user, a group or a membership.
+fn must_be_audited(w: &Write) -> bool {
+    let (table, pk) = match w {
+        Write::Put { table, item, .. } => (*table, item.pk.as_str()),
+        Write::Delete { table, pk, .. } => (*table, pk.as_str()),
+        Write::Check { .. } => return false,
+    };
+    match table {
+        Table::Tenants => true,
+        Table::Clients => pk.starts_with("client#"),
+        Table::Users => ["user#", "group#", "groupmembers#"]
+            .iter()
+            .any(|p| pk.starts_with(p)),
+        Table::Tokens | Table::Audit | Table::Grants | Table::Keys => false,
+    }
+}
+
+fn is_audit(w: &Write) -> bool {
+    matches!(
+        w,
+        Write::Put {
+            table: Table::Audit,
+            ..
+        }
+    )
+}
+
 /// Typed repository over a [`Kv`] backend.
 #[derive(Clone)]
 pub struct Repo {
@@ -211,7 +241,7 @@ impl Repo {
     /// Create a tenant; `Conflict` if it exists.
     pub async fn create_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
         let item = Item::new(tenant_pk(t.id.as_str()), "config", to_map(t)?);
-        let audit = self.audit_write(t.id.as_str(), "tenant.created", "cli", t.id.as_str())?;
+        let audit = self.audit_write(t.id.as_str(), AuditKind::TenantCreated, "cli", t.id.as_str())?;
         self.commit(vec![
             Write::Put {
                 table: Table::Tenants,
@@ -232,13 +262,6 @@ impl Repo {
             item,
             cond: Cond::Version(version),
         })
-    }
-
-    /// Replace a tenant read at `version`; `Conflict` if it changed meanwhile.
-    pub async fn replace_tenant(&self, t: &Tenant, version: u64) -> Result<(), StoreError> {
-        let mut item = Item::new(tenant_pk(t.id.as_str()), "config", to_map(t)?);
-        item.version = version + 1;
-        self.kv.put(Table::Tenants, item, Cond::Version(version)).await
     }
 
     // ---- clients ----------------------------------------------------------------------------
@@ -572,7 +595,7 @@ impl Repo {
                 format!("{}#{hash_hex}", iat.created_at),
             )
             .expiring_at(iat.expires_at);
-        let audit = self.audit_write(iat.tenant.as_str(), "iat.created", actor, hash_hex)?;
+        let audit = self.audit_write(iat.tenant.as_str(), AuditKind::IatCreated, actor, hash_hex)?;
         self.commit(vec![
             Write::Put {
                 table: Table::Tokens,
@@ -695,7 +718,7 @@ impl Repo {
     pub fn audit_write(
         &self,
         tenant: &str,
-        kind: &str,
+        kind: AuditKind,
         actor: &str,
         subject: &str,
     ) -> Result<Write, StoreError> {
@@ -706,19 +729,33 @@ impl Repo {
     pub fn audit_write_detail(
         &self,
         tenant: &str,
+        kind: AuditKind,
+        actor: &str,
+        subject: &str,
+        detail: Option<String>,
+    ) -> Result<Write, StoreError> {
+        self.event_write(tenant, kind.as_str(), actor, subject, detail)
+    }
+
+    /// The one way an event is made: actor, subject and detail rendered safe
+    /// ([`crate::domain::audit::safe_text`]), whoever supplied them.
+    fn event_write(
+        &self,
+        tenant: &str,
         kind: &str,
         actor: &str,
         subject: &str,
         detail: Option<String>,
     ) -> Result<Write, StoreError> {
+        use crate::domain::audit::safe_text;
         let at = self.clock.now();
         let event = AuditEvent {
             at,
             tenant: tenant.into(),
             kind: kind.into(),
-            actor: actor.into(),
-            subject: subject.into(),
-            detail,
+            actor: safe_text(actor),
+            subject: safe_text(subject),
+            detail: detail.as_deref().map(safe_text),
         };
         // Sorted by time: the injected clock's second, then the wall clock's sub-second part so
         // that events of one second keep their order, then randomness against collisions.
@@ -734,22 +771,37 @@ impl Repo {
         })
     }
 
-    /// Record an audit event on its own.
-    pub async fn audit(
+    /// Record something that happened and changed nothing (a failed login) on its own. A
+    /// change is recorded with [`Repo::audit_write`], in its own transaction.
+    pub async fn note(
         &self,
         tenant: &str,
-        kind: &str,
+        kind: Noted,
         actor: &str,
         subject: &str,
     ) -> Result<(), StoreError> {
-        self.commit(vec![self.audit_write(tenant, kind, actor, subject)?])
-            .await
+        self.commit(vec![self.event_write(
+            tenant,
+            kind.as_str(),
+            actor,
+            subject,
+            None,
+        )?])
+        .await
     }
 
     /// Run `writes` as one transaction; once it has landed (and only then), log the audit
     /// events it recorded on target `audit`. Services commit through here, never through
     /// [`Kv::transact`] directly, so that no audit line describes a change that did not happen.
     pub async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        // Every change to what administrators manage (a tenant's config, a client, a user, a
+        // group) carries its audit event in the same transaction. Debug builds (every test)
+        // refuse one that does not, so that no path can forget it.
+        debug_assert!(
+            !writes.iter().any(must_be_audited) || writes.iter().any(is_audit),
+            "a change to {:?} without its audit event",
+            writes.iter().find(|w| must_be_audited(w))
+        );
         let events: Vec<AuditEvent> = writes
             .iter()
             .filter_map(|w| match w {

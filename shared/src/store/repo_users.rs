@@ -30,6 +30,7 @@
 //! walk are primary-key queries: strongly consistent on DynamoDB (a secondary index may lag, and
 //! a cascade must not miss a grant that landed a moment earlier).
 
+use crate::domain::audit::AuditKind;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -558,7 +559,7 @@ impl Repo {
                 Cond::Absent,
             ),
             put(Table::Users, Self::user_item(u)?, Cond::Absent),
-            self.audit_write(u.tenant.as_str(), "user.created", actor, &u.sub)?,
+            self.audit_write(u.tenant.as_str(), AuditKind::UserCreated, actor, &u.sub)?,
         ];
         self.commit(writes).await
     }
@@ -739,11 +740,22 @@ impl Repo {
 
     // ---- sessions ---------------------------------------------------------------------------
 
-    pub async fn create_session(&self, hash: &str, s: &Session) -> Result<(), StoreError> {
+    /// The write that creates a session (to go with its `login.succeeded` event).
+    pub fn create_session_write(&self, hash: &str, s: &Session) -> Result<Write, StoreError> {
         let item = Item::new(session_pk(hash), "session", to_map(s)?)
             .with_index(format!("sessions#{}", s.sub), format!("{}#{hash}", s.created_at))
             .expiring_at(s.expires_at);
-        self.kv().put(Table::Tokens, item, Cond::Absent).await
+        Ok(put(Table::Tokens, item, Cond::Absent))
+    }
+
+    /// The write that ends a session (to go with its audit event).
+    pub fn delete_session_write(&self, hash: &str) -> Write {
+        Write::Delete {
+            table: Table::Tokens,
+            pk: session_pk(hash),
+            sk: "session".into(),
+            cond: Cond::None,
+        }
     }
 
     pub async fn session(&self, hash: &str) -> Result<Option<Session>, StoreError> {
