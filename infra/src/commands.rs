@@ -172,7 +172,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(None) => ExitCode::SUCCESS,
         Err(Failure(msg)) => {
             if json {
-                println!("{}", json!({"error": msg}));
+                out(&json!({"error": msg}).to_string());
             }
             eprintln!("error: {msg}");
             ExitCode::FAILURE
@@ -182,10 +182,16 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 fn print(json: bool, v: &Value) {
     if json {
-        println!("{v}");
+        out(&v.to_string());
     } else {
-        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+        out(&serde_json::to_string_pretty(v).unwrap_or_default());
     }
+}
+
+/// A line on standard output; a reader that went away (`| head`) is no reason to panic.
+fn out(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 fn admin(e: AdminError) -> Failure {

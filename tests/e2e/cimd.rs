@@ -190,3 +190,48 @@ async fn a_client_known_by_its_metadata_document_runs_the_code_flow_where_its_ho
     let _: Value = d.body;
     task.abort();
 }
+
+/// A code issued to a metadata-document app the admin then deletes is worth nothing, even when
+/// someone names the URL again at once (which fetches the document and makes the client anew):
+/// a code, grant or token is its client's, not its client id's.
+#[tokio::test]
+async fn a_code_for_a_deleted_metadata_document_app_is_worthless_after_it_is_met_again() {
+    let data = DataDir::new();
+    let w = world(&data);
+    data.cli(&["tenant", "set-policy", &w.tenant, "--cimd", "127.0.0.1"]);
+    let (client_id, _hits, task) = document_host(CALLBACK).await;
+    let server = Server::start(&data);
+    let issuer = format!("{}/t/{}", server.base, w.tenant);
+    let p = pkce();
+    let scope = "openid api:read";
+    let url = under(
+        authorize_url(&server, &client_id, scope, &p.challenge, &[]),
+        &w.tenant,
+    );
+    let b = Browser::new();
+    let login = b.get(&url).await;
+    let consent = b.login(&server, &login, "alice", PASSWORD).await;
+    let q = b.consent(&server, &consent, "approve").await.redirect_params();
+    let code = q["code"].clone();
+
+    // The admin deletes the app; a second later anyone names its URL again.
+    data.cli(&["client", "delete", "--tenant", &w.tenant, &client_id]);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let again = Browser::new().get(&url).await;
+    assert_eq!(again.status, 200, "met again: {}", again.html);
+
+    let t = post_form(
+        &format!("{issuer}/oauth2/token"),
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &client_id),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", &p.verifier),
+        ],
+    )
+    .await;
+    t.assert_error(400, "invalid_grant");
+    task.abort();
+}

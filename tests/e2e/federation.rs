@@ -1037,3 +1037,37 @@ async fn an_id_jags_tenant_claim_is_checked_where_the_issuer_is_trusted_for_one_
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// An assertion's `jti` is used up in its own tenant only: another tenant that trusts an issuer
+/// of the same name (with keys of its own) cannot burn this tenant's `jti`s in advance.
+#[tokio::test]
+async fn an_assertions_jti_is_used_up_only_in_its_own_tenant() {
+    let data = DataDir::new();
+    let a = setup(&data);
+    let b = setup(&data);
+    let server = Server::start(&data);
+    let post = |url: String, c: TestClient, assertion: String| async move {
+        post_form(
+            &url,
+            Some((&c.id, &c.secret)),
+            &[("grant_type", GRANT), ("assertion", &assertion)],
+        )
+        .await
+    };
+    let jti = json!({"jti": "predictable-1"});
+    // Tenant b (at the shared issuer), with its own key under the same issuer name, first.
+    let r = post(
+        server.shared_url("/oauth2/token"),
+        b.client.clone(),
+        idp_assertion(&b.idp, IDP, "ext-alice", &server.base, None, jti.clone()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Tenant a's own assertion with that jti still works, once.
+    let ours = idp_assertion(&a.idp, IDP, "ext-alice", &server.issuer, None, jti);
+    let r = post(server.url("/oauth2/token"), a.client.clone(), ours.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    post(server.url("/oauth2/token"), a.client.clone(), ours)
+        .await
+        .assert_error(400, "invalid_grant");
+}

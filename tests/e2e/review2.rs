@@ -733,3 +733,168 @@ async fn every_channel_audits_its_tenant_changes() {
         );
     }
 }
+
+/// Second-pass findings on the fixes themselves (the attacker review of this changes):
+/// display rules for users' names and e-mails at creation too; bounded trusted issuers; key URLs
+/// on loopback refused where the server's own fetcher would never go; a locked username
+/// recorded once per lockout, not once per try; the admin API's merge patches labelled as such.
+#[tokio::test]
+async fn what_the_second_pass_found_holds() {
+    let data = DataDir::new();
+    let (tenant, _) = mcp_tenant(&data);
+    let app = code_client(&data, &tenant, "Acme Notes", "client_secret_basic", &[]);
+    let server = Server::start(&data);
+    let (_, admin) = admin_token(&data, &server, &tenant).await;
+    let api = Api {
+        server: &server,
+        token: admin,
+    };
+    // A user's name and e-mail follow the display rules when the user is created, as when
+    // changed.
+    for (field, body) in [
+        (
+            "name",
+            json!({"username": "bob", "password": "correct horse battery staple", "name": "Bob\u{202e}"}),
+        ),
+        (
+            "email",
+            json!({"username": "bob", "password": "correct horse battery staple", "email": "b\u{200b}ob@example.com"}),
+        ),
+    ] {
+        let r = api.post("/admin/v1/users", body).await;
+        assert_eq!((r.status, &r.body["field"]), (400, &json!(field)), "{}", r.body);
+    }
+    // Trusted issuers stay small: a bounded identifier, bounded inline keys.
+    let k = key("idp-big");
+    let long = format!("https://idp.example/{}", "a".repeat(600));
+    let r = api
+        .post(
+            "/admin/v1/issuers",
+            json!({"issuer": long, "jwks": {"keys": [k.jwk]}}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["field"]),
+        (400, &json!("issuer")),
+        "{}",
+        r.body
+    );
+    let many: Vec<Value> = (0..40).map(|i| json!({"kty": "EC", "crv": "P-256", "x": k.jwk["x"], "y": k.jwk["y"], "kid": format!("k{i}-{}", "x".repeat(100))})).collect();
+    let r = api
+        .post(
+            "/admin/v1/issuers",
+            json!({"issuer": "https://idp.example", "jwks": {"keys": many}}),
+        )
+        .await;
+    assert_eq!((r.status, &r.body["field"]), (400, &json!("jwks")), "{}", r.body);
+    // The admin API takes its PATCH bodies labelled as merge patches.
+    let r = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/admin/v1/clients/{}", app.id),
+            Some(json!({"client_name": "Acme Notes 2"})),
+            &[("content-type", "application/merge-patch+json")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // A locked username: one login.locked event for the lockout, however many tries.
+    let p = pkce();
+    for _ in 0..12 {
+        let b = Browser::new();
+        let page = b
+            .get(&authorize_url(&server, &app.id, "openid", &p.challenge, &[]))
+            .await;
+        b.login(&server, &page, "alice", "wrong password!").await;
+    }
+    let events = data.cli(&["audit", "list", "--tenant", &tenant, "--kind", "login"]);
+    let count = |kind: &str| {
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .count()
+    };
+    assert_eq!(count("login.failed"), 5, "{events}");
+    assert_eq!(count("login.locked"), 1, "{events}");
+}
+
+/// Key URLs on loopback are accepted only by a server whose own fetcher would reach them (a
+/// loopback-http development issuer); a deployed issuer refuses them at registration.
+#[tokio::test]
+async fn loopback_key_urls_are_refused_where_the_issuer_is_not_loopback() {
+    let data = DataDir::new();
+    let (tenant, _) = mcp_tenant(&data);
+    let server = Server::start_with(&data, &["--issuer", "https://auth.example.test"], &[]);
+    let iat = data.cli(&["iat", "create", "--tenant", &tenant, "--max-uses", "0"])["initial_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for uri in [
+        "https://127.0.0.1/jwks",
+        "https://[::1]/jwks",
+        "https://localhost/jwks",
+        "http://127.0.0.1:9/jwks",
+    ] {
+        let md = json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt",
+                        "jwks_uri": uri, "scope": "api:read"});
+        let r = Resp::from(
+            http()
+                .post(format!("{}/oauth2/register", server.base))
+                .header("x-bulwark-tenant", &tenant)
+                .bearer_auth(&iat)
+                .json(&md)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        r.assert_error(400, "invalid_client_metadata");
+    }
+}
+
+/// RFC 6749 §4.1.2 revokes what a code issued when the code is used twice; whoever merely saw a
+/// used code (without its PKCE verifier) can no longer end the user's grant with it.
+#[tokio::test]
+async fn a_replayed_code_ends_the_grant_only_with_its_verifier() {
+    let data = DataDir::new();
+    let (tenant, sub) = mcp_tenant(&data);
+    let app = code_client(&data, &tenant, "Acme Notes", "none", &[]);
+    let w = World {
+        tenant: tenant.clone(),
+        client: app.clone(),
+        sub,
+    };
+    let server = Server::start(&data);
+    let p = pkce();
+    let code = get_code(&Browser::new(), &server, &w, "openid offline_access api:read", &p).await;
+    let r = redeem(&server, &app, &code, &p.verifier).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    // Seen, not held: the replay fails and the grant stands.
+    for verifier in [pkce().verifier, String::new()] {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("client_id", app.id.as_str()),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+        ];
+        if !verifier.is_empty() {
+            form.push(("code_verifier", verifier.as_str()));
+        }
+        post_form(&server.url("/oauth2/token"), None, &form)
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    let r = refresh(&server, &app, &rt, &[]).await;
+    assert_eq!(r.status, 200, "the grant stands: {}", r.body);
+    let rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    // Replayed with its verifier: what it issued ends.
+    redeem(&server, &app, &code, &p.verifier)
+        .await
+        .assert_error(400, "invalid_grant");
+    refresh(&server, &app, &rt, &[])
+        .await
+        .assert_error(400, "invalid_grant");
+}

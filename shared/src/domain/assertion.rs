@@ -75,7 +75,7 @@ pub fn check_client_assertion(
         .get("exp")
         .and_then(Value::as_i64)
         .ok_or("exp is required")?;
-    if exp + SKEW <= now {
+    if exp.saturating_add(SKEW) <= now {
         return Err("the assertion has expired");
     }
     if exp > now + max_lifetime + SKEW {
@@ -149,7 +149,7 @@ pub fn check_grant_assertion(
         .get("exp")
         .and_then(Value::as_i64)
         .ok_or("exp is required")?;
-    if exp + SKEW <= now {
+    if exp.saturating_add(SKEW) <= now {
         return Err("the assertion has expired");
     }
     if exp > now + MAX_GRANT_ASSERTION_LIFETIME + SKEW {
@@ -254,6 +254,11 @@ mod tests {
         assert!(short(1_000_300).is_ok());
         assert!(short(1_000_400).is_err());
         assert!(check(None, json!({"exp": "1000100"})).is_err());
+        // Extreme values are refused, never an overflow (a stranger's unverified claims).
+        for v in [i64::MAX, i64::MIN, i64::MAX - 1] {
+            assert!(check(None, json!({"exp": v})).is_err(), "exp {v}");
+            assert!(check(None, json!({"nbf": v, "iat": v})).is_err(), "nbf/iat {v}");
+        }
         assert!(check(None, json!({"nbf": 1_000_100})).is_err());
         assert!(check(None, json!({"iat": 1_000_100})).is_err());
         assert!(check(None, json!({"iat": 1})).is_err());
@@ -296,6 +301,9 @@ mod tests {
         assert!(check(None, json!({"aud": "https://other.example"})).is_err());
         assert!(check(None, json!({"exp": null})).is_err());
         assert!(check(None, json!({"exp": 1_000_000 + 700})).is_err());
+        for v in [i64::MAX, i64::MIN] {
+            assert!(check(None, json!({"exp": v})).is_err(), "exp {v}");
+        }
         assert!(check(None, json!({"exp": 999_000})).is_err());
         assert!(check(None, json!({"nbf": 1_000_100})).is_err());
         assert!(check(None, json!({"jti": null})).is_err());

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::grant_type::{ClientAuthMethod, GrantType, Registrant};
+pub use super::net::KeyHosts;
 use super::scope::ScopeSet;
 use super::tenant::{Tenant, TenantId};
 use crate::error::OAuthError;
@@ -311,6 +312,7 @@ pub fn validate_metadata(
     input: &Value,
     tenant: &Tenant,
     registrant: Registrant,
+    key_hosts: KeyHosts,
 ) -> Result<ClientMetadata, OAuthError> {
     let obj = input
         .as_object()
@@ -523,28 +525,11 @@ pub fn validate_metadata(
     let jwks_uri = match obj.get("jwks_uri") {
         None | Some(Value::Null) => None,
         Some(Value::String(u)) => {
-            let url = canonical_url(u)
+            // The fetcher's own rule for what it may reach: a private, link-local, CGNAT,
+            // unspecified or unique-local address, a local name, or loopback where the
+            // issuer's fetcher would not go, is refused now rather than at the first fetch.
+            crate::domain::net::check_key_url(u, key_hosts)
                 .map_err(|why| OAuthError::invalid_client_metadata(format!("jwks_uri {why}")))?;
-            let loopback_http = url.scheme() == "http" && is_loopback(&url);
-            if (url.scheme() != "https" && !loopback_http)
-                || !url.username().is_empty()
-                || url.password().is_some()
-                || url.fragment().is_some()
-                || u.len() > MAX_URI
-            {
-                return Err(OAuthError::invalid_client_metadata(
-                    "jwks_uri must be an https URL without userinfo or fragment",
-                ));
-            }
-            // The fetcher's own rule for what it may reach (loopback aside, which only a
-            // loopback development server fetches): a private, link-local, CGNAT, unspecified
-            // or unique-local address, or a local name, is refused now rather than at the
-            // first fetch.
-            crate::domain::net::check_host(&url, true).map_err(|why| {
-                OAuthError::invalid_client_metadata(format!(
-                    "jwks_uri names {why}: keys are fetched only from public hosts"
-                ))
-            })?;
             Some(u.clone())
         }
         Some(_) => return Err(OAuthError::invalid_client_metadata("jwks_uri must be a string")),
@@ -840,9 +825,14 @@ mod tests {
     }
 
     fn check(input: Value, expected: Result<(), ErrorCode>) {
-        let got = validate_metadata(&input, &tenant(), Registrant::InitialAccessToken)
-            .map(|_| ())
-            .map_err(|e| e.code);
+        let got = validate_metadata(
+            &input,
+            &tenant(),
+            Registrant::InitialAccessToken,
+            KeyHosts::LoopbackToo,
+        )
+        .map(|_| ())
+        .map_err(|e| e.code);
         assert_eq!(got, expected, "{input}");
     }
 
@@ -1073,16 +1063,22 @@ mod tests {
     #[test]
     fn restricted_scopes_are_for_admin_made_clients() {
         let md = json!({"grant_types": ["client_credentials"], "scope": "api:read api:admin"});
-        let err = validate_metadata(&md, &tenant(), Registrant::InitialAccessToken).unwrap_err();
+        let err = validate_metadata(
+            &md,
+            &tenant(),
+            Registrant::InitialAccessToken,
+            KeyHosts::LoopbackToo,
+        )
+        .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidClientMetadata);
         assert!(err.description.contains("api:admin"), "{}", err.description);
-        let m = validate_metadata(&md, &tenant(), Registrant::Operator).unwrap();
+        let m = validate_metadata(&md, &tenant(), Registrant::Operator, KeyHosts::LoopbackToo).unwrap();
         assert_eq!(m.scope, "api:admin api:read");
         // A DCR client that holds a scope restricted later is no longer issued it.
         let mut c = Client::new(
             "c1".into(),
             TenantId::parse("acme").unwrap(),
-            validate_metadata(&md, &tenant(), Registrant::Operator).unwrap(),
+            validate_metadata(&md, &tenant(), Registrant::Operator, KeyHosts::LoopbackToo).unwrap(),
             Origin::Dcr,
             0,
         );
@@ -1107,7 +1103,13 @@ mod tests {
             ..Client::new(
                 "c1".into(),
                 TenantId::parse("acme").unwrap(),
-                validate_metadata(&md, &tenant(), Registrant::InitialAccessToken).unwrap(),
+                validate_metadata(
+                    &md,
+                    &tenant(),
+                    Registrant::InitialAccessToken,
+                    KeyHosts::LoopbackToo,
+                )
+                .unwrap(),
                 origin,
                 1_000,
             )
@@ -1188,7 +1190,7 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                validate_metadata(&md, &tenant(), channel).is_ok(),
+                validate_metadata(&md, &tenant(), channel, KeyHosts::LoopbackToo).is_ok(),
                 ok,
                 "{md} via {channel:?}"
             );
@@ -1197,7 +1199,7 @@ mod tests {
         let mut c = Client::new(
             "c1".into(),
             TenantId::parse("acme").unwrap(),
-            validate_metadata(&cc, &tenant(), Registrant::Operator).unwrap(),
+            validate_metadata(&cc, &tenant(), Registrant::Operator, KeyHosts::LoopbackToo).unwrap(),
             Origin::Admin,
             0,
         );
@@ -1214,7 +1216,12 @@ mod tests {
         for (t, ok) in [("web", true), ("native", true), ("browser", false), ("", false)] {
             let mut md = base.clone();
             md["application_type"] = json!(t);
-            let r = validate_metadata(&md, &tenant(), Registrant::InitialAccessToken);
+            let r = validate_metadata(
+                &md,
+                &tenant(),
+                Registrant::InitialAccessToken,
+                KeyHosts::LoopbackToo,
+            );
             assert_eq!(r.is_ok(), ok, "{t}");
             if let Ok(m) = r {
                 assert_eq!(m.to_json()["application_type"], t);
@@ -1222,12 +1229,25 @@ mod tests {
         }
         let mut md = base.clone();
         md["application_type"] = json!(7);
-        assert!(validate_metadata(&md, &tenant(), Registrant::InitialAccessToken).is_err());
         assert!(
-            validate_metadata(&base, &tenant(), Registrant::InitialAccessToken)
-                .unwrap()
-                .application_type
-                .is_none()
+            validate_metadata(
+                &md,
+                &tenant(),
+                Registrant::InitialAccessToken,
+                KeyHosts::LoopbackToo
+            )
+            .is_err()
+        );
+        assert!(
+            validate_metadata(
+                &base,
+                &tenant(),
+                Registrant::InitialAccessToken,
+                KeyHosts::LoopbackToo
+            )
+            .unwrap()
+            .application_type
+            .is_none()
         );
     }
 
@@ -1236,7 +1256,7 @@ mod tests {
         let m = validate_metadata(
             &json!({"grant_types": ["client_credentials", "client_credentials"], "scope": "api:write api:read api:read"}),
             &tenant(),
-            Registrant::InitialAccessToken,
+            Registrant::InitialAccessToken, KeyHosts::LoopbackToo
         )
         .unwrap();
         assert_eq!(m.grant_types, vec!["client_credentials"]);

@@ -96,6 +96,56 @@ pub fn check_host(url: &Url, allow_loopback: bool) -> Result<(), &'static str> {
     }
 }
 
+/// Whether registration may accept key URLs on loopback: only a development server whose own
+/// issuer is loopback http fetches them (the fetcher's rule, `fetch::check_url`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyHosts {
+    /// Public hosts only (every deployed issuer).
+    PublicOnly,
+    /// Loopback too (`http://127.0.0.1`, `[::1]`, `localhost`), for a loopback-http issuer.
+    LoopbackToo,
+}
+
+impl KeyHosts {
+    /// The hosts an issuer's fetcher reaches: loopback only for a loopback-http issuer.
+    pub fn for_issuer(issuer_is_loopback_http: bool) -> Self {
+        if issuer_is_loopback_http {
+            KeyHosts::LoopbackToo
+        } else {
+            KeyHosts::PublicOnly
+        }
+    }
+}
+
+/// The longest key URL accepted.
+pub const MAX_KEY_URL: usize = 2000;
+
+/// A URL where someone's public keys will be fetched (a client's `jwks_uri`, a trusted issuer's),
+/// as registration checks it: canonical (as the WHATWG parser writes it), https — or http to a
+/// loopback host where loopback is allowed —, no userinfo or fragment, at most
+/// [`MAX_KEY_URL`] bytes, and a host the fetcher may reach ([`check_host`]).
+pub fn check_key_url(u: &str, hosts: KeyHosts) -> Result<Url, String> {
+    let url = crate::domain::client::canonical_url(u)?;
+    let loopback_ok = hosts == KeyHosts::LoopbackToo;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    if (url.scheme() != "https" && !(url.scheme() == "http" && loopback && loopback_ok))
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.fragment().is_some()
+        || u.len() > MAX_KEY_URL
+    {
+        return Err("must be an https URL without userinfo or fragment".into());
+    }
+    check_host(&url, loopback_ok)
+        .map_err(|why| format!("names {why}: keys are fetched only from public hosts"))?;
+    Ok(url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +181,29 @@ mod tests {
                 "{url} (loopback allowed: {loopback_ok})"
             );
         }
+    }
+
+    #[test]
+    fn key_urls() {
+        use KeyHosts::*;
+        for (url, hosts, ok) in [
+            ("https://keys.example.com/jwks", PublicOnly, true),
+            ("https://127.0.0.1/jwks", PublicOnly, false),
+            ("https://[::1]/jwks", PublicOnly, false),
+            ("https://localhost/jwks", PublicOnly, false),
+            ("http://127.0.0.1:9/jwks", PublicOnly, false),
+            ("http://127.0.0.1:9/jwks", LoopbackToo, true),
+            ("http://[::1]:9/jwks", LoopbackToo, true),
+            ("http://localhost:9/jwks", LoopbackToo, true),
+            ("http://keys.example.com/jwks", LoopbackToo, false),
+            ("https://user@keys.example.com/jwks", PublicOnly, false),
+            ("https://keys.example.com/jwks#x", PublicOnly, false),
+            ("https://KEYS.example.com/jwks", PublicOnly, false),
+            ("https://169.254.169.254/", LoopbackToo, false),
+        ] {
+            assert_eq!(check_key_url(url, hosts).is_ok(), ok, "{url} {hosts:?}");
+        }
+        let long = format!("https://k.example/{}", "a".repeat(MAX_KEY_URL));
+        assert!(check_key_url(&long, PublicOnly).is_err());
     }
 }

@@ -34,8 +34,10 @@ pub struct User {
 /// Usernames compare case-insensitively: trimmed, Unicode NFC, lower-cased, 1–128 characters,
 /// and held to the display-name rules (no spaces, control characters, bidi controls,
 /// zero-width or other invisible format characters, no pile of combining marks), since they
-/// are shown to administrators in the console, the CLI and the audit trail. One form per name:
-/// a name that looks like another is the same name or is refused.
+/// are shown to administrators in the console, the CLI and the audit trail. One form per
+/// canonically equivalent name (NFC): a decomposed `é` is the composed one. Compatibility forms
+/// (fullwidth letters) and look-alikes from other scripts (Cyrillic `а`) are other names: the
+/// tenant admin who creates users decides what it allows.
 pub fn normalize_username(s: &str) -> Result<String, String> {
     let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc();
     // NFC again after lower-casing, which can leave a decomposed sequence (`İ` → `i̇`).
@@ -76,12 +78,25 @@ pub fn check_new_password(p: &Secret) -> Result<(), String> {
     Ok(())
 }
 
-/// An email address as far as we check it (the mailbox is the tenant's business).
+/// A user's display name: 1 to 200 characters after trimming, held to the display-name rules
+/// (no control, bidi or invisible format characters, no pile of combining marks), at creation
+/// and at every change alike: it is shown on pages, in tokens and to administrators.
+pub fn check_display_name(name: &str) -> Result<(), String> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 200 || !crate::domain::client::is_displayable(n) {
+        return Err("a name is 1 to 200 printable characters".into());
+    }
+    Ok(())
+}
+
+/// An email address as far as we check it (the mailbox is the tenant's business), and fit to be
+/// shown (no invisible or bidi characters).
 pub fn check_email(e: &str) -> Result<(), String> {
     let ok = e.len() <= 254
         && e.split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
-        && !e.chars().any(|c| c.is_control() || c.is_whitespace());
+        && !e.chars().any(|c| c.is_control() || c.is_whitespace())
+        && crate::domain::client::is_displayable(e);
     if ok {
         Ok(())
     } else {
@@ -192,6 +207,12 @@ mod tests {
         ] {
             assert!(normalize_username(bad).is_err(), "{bad:?}");
         }
+        for bad in ["", "  ", "Alice\u{202e}", "a\u{200b}b", &"x".repeat(201)] {
+            assert!(check_display_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_display_name(" Zoë Ünïcödé 日本 ").is_ok());
+        assert!(check_email("a\u{200b}@example.com").is_err());
+        assert!(check_email("alice@example.com").is_ok());
         let r = refused_username("root\u{202e}gnp.exe");
         assert!(r.starts_with("(invalid username, sha256 ") && r.is_ascii(), "{r}");
         assert_eq!(

@@ -296,7 +296,7 @@ pub async fn patch_client(
         .value;
     // Judged as a registration by whoever registered the client: the admin cannot make an
     // anonymous registration into a machine client (it would keep the stranger's keys).
-    let new = validate_metadata(&Value::Object(view), &t, old.registrant())?;
+    let new = validate_metadata(&Value::Object(view), &t, old.registrant(), app.key_hosts())?;
     if new.scopes().contains(ADMIN_SCOPE) && !old.metadata.scopes().contains(ADMIN_SCOPE) {
         return Err(AdminError::Field(
             "scope".into(),
@@ -429,10 +429,18 @@ pub async fn rotate_secret(
     }
     match crate::service::clients::rotate_secret(app, current, grace_seconds, actor).await {
         Ok(r) => Ok(r),
-        Err(e) if e.code == crate::error::ErrorCode::InvalidRequest => Err(AdminError::Field(
-            "grace_seconds".into(),
-            e.description.to_string(),
-        )),
+        Err(e)
+            if e.code == crate::error::ErrorCode::InvalidRequest
+                && e.description.contains("grace_seconds") =>
+        {
+            Err(AdminError::Field(
+                "grace_seconds".into(),
+                e.description.to_string(),
+            ))
+        }
+        Err(e) if e.code == crate::error::ErrorCode::InvalidRequest => {
+            Err(AdminError::Invalid(e.description.to_string()))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -469,13 +477,7 @@ pub struct UserChanges {
 }
 
 fn check_name(name: &str) -> Result<(), AdminError> {
-    if name.trim().is_empty() || name.chars().count() > 200 || !crate::domain::client::is_displayable(name) {
-        return Err(AdminError::Field(
-            "name".into(),
-            "a name is 1 to 200 printable characters".into(),
-        ));
-    }
-    Ok(())
+    crate::domain::user::check_display_name(name).map_err(|why| AdminError::Field("name".into(), why))
 }
 
 /// Change a user's profile, admin role or password. A password change or a change of role

@@ -102,7 +102,7 @@ pub async fn resolve(
         Ok(d) => d,
         Err(e) => return Ok(keep(&e.to_string())),
     };
-    let metadata = match validate_document(&doc.json, url, tenant) {
+    let metadata = match validate_document(&doc.json, url, tenant, app.key_hosts()) {
         Ok(m) => m,
         Err(why) => {
             tracing::info!(tenant = tid, host = %host, reason = %why, "metadata document invalid");

@@ -65,7 +65,7 @@ fn new_client(
     origin: Origin,
     registrant: Registrant,
 ) -> Result<Registered, OAuthError> {
-    let metadata = validate_metadata(metadata, tenant, registrant)?;
+    let metadata = validate_metadata(metadata, tenant, registrant, app.key_hosts())?;
     // Only clients that authenticate with a shared secret get one (not public clients, not
     // private_key_jwt clients, which prove themselves with their keys).
     let secret = metadata
@@ -388,7 +388,12 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
     let old = &current.value;
     // Judged as a registration by whoever registered it: an anonymous registration stays
     // within what anyone may register.
-    let new = validate_metadata(&Value::Object(metadata), &tenant, old.registrant())?;
+    let new = validate_metadata(
+        &Value::Object(metadata),
+        &tenant,
+        old.registrant(),
+        app.key_hosts(),
+    )?;
     let added_scopes = new.scopes().difference(&old.metadata.scopes());
     if !added_scopes.is_empty() {
         return Err(OAuthError::invalid_client_metadata(format!(

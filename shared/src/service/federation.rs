@@ -148,7 +148,13 @@ pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenR
     };
     if !app
         .repo
-        .use_assertion(&format!("issuer:{}", trusted.issuer), &a.jti, a.exp + SKEW)
+        // Per tenant: another tenant that trusts an issuer of the same name (with keys of its
+        // own) must not be able to use up this tenant's `jti`s.
+        .use_assertion(
+            &format!("issuer:{}:{}", tenant.id.as_str(), trusted.issuer),
+            &a.jti,
+            a.exp + SKEW,
+        )
         .await?
     {
         return Err(refused(client, "the assertion was used before (replay)"));

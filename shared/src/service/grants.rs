@@ -64,9 +64,10 @@ pub async fn revoke_grants(
 }
 
 /// What a redemption of code `c` by `client` must get right before the code is taken: the
-/// client it was issued to, its tenant, the issuer its request came to (whose `iss` the client
-/// was told), not issued before the client's tokens were revoked, the redirect URI and the PKCE
-/// verifier.
+/// client it was issued to — this very client, not one made again under the same id since (a
+/// metadata-document client deleted and met again) —, its tenant, the issuer its request came
+/// to (whose `iss` the client was told), not issued before the client's tokens were revoked,
+/// the redirect URI and the PKCE verifier.
 fn check_redemption(
     app: &App,
     client: &Client,
@@ -77,6 +78,7 @@ fn check_redemption(
     if req.client_id != client.client_id
         || c.tenant != client.tenant.as_str()
         || c.issued_at <= client.tokens_revoked_before
+        || c.issued_at < client.issued_at
         || c.issuer_scope != app.config.tenant_scope
     {
         return Err(invalid_grant(
@@ -108,11 +110,19 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     let code = Secret::new(p.require("code").map_err(OAuthError::invalid_request)?);
     let hash = code.hash().to_hex();
     let bad = || invalid_grant("the authorization code is invalid, expired or already used");
-    // Replayed? Then revoke what its first redemption issued (RFC 6749 §4.1.2).
+    // Replayed? Then revoke what its first redemption issued (RFC 6749 §4.1.2) — if the replay
+    // proves it holds the code's PKCE verifier too: whoever merely saw a used code (a log, a
+    // browser's history) cannot end the user's grant with it.
     let replayed = || async {
+        let proves = |u: &UsedCode| match (&u.challenge, p.get("code_verifier")) {
+            (None, _) => true,
+            (Some(ch), Some(v)) => verify_pkce(v, ch),
+            (Some(_), None) => false,
+        };
         if let Some(used) = app.repo.used_code(&hash).await?
             && used.grant.tenant == client.tenant.as_str()
             && used.grant.client_id == client.client_id
+            && proves(&used)
         {
             tracing::warn!(client_id = %client.client_id, "authorization code replayed; revoking its grant");
             revoke_grant(app, &used.grant, AuditKind::CodeReplayed, &client.client_id).await?;
@@ -181,6 +191,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
             &hash,
             &UsedCode {
                 grant: grant.reference(),
+                challenge: Some(c.request.code_challenge.clone()),
             },
             now + app.config.lifetimes.used_code,
         )?);
@@ -547,8 +558,9 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
         else {
             return Err(bad());
         };
-        // A grant from before the client was disabled ended then, swept or not.
-        if grant.created_at <= client.tokens_revoked_before {
+        // A grant from before the client was disabled ended then, swept or not; one from before
+        // this client existed (an id made again) was never its.
+        if grant.created_at <= client.tokens_revoked_before || grant.created_at < client.issued_at {
             return Err(bad());
         }
         let Some(user) = active_user(app, &rt.tenant, &rt.sub).await? else {

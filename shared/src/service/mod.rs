@@ -89,6 +89,12 @@ impl App {
 
     /// After this process changed (or tried to change) tenant `id`'s config: its next read
     /// here is fresh. Every writer of a tenant item calls it.
+    /// Which hosts registration accepts key URLs on: loopback only where this issuer's fetcher
+    /// would reach it (a loopback-http development server).
+    pub fn key_hosts(&self) -> crate::domain::net::KeyHosts {
+        crate::domain::net::KeyHosts::for_issuer(self.config.issuer_is_loopback_http())
+    }
+
     pub fn tenant_changed(&self, id: &str) {
         self.tenant_cache.forget(id);
     }

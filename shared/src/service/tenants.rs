@@ -305,6 +305,13 @@ pub async fn set_password_grant(app: &App, tenant: &str, allow: bool) -> Result<
     .await
 }
 
+/// The longest trusted issuer identifier.
+pub const MAX_ISSUER: usize = 512;
+/// The largest inline key set of a trusted issuer, serialised.
+pub const MAX_ISSUER_JWKS: usize = 8 * 1024;
+/// The most a tenant's trusted issuers may take in its config item, serialised.
+pub const MAX_ISSUERS_BYTES: usize = 64 * 1024;
+
 /// Trust an external identity provider for the JWT bearer grant: its issuer identifier (an
 /// https URL in normal form; http only on loopback, for development) and its keys, inline
 /// (`jwks`, public signing keys only) or at `jwks_uri` (fetched through the SSRF-guarded
@@ -325,37 +332,39 @@ pub async fn add_issuer(
         idp_tenant,
     } = &entry;
     let issuer = issuer.as_str();
-    let https_or_loopback = |what: &str, u: &str| -> Result<(), AdminError> {
-        let url = crate::domain::client::canonical_url(u)
-            .map_err(|why| AdminError::Invalid(format!("{what} {why}")))?;
-        let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-            || url.host_str() == Some("localhost");
-        if (url.scheme() != "https" && !(url.scheme() == "http" && loopback))
-            || !url.username().is_empty()
-            || url.fragment().is_some()
-        {
-            return Err(AdminError::Invalid(format!(
-                "{what} must be an https URL (http only on loopback)"
-            )));
-        }
-        Ok(())
+    // The issuer identifier is compared, never fetched: https (http only on loopback, for
+    // development), canonical, bounded.
+    let url = crate::domain::client::canonical_url(issuer)
+        .map_err(|why| AdminError::Invalid(format!("--issuer {why}")))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
     };
-    https_or_loopback("--issuer", issuer)?;
-    match (&jwks, &jwks_uri) {
+    if (url.scheme() != "https" && !(url.scheme() == "http" && loopback))
+        || !url.username().is_empty()
+        || url.fragment().is_some()
+        || issuer.len() > MAX_ISSUER
+    {
+        return Err(AdminError::Invalid(format!(
+            "--issuer must be an https URL (http only on loopback) of at most {MAX_ISSUER} characters"
+        )));
+    }
+    match (jwks, jwks_uri) {
         (Some(v), None) => {
             crate::keys::external::check_jwks(v)
                 .map_err(|why| AdminError::Invalid(format!("jwks: {why}")))?;
+            if serde_json::to_vec(v).map_or(true, |b| b.len() > MAX_ISSUER_JWKS) {
+                return Err(AdminError::Invalid(format!(
+                    "jwks: at most {MAX_ISSUER_JWKS} bytes inline; publish larger key sets at a jwks_uri"
+                )));
+            }
         }
         (None, Some(u)) => {
-            https_or_loopback("--jwks-uri", u)?;
-            // The fetcher's rule, applied now (see `domain::net`).
-            let url =
-                url::Url::parse(u).map_err(|_| AdminError::Invalid("--jwks-uri is not a URL".into()))?;
-            crate::domain::net::check_host(&url, true).map_err(|why| {
-                AdminError::Invalid(format!(
-                    "--jwks-uri names {why}: keys are fetched only from public hosts"
-                ))
-            })?;
+            // The fetcher's rule, applied now (`domain::net`), as for a client's jwks_uri.
+            crate::domain::net::check_key_url(u, app.key_hosts())
+                .map_err(|why| AdminError::Invalid(format!("--jwks-uri {why}")))?;
         }
         _ => {
             return Err(AdminError::Invalid(
@@ -382,6 +391,13 @@ pub async fn add_issuer(
             return Err(AdminError::Invalid("a tenant trusts at most 20 issuers".into()));
         }
         t.trusted_issuers.push(entry.clone());
+        // The tenant's item is read by every token request (through the tenant cache): its
+        // issuers stay small.
+        if serde_json::to_vec(&t.trusted_issuers).map_or(true, |b| b.len() > MAX_ISSUERS_BYTES) {
+            return Err(AdminError::Invalid(format!(
+                "jwks: the tenant's trusted issuers would exceed {MAX_ISSUERS_BYTES} bytes; publish key sets at a jwks_uri"
+            )));
+        }
         Ok(())
     })
     .await

@@ -19,8 +19,14 @@ pub async fn grant(app: &App, client: &Client, p: &Params) -> Result<TokenRespon
     };
     if !client.may_use_grant(grant) {
         let why = if client.metadata.allows_grant(grant) {
+            let by = match client.registrant() {
+                crate::domain::grant_type::Registrant::Anonymous => "without an initial access token",
+                crate::domain::grant_type::Registrant::InitialAccessToken => "through dynamic registration",
+                crate::domain::grant_type::Registrant::TenantAdmin
+                | crate::domain::grant_type::Registrant::Operator => "by the tenant admin",
+            };
             format!(
-                "a client registered without an initial access token may not use the {} grant",
+                "a client registered {by} may not use the {} grant",
                 grant.as_str()
             )
         } else {

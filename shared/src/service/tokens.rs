@@ -292,7 +292,7 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
         .client_in(&c.tid, &c.client_id)
         .await?
         .map(|v| v.value)
-        .filter(|cl| in_tenant(cl) && c.iat > cl.tokens_revoked_before)
+        .filter(|cl| in_tenant(cl) && c.iat > cl.tokens_revoked_before && c.iat >= cl.issued_at)
     else {
         return Ok(None);
     };
@@ -368,7 +368,7 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     let Some(tenant) = app.tenant(&c.tid).await? else {
         return Ok(None);
     };
-    if grant.created_at <= app_client.tokens_revoked_before {
+    if grant.created_at <= app_client.tokens_revoked_before || grant.created_at < app_client.issued_at {
         return Ok(None);
     }
     if crate::service::access::permitted(app, &tenant, &app_client, &c.sub)

@@ -77,12 +77,8 @@ pub async fn create_by(app: &App, n: NewUser<'_>, actor: &str) -> Result<User, A
     if let Some(e) = n.email {
         check_email(e).map_err(AdminError::Invalid)?;
     }
-    if let Some(name) = n.name
-        && (name.trim().is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control))
-    {
-        return Err(AdminError::Invalid(
-            "a name is 1 to 200 printable characters".into(),
-        ));
+    if let Some(name) = n.name {
+        crate::domain::user::check_display_name(name).map_err(AdminError::Invalid)?;
     }
     let user = User {
         sub: random_id(16),
@@ -312,7 +308,19 @@ pub async fn login(app: &App, tenant: &str, username: &str, password: &Secret) -
         return Err(LoginError::Invalid);
     };
     if let LoginAttempt::Locked(wait) = app.repo.reserve_login_attempt(tenant, &name).await? {
-        app.repo.note(tenant, Noted::LoginLocked, &name, &name).await?;
+        // Once per username per lockout window: a stranger hammering a locked name must not
+        // be able to write an event per try.
+        if app
+            .repo
+            .take_from_window(
+                &format!("lockednote#{tenant}#{name}"),
+                1,
+                crate::domain::user::THROTTLE_WINDOW,
+            )
+            .await?
+        {
+            app.repo.note(tenant, Noted::LoginLocked, &name, &name).await?;
+        }
         return Err(LoginError::Locked(wait));
     }
     let found = app.repo.user_by_name(tenant, &name).await?;

@@ -108,6 +108,10 @@ pub struct AuthCode {
 pub struct UsedCode {
     #[serde(flatten)]
     pub grant: GrantRef,
+    /// The PKCE challenge of the code's request: a replay ends the grant only when it carries
+    /// the verifier (absent in markers written before: then any replay does, as it did).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<String>,
 }
 
 /// Where a grant is: enough to delete it and the pointer that lists it under its client

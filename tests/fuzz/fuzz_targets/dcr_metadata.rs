@@ -17,7 +17,7 @@ use shared::error::OAuthError;
 
 /// The one call of the function under test, so that a change of its signature is made here.
 fn validate(input: &Value, tenant: &Tenant, registrant: Registrant) -> Result<ClientMetadata, OAuthError> {
-    validate_metadata(input, tenant, registrant)
+    validate_metadata(input, tenant, registrant, KeyHosts::LoopbackToo)
 }
 
 /// Every registrant, from the least trusted to the most.

@@ -403,11 +403,14 @@ where
 
 /// A JSON object body (415 for another content type, 413 beyond the size limit).
 async fn json_object(req: Request) -> Result<(HeaderMap, Map<String, Value>), Problem> {
-    if !content_type_is(req.headers(), "application/json") {
+    // PATCH bodies are JSON merge patches (RFC 7396), which clients may label as such.
+    if !content_type_is(req.headers(), "application/json")
+        && !content_type_is(req.headers(), "application/merge-patch+json")
+    {
         return Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
-            "the body must be application/json",
+            "the body must be application/json (or application/merge-patch+json)",
         ));
     }
     let (parts, bytes) = body_bytes(req).await.map_err(|e| {
