@@ -590,7 +590,7 @@ async fn user(app: &App, command: UserCommand) -> Result<Value, Failure> {
     match command {
         UserCommand::SetPassword { tenant, username, .. } => {
             let password = read_password()?;
-            users::set_password(app, &tenant, &username, &password)
+            users::set_password(app, &tenant, &username, &password, users::SignOut::Sessions)
                 .await
                 .map_err(admin)?;
             Ok(json!({"tenant": tenant, "username": username, "password_set": true}))

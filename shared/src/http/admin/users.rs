@@ -204,6 +204,7 @@ pub(super) async fn patch_user(
         email: opt_string(&body, "email")?,
         admin: opt_bool(&body, "admin")?,
         password,
+        sign_out_everywhere: false,
     };
     let u = svc::patch_user(&app, &admin.tenant, &user_id, expected, changes, &admin.actor).await?;
     Ok(json_answer(
