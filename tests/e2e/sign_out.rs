@@ -4,6 +4,8 @@
 //! console (`console::`) and the CLI (`cli::`) each reset through these, with and without
 //! "sign out everywhere".
 
+use serde_json::Value;
+
 use crate::flow::*;
 use crate::support::*;
 
@@ -175,4 +177,19 @@ pub async fn ended_everywhere(server: &Server, f: &Fixture, held: &Held) {
         !active(server, &f.rs, &held.delegated).await,
         "the agent's delegated token ended"
     );
+}
+
+/// The `user.signed_out_everywhere` events of alice, oldest first (the CLI's audit listing).
+pub fn signed_out_events(data: &DataDir, f: &Fixture) -> Vec<Value> {
+    let v = data.cli(&[
+        "audit",
+        "list",
+        "--tenant",
+        &f.w.tenant,
+        "--kind",
+        "user.signed_out_everywhere",
+        "--subject",
+        &f.w.sub,
+    ]);
+    v["events"].as_array().cloned().unwrap_or_default()
 }
