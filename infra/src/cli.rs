@@ -391,6 +391,10 @@ pub enum UserCommand {
         /// Read the password from stdin (one line).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Sign them out everywhere: also end every grant (refresh tokens, the access tokens
+        /// issued from them, agents' delegated tokens), as after a suspected compromise.
+        #[arg(long)]
+        sign_out_everywhere: bool,
     },
     /// Link a user to their subject at a trusted identity provider (JWT bearer grant).
     Link {

@@ -594,12 +594,23 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
 
 async fn user(app: &App, command: UserCommand) -> Result<Value, Failure> {
     match command {
-        UserCommand::SetPassword { tenant, username, .. } => {
+        UserCommand::SetPassword {
+            tenant,
+            username,
+            password_stdin: _,
+            sign_out_everywhere,
+        } => {
             let password = read_password()?;
-            users::set_password(app, &tenant, &username, &password)
+            let sign_out = users::SignOut::everywhere_if(sign_out_everywhere);
+            users::set_password(app, &tenant, &username, &password, sign_out)
                 .await
                 .map_err(admin)?;
-            Ok(json!({"tenant": tenant, "username": username, "password_set": true}))
+            Ok(json!({
+                "tenant": tenant,
+                "username": username,
+                "password_set": true,
+                "signed_out_everywhere": sign_out_everywhere,
+            }))
         }
         UserCommand::Create {
             tenant,

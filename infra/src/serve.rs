@@ -250,9 +250,11 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
     .await
     {
         Ok(_) => {}
-        Err(AdminError::Exists(_)) => users::set_password(app, "demo", "demo", &password)
-            .await
-            .map_err(|e| Failure(e.to_string()))?,
+        Err(AdminError::Exists(_)) => {
+            users::set_password(app, "demo", "demo", &password, users::SignOut::Sessions)
+                .await
+                .map_err(|e| Failure(e.to_string()))?
+        }
         Err(e) => return Err(Failure(e.to_string())),
     }
     let spa = json!({

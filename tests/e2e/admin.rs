@@ -696,6 +696,62 @@ async fn users_are_managed_and_their_cascades_really_end_tokens() {
     );
 }
 
+/// After a suspected compromise: `PATCH /admin/v1/users/{id}` with a new password ends the
+/// user's sessions only; with `"sign_out_everywhere": true` it ends everything they hold —
+/// refresh token, access token, an agent's delegated token — and they sign in with the new
+/// password; `sign_out_everywhere` alone does the same without a new password.
+#[tokio::test]
+async fn an_admin_password_reset_signs_out_everywhere_when_asked() {
+    use crate::sign_out::*;
+    let data = DataDir::new();
+    let f = fixture(&data);
+    let server = Server::start(&data);
+    let (_, admin) = admin_token(&data, &server, &f.w.tenant).await;
+    let api = Api {
+        server: &server,
+        token: admin,
+    };
+    let alice = format!("/admin/v1/users/{}", f.w.sub);
+    let (second, third) = ("a second long password", "a third long password");
+
+    let held = sign_in(&server, &f, PASSWORD).await;
+    let r = api.patch(&alice, json!({"password": second}), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let held = only_sessions_ended(&server, &f, held).await;
+
+    let r = api
+        .patch(
+            &alice,
+            json!({"password": third, "sign_out_everywhere": true}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["active"], true, "{}", r.body);
+    ended_everywhere(&server, &f, &held).await;
+
+    let held = sign_in(&server, &f, third).await;
+    let r = api
+        .patch(&alice, json!({"sign_out_everywhere": true}), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    ended_everywhere(&server, &f, &held).await;
+    sign_in(&server, &f, third).await;
+
+    let r = api
+        .patch(&alice, json!({"sign_out_everywhere": "yes"}), None)
+        .await;
+    r.assert_problem(400);
+    assert_eq!(r.body["field"], "sign_out_everywhere", "{}", r.body);
+    let kinds = api
+        .get(&format!(
+            "/admin/v1/audit?kind=user.signed_out_everywhere&subject={}",
+            f.w.sub
+        ))
+        .await;
+    assert_eq!(kinds.body["items"].as_array().unwrap().len(), 2, "{}", kinds.body);
+}
+
 #[tokio::test]
 async fn policy_and_scopes_are_the_admins_to_set() {
     let data = DataDir::new();

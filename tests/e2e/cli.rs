@@ -196,3 +196,42 @@ fn many_clients_list_across_pages() {
         105
     );
 }
+
+/// `bulwark user set-password` ends the user's sessions only; with `--sign-out-everywhere` it
+/// also ends her refresh token, her access token and an agent's delegated token, while `serve`
+/// runs on the same data; she signs in with the new password.
+#[tokio::test]
+async fn user_set_password_signs_out_everywhere_when_asked() {
+    use crate::flow::PASSWORD;
+    use crate::sign_out::*;
+    let data = DataDir::new();
+    let f = fixture(&data);
+    let server = Server::start(&data);
+    let set_password = |password: &str, extra: &[&str]| {
+        let mut args = vec![
+            "user",
+            "set-password",
+            "--tenant",
+            &f.w.tenant,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ];
+        args.extend_from_slice(extra);
+        data.cli_stdin(&args, &format!("{password}\n"))
+    };
+    let (second, third) = ("a second long password", "a third long password");
+
+    let held = sign_in(&server, &f, PASSWORD).await;
+    let out = set_password(second, &[]);
+    assert_eq!(out["signed_out_everywhere"], false, "{out}");
+    let held = only_sessions_ended(&server, &f, held).await;
+
+    let out = set_password(third, &["--sign-out-everywhere"]);
+    assert_eq!(out["signed_out_everywhere"], true, "{out}");
+    ended_everywhere(&server, &f, &held).await;
+    sign_in(&server, &f, third).await;
+    let events = signed_out_events(&data, &f);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["actor"], "cli");
+}

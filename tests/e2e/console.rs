@@ -463,3 +463,91 @@ async fn strangers_non_admins_other_tenants_forged_forms_and_demoted_admins_get_
     .await;
     assert_eq!(api.status, 401, "{}", api.body);
 }
+
+/// The console's password reset form: "Sign out everywhere" is checked by default; unchecked,
+/// the reset ends the user's sessions only; checked, everything they hold (refresh token,
+/// access token, an agent's delegated token) ends and they sign in with the new password.
+#[tokio::test]
+async fn a_console_password_reset_signs_out_everywhere_by_default() {
+    use crate::sign_out::{ended_everywhere, fixture, only_sessions_ended, signed_out_events};
+    let data = DataDir::new();
+    let f = fixture(&data);
+    let root = admin_user(&data, &f.w.tenant, "root");
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let apps = sign_in(&b, &server, &f.w.tenant, "root").await;
+    assert_eq!(apps.status, 200, "{}", apps.html);
+    let csrf = apps.hidden("csrf").unwrap();
+    let (second, third) = ("a second long password", "a third long password");
+
+    let users = b
+        .get(&server.url(&format!("/console/users?tenant={}", f.w.tenant)))
+        .await;
+    let form_url = format!("/console/users/{}/password?tenant={}", f.w.sub, f.w.tenant);
+    assert!(users.html.contains(&form_url), "{}", users.html);
+    let form = b.get(&server.url(&form_url)).await;
+    assert_eq!(form.status, 200, "{}", form.html);
+    form.assert_secure_page();
+    assert!(
+        form.html
+            .contains(r#"name="sign_out_everywhere" value="on" checked"#),
+        "checked by default: {}",
+        form.html
+    );
+
+    // Unchecked (a checkbox left out of the form): her session ends, her tokens live on.
+    let held = crate::sign_out::sign_in(&server, &f, PASSWORD).await;
+    let r = b
+        .post(&server.url(&form_url), &[("csrf", &csrf), ("password", second)])
+        .await;
+    assert_eq!(r.status, 303, "{}", r.html);
+    assert!(
+        follow(&b, &r)
+            .await
+            .has("Password set. Their sessions have ended.")
+    );
+    let held = only_sessions_ended(&server, &f, held).await;
+
+    // A password too short: the form again, with the box as it was sent, and nothing ends.
+    let r = b
+        .post(&server.url(&form_url), &[("csrf", &csrf), ("password", "short")])
+        .await;
+    assert_eq!(r.status, 400, "{}", r.html);
+    assert!(
+        r.has("at least 8 characters") && !r.html.contains(" checked"),
+        "{}",
+        r.html
+    );
+    // A forged form changes nothing either.
+    let r = b
+        .post(
+            &server.url(&form_url),
+            &[
+                ("csrf", "forged"),
+                ("password", third),
+                ("sign_out_everywhere", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.html);
+    assert!(active(&server, &f.rs, &held.access).await);
+
+    // Checked, as the form comes: everything she holds ends.
+    let r = b
+        .post(
+            &server.url(&form_url),
+            &[
+                ("csrf", &csrf),
+                ("password", third),
+                ("sign_out_everywhere", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.html);
+    assert!(follow(&b, &r).await.has("signed out everywhere"));
+    ended_everywhere(&server, &f, &held).await;
+    crate::sign_out::sign_in(&server, &f, third).await;
+    let events = signed_out_events(&data, &f);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["actor"], root.as_str(), "the administrator, by sub");
+}

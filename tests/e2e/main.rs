@@ -25,6 +25,7 @@ mod review2;
 mod robustness;
 mod rp_library;
 mod security;
+mod sign_out;
 mod support;
 mod template;
 mod tenant_issuer;

@@ -66,6 +66,10 @@ pub fn router(state: State) -> Router {
                 get(confirm_delete).post(delete),
             )
             .route("/console/users", get(users_page).post(create_user))
+            .route(
+                "/console/users/{user_id}/password",
+                get(password_page).post(set_password),
+            )
             .route("/console/users/{user_id}/deactivate", post(deactivate))
             .route("/console/users/{user_id}/reactivate", post(reactivate))
             .route("/console/audit", get(audit))
@@ -427,6 +431,10 @@ fn notice_of(q: &Params) -> Option<&'static str> {
         "user-created" => "User created.",
         "deactivated" => "User deactivated. Their sessions, grants and tokens have ended.",
         "reactivated" => "User reactivated.",
+        "password-set" => "Password set. Their sessions have ended.",
+        "signed-out-everywhere" => {
+            "Password set and signed out everywhere: their sessions, grants and tokens have ended."
+        }
         "policy" => "Policy saved.",
         _ => return None,
     })
@@ -926,6 +934,8 @@ async fn delete(StateX(app): StateX<State>, ids: Ids, RawQuery(query): RawQuery,
 struct UserRow {
     /// Where its Deactivate (or Reactivate) form posts.
     action: String,
+    /// Its password reset form.
+    reset_href: String,
     username: String,
     display: String,
     email: String,
@@ -973,6 +983,7 @@ async fn users_view(
                 links::segment(&u.sub),
                 if u.active { "deactivate" } else { "reactivate" }
             )),
+            reset_href: s.url(&format!("/console/users/{}/password", links::segment(&u.sub))),
             display: u.name.clone().unwrap_or_else(|| u.username.clone()),
             email: u.email.clone().unwrap_or_default(),
             admin: u.admin,
@@ -1076,6 +1087,106 @@ async fn reactivate(
     form: PageForm,
 ) -> Response {
     set_active(&app, &q, &form, &sub, true).await
+}
+
+#[derive(Template)]
+#[template(path = "console/password.html")]
+struct PasswordBody<'a> {
+    action: String,
+    cancel_href: String,
+    csrf: &'a str,
+    username: &'a str,
+    display: String,
+    is_me: bool,
+    sign_out_everywhere: bool,
+}
+
+/// The password reset form: "Sign out everywhere" is checked unless the administrator
+/// unchecked it in the form shown again.
+async fn password_view(
+    app: &App,
+    s: &Session,
+    sub: &str,
+    sign_out_everywhere: bool,
+    error: Option<&str>,
+) -> Response {
+    let u = match svc::user(app, s.tenant(), sub).await {
+        Ok(u) => u.value,
+        Err(e) => {
+            return match admin_error(e) {
+                Ok(msg) => console_page(s, 404, "Not found", "users", None, Some(&msg), ""),
+                Err(r) => r,
+            };
+        }
+    };
+    let body = render(&PasswordBody {
+        action: s.url(&format!("/console/users/{}/password", links::segment(&u.sub))),
+        cancel_href: s.url("/console/users"),
+        csrf: &s.csrf(),
+        username: &u.username,
+        display: u.name.clone().unwrap_or_else(|| u.username.clone()),
+        is_me: u.sub == s.admin.actor,
+        sign_out_everywhere,
+    });
+    console_page(
+        s,
+        if error.is_some() { 400 } else { 200 },
+        "Reset password",
+        "users",
+        None,
+        error,
+        &body,
+    )
+}
+
+async fn password_page(
+    StateX(app): StateX<State>,
+    Path(sub): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    match page_session(&app, &query, &headers).await {
+        Ok(s) => password_view(&app, &s, &sub, true, None).await,
+        Err(r) => r,
+    }
+}
+
+/// `POST /console/users/{user_id}/password`: a new password (their sessions end) and, when
+/// "Sign out everywhere" is checked, every grant of theirs too (`service::admin::patch_user`).
+async fn set_password(
+    StateX(app): StateX<State>,
+    Path(sub): Path<String>,
+    RawQuery(query): RawQuery,
+    form: PageForm,
+) -> Response {
+    let s = match form_session(&app, &query, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let p = &form.params;
+    let everywhere = p.get("sign_out_everywhere").is_some();
+    let changes = svc::UserChanges {
+        password: Some(Secret::new(p.get("password").unwrap_or(""))),
+        sign_out_everywhere: everywhere,
+        ..Default::default()
+    };
+    match svc::patch_user(&app, s.tenant(), &sub, None, changes, &s.admin.actor).await {
+        Ok(_) => see_other(&s.url_with(
+            "/console/users",
+            &[(
+                "notice",
+                if everywhere {
+                    "signed-out-everywhere"
+                } else {
+                    "password-set"
+                },
+            )],
+        )),
+        Err(e) => match admin_error(e) {
+            Ok(msg) => password_view(&app, &s, &sub, everywhere, Some(&msg)).await,
+            Err(r) => r,
+        },
+    }
 }
 
 // ---- audit -----------------------------------------------------------------------------------

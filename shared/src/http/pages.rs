@@ -72,6 +72,7 @@ a.button{display:inline-block;text-decoration:none;font-weight:600;font-size:15p
 a.button.primary,button.primary.inline{width:auto;margin-top:0}
 a.button.secondary{border-color:#cbd5e1}
 a.button.danger{border-color:#fecaca;padding:10px 16px;font-size:15px}
+a.button.small{padding:6px 12px;font-size:14px}
 table.grid{width:100%;border-collapse:collapse;font-size:14px;margin-top:8px}
 table.grid th{text-align:left;font-size:12px;text-transform:uppercase;letter-spacing:.05em;color:#64748b;font-weight:600;padding:8px 10px;border-bottom:1px solid #e2e8f0}
 table.grid td{padding:10px;border-bottom:1px solid #f1f5f9;vertical-align:top}

@@ -18,6 +18,7 @@ use crate::secret::Secret;
 use crate::service::App;
 use crate::service::clients::{AdminFields, Registered};
 use crate::service::tenants::AdminError;
+use crate::service::users::SignOut;
 use crate::store::StoreError;
 use crate::store::repo::{AuditEvent, InitialAccessToken, Versioned};
 
@@ -474,6 +475,9 @@ pub struct UserChanges {
     pub email: Option<Option<String>>,
     pub admin: Option<bool>,
     pub password: Option<Secret>,
+    /// Sign the user out everywhere ([`SignOut::Everywhere`]): with a new password after a
+    /// suspected compromise, or on its own.
+    pub sign_out_everywhere: bool,
 }
 
 fn check_name(name: &str) -> Result<(), AdminError> {
@@ -481,7 +485,8 @@ fn check_name(name: &str) -> Result<(), AdminError> {
 }
 
 /// Change a user's profile, admin role or password. A password change or a change of role
-/// ends the user's sessions.
+/// ends the user's sessions; `sign_out_everywhere` ends them and every grant of the user
+/// (with or without a new password), the user staying active.
 pub async fn patch_user(
     app: &App,
     tenant: &str,
@@ -521,11 +526,12 @@ pub async fn patch_user(
     if let Some(a) = changes.admin {
         u.admin = a;
     }
-    let ends_sessions = hash.is_some() || role_changed;
+    let sign_out = (hash.is_some() || role_changed || changes.sign_out_everywhere)
+        .then(|| SignOut::everywhere_if(changes.sign_out_everywhere));
     if let Some(h) = hash {
         u.password_hash = h;
     }
-    if ends_sessions {
+    if sign_out.is_some() {
         u.session_epoch += 1;
     }
     let mut writes = vec![
@@ -537,6 +543,9 @@ pub async fn patch_user(
             app.repo
                 .audit_write(tenant, AuditKind::UserPasswordSet, actor, sub)?,
         );
+    }
+    if let Some(s) = sign_out {
+        writes.extend(s.audit_write(app, tenant, actor, sub)?);
     }
     if role_changed {
         let kind = if u.admin {
@@ -551,8 +560,8 @@ pub async fn patch_user(
         Err(StoreError::Conflict) => return Err(stale()),
         Err(e) => return Err(e.into()),
     }
-    if ends_sessions {
-        app.repo.delete_sessions_of(sub).await?;
+    if let Some(s) = sign_out {
+        s.after_commit(app, sub, actor).await?;
     }
     Ok(Versioned {
         value: u,

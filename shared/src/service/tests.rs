@@ -499,9 +499,15 @@ async fn a_password_change_or_deactivation_ends_sessions_even_when_the_index_lag
     );
     // The sweep lists sessions through the index, which sees nothing here: the user's session
     // epoch still ends the session.
-    users::set_password(app, "acme", "alice", &Secret::new("another long password"))
-        .await
-        .unwrap();
+    users::set_password(
+        app,
+        "acme",
+        "alice",
+        &Secret::new("another long password"),
+        users::SignOut::Sessions,
+    )
+    .await
+    .unwrap();
     assert!(
         users::session(app, "acme", Some(&cookie))
             .await
@@ -827,6 +833,179 @@ mod agents {
         );
         assert!(!is_live(app, &k).await);
         assert!(app.repo.delegations_of(&w.sub).await.unwrap().is_empty());
+    }
+
+    /// What a signed-in user holds: a browser session, and from one grant a refresh token, an
+    /// access token and an agent's delegated token.
+    struct Held {
+        session: Secret,
+        refresh: Secret,
+        access: String,
+        delegated: String,
+    }
+
+    async fn sign_in_everywhere(
+        app: &App,
+        w: &World,
+        bot: &crate::domain::client::Client,
+        password: &str,
+    ) -> Held {
+        let alice = users::login(app, "acme", "alice", &Secret::new(password))
+            .await
+            .unwrap();
+        let (session, _) = users::start_session(app, &alice).await.unwrap();
+        let gid = grants(app, "acme", &w.sub, &w.app_id, 1).await.remove(0);
+        let mut g = app.repo.grant(&w.sub, &gid).await.unwrap().unwrap();
+        g.value.scope = "openid api:read agent:act".into();
+        app.repo
+            .commit(vec![app.repo.touch_grant_write(&g.value, g.version).unwrap()])
+            .await
+            .unwrap();
+        let refresh = Secret::generate();
+        let rt = crate::service::grants::new_refresh(&g.value, app.now(), 86_400);
+        app.repo
+            .commit(vec![
+                app.repo
+                    .create_refresh_write(&refresh.hash().to_hex(), &rt)
+                    .unwrap(),
+            ])
+            .await
+            .unwrap();
+        let access = user_token(app, &w.sub, &w.app_id, &gid, "openid api:read agent:act").await;
+        let delegated = exchange(app, bot, &access).await.unwrap();
+        Held {
+            session,
+            refresh,
+            access,
+            delegated,
+        }
+    }
+
+    /// Whether a refresh with `rt` works: its next refresh token, or None for `invalid_grant`.
+    async fn refreshed(app: &App, client_id: &str, rt: &Secret) -> Option<Secret> {
+        let client = app.repo.client(client_id).await.unwrap().unwrap().value;
+        let form = format!("grant_type=refresh_token&refresh_token={}", rt.expose());
+        match crate::service::grants::refresh_token(app, &client, &Params::parse(form.as_bytes()).unwrap())
+            .await
+        {
+            Ok(r) => Some(Secret::new(r.refresh_token.unwrap())),
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::InvalidGrant, "{}", e.description);
+                None
+            }
+        }
+    }
+
+    async fn in_session(app: &App, cookie: &Secret) -> bool {
+        users::session(app, "acme", Some(cookie)).await.unwrap().is_some()
+    }
+
+    /// Everything `held` holds has ended; the user is still active.
+    async fn all_ended(app: &App, w: &World, held: &Held) {
+        assert!(!in_session(app, &held.session).await, "the session ended");
+        assert!(
+            refreshed(app, &w.app_id, &held.refresh).await.is_none(),
+            "the refresh token is refused"
+        );
+        assert!(!is_live(app, &held.access).await, "the access token is inactive");
+        assert!(
+            crate::service::grants::userinfo(app, &Secret::new(held.access.clone()))
+                .await
+                .is_err(),
+            "userinfo refuses the access token"
+        );
+        assert!(
+            !is_live(app, &held.delegated).await,
+            "the agent's delegated token is inactive"
+        );
+        assert!(app.repo.grants_of(&w.sub).await.unwrap().is_empty());
+        assert!(app.repo.user(&w.sub).await.unwrap().unwrap().value.active);
+    }
+
+    /// "Sign out everywhere" with a password reset, through both service entries (the admin
+    /// API and console's `admin::patch_user`, the CLI's `users::set_password`) and on its own:
+    /// the user's sessions, refresh tokens, access tokens and agents' delegated tokens end, the
+    /// user stays active and signs in again; another user's grants stand. A reset without it
+    /// ends the user's sessions only.
+    #[tokio::test]
+    async fn a_password_reset_signs_out_everywhere_only_when_asked() {
+        use crate::domain::audit::AuditKind;
+        use crate::service::admin;
+        let h = harness();
+        let app = &h.app;
+        let w = world(app, "openid api:read agent:act").await;
+        let bot = agent(app, &w.app_id, "Bot").await;
+        reconsent(app, &w, "openid api:read agent:act").await;
+        let bob = user(app, "acme", "bob").await;
+        let bobs = grants(app, "acme", &bob, &w.app_id, 2).await;
+        let first = "correct horse battery staple";
+        let (second, third) = ("a second long password", "a third long password");
+
+        // A reset alone (CLI, no flag): the session ends; every token lives on.
+        let held = sign_in_everywhere(app, &w, &bot, first).await;
+        users::set_password(
+            app,
+            "acme",
+            "alice",
+            &Secret::new(second),
+            users::SignOut::Sessions,
+        )
+        .await
+        .unwrap();
+        assert!(!in_session(app, &held.session).await);
+        assert!(is_live(app, &held.access).await && is_live(app, &held.delegated).await);
+        let next = refreshed(app, &w.app_id, &held.refresh)
+            .await
+            .expect("the refresh token still works");
+        let held = Held {
+            refresh: next,
+            ..held
+        };
+
+        // The admin API's and the console's reset, signing out everywhere.
+        let reset = |password: Option<&str>| admin::UserChanges {
+            password: password.map(Secret::new),
+            sign_out_everywhere: true,
+            ..Default::default()
+        };
+        h.clock.advance(1);
+        admin::patch_user(app, "acme", &w.sub, None, reset(Some(third)), "admin-test")
+            .await
+            .unwrap();
+        all_ended(app, &w, &held).await;
+
+        // The CLI's, with --sign-out-everywhere: she signed in with the new password.
+        let held = sign_in_everywhere(app, &w, &bot, third).await;
+        h.clock.advance(1);
+        users::set_password(
+            app,
+            "acme",
+            "alice",
+            &Secret::new(first),
+            users::SignOut::Everywhere,
+        )
+        .await
+        .unwrap();
+        all_ended(app, &w, &held).await;
+
+        // On its own, without a new password: the password she has still signs her in.
+        let held = sign_in_everywhere(app, &w, &bot, first).await;
+        h.clock.advance(1);
+        admin::patch_user(app, "acme", &w.sub, None, reset(None), "admin-test")
+            .await
+            .unwrap();
+        all_ended(app, &w, &held).await;
+        sign_in_everywhere(app, &w, &bot, first).await;
+
+        assert_eq!(live(app, &bob, &bobs).await, 2, "another user's grants stand");
+        let filter = admin::AuditFilter {
+            kind: Some(AuditKind::UserSignedOutEverywhere.as_str().into()),
+            subject: Some(w.sub.clone()),
+            ..Default::default()
+        };
+        let (events, _) = admin::audit(app, "acme", &filter, None, 10).await.unwrap();
+        let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
+        assert_eq!(actors, ["admin-test", "cli", "admin-test"], "newest first");
     }
 }
 

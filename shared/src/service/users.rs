@@ -13,9 +13,9 @@ use crate::error::OAuthError;
 use crate::secret::{Secret, SecretHash, random_id};
 use crate::service::App;
 use crate::service::tenants::AdminError;
-use crate::store::StoreError;
 use crate::store::repo::Versioned;
 use crate::store::repo_users::{LoginAttempt, Session};
+use crate::store::{StoreError, Write};
 
 /// Password hashing (argon2id: 19 MiB and tens of milliseconds each) runs on Tokio's blocking
 /// pool, at most this many at once, so that a storm of logins never stalls the async workers
@@ -105,24 +105,85 @@ pub async fn create_by(app: &App, n: NewUser<'_>, actor: &str) -> Result<User, A
     }
 }
 
-/// Read-modify-write a user by username (retrying when a concurrent writer got there first),
-/// with an audit event in the same transaction; then end the user's sessions.
-async fn update_user(
-    app: &App,
-    tenant: &str,
-    username: &str,
-    kind: AuditKind,
-    f: impl Fn(&mut User),
-) -> Result<User, AdminError> {
-    update_user_as(app, tenant, username, kind, "cli", f).await
+/// How far a change to a user signs them out. Either way their session epoch moves
+/// (`User::session_epoch`), so their browser sessions and the codes issued in them end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignOut {
+    /// Their sessions only; what apps and agents hold for them stays.
+    Sessions,
+    /// "Sign out everywhere": their sessions and every grant — refresh tokens, the access
+    /// tokens issued from them (introspection, userinfo, token exchange) and agents' delegated
+    /// tokens — through deactivation's cascade ([`end_grants`]), the user staying active.
+    /// Audited as `user.signed_out_everywhere` in the change's transaction, and each grant it
+    /// ends as `grant.revoked`.
+    Everywhere,
 }
 
+impl SignOut {
+    pub fn everywhere_if(everywhere: bool) -> Self {
+        if everywhere {
+            SignOut::Everywhere
+        } else {
+            SignOut::Sessions
+        }
+    }
+
+    /// The audit event of this sign-out, for the transaction of the change that moves the
+    /// user's session epoch (none for sessions alone: the change's own event says it).
+    pub(crate) fn audit_write(
+        self,
+        app: &App,
+        tenant: &str,
+        actor: &str,
+        sub: &str,
+    ) -> Result<Option<Write>, StoreError> {
+        match self {
+            SignOut::Sessions => Ok(None),
+            SignOut::Everywhere => app
+                .repo
+                .audit_write(tenant, AuditKind::UserSignedOutEverywhere, actor, sub)
+                .map(Some),
+        }
+    }
+
+    /// Once that change has landed: delete the user's sessions and, everywhere, end their
+    /// grants. The user item changed first, so a code redemption or refresh racing with this
+    /// fails its transaction's check on the user, or landed before and is listed. Unlike
+    /// deactivation, nothing at the grants' use backs this up (the user is active): a failure
+    /// midway is an error to the caller, and asking again runs the cascade again.
+    pub(crate) async fn after_commit(self, app: &App, sub: &str, actor: &str) -> Result<(), AdminError> {
+        app.repo.delete_sessions_of(sub).await?;
+        if self == SignOut::Everywhere {
+            end_grants(app, sub, actor).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The user cascade (deactivation, [`SignOut::Everywhere`]): every grant of `sub` is listed
+/// (a strongly consistent listing, all pages) and revoked, a `grant.revoked` event each. A
+/// grant's refresh tokens and every access token that names it — the user's own and agents'
+/// delegated tokens alike — end with it. Call it after the change to the user item has landed.
+pub(crate) async fn end_grants(app: &App, sub: &str, actor: &str) -> Result<(), OAuthError> {
+    let grants: Vec<_> = app
+        .repo
+        .grants_of(sub)
+        .await?
+        .iter()
+        .map(|g| g.reference())
+        .collect();
+    crate::service::grants::revoke_grants(app, &grants, Some((AuditKind::GrantRevoked, actor))).await
+}
+
+/// Read-modify-write a user by username (retrying when a concurrent writer got there first),
+/// with an audit event in the same transaction; then sign them out as far as `sign_out` says.
 async fn update_user_as(
     app: &App,
     tenant: &str,
     username: &str,
     kind: AuditKind,
     actor: &str,
+    sign_out: SignOut,
     f: impl Fn(&mut User),
 ) -> Result<User, AdminError> {
     let username = normalize_username(username).map_err(AdminError::Invalid)?;
@@ -136,13 +197,14 @@ async fn update_user_as(
         f(&mut user);
         // Every change made here ends the user's sessions (see `User::session_epoch`).
         user.session_epoch += 1;
-        let writes = vec![
+        let mut writes = vec![
             app.repo.replace_user_write(&user, current.version)?,
             app.repo.audit_write(tenant, kind, actor, &user.sub)?,
         ];
+        writes.extend(sign_out.audit_write(app, tenant, actor, &user.sub)?);
         match app.repo.commit(writes).await {
             Ok(()) => {
-                app.repo.delete_sessions_of(&user.sub).await?;
+                sign_out.after_commit(app, &user.sub, actor).await?;
                 return Ok(user);
             }
             Err(StoreError::Conflict) => continue,
@@ -152,19 +214,27 @@ async fn update_user_as(
     Err(AdminError::OAuth(OAuthError::unavailable()))
 }
 
-/// Set a new password (`bulwark user set-password`); the user's sessions end.
+/// Set a new password (`bulwark user set-password`): the user's sessions end, and with
+/// [`SignOut::Everywhere`] every grant too (`--sign-out-everywhere`).
 pub async fn set_password(
     app: &App,
     tenant: &str,
     username: &str,
     password: &Secret,
+    sign_out: SignOut,
 ) -> Result<(), AdminError> {
     check_new_password(password).map_err(AdminError::Invalid)?;
     let p = password.clone();
     let hash = on_hashing_pool(move || hash_password(&p)).await?;
-    update_user(app, tenant, username, AuditKind::UserPasswordSet, |u| {
-        u.password_hash = hash.clone()
-    })
+    update_user_as(
+        app,
+        tenant,
+        username,
+        AuditKind::UserPasswordSet,
+        "cli",
+        sign_out,
+        |u| u.password_hash = hash.clone(),
+    )
     .await
     .map(|_| ())
 }
@@ -172,33 +242,38 @@ pub async fn set_password(
 /// Deactivate a user: no more logins, and their sessions and grants (so their refresh tokens,
 /// and their access tokens at introspection and userinfo) end now. The user item changes first,
 /// so a code redemption or refresh racing with this fails its transaction's check on the user;
-/// then every grant is listed (a strongly consistent listing, all pages) and revoked.
+/// then every grant is listed and revoked ([`end_grants`]).
 pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User, AdminError> {
     deactivate_by(app, tenant, username, "cli").await
 }
 
 /// [`deactivate`], recording `actor` in the audit trail.
 pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
-    let user = update_user_as(app, tenant, username, AuditKind::UserDeactivated, actor, |u| {
-        u.active = false
-    })
+    let user = update_user_as(
+        app,
+        tenant,
+        username,
+        AuditKind::UserDeactivated,
+        actor,
+        SignOut::Sessions,
+        |u| u.active = false,
+    )
     .await?;
-    let grants: Vec<_> = app
-        .repo
-        .grants_of(&user.sub)
-        .await?
-        .iter()
-        .map(|g| g.reference())
-        .collect();
-    crate::service::grants::revoke_grants(app, &grants, Some((AuditKind::GrantRevoked, actor))).await?;
+    end_grants(app, &user.sub, actor).await?;
     Ok(user)
 }
 
 /// Let a deactivated user sign in again. Nothing that deactivation ended comes back.
 pub async fn reactivate(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
-    update_user_as(app, tenant, username, AuditKind::UserReactivated, actor, |u| {
-        u.active = true
-    })
+    update_user_as(
+        app,
+        tenant,
+        username,
+        AuditKind::UserReactivated,
+        actor,
+        SignOut::Sessions,
+        |u| u.active = true,
+    )
     .await
 }
 

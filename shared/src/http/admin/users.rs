@@ -51,6 +51,11 @@ pub struct UserPatch {
     pub email: Option<String>,
     pub admin: Option<bool>,
     pub password: Option<String>,
+    /// `true`: sign the user out everywhere — their sessions and every grant (refresh tokens,
+    /// the access tokens issued from them, agents' delegated tokens) end now; they stay active
+    /// and sign in again with their (new) password. With `password` after a suspected
+    /// compromise, or alone. Audited as `user.signed_out_everywhere`.
+    pub sign_out_everywhere: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -193,7 +198,10 @@ pub(super) async fn patch_user(
 ) -> Answer {
     let (headers, body) = json_object(req).await?;
     let expected = if_match(&headers)?;
-    only_fields(&body, &["name", "email", "admin", "password"])?;
+    only_fields(
+        &body,
+        &["name", "email", "admin", "password", "sign_out_everywhere"],
+    )?;
     let password = match body.get("password") {
         None => None,
         Some(Value::String(s)) => Some(Secret::new(s.clone())),
@@ -204,6 +212,7 @@ pub(super) async fn patch_user(
         email: opt_string(&body, "email")?,
         admin: opt_bool(&body, "admin")?,
         password,
+        sign_out_everywhere: opt_bool(&body, "sign_out_everywhere")?.unwrap_or(false),
     };
     let u = svc::patch_user(&app, &admin.tenant, &user_id, expected, changes, &admin.actor).await?;
     Ok(json_answer(
