@@ -531,8 +531,8 @@ pub async fn patch_user(
     if let Some(h) = hash {
         u.password_hash = h;
     }
-    if sign_out.is_some() {
-        u.session_epoch += 1;
+    if let Some(s) = sign_out {
+        s.apply(&mut u, app.now());
     }
     let mut writes = vec![
         app.repo.replace_user_write(&u, current.version)?,

@@ -566,6 +566,10 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
         let Some(user) = active_user(app, &rt.tenant, &rt.sub).await? else {
             return Err(bad());
         };
+        // Signed out everywhere (or deactivated) since the grant was made.
+        if !user.value.grant_stands(grant.created_at) {
+            return Err(bad());
+        }
         let tenant = app
             .tenant(&grant.tenant)
             .await?
@@ -767,10 +771,13 @@ pub async fn introspect_refresh(
         return inactive;
     }
     let client_stands = app.repo.client_in(&rt.tenant, &rt.client_id).await?.is_some();
-    if !client_stands
-        || app.repo.grant(&rt.sub, &rt.gid).await?.is_none()
-        || active_user(app, &rt.tenant, &rt.sub).await?.is_none()
-    {
+    let Some(grant) = app.repo.grant(&rt.sub, &rt.gid).await? else {
+        return inactive;
+    };
+    let user_stands = active_user(app, &rt.tenant, &rt.sub)
+        .await?
+        .is_some_and(|u| u.value.grant_stands(grant.value.created_at));
+    if !client_stands || !user_stands {
         return inactive;
     }
     Ok(Some(json!({

@@ -974,7 +974,9 @@ mod agents {
             .unwrap();
         all_ended(app, &w, &held).await;
 
-        // The CLI's, with --sign-out-everywhere: she signed in with the new password.
+        // The CLI's, with --sign-out-everywhere: she signed in with the new password (a second
+        // later: grants of the second she was signed out in are dead too).
+        h.clock.advance(1);
         let held = sign_in_everywhere(app, &w, &bot, third).await;
         h.clock.advance(1);
         users::set_password(
@@ -989,15 +991,63 @@ mod agents {
         all_ended(app, &w, &held).await;
 
         // On its own, without a new password: the password she has still signs her in.
+        h.clock.advance(1);
         let held = sign_in_everywhere(app, &w, &bot, first).await;
         h.clock.advance(1);
         admin::patch_user(app, "acme", &w.sub, None, reset(None), "admin-test")
             .await
             .unwrap();
         all_ended(app, &w, &held).await;
+        h.clock.advance(1);
         sign_in_everywhere(app, &w, &bot, first).await;
 
         assert_eq!(live(app, &bob, &bobs).await, 2, "another user's grants stand");
+
+        // A grant the cascade did not reach (written back here as it stood before the sign-out,
+        // as if the sweep had failed midway) is dead all the same: the user's mark.
+        let marked = app
+            .repo
+            .user(&w.sub)
+            .await
+            .unwrap()
+            .unwrap()
+            .value
+            .grants_revoked_before;
+        assert!(marked > 0);
+        let g = Grant {
+            gid: random_id(16),
+            tenant: "acme".into(),
+            sub: w.sub.clone(),
+            client_id: w.app_id.clone(),
+            scope: "openid api:read".into(),
+            auth_time: marked - 5,
+            created_at: marked - 5,
+            last_used: marked - 5,
+            expires_at: app.now() + 86_400,
+            user_epoch: None,
+            resources: Vec::new(),
+        };
+        app.repo
+            .commit(app.repo.create_grant_writes(&g).unwrap().into())
+            .await
+            .unwrap();
+        let leftover = Secret::generate();
+        let rt = crate::service::grants::new_refresh(&g, app.now(), 86_400);
+        app.repo
+            .commit(vec![
+                app.repo
+                    .create_refresh_write(&leftover.hash().to_hex(), &rt)
+                    .unwrap(),
+            ])
+            .await
+            .unwrap();
+        assert!(
+            refreshed(app, &w.app_id, &leftover).await.is_none(),
+            "the leftover grant is dead"
+        );
+        let at = user_token(app, &w.sub, &w.app_id, &g.gid, "openid api:read").await;
+        assert!(!is_live(app, &at).await, "and its access tokens");
+
         let filter = admin::AuditFilter {
             kind: Some(AuditKind::UserSignedOutEverywhere.as_str().into()),
             subject: Some(w.sub.clone()),

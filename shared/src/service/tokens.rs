@@ -357,7 +357,10 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
             }
         }
     }
-    let Some(user) = crate::service::users::active_user(app, &c.tid, &c.sub).await? else {
+    let Some(user) = crate::service::users::active_user(app, &c.tid, &c.sub)
+        .await?
+        .filter(|u| u.value.grant_stands(grant.created_at))
+    else {
         return Ok(None);
     };
     // The tenant's administrator still lets this user use the app the grant is for (the app

@@ -93,6 +93,7 @@ pub async fn create_by(app: &App, n: NewUser<'_>, actor: &str) -> Result<User, A
         active: true,
         created_at: app.now(),
         session_epoch: 0,
+        grants_revoked_before: 0,
         admin: n.admin,
     };
     match app.repo.create_user(&user, actor).await {
@@ -146,11 +147,21 @@ impl SignOut {
         }
     }
 
+    /// What the change does to the user item: a new session epoch (every session and code
+    /// ends) and, everywhere, every grant made until now dead at its next use
+    /// ([`User::grants_revoked_before`]), before the cascade below has deleted it.
+    pub(crate) fn apply(self, u: &mut User, now: i64) {
+        u.session_epoch += 1;
+        if self == SignOut::Everywhere {
+            u.grants_revoked_before = now;
+        }
+    }
+
     /// Once that change has landed: delete the user's sessions and, everywhere, end their
     /// grants. The user item changed first, so a code redemption or refresh racing with this
-    /// fails its transaction's check on the user, or landed before and is listed. Unlike
-    /// deactivation, nothing at the grants' use backs this up (the user is active): a failure
-    /// midway is an error to the caller, and asking again runs the cascade again.
+    /// fails its transaction's check on the user, or landed before and is listed; and a grant
+    /// the cascade does not reach (a failure midway) is dead anyway by
+    /// [`User::grants_revoked_before`]. Asking again runs the cascade again.
     pub(crate) async fn after_commit(self, app: &App, sub: &str, actor: &str) -> Result<(), AdminError> {
         app.repo.delete_sessions_of(sub).await?;
         if self == SignOut::Everywhere {
@@ -196,7 +207,7 @@ async fn update_user_as(
         let mut user = current.value.clone();
         f(&mut user);
         // Every change made here ends the user's sessions (see `User::session_epoch`).
-        user.session_epoch += 1;
+        sign_out.apply(&mut user, app.now());
         let mut writes = vec![
             app.repo.replace_user_write(&user, current.version)?,
             app.repo.audit_write(tenant, kind, actor, &user.sub)?,
@@ -249,6 +260,7 @@ pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User,
 
 /// [`deactivate`], recording `actor` in the audit trail.
 pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
+    let now = app.now();
     let user = update_user_as(
         app,
         tenant,
@@ -256,7 +268,12 @@ pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str)
         AuditKind::UserDeactivated,
         actor,
         SignOut::Sessions,
-        |u| u.active = false,
+        // Every grant ends: at once by the mark (so none comes back with a reactivation, even
+        // one the cascade below did not reach), then by the cascade.
+        |u| {
+            u.active = false;
+            u.grants_revoked_before = now;
+        },
     )
     .await?;
     end_grants(app, &user.sub, actor).await?;
