@@ -214,7 +214,22 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
         crate::serve::serve(&g, addr, demo, limits, sweep_interval, &tenant_cache_secs).await?;
         return Ok(None);
     }
-    let issuer = g.issuer.clone().unwrap_or_else(|| DEFAULT_ISSUER.to_string());
+    // `issuer add/remove --issuer` and `user link --issuer` name a trusted identity provider
+    // with the flag that is also the global `--issuer` (clap gives both the one value): for
+    // them, the server's issuer comes from BULWARK_ISSUER or the default only.
+    let names_an_idp = matches!(
+        &cli.command,
+        Command::Issuer { .. }
+            | Command::User {
+                command: UserCommand::Link { .. }
+            }
+    );
+    let issuer = if names_an_idp {
+        std::env::var("BULWARK_ISSUER").ok()
+    } else {
+        g.issuer.clone()
+    }
+    .unwrap_or_else(|| DEFAULT_ISSUER.to_string());
     let (app, keys) = open(&g, &issuer, clock()?).await?;
     let out = match cli.command {
         Command::Serve { .. } => unreachable!("handled above"),

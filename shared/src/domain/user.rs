@@ -26,9 +26,11 @@ pub struct User {
     /// lagging index kept out of the sweep).
     #[serde(default)]
     pub session_epoch: u64,
-    /// Grants made at or before this second are dead, swept or not ("sign out everywhere",
+    /// Grants made before this second are dead, swept or not ("sign out everywhere",
     /// deactivation): every use of a grant reads the user, so nothing a cascade cut short
-    /// missed can be used, and reactivating the user brings none back. 0: none.
+    /// missed can be used, and reactivating the user brings none back. (Before, not at: the
+    /// user may sign in again the same second; a grant of that second made before the change
+    /// landed is listed by the cascade.) 0: none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub grants_revoked_before: i64,
     /// Holds the tenant-admin role (the Connected Apps console; set by the operator or an admin).
@@ -44,7 +46,7 @@ impl User {
     /// Whether a grant made at `created_at` still stands for this user (see
     /// [`User::grants_revoked_before`]).
     pub fn grant_stands(&self, created_at: i64) -> bool {
-        created_at > self.grants_revoked_before
+        created_at >= self.grants_revoked_before
     }
 }
 
