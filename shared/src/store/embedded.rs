@@ -168,7 +168,9 @@ where
 }
 
 /// A queue of jobs and the threads that take them from it, each with its own connection.
-/// An idle thread waits on the condition variable; each job wakes at most one.
+/// An idle thread waits on the condition variable; a job wakes one only if one is idle (a
+/// notification is a system call even when nobody waits, and the token path makes one call
+/// per request).
 struct Lane {
     queue: Arc<Queue>,
 }
@@ -180,6 +182,8 @@ struct Queue {
 
 struct Jobs {
     waiting: VecDeque<Box<dyn Job>>,
+    /// Threads waiting for a job.
+    idle: usize,
     /// False once the store is dropped: the threads finish what is queued and end.
     open: bool,
 }
@@ -196,6 +200,7 @@ impl Lane {
         let queue = Arc::new(Queue {
             state: Mutex::new(Jobs {
                 waiting: VecDeque::new(),
+                idle: 0,
                 open: true,
             }),
             ready: Condvar::new(),
@@ -214,8 +219,11 @@ impl Lane {
     fn push(&self, job: Box<dyn Job>) {
         let mut jobs = self.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
         jobs.waiting.push_back(job);
+        let wake = jobs.idle > 0;
         drop(jobs);
-        self.queue.ready.notify_one();
+        if wake {
+            self.queue.ready.notify_one();
+        }
     }
 }
 
@@ -241,7 +249,9 @@ impl Queue {
             if !jobs.open {
                 return None;
             }
+            jobs.idle += 1;
             jobs = self.ready.wait(jobs).unwrap_or_else(PoisonError::into_inner);
+            jobs.idle -= 1;
         }
     }
 }
