@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Benchmark: does a storm of password logins (argon2id, deliberately expensive) slow the other
 # endpoints down? JWKS latency alone, then JWKS latency while 16 connections log in as fast as
-# they can. Password hashing runs on a bounded blocking pool, so the async workers that answer
-# JWKS (and token, introspection, ...) stay free.
+# they can, then again with the store busy too: the same storm (each login writes its throttle
+# counter and a session), client_credentials token requests (a store read each) at c=4,
+# revocations of an access token (a transaction each: the deny-list entry and its audit event)
+# at c=4, and another process holding SQLite's write lock for BENCH_WRITER_HOLD_MS (25) of every
+# BENCH_WRITER_PERIOD_MS (100), as the CLI or a backup does on the same file. Password hashing
+# and every SQLite call run off the async workers, so the workers that answer JWKS (and token,
+# introspection, ...) stay free.
 #
-#   bash infra/bench-login-storm.sh                 # release build of this checkout
-#   BENCH_BIN=/path/to/bulwark BENCH_SUFFIX=-before bash infra/bench-login-storm.sh
-#                                                   # another build (e.g. an older commit)
+#   bash infra/bench-login-storm.sh                 # `serve` profile build of this checkout
+#   BENCH_BIN=/path/to/bulwark BENCH_SUFFIX=-before BENCH_LABEL="main, 6f069c1" bash infra/bench-login-storm.sh
+#                                                   # another build (e.g. an older commit's,
+#                                                   # `cargo build --profile serve -p bulwark`)
 #
 # Writes infra/bench-results/login-storm$BENCH_SUFFIX.txt (and the raw oha JSON next to it). Uses the same
 # pinned load generator as ../shared/peer-bench (oha, installed there on first use).
@@ -27,13 +33,13 @@ if [[ ! -x "$OHA" ]] || ! "$OHA" --version 2>/dev/null | grep -q "$OHA_VERSION";
 fi
 
 if [[ -z "${BENCH_BIN:-}" ]]; then
-  echo "[storm] building bulwark (release)" >&2
-  cargo build --release --locked -p bulwark >&2
-  BIN="$ROOT/target/release/bulwark"
+  echo "[storm] building bulwark (--profile serve, as infra/bench.sh)" >&2
+  cargo build --profile serve --locked -p bulwark --bin bulwark >&2
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/serve/bulwark"
   LABEL="this checkout ($(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet 2>/dev/null || echo ', with local changes'))"
 else
   BIN="$BENCH_BIN"
-  LABEL="$BENCH_BIN"
+  LABEL="${BENCH_LABEL:-$BENCH_BIN}"
 fi
 
 DATA="$(mktemp -d)"
@@ -51,6 +57,9 @@ export BULWARK_DATA_DIR="$DATA"
 PASSWORD="storm password $RANDOM$RANDOM"
 STORM_USERS=16
 "$BIN" --json tenant create storm >/dev/null
+"$BIN" --json scope add --tenant storm api:read "Read" >/dev/null
+CLIENT="$("$BIN" --json client create --tenant storm --name storm --grant-type client_credentials --scope api:read)"
+AUTH="$(python3 -c 'import json,sys,base64;c=json.loads(sys.argv[1]);print(base64.b64encode((c["client_id"]+":"+c["client_secret"]).encode()).decode())' "$CLIENT")"
 # One user per storm connection: attempts for one username are throttled (at most five in
 # flight or failed per window), so each connection logs its own user in, one at a time.
 for i in $(seq 1 "$STORM_USERS"); do
@@ -76,39 +85,34 @@ body() { echo "tenant=storm&csrf=$CSRF&username=user$1&password=$ENC_PASSWORD"; 
 # One login by hand: it must succeed (a 303 to the account page), or the storm measures nothing.
 code="$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: bulwark_bid=$BID" -H 'Content-Type: application/x-www-form-urlencoded' --data "$(body 1)" "$BASE/account/login")"
 [[ "$code" == "303" ]] || { echo "[storm] a login answered $code, not 303" >&2; exit 1; }
+# The access token the busy phase revokes, again and again (each time a store transaction).
+ACCESS_TOKEN="$(curl -sf -H "Authorization: Basic $AUTH" -d grant_type=client_credentials "$BASE/oauth2/token" |
+  python3 -c 'import json,sys;print(json.load(sys.stdin)["access_token"])')"
 
 jwks() { # $1: label
   "$OHA" -z "${SECS}s" -c 4 --no-tui --output-format json "$BASE/.well-known/jwks.json" >"$OUT/login-storm${BENCH_SUFFIX:-}-$1.json"
 }
-stats() { # $1: file; prints "rps p50 p99 non-200"
-  python3 - "$1" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-s, p = d["summary"], d["latencyPercentiles"]
-codes = d.get("statusCodeDistribution", {})
-bad = sum(v for k, v in codes.items() if k != "200")
-print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1000:.2f} {p["p99"]*1000:.2f} {bad}')
-PY
-}
-
 echo "[storm] JWKS alone, ${SECS}s at c=4" >&2
 jwks alone
-echo "[storm] JWKS during a login storm ($STORM_USERS connections logging in)" >&2
-STORM_PIDS=()
-for i in $(seq 1 "$STORM_USERS"); do
-  "$OHA" -z "$((SECS + 4))s" -c 1 --no-tui --output-format json -m POST \
-    -H "Cookie: bulwark_bid=$BID" -H 'Content-Type: application/x-www-form-urlencoded' -d "$(body "$i")" \
-    "$BASE/account/login" >"$DATA/logins-$i.json" &
-  STORM_PIDS+=("$!")
-done
-STORM_PID="${STORM_PIDS[*]}"
-sleep 2
-jwks storm
-wait "${STORM_PIDS[@]}"; STORM_PID=""
-python3 - "$DATA" "$STORM_USERS" "$OUT/login-storm${BENCH_SUFFIX:-}-logins.json" <<'PY'
+# A storm: $1 = label; each of the STORM_USERS connections logs its user in, in a loop.
+storm_start() {
+  STORM_PIDS=()
+  for i in $(seq 1 "$STORM_USERS"); do
+    "$OHA" -z "$((SECS + 4))s" -c 1 --no-tui --output-format json -m POST \
+      -H "Cookie: bulwark_bid=$BID" -H 'Content-Type: application/x-www-form-urlencoded' -d "$(body "$i")" \
+      "$BASE/account/login" >"$DATA/logins-$1-$i.json" &
+    STORM_PIDS+=("$!")
+  done
+  STORM_PID="${STORM_PIDS[*]}"
+}
+storm_end() { # $1 = label: waits for the storm, sums its connections into one result file
+  wait "${STORM_PIDS[@]}"; STORM_PID=""
+  local out="$OUT/login-storm${BENCH_SUFFIX:-}-logins.json"
+  [[ "$1" == storm ]] || out="$OUT/login-storm${BENCH_SUFFIX:-}-$1-logins.json"
+  python3 - "$DATA" "$1" "$STORM_USERS" "$out" <<'PY'
 import json, sys
-d, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-runs = [json.load(open(f"{d}/logins-{i}.json")) for i in range(1, n + 1)]
+d, label, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+runs = [json.load(open(f"{d}/logins-{label}-{i}.json")) for i in range(1, n + 1)]
 codes = {}
 for r in runs:
     for k, v in r.get("statusCodeDistribution", {}).items():
@@ -119,24 +123,79 @@ json.dump({
     "statusCodeDistribution": codes,
 }, open(out, "w"))
 PY
+}
 
-read -r a_rps a_p50 a_p99 a_bad < <(stats "$OUT/login-storm${BENCH_SUFFIX:-}-alone.json")
-read -r s_rps s_p50 s_p99 s_bad < <(stats "$OUT/login-storm${BENCH_SUFFIX:-}-storm.json")
-read -r l_rps l_p50 l_p99 l_bad < <(python3 - "$OUT/login-storm${BENCH_SUFFIX:-}-logins.json" <<'PY'
+echo "[storm] JWKS during a login storm ($STORM_USERS connections logging in)" >&2
+storm_start storm
+sleep 2
+jwks storm
+storm_end storm
+
+HOLD_MS="${BENCH_WRITER_HOLD_MS:-25}"
+PERIOD_MS="${BENCH_WRITER_PERIOD_MS:-100}"
+echo "[storm] JWKS during the storm with the store busy (token requests at c=4; another process holding the write lock ${HOLD_MS} ms of every ${PERIOD_MS} ms)" >&2
+storm_start busy
+"$OHA" -z "$((SECS + 4))s" -c 4 --no-tui --output-format json -m POST -H "Authorization: Basic $AUTH" \
+  -H 'Content-Type: application/x-www-form-urlencoded' -d 'grant_type=client_credentials' \
+  "$BASE/oauth2/token" >"$OUT/login-storm${BENCH_SUFFIX:-}-busy-tokens.json" &
+TOKENS_PID=$!
+"$OHA" -z "$((SECS + 4))s" -c 4 --no-tui --output-format json -m POST -H "Authorization: Basic $AUTH" \
+  -H 'Content-Type: application/x-www-form-urlencoded' -d "token=$ACCESS_TOKEN" \
+  "$BASE/oauth2/revoke" >"$OUT/login-storm${BENCH_SUFFIX:-}-busy-revocations.json" &
+REVOKE_PID=$!
+STORM_PID="$STORM_PID $TOKENS_PID $REVOKE_PID"
+# The contending writer: another process with the same file open, its own rows (`tbl`
+# bench-writer, which no table of ours reads), holding the write lock in bursts.
+python3 - "$DATA/bulwark.db" "$((SECS + 4))" "$HOLD_MS" "$PERIOD_MS" >"$DATA/writer.out" <<'PY' &
+import sqlite3, sys, time
+path, secs, hold, period = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]) / 1000, int(sys.argv[4]) / 1000
+db = sqlite3.connect(path, timeout=5, isolation_level=None)
+end, n, waited = time.monotonic() + secs, 0, 0.0
+while time.monotonic() < end:
+    t = time.monotonic()
+    db.execute("BEGIN IMMEDIATE")
+    waited += time.monotonic() - t
+    db.execute("INSERT OR REPLACE INTO items (tbl, pk, sk, data, version) VALUES ('bench-writer', 'k', 'k', ?, 1)", (str(n),))
+    time.sleep(hold)
+    db.execute("COMMIT")
+    n += 1
+    time.sleep(max(0.0, period - hold))
+print(n, round(waited / max(n, 1) * 1000, 2))
+PY
+WRITER_PID=$!
+STORM_PID="$STORM_PID $WRITER_PID"
+sleep 2
+jwks busy
+storm_end busy
+wait "$TOKENS_PID" "$REVOKE_PID" "$WRITER_PID"; STORM_PID=""
+read -r w_n w_wait <"$DATA/writer.out"
+
+summary() { # $1: file, $2: the status that counts as success; prints "rps p50 p99 errors"
+  python3 - "$1" "$2" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 s, p = d["summary"], d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution", {})
-bad = sum(v for k, v in codes.items() if k != "303")
+bad = sum(v for k, v in codes.items() if k != sys.argv[2])
 print(f'{s["requestsPerSec"]:.0f} {p["p50"]*1000:.2f} {p["p99"]*1000:.2f} {bad}')
 PY
-)
+}
+R="$OUT/login-storm${BENCH_SUFFIX:-}"
+row() { # $1: scenario, $2: file, $3: success status
+  read -r rps p50 p99 bad < <(summary "$2" "$3")
+  printf '%-44s %8s %9s %9s %8s\n' "$1" "$rps" "$p50" "$p99" "$bad"
+}
 {
-  echo "login storm: JWKS latency with and without $STORM_USERS connections logging in (argon2id)"
+  echo "login storm: JWKS latency alone, while $STORM_USERS connections log in (argon2id), and with the store busy too"
   echo "server: $LABEL"
-  printf '%-28s %8s %9s %9s %8s\n' scenario req/s p50_ms p99_ms errors
-  printf '%-28s %8s %9s %9s %8s\n' "jwks c=4 alone" "$a_rps" "$a_p50" "$a_p99" "$a_bad"
-  printf '%-28s %8s %9s %9s %8s\n' "jwks c=4 during the storm" "$s_rps" "$s_p50" "$s_p99" "$s_bad"
-  printf '%-28s %8s %9s %9s %8s\n' "logins ($STORM_USERS x c=1)" "$l_rps" "$l_p50" "$l_p99" "$l_bad"
+  printf '%-44s %8s %9s %9s %8s\n' scenario req/s p50_ms p99_ms errors
+  row "jwks c=4 alone" "$R-alone.json" 200
+  row "jwks c=4 during the storm" "$R-storm.json" 200
+  row "  logins ($STORM_USERS x c=1)" "$R-logins.json" 303
+  row "jwks c=4 during the storm, store busy" "$R-busy.json" 200
+  row "  logins ($STORM_USERS x c=1)" "$R-busy-logins.json" 303
+  row "  client_credentials c=4" "$R-busy-tokens.json" 200
+  row "  revocations c=4" "$R-busy-revocations.json" 200
+  echo "  other process: write lock held ${HOLD_MS} ms of every ${PERIOD_MS} ms, $w_n times (waited $w_wait ms each for it)"
   echo "machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-} | tee "$OUT/login-storm${BENCH_SUFFIX:-}.txt"
+} | tee "$R.txt"

@@ -15,10 +15,10 @@ use shared::keys::{KeySet, Signer, SignerError};
 use shared::service::App;
 use shared::service::tenants::{self, AdminError};
 use shared::service::{clients, users};
-use shared::store::Kv;
 use shared::store::dynamodb::{DynamoStore, TableNames};
 use shared::store::embedded::EmbeddedStore;
 use shared::store::repo::Repo;
+use shared::store::{Kv, StoreError};
 
 use crate::cli::*;
 
@@ -132,7 +132,11 @@ pub async fn open_with(
         return Ok((App::new(config, store, signer, clock), keys));
     }
     let data_dir: &Path = &g.data_dir;
-    let store = EmbeddedStore::open(&data_dir.join("bulwark.db"), clock.clone())
+    // Opening may wait for another process's lock (up to the busy timeout): off the workers.
+    let (file, store_clock) = (data_dir.join("bulwark.db"), clock.clone());
+    let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&file, store_clock))
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Unavailable(e.to_string())))
         .map_err(|e| Failure(format!("opening the store in {}: {e}", data_dir.display())))?;
     let signer = Arc::new(LocalSigner::open(
         data_dir,

@@ -2,12 +2,22 @@
 //! and the CLI, which may have the same file open at once.
 //!
 //! Writes run in `BEGIN IMMEDIATE` transactions that read the current row, check the condition
-//! against the live (unexpired) item and write; no transaction is held across an `.await`.
-//! Every call is a short synchronous SQLite call on a pooled connection.
+//! against the live (unexpired) item and write.
+//!
+//! **No SQLite call runs on an async worker.** SQLite blocks: on I/O, and for up to the busy
+//! timeout (5 s) while another connection or process holds the write lock. Each store call is
+//! a job for the store's own threads, each owning one connection, and the caller awaits its
+//! answer: one writer thread takes every write in turn (SQLite has one writer per file anyway;
+//! queued here, our writes never race each other through SQLite's sleeping busy handler), and
+//! one reader thread per core (2–8) takes reads, which WAL lets run beside a writer. A job runs
+//! whole on its thread, so a caller dropped midway (a request timeout, a client gone) cannot
+//! leave a transaction half-applied: it commits or rolls back entirely, and a job whose caller
+//! is gone before it starts does not run. A connection left inside a transaction after a job
+//! is rolled back (or dropped), and one whose job panicked is dropped.
 //!
 //! Errors, beyond the port's own rules:
-//! - `SQLITE_BUSY` after the 5 s busy timeout, I/O errors and unreadable rows are
-//!   [`StoreError::Unavailable`] (the message is for logs only);
+//! - `SQLITE_BUSY` after the 5 s busy timeout, I/O errors, unreadable rows and a job that
+//!   panicked are [`StoreError::Unavailable`] (the message is for logs only);
 //! - a query cursor this store did not issue (undecodable) is [`StoreError::NotFound`]: it is
 //!   the caller's bug, not an outage;
 //! - a transaction of more than 25 writes, or with two writes on one key, is
@@ -19,23 +29,27 @@
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 use super::{Cond, Index, Item, Kv, Page, StoreError, Table, Write};
 use crate::clock::Clock;
 
-/// Idle connections kept for reuse; more are opened under load and closed when returned.
-const MAX_IDLE: usize = 8;
-/// How long a connection waits for another connection's (or process's) lock.
+/// How long a store call waits in all, from the call, for its turn and for another
+/// connection's (or process's) lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// SQLite-backed [`Kv`].
 pub struct EmbeddedStore {
     path: PathBuf,
     clock: Arc<dyn Clock>,
-    pool: Mutex<Vec<Connection>>,
+    reads: Lane,
+    writes: Lane,
+    busy_timeout: Duration,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -87,76 +101,269 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_by_parent ON items (tbl, gpk, gsk, pk, sk) WHERE gpk IS NOT NULL;
 ";
 
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let conn = retry_busy(|| Connection::open(path))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
+    // Switching to WAL needs an exclusive lock, and SQLite may refuse it without waiting.
+    retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
+    retry_busy(|| {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")
+    })?;
+    Ok(conn)
+}
+
+/// Whether `conn` is outside any transaction (so fit to reuse), rolling back one that a job
+/// left open.
+fn settled(conn: &Connection) -> bool {
+    conn.is_autocommit() || (conn.execute_batch("ROLLBACK").is_ok() && conn.is_autocommit())
+}
+
+/// A store call as its thread sees it: run on the thread's connection, then answered, once
+/// the connection is settled (so a caller never hears back while its transaction is open).
+trait Job: Send {
+    /// Whether the caller still waits for the answer.
+    fn wanted(&self) -> bool;
+    /// Run on the thread's connection (or learn why there is none); false if the connection
+    /// is not fit to keep.
+    fn run(&mut self, conn: Result<&mut Connection, StoreError>) -> bool;
+    /// Send the outcome; `Unavailable` if the call never finished (it panicked).
+    fn answer(self: Box<Self>);
+}
+
+struct Call<T, F> {
+    f: Option<F>,
+    deadline: Instant,
+    outcome: Option<Result<T, StoreError>>,
+    answer: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for Call<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send,
+{
+    fn wanted(&self) -> bool {
+        !self.answer.is_closed()
+    }
+
+    fn run(&mut self, conn: Result<&mut Connection, StoreError>) -> bool {
+        let Some(f) = self.f.take() else {
+            return true;
+        };
+        let (outcome, fit) = match conn {
+            Ok(c) => run_by(c, self.deadline, f),
+            Err(e) => (Err(e), true),
+        };
+        self.outcome = Some(outcome);
+        fit
+    }
+
+    fn answer(self: Box<Self>) {
+        let outcome = self
+            .outcome
+            .unwrap_or_else(|| Err(StoreError::Unavailable("a store call failed".into())));
+        let _ = self.answer.send(outcome);
+    }
+}
+
+/// A queue of jobs and the threads that take them from it, each with its own connection.
+/// An idle thread waits on the condition variable; a job wakes one only if one is idle (a
+/// notification is a system call even when nobody waits, and the token path makes one call
+/// per request).
+struct Lane {
+    queue: Arc<Queue>,
+}
+
+struct Queue {
+    state: Mutex<Jobs>,
+    ready: Condvar,
+}
+
+struct Jobs {
+    waiting: VecDeque<Box<dyn Job>>,
+    /// Threads waiting for a job.
+    idle: usize,
+    /// False once the store is dropped: the threads finish what is queued and end.
+    open: bool,
+}
+
+impl Lane {
+    /// `threads` threads named `name-<i>`; the first starts with `first` as its connection,
+    /// the others connect on their first job.
+    fn start(
+        name: &str,
+        threads: usize,
+        path: &Path,
+        mut first: Option<Connection>,
+    ) -> Result<Self, StoreError> {
+        let queue = Arc::new(Queue {
+            state: Mutex::new(Jobs {
+                waiting: VecDeque::new(),
+                idle: 0,
+                open: true,
+            }),
+            ready: Condvar::new(),
+        });
+        let lane = Self { queue };
+        for i in 0..threads {
+            let (queue, path, conn) = (lane.queue.clone(), path.to_path_buf(), first.take());
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || run_jobs(&path, &queue, conn))
+                .map_err(unavailable)?;
+        }
+        Ok(lane)
+    }
+
+    fn push(&self, job: Box<dyn Job>) {
+        let mut jobs = self.queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+        jobs.waiting.push_back(job);
+        let wake = jobs.idle > 0;
+        drop(jobs);
+        if wake {
+            self.queue.ready.notify_one();
+        }
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        self.queue
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .open = false;
+        self.queue.ready.notify_all();
+    }
+}
+
+impl Queue {
+    /// The next job, waiting for one; `None` once the store is gone and nothing is queued.
+    fn next(&self) -> Option<Box<dyn Job>> {
+        let mut jobs = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(job) = jobs.waiting.pop_front() {
+                return Some(job);
+            }
+            if !jobs.open {
+                return None;
+            }
+            jobs.idle += 1;
+            jobs = self.ready.wait(jobs).unwrap_or_else(PoisonError::into_inner);
+            jobs.idle -= 1;
+        }
+    }
+}
+
+/// Run `f` on `conn`, waiting for locks no later than `deadline` (the time spent in the queue
+/// counts: a write behind one that waits for another process's lock does not wait again from
+/// the start). Also says whether the connection is fit to keep: not after an error below the
+/// port's rules (I/O, corruption), which [`StoreError::Unavailable`] stands for.
+fn run_by<T>(
+    conn: &mut Connection,
+    deadline: Instant,
+    f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+) -> (Result<T, StoreError>, bool) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return (Err(StoreError::Unavailable("the store stayed busy".into())), true);
+    }
+    if let Err(e) = conn.busy_timeout(left) {
+        return (Err(unavailable(e)), false);
+    }
+    let out = f(conn);
+    let fit = !matches!(out, Err(StoreError::Unavailable(_)));
+    (out, fit)
+}
+
+/// A store thread: take the next job, run it on this thread's connection (connecting first if
+/// there is none), keep the connection only if the job left it fit, then answer.
+fn run_jobs(path: &Path, queue: &Queue, mut conn: Option<Connection>) {
+    while let Some(mut job) = queue.next() {
+        // The caller gave up before its turn (a request timeout, a client gone): skip it.
+        if !job.wanted() {
+            continue;
+        }
+        match conn.take().map_or_else(|| connect(path), Ok) {
+            Ok(mut c) => {
+                // A job that panics is `Unavailable` to its caller, and its connection is not
+                // trusted again: dropped here, SQLite rolls back what it left open.
+                let fit = catch_unwind(AssertUnwindSafe(|| job.run(Ok(&mut c)))).unwrap_or(false);
+                if fit && settled(&c) {
+                    conn = Some(c);
+                }
+            }
+            Err(e) => {
+                job.run(Err(e));
+            }
+        }
+        job.answer();
+    }
+}
+
 impl EmbeddedStore {
     /// Open (or create) the store file at `path`, creating its directory and the schema as
-    /// needed. Safe while another process opens or uses the same file.
+    /// needed, and start the store's threads. Safe while another process opens or uses the same
+    /// file. This blocks (up to the busy timeout): call it off the async workers.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(unavailable)?;
         }
-        let store = Self {
-            path: path.to_path_buf(),
-            clock,
-            pool: Mutex::new(Vec::new()),
-        };
-        let mut conn = store.connect()?;
+        let mut conn = connect(path)?;
         retry_busy(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
             tx.commit()
         })?;
-        store.give_back(conn);
-        Ok(store)
+        let readers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+        Ok(Self {
+            path: path.to_path_buf(),
+            clock,
+            writes: Lane::start("bulwark-store-w", 1, path, Some(conn))?,
+            reads: Lane::start("bulwark-store-r", readers, path, None)?,
+            busy_timeout: BUSY_TIMEOUT,
+        })
     }
 
-    fn connect(&self) -> Result<Connection, StoreError> {
-        let conn = retry_busy(|| Connection::open(&self.path))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(unavailable)?;
-        // Switching to WAL needs an exclusive lock, and SQLite may refuse it without waiting.
-        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
-        retry_busy(|| {
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.pragma_update(None, "foreign_keys", "OFF")
-        })?;
-        Ok(conn)
+    #[cfg(test)]
+    fn with_busy_timeout(mut self, wait: Duration) -> Self {
+        self.busy_timeout = wait;
+        self
     }
 
-    fn take(&self) -> Result<Connection, StoreError> {
-        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match pooled {
-            Some(c) => Ok(c),
-            None => self.connect(),
-        }
-    }
-
-    fn give_back(&self, conn: Connection) {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if pool.len() < MAX_IDLE {
-            pool.push(conn);
-        }
-    }
-
-    /// Run `f` on a pooled connection.
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut conn = self.take()?;
-        let out = f(&mut conn);
-        // A connection that hit an I/O-level error is dropped rather than reused.
-        if !matches!(out, Err(StoreError::Unavailable(_))) {
-            self.give_back(conn);
-        }
-        out
+    /// Run `f` on a connection of one of the store's threads (the writer's if `write`) and
+    /// await its answer.
+    async fn call<T: Send + 'static>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let lane = if write { &self.writes } else { &self.reads };
+        let deadline = Instant::now() + self.busy_timeout;
+        let (answer, answered) = oneshot::channel();
+        lane.push(Box::new(Call {
+            f: Some(f),
+            deadline,
+            outcome: None,
+            answer,
+        }));
+        answered
+            .await
+            .map_err(|_| StoreError::Unavailable("a store call failed".into()))?
     }
 
     /// Delete expired rows (housekeeping; reads never see them anyway).
-    pub fn purge_expired(&self) -> Result<usize, StoreError> {
+    pub async fn purge_expired(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        self.with(|c| {
+        self.call(true, move |c| {
             c.execute(
                 "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
                 params![now],
             )
             .map_err(unavailable)
         })
+        .await
     }
 }
 
@@ -252,12 +459,16 @@ struct Cursor {
 impl Kv for EmbeddedStore {
     async fn get(&self, table: Table, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let now = self.clock.now();
-        self.with(|c| Ok(read(c, table, pk, sk)?.filter(|i| i.is_live(now))))
+        let (pk, sk) = (pk.to_owned(), sk.to_owned());
+        self.call(false, move |c| {
+            Ok(read(c, table, &pk, &sk)?.filter(|i| i.is_live(now)))
+        })
+        .await
     }
 
     async fn put(&self, table: Table, item: Item, cond: Cond) -> Result<(), StoreError> {
         let now = self.clock.now();
-        self.with(|c| {
+        self.call(true, move |c| {
             if cond == Cond::None {
                 return write_item(c, table, &item);
             }
@@ -271,24 +482,27 @@ impl Kv for EmbeddedStore {
             write_item(&tx, table, &item)?;
             tx.commit().map_err(unavailable)
         })
+        .await
     }
 
     async fn delete(&self, table: Table, pk: &str, sk: &str, cond: Cond) -> Result<Option<Item>, StoreError> {
         let now = self.clock.now();
-        self.with(|c| {
+        let (pk, sk) = (pk.to_owned(), sk.to_owned());
+        self.call(true, move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            let current = read(&tx, table, pk, sk)?;
+            let current = read(&tx, table, &pk, &sk)?;
             if !holds(cond, current.as_ref(), now) {
                 return Err(StoreError::Conflict);
             }
             if current.is_some() {
-                delete_row(&tx, table, pk, sk)?;
+                delete_row(&tx, table, &pk, &sk)?;
             }
             tx.commit().map_err(unavailable)?;
             Ok(current.filter(|i| i.is_live(now)))
         })
+        .await
     }
 
     async fn query(
@@ -312,7 +526,8 @@ impl Kv for EmbeddedStore {
             return Err(StoreError::NotFound);
         }
         let limit = limit.clamp(1, 1000);
-        self.with(|c| {
+        let partition = partition.to_owned();
+        self.call(false, move |c| {
             let fetch = (limit + 1) as i64;
             let rows: Vec<(Item, String)> = match (index, &after) {
                 (Index::Primary, None) => c
@@ -407,6 +622,7 @@ impl Kv for EmbeddedStore {
             };
             Ok(Page { items, next })
         })
+        .await
     }
 
     fn cursor_after(&self, _index: Index, item: &Item) -> Result<String, StoreError> {
@@ -422,27 +638,19 @@ impl Kv for EmbeddedStore {
         if writes.len() > 25 {
             return Err(StoreError::Conflict);
         }
-        let key = |w: &Write| -> (Table, String, String) {
-            match w {
-                Write::Put { table, item, .. } => (*table, item.pk.clone(), item.sk.clone()),
-                Write::Delete { table, pk, sk, .. } | Write::Check { table, pk, sk, .. } => {
-                    (*table, pk.clone(), sk.clone())
-                }
-            }
-        };
-        let mut keys: Vec<_> = writes.iter().map(key).collect();
+        let mut keys: Vec<_> = writes.iter().map(write_key).collect();
         keys.sort();
         keys.dedup();
         if keys.len() != writes.len() {
             return Err(StoreError::Conflict);
         }
         let now = self.clock.now();
-        self.with(|c| {
+        self.call(true, move |c| {
             let tx = c
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             for w in &writes {
-                let (table, pk, sk) = key(w);
+                let (table, pk, sk) = write_key(w);
                 let cond = match w {
                     Write::Put { cond, .. } | Write::Delete { cond, .. } | Write::Check { cond, .. } => *cond,
                 };
@@ -459,6 +667,17 @@ impl Kv for EmbeddedStore {
             }
             tx.commit().map_err(unavailable)
         })
+        .await
+    }
+}
+
+/// The key a transaction's write is on.
+fn write_key(w: &Write) -> (Table, String, String) {
+    match w {
+        Write::Put { table, item, .. } => (*table, item.pk.clone(), item.sk.clone()),
+        Write::Delete { table, pk, sk, .. } | Write::Check { table, pk, sk, .. } => {
+            (*table, pk.clone(), sk.clone())
+        }
     }
 }
 
@@ -530,6 +749,161 @@ mod contract_tests {
                 assert_eq!(open.join().unwrap(), Ok(()));
             }
         }
+    }
+
+    /// A store call that must wait for SQLite's write lock (another process holds it) leaves the
+    /// async worker free: on a runtime with one thread, a timer and a read complete while the
+    /// write is still waiting, and the write lands once the lock is released. (When store calls
+    /// ran on the worker, the write held the only thread for the whole busy timeout, 5 s, and
+    /// had failed before the timer could fire.)
+    #[test]
+    fn a_write_waiting_for_the_lock_leaves_the_async_worker_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bulwark.db");
+        let store = Arc::new(EmbeddedStore::open(&path, ManualClock::at(1_700_000_000)).unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let seeded = Item::new("read", "s", Map::new());
+            store.put(Table::Clients, seeded, Cond::None).await.unwrap();
+            let other = other_process(&path);
+            let write = tokio::spawn({
+                let store = store.clone();
+                async move {
+                    let item = Item::new("write", "s", Map::new());
+                    store.put(Table::Clients, item, Cond::Absent).await
+                }
+            });
+            // Meanwhile, on the runtime's only thread: a timer, then a read (WAL: readers do
+            // not wait for a writer).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let read = store.get(Table::Clients, "read", "s").await;
+            assert!(
+                !write.is_finished(),
+                "the write ended before the lock was released: it ran on the async worker \
+                 ({:?})",
+                write.await
+            );
+            assert!(read.unwrap().is_some());
+            other.execute_batch("COMMIT").unwrap();
+            assert_eq!(write.await.unwrap(), Ok(()));
+            assert!(store.get(Table::Clients, "write", "s").await.unwrap().is_some());
+        });
+    }
+
+    /// Another process's write transaction on the store's file, open until it is dropped or
+    /// committed; and a way to ask, without waiting, whether the write lock is free.
+    fn other_process(path: &Path) -> Connection {
+        let other = Connection::open(path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        other
+    }
+
+    fn write_lock_is_free(path: &Path) -> bool {
+        let probe = Connection::open(path).unwrap();
+        probe.busy_timeout(Duration::ZERO).unwrap();
+        probe.execute_batch("BEGIN IMMEDIATE; COMMIT").is_ok()
+    }
+
+    fn put(pk: &str) -> Write {
+        Write::Put {
+            table: Table::Clients,
+            item: Item::new(pk, "s", Map::new()),
+            cond: Cond::Absent,
+        }
+    }
+
+    /// A caller that gives up (a request timeout, a client gone) while its transaction waits
+    /// for the lock leaves nothing half-applied and no transaction open: its writes land
+    /// together or not at all, one whose turn had not yet come does not run, and the write
+    /// lock is free again once the store is idle.
+    #[tokio::test]
+    async fn a_transaction_whose_caller_gives_up_lands_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bulwark.db");
+        let store = Arc::new(EmbeddedStore::open(&path, ManualClock::at(1_700_000_000)).unwrap());
+        let other = other_process(&path);
+        let started = tokio::spawn({
+            let store = store.clone();
+            async move { store.transact(vec![put("a1"), put("a2")]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await; // its job now waits for the lock
+        let queued = tokio::spawn({
+            let store = store.clone();
+            async move { store.transact(vec![put("b1"), put("b2")]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await; // queued behind it
+        started.abort();
+        queued.abort();
+        assert!(started.await.unwrap_err().is_cancelled());
+        assert!(queued.await.unwrap_err().is_cancelled());
+        other.execute_batch("COMMIT").unwrap();
+        // The next write runs after both abandoned jobs on the one writer thread.
+        store.transact(vec![put("c")]).await.unwrap();
+        let here = async |pk: &str| store.get(Table::Clients, pk, "s").await.unwrap().is_some();
+        assert_eq!(here("a1").await, here("a2").await, "half a transaction landed");
+        assert!(
+            !here("b1").await && !here("b2").await,
+            "a job whose caller had gone ran"
+        );
+        assert!(write_lock_is_free(&path), "the store kept a transaction open");
+    }
+
+    /// A job that leaves its connection inside a transaction, or panics in one, does not keep
+    /// the write lock; a panic is `Unavailable` to its caller, and the store goes on working.
+    #[tokio::test]
+    async fn a_job_that_leaves_a_transaction_open_or_panics_does_not_keep_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bulwark.db");
+        let store = EmbeddedStore::open(&path, ManualClock::at(1_700_000_000)).unwrap();
+        let left_open = store
+            .call(true, |c| c.execute_batch("BEGIN IMMEDIATE").map_err(unavailable))
+            .await;
+        assert_eq!(left_open, Ok(()));
+        assert!(write_lock_is_free(&path));
+        let panicked: Result<(), _> = store
+            .call(true, |c| {
+                c.execute_batch("BEGIN IMMEDIATE").unwrap();
+                panic!("a bug in a store job")
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(StoreError::Unavailable(_))),
+            "{panicked:?}"
+        );
+        assert!(write_lock_is_free(&path));
+        store.transact(vec![put("after")]).await.unwrap();
+        assert!(store.get(Table::Clients, "after", "s").await.unwrap().is_some());
+    }
+
+    /// The busy timeout counts from the call: writes queued behind one that waits for another
+    /// process's lock give up with it, not one busy timeout after another.
+    #[tokio::test]
+    async fn queued_writes_give_up_a_busy_timeout_after_their_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bulwark.db");
+        let wait = Duration::from_secs(1);
+        let store = Arc::new(
+            EmbeddedStore::open(&path, ManualClock::at(1_700_000_000))
+                .unwrap()
+                .with_busy_timeout(wait),
+        );
+        let _other = other_process(&path);
+        let start = Instant::now();
+        let writes: Vec<_> = (0..4)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.transact(vec![put(&format!("w{i}"))]).await })
+            })
+            .collect();
+        for w in writes {
+            assert!(matches!(w.await.unwrap(), Err(StoreError::Unavailable(_))));
+        }
+        let took = start.elapsed();
+        // One after another, they would take at least 4 s.
+        assert!(took >= wait && took < 3 * wait, "{took:?}");
     }
 
     #[tokio::test]
