@@ -403,11 +403,16 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
     tenants::add_scope(&app, t, "api:read", "Read", None)
         .await
         .expect("scope");
+    // A machine client that is also the resource server of the tenant's default audience (it
+    // introspects the user's tokens below).
     let m2m = clients::create_by_admin(
         &app,
         t,
         &json!({"client_name": "m2m", "grant_types": ["client_credentials"], "scope": "api:read"}),
-        Default::default(),
+        clients::AdminFields {
+            resource_server_for: vec![format!("urn:bulwark:tenant:{t}")],
+            ..Default::default()
+        },
     )
     .await
     .expect("client");

@@ -898,3 +898,97 @@ async fn a_replayed_code_ends_the_grant_only_with_its_verifier() {
         .await
         .assert_error(400, "invalid_grant");
 }
+
+/// The second pass's findings: a request in flight while an admin resets a password and signs
+/// the user out everywhere (a password grant checked against the old password, a code
+/// redemption retrying after the user changed) wrote its grant after the cascade had listed the
+/// user's grants, and kept it. A grant now carries the user's grant epoch as they were
+/// authenticated for it, and stands only while it is the user's: whatever the interleaving,
+/// nothing obtained with the old credentials outlives the reset.
+#[tokio::test]
+async fn nothing_obtained_around_a_sign_out_everywhere_survives_it() {
+    let data = DataDir::new();
+    let (tenant, sub) = mcp_tenant(&data);
+    data.cli(&["tenant", "set-policy", &tenant, "--password-grant", "allow"]);
+    let legacy = TestClient::from_registration(&data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "Legacy",
+        "--grant-type",
+        "password",
+        "--grant-type",
+        "refresh_token",
+        "--scope",
+        "openid api:read",
+    ]));
+    let server = Server::start(&data);
+    let (_, admin) = admin_token(&data, &server, &tenant).await;
+    let token_url = server.url("/oauth2/token");
+    let grant = move |url: String, c: TestClient, password: &'static str| async move {
+        post_form(
+            &url,
+            Some((&c.id, &c.secret)),
+            &[
+                ("grant_type", "password"),
+                ("username", "alice"),
+                ("password", password),
+                ("scope", "openid api:read"),
+            ],
+        )
+        .await
+    };
+    // Password grants with the old password keep coming while the reset lands.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (url, c) = (token_url.clone(), legacy.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            // Until the old password stops working (one failure per task at most: four,
+            // under the lockout's five).
+            for _ in 0..8 {
+                let r = grant(url.clone(), c.clone(), PASSWORD).await;
+                if r.status != 200 {
+                    break;
+                }
+                got.push(r.body);
+            }
+            got
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let api = Api {
+        server: &server,
+        token: admin,
+    };
+    let r = api
+        .patch(
+            &format!("/admin/v1/users/{sub}"),
+            json!({"password": "a brand new long password", "sign_out_everywhere": true}),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut obtained = Vec::new();
+    for t in tasks {
+        obtained.extend(t.await.unwrap());
+    }
+    assert!(!obtained.is_empty(), "some grants were issued before the reset");
+    for body in &obtained {
+        let at = body["access_token"].as_str().unwrap();
+        assert_eq!(introspect(&server, &legacy, at).await["active"], false, "{body}");
+        let rt = body["refresh_token"].as_str().unwrap();
+        refresh(&server, &legacy, rt, &[])
+            .await
+            .assert_error(400, "invalid_grant");
+    }
+    // The new password works, and what it gets is live.
+    let r = grant(token_url.clone(), legacy.clone(), "a brand new long password").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        introspect(&server, &legacy, r.body["access_token"].as_str().unwrap()).await["active"],
+        true
+    );
+}

@@ -167,12 +167,16 @@ pub fn id_jag_scope(
     allowed: &ScopeSet,
 ) -> Result<ScopeSet, String> {
     let Some(claim) = claim else {
-        if requested.is_none() {
+        let wanted = match requested {
+            Some(_) => grant_scope(requested, allowed)?,
+            None => ScopeSet::default(),
+        };
+        if wanted.is_empty() {
             return Err(
                 "the ID-JAG names no scope: name the scopes wanted in the request's scope parameter".into(),
             );
         }
-        return grant_scope(requested, allowed);
+        return Ok(wanted);
     };
     let wanted = grant_scope(requested, allowed)?;
     if requested.is_some() {
@@ -432,8 +436,10 @@ mod tests {
         let f = |claim: Option<&str>, requested: Option<&str>| {
             id_jag_scope(claim.map(s).as_ref(), requested, &allowed).map(|x| x.to_scope_string())
         };
-        // No claim: only what the request names (nothing by default: least privilege).
+        // No claim: only what the request names (nothing by default: least privilege), and a
+        // request naming nothing (a blank scope) gets nothing either.
         assert!(f(None, None).is_err());
+        assert!(f(None, Some(" ")).is_err());
         assert_eq!(f(None, Some("api:read")), Ok("api:read".into()));
         assert!(f(None, Some("admin")).is_err());
         // A claim: the request within it and within the client's.

@@ -26,27 +26,27 @@ pub struct User {
     /// lagging index kept out of the sweep).
     #[serde(default)]
     pub session_epoch: u64,
-    /// Grants made before this second are dead, swept or not ("sign out everywhere",
-    /// deactivation): every use of a grant reads the user, so nothing a cascade cut short
-    /// missed can be used, and reactivating the user brings none back. (Before, not at: the
-    /// user may sign in again the same second; a grant of that second made before the change
-    /// landed is listed by the cascade.) 0: none.
+    /// Moves on with "sign out everywhere" and deactivation. A grant records the epoch of the
+    /// user as they were authenticated for it (at the authorization request, or the password or
+    /// assertion check) and stands only while it is the user's: every use of a grant reads the
+    /// user, so a grant the cascade missed, or one a request in flight wrote after it, is dead
+    /// all the same, and a reactivated user gets none back.
     #[serde(default, skip_serializing_if = "is_zero")]
-    pub grants_revoked_before: i64,
+    pub grant_epoch: u64,
     /// Holds the tenant-admin role (the Connected Apps console; set by the operator or an admin).
     #[serde(default)]
     pub admin: bool,
 }
 
-fn is_zero(n: &i64) -> bool {
+fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
 impl User {
-    /// Whether a grant made at `created_at` still stands for this user (see
-    /// [`User::grants_revoked_before`]).
-    pub fn grant_stands(&self, created_at: i64) -> bool {
-        created_at >= self.grants_revoked_before
+    /// Whether a grant made under `grant_epoch` still stands for this user (see
+    /// [`User::grant_epoch`]).
+    pub fn grant_stands(&self, grant_epoch: u64) -> bool {
+        grant_epoch == self.grant_epoch
     }
 }
 

@@ -153,6 +153,7 @@ async fn grant(
         last_used: now,
         expires_at: now + 86_400,
         user_epoch,
+        grant_epoch: 0,
         resources: Vec::new(),
     };
     app.repo

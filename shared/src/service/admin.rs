@@ -532,7 +532,7 @@ pub async fn patch_user(
         u.password_hash = h;
     }
     if let Some(s) = sign_out {
-        s.apply(&mut u, app.now());
+        s.apply(&mut u);
     }
     let mut writes = vec![
         app.repo.replace_user_write(&u, current.version)?,
@@ -561,7 +561,7 @@ pub async fn patch_user(
         Err(e) => return Err(e.into()),
     }
     if let Some(s) = sign_out {
-        s.after_commit(app, sub, actor).await?;
+        s.after_commit(app, tenant, sub, actor).await?;
     }
     Ok(Versioned {
         value: u,
@@ -595,28 +595,21 @@ pub async fn delete_user(app: &App, tenant: &str, sub: &str, actor: &str) -> Res
     if u.value.active {
         set_active(app, tenant, sub, false, actor).await?;
     }
-    for c in app.repo.consents_of(tenant, sub).await? {
-        let writes = app.repo.delete_consent_writes(tenant, sub, &c.client_id).to_vec();
-        app.repo.commit(writes).await?;
-    }
-    let delegations: Vec<_> = app
-        .repo
-        .delegations_of(sub)
-        .await?
-        .into_iter()
-        .map(|d| app.repo.delete_delegation_write(sub, &d.app, &d.agent))
-        .collect();
-    for chunk in delegations.chunks(25) {
-        app.repo.commit(chunk.to_vec()).await?;
-    }
+    crate::service::users::end_consents(app, tenant, sub).await?;
     // Their links to identity providers go too (the subject may be linked to someone else).
     for l in app.repo.links_of(sub).await? {
         app.repo.commit(vec![app.repo.delete_link_write(&l)]).await?;
     }
     for gid in app.repo.groups_of_user(sub).await? {
-        app.repo
-            .commit(app.repo.remove_member_writes(&gid, sub).to_vec())
-            .await?;
+        let mut writes = app.repo.remove_member_writes(&gid, sub).to_vec();
+        writes.push(app.repo.audit_write_detail(
+            tenant,
+            AuditKind::GroupMemberRemoved,
+            actor,
+            &gid,
+            Some(format!("user={sub}")),
+        )?);
+        app.repo.commit(writes).await?;
     }
     for _ in 0..5 {
         let current = user(app, tenant, sub).await?;

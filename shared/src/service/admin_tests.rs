@@ -190,6 +190,7 @@ async fn an_interrupted_disable_cascade_brings_no_refresh_token_back_on_enable()
         last_used: now,
         expires_at: now + 86_400,
         user_epoch: None,
+        grant_epoch: 0,
         resources: Vec::new(),
     };
     let refresh = Secret::generate();
@@ -263,6 +264,7 @@ async fn a_code_issued_before_disable_is_refused_after_enable() {
         issued_at: now,
         revocation: None,
         user_epoch: Some(0),
+        grant_epoch: None,
         issuer_scope: None,
     };
     app.repo
@@ -445,6 +447,7 @@ async fn a_code_issued_before_deactivation_is_refused_after_reactivation() {
         issued_at: now,
         revocation: None,
         user_epoch: Some(0),
+        grant_epoch: None,
         issuer_scope: None,
     };
     app.repo

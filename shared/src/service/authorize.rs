@@ -555,6 +555,7 @@ async fn proceed(
         issued_at: now,
         revocation,
         user_epoch: Some(user.session_epoch),
+        grant_epoch: Some(user.grant_epoch),
         issuer_scope: pending.value.issuer_scope.clone(),
     };
     let mut writes = vec![

@@ -170,6 +170,7 @@ pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenR
             grant_type: a.grant_type,
             resources: a.resources,
             refresh: a.refresh,
+            checked: None,
         },
     )
     .await

@@ -152,6 +152,11 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     if c.user_epoch.is_some_and(|e| e != user.value.session_epoch) {
         return Err(bad());
     }
+    // ... or before the user was signed out everywhere.
+    let grant_epoch = c.grant_epoch.unwrap_or(user.value.grant_epoch);
+    if !user.value.grant_stands(grant_epoch) {
+        return Err(bad());
+    }
     let revoked = app.repo.app_revoked(&c.tenant, &c.sub, &client.client_id).await?;
     if revoked.as_ref().map(|r| r.version) != c.revocation {
         return Err(bad());
@@ -179,6 +184,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         last_used: now,
         expires_at: now + absolute,
         user_epoch: Some(user.value.session_epoch),
+        grant_epoch,
         resources: req.resources.clone(),
     };
     let refresh = client
@@ -254,6 +260,13 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
                             // The user took the app back meanwhile.
                             return Err(bad());
                         }
+                        // Whatever ended the user's sessions or grants meanwhile (a new
+                        // password, "sign out everywhere", a deactivation) ends this code too.
+                        if c.user_epoch.is_some_and(|e| e != u.value.session_epoch)
+                            || !u.value.grant_stands(grant.grant_epoch)
+                        {
+                            return Err(bad());
+                        }
                         user = u;
                     }
                     Err(e) => {
@@ -293,6 +306,10 @@ pub(crate) struct Direct<'a> {
     pub resources: Vec<String>,
     /// Whether a client registered for `refresh_token` gets one (an ID-JAG's grant does not).
     pub refresh: bool,
+    /// The user as the grant's check found them (the password grant's login), if it read
+    /// them: a user changed since (a new password, "sign out everywhere") gets no grant.
+    /// `None`: the user as first read here.
+    pub checked: Option<&'a crate::domain::user::User>,
 }
 
 /// Issue tokens for a [`Direct`] grant: a grant item is created as a code redemption creates
@@ -309,6 +326,7 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
         grant_type,
         resources,
         refresh,
+        checked,
     } = d;
     // Letting agents act for a user is the user's decision on the consent page, where the
     // agents are named: a grant without a browser never carries agent:act.
@@ -335,6 +353,7 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
         last_used: now,
         expires_at: now + absolute,
         user_epoch: None,
+        grant_epoch: 0,
         resources,
     };
     let refresh = (refresh && client.metadata.allows_grant(GrantType::RefreshToken)).then(Secret::generate);
@@ -352,9 +371,20 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
     )
     .await?;
     let gone = || OAuthError::new(ErrorCode::InvalidGrant, "the user is not active");
+    let mut expected = checked.map(|u| (u.session_epoch, u.grant_epoch));
     for _ in 0..ATTEMPTS {
         let Some(current) = active_user(app, tenant.id.as_str(), sub).await? else {
             return Err(gone());
+        };
+        // The user as checked, or as first read: changed since (a new password, signed out
+        // everywhere), no grant.
+        let epochs = (current.value.session_epoch, current.value.grant_epoch);
+        if *expected.get_or_insert(epochs) != epochs {
+            return Err(gone());
+        }
+        let grant = Grant {
+            grant_epoch: epochs.1,
+            ..grant.clone()
         };
         let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant)?.into();
         writes.push(app.repo.audit_write_detail(
@@ -567,7 +597,7 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             return Err(bad());
         };
         // Signed out everywhere (or deactivated) since the grant was made.
-        if !user.value.grant_stands(grant.created_at) {
+        if !user.value.grant_stands(grant.grant_epoch) {
             return Err(bad());
         }
         let tenant = app
@@ -776,7 +806,7 @@ pub async fn introspect_refresh(
     };
     let user_stands = active_user(app, &rt.tenant, &rt.sub)
         .await?
-        .is_some_and(|u| u.value.grant_stands(grant.value.created_at));
+        .is_some_and(|u| u.value.grant_stands(grant.value.grant_epoch));
     if !client_stands || !user_stands {
         return inactive;
     }

@@ -59,6 +59,7 @@ pub async fn password(app: &App, client: &Client, p: &Params) -> Result<TokenRes
             grant_type: "password",
             resources: Vec::new(),
             refresh: true,
+            checked: Some(&user),
         },
     )
     .await

@@ -353,6 +353,7 @@ async fn code_grant(app: &App, clock: &ManualClock, client: &Client, sub: &str) 
         issued_at: now,
         revocation: None,
         user_epoch: Some(0),
+        grant_epoch: None,
         issuer_scope: None,
     };
     app.repo

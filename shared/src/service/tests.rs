@@ -143,9 +143,16 @@ fn code_client_metadata() -> serde_json::Value {
     })
 }
 
-/// `n` grants of `sub` for `client_id`, written as a code exchange writes them.
+/// `n` grants of `sub` for `client_id`, written as a code exchange writes them (under the
+/// user's grant epoch as it is now).
 async fn grants(app: &App, tenant: &str, sub: &str, client_id: &str, n: usize) -> Vec<String> {
     let mut gids = Vec::new();
+    let grant_epoch = app
+        .repo
+        .user(sub)
+        .await
+        .unwrap()
+        .map_or(0, |u| u.value.grant_epoch);
     for _ in 0..n {
         let g = Grant {
             gid: random_id(16),
@@ -158,6 +165,7 @@ async fn grants(app: &App, tenant: &str, sub: &str, client_id: &str, n: usize) -
             last_used: app.now(),
             expires_at: app.now() + 86_400,
             user_epoch: None,
+            grant_epoch,
             resources: Vec::new(),
         };
         app.repo
@@ -974,9 +982,14 @@ mod agents {
             .unwrap();
         all_ended(app, &w, &held).await;
 
-        // The CLI's, with --sign-out-everywhere: she signed in with the new password (a second
-        // later: grants of the second she was signed out in are dead too).
+        // The CLI's, with --sign-out-everywhere: she signed in with the new password, and
+        // consented again (signing out everywhere ended her consents too).
+        assert!(
+            app.repo.consents_of("acme", &w.sub).await.unwrap().is_empty(),
+            "consents ended"
+        );
         h.clock.advance(1);
+        reconsent(app, &w, "openid api:read agent:act").await;
         let held = sign_in_everywhere(app, &w, &bot, third).await;
         h.clock.advance(1);
         users::set_password(
@@ -992,6 +1005,7 @@ mod agents {
 
         // On its own, without a new password: the password she has still signs her in.
         h.clock.advance(1);
+        reconsent(app, &w, "openid api:read agent:act").await;
         let held = sign_in_everywhere(app, &w, &bot, first).await;
         h.clock.advance(1);
         admin::patch_user(app, "acme", &w.sub, None, reset(None), "admin-test")
@@ -999,32 +1013,28 @@ mod agents {
             .unwrap();
         all_ended(app, &w, &held).await;
         h.clock.advance(1);
+        reconsent(app, &w, "openid api:read agent:act").await;
         sign_in_everywhere(app, &w, &bot, first).await;
 
         assert_eq!(live(app, &bob, &bobs).await, 2, "another user's grants stand");
 
         // A grant the cascade did not reach (written back here as it stood before the sign-out,
-        // as if the sweep had failed midway) is dead all the same: the user's mark.
-        let marked = app
-            .repo
-            .user(&w.sub)
-            .await
-            .unwrap()
-            .unwrap()
-            .value
-            .grants_revoked_before;
-        assert!(marked > 0);
+        // as if the sweep had failed midway, or a request in flight had written it after the
+        // cascade's listing) is dead all the same: it carries the user's earlier grant epoch.
+        let epoch = app.repo.user(&w.sub).await.unwrap().unwrap().value.grant_epoch;
+        assert_eq!(epoch, 3, "three sign-outs everywhere");
         let g = Grant {
             gid: random_id(16),
             tenant: "acme".into(),
             sub: w.sub.clone(),
             client_id: w.app_id.clone(),
             scope: "openid api:read".into(),
-            auth_time: marked - 5,
-            created_at: marked - 5,
-            last_used: marked - 5,
+            auth_time: app.now(),
+            created_at: app.now(),
+            last_used: app.now(),
             expires_at: app.now() + 86_400,
             user_epoch: None,
+            grant_epoch: epoch - 1,
             resources: Vec::new(),
         };
         app.repo
@@ -1725,6 +1735,7 @@ mod expiry {
             last_used: now,
             expires_at: now + 90 * DAY,
             user_epoch: None,
+            grant_epoch: 0,
             resources: Vec::new(),
         };
         app.repo

@@ -359,7 +359,7 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     }
     let Some(user) = crate::service::users::active_user(app, &c.tid, &c.sub)
         .await?
-        .filter(|u| u.value.grant_stands(grant.created_at))
+        .filter(|u| u.value.grant_stands(grant.grant_epoch))
     else {
         return Ok(None);
     };

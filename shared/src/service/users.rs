@@ -93,7 +93,7 @@ pub async fn create_by(app: &App, n: NewUser<'_>, actor: &str) -> Result<User, A
         active: true,
         created_at: app.now(),
         session_epoch: 0,
-        grants_revoked_before: 0,
+        grant_epoch: 0,
         admin: n.admin,
     };
     match app.repo.create_user(&user, actor).await {
@@ -148,12 +148,13 @@ impl SignOut {
     }
 
     /// What the change does to the user item: a new session epoch (every session and code
-    /// ends) and, everywhere, every grant made until now dead at its next use
-    /// ([`User::grants_revoked_before`]), before the cascade below has deleted it.
-    pub(crate) fn apply(self, u: &mut User, now: i64) {
+    /// ends) and, everywhere, a new grant epoch (every grant made until now is dead at its next
+    /// use, [`User::grant_epoch`], before the cascade below has deleted it — and so is one a
+    /// request in flight writes after the cascade has listed the grants).
+    pub(crate) fn apply(self, u: &mut User) {
         u.session_epoch += 1;
         if self == SignOut::Everywhere {
-            u.grants_revoked_before = now;
+            u.grant_epoch += 1;
         }
     }
 
@@ -161,14 +162,43 @@ impl SignOut {
     /// grants. The user item changed first, so a code redemption or refresh racing with this
     /// fails its transaction's check on the user, or landed before and is listed; and a grant
     /// the cascade does not reach (a failure midway) is dead anyway by
-    /// [`User::grants_revoked_before`]. Asking again runs the cascade again.
-    pub(crate) async fn after_commit(self, app: &App, sub: &str, actor: &str) -> Result<(), AdminError> {
+    /// [`User::grant_epoch`]. Asking again runs the cascade again.
+    pub(crate) async fn after_commit(
+        self,
+        app: &App,
+        tenant: &str,
+        sub: &str,
+        actor: &str,
+    ) -> Result<(), AdminError> {
         app.repo.delete_sessions_of(sub).await?;
         if self == SignOut::Everywhere {
             end_grants(app, sub, actor).await?;
+            // And what the user agreed to: an app authorized during a compromise is not
+            // authorized again without a consent page (and no agent acts again without one).
+            end_consents(app, tenant, sub).await?;
         }
         Ok(())
     }
+}
+
+/// Every consent `sub` gave in `tenant` and every delegation to an app's agents ends (deleting
+/// a user, [`SignOut::Everywhere`]): the next authorization asks again.
+pub(crate) async fn end_consents(app: &App, tenant: &str, sub: &str) -> Result<(), OAuthError> {
+    for c in app.repo.consents_of(tenant, sub).await? {
+        let writes = app.repo.delete_consent_writes(tenant, sub, &c.client_id).to_vec();
+        app.repo.commit(writes).await?;
+    }
+    let delegations: Vec<_> = app
+        .repo
+        .delegations_of(sub)
+        .await?
+        .into_iter()
+        .map(|d| app.repo.delete_delegation_write(sub, &d.app, &d.agent))
+        .collect();
+    for chunk in delegations.chunks(25) {
+        app.repo.commit(chunk.to_vec()).await?;
+    }
+    Ok(())
 }
 
 /// The user cascade (deactivation, [`SignOut::Everywhere`]): every grant of `sub` is listed
@@ -207,7 +237,7 @@ async fn update_user_as(
         let mut user = current.value.clone();
         f(&mut user);
         // Every change made here ends the user's sessions (see `User::session_epoch`).
-        sign_out.apply(&mut user, app.now());
+        sign_out.apply(&mut user);
         let mut writes = vec![
             app.repo.replace_user_write(&user, current.version)?,
             app.repo.audit_write(tenant, kind, actor, &user.sub)?,
@@ -215,7 +245,7 @@ async fn update_user_as(
         writes.extend(sign_out.audit_write(app, tenant, actor, &user.sub)?);
         match app.repo.commit(writes).await {
             Ok(()) => {
-                sign_out.after_commit(app, &user.sub, actor).await?;
+                sign_out.after_commit(app, tenant, &user.sub, actor).await?;
                 return Ok(user);
             }
             Err(StoreError::Conflict) => continue,
@@ -260,7 +290,6 @@ pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User,
 
 /// [`deactivate`], recording `actor` in the audit trail.
 pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
-    let now = app.now();
     let user = update_user_as(
         app,
         tenant,
@@ -272,7 +301,7 @@ pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str)
         // one the cascade below did not reach), then by the cascade.
         |u| {
             u.active = false;
-            u.grants_revoked_before = now;
+            u.grant_epoch += 1;
         },
     )
     .await?;

@@ -98,6 +98,10 @@ pub struct AuthCode {
     /// password or role change since then makes the code worthless.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_epoch: Option<u64>,
+    /// The user's grant epoch when the code was issued (`User::grant_epoch`): the grant it
+    /// makes carries it (absent in codes issued before: the user's at redemption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_epoch: Option<u64>,
     /// The issuer the authorization request came to (see `PendingAuth::issuer_scope`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_scope: Option<String>,
@@ -247,10 +251,18 @@ pub struct Grant {
     /// session (`http::admin::admin_caller`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_epoch: Option<u64>,
+    /// The user's grant epoch as they were authenticated for it (`User::grant_epoch`): the
+    /// grant stands only while it is the user's.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub grant_epoch: u64,
     /// The RFC 8707 resources the authorization request named: every token of the grant is for
     /// one of them (none: the tenant's resources and default audience, as for any client).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Grant {

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use shared::domain::client::{ClientMetadata, validate_metadata, validate_redirect_uri};
+use shared::domain::client::{ClientMetadata, KeyHosts, validate_metadata, validate_redirect_uri};
 use shared::domain::grant_type::{GrantType, Registrant};
 use shared::domain::tenant::{DcrPolicy, Tenant, TenantId};
 use shared::error::OAuthError;
