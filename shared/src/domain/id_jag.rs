@@ -184,6 +184,9 @@ pub fn id_jag_scope(
         if !extra.is_empty() {
             return Err(format!("scope beyond the ID-JAG's: {}", extra.join(" ")));
         }
+        if wanted.is_empty() {
+            return Err("the request names no scope".into());
+        }
         return Ok(wanted);
     }
     let granted = claim.clone().retain(|s| allowed.contains(s));
@@ -463,9 +466,11 @@ mod tests {
         // Unnamed: the claim's scopes the client may hold; none of them is a refusal.
         assert_eq!(f(Some("api:read admin"), None), Ok("api:read".into()));
         assert!(f(Some("admin"), None).is_err());
-        // An empty claim buys nothing either.
+        // An empty claim buys nothing either, nor does a blank request.
         assert!(f(Some(""), None).is_err());
-        assert_eq!(f(Some(""), Some("")), Ok(String::new()));
+        assert!(f(Some(""), Some(" ")).is_err());
+        assert!(f(Some("api:read"), Some(" ")).is_err());
+        assert!(f(Some(""), Some("")).is_err());
     }
 
     #[test]

@@ -169,6 +169,7 @@ async fn grant(
         updated_at: now,
         client_epoch: 0,
         resources: None,
+        user_epoch: 0,
     };
     app.repo
         .commit(app.repo.put_consent_writes(&c, None).unwrap())

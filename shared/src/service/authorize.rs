@@ -468,7 +468,7 @@ async fn proceed(
     // redirect URI).
     let granted = existing
         .as_ref()
-        .filter(|c| c.value.client_epoch == client.consent_epoch)
+        .filter(|c| c.value.counts(client.consent_epoch, user.grant_epoch))
         .map(|c| ScopeSet::parse(&c.value.scope).unwrap_or_default())
         .unwrap_or_default();
     // A first-party app is pre-approved for everything but `agent:act`: letting agents act for
@@ -477,7 +477,7 @@ async fn proceed(
         || granted.contains(crate::domain::exchange::AGENT_ACT);
     let consented_resources = existing
         .as_ref()
-        .filter(|c| c.value.client_epoch == client.consent_epoch)
+        .filter(|c| c.value.counts(client.consent_epoch, user.grant_epoch))
         .map(|c| &c.value.resources);
     let resources_ok = crate::domain::authorize::resources_covered(consented_resources, &req.resources);
     let covered = !req.prompt.consent
@@ -575,6 +575,7 @@ async fn proceed(
             // What the user saw: the client as it was when this request began.
             client_epoch: pending.value.client_epoch,
             resources: crate::domain::authorize::merged_resources(consented_resources, &req.resources),
+            user_epoch: user.grant_epoch,
         };
         writes.extend(
             app.repo

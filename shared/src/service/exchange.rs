@@ -104,7 +104,7 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
         .repo
         .consent(tenant_id, &user.sub, app_id)
         .await?
-        .is_some_and(|c| c.value.client_epoch == the_app.value.consent_epoch);
+        .is_some_and(|c| c.value.counts(the_app.value.consent_epoch, user.grant_epoch));
     if !consent_current {
         return Err(OAuthError::invalid_request(
             "the user has not consented to this app's agents as they are now; the app must ask again",

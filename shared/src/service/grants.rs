@@ -370,7 +370,12 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
         },
     )
     .await?;
-    let gone = || OAuthError::new(ErrorCode::InvalidGrant, "the user is not active");
+    let gone = || {
+        OAuthError::new(
+            ErrorCode::InvalidGrant,
+            "the user is not active, or changed meanwhile (a new password, signed out everywhere); sign in again",
+        )
+    };
     let mut expected = checked.map(|u| (u.session_epoch, u.grant_epoch));
     for _ in 0..ATTEMPTS {
         let Some(current) = active_user(app, tenant.id.as_str(), sub).await? else {

@@ -187,6 +187,7 @@ async fn consent(app: &App, tenant: &str, sub: &str, client_id: &str) {
         updated_at: app.now(),
         client_epoch: 0,
         resources: None,
+        user_epoch: 0,
     };
     app.repo
         .commit(app.repo.put_consent_writes(&c, None).unwrap())
@@ -586,6 +587,7 @@ mod agents {
             updated_at: app.now(),
             client_epoch: 0,
             resources: None,
+            user_epoch: 0,
         };
         app.repo
             .commit(app.repo.put_consent_writes(&c, None).unwrap())
@@ -654,6 +656,7 @@ mod agents {
             .value
             .consent_epoch;
         let current = app.repo.consent("acme", &w.sub, &w.app_id).await.unwrap();
+        let user_epoch = app.repo.user(&w.sub).await.unwrap().unwrap().value.grant_epoch;
         let c = Consent {
             tenant: "acme".into(),
             sub: w.sub.clone(),
@@ -663,6 +666,7 @@ mod agents {
             updated_at: app.now(),
             client_epoch: epoch,
             resources: None,
+            user_epoch,
         };
         app.repo
             .commit(
@@ -1057,6 +1061,26 @@ mod agents {
         );
         let at = user_token(app, &w.sub, &w.app_id, &g.gid, "openid api:read").await;
         assert!(!is_live(app, &at).await, "and its access tokens");
+        // So is a consent an approval in flight wrote under the earlier epoch: the app's agents
+        // do not act on it.
+        let current = app.repo.consent("acme", &w.sub, &w.app_id).await.unwrap();
+        let mut stale = current.clone().unwrap().value;
+        stale.user_epoch = epoch - 1;
+        app.repo
+            .commit(
+                app.repo
+                    .put_consent_writes(&stale, current.map(|v| v.version))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let fresh = grants(app, "acme", &w.sub, &w.app_id, 1).await.remove(0);
+        let at_now = user_token(app, &w.sub, &w.app_id, &fresh, "openid api:read agent:act").await;
+        assert!(is_live(app, &at_now).await, "a grant of this epoch stands");
+        assert!(
+            exchange(app, &bot, &at_now).await.is_err(),
+            "no agent acts on a consent of an earlier epoch"
+        );
 
         let filter = admin::AuditFilter {
             kind: Some(AuditKind::UserSignedOutEverywhere.as_str().into()),

@@ -169,6 +169,19 @@ pub struct Consent {
     /// of the tenant's; see `domain::authorize::resources_covered`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Vec<String>>,
+    /// The user's grant epoch it was given under (`User::grant_epoch`): it counts only while
+    /// it is the user's, so "sign out everywhere" ends it even if its cascade missed it, or an
+    /// approval in flight wrote it after.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub user_epoch: u64,
+}
+
+impl Consent {
+    /// Whether it counts now, for `client` at its consent epoch and `user` at their grant
+    /// epoch.
+    pub fn counts(&self, client_epoch: u64, user_grant_epoch: u64) -> bool {
+        self.client_epoch == client_epoch && self.user_epoch == user_grant_epoch
+    }
 }
 
 /// A group of a tenant's users (for apps' user policies).
