@@ -256,15 +256,8 @@ impl Config {
     /// Whether the issuer is plain http on a loopback host (a laptop or a test): only then may
     /// the server fetch a stranger's URL over plain http, and only on loopback.
     pub fn issuer_is_loopback_http(&self) -> bool {
-        url::Url::parse(&self.issuer).is_ok_and(|u| {
-            u.scheme() == "http"
-                && match u.host() {
-                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                    Some(url::Host::Domain(d)) => d == "localhost",
-                    None => false,
-                }
-        })
+        url::Url::parse(&self.issuer)
+            .is_ok_and(|u| u.scheme() == "http" && crate::domain::net::is_loopback_host(&u))
     }
 }
 

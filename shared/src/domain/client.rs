@@ -599,7 +599,7 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     let url = canonical_url(uri).map_err(|why| format!("redirect_uri {why}"))?;
     match url.scheme() {
         "https" => {}
-        "http" if is_loopback(&url) => {}
+        "http" if super::net::is_loopback_host(&url) => {}
         "http" => return Err("http redirect_uris are allowed only on loopback hosts".into()),
         _ => return Err("redirect_uri must use https (or http on a loopback host)".into()),
     }
@@ -719,15 +719,6 @@ pub fn is_displayable(s: &str) -> bool {
         }
     }
     true
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    }
 }
 
 fn string_list(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Vec<String>, OAuthError> {

@@ -53,6 +53,17 @@ pub fn ip_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
     }
 }
 
+/// Whether `url` names a loopback host (`127.0.0.0/8`, `[::1]`, `localhost`): where plain
+/// http is allowed for development.
+pub fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
 /// Names that are never public: `localhost` and its subdomains, and the special-use and
 /// private-use suffixes (RFC 6761, 6762, 8375; `.internal`, ICANN's private-use TLD, where cloud
 /// metadata endpoints live).
@@ -127,12 +138,7 @@ pub const MAX_KEY_URL: usize = 2000;
 pub fn check_key_url(u: &str, hosts: KeyHosts) -> Result<Url, String> {
     let url = crate::domain::client::canonical_url(u)?;
     let loopback_ok = hosts == KeyHosts::LoopbackToo;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
+    let loopback = is_loopback_host(&url);
     if (url.scheme() != "https" && !(url.scheme() == "http" && loopback && loopback_ok))
         || !url.username().is_empty()
         || url.password().is_some()

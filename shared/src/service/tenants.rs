@@ -336,12 +336,7 @@ pub async fn add_issuer(
     // development), canonical, bounded.
     let url = crate::domain::client::canonical_url(issuer)
         .map_err(|why| AdminError::Invalid(format!("--issuer {why}")))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
+    let loopback = crate::domain::net::is_loopback_host(&url);
     if (url.scheme() != "https" && !(url.scheme() == "http" && loopback))
         || !url.username().is_empty()
         || url.fragment().is_some()
