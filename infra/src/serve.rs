@@ -234,7 +234,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
         app.config.endpoint("/oauth2/token")
     );
     // An end user and a public app for the authorization-code flow.
-    let password = shared::secret::Secret::generate();
+    let password = shared::secret::generate();
     match users::create(
         app,
         users::NewUser {

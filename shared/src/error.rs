@@ -75,6 +75,9 @@ pub struct OAuthError {
     pub status: StatusCode,
     /// `WWW-Authenticate` challenge, for 401s.
     pub challenge: Option<&'static str>,
+    /// The request field at fault, where the rule that refused it knows (client metadata): the
+    /// admin API names it in its problem details; RFC 6749 responses do not carry it.
+    pub field: Option<&'static str>,
 }
 
 impl OAuthError {
@@ -92,6 +95,7 @@ impl OAuthError {
             description: description.into(),
             status: code.default_status(),
             challenge,
+            field: None,
         }
     }
     pub fn with_status(mut self, status: StatusCode) -> Self {
@@ -145,6 +149,19 @@ impl std::fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
+
+impl From<crate::domain::client::MetadataError> for OAuthError {
+    fn from(e: crate::domain::client::MetadataError) -> Self {
+        use crate::domain::client::MetadataErrorKind;
+        let code = match e.kind {
+            MetadataErrorKind::InvalidRedirectUri => ErrorCode::InvalidRedirectUri,
+            MetadataErrorKind::InvalidClientMetadata => ErrorCode::InvalidClientMetadata,
+        };
+        let mut out = Self::new(code, e.reason);
+        out.field = e.field;
+        out
+    }
+}
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {

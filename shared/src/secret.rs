@@ -1,95 +1,21 @@
-//! Secrets as types: random 256-bit values that never print, are stored only as SHA-256 hashes
-//! and are compared in constant time.
+//! Drawing secrets and sealing with them: the one place that takes randomness for secrets
+//! ([`generate`], [`random_id`], the nonce of [`seal_for`]) and hashes passwords (argon2id). The
+//! types themselves ([`Secret`], [`SecretHash`]) are the domain's (`domain::secret`).
+
+use std::sync::LazyLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-/// A secret value (client secret, registration or initial access token, ...).
-///
-/// `Debug` prints `[redacted]`; there is no `Display` and no `Serialize`, so a secret reaches a
-/// log line or a response body only through an explicit [`Secret::expose`].
-#[derive(Clone)]
-pub struct Secret(String);
+pub use crate::domain::secret::{Secret, SecretHash, ct_eq_str, verify_against_nothing};
 
-impl Secret {
-    /// A fresh random 256-bit secret, base64url without padding (43 characters).
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self(URL_SAFE_NO_PAD.encode(bytes))
-    }
-
-    /// Wrap a value a caller presented.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The plain value, for the one place that must show or send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The SHA-256 hash under which this secret is stored.
-    pub fn hash(&self) -> SecretHash {
-        SecretHash(Sha256::digest(self.0.as_bytes()).into())
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-/// The stored form of a secret: its SHA-256 digest.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct SecretHash([u8; 32]);
-
-impl SecretHash {
-    /// Constant-time check of a presented secret against this hash.
-    pub fn verify(&self, presented: &Secret) -> bool {
-        self.0.ct_eq(&presented.hash().0).into()
-    }
-
-    /// Lowercase hex, as stored and used in keys.
-    pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            s.push(char::from_digit((b >> 4) as u32, 16).unwrap_or('0'));
-            s.push(char::from_digit((b & 0xf) as u32, 16).unwrap_or('0'));
-        }
-        s
-    }
-
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 || !hex.is_ascii() {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
-            let hi = (chunk[0] as char).to_digit(16)?;
-            let lo = (chunk[1] as char).to_digit(16)?;
-            out[i] = (hi * 16 + lo) as u8;
-        }
-        Some(Self(out))
-    }
-}
-
-impl std::fmt::Debug for SecretHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretHash(..)")
-    }
-}
-
-/// A verification against a hash that does not exist, so that "unknown client" and "wrong
-/// secret" take the same time.
-pub fn verify_against_nothing(presented: &Secret) -> bool {
-    let dummy = SecretHash([0u8; 32]);
-    let _ = dummy.verify(presented);
-    false
+/// A fresh random 256-bit secret, base64url without padding (43 characters).
+pub fn generate() -> Secret {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    Secret::from_random_bytes(bytes)
 }
 
 /// A random identifier (not a secret): `bytes` random bytes, lowercase hex.
@@ -101,11 +27,6 @@ pub fn random_id(bytes: usize) -> String {
         s.push_str(&format!("{b:02x}"));
     }
     s
-}
-
-/// Constant-time equality of two strings (length is not hidden).
-pub fn ct_eq_str(a: &str, b: &str) -> bool {
-    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// Seal `plaintext` so that only a holder of `key` (a 256-bit random secret, e.g. a refresh
@@ -155,20 +76,54 @@ fn seal_key(key: &Secret, label: &str) -> [u8; 32] {
     h.finalize().into()
 }
 
+fn argon() -> argon2::Argon2<'static> {
+    // OWASP's first recommended argon2id setting: 19 MiB, 2 passes, 1 lane.
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+/// Hash a password with argon2id and a random salt (PHC string format).
+pub fn hash_password(p: &Secret) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
+    let salt = SaltString::generate(&mut OsRng);
+    argon()
+        .hash_password(p.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
+/// Whether `p` matches the PHC string `phc` (constant-time inside argon2).
+pub fn verify_password(p: &Secret, phc: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    match PasswordHash::new(phc) {
+        Ok(h) => argon().verify_password(p.expose().as_bytes(), &h).is_ok(),
+        Err(_) => false,
+    }
+}
+
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password(&generate()));
+
+/// Spend the same time as [`verify_password`] when there is no user, so that a wrong
+/// username and a wrong password cannot be told apart by timing.
+pub fn verify_against_no_user(p: &Secret) -> bool {
+    let _ = verify_password(p, &DUMMY_HASH);
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn only_the_key_holder_opens_a_seal() {
-        let k = Secret::generate();
+        let k = generate();
         let sealed = seal_for(&k, "refresh-successor", b"the next pair").unwrap();
         assert!(!sealed.contains("the next pair"));
         assert_eq!(
             open_with(&k, "refresh-successor", &sealed).unwrap(),
             b"the next pair"
         );
-        assert!(open_with(&Secret::generate(), "refresh-successor", &sealed).is_none());
+        assert!(open_with(&generate(), "refresh-successor", &sealed).is_none());
         assert!(open_with(&k, "another-label", &sealed).is_none());
         let mut tampered = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
         let last = tampered.len() - 1;
@@ -184,35 +139,22 @@ mod tests {
     }
 
     #[test]
-    fn debug_is_redacted() {
-        let s = Secret::generate();
-        let printed = format!("{s:?} {:?}", s.hash());
-        assert!(!printed.contains(s.expose()));
-        assert!(printed.contains("redacted"));
-    }
-
-    #[test]
     fn generated_secrets_are_256_bit_and_distinct() {
-        let a = Secret::generate();
-        let b = Secret::generate();
+        let a = generate();
+        let b = generate();
         assert_eq!(a.expose().len(), 43);
         assert_ne!(a.expose(), b.expose());
     }
 
     #[test]
-    fn hash_verifies_only_the_same_secret() {
-        let a = Secret::generate();
-        let h = a.hash();
-        assert!(h.verify(&Secret::new(a.expose())));
-        assert!(!h.verify(&Secret::new(format!("{}x", a.expose()))));
-        assert!(!h.verify(&Secret::new("")));
-    }
-
-    #[test]
-    fn hex_round_trips() {
-        let h = Secret::generate().hash();
-        assert_eq!(SecretHash::from_hex(&h.to_hex()), Some(h));
-        assert_eq!(SecretHash::from_hex("zz"), None);
-        assert_eq!(SecretHash::from_hex(&"g".repeat(64)), None);
+    fn passwords_hash_and_verify() {
+        let p = Secret::new("correct horse battery");
+        let h = hash_password(&p);
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password(&p, &h));
+        assert!(!verify_password(&Secret::new("wrong horse battery"), &h));
+        assert!(!verify_password(&p, "not a hash"));
+        assert_ne!(h, hash_password(&p), "salted");
+        assert!(!verify_against_no_user(&p));
     }
 }

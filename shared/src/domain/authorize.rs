@@ -75,7 +75,10 @@ const MAX_STATE: usize = 2048;
 /// exception compares the strings too, port aside: no parsing, so no normalisation
 /// (`http://127.1/`, `HTTP://`, `/x/../`, a trailing dot or an encoded IP never match).
 pub fn redirect_matches(registered: &[String], presented: &str) -> bool {
-    if registered.iter().any(|r| crate::secret::ct_eq_str(r, presented)) {
+    if registered
+        .iter()
+        .any(|r| crate::domain::secret::ct_eq_str(r, presented))
+    {
         return true;
     }
     let Some((host, rest)) = split_loopback(presented) else {
@@ -304,7 +307,7 @@ pub fn verify_pkce(verifier: &str, challenge: &str) -> bool {
         && verifier
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-    syntax && crate::secret::ct_eq_str(&s256(verifier), challenge)
+    syntax && crate::domain::secret::ct_eq_str(&s256(verifier), challenge)
 }
 
 /// `base` with `params` added to its query (existing query parameters kept).

@@ -229,7 +229,7 @@ pub fn validate_document(
         input.insert("scope".into(), Value::from(open.join(" ")));
     }
     let md = validate_metadata(&Value::Object(input), tenant, Registrant::Anonymous, key_hosts)
-        .map_err(|e| e.description)?;
+        .map_err(|e| e.reason)?;
     let code_only = md
         .grant_types
         .iter()

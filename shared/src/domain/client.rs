@@ -5,11 +5,10 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::grant_type::{ClientAuthMethod, GrantType, Registrant};
+use super::jwk::check_public_jwks;
 pub use super::net::KeyHosts;
 use super::scope::ScopeSet;
 use super::tenant::{Tenant, TenantId};
-use crate::error::OAuthError;
-use crate::keys::external::check_jwks;
 
 /// Validated client metadata: what a client registers and may later read back or replace.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -303,6 +302,49 @@ impl Client {
     }
 }
 
+/// Why client metadata was refused: the field at fault and a reason fit to show the registrant.
+/// `http` maps it to RFC 7591 §3.2.2 (`invalid_redirect_uri` / `invalid_client_metadata`) or to
+/// an RFC 9457 problem naming the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataError {
+    pub kind: MetadataErrorKind,
+    /// The metadata field at fault; `None` when the document as a whole is (not a JSON object).
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+/// The two registration errors RFC 7591 §3.2.2 tells apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataErrorKind {
+    InvalidRedirectUri,
+    InvalidClientMetadata,
+}
+
+impl MetadataError {
+    pub fn invalid(field: Option<&'static str>, reason: impl Into<String>) -> Self {
+        Self {
+            kind: MetadataErrorKind::InvalidClientMetadata,
+            field,
+            reason: reason.into(),
+        }
+    }
+    pub fn redirect_uri(field: Option<&'static str>, reason: impl Into<String>) -> Self {
+        Self {
+            kind: MetadataErrorKind::InvalidRedirectUri,
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for MetadataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for MetadataError {}
+
 /// Validate RFC 7591 client metadata against what this server supports and the tenant's scope
 /// catalog, for a client registered by `registrant`: the grants it may hold
 /// ([`GrantType::registrable_by`]), restricted scopes for admin-made clients only,
@@ -313,14 +355,14 @@ pub fn validate_metadata(
     tenant: &Tenant,
     registrant: Registrant,
     key_hosts: KeyHosts,
-) -> Result<ClientMetadata, OAuthError> {
+) -> Result<ClientMetadata, MetadataError> {
     let obj = input
         .as_object()
-        .ok_or_else(|| OAuthError::invalid_client_metadata("the body must be a JSON object"))?;
+        .ok_or_else(|| MetadataError::invalid(None, "the body must be a JSON object"))?;
 
     let redirect_uris = string_list(obj, "redirect_uris", MAX_REDIRECT_URIS)?;
     for uri in &redirect_uris {
-        validate_redirect_uri(uri).map_err(OAuthError::invalid_redirect_uri)?;
+        validate_redirect_uri(uri).map_err(|why| MetadataError::redirect_uri(Some("redirect_uris"), why))?;
     }
 
     let grant_types = match obj.get("grant_types") {
@@ -328,20 +370,25 @@ pub fn validate_metadata(
         Some(_) => string_list(obj, "grant_types", 10)?,
     };
     if grant_types.is_empty() {
-        return Err(OAuthError::invalid_client_metadata(
+        return Err(MetadataError::invalid(
+            Some("grant_types"),
             "grant_types must not be empty",
         ));
     }
     for g in &grant_types {
         let Some(grant) = GrantType::parse(g) else {
-            return Err(OAuthError::invalid_client_metadata(format!(
-                "grant type {} is not supported; supported: {}",
-                printable(g),
-                GrantType::advertised_names().join(" ")
-            )));
+            return Err(MetadataError::invalid(
+                Some("grant_types"),
+                format!(
+                    "grant type {} is not supported; supported: {}",
+                    printable(g),
+                    GrantType::advertised_names().join(" ")
+                ),
+            ));
         };
         if !grant.registrable_by(registrant) {
-            return Err(OAuthError::invalid_client_metadata(
+            return Err(MetadataError::invalid(
+                Some("grant_types"),
                 match grant.least_registrant() {
                     Registrant::InitialAccessToken => format!(
                         "grant type {} needs an initial access token: a registration without one may use only authorization_code and refresh_token, under which users consent",
@@ -355,10 +402,13 @@ pub fn validate_metadata(
             ));
         }
         if grant == GrantType::Password && !tenant.password_grant {
-            return Err(OAuthError::invalid_client_metadata(format!(
-                "grant type {} is not allowed by this tenant's policy",
-                grant.as_str()
-            )));
+            return Err(MetadataError::invalid(
+                Some("grant_types"),
+                format!(
+                    "grant type {} is not allowed by this tenant's policy",
+                    grant.as_str()
+                ),
+            ));
         }
     }
     let mut grant_types = dedup(grant_types);
@@ -379,19 +429,21 @@ pub fn validate_metadata(
     };
     for r in &response_types {
         if r != "code" {
-            return Err(OAuthError::invalid_client_metadata(format!(
-                "response type {} is not supported",
-                printable(r)
-            )));
+            return Err(MetadataError::invalid(
+                Some("response_types"),
+                format!("response type {} is not supported", printable(r)),
+            ));
         }
     }
     if uses_code != response_types.iter().any(|r| r == "code") {
-        return Err(OAuthError::invalid_client_metadata(
+        return Err(MetadataError::invalid(
+            Some("response_types"),
             "response_types and grant_types disagree (code goes with authorization_code)",
         ));
     }
     if uses_code && redirect_uris.is_empty() {
-        return Err(OAuthError::invalid_redirect_uri(
+        return Err(MetadataError::redirect_uri(
+            Some("redirect_uris"),
             "authorization_code needs at least one redirect_uri",
         ));
     }
@@ -400,17 +452,21 @@ pub fn validate_metadata(
         None | Some(Value::Null) => "client_secret_basic".to_string(),
         Some(Value::String(m)) => m.clone(),
         Some(_) => {
-            return Err(OAuthError::invalid_client_metadata(
+            return Err(MetadataError::invalid(
+                Some("token_endpoint_auth_method"),
                 "token_endpoint_auth_method must be a string",
             ));
         }
     };
     let Some(method) = ClientAuthMethod::parse(&token_endpoint_auth_method) else {
-        return Err(OAuthError::invalid_client_metadata(format!(
-            "token_endpoint_auth_method {} is not supported; supported: {}",
-            printable(&token_endpoint_auth_method),
-            ClientAuthMethod::names().join(" ")
-        )));
+        return Err(MetadataError::invalid(
+            Some("token_endpoint_auth_method"),
+            format!(
+                "token_endpoint_auth_method {} is not supported; supported: {}",
+                printable(&token_endpoint_auth_method),
+                ClientAuthMethod::names().join(" ")
+            ),
+        ));
     };
 
     if !method.is_confidential()
@@ -419,17 +475,21 @@ pub fn validate_metadata(
             .filter_map(|g| GrantType::parse(g))
             .find(|g| g.needs_confidential_client())
     {
-        return Err(OAuthError::invalid_client_metadata(format!(
-            "a public client (token_endpoint_auth_method none) cannot use {}",
-            g.as_str()
-        )));
+        return Err(MetadataError::invalid(
+            Some("grant_types"),
+            format!(
+                "a public client (token_endpoint_auth_method none) cannot use {}",
+                g.as_str()
+            ),
+        ));
     }
     let refreshable = grant_types
         .iter()
         .filter_map(|g| GrantType::parse(g))
         .any(|g| g.issues_refresh_tokens());
     if grant_types.iter().any(|g| g == GrantType::RefreshToken.as_str()) && !refreshable {
-        return Err(OAuthError::invalid_client_metadata(
+        return Err(MetadataError::invalid(
+            Some("grant_types"),
             "refresh_token goes with authorization_code",
         ));
     }
@@ -438,22 +498,25 @@ pub fn validate_metadata(
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(_) => {
-            return Err(OAuthError::invalid_client_metadata(
+            return Err(MetadataError::invalid(
+                Some("scope"),
                 "scope must be a space-separated string",
             ));
         }
     };
-    let scopes = ScopeSet::parse(&scope).map_err(OAuthError::invalid_client_metadata)?;
+    let scopes = ScopeSet::parse(&scope).map_err(|why| MetadataError::invalid(Some("scope"), why))?;
     if scopes.contains(ADMIN_SCOPE) {
         if registrant != Registrant::Operator {
-            return Err(OAuthError::invalid_client_metadata(format!(
-                "scope {ADMIN_SCOPE} is reserved for clients the operator creates"
-            )));
+            return Err(MetadataError::invalid(
+                Some("scope"),
+                format!("scope {ADMIN_SCOPE} is reserved for clients the operator creates"),
+            ));
         }
         if grant_types != [GrantType::ClientCredentials.as_str()] {
-            return Err(OAuthError::invalid_client_metadata(format!(
-                "scope {ADMIN_SCOPE} is for confidential client_credentials clients only"
-            )));
+            return Err(MetadataError::invalid(
+                Some("scope"),
+                format!("scope {ADMIN_SCOPE} is for confidential client_credentials clients only"),
+            ));
         }
     }
     let unknown: Vec<&str> = scopes
@@ -461,10 +524,13 @@ pub fn validate_metadata(
         .filter(|s| *s != ADMIN_SCOPE && !tenant.scopes.contains_key(*s))
         .collect();
     if !unknown.is_empty() {
-        return Err(OAuthError::invalid_client_metadata(format!(
-            "scope not in the tenant's catalog: {}",
-            unknown.iter().map(|s| printable(s)).collect::<Vec<_>>().join(" ")
-        )));
+        return Err(MetadataError::invalid(
+            Some("scope"),
+            format!(
+                "scope not in the tenant's catalog: {}",
+                unknown.iter().map(|s| printable(s)).collect::<Vec<_>>().join(" ")
+            ),
+        ));
     }
     if registrant.is_stranger() {
         let restricted: Vec<&str> = scopes
@@ -472,10 +538,13 @@ pub fn validate_metadata(
             .filter(|s| tenant.restricted_scopes.contains(*s))
             .collect();
         if !restricted.is_empty() {
-            return Err(OAuthError::invalid_client_metadata(format!(
-                "scope reserved for clients the tenant admin creates: {}",
-                restricted.join(" ")
-            )));
+            return Err(MetadataError::invalid(
+                Some("scope"),
+                format!(
+                    "scope reserved for clients the tenant admin creates: {}",
+                    restricted.join(" ")
+                ),
+            ));
         }
     }
 
@@ -487,7 +556,8 @@ pub fn validate_metadata(
     let contacts = string_list(obj, "contacts", MAX_CONTACTS)?;
     for c in &contacts {
         if c.len() > 254 || !c.contains('@') || !is_displayable(c) || c.chars().any(char::is_whitespace) {
-            return Err(OAuthError::invalid_client_metadata(
+            return Err(MetadataError::invalid(
+                Some("contacts"),
                 "contacts must be email addresses",
             ));
         }
@@ -502,22 +572,25 @@ pub fn validate_metadata(
         "client_id_issued_at",
     ] {
         if obj.contains_key(forbidden) {
-            return Err(OAuthError::invalid_client_metadata(format!(
-                "{forbidden} is set by the server"
-            )));
+            return Err(MetadataError::invalid(
+                Some(forbidden),
+                format!("{forbidden} is set by the server"),
+            ));
         }
     }
     if obj.contains_key("software_statement") {
-        return Err(OAuthError::invalid_client_metadata(
+        return Err(MetadataError::invalid(
+            Some("software_statement"),
             "software_statement is not supported",
         ));
     }
     let jwks = match obj.get("jwks") {
         None | Some(Value::Null) => None,
         Some(v) => {
-            check_jwks(v).map_err(|why| OAuthError::invalid_client_metadata(format!("jwks: {why}")))?;
+            check_public_jwks(v)
+                .map_err(|why| MetadataError::invalid(Some("jwks"), format!("jwks: {why}")))?;
             if serde_json::to_vec(v).map_or(true, |b| b.len() > 16 * 1024) {
-                return Err(OAuthError::invalid_client_metadata("jwks is too large"));
+                return Err(MetadataError::invalid(Some("jwks"), "jwks is too large"));
             }
             Some(v.clone())
         }
@@ -529,25 +602,33 @@ pub fn validate_metadata(
             // unspecified or unique-local address, a local name, or loopback where the
             // issuer's fetcher would not go, is refused now rather than at the first fetch.
             crate::domain::net::check_key_url(u, key_hosts)
-                .map_err(|why| OAuthError::invalid_client_metadata(format!("jwks_uri {why}")))?;
+                .map_err(|why| MetadataError::invalid(Some("jwks_uri"), format!("jwks_uri {why}")))?;
             Some(u.clone())
         }
-        Some(_) => return Err(OAuthError::invalid_client_metadata("jwks_uri must be a string")),
+        Some(_) => {
+            return Err(MetadataError::invalid(
+                Some("jwks_uri"),
+                "jwks_uri must be a string",
+            ));
+        }
     };
     match (method, &jwks, &jwks_uri) {
         (ClientAuthMethod::PrivateKeyJwt, Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_client_metadata(
+            return Err(MetadataError::invalid(
+                Some("jwks"),
                 "give jwks or jwks_uri, not both",
             ));
         }
         (ClientAuthMethod::PrivateKeyJwt, None, None) => {
-            return Err(OAuthError::invalid_client_metadata(
+            return Err(MetadataError::invalid(
+                Some("jwks"),
                 "private_key_jwt needs the client's keys: jwks or jwks_uri",
             ));
         }
         (ClientAuthMethod::PrivateKeyJwt, _, _) | (_, None, None) => {}
         _ => {
-            return Err(OAuthError::invalid_client_metadata(
+            return Err(MetadataError::invalid(
+                Some("jwks"),
                 "jwks and jwks_uri are for private_key_jwt clients",
             ));
         }
@@ -557,7 +638,8 @@ pub fn validate_metadata(
         None | Some(Value::Null) => None,
         Some(Value::String(t)) if t == "web" || t == "native" => Some(t.clone()),
         Some(_) => {
-            return Err(OAuthError::invalid_client_metadata(
+            return Err(MetadataError::invalid(
+                Some("application_type"),
                 "application_type is web or native",
             ));
         }
@@ -721,66 +803,76 @@ pub fn is_displayable(s: &str) -> bool {
     true
 }
 
-fn string_list(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Vec<String>, OAuthError> {
+fn string_list(
+    obj: &Map<String, Value>,
+    key: &'static str,
+    max: usize,
+) -> Result<Vec<String>, MetadataError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(vec![]),
         Some(Value::Array(items)) => {
             if items.len() > max {
-                return Err(OAuthError::invalid_client_metadata(format!(
-                    "{key} has more than {max} entries"
-                )));
+                return Err(MetadataError::invalid(
+                    Some(key),
+                    format!("{key} has more than {max} entries"),
+                ));
             }
             items
                 .iter()
                 .map(|v| match v {
                     Value::String(s) if !s.is_empty() && s.len() <= MAX_URI => Ok(s.clone()),
-                    _ => Err(OAuthError::invalid_client_metadata(format!(
-                        "{key} must be an array of strings"
-                    ))),
+                    _ => Err(MetadataError::invalid(
+                        Some(key),
+                        format!("{key} must be an array of strings"),
+                    )),
                 })
                 .collect()
         }
-        Some(_) => Err(OAuthError::invalid_client_metadata(format!(
-            "{key} must be an array of strings"
-        ))),
+        Some(_) => Err(MetadataError::invalid(
+            Some(key),
+            format!("{key} must be an array of strings"),
+        )),
     }
 }
 
-fn text(obj: &Map<String, Value>, key: &str, max: usize) -> Result<Option<String>, OAuthError> {
+fn text(obj: &Map<String, Value>, key: &'static str, max: usize) -> Result<Option<String>, MetadataError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => {
             let s = s.trim();
             if s.is_empty() || s.chars().count() > max || !is_displayable(s) {
-                Err(OAuthError::invalid_client_metadata(format!(
-                    "{key} must be 1 to {max} printable characters"
-                )))
+                Err(MetadataError::invalid(
+                    Some(key),
+                    format!("{key} must be 1 to {max} printable characters"),
+                ))
             } else {
                 Ok(Some(s.to_string()))
             }
         }
-        Some(_) => Err(OAuthError::invalid_client_metadata(format!(
-            "{key} must be a string"
-        ))),
+        Some(_) => Err(MetadataError::invalid(
+            Some(key),
+            format!("{key} must be a string"),
+        )),
     }
 }
 
 /// A URI shown to users (client_uri, logo_uri, ...): https only, in normal form (see
 /// [`canonical_url`]), no userinfo or fragment.
-fn web_uri(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, OAuthError> {
+fn web_uri(obj: &Map<String, Value>, key: &'static str) -> Result<Option<String>, MetadataError> {
     let Some(s) = text(obj, key, MAX_URI)? else {
         return Ok(None);
     };
-    let url = canonical_url(&s).map_err(|why| OAuthError::invalid_client_metadata(format!("{key} {why}")))?;
+    let url = canonical_url(&s).map_err(|why| MetadataError::invalid(Some(key), format!("{key} {why}")))?;
     if url.scheme() != "https"
         || url.host_str().is_none()
         || !url.username().is_empty()
         || url.password().is_some()
         || url.fragment().is_some()
     {
-        return Err(OAuthError::invalid_client_metadata(format!(
-            "{key} must be an https URL without userinfo or fragment"
-        )));
+        return Err(MetadataError::invalid(
+            Some(key),
+            format!("{key} must be an https URL without userinfo or fragment"),
+        ));
     }
     Ok(Some(s))
 }
@@ -801,9 +893,9 @@ fn printable(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::MetadataErrorKind as ErrorCode;
     use super::*;
     use crate::domain::tenant::{DcrPolicy, TenantId};
-    use crate::error::ErrorCode;
     use serde_json::json;
 
     fn tenant() -> Tenant {
@@ -823,7 +915,7 @@ mod tests {
             KeyHosts::LoopbackToo,
         )
         .map(|_| ())
-        .map_err(|e| e.code);
+        .map_err(|e| e.kind);
         assert_eq!(got, expected, "{input}");
     }
 
@@ -1061,8 +1153,8 @@ mod tests {
             KeyHosts::LoopbackToo,
         )
         .unwrap_err();
-        assert_eq!(err.code, ErrorCode::InvalidClientMetadata);
-        assert!(err.description.contains("api:admin"), "{}", err.description);
+        assert_eq!(err.kind, ErrorCode::InvalidClientMetadata);
+        assert!(err.reason.contains("api:admin"), "{}", err.reason);
         let m = validate_metadata(&md, &tenant(), Registrant::Operator, KeyHosts::LoopbackToo).unwrap();
         assert_eq!(m.scope, "api:admin api:read");
         // A DCR client that holds a scope restricted later is no longer issued it.

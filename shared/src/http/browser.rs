@@ -67,7 +67,7 @@ pub fn browser_id(app: &App, headers: &HeaderMap) -> (Secret, Option<HeaderValue
     match cookie(headers, &browser_cookie_name(app)) {
         Some(b) => (b, None),
         None => {
-            let b = Secret::generate();
+            let b = crate::secret::generate();
             let header = set_cookie(app, &browser_cookie_name(app), b.expose(), None);
             (b, header)
         }

@@ -238,7 +238,7 @@ async fn start(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers: H
                     return Ok(no_tenant());
                 }
                 con::ensure_client(&app, &tenant).await?;
-                let secret = Secret::generate();
+                let secret = crate::secret::generate();
                 let flow = console::flow(secret.expose());
                 let value = console::flow_cookie(tenant.as_str(), secret.expose());
                 Ok::<_, OAuthError>(with_cookies(

@@ -175,7 +175,7 @@ async fn grant(
         .commit(app.repo.put_consent_writes(&c, None).unwrap())
         .await
         .unwrap();
-    let rt = Secret::generate();
+    let rt = crate::secret::generate();
     let w = app
         .repo
         .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, now, 86_400))

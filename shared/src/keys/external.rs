@@ -5,9 +5,11 @@
 
 use std::collections::HashSet;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde_json::Value;
+
+use crate::domain::jwk::{PRIVATE_MEMBERS, check_public_jwks};
 
 /// The algorithms accepted for other parties' JWTs.
 pub const ALGORITHMS: &[Algorithm] = &[
@@ -17,11 +19,7 @@ pub const ALGORITHMS: &[Algorithm] = &[
     Algorithm::EdDSA,
 ];
 
-/// Their names, for discovery.
-pub const ALGORITHM_NAMES: &[&str] = &["ES256", "RS256", "PS256", "EdDSA"];
-
-/// Most keys a registered JWK Set may hold.
-pub const MAX_KEYS: usize = 10;
+pub use crate::domain::jwk::{ALGORITHM_NAMES, MAX_KEYS};
 
 /// Why a JWT did not verify (for logs; callers answer one generic error).
 #[derive(Debug, PartialEq, Eq)]
@@ -32,65 +30,13 @@ pub enum VerifyError {
     Signature,
 }
 
-/// Check a JWK Set as a client or trusted issuer registers it: a JSON object with `keys`, 1 to
-/// [`MAX_KEYS`] public signing keys (EC P-256, RSA of at least 2048 bits, OKP Ed25519), no
-/// private or symmetric key material, `use` absent or `sig`, `kid`s unique.
+/// Check a JWK Set as a client or trusted issuer registers it ([`check_public_jwks`]: public
+/// signing keys of the types and algorithms we verify with) and read it.
 pub fn check_jwks(v: &Value) -> Result<JwkSet, String> {
-    let keys = v
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or("jwks must be an object with a keys array")?;
-    if keys.is_empty() || keys.len() > MAX_KEYS {
-        return Err(format!("jwks must hold 1 to {MAX_KEYS} keys"));
-    }
-    for k in keys {
-        let obj = k.as_object().ok_or("each key must be a JSON object")?;
-        for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
-            if obj.contains_key(private) {
-                return Err("jwks must hold public keys only (no private or symmetric key material)".into());
-            }
-        }
-    }
+    check_public_jwks(v)?;
     let set: JwkSet =
         serde_json::from_value(v.clone()).map_err(|_| "jwks holds a key this server cannot read")?;
-    let mut kids = HashSet::new();
     for k in &set.keys {
-        if let Some(u) = &k.common.public_key_use
-            && *u != PublicKeyUse::Signature
-        {
-            return Err("jwks keys must be signing keys (use sig)".into());
-        }
-        if let Some(kid) = &k.common.key_id
-            && !kids.insert(kid.clone())
-        {
-            return Err("jwks key ids must be unique".into());
-        }
-        match &k.algorithm {
-            AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {}
-            AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {}
-            AlgorithmParameters::RSA(p) => {
-                use base64::Engine;
-                let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(p.n.trim_end_matches('='))
-                    .map_err(|_| "an RSA key's n is not base64url")?;
-                let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
-                if bits < 2048 {
-                    return Err("RSA keys must have at least 2048 bits".into());
-                }
-            }
-            _ => return Err("jwks keys must be EC P-256, RSA or OKP Ed25519".into()),
-        }
-        if let Some(a) = &k.common.key_algorithm
-            && !matches!(
-                a,
-                KeyAlgorithm::ES256 | KeyAlgorithm::RS256 | KeyAlgorithm::PS256 | KeyAlgorithm::EdDSA
-            )
-        {
-            return Err(format!(
-                "jwks key algorithm must be one of {}",
-                ALGORITHM_NAMES.join(" ")
-            ));
-        }
         DecodingKey::from_jwk(k).map_err(|_| "jwks holds a key this server cannot read")?;
     }
     Ok(set)
@@ -118,9 +64,7 @@ pub fn published_signing_keys(v: &Value) -> Result<JwkSet, String> {
                 (s("kty"), s("crv")),
                 (Some("EC"), Some("P-256")) | (Some("OKP"), Some("Ed25519")) | (Some("RSA"), _)
             );
-            let private = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
-                .iter()
-                .any(|f| k.get(*f).is_some());
+            let private = PRIVATE_MEMBERS.iter().any(|f| k.get(*f).is_some());
             private || (use_ok && alg_ok && kind_ok)
         })
         .cloned()

@@ -506,10 +506,7 @@ pub async fn patch_user(
             crate::domain::user::check_new_password(p)
                 .map_err(|why| AdminError::Field("password".into(), why))?;
             let p = p.clone();
-            Some(
-                crate::service::users::on_hashing_pool(move || crate::domain::user::hash_password(&p))
-                    .await?,
-            )
+            Some(crate::service::users::on_hashing_pool(move || crate::secret::hash_password(&p)).await?)
         }
         None => None,
     };

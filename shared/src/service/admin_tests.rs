@@ -193,7 +193,7 @@ async fn an_interrupted_disable_cascade_brings_no_refresh_token_back_on_enable()
         grant_epoch: 0,
         resources: Vec::new(),
     };
-    let refresh = Secret::generate();
+    let refresh = crate::secret::generate();
     let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant).unwrap().into();
     writes.push(
         app.repo
@@ -242,7 +242,7 @@ async fn a_code_issued_before_disable_is_refused_after_enable() {
     let sub = alice(app).await;
     let client_id = notes(app).await;
     let verifier = "v".repeat(43);
-    let code = Secret::generate();
+    let code = crate::secret::generate();
     let now = app.now();
     let c = AuthCode {
         tenant: "acme".into(),
@@ -425,7 +425,7 @@ async fn a_code_issued_before_deactivation_is_refused_after_reactivation() {
     let sub = alice(app).await;
     let client_id = notes(app).await;
     let verifier = "w".repeat(43);
-    let code = Secret::generate();
+    let code = crate::secret::generate();
     let now = app.now();
     let c = AuthCode {
         tenant: "acme".into(),

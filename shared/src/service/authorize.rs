@@ -541,7 +541,7 @@ async fn proceed(
     }
 
     // Issue the code; the pending request ends in the same transaction (it answers once).
-    let code = Secret::generate();
+    let code = crate::secret::generate();
     let revocation = app
         .repo
         .app_revoked(&tenant_id, &user.sub, &client.client_id)

@@ -71,11 +71,11 @@ fn new_client(
     let secret = metadata
         .auth_method()
         .is_some_and(|m| m.uses_secret())
-        .then(Secret::generate);
+        .then(crate::secret::generate);
     // Operator-made clients get no registration access token: they may hold restricted scopes
     // and first-party status, which only the operator may change (RFC 7592 is for clients that
     // registered themselves).
-    let registration_token = (origin == Origin::Dcr).then(Secret::generate);
+    let registration_token = (origin == Origin::Dcr).then(crate::secret::generate);
     let now = app.now();
     let client = Client {
         secret_hash: secret.as_ref().map(|s| s.hash().to_hex()),
@@ -485,7 +485,7 @@ pub async fn rotate_secret(
         ));
     }
     let now = app.now();
-    let secret = Secret::generate();
+    let secret = crate::secret::generate();
     if grace_seconds > 0 {
         c.previous_secret_hash = c.secret_hash.take();
         c.previous_secret_until = now + grace_seconds;

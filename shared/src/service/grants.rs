@@ -190,7 +190,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     let refresh = client
         .metadata
         .allows_grant(GrantType::RefreshToken)
-        .then(Secret::generate);
+        .then(crate::secret::generate);
     let writes = (|| {
         let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant)?.into();
         writes.push(app.repo.used_code_write(
@@ -356,7 +356,8 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
         grant_epoch: 0,
         resources,
     };
-    let refresh = (refresh && client.metadata.allows_grant(GrantType::RefreshToken)).then(Secret::generate);
+    let refresh =
+        (refresh && client.metadata.allows_grant(GrantType::RefreshToken)).then(crate::secret::generate);
     let body = issue(
         app,
         Issue {
@@ -630,7 +631,7 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
         };
         let now = app.now();
         grant.last_used = now;
-        let next = Secret::generate();
+        let next = crate::secret::generate();
         let (idle, _) = refresh_lifetimes(app, &tenant);
         // Sign first (a KMS failure leaves the token unused), then rotate, sealing the new
         // pair in the old token for the reuse grace.

@@ -331,7 +331,7 @@ async fn user_and_code_client(app: &App, scope: &str) -> (String, Client) {
 
 async fn code_grant(app: &App, clock: &ManualClock, client: &Client, sub: &str) -> (String, String) {
     let verifier = "v".repeat(43);
-    let code = Secret::generate();
+    let code = crate::secret::generate();
     let now = app.now();
     let c = AuthCode {
         tenant: "acme".into(),

@@ -47,6 +47,12 @@ impl From<OAuthError> for AdminError {
     }
 }
 
+impl From<crate::domain::client::MetadataError> for AdminError {
+    fn from(e: crate::domain::client::MetadataError) -> Self {
+        AdminError::OAuth(e.into())
+    }
+}
+
 /// Create a tenant with the seed scope catalog.
 pub async fn create(
     app: &App,
@@ -462,7 +468,7 @@ pub async fn create_iat_by(
         return Err(AdminError::Invalid("--expires-in is 60 seconds to a year".into()));
     }
     let now = app.now();
-    let secret = Secret::generate();
+    let secret = crate::secret::generate();
     let iat = InitialAccessToken {
         tenant: t.id,
         max_uses,

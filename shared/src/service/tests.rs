@@ -474,7 +474,7 @@ async fn operator_made_clients_have_no_registration_access_token() {
     assert!(body.get("registration_client_uri").is_none(), "{body}");
     // An operator client stored with a hash by an earlier version is still not self-managed.
     let mut legacy = app.repo.client(&reg.client.client_id).await.unwrap().unwrap();
-    let t = Secret::generate();
+    let t = crate::secret::generate();
     legacy.value.registration_token_hash = Some(t.hash().to_hex());
     app.repo
         .commit(vec![
@@ -873,7 +873,7 @@ mod agents {
             .commit(vec![app.repo.touch_grant_write(&g.value, g.version).unwrap()])
             .await
             .unwrap();
-        let refresh = Secret::generate();
+        let refresh = crate::secret::generate();
         let rt = crate::service::grants::new_refresh(&g.value, app.now(), 86_400);
         app.repo
             .commit(vec![
@@ -1045,7 +1045,7 @@ mod agents {
             .commit(app.repo.create_grant_writes(&g).unwrap().into())
             .await
             .unwrap();
-        let leftover = Secret::generate();
+        let leftover = crate::secret::generate();
         let rt = crate::service::grants::new_refresh(&g, app.now(), 86_400);
         app.repo
             .commit(vec![
@@ -1241,7 +1241,7 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
         async move {
             let gid = grants(&app, "acme", &alice, &client_id, n).await.remove(0);
             let g = app.repo.grant(&alice, &gid).await.unwrap().unwrap().value;
-            let rt = Secret::generate();
+            let rt = crate::secret::generate();
             let w = app
                 .repo
                 .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, app.now(), 86_400))
@@ -1360,7 +1360,7 @@ mod metadata_documents {
         let step = authorize::begin(
             app,
             &Params::parse(q.as_bytes()).unwrap(),
-            &Secret::generate(),
+            &crate::secret::generate(),
             CookieSessions { lookup: &lookup },
         )
         .await
@@ -1587,7 +1587,7 @@ mod metadata_documents {
         authorize::begin(
             app,
             &Params::parse(q.as_bytes()).unwrap(),
-            &Secret::generate(),
+            &crate::secret::generate(),
             CookieSessions { lookup: &lookup },
         )
         .await
@@ -1653,7 +1653,7 @@ mod metadata_documents {
         let bob = user(&base, "beta", "bob").await;
         let gid = grants(&base, "beta", &bob, URL, 1).await.remove(0);
         let g = base.repo.grant(&bob, &gid).await.unwrap().unwrap().value;
-        let rt = Secret::generate();
+        let rt = crate::secret::generate();
         let w = base
             .repo
             .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, base.now(), 86_400))
@@ -1706,7 +1706,7 @@ mod metadata_documents {
         let alice = user(&base, "acme", "alice").await;
         let gid = grants(&base, "acme", &alice, URL, 1).await.remove(0);
         let g = base.repo.grant(&alice, &gid).await.unwrap().unwrap().value;
-        let rt = Secret::generate();
+        let rt = crate::secret::generate();
         let w = base
             .repo
             .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, base.now(), 86_400))
@@ -1766,7 +1766,7 @@ mod expiry {
             .commit(app.repo.create_grant_writes(&g).unwrap().into())
             .await
             .unwrap();
-        let rt = Secret::generate();
+        let rt = crate::secret::generate();
         let w = app
             .repo
             .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, now, 60 * DAY))
@@ -1964,7 +1964,7 @@ async fn an_anonymous_registration_holding_a_machine_grant_is_not_issued_it() {
     let h = harness();
     let app = &h.app;
     tenant(app, "acme").await;
-    let secret = Secret::generate();
+    let secret = crate::secret::generate();
     let metadata: ClientMetadata = serde_json::from_value(json!({
         "grant_types": ["client_credentials"], "response_types": [],
         "token_endpoint_auth_method": "client_secret_post", "scope": "api:read",

@@ -5,12 +5,9 @@ use crate::domain::audit::{AuditKind, Noted};
 use std::sync::{Arc, LazyLock};
 
 use crate::domain::tenant::TenantId;
-use crate::domain::user::{
-    User, check_email, check_new_password, hash_password, normalize_username, verify_against_no_user,
-    verify_password,
-};
+use crate::domain::user::{User, check_email, check_new_password, normalize_username};
 use crate::error::OAuthError;
-use crate::secret::{Secret, SecretHash, random_id};
+use crate::secret::{Secret, SecretHash, hash_password, random_id, verify_against_no_user, verify_password};
 use crate::service::App;
 use crate::service::tenants::AdminError;
 use crate::store::repo::Versioned;
@@ -467,7 +464,7 @@ pub async fn login(app: &App, tenant: &str, username: &str, password: &Secret) -
 
 /// Start a session for `user`; returns the cookie value (shown to the browser only).
 pub async fn start_session(app: &App, user: &User) -> Result<(Secret, Session), OAuthError> {
-    let id = Secret::generate();
+    let id = crate::secret::generate();
     let now = app.now();
     let ttl = app
         .repo

@@ -13,10 +13,10 @@ use serde_json::Value;
 use shared::domain::client::{ClientMetadata, KeyHosts, validate_metadata, validate_redirect_uri};
 use shared::domain::grant_type::{GrantType, Registrant};
 use shared::domain::tenant::{DcrPolicy, Tenant, TenantId};
-use shared::error::OAuthError;
+use shared::domain::client::MetadataError;
 
 /// The one call of the function under test, so that a change of its signature is made here.
-fn validate(input: &Value, tenant: &Tenant, registrant: Registrant) -> Result<ClientMetadata, OAuthError> {
+fn validate(input: &Value, tenant: &Tenant, registrant: Registrant) -> Result<ClientMetadata, MetadataError> {
     validate_metadata(input, tenant, registrant, KeyHosts::LoopbackToo)
 }
 
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn check(input: &Value, tenant: &Tenant, origin: Registrant) -> Result<ClientMetadata, OAuthError> {
+fn check(input: &Value, tenant: &Tenant, origin: Registrant) -> Result<ClientMetadata, MetadataError> {
     let m = validate(input, tenant, origin)?;
     for uri in &m.redirect_uris {
         assert_eq!(

@@ -202,7 +202,7 @@ impl From<OAuthError> for Problem {
         match e.code {
             ErrorCode::TemporarilyUnavailable | ErrorCode::ServerError => Problem::unavailable(),
             ErrorCode::InvalidRedirectUri => {
-                Problem::invalid_field("redirect_uris", e.description.to_string())
+                Problem::invalid_field(e.field.unwrap_or("redirect_uris"), e.description.to_string())
             }
             ErrorCode::NotFound => {
                 Problem::new(StatusCode::NOT_FOUND, "not-found", e.description.to_string())
@@ -210,7 +210,7 @@ impl From<OAuthError> for Problem {
             _ => {
                 let detail = e.description.to_string();
                 let p = Problem::invalid(detail.clone());
-                match field_of(&detail) {
+                match e.field.map(str::to_string).or_else(|| field_of(&detail)) {
                     Some(f) => p.field(f),
                     None => p,
                 }
