@@ -9,7 +9,7 @@
 pub mod aws;
 pub mod clock;
 pub mod config;
-pub mod domain;
+pub use ::domain;
 pub mod error;
 pub mod fetch;
 pub mod http;

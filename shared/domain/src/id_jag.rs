@@ -28,8 +28,8 @@
 
 use serde_json::Value;
 
-use crate::domain::assertion::{MAX_GRANT_ASSERTION_LIFETIME, SKEW};
-use crate::domain::scope::{ScopeSet, grant_scope};
+use crate::assertion::{MAX_GRANT_ASSERTION_LIFETIME, SKEW};
+use crate::scope::{ScopeSet, grant_scope};
 
 /// The JOSE `typ` of an ID-JAG.
 pub const ID_JAG_TYP: &str = "oauth-id-jag+jwt";
@@ -209,7 +209,7 @@ pub fn id_jag_resources(claimed: &[String], served: &[String]) -> Result<(), &'s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::assertion::check_grant_assertion;
+    use crate::assertion::check_grant_assertion;
     use serde_json::json;
 
     const ISS: &str = "https://as.example/t/acme";

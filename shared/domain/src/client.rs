@@ -152,10 +152,10 @@ pub struct Client {
     pub tokens_revoked_before: i64,
     /// Which users may authorize it (`None`: everyone in the tenant). Set by the tenant admin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_policy: Option<crate::domain::access::UserPolicy>,
+    pub user_policy: Option<crate::access::UserPolicy>,
     /// For a metadata-document client ([`Origin::Cimd`]): when its document was fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub document: Option<crate::domain::cimd::DocumentState>,
+    pub document: Option<crate::cimd::DocumentState>,
     /// Registered through open DCR, by anyone, without an initial access token (or a
     /// metadata-document client, met by anyone naming its URL): such a client
     /// is deleted once unused for [`OPEN_REGISTRATION_IDLE`] ([`open_registration_expires_at`]).
@@ -165,7 +165,7 @@ pub struct Client {
     pub open_registration: bool,
     /// The resources (of the tenant's) this client is the resource server for: it may
     /// introspect other clients' access tokens for those audiences
-    /// ([`crate::domain::introspection`]). Set by the tenant admin or the operator only.
+    /// ([`crate::introspection`]). Set by the tenant admin or the operator only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_server_for: Vec<String>,
 }
@@ -238,7 +238,7 @@ impl Client {
         if self.origin != Origin::Cimd {
             return None;
         }
-        crate::domain::cimd::site(&Url::parse(&self.client_id).ok()?)
+        crate::cimd::site(&Url::parse(&self.client_id).ok()?)
     }
 
     /// The name users are shown: a metadata-document client's host, else its name, else its id.
@@ -281,7 +281,7 @@ impl Client {
     pub fn may_hold_admin_scope(&self) -> bool {
         let kind_ok = match self.origin {
             Origin::Admin => self.metadata.auth_method().is_some_and(|m| m.is_confidential()),
-            Origin::Console => crate::domain::console::is_console(self),
+            Origin::Console => crate::console::is_console(self),
             Origin::Dcr | Origin::Api | Origin::Cimd => false,
         };
         kind_ok && self.metadata.scopes().contains(ADMIN_SCOPE)
@@ -601,7 +601,7 @@ pub fn validate_metadata(
             // The fetcher's own rule for what it may reach: a private, link-local, CGNAT,
             // unspecified or unique-local address, a local name, or loopback where the
             // issuer's fetcher would not go, is refused now rather than at the first fetch.
-            crate::domain::net::check_key_url(u, key_hosts)
+            crate::net::check_key_url(u, key_hosts)
                 .map_err(|why| MetadataError::invalid(Some("jwks_uri"), format!("jwks_uri {why}")))?;
             Some(u.clone())
         }
@@ -895,7 +895,7 @@ fn printable(s: &str) -> String {
 mod tests {
     use super::MetadataErrorKind as ErrorCode;
     use super::*;
-    use crate::domain::tenant::{DcrPolicy, TenantId};
+    use crate::tenant::{DcrPolicy, TenantId};
     use serde_json::json;
 
     fn tenant() -> Tenant {

@@ -115,8 +115,8 @@ pub fn check_resource_server_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::client::{ClientMetadata, Origin};
-    use crate::domain::tenant::{DcrPolicy, TenantId};
+    use crate::client::{ClientMetadata, Origin};
+    use crate::tenant::{DcrPolicy, TenantId};
 
     fn client(id: &str, origin: Origin, open: bool, method: &str, serves: &[&str]) -> Client {
         let md = ClientMetadata {
@@ -189,8 +189,7 @@ mod tests {
 
     #[test]
     fn resource_server_lists_are_the_tenants_resources_on_vetted_confidential_clients() {
-        let mut t =
-            crate::domain::tenant::Tenant::new(TenantId::parse("acme").unwrap(), DcrPolicy::Open, None, 0);
+        let mut t = crate::tenant::Tenant::new(TenantId::parse("acme").unwrap(), DcrPolicy::Open, None, 0);
         t.resources.push("https://api.acme.example".into());
         let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let admin_made = client("rs", Origin::Api, false, "client_secret_basic", &[]);

@@ -220,7 +220,7 @@ pub const MAX_FIELD: usize = 256;
 
 /// `s` as an event may hold it, whoever supplied it: every character that is not fit to be
 /// shown (controls, bidi and other invisible format characters, stacked combining marks: see
-/// [`crate::domain::client::is_displayable`]) written as `\u{…}`, and at most [`MAX_FIELD`]
+/// [`crate::client::is_displayable`]) written as `\u{…}`, and at most [`MAX_FIELD`]
 /// characters (then `…`). What an administrator reads in the console or the CLI is then what
 /// was stored, never text that reorders or hides itself.
 pub fn safe_text(s: &str) -> String {
@@ -231,11 +231,11 @@ pub fn safe_text(s: &str) -> String {
             out.push('…');
             break;
         }
-        let mark = crate::domain::client::is_combining_mark(c);
+        let mark = crate::client::is_combining_mark(c);
         marks = if mark { marks + 1 } else { 0 };
         if c.is_control()
-            || crate::domain::client::is_invisible_format(c)
-            || (mark && marks > crate::domain::client::MAX_COMBINING)
+            || crate::client::is_invisible_format(c)
+            || (mark && marks > crate::client::MAX_COMBINING)
         {
             out.push_str(&format!("\\u{{{:04x}}}", c as u32));
         } else {
@@ -275,13 +275,13 @@ mod tests {
             safe,
             "root\\u{202e}gnp.exe\\u{2066}\\u{200b}<b>x</b>\"}{\"kind\":\"user.admin_granted"
         );
-        assert!(crate::domain::client::is_displayable(&safe));
+        assert!(crate::client::is_displayable(&safe));
         assert_eq!(safe_text("alice"), "alice");
         assert_eq!(safe_text("Zoë Ünïcödé 日本"), "Zoë Ünïcödé 日本");
         assert_eq!(safe_text("a\nb\u{0}"), "a\\u{000a}b\\u{0000}");
         let long = "x".repeat(1000);
         assert_eq!(safe_text(&long).chars().count(), MAX_FIELD + 1);
         let marks = format!("a{}", "\u{0301}".repeat(20));
-        assert!(crate::domain::client::is_displayable(&safe_text(&marks)));
+        assert!(crate::client::is_displayable(&safe_text(&marks)));
     }
 }

@@ -63,7 +63,7 @@ impl ScopeSet {
 /// lists them), then the tenant's own, alphabetically.
 pub fn display_order<T: AsRef<str>>(scopes: &mut [T]) {
     let rank = |s: &str| {
-        crate::domain::tenant::SEED_SCOPES
+        crate::tenant::SEED_SCOPES
             .iter()
             .position(|(n, _)| *n == s)
             .unwrap_or(usize::MAX)

@@ -198,7 +198,7 @@ pub fn validate_document(
     doc: &Value,
     url: &str,
     tenant: &Tenant,
-    key_hosts: crate::domain::net::KeyHosts,
+    key_hosts: crate::net::KeyHosts,
 ) -> Result<ClientMetadata, String> {
     let obj = doc.as_object().ok_or("the document is not a JSON object")?;
     if obj.get("client_id").and_then(Value::as_str) != Some(url) {
@@ -285,7 +285,7 @@ pub struct DocumentState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::tenant::{DcrPolicy, TenantId};
+    use crate::tenant::{DcrPolicy, TenantId};
     use serde_json::json;
 
     fn tenant() -> Tenant {
@@ -349,8 +349,7 @@ mod tests {
 
     #[test]
     fn a_good_document() {
-        let md =
-            validate_document(&doc(), URL, &tenant(), crate::domain::net::KeyHosts::LoopbackToo).unwrap();
+        let md = validate_document(&doc(), URL, &tenant(), crate::net::KeyHosts::LoopbackToo).unwrap();
         assert_eq!(md.token_endpoint_auth_method, "none");
         assert_eq!(md.redirect_uris, vec!["https://app.example.com/callback"]);
         // No scope named: the unrestricted catalog.
@@ -364,7 +363,7 @@ mod tests {
         let with = |k: &str, v: Value| {
             let mut d = doc();
             d[k] = v;
-            validate_document(&d, URL, &t, crate::domain::net::KeyHosts::LoopbackToo)
+            validate_document(&d, URL, &t, crate::net::KeyHosts::LoopbackToo)
         };
         assert!(with("client_id", json!("https://evil.example/c.json")).is_err());
         assert!(with("client_id", json!(format!("{URL}/"))).is_err());
@@ -387,16 +386,16 @@ mod tests {
         assert!(with("scope", json!("files:admin")).is_err());
         assert!(with("scope", json!("bulwark:admin")).is_err());
         assert!(with("first_party", json!(true)).is_err());
-        assert!(validate_document(&json!([1]), URL, &t, crate::domain::net::KeyHosts::LoopbackToo).is_err());
+        assert!(validate_document(&json!([1]), URL, &t, crate::net::KeyHosts::LoopbackToo).is_err());
         let mut d = doc();
         d.as_object_mut().unwrap().remove("client_id");
-        assert!(validate_document(&d, URL, &t, crate::domain::net::KeyHosts::LoopbackToo).is_err());
+        assert!(validate_document(&d, URL, &t, crate::net::KeyHosts::LoopbackToo).is_err());
         // With keys, private_key_jwt is fine.
         assert!(with("jwks_uri", json!("https://app.example.com/jwks.json")).is_err());
         let mut d = doc();
         d["token_endpoint_auth_method"] = json!("private_key_jwt");
         d["jwks_uri"] = json!("https://app.example.com/jwks.json");
-        assert!(validate_document(&d, URL, &t, crate::domain::net::KeyHosts::LoopbackToo).is_ok());
+        assert!(validate_document(&d, URL, &t, crate::net::KeyHosts::LoopbackToo).is_ok());
     }
 
     #[test]
@@ -405,8 +404,7 @@ mod tests {
         assert_eq!(fresh_until(1000, Some(0)), 1000 + MIN_FRESH);
         assert_eq!(fresh_until(1000, Some(3600)), 4600);
         assert_eq!(fresh_until(1000, Some(10 * 86_400)), 1000 + MAX_FRESH);
-        let md =
-            validate_document(&doc(), URL, &tenant(), crate::domain::net::KeyHosts::LoopbackToo).unwrap();
+        let md = validate_document(&doc(), URL, &tenant(), crate::net::KeyHosts::LoopbackToo).unwrap();
         let s = DocumentState {
             fetched_at: 1000,
             fresh_until: 1300,

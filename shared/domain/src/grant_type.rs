@@ -1,7 +1,7 @@
 //! The grant types and client-authentication methods this server implements, and what each
 //! implies: one table that the token route, discovery, registration validation and the CLI all
 //! read. A new grant is one variant here, one module in `service/`, and one line in
-//! [`crate::service::token_endpoint`].
+//! `shared::service::token_endpoint`.
 
 use serde::{Serialize, Serializer};
 

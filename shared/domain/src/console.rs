@@ -152,7 +152,7 @@ mod tests {
         assert_ne!(a.state, b.state);
         assert_ne!(a.state, a.verifier);
         assert_eq!(a.verifier.len(), 43);
-        assert!(crate::domain::authorize::verify_pkce(&a.verifier, &a.challenge));
+        assert!(crate::authorize::verify_pkce(&a.verifier, &a.challenge));
         assert_ne!(csrf("t1"), csrf("t2"));
         let c = flow_cookie("acme", "0123456789abcdef0123456789abcdef");
         let (t, s) = parse_flow_cookie(&c).unwrap();

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::tenant::TenantId;
-use crate::domain::secret::Secret;
+use crate::secret::Secret;
 
 /// A user as stored. `sub` is a stable opaque id, unique across tenants; the password only as
 /// an argon2id PHC string.
@@ -65,7 +65,7 @@ pub fn normalize_username(s: &str) -> Result<String, String> {
     if u.is_empty() || u.chars().count() > 128 {
         return Err("a username is 1 to 128 characters".into());
     }
-    if u.chars().any(char::is_whitespace) || !crate::domain::client::is_displayable(&u) {
+    if u.chars().any(char::is_whitespace) || !crate::client::is_displayable(&u) {
         return Err(
             "a username has no spaces, control characters or invisible formatting characters (bidi controls, zero-width characters)"
                 .into(),
@@ -101,7 +101,7 @@ pub fn check_new_password(p: &Secret) -> Result<(), String> {
 /// and at every change alike: it is shown on pages, in tokens and to administrators.
 pub fn check_display_name(name: &str) -> Result<(), String> {
     let n = name.trim();
-    if n.is_empty() || n.chars().count() > 200 || !crate::domain::client::is_displayable(n) {
+    if n.is_empty() || n.chars().count() > 200 || !crate::client::is_displayable(n) {
         return Err("a name is 1 to 200 printable characters".into());
     }
     Ok(())
@@ -114,7 +114,7 @@ pub fn check_email(e: &str) -> Result<(), String> {
         && e.split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
         && !e.chars().any(|c| c.is_control() || c.is_whitespace())
-        && crate::domain::client::is_displayable(e);
+        && crate::client::is_displayable(e);
     if ok {
         Ok(())
     } else {

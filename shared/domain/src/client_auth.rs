@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::assertion::JWT_BEARER_ASSERTION;
 use super::params::Params;
-use crate::domain::secret::Secret;
+use crate::secret::Secret;
 
 pub use super::grant_type::ClientAuthMethod;
 

@@ -75,10 +75,7 @@ const MAX_STATE: usize = 2048;
 /// exception compares the strings too, port aside: no parsing, so no normalisation
 /// (`http://127.1/`, `HTTP://`, `/x/../`, a trailing dot or an encoded IP never match).
 pub fn redirect_matches(registered: &[String], presented: &str) -> bool {
-    if registered
-        .iter()
-        .any(|r| crate::domain::secret::ct_eq_str(r, presented))
-    {
+    if registered.iter().any(|r| crate::secret::ct_eq_str(r, presented)) {
         return true;
     }
     let Some((host, rest)) = split_loopback(presented) else {
@@ -172,7 +169,7 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
     }
     if !client
         .metadata
-        .allows_grant(crate::domain::grant_type::GrantType::AuthorizationCode)
+        .allows_grant(crate::grant_type::GrantType::AuthorizationCode)
     {
         return Err(refuse(
             "unauthorized_client",
@@ -307,7 +304,7 @@ pub fn verify_pkce(verifier: &str, challenge: &str) -> bool {
         && verifier
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
-    syntax && crate::domain::secret::ct_eq_str(&s256(verifier), challenge)
+    syntax && crate::secret::ct_eq_str(&s256(verifier), challenge)
 }
 
 /// `base` with `params` added to its query (existing query parameters kept).
@@ -361,8 +358,8 @@ mod tests {
         assert_eq!(merged_resources(Some(&bound), &none), None);
         assert_eq!(merged_resources(Some(&None), &files), None);
     }
-    use crate::domain::client::{ClientMetadata, Origin};
-    use crate::domain::tenant::TenantId;
+    use crate::client::{ClientMetadata, Origin};
+    use crate::tenant::TenantId;
 
     fn client(redirects: &[&str]) -> Client {
         Client::new(

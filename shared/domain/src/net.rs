@@ -136,7 +136,7 @@ pub const MAX_KEY_URL: usize = 2000;
 /// loopback host where loopback is allowed —, no userinfo or fragment, at most
 /// [`MAX_KEY_URL`] bytes, and a host the fetcher may reach ([`check_host`]).
 pub fn check_key_url(u: &str, hosts: KeyHosts) -> Result<Url, String> {
-    let url = crate::domain::client::canonical_url(u)?;
+    let url = crate::client::canonical_url(u)?;
     let loopback_ok = hosts == KeyHosts::LoopbackToo;
     let loopback = is_loopback_host(&url);
     if (url.scheme() != "https" && !(url.scheme() == "http" && loopback && loopback_ok))

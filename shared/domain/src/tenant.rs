@@ -128,9 +128,9 @@ pub struct Tenant {
     pub app_allowlist: Option<std::collections::BTreeSet<String>>,
     /// Which Client ID Metadata Documents are accepted (`domain::cimd`); none by default.
     #[serde(default, skip_serializing_if = "is_deny")]
-    pub cimd: crate::domain::cimd::CimdPolicy,
+    pub cimd: crate::cimd::CimdPolicy,
     /// How far ahead a `private_key_jwt` client assertion's `exp` may be, in seconds; `None`:
-    /// [`crate::domain::assertion::MAX_ASSERTION_LIFETIME`] (an hour). Only shorter.
+    /// [`crate::assertion::MAX_ASSERTION_LIFETIME`] (an hour). Only shorter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_assertion_max_lifetime: Option<i64>,
     pub created_at: i64,
@@ -170,7 +170,7 @@ impl Tenant {
     /// How far ahead a client assertion's `exp` may be here (see
     /// [`Tenant::client_assertion_max_lifetime`]).
     pub fn client_assertion_lifetime(&self) -> i64 {
-        use crate::domain::assertion::{MAX_ASSERTION_LIFETIME, MIN_ASSERTION_LIFETIME};
+        use crate::assertion::{MAX_ASSERTION_LIFETIME, MIN_ASSERTION_LIFETIME};
         self.client_assertion_max_lifetime
             .unwrap_or(MAX_ASSERTION_LIFETIME)
             .clamp(MIN_ASSERTION_LIFETIME, MAX_ASSERTION_LIFETIME)
@@ -182,8 +182,8 @@ impl Tenant {
     }
 }
 
-fn is_deny(p: &crate::domain::cimd::CimdPolicy) -> bool {
-    *p == crate::domain::cimd::CimdPolicy::Deny
+fn is_deny(p: &crate::cimd::CimdPolicy) -> bool {
+    *p == crate::cimd::CimdPolicy::Deny
 }
 
 /// The longest display name of a resource, in characters.
@@ -193,7 +193,7 @@ pub const MAX_RESOURCE_NAME: usize = 80;
 /// control or invisible formatting characters (the page escapes it; this keeps it legible).
 pub fn resource_name(s: &str) -> Result<String, String> {
     let n = s.trim();
-    if n.is_empty() || n.chars().count() > MAX_RESOURCE_NAME || !crate::domain::client::is_displayable(n) {
+    if n.is_empty() || n.chars().count() > MAX_RESOURCE_NAME || !crate::client::is_displayable(n) {
         return Err(format!(
             "a resource name is 1 to {MAX_RESOURCE_NAME} printable characters"
         ));
