@@ -660,14 +660,14 @@ async fn main() {
         wrapping_key.clone(),
     ));
     let repo = shared::store::repo::Repo::new(store.clone(), clock.clone());
-    shared::keys::wrapped::rotate(&repo, wrapper.as_ref(), STACK, retention)
+    shared::keys::wrapped::rotate(&repo, wrapper.as_ref(), STACK, retention, repo.now())
         .await
         .expect("keys rotate");
     let wrapped = App::new(
         config(),
         store.clone(),
         Arc::new(shared::keys::wrapped::WrappedSigner::new(
-            repo,
+            Arc::new(repo),
             STACK,
             Some(wrapper as Arc<dyn shared::keys::wrapped::KeyWrapper>),
             clock.clone(),

@@ -109,7 +109,13 @@ pub async fn open_with(
         let (signer, keys): (Arc<dyn Signer>, Keys) = match &aws.signing {
             Signing::Kms { .. } if g.kms_key_ids.is_none() => (Arc::new(NoSigner), Keys::None),
             Signing::Kms { .. } => (
-                shared::keys::aws_signer(&aws.signing, &sdk, &store, clock.clone(), retention)?,
+                shared::keys::aws_signer(
+                    &aws.signing,
+                    &sdk,
+                    Arc::new(Repo::new(store.clone(), clock.clone())),
+                    clock.clone(),
+                    retention,
+                )?,
                 Keys::None,
             ),
             Signing::Wrapped {
@@ -117,7 +123,13 @@ pub async fn open_with(
                 wrapping_key_id,
                 ..
             } => (
-                shared::keys::aws_signer(&aws.signing, &sdk, &store, clock.clone(), retention)?,
+                shared::keys::aws_signer(
+                    &aws.signing,
+                    &sdk,
+                    Arc::new(Repo::new(store.clone(), clock.clone())),
+                    clock.clone(),
+                    retention,
+                )?,
                 match wrapping_key_id {
                     Some(id) => Keys::Wrapped {
                         repo: Repo::new(store.clone(), clock.clone()),
@@ -422,7 +434,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                     wrapper,
                     stack,
                     retention,
-                } => shared::keys::wrapped::rotate(repo, wrapper, stack, *retention).await?,
+                } => shared::keys::wrapped::rotate(repo, wrapper, stack, *retention, repo.now()).await?,
                 Keys::None => {
                     return Err(Failure(
                         "with --backend dynamodb: for SigningMode=kms-wrapped give --wrapping-key-id \

@@ -94,6 +94,9 @@ pub enum ConfigError {
 
 pub const DEFAULT_ACCESS_TOKEN_TTL: i64 = 3600;
 pub const MAX_ACCESS_TOKEN_TTL: i64 = 24 * 3600;
+/// The longest a tenant's config may be served from a process's cache, seconds
+/// (`BULWARK_TENANT_CACHE_SECS` is at most this; `service::tenant_cache`).
+pub const MAX_TENANT_CACHE_SECS: i64 = 60;
 
 impl Config {
     /// A config for `issuer` with the default lifetimes.
@@ -106,13 +109,13 @@ impl Config {
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
             max_access_token_ttl: MAX_ACCESS_TOKEN_TTL,
             lifetimes: Lifetimes::default(),
-            tenant_cache_secs: crate::service::tenant_cache::MAX_TTL,
+            tenant_cache_secs: MAX_TENANT_CACHE_SECS,
         })
     }
 
     /// This config with the tenant-cache bound `v` (seconds, `0..=60`; 0: no cache).
     pub fn with_tenant_cache_secs(mut self, v: &str) -> Result<Self, ConfigError> {
-        let max = crate::service::tenant_cache::MAX_TTL;
+        let max = MAX_TENANT_CACHE_SECS;
         self.tenant_cache_secs = match v.trim().parse::<i64>() {
             Ok(n) if (0..=max).contains(&n) => n,
             _ => {

@@ -80,7 +80,7 @@ pub async fn app_from_env() -> Result<Arc<App>, crate::config::ConfigError> {
     let signer = crate::keys::aws_signer(
         &aws.signing,
         &sdk,
-        &store,
+        Arc::new(crate::store::repo::Repo::new(store.clone(), clock.clone())),
         clock.clone(),
         config.max_access_token_ttl,
     )

@@ -480,7 +480,7 @@ mod tests {
         let repo = Repo::new(Arc::new(store), clock.clone());
 
         let cli = KmsKeyWrapper::new(kms.clone(), &kek);
-        let r1 = rotate(&repo, &cli, "stack-a", 3600).await.unwrap();
+        let r1 = rotate(&repo, &cli, "stack-a", 3600, repo.now()).await.unwrap();
         assert_eq!(cli.decrypt_calls(), 0, "rotating encrypts only");
         let item = repo.key_ring().await.unwrap().unwrap().value;
         let ct = item.active.ciphertext.clone();
@@ -488,13 +488,13 @@ mod tests {
 
         let wrapper = Arc::new(KmsKeyWrapper::new(kms.clone(), &kek));
         let signer = WrappedSigner::new(
-            repo.clone(),
+            Arc::new(repo.clone()),
             "stack-a",
             Some(wrapper.clone()),
             clock.clone(),
             3600,
         );
-        let verifier = WrappedSigner::new(repo.clone(), "stack-a", None, clock.clone(), 3600);
+        let verifier = WrappedSigner::new(Arc::new(repo.clone()), "stack-a", None, clock.clone(), 3600);
         signer.prepare().await.expect("decrypt at cold start");
         let mut tokens = Vec::new();
         for i in 0..25 {
@@ -512,7 +512,7 @@ mod tests {
         assert_eq!(wrapper.decrypt_calls(), 1, "one Decrypt for 25 tokens");
 
         // Rotation: picked up after the refresh bound, with exactly one more Decrypt.
-        let r2 = rotate(&repo, &cli, "stack-a", 3600).await.unwrap();
+        let r2 = rotate(&repo, &cli, "stack-a", 3600, repo.now()).await.unwrap();
         assert_eq!(
             r2.published_kids,
             vec![r2.active_kid.clone(), r1.active_kid.clone()]
@@ -525,7 +525,13 @@ mod tests {
 
         // The same ring read as another stack's: KMS refuses the context; 503, retried.
         let other = Arc::new(KmsKeyWrapper::new(kms.clone(), &kek));
-        let foreign = WrappedSigner::new(repo.clone(), "stack-b", Some(other.clone()), clock.clone(), 3600);
+        let foreign = WrappedSigner::new(
+            Arc::new(repo.clone()),
+            "stack-b",
+            Some(other.clone()),
+            clock.clone(),
+            3600,
+        );
         assert!(matches!(
             foreign.sign_jwt("at+jwt", b"{}").await,
             Err(SignerError::Unavailable(_))

@@ -64,7 +64,7 @@ pub struct Rotation {
 pub fn aws_signer(
     signing: &crate::config::Signing,
     sdk: &crate::aws::SdkConfig,
-    store: &Arc<dyn crate::store::Kv>,
+    ring_store: Arc<dyn wrapped::RingStore>,
     clock: Arc<dyn crate::clock::Clock>,
     retention: i64,
 ) -> Result<Arc<dyn Signer>, SignerError> {
@@ -75,11 +75,7 @@ pub fn aws_signer(
                 key_ids.clone(),
             )?);
             // The ring's keys too (none unless an operator is preparing a switch to kms-wrapped).
-            let ring = Arc::new(wrapped::WrappedSigner::publishing(
-                crate::store::repo::Repo::new(store.clone(), clock.clone()),
-                clock,
-                retention,
-            ));
+            let ring = Arc::new(wrapped::WrappedSigner::publishing(ring_store, clock, retention));
             Arc::new(AlsoPublishing::new(kms, ring))
         }
         crate::config::Signing::Wrapped {
@@ -92,11 +88,7 @@ pub fn aws_signer(
                     as Arc<dyn wrapped::KeyWrapper>
             });
             let ring: Arc<dyn Signer> = Arc::new(wrapped::WrappedSigner::new(
-                crate::store::repo::Repo::new(store.clone(), clock.clone()),
-                stack,
-                wrapper,
-                clock,
-                retention,
+                ring_store, stack, wrapper, clock, retention,
             ));
             if previous_kms_key_ids.is_empty() {
                 ring

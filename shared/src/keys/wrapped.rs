@@ -37,8 +37,35 @@ use zeroize::Zeroizing;
 
 use super::{KeySet, PublicKey, Rotation, Signer, SignerError, jws, thumbprint};
 use crate::clock::Clock;
-use crate::store::StoreError;
-use crate::store::repo::Repo;
+
+/// Where the key ring is kept: a port `keys` defines and the store implements
+/// (`store::repo::Repo`), so that keys never reach into the store.
+#[async_trait]
+pub trait RingStore: Send + Sync {
+    /// The ring, and the version it was read at.
+    async fn load(&self) -> Result<Option<(KeyRing, u64)>, RingError>;
+    /// Write the ring: the first one if `version` is `None`, else over the one read at
+    /// `version`; [`RingError::Conflict`] if another rotation won.
+    async fn save(&self, ring: &KeyRing, version: Option<u64>) -> Result<(), RingError>;
+}
+
+/// Why the ring store failed.
+#[derive(Debug)]
+pub enum RingError {
+    /// Another writer changed the ring since it was read.
+    Conflict,
+    /// The store is unreachable or failed (the text is for logs).
+    Unavailable(String),
+}
+
+impl std::fmt::Display for RingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RingError::Conflict => f.write_str("the key ring changed since it was read"),
+            RingError::Unavailable(why) => f.write_str(why),
+        }
+    }
+}
 
 /// How often (seconds) a process re-reads the key ring: the bound on how long a rotation takes
 /// to reach it.
@@ -158,7 +185,7 @@ fn key_set(ring: &KeyRing, retention: i64, now: i64) -> Result<KeySet, SignerErr
     Ok(KeySet { keys })
 }
 
-fn store_err(e: StoreError) -> SignerError {
+fn store_err(e: RingError) -> SignerError {
     SignerError::Unavailable(format!("key ring: {e}"))
 }
 
@@ -167,13 +194,13 @@ fn store_err(e: StoreError) -> SignerError {
 /// retired keys past their publication window are dropped. The write is conditional on the ring
 /// read, so of two concurrent rotations one fails and changes nothing.
 pub async fn rotate(
-    repo: &Repo,
+    store: &dyn RingStore,
     wrapper: &dyn KeyWrapper,
     stack: &str,
     retention: i64,
+    now: i64,
 ) -> Result<Rotation, SignerError> {
-    let now = repo.now();
-    let current = repo.key_ring().await.map_err(store_err)?;
+    let current = store.load().await.map_err(store_err)?;
     let sk = SigningKey::random(&mut rand::rngs::OsRng);
     let pk = PublicKey::new(*sk.verifying_key());
     let scalar = Zeroizing::new(sk.to_bytes().to_vec());
@@ -187,8 +214,7 @@ pub async fn rotate(
     let (x, y) = coordinates(&pk);
     let mut retired = Vec::new();
     let version = match current {
-        Some(v) => {
-            let old = v.value;
+        Some((old, version)) => {
             retired.push(RetiredKey {
                 kid: old.active.kid,
                 x: old.active.x,
@@ -201,7 +227,7 @@ pub async fn rotate(
                     .into_iter()
                     .filter(|k| still_published(k.retired_at, retention, now)),
             );
-            Some(v.version)
+            Some(version)
         }
         None => None,
     };
@@ -215,8 +241,8 @@ pub async fn rotate(
         },
         retired,
     };
-    repo.put_key_ring(&ring, version).await.map_err(|e| match e {
-        StoreError::Conflict => {
+    store.save(&ring, version).await.map_err(|e| match e {
+        RingError::Conflict => {
             SignerError::Unavailable("another rotation ran at the same time: run it again".into())
         }
         other => store_err(other),
@@ -246,7 +272,7 @@ struct Cached {
 /// [`Signer`] over the key ring. Without a [`KeyWrapper`] it only publishes keys (the functions
 /// that verify tokens: they have no `kms:Decrypt`).
 pub struct WrappedSigner {
-    repo: Repo,
+    store: Arc<dyn RingStore>,
     stack: String,
     wrapper: Option<Arc<dyn KeyWrapper>>,
     clock: Arc<dyn Clock>,
@@ -269,14 +295,14 @@ impl WrappedSigner {
     /// `retention`: the longest access-token lifetime (a retired key stays published that long
     /// after the last moment it may have signed).
     pub fn new(
-        repo: Repo,
+        store: Arc<dyn RingStore>,
         stack: &str,
         wrapper: Option<Arc<dyn KeyWrapper>>,
         clock: Arc<dyn Clock>,
         retention: i64,
     ) -> Self {
         Self {
-            repo,
+            store,
             stack: stack.to_string(),
             wrapper,
             clock,
@@ -289,10 +315,10 @@ impl WrappedSigner {
     /// `SigningMode=kms`: the ring's keys published beside the KMS keys, so that a stack about
     /// to switch to kms-wrapped publishes its first wrapped key before that key signs anything
     /// (README). It never signs; a stack without a ring publishes nothing from it.
-    pub fn publishing(repo: Repo, clock: Arc<dyn Clock>, retention: i64) -> Self {
+    pub fn publishing(store: Arc<dyn RingStore>, clock: Arc<dyn Clock>, retention: i64) -> Self {
         Self {
             absent_is_empty: true,
-            ..Self::new(repo, "", None, clock, retention)
+            ..Self::new(store, "", None, clock, retention)
         }
     }
 
@@ -303,8 +329,8 @@ impl WrappedSigner {
         if cache.read_at.is_some_and(|t| now < t + REFRESH_SECS && now >= t) {
             return Ok(());
         }
-        let ring = match self.repo.key_ring().await {
-            Ok(Some(v)) => v.value,
+        let ring = match self.store.load().await {
+            Ok(Some((ring, _))) => ring,
             Ok(None) if self.absent_is_empty => {
                 cache.keys = Some(Arc::new(KeySet::default()));
                 cache.ring = None;
@@ -414,6 +440,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::store::embedded::EmbeddedStore;
+    use crate::store::repo::Repo;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     /// XOR with a fixed pad and the context appended: `unwrap` fails unless the context matches.
@@ -458,15 +485,23 @@ mod tests {
         let clock = ManualClock::at(1_000_000);
         let repo = open_repo(dir.path(), clock.clone());
         let kms = Arc::new(FakeKms::default());
-        let signer = WrappedSigner::new(repo.clone(), "prod", Some(kms.clone()), clock.clone(), 3600);
-        let verifier = WrappedSigner::new(repo.clone(), "prod", None, clock.clone(), 3600);
+        let signer = WrappedSigner::new(
+            Arc::new(repo.clone()),
+            "prod",
+            Some(kms.clone()),
+            clock.clone(),
+            3600,
+        );
+        let verifier = WrappedSigner::new(Arc::new(repo.clone()), "prod", None, clock.clone(), 3600);
 
         // No ring yet: unavailable (503), not a panic or a 500.
         assert!(matches!(
             signer.sign_jwt("at+jwt", b"{}").await,
             Err(SignerError::Unavailable(_))
         ));
-        let r1 = rotate(&repo, kms.as_ref(), "prod", 3600).await.unwrap();
+        let r1 = rotate(&repo, kms.as_ref(), "prod", 3600, repo.now())
+            .await
+            .unwrap();
         assert_eq!(r1.published_kids, vec![r1.active_kid.clone()]);
         // The failed attempt read nothing, so the ring is read now.
         let t1 = signer.sign_jwt("at+jwt", br#"{"n":1}"#).await.unwrap();
@@ -481,7 +516,9 @@ mod tests {
             "a verifier never signs"
         );
 
-        let r2 = rotate(&repo, kms.as_ref(), "prod", 3600).await.unwrap();
+        let r2 = rotate(&repo, kms.as_ref(), "prod", 3600, repo.now())
+            .await
+            .unwrap();
         assert_eq!(
             r2.published_kids,
             vec![r2.active_kid.clone(), r1.active_kid.clone()]
@@ -524,10 +561,12 @@ mod tests {
         let clock = ManualClock::at(1_000_000);
         let repo = open_repo(dir.path(), clock.clone());
         let kms = Arc::new(FakeKms::default());
-        let publisher = WrappedSigner::publishing(repo.clone(), clock.clone(), 3600);
+        let publisher = WrappedSigner::publishing(Arc::new(repo.clone()), clock.clone(), 3600);
         assert!(publisher.public_keys().await.unwrap().keys.is_empty());
         assert!(publisher.prepare().await.is_ok());
-        let r = rotate(&repo, kms.as_ref(), "prod", 3600).await.unwrap();
+        let r = rotate(&repo, kms.as_ref(), "prod", 3600, repo.now())
+            .await
+            .unwrap();
         clock.advance(REFRESH_SECS);
         let keys = publisher.public_keys().await.unwrap();
         assert_eq!(
@@ -539,7 +578,7 @@ mod tests {
         // A strict reader (kms-wrapped) still calls a missing ring unavailable.
         let other = tempfile::tempdir().unwrap();
         let empty = open_repo(other.path(), clock.clone());
-        let strict = WrappedSigner::new(empty, "prod", None, clock, 3600);
+        let strict = WrappedSigner::new(Arc::new(empty), "prod", None, clock, 3600);
         match strict.public_keys().await {
             Err(SignerError::Unavailable(why)) => assert!(why.contains("no signing key yet"), "{why}"),
             other => panic!("{other:?}"),
@@ -552,8 +591,16 @@ mod tests {
         let clock = ManualClock::at(1_000_000);
         let repo = open_repo(dir.path(), clock.clone());
         let kms = Arc::new(FakeKms::default());
-        rotate(&repo, kms.as_ref(), "other-stack", 3600).await.unwrap();
-        let signer = WrappedSigner::new(repo.clone(), "prod", Some(kms.clone()), clock.clone(), 3600);
+        rotate(&repo, kms.as_ref(), "other-stack", 3600, repo.now())
+            .await
+            .unwrap();
+        let signer = WrappedSigner::new(
+            Arc::new(repo.clone()),
+            "prod",
+            Some(kms.clone()),
+            clock.clone(),
+            3600,
+        );
         assert!(matches!(
             signer.sign_jwt("at+jwt", b"{}").await,
             Err(SignerError::Unavailable(_))
@@ -565,21 +612,31 @@ mod tests {
         // A ciphertext moved under another kid (with a matching public point) is refused.
         let dir = tempfile::tempdir().unwrap();
         let repo = open_repo(dir.path(), clock.clone());
-        rotate(&repo, kms.as_ref(), "prod", 3600).await.unwrap();
+        rotate(&repo, kms.as_ref(), "prod", 3600, repo.now())
+            .await
+            .unwrap();
         let a = repo.key_ring().await.unwrap().unwrap();
-        rotate(&repo, kms.as_ref(), "prod", 3600).await.unwrap();
+        rotate(&repo, kms.as_ref(), "prod", 3600, repo.now())
+            .await
+            .unwrap();
         let b = repo.key_ring().await.unwrap().unwrap();
         let mut forged = b.value.clone();
         forged.active.ciphertext = a.value.active.ciphertext.clone();
         repo.put_key_ring(&forged, Some(b.version)).await.unwrap();
-        let signer = WrappedSigner::new(repo.clone(), "prod", Some(kms.clone()), clock.clone(), 3600);
+        let signer = WrappedSigner::new(
+            Arc::new(repo.clone()),
+            "prod",
+            Some(kms.clone()),
+            clock.clone(),
+            3600,
+        );
         assert!(signer.sign_jwt("at+jwt", b"{}").await.is_err());
         // A public point that is not the kid's is refused too.
         let c = repo.key_ring().await.unwrap().unwrap();
         let mut forged = c.value.clone();
         forged.active.x = a.value.active.x.clone();
         repo.put_key_ring(&forged, Some(c.version)).await.unwrap();
-        let verifier = WrappedSigner::new(repo.clone(), "prod", None, clock.clone(), 3600);
+        let verifier = WrappedSigner::new(Arc::new(repo.clone()), "prod", None, clock.clone(), 3600);
         assert!(verifier.public_keys().await.is_err());
     }
 

@@ -25,8 +25,9 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 
-/// The longest a tenant's config may be served from a process's cache, seconds.
-pub const MAX_TTL: i64 = 60;
+/// The longest a tenant's config may be served from a process's cache, seconds (a setting's
+/// bound, so it lives with the settings).
+pub use crate::config::MAX_TENANT_CACHE_SECS as MAX_TTL;
 
 /// The most tenants one process keeps.
 pub const MAX_ENTRIES: usize = 1024;

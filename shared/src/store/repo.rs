@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::domain::cimd::is_url_id;
 use crate::domain::client::Client;
 use crate::domain::tenant::{Tenant, TenantId};
+use crate::keys::wrapped::{KeyRing, RingError, RingStore};
 
 /// A value read together with the version to condition a later write on.
 #[derive(Clone, Debug)]
@@ -204,7 +205,7 @@ impl Repo {
     // ---- signing keys (SigningMode=kms-wrapped) ------------------------------------------------
 
     /// The signing key ring: public keys, and the active private key as KMS ciphertext only.
-    pub async fn key_ring(&self) -> Result<Option<Versioned<crate::keys::wrapped::KeyRing>>, StoreError> {
+    pub async fn key_ring(&self) -> Result<Option<Versioned<KeyRing>>, StoreError> {
         match self.kv.get(Table::Keys, "signing", "ring").await? {
             Some(item) => Ok(Some(from_item(item)?)),
             None => Ok(None),
@@ -213,11 +214,7 @@ impl Repo {
 
     /// Write the key ring: the first one if `version` is `None`, else over the one read at
     /// `version`; `Conflict` if another rotation won.
-    pub async fn put_key_ring(
-        &self,
-        ring: &crate::keys::wrapped::KeyRing,
-        version: Option<u64>,
-    ) -> Result<(), StoreError> {
+    pub async fn put_key_ring(&self, ring: &KeyRing, version: Option<u64>) -> Result<(), StoreError> {
         let mut item = Item::new("signing", "ring", to_map(ring)?);
         let cond = match version {
             None => Cond::Absent,
@@ -853,5 +850,23 @@ impl Repo {
             out.push((from_item::<AuditEvent>(item)?.value, after));
         }
         Ok((out, page.next))
+    }
+}
+
+/// The store side of the key ring port (`keys::wrapped::RingStore`).
+#[async_trait::async_trait]
+impl RingStore for Repo {
+    async fn load(&self) -> Result<Option<(KeyRing, u64)>, RingError> {
+        self.key_ring()
+            .await
+            .map(|r| r.map(|v| (v.value, v.version)))
+            .map_err(|e| RingError::Unavailable(format!("key ring: {e}")))
+    }
+
+    async fn save(&self, ring: &KeyRing, version: Option<u64>) -> Result<(), RingError> {
+        self.put_key_ring(ring, version).await.map_err(|e| match e {
+            StoreError::Conflict => RingError::Conflict,
+            other => RingError::Unavailable(format!("key ring: {other}")),
+        })
     }
 }
