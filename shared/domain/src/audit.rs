@@ -6,6 +6,22 @@
 //! transaction that makes the change (so an event exists exactly when its change landed); and
 //! [`Noted`], something that happened and changed nothing (a failed login), written alone.
 
+/// A security-relevant event, stored for the tenant admin and logged on target `audit`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub at: i64,
+    pub tenant: String,
+    /// e.g. `client.created`, `client.deleted`, `token.revoked`.
+    pub kind: String,
+    /// Who did it: a client id, `cli`, `dcr`.
+    pub actor: String,
+    /// What it was done to (a client id, a `jti`, ...). Never a secret.
+    pub subject: String,
+    /// More about it (e.g. a token exchange's app and scopes). Never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
 /// A change, recorded in the same transaction as the change itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuditKind {

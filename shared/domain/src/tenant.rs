@@ -237,6 +237,17 @@ impl Tenant {
     }
 }
 
+/// An initial access token (RFC 7591 §3), as stored.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InitialAccessToken {
+    pub tenant: TenantId,
+    /// 0 = unlimited.
+    pub max_uses: u32,
+    pub uses: u32,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

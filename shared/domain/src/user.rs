@@ -161,6 +161,17 @@ pub fn reserve_attempt(current: Option<&LoginFailures>, now: i64) -> Result<Logi
     }
 }
 
+/// A user's identity at an external identity provider (for the JWT bearer grant).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FederatedLink {
+    pub tenant: String,
+    pub issuer: String,
+    pub subject: String,
+    /// The Bulwark user.
+    pub sub: String,
+    pub created_at: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,9 @@ async fn tenant_of(app: &App, form: &PageForm) -> Result<Option<String>, OAuthEr
     let Some(t) = t else {
         return Ok(None);
     };
-    Ok(app.repo.tenant(t.as_str()).await?.map(|_| t.as_str().to_string()))
+    Ok(crate::service::tenants::exists(app, &t)
+        .await?
+        .then(|| t.as_str().to_string()))
 }
 
 fn no_tenant() -> Response {
@@ -185,7 +187,7 @@ async fn session_for_form(
 ) -> Result<
     Option<(
         crate::secret::Secret,
-        crate::store::repo_users::Session,
+        crate::domain::session::Session,
         crate::domain::user::User,
     )>,
     OAuthError,

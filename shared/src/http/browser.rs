@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 
 use super::pages;
 use crate::domain::params::Params;
+use crate::domain::session::Session;
 use crate::error::OAuthError;
 use crate::secret::Secret;
 use crate::service::App;
 use crate::service::authorize::{Outcome, Step};
-use crate::store::repo_users::Session;
 
 /// The value of cookie `name`, if the request carries it.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<Secret> {

@@ -41,7 +41,6 @@ use crate::service::admin::{self as svc, AuditFilter, PolicyChanges};
 use crate::service::console as con;
 use crate::service::tenants::AdminError;
 use crate::service::{App, users};
-use crate::store::StoreError;
 
 pub fn router(state: State) -> Router {
     finish(
@@ -174,10 +173,10 @@ async fn session(app: &App, query: &Option<String>, headers: &HeaderMap) -> Resu
         Ok(_) | Err(Refused::Invalid | Refused::Forbidden) => return Err(NoSession::SignIn(tenant)),
         Err(Refused::Backend(e)) => return Err(NoSession::Failed(e)),
     };
-    let who = match app.repo.user(&admin.actor).await {
-        Ok(Some(u)) => u.value.name.clone().unwrap_or(u.value.username),
+    let who = match crate::service::users::display_name(app, &admin.actor).await {
+        Ok(Some(name)) => name,
         Ok(None) => return Err(NoSession::SignIn(tenant)),
-        Err(e) => return Err(NoSession::Failed(e.into())),
+        Err(e) => return Err(NoSession::Failed(e)),
     };
     Ok(Session {
         admin,
@@ -234,7 +233,7 @@ async fn start(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers: H
         Err(NoSession::Failed(e)) => super::browser::failure_page(e),
         Err(NoSession::SignIn(tenant)) => {
             let result = async {
-                if app.repo.tenant(tenant.as_str()).await?.is_none() {
+                if !crate::service::tenants::exists(&app, &tenant).await? {
                     return Ok(no_tenant());
                 }
                 con::ensure_client(&app, &tenant).await?;
@@ -419,7 +418,11 @@ fn admin_error(e: AdminError) -> Result<String, Response> {
         AdminError::Operator => Ok("Only the operator (the bulwark CLI) can change this.".into()),
         AdminError::OAuth(e) if e.status.as_u16() < 500 => Ok(e.description.to_string()),
         AdminError::OAuth(e) => Err(super::browser::failure_page(e)),
-        AdminError::Store(e) => Err(super::browser::failure_page(e.into())),
+        AdminError::BadCursor => Ok("That page link is out of date: start from the first page.".into()),
+        AdminError::Unavailable(e) => {
+            tracing::error!(error = %e, "console: store unavailable");
+            Err(super::browser::failure_page(OAuthError::unavailable()))
+        }
     }
 }
 
@@ -503,7 +506,7 @@ async fn apps(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers: He
     let q = query_params(&query);
     let (rows, next) = match con::apps(&app, s.tenant(), cursor_of(&q).as_deref(), PAGE).await {
         Ok(r) => r,
-        Err(AdminError::Store(StoreError::NotFound)) => (Vec::new(), None),
+        Err(AdminError::BadCursor) => (Vec::new(), None),
         Err(e) => {
             return admin_error(e)
                 .err()
@@ -967,7 +970,7 @@ async fn users_view(
 ) -> Response {
     let (list, next) = match svc::list_users(app, s.tenant(), cursor, PAGE).await {
         Ok(r) => r,
-        Err(AdminError::Store(StoreError::NotFound)) => (Vec::new(), None),
+        Err(AdminError::BadCursor) => (Vec::new(), None),
         Err(e) => {
             return admin_error(e)
                 .err()
@@ -1230,7 +1233,7 @@ async fn audit(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers: H
     };
     let (events, next) = match svc::audit(&app, s.tenant(), &filter, cursor_of(&q).as_deref(), PAGE).await {
         Ok(r) => r,
-        Err(AdminError::Store(StoreError::NotFound)) => (Vec::new(), None),
+        Err(AdminError::BadCursor) => (Vec::new(), None),
         Err(e) => {
             return admin_error(e)
                 .err()

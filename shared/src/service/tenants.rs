@@ -21,8 +21,12 @@ pub enum AdminError {
     Exists(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// A list's cursor that this store did not issue.
+    #[error("the cursor is not valid here")]
+    BadCursor,
+    /// The store failed or another writer kept winning (the text is for logs only).
     #[error("the store is unavailable: {0}")]
-    Store(StoreError),
+    Unavailable(String),
     #[error("{0}")]
     OAuth(OAuthError),
     /// A field of the request is invalid: (field, why).
@@ -38,7 +42,12 @@ pub enum AdminError {
 
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
-        AdminError::Store(e)
+        match e {
+            // The store's only NotFound: a query cursor it did not issue.
+            StoreError::NotFound => AdminError::BadCursor,
+            StoreError::Conflict => AdminError::Unavailable("another writer kept winning".into()),
+            StoreError::Unavailable(why) => AdminError::Unavailable(why),
+        }
     }
 }
 impl From<OAuthError> for AdminError {
@@ -70,6 +79,11 @@ pub async fn create(
         Err(StoreError::Conflict) => Err(AdminError::Exists(format!("tenant {name}"))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether tenant `id` exists now (read through, not from the tenant cache).
+pub async fn exists(app: &App, id: &TenantId) -> Result<bool, OAuthError> {
+    Ok(app.repo.tenant(id.as_str()).await?.is_some())
 }
 
 pub async fn get(app: &App, name: &str) -> Result<Tenant, AdminError> {
@@ -115,7 +129,7 @@ async fn update(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(AdminError::Store(StoreError::Conflict))
+    Err(StoreError::Conflict.into())
 }
 
 /// Add (or re-describe) a scope in the tenant's catalog; `restricted`: only operator/admin-made

@@ -51,6 +51,16 @@ pub async fn active_user(app: &App, tenant: &str, sub: &str) -> Result<Option<Ve
         .filter(|u| u.value.active && u.value.tenant.as_str() == tenant))
 }
 
+/// How to name user `sub` to themselves (their name, else their username); `None` if there is
+/// no such user.
+pub async fn display_name(app: &App, sub: &str) -> Result<Option<String>, OAuthError> {
+    Ok(app
+        .repo
+        .user(sub)
+        .await?
+        .map(|u| u.value.name.clone().unwrap_or(u.value.username)))
+}
+
 /// What `bulwark user create` takes.
 pub struct NewUser<'a> {
     pub tenant: &'a str,

@@ -23,7 +23,10 @@ use super::{Cond, Index, Item, Kv, StoreError, Table, Write};
 use crate::clock::Clock;
 use crate::domain::cimd::is_url_id;
 use crate::domain::client::Client;
-use crate::domain::tenant::{Tenant, TenantId};
+use crate::domain::tenant::Tenant;
+
+pub use crate::domain::audit::AuditEvent;
+pub use crate::domain::tenant::InitialAccessToken;
 use crate::keys::wrapped::{KeyRing, RingError, RingStore};
 
 /// A value read together with the version to condition a later write on.
@@ -31,33 +34,6 @@ use crate::keys::wrapped::{KeyRing, RingError, RingStore};
 pub struct Versioned<T> {
     pub value: T,
     pub version: u64,
-}
-
-/// An initial access token (RFC 7591 §3), as stored.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct InitialAccessToken {
-    pub tenant: TenantId,
-    /// 0 = unlimited.
-    pub max_uses: u32,
-    pub uses: u32,
-    pub created_at: i64,
-    pub expires_at: i64,
-}
-
-/// A security-relevant event, stored for the tenant admin and logged on target `audit`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AuditEvent {
-    pub at: i64,
-    pub tenant: String,
-    /// e.g. `client.created`, `client.deleted`, `token.revoked`.
-    pub kind: String,
-    /// Who did it: a client id, `cli`, `dcr`.
-    pub actor: String,
-    /// What it was done to (a client id, a `jti`, ...). Never a secret.
-    pub subject: String,
-    /// More about it (e.g. a token exchange's app and scopes). Never a secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
 }
 
 pub(super) fn to_map<T: Serialize>(v: &T) -> Result<Map<String, Value>, StoreError> {

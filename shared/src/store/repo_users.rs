@@ -32,109 +32,18 @@
 
 use crate::domain::audit::AuditKind;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::repo::{Repo, Versioned, from_item, to_map};
 use super::{Cond, Index, Item, StoreError, Table, Write};
-use crate::domain::authorize::AuthRequest;
 use crate::domain::user::{LoginFailures, User};
 
-/// A logged-in browser, bound to one tenant.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Session {
-    pub tenant: String,
-    pub sub: String,
-    pub auth_time: i64,
-    /// The CSRF token of the account page's forms.
-    pub csrf: String,
-    /// The user's session epoch when the session began (see `User::session_epoch`).
-    #[serde(default)]
-    pub user_epoch: u64,
-    pub created_at: i64,
-    pub expires_at: i64,
-}
-
-/// An authorization request between the redirect to us and the redirect back.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PendingAuth {
-    pub tenant: String,
-    pub request: AuthRequest,
-    /// SHA-256 of the browser-binding cookie that started it.
-    pub browser: String,
-    /// The user logged in during this request (satisfies `prompt=login` and `max_age`).
-    #[serde(default)]
-    pub login_done: bool,
-    /// The user shown the consent page (the consent answer must come from the same user).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consent_for: Option<String>,
-    /// The client's consent epoch when the request began: a consent given on this request's
-    /// page is recorded under it (so an approval of a page shown before the client changed
-    /// does not cover the change).
-    #[serde(default)]
-    pub client_epoch: u64,
-    pub created_at: i64,
-    pub expires_at: i64,
-    /// The tenant whose own issuer (`/t/{tenant}`) the request came to (`None`: the shared
-    /// issuer): the request continues, and its code is redeemed, only at that issuer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer_scope: Option<String>,
-}
-
-/// An authorization code, stored under its hash until redeemed (or 60 s pass).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AuthCode {
-    pub tenant: String,
-    pub sub: String,
-    pub auth_time: i64,
-    pub request: AuthRequest,
-    pub issued_at: i64,
-    /// The version of the user's "took this app back" marker when the code was issued (`None`:
-    /// there was none): if the marker has changed by redemption, the user revoked the app
-    /// after this code was issued.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revocation: Option<u64>,
-    /// The user's session epoch when the code was issued: a deactivation, reactivation,
-    /// password or role change since then makes the code worthless.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_epoch: Option<u64>,
-    /// The user's grant epoch when the code was issued (`User::grant_epoch`): the grant it
-    /// makes carries it (absent in codes issued before: the user's at redemption).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grant_epoch: Option<u64>,
-    /// The issuer the authorization request came to (see `PendingAuth::issuer_scope`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer_scope: Option<String>,
-}
-
-/// What a redeemed code issued, kept so that a replay can revoke it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct UsedCode {
-    #[serde(flatten)]
-    pub grant: GrantRef,
-    /// The PKCE challenge of the code's request: a replay ends the grant only when it carries
-    /// the verifier (absent in markers written before: then any replay does, as it did).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub challenge: Option<String>,
-}
-
-/// Where a grant is: enough to delete it and the pointer that lists it under its client
-/// without reading it first.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct GrantRef {
-    pub tenant: String,
-    #[serde(default)]
-    pub sub: String,
-    #[serde(default)]
-    pub client_id: String,
-    pub gid: String,
-}
-
-/// The user took an app back at `at` (the account page's Revoke).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AppRevoked {
-    pub at: i64,
-}
+pub use crate::domain::code::{AuthCode, UsedCode};
+pub use crate::domain::consent::{Consent, ConsentRef, Delegation};
+pub use crate::domain::grant::{AppRevoked, Grant, GrantRef, RefreshToken};
+pub use crate::domain::group::{Group, Membership};
+pub use crate::domain::session::{PendingAuth, Session};
+pub use crate::domain::user::FederatedLink;
 
 /// The answer to [`Repo::reserve_login_attempt`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,74 +52,6 @@ pub enum LoginAttempt {
     Reserved,
     /// Too many attempts: seconds until the username may try again.
     Locked(i64),
-}
-
-/// Who consented to a client: the pointer that lists a consent under its client.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ConsentRef {
-    pub tenant: String,
-    pub sub: String,
-}
-
-/// The scopes a user granted a client.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Consent {
-    pub tenant: String,
-    pub sub: String,
-    pub client_id: String,
-    pub scope: String,
-    pub granted_at: i64,
-    pub updated_at: i64,
-    /// The client's consent epoch this consent was given under; it counts only while the
-    /// client is still at that epoch.
-    #[serde(default)]
-    pub client_epoch: u64,
-    /// The RFC 8707 resources it was given for (`None`: given without naming any, so for any
-    /// of the tenant's; see `domain::authorize::resources_covered`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resources: Option<Vec<String>>,
-    /// The user's grant epoch it was given under (`User::grant_epoch`): it counts only while
-    /// it is the user's, so "sign out everywhere" ends it even if its cascade missed it, or an
-    /// approval in flight wrote it after.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub user_epoch: u64,
-}
-
-impl Consent {
-    /// Whether it counts now, for `client` at its consent epoch and `user` at their grant
-    /// epoch.
-    pub fn counts(&self, client_epoch: u64, user_grant_epoch: u64) -> bool {
-        self.client_epoch == client_epoch && self.user_epoch == user_grant_epoch
-    }
-}
-
-/// A group of a tenant's users (for apps' user policies).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Group {
-    pub id: String,
-    pub tenant: String,
-    pub name: String,
-    pub created_at: i64,
-}
-
-/// One membership, as stored under both the group and the user (one transaction writes both).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Membership {
-    pub group: String,
-    pub sub: String,
-    pub tenant: String,
-    pub added_at: i64,
-}
-
-/// A user's identity at an external identity provider (for the JWT bearer grant).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FederatedLink {
-    pub tenant: String,
-    pub issuer: String,
-    pub subject: String,
-    /// The Bulwark user.
-    pub sub: String,
-    pub created_at: i64,
 }
 
 fn fedlink_pk(tenant: &str, issuer: &str, subject: &str) -> String {
@@ -222,105 +63,6 @@ fn fedlink_pk(tenant: &str, issuer: &str, subject: &str) -> String {
     }
     let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     format!("fedlink#{hex}")
-}
-
-/// An agent that acted for a user through an app (RFC 8693): what the account page lists, and
-/// what every delegated token is checked against. `did` changes whenever the agent starts
-/// acting anew (after a Stop and a fresh consent), so tokens from before a Stop stay dead.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Delegation {
-    pub tenant: String,
-    pub sub: String,
-    pub app: String,
-    pub agent: String,
-    pub did: String,
-    /// The user stopped this agent on the account page.
-    #[serde(default)]
-    pub stopped: bool,
-    /// The version of the user's consent to the app that the Stop wrote (without `agent:act`):
-    /// a consent with `agent:act` at another version means the user allowed agents again.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stopped_consent: Option<u64>,
-    pub first_acted: i64,
-    pub last_acted: i64,
-}
-
-/// One authorization: what a code exchange created. Its access tokens carry `gid`; its refresh
-/// tokens form one rotation family. Deleting it ends all of them.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Grant {
-    pub gid: String,
-    pub tenant: String,
-    pub sub: String,
-    pub client_id: String,
-    pub scope: String,
-    pub auth_time: i64,
-    pub created_at: i64,
-    pub last_used: i64,
-    /// The absolute end of the family.
-    pub expires_at: i64,
-    /// The user's session epoch when the grant was made (code redemption): the console's
-    /// grants count only under it, so a new password or role ends an administrator's console
-    /// session (`http::admin::admin_caller`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_epoch: Option<u64>,
-    /// The user's grant epoch as they were authenticated for it (`User::grant_epoch`): the
-    /// grant stands only while it is the user's.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub grant_epoch: u64,
-    /// The RFC 8707 resources the authorization request named: every token of the grant is for
-    /// one of them (none: the tenant's resources and default audience, as for any client).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub resources: Vec<String>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-impl Grant {
-    pub fn reference(&self) -> GrantRef {
-        GrantRef {
-            tenant: self.tenant.clone(),
-            sub: self.sub.clone(),
-            client_id: self.client_id.clone(),
-            gid: self.gid.clone(),
-        }
-    }
-}
-
-/// A refresh token, stored under its hash. Once used it stays, `rotated`, until it would have
-/// expired, so that a second use is recognised as reuse.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RefreshToken {
-    pub gid: String,
-    pub tenant: String,
-    pub client_id: String,
-    pub sub: String,
-    pub scope: String,
-    pub rotated: bool,
-    pub created_at: i64,
-    pub expires_at: i64,
-    /// When it was rotated (0: not yet).
-    #[serde(default)]
-    pub rotated_at: i64,
-    /// The response its rotation gave, sealed under this token itself (`secret::seal_for`):
-    /// within the reuse grace, presenting it again returns that same pair (concurrent
-    /// refreshes by one client), and no reader of the store can open it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub successor: Option<String>,
-}
-
-impl RefreshToken {
-    /// The grant (family) this token belongs to.
-    pub fn grant(&self) -> GrantRef {
-        GrantRef {
-            tenant: self.tenant.clone(),
-            sub: self.sub.clone(),
-            client_id: self.client_id.clone(),
-            gid: self.gid.clone(),
-        }
-    }
 }
 
 fn put(table: Table, item: Item, cond: Cond) -> Write {

@@ -27,6 +27,7 @@ use tenant::*;
 use users::*;
 
 use super::{State, body_bytes, content_type_is};
+use crate::domain::audit::AuditEvent;
 use crate::domain::client::{ADMIN_SCOPE, Client, Origin};
 use crate::domain::tenant::{DcrPolicy, Tenant};
 use crate::domain::user::User;
@@ -34,8 +35,6 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::secret::Secret;
 use crate::service::admin::{self as svc, AuditFilter, PolicyChanges, UserChanges};
 use crate::service::tenants::AdminError;
-use crate::store::StoreError;
-use crate::store::repo::AuditEvent;
 
 const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -238,21 +237,13 @@ impl From<AdminError> for Problem {
                 "operator-managed",
                 "a client holding bulwark:admin is managed by the operator (bulwark CLI) only",
             ),
-            AdminError::Store(StoreError::NotFound) => {
-                Problem::invalid_field("cursor", "the cursor is not valid here")
-            }
-            AdminError::Store(e) => {
+            AdminError::BadCursor => Problem::invalid_field("cursor", "the cursor is not valid here"),
+            AdminError::Unavailable(e) => {
                 tracing::warn!(error = %e, "admin API: store unavailable");
                 Problem::unavailable()
             }
             AdminError::OAuth(o) => o.into(),
         }
-    }
-}
-
-impl From<StoreError> for Problem {
-    fn from(e: StoreError) -> Self {
-        AdminError::Store(e).into()
     }
 }
 

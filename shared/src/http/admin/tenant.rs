@@ -299,7 +299,7 @@ pub struct IatView {
 }
 
 impl IatView {
-    fn of(id: String, i: &crate::store::repo::InitialAccessToken) -> Self {
+    fn of(id: String, i: &crate::domain::tenant::InitialAccessToken) -> Self {
         Self {
             id,
             created_at: i.created_at,
