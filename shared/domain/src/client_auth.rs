@@ -12,12 +12,39 @@ use crate::secret::Secret;
 
 pub use super::grant_type::ClientAuthMethod;
 
-/// Credentials a client presented.
+/// Credentials a client presented: who it says it is, and its evidence.
 #[derive(Debug)]
 pub struct PresentedCredentials {
     pub client_id: String,
-    pub secret: Secret,
-    pub method: ClientAuthMethod,
+    pub evidence: Evidence,
+}
+
+/// What a client presented to prove who it is, one variant per way of proving it: whoever
+/// checks it matches on this (a new method, such as a certificate, is a new variant the
+/// compiler makes every check answer).
+#[derive(Debug)]
+pub enum Evidence {
+    /// `client_secret_basic`: the secret from the `Authorization` header.
+    SecretBasic(Secret),
+    /// `client_secret_post`: the secret from the form.
+    SecretPost(Secret),
+    /// `private_key_jwt`: a JWT signed with one of the client's keys (not a secret: it is
+    /// verified, never compared).
+    Assertion(String),
+    /// `none`: a public client names itself and proves nothing (PKCE does the work).
+    Nothing,
+}
+
+impl PresentedCredentials {
+    /// The method the evidence belongs to.
+    pub fn method(&self) -> ClientAuthMethod {
+        match self.evidence {
+            Evidence::SecretBasic(_) => ClientAuthMethod::ClientSecretBasic,
+            Evidence::SecretPost(_) => ClientAuthMethod::ClientSecretPost,
+            Evidence::Assertion(_) => ClientAuthMethod::PrivateKeyJwt,
+            Evidence::Nothing => ClientAuthMethod::None,
+        }
+    }
 }
 
 /// Why the presented credentials could not even be read.
@@ -59,8 +86,7 @@ pub fn read_credentials(
         }
         return Ok(PresentedCredentials {
             client_id: sub,
-            secret: Secret::new(a),
-            method: ClientAuthMethod::PrivateKeyJwt,
+            evidence: Evidence::Assertion(a.to_string()),
         });
     }
     match authorization {
@@ -78,20 +104,17 @@ pub fn read_credentials(
             }
             Ok(PresentedCredentials {
                 client_id: id,
-                secret: Secret::new(secret),
-                method: ClientAuthMethod::ClientSecretBasic,
+                evidence: Evidence::SecretBasic(Secret::new(secret)),
             })
         }
         None => match (body_id, body_secret) {
             (Some(id), Some(secret)) => Ok(PresentedCredentials {
                 client_id: id.to_string(),
-                secret: Secret::new(secret),
-                method: ClientAuthMethod::ClientSecretPost,
+                evidence: Evidence::SecretPost(Secret::new(secret)),
             }),
             (Some(id), None) => Ok(PresentedCredentials {
                 client_id: id.to_string(),
-                secret: Secret::new(""),
-                method: ClientAuthMethod::None,
+                evidence: Evidence::Nothing,
             }),
             _ => Err(CredentialsError::Missing),
         },
@@ -167,6 +190,13 @@ fn percent_decode(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    fn secret_of(c: &PresentedCredentials) -> &str {
+        match &c.evidence {
+            Evidence::SecretBasic(s) | Evidence::SecretPost(s) => s.expose(),
+            Evidence::Assertion(_) | Evidence::Nothing => "",
+        }
+    }
+
     fn basic(s: &str) -> String {
         format!("Basic {}", STANDARD.encode(s))
     }
@@ -176,7 +206,7 @@ mod tests {
         let none = Params::default();
         let c = read_credentials(Some(&basic("abc:s3cr%3At")), &none).unwrap();
         assert_eq!(
-            (c.client_id.as_str(), c.secret.expose(), c.method),
+            (c.client_id.as_str(), secret_of(&c), c.method()),
             ("abc", "s3cr:t", ClientAuthMethod::ClientSecretBasic)
         );
         let c = read_credentials(Some(&basic("a+b:x")), &none).unwrap();
@@ -185,7 +215,7 @@ mod tests {
         let post = Params::parse(b"client_id=abc&client_secret=xyz").unwrap();
         let c = read_credentials(None, &post).unwrap();
         assert_eq!(
-            (c.client_id.as_str(), c.secret.expose(), c.method),
+            (c.client_id.as_str(), secret_of(&c), c.method()),
             ("abc", "xyz", ClientAuthMethod::ClientSecretPost)
         );
 
@@ -199,7 +229,10 @@ mod tests {
         );
         let id_only = Params::parse(b"client_id=abc").unwrap();
         let c = read_credentials(None, &id_only).unwrap();
-        assert_eq!((c.client_id.as_str(), c.method), ("abc", ClientAuthMethod::None));
+        assert_eq!(
+            (c.client_id.as_str(), c.method()),
+            ("abc", ClientAuthMethod::None)
+        );
         let other_id = Params::parse(b"client_id=zzz").unwrap();
         assert!(matches!(
             read_credentials(Some(&basic("abc:x")), &other_id),
@@ -220,7 +253,7 @@ mod tests {
         };
         let c = read_credentials(None, &form("")).unwrap();
         assert_eq!(
-            (c.client_id.as_str(), c.method),
+            (c.client_id.as_str(), c.method()),
             ("c9", ClientAuthMethod::PrivateKeyJwt)
         );
         assert!(read_credentials(None, &form("&client_id=c9")).is_ok());

@@ -48,6 +48,26 @@ impl Registrant {
     }
 }
 
+/// Everything this server decides about one grant type: one row of [`GrantType::rules`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrantRules {
+    /// The `grant_type` value on the wire (and in audit details).
+    pub name: &'static str,
+    /// Only an authenticated (confidential) client may use it.
+    pub needs_confidential_client: bool,
+    /// Discovery lists it (the deprecated password grant is never advertised).
+    pub advertised: bool,
+    /// A client registered for it may also hold refresh tokens.
+    pub issues_refresh_tokens: bool,
+    /// Every token of it stands on a user's consent given at this server's consent page: the
+    /// only grants an anonymous registration may hold.
+    pub consented_by_user_here: bool,
+    /// The least trusted registrant that may give a client this grant.
+    pub least_registrant: Registrant,
+    /// Its tokens speak for a user (`sub` is a user), not for the client itself.
+    pub acts_for_user: bool,
+}
+
 impl GrantType {
     /// Every grant this server implements, in the order discovery lists them.
     pub const ALL: &'static [GrantType] = &[
@@ -59,15 +79,74 @@ impl GrantType {
         GrantType::Password,
     ];
 
-    pub const fn as_str(self) -> &'static str {
+    /// The grant table: one exhaustive match, one row per grant, so that a new variant makes
+    /// the compiler ask every question (no property defaults to an answer).
+    ///
+    /// Anonymous registrations get only what a user consents to here; a machine client needs
+    /// at least an initial access token; acting for users (token exchange) or for a federation
+    /// (JWT bearer) is the tenant admin's to decide. The password grant is further subject to
+    /// the tenant's opt-in.
+    pub const fn rules(self) -> GrantRules {
         match self {
-            GrantType::AuthorizationCode => "authorization_code",
-            GrantType::ClientCredentials => "client_credentials",
-            GrantType::RefreshToken => "refresh_token",
-            GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
-            GrantType::Password => "password",
-            GrantType::JwtBearer => "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            GrantType::AuthorizationCode => GrantRules {
+                name: "authorization_code",
+                needs_confidential_client: false,
+                advertised: true,
+                issues_refresh_tokens: true,
+                consented_by_user_here: true,
+                least_registrant: Registrant::Anonymous,
+                acts_for_user: true,
+            },
+            GrantType::ClientCredentials => GrantRules {
+                name: "client_credentials",
+                needs_confidential_client: true,
+                advertised: true,
+                issues_refresh_tokens: false,
+                consented_by_user_here: false,
+                least_registrant: Registrant::InitialAccessToken,
+                acts_for_user: false,
+            },
+            GrantType::RefreshToken => GrantRules {
+                name: "refresh_token",
+                needs_confidential_client: false,
+                advertised: true,
+                issues_refresh_tokens: false,
+                consented_by_user_here: true,
+                least_registrant: Registrant::Anonymous,
+                acts_for_user: true,
+            },
+            GrantType::TokenExchange => GrantRules {
+                name: "urn:ietf:params:oauth:grant-type:token-exchange",
+                needs_confidential_client: true,
+                advertised: true,
+                issues_refresh_tokens: false,
+                consented_by_user_here: false,
+                least_registrant: Registrant::TenantAdmin,
+                acts_for_user: true,
+            },
+            GrantType::Password => GrantRules {
+                name: "password",
+                needs_confidential_client: true,
+                advertised: false,
+                issues_refresh_tokens: true,
+                consented_by_user_here: false,
+                least_registrant: Registrant::InitialAccessToken,
+                acts_for_user: true,
+            },
+            GrantType::JwtBearer => GrantRules {
+                name: "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                needs_confidential_client: true,
+                advertised: true,
+                issues_refresh_tokens: false,
+                consented_by_user_here: false,
+                least_registrant: Registrant::TenantAdmin,
+                acts_for_user: true,
+            },
         }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.rules().name
     }
 
     pub fn parse(s: &str) -> Option<GrantType> {
@@ -76,23 +155,17 @@ impl GrantType {
 
     /// Whether the grant needs an authenticated (confidential) client.
     pub const fn needs_confidential_client(self) -> bool {
-        matches!(
-            self,
-            GrantType::ClientCredentials
-                | GrantType::TokenExchange
-                | GrantType::Password
-                | GrantType::JwtBearer
-        )
+        self.rules().needs_confidential_client
     }
 
-    /// Whether discovery advertises it: the deprecated password grant is never advertised.
+    /// Whether discovery advertises it.
     pub const fn advertised(self) -> bool {
-        !matches!(self, GrantType::Password)
+        self.rules().advertised
     }
 
     /// Whether a client registered for it may also hold refresh tokens.
     pub const fn issues_refresh_tokens(self) -> bool {
-        matches!(self, GrantType::AuthorizationCode | GrantType::Password)
+        self.rules().issues_refresh_tokens
     }
 
     /// Whether every token of this grant stands on a user's consent given at this server (the
@@ -100,25 +173,17 @@ impl GrantType {
     /// hold. A machine grant (client credentials), an assertion from elsewhere (JWT bearer), a
     /// user's password handed to the client, or acting for users (token exchange) does not.
     pub const fn consented_by_user_here(self) -> bool {
-        match self {
-            GrantType::AuthorizationCode | GrantType::RefreshToken => true,
-            GrantType::ClientCredentials
-            | GrantType::TokenExchange
-            | GrantType::Password
-            | GrantType::JwtBearer => false,
-        }
+        self.rules().consented_by_user_here
     }
 
-    /// The least trusted registrant that may give a client this grant. Anonymous registrations
-    /// get only what a user consents to here; a machine client needs at least an initial access
-    /// token; acting for users (token exchange) or for a federation (JWT bearer) is the tenant
-    /// admin's to decide. The password grant is further subject to the tenant's opt-in.
+    /// The least trusted registrant that may give a client this grant.
     pub const fn least_registrant(self) -> Registrant {
-        match self {
-            GrantType::AuthorizationCode | GrantType::RefreshToken => Registrant::Anonymous,
-            GrantType::ClientCredentials | GrantType::Password => Registrant::InitialAccessToken,
-            GrantType::TokenExchange | GrantType::JwtBearer => Registrant::TenantAdmin,
-        }
+        self.rules().least_registrant
+    }
+
+    /// Whether its tokens speak for a user.
+    pub const fn acts_for_user(self) -> bool {
+        self.rules().acts_for_user
     }
 
     /// Whether `registrant` may give a client this grant (the tenant's password opt-in aside).
@@ -143,6 +208,17 @@ impl Serialize for GrantType {
     }
 }
 
+/// One row of [`ClientAuthMethod::rules`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthMethodRules {
+    /// The `token_endpoint_auth_method` value on the wire.
+    pub name: &'static str,
+    /// It proves the client's identity.
+    pub confidential: bool,
+    /// It proves it with a shared secret the client got at registration.
+    pub uses_secret: bool,
+}
+
 /// How a client authenticates at the token, introspection and revocation endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientAuthMethod {
@@ -162,30 +238,39 @@ impl ClientAuthMethod {
         ClientAuthMethod::None,
     ];
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
-            ClientAuthMethod::ClientSecretPost => "client_secret_post",
-            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
-            ClientAuthMethod::None => "none",
+    /// The method table: its wire name, whether it proves the client's identity (introspection
+    /// and machine grants are for these only), and whether it does so with a shared secret (the
+    /// client gets one at registration). One exhaustive match.
+    pub const fn rules(self) -> AuthMethodRules {
+        let (name, confidential, uses_secret) = match self {
+            ClientAuthMethod::ClientSecretBasic => ("client_secret_basic", true, true),
+            ClientAuthMethod::ClientSecretPost => ("client_secret_post", true, true),
+            ClientAuthMethod::PrivateKeyJwt => ("private_key_jwt", true, false),
+            ClientAuthMethod::None => ("none", false, false),
+        };
+        AuthMethodRules {
+            name,
+            confidential,
+            uses_secret,
         }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.rules().name
     }
 
     pub fn parse(s: &str) -> Option<ClientAuthMethod> {
         Self::ALL.iter().copied().find(|m| m.as_str() == s)
     }
 
-    /// A method that proves the client's identity (introspection is for these only).
+    /// A method that proves the client's identity.
     pub const fn is_confidential(self) -> bool {
-        !matches!(self, ClientAuthMethod::None)
+        self.rules().confidential
     }
 
-    /// A method that proves it with a shared secret (the client gets one at registration).
+    /// A method that proves it with a shared secret.
     pub const fn uses_secret(self) -> bool {
-        matches!(
-            self,
-            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost
-        )
+        self.rules().uses_secret
     }
 
     /// Every method, for discovery.

@@ -9,14 +9,14 @@ use crate::domain::claims::{
     AccessClaims, ClientCredentialsGrant, check_active, choose_audience, client_credentials_claims,
 };
 use crate::domain::client::{ADMIN_SCOPE, Client};
-use crate::domain::client_auth::{ClientAuthMethod, PresentedCredentials};
+use crate::domain::client_auth::{ClientAuthMethod, Evidence, PresentedCredentials};
 use crate::domain::grant_type::TokenResponse;
 use crate::domain::introspection;
 use crate::domain::params::Params;
 use crate::domain::scope::grant_scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::keys::jws;
-use crate::secret::{SecretHash, random_id, verify_against_nothing};
+use crate::secret::{Secret, SecretHash, random_id, verify_against_nothing};
 use crate::service::App;
 
 /// The JWS `typ` of access tokens (RFC 9068 §2.1).
@@ -38,58 +38,74 @@ pub async fn authenticate(
         None => app.repo.client(&creds.client_id).await?,
     };
     let Some(found) = found.filter(|c| app.config.serves_tenant(c.value.tenant.as_str())) else {
-        verify_against_nothing(&creds.secret);
+        if let Evidence::SecretBasic(secret) | Evidence::SecretPost(secret) = &creds.evidence {
+            // The same time as a wrong secret for a known client.
+            verify_against_nothing(secret);
+        }
         return Err(failed());
     };
     let client = found.value;
-    if creds.method == ClientAuthMethod::PrivateKeyJwt {
-        return match private_key_jwt(app, &client, creds.secret.expose(), endpoint).await? {
+    let method = creds.method();
+    match &creds.evidence {
+        Evidence::Assertion(jwt) => match private_key_jwt(app, &client, jwt, endpoint).await? {
             Ok(()) => Ok(client),
             Err(why) => {
                 tracing::info!(client_id = %client.client_id, reason = why, "client authentication failed (private_key_jwt)");
                 Err(failed())
             }
-        };
-    }
-    if creds.method == ClientAuthMethod::None {
-        // A public client: nothing to verify, but it must be registered as public.
-        if client.metadata.is_public() && client.secret_hash.is_none() {
-            return Ok(client);
+        },
+        Evidence::Nothing => {
+            // A public client: nothing to verify, but it must be registered as public.
+            if client.metadata.is_public() && client.secret_hash.is_none() {
+                return Ok(client);
+            }
+            tracing::info!(client_id = %client.client_id, "client authentication failed: not a public client");
+            Err(failed())
         }
-        tracing::info!(client_id = %client.client_id, "client authentication failed: not a public client");
-        return Err(failed());
+        Evidence::SecretBasic(secret) | Evidence::SecretPost(secret) => {
+            if client_secret(app, &client, secret, method) {
+                Ok(client)
+            } else {
+                Err(failed())
+            }
+        }
     }
+}
+
+/// Check a shared secret presented with `method` (`client_secret_basic` or
+/// `client_secret_post`): the client is registered for that method, the secret is unexpired
+/// and matches the current one or, within a rotation's grace, the previous one. Both are always
+/// compared, so the time taken does not tell which one matched.
+fn client_secret(app: &App, client: &Client, secret: &Secret, method: ClientAuthMethod) -> bool {
     let Some(hash) = client.secret_hash.as_deref().and_then(SecretHash::from_hex) else {
-        verify_against_nothing(&creds.secret);
-        return Err(failed());
+        verify_against_nothing(secret);
+        tracing::info!(client_id = %client.client_id, "client authentication failed: the client has no secret");
+        return false;
     };
-    // After a rotation with a grace period the previous secret works until the grace ends.
-    // Both are always compared, so the time taken does not tell which one matched.
-    let current_ok = hash.verify(&creds.secret);
+    let current_ok = hash.verify(secret);
     let previous_ok = match client
         .previous_secret_hash
         .as_deref()
         .and_then(SecretHash::from_hex)
     {
-        Some(prev) => prev.verify(&creds.secret) && client.previous_secret_until > app.now(),
+        Some(prev) => prev.verify(secret) && client.previous_secret_until > app.now(),
         None => {
-            verify_against_nothing(&creds.secret);
+            verify_against_nothing(secret);
             false
         }
     };
     let secret_ok = current_ok | previous_ok;
-    let method_ok = client.metadata.token_endpoint_auth_method == creds.method.as_str();
+    let method_ok = client.metadata.auth_method() == Some(method);
     let unexpired = client.secret_expires_at == 0 || client.secret_expires_at > app.now();
-    if secret_ok && method_ok && unexpired {
-        Ok(client)
-    } else {
+    let ok = secret_ok && method_ok && unexpired;
+    if !ok {
         tracing::info!(
             client_id = %client.client_id,
             secret_ok, method_ok, unexpired,
             "client authentication failed"
         );
-        Err(failed())
     }
+    ok
 }
 
 /// Check a `private_key_jwt` client assertion (RFC 7523 §2.2 with RFC 10070's audience rules):
