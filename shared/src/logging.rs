@@ -34,7 +34,7 @@ const CAPPED: &[&str] = &[
 ];
 
 /// The filter: `RUST_LOG` (default `info`) as comma-separated `level` / `target=level`
-/// directives (the most specific target wins), with the [`CAPPED`] crates held at `info`
+/// directives (the most specific target wins), with the `CAPPED` crates held at `info`
 /// whatever it says. Targets it does not name are at its bare level, else `info` (so that
 /// naming one crate never silences the others, `audit` among them); a `RUST_LOG` that does not
 /// parse means `info`. `Targets` rather than `EnvFilter`: no span or field directives, and no

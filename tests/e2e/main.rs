@@ -1,6 +1,9 @@
 //! End-to-end tests: each starts `bulwark serve` as a real process on a free 127.0.0.1 port
 //! (a fresh data directory each), drives it over HTTP and through the CLI, and stops it by PID.
 
+// Tests: a failed unwrap is a failed test (Cargo.toml denies these outside tests).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod account;
 mod admin;
 mod authcode;

@@ -3,7 +3,7 @@
 //! whose `/` would split a path segment in two and whose `?` or `#` would end the path.
 //!
 //! So: templates build no URLs (each gets its links ready-made from here), query values are
-//! form-urlencoded ([`url`]), and an id that must sit in a path segment is percent-encoded
+//! form-urlencoded ([`url()`]), and an id that must sit in a path segment is percent-encoded
 //! whole ([`segment`]); axum's `Path` decodes it back, `%2F` included, as one value.
 //!
 //! The pages name an app (and an agent) in the query string, never in the path: API Gateway's

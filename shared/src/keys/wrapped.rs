@@ -432,7 +432,8 @@ impl Signer for WrappedSigner {
     }
 }
 
-#[cfg(all(test, feature = "embedded"))]
+#[cfg(test)]
+#[cfg(feature = "embedded")]
 mod tests {
     //! The ring's rules over the embedded store with an in-memory wrapper that enforces the
     //! encryption context as KMS does (the KMS adapter itself is tested against moto in

@@ -1144,7 +1144,7 @@ const AUDIT_SCAN: usize = 2000;
 const AUDIT_PAGE: usize = 200;
 
 /// Newest first: up to `limit` events that match, and a cursor if there may be more. Reads the
-/// store in pages of [`AUDIT_PAGE`] (a rare kind costs at most `AUDIT_SCAN / AUDIT_PAGE`
+/// store in pages of `AUDIT_PAGE` (a rare kind costs at most `AUDIT_SCAN / AUDIT_PAGE`
 /// queries per request) and, when it stops in the middle of a page, returns the cursor right
 /// after the last event it returned.
 pub async fn audit(

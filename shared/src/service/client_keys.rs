@@ -8,7 +8,7 @@
 //!   answered from the cache: a stale set while it is young enough, else the failure);
 //! - one fetch per URL at a time: concurrent requests wait for it and share its result;
 //! - at most [`MAX_FETCHES`] outbound fetches at once in the process;
-//! - beyond [`MAX_ENTRIES`] URLs the least recently used entry goes (not the whole cache).
+//! - beyond `MAX_ENTRIES` URLs the least recently used entry goes (not the whole cache).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -127,11 +127,14 @@ impl App {
     }
 }
 
-#[cfg(all(test, feature = "embedded", feature = "local-signer"))]
+#[cfg(test)]
+#[cfg(all(feature = "embedded", feature = "local-signer"))]
 mod tests;
 
-#[cfg(all(test, feature = "embedded", feature = "local-signer"))]
+#[cfg(test)]
+#[cfg(all(feature = "embedded", feature = "local-signer"))]
 mod admin_tests;
 
-#[cfg(all(test, feature = "embedded", feature = "local-signer"))]
+#[cfg(test)]
+#[cfg(all(feature = "embedded", feature = "local-signer"))]
 mod scale_tests;

@@ -121,7 +121,7 @@ pub enum SignOut {
     Sessions,
     /// "Sign out everywhere": their sessions and every grant — refresh tokens, the access
     /// tokens issued from them (introspection, userinfo, token exchange) and agents' delegated
-    /// tokens — through deactivation's cascade ([`end_grants`]), the user staying active.
+    /// tokens — through deactivation's cascade (`end_grants`), the user staying active.
     /// Audited as `user.signed_out_everywhere` in the change's transaction, and each grant it
     /// ends as `grant.revoked`.
     Everywhere,
@@ -290,7 +290,7 @@ pub async fn set_password(
 /// Deactivate a user: no more logins, and their sessions and grants (so their refresh tokens,
 /// and their access tokens at introspection and userinfo) end now. The user item changes first,
 /// so a code redemption or refresh racing with this fails its transaction's check on the user;
-/// then every grant is listed and revoked ([`end_grants`]).
+/// then every grant is listed and revoked (`end_grants`).
 pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User, AdminError> {
     deactivate_by(app, tenant, username, "cli").await
 }

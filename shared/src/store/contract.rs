@@ -29,6 +29,10 @@
 //! Every function uses fresh random keys, so the suite can run in parallel against one shared
 //! store (the DynamoDB run shares its tables across tests) and times are relative to the clock.
 
+// A test suite, compiled into the library so that every backend's tests can run it: its
+// assertions unwrap and panic as tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 
