@@ -21,8 +21,7 @@ pub struct PresentedCredentials {
 
 /// What a client presented to prove who it is, one variant per way of proving it: whoever
 /// checks it matches on this (a new method, such as a certificate, is a new variant the
-/// compiler makes every check answer).
-#[derive(Debug)]
+/// compiler makes every check answer). `Debug` shows no secret and no assertion.
 pub enum Evidence {
     /// `client_secret_basic`: the secret from the `Authorization` header.
     SecretBasic(Secret),
@@ -33,6 +32,17 @@ pub enum Evidence {
     Assertion(String),
     /// `none`: a public client names itself and proves nothing (PKCE does the work).
     Nothing,
+}
+
+impl std::fmt::Debug for Evidence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Evidence::SecretBasic(s) => f.debug_tuple("SecretBasic").field(s).finish(),
+            Evidence::SecretPost(s) => f.debug_tuple("SecretPost").field(s).finish(),
+            Evidence::Assertion(_) => f.write_str("Assertion([redacted])"),
+            Evidence::Nothing => f.write_str("Nothing"),
+        }
+    }
 }
 
 impl PresentedCredentials {
@@ -252,6 +262,10 @@ mod tests {
             .unwrap()
         };
         let c = read_credentials(None, &form("")).unwrap();
+        assert!(
+            !format!("{c:?}").contains(&a),
+            "an assertion never shows in Debug"
+        );
         assert_eq!(
             (c.client_id.as_str(), c.method()),
             ("c9", ClientAuthMethod::PrivateKeyJwt)

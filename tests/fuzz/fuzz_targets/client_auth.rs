@@ -7,7 +7,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
-use shared::domain::client_auth::{ClientAuthMethod, CredentialsError, read_credentials};
+use shared::domain::client_auth::{ClientAuthMethod, CredentialsError, Evidence, read_credentials};
 use shared::domain::params::Params;
 
 fuzz_target!(|data: &[u8]| {
@@ -33,40 +33,46 @@ fuzz_target!(|data: &[u8]| {
     match read_credentials(header, &params) {
         Ok(c) => {
             assert!(!c.client_id.is_empty());
-            match c.method {
-                ClientAuthMethod::ClientSecretBasic => {
+            match &c.evidence {
+                Evidence::SecretBasic(secret) => {
+                    assert_eq!(c.method(), ClientAuthMethod::ClientSecretBasic);
                     assert!(header.is_some() && body_secret.is_none());
                     assert!(body_id.is_none_or(|b| b == c.client_id));
-                    assert!(!c.secret.expose().is_empty());
+                    assert!(!secret.expose().is_empty());
                     // Encode the credentials again (RFC 6749 §2.3.1): they read back the same.
                     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
                     let again = format!(
                         "Basic {}",
-                        STANDARD.encode(format!("{}:{}", enc(&c.client_id), enc(c.secret.expose())))
+                        STANDARD.encode(format!("{}:{}", enc(&c.client_id), enc(secret.expose())))
                     );
                     let d = read_credentials(Some(&again), &Params::default()).expect("re-encoded Basic");
-                    assert_eq!(d.method, ClientAuthMethod::ClientSecretBasic);
                     assert_eq!(d.client_id, c.client_id);
-                    assert_eq!(d.secret.expose(), c.secret.expose());
+                    match &d.evidence {
+                        Evidence::SecretBasic(s) => assert_eq!(s.expose(), secret.expose()),
+                        other => panic!("re-encoded Basic read as {other:?}"),
+                    }
                 }
-                ClientAuthMethod::ClientSecretPost => {
+                Evidence::SecretPost(secret) => {
+                    assert_eq!(c.method(), ClientAuthMethod::ClientSecretPost);
                     assert!(header.is_none());
                     assert_eq!(Some(c.client_id.as_str()), body_id);
-                    assert_eq!(Some(c.secret.expose()), body_secret);
+                    assert_eq!(Some(secret.expose()), body_secret);
                 }
-                ClientAuthMethod::PrivateKeyJwt => {
+                Evidence::Assertion(jwt) => {
+                    assert_eq!(c.method(), ClientAuthMethod::PrivateKeyJwt);
                     assert!(header.is_none() && body_secret.is_none());
-                    assert_eq!(Some(c.secret.expose()), assertion);
+                    assert_eq!(Some(jwt.as_str()), assertion);
                     assert!(body_id.is_none_or(|b| b == c.client_id));
                 }
-                ClientAuthMethod::None => {
+                Evidence::Nothing => {
+                    assert_eq!(c.method(), ClientAuthMethod::None);
                     assert!(header.is_none() && body_secret.is_none() && !asserting);
                     assert_eq!(Some(c.client_id.as_str()), body_id);
-                    assert!(c.secret.expose().is_empty());
                 }
             }
-            // The secret never shows in Debug output.
-            assert_eq!(format!("{:?}", c.secret), "Secret([redacted])");
+            // Neither a secret nor an assertion shows in Debug output.
+            let printed = format!("{:?}", c.evidence);
+            assert!(printed.contains("[redacted]") || printed == "Nothing", "{printed}");
         }
         Err(CredentialsError::Missing) => assert!(header.is_none() && body_id.is_none() && !asserting),
         Err(CredentialsError::MultipleMethods) => {
