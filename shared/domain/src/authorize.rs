@@ -331,6 +331,7 @@ pub fn login_fresh(auth_time: i64, max_age: Option<i64>, now: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grant_type::{ClientAuthMethod, GrantType};
 
     #[test]
     fn a_consent_covers_the_resources_it_was_given_for() {
@@ -367,9 +368,9 @@ mod tests {
             TenantId::parse("acme").unwrap(),
             ClientMetadata {
                 redirect_uris: redirects.iter().map(|s| s.to_string()).collect(),
-                grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+                grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
                 response_types: vec!["code".into()],
-                token_endpoint_auth_method: "none".into(),
+                token_endpoint_auth_method: ClientAuthMethod::None,
                 client_name: None,
                 client_uri: None,
                 logo_uri: None,
@@ -509,7 +510,7 @@ mod tests {
         assert_eq!(err(&format!("{ok}&response_mode=fragment")).0, "invalid_request");
 
         let mut cc = c.clone();
-        cc.metadata.grant_types = vec!["client_credentials".into()];
+        cc.metadata.grant_types = vec![GrantType::ClientCredentials];
         assert!(matches!(
             validate(&params(&ok), &cc),
             Err(Refusal::Redirect {

@@ -233,7 +233,7 @@ pub fn validate_document(
     let code_only = md
         .grant_types
         .iter()
-        .all(|g| g == GrantType::AuthorizationCode.as_str() || g == GrantType::RefreshToken.as_str());
+        .all(|g| matches!(g, GrantType::AuthorizationCode | GrantType::RefreshToken));
     if !code_only || !md.allows_grant(GrantType::AuthorizationCode) {
         return Err("a metadata-document client may use authorization_code (and refresh_token) only".into());
     }
@@ -285,6 +285,7 @@ pub struct DocumentState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grant_type::ClientAuthMethod;
     use crate::tenant::{DcrPolicy, TenantId};
     use serde_json::json;
 
@@ -350,7 +351,7 @@ mod tests {
     #[test]
     fn a_good_document() {
         let md = validate_document(&doc(), URL, &tenant(), crate::net::KeyHosts::LoopbackToo).unwrap();
-        assert_eq!(md.token_endpoint_auth_method, "none");
+        assert_eq!(md.token_endpoint_auth_method, ClientAuthMethod::None);
         assert_eq!(md.redirect_uris, vec!["https://app.example.com/callback"]);
         // No scope named: the unrestricted catalog.
         assert!(md.scopes().contains("openid"));

@@ -15,9 +15,10 @@ use super::tenant::{Tenant, TenantId};
 pub struct ClientMetadata {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub redirect_uris: Vec<String>,
-    pub grant_types: Vec<String>,
+    /// Sorted by name, no duplicates.
+    pub grant_types: Vec<GrantType>,
     pub response_types: Vec<String>,
-    pub token_endpoint_auth_method: String,
+    pub token_endpoint_auth_method: ClientAuthMethod,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,15 +54,15 @@ impl ClientMetadata {
         ScopeSet::parse(&self.scope).unwrap_or_default()
     }
     pub fn allows_grant(&self, grant: GrantType) -> bool {
-        self.grant_types.iter().any(|g| g == grant.as_str())
+        self.grant_types.contains(&grant)
     }
     /// A public client: no secret, `token_endpoint_auth_method: none`.
     pub fn is_public(&self) -> bool {
-        self.token_endpoint_auth_method == "none"
+        self.token_endpoint_auth_method == ClientAuthMethod::None
     }
     /// How the client authenticates.
-    pub fn auth_method(&self) -> Option<ClientAuthMethod> {
-        ClientAuthMethod::parse(&self.token_endpoint_auth_method)
+    pub fn auth_method(&self) -> ClientAuthMethod {
+        self.token_endpoint_auth_method
     }
     /// The metadata as a JSON object (for RFC 7591/7592 responses).
     pub fn to_json(&self) -> Map<String, Value> {
@@ -280,7 +281,7 @@ impl Client {
     /// `service::access`).
     pub fn may_hold_admin_scope(&self) -> bool {
         let kind_ok = match self.origin {
-            Origin::Admin => self.metadata.auth_method().is_some_and(|m| m.is_confidential()),
+            Origin::Admin => self.metadata.auth_method().is_confidential(),
             Origin::Console => crate::console::is_console(self),
             Origin::Dcr | Origin::Api | Origin::Cimd => false,
         };
@@ -365,115 +366,18 @@ pub fn validate_metadata(
         validate_redirect_uri(uri).map_err(|why| MetadataError::redirect_uri(Some("redirect_uris"), why))?;
     }
 
-    let grant_types = match obj.get("grant_types") {
-        None | Some(Value::Null) => vec!["authorization_code".to_string()],
-        Some(_) => string_list(obj, "grant_types", 10)?,
-    };
-    if grant_types.is_empty() {
-        return Err(MetadataError::invalid(
-            Some("grant_types"),
-            "grant_types must not be empty",
-        ));
-    }
-    for g in &grant_types {
-        let Some(grant) = GrantType::parse(g) else {
-            return Err(MetadataError::invalid(
-                Some("grant_types"),
-                format!(
-                    "grant type {} is not supported; supported: {}",
-                    printable(g),
-                    GrantType::advertised_names().join(" ")
-                ),
-            ));
-        };
-        if !grant.registrable_by(registrant) {
-            return Err(MetadataError::invalid(
-                Some("grant_types"),
-                match grant.least_registrant() {
-                    Registrant::InitialAccessToken => format!(
-                        "grant type {} needs an initial access token: a registration without one may use only authorization_code and refresh_token, under which users consent",
-                        grant.as_str()
-                    ),
-                    Registrant::Anonymous | Registrant::TenantAdmin | Registrant::Operator => format!(
-                        "grant type {} is for clients the tenant admin creates",
-                        grant.as_str()
-                    ),
-                },
-            ));
-        }
-        if grant == GrantType::Password && !tenant.password_grant {
-            return Err(MetadataError::invalid(
-                Some("grant_types"),
-                format!(
-                    "grant type {} is not allowed by this tenant's policy",
-                    grant.as_str()
-                ),
-            ));
-        }
-    }
-    let mut grant_types = dedup(grant_types);
-    grant_types.sort();
-
-    let uses_code = grant_types
-        .iter()
-        .any(|g| g == GrantType::AuthorizationCode.as_str());
-    let response_types = match obj.get("response_types") {
-        None | Some(Value::Null) => {
-            if uses_code {
-                vec!["code".to_string()]
-            } else {
-                vec![]
-            }
-        }
-        Some(_) => dedup(string_list(obj, "response_types", 5)?),
-    };
-    for r in &response_types {
-        if r != "code" {
-            return Err(MetadataError::invalid(
-                Some("response_types"),
-                format!("response type {} is not supported", printable(r)),
-            ));
-        }
-    }
-    if uses_code != response_types.iter().any(|r| r == "code") {
-        return Err(MetadataError::invalid(
-            Some("response_types"),
-            "response_types and grant_types disagree (code goes with authorization_code)",
-        ));
-    }
+    let grant_types = grant_types(obj, tenant, registrant)?;
+    let uses_code = grant_types.contains(&GrantType::AuthorizationCode);
+    let response_types = response_types(obj, uses_code)?;
     if uses_code && redirect_uris.is_empty() {
         return Err(MetadataError::redirect_uri(
             Some("redirect_uris"),
             "authorization_code needs at least one redirect_uri",
         ));
     }
-
-    let token_endpoint_auth_method = match obj.get("token_endpoint_auth_method") {
-        None | Some(Value::Null) => "client_secret_basic".to_string(),
-        Some(Value::String(m)) => m.clone(),
-        Some(_) => {
-            return Err(MetadataError::invalid(
-                Some("token_endpoint_auth_method"),
-                "token_endpoint_auth_method must be a string",
-            ));
-        }
-    };
-    let Some(method) = ClientAuthMethod::parse(&token_endpoint_auth_method) else {
-        return Err(MetadataError::invalid(
-            Some("token_endpoint_auth_method"),
-            format!(
-                "token_endpoint_auth_method {} is not supported; supported: {}",
-                printable(&token_endpoint_auth_method),
-                ClientAuthMethod::names().join(" ")
-            ),
-        ));
-    };
-
+    let method = auth_method(obj)?;
     if !method.is_confidential()
-        && let Some(g) = grant_types
-            .iter()
-            .filter_map(|g| GrantType::parse(g))
-            .find(|g| g.needs_confidential_client())
+        && let Some(g) = grant_types.iter().find(|g| g.needs_confidential_client())
     {
         return Err(MetadataError::invalid(
             Some("grant_types"),
@@ -481,16 +385,6 @@ pub fn validate_metadata(
                 "a public client (token_endpoint_auth_method none) cannot use {}",
                 g.as_str()
             ),
-        ));
-    }
-    let refreshable = grant_types
-        .iter()
-        .filter_map(|g| GrantType::parse(g))
-        .any(|g| g.issues_refresh_tokens());
-    if grant_types.iter().any(|g| g == GrantType::RefreshToken.as_str()) && !refreshable {
-        return Err(MetadataError::invalid(
-            Some("grant_types"),
-            "refresh_token goes with authorization_code",
         ));
     }
 
@@ -512,7 +406,7 @@ pub fn validate_metadata(
                 format!("scope {ADMIN_SCOPE} is reserved for clients the operator creates"),
             ));
         }
-        if grant_types != [GrantType::ClientCredentials.as_str()] {
+        if grant_types != [GrantType::ClientCredentials] {
             return Err(MetadataError::invalid(
                 Some("scope"),
                 format!("scope {ADMIN_SCOPE} is for confidential client_credentials clients only"),
@@ -650,7 +544,7 @@ pub fn validate_metadata(
         redirect_uris,
         grant_types,
         response_types,
-        token_endpoint_auth_method,
+        token_endpoint_auth_method: method,
         client_name,
         client_uri,
         logo_uri,
@@ -803,6 +697,127 @@ pub fn is_displayable(s: &str) -> bool {
     true
 }
 
+/// `grant_types`: known grants (default `authorization_code`), each one `registrant` may give
+/// ([`GrantType::registrable_by`]) and the tenant allows; `refresh_token` only beside a grant
+/// that issues refresh tokens. Sorted by name, without duplicates.
+fn grant_types(
+    obj: &Map<String, Value>,
+    tenant: &Tenant,
+    registrant: Registrant,
+) -> Result<Vec<GrantType>, MetadataError> {
+    let names = match obj.get("grant_types") {
+        None | Some(Value::Null) => vec![GrantType::AuthorizationCode.as_str().to_string()],
+        Some(_) => string_list(obj, "grant_types", 10)?,
+    };
+    if names.is_empty() {
+        return Err(MetadataError::invalid(
+            Some("grant_types"),
+            "grant_types must not be empty",
+        ));
+    }
+    let mut grants = Vec::with_capacity(names.len());
+    for g in &names {
+        let Some(grant) = GrantType::parse(g) else {
+            return Err(MetadataError::invalid(
+                Some("grant_types"),
+                format!(
+                    "grant type {} is not supported; supported: {}",
+                    printable(g),
+                    GrantType::advertised_names().join(" ")
+                ),
+            ));
+        };
+        if !grant.registrable_by(registrant) {
+            return Err(MetadataError::invalid(
+                Some("grant_types"),
+                match grant.least_registrant() {
+                    Registrant::InitialAccessToken => format!(
+                        "grant type {} needs an initial access token: a registration without one may use only authorization_code and refresh_token, under which users consent",
+                        grant.as_str()
+                    ),
+                    Registrant::Anonymous | Registrant::TenantAdmin | Registrant::Operator => format!(
+                        "grant type {} is for clients the tenant admin creates",
+                        grant.as_str()
+                    ),
+                },
+            ));
+        }
+        if grant == GrantType::Password && !tenant.password_grant {
+            return Err(MetadataError::invalid(
+                Some("grant_types"),
+                format!(
+                    "grant type {} is not allowed by this tenant's policy",
+                    grant.as_str()
+                ),
+            ));
+        }
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    grants.sort_by_key(|g| g.as_str());
+    if grants.contains(&GrantType::RefreshToken) && !grants.iter().any(|g| g.issues_refresh_tokens()) {
+        return Err(MetadataError::invalid(
+            Some("grant_types"),
+            "refresh_token goes with authorization_code",
+        ));
+    }
+    Ok(grants)
+}
+
+/// `response_types`: `code` exactly when the client uses the authorization code grant.
+fn response_types(obj: &Map<String, Value>, uses_code: bool) -> Result<Vec<String>, MetadataError> {
+    let response_types = match obj.get("response_types") {
+        None | Some(Value::Null) => {
+            if uses_code {
+                vec!["code".to_string()]
+            } else {
+                vec![]
+            }
+        }
+        Some(_) => dedup(string_list(obj, "response_types", 5)?),
+    };
+    for r in &response_types {
+        if r != "code" {
+            return Err(MetadataError::invalid(
+                Some("response_types"),
+                format!("response type {} is not supported", printable(r)),
+            ));
+        }
+    }
+    if uses_code != response_types.iter().any(|r| r == "code") {
+        return Err(MetadataError::invalid(
+            Some("response_types"),
+            "response_types and grant_types disagree (code goes with authorization_code)",
+        ));
+    }
+    Ok(response_types)
+}
+
+/// `token_endpoint_auth_method`: one this server implements (default `client_secret_basic`).
+fn auth_method(obj: &Map<String, Value>) -> Result<ClientAuthMethod, MetadataError> {
+    let name = match obj.get("token_endpoint_auth_method") {
+        None | Some(Value::Null) => return Ok(ClientAuthMethod::ClientSecretBasic),
+        Some(Value::String(m)) => m,
+        Some(_) => {
+            return Err(MetadataError::invalid(
+                Some("token_endpoint_auth_method"),
+                "token_endpoint_auth_method must be a string",
+            ));
+        }
+    };
+    ClientAuthMethod::parse(name).ok_or_else(|| {
+        MetadataError::invalid(
+            Some("token_endpoint_auth_method"),
+            format!(
+                "token_endpoint_auth_method {} is not supported; supported: {}",
+                printable(name),
+                ClientAuthMethod::names().join(" ")
+            ),
+        )
+    })
+}
+
 fn string_list(
     obj: &Map<String, Value>,
     key: &'static str,
@@ -895,6 +910,7 @@ fn printable(s: &str) -> String {
 mod tests {
     use super::MetadataErrorKind as ErrorCode;
     use super::*;
+    use crate::grant_type::{ClientAuthMethod, GrantType};
     use crate::tenant::{DcrPolicy, TenantId};
     use serde_json::json;
 
@@ -1342,9 +1358,9 @@ mod tests {
             Registrant::InitialAccessToken, KeyHosts::LoopbackToo
         )
         .unwrap();
-        assert_eq!(m.grant_types, vec!["client_credentials"]);
+        assert_eq!(m.grant_types, vec![GrantType::ClientCredentials]);
         assert_eq!(m.scope, "api:read api:write");
-        assert_eq!(m.token_endpoint_auth_method, "client_secret_basic");
+        assert_eq!(m.token_endpoint_auth_method, ClientAuthMethod::ClientSecretBasic);
         assert!(m.response_types.is_empty());
     }
 }

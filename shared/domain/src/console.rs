@@ -13,6 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::client::{ADMIN_SCOPE, Client, ClientMetadata, Origin};
+use super::grant_type::{ClientAuthMethod, GrantType};
 use super::tenant::TenantId;
 
 /// The prefix of every console client id; no generated client id contains a `.`.
@@ -34,9 +35,9 @@ pub fn client_id(tenant: &str) -> String {
 pub fn client(tenant: &TenantId, callback: &str, now: i64) -> Client {
     let metadata = ClientMetadata {
         redirect_uris: vec![callback.to_string()],
-        grant_types: vec!["authorization_code".into()],
+        grant_types: vec![GrantType::AuthorizationCode],
         response_types: vec!["code".into()],
-        token_endpoint_auth_method: "none".into(),
+        token_endpoint_auth_method: ClientAuthMethod::None,
         client_name: Some("Bulwark console".into()),
         client_uri: None,
         logo_uri: None,
@@ -68,7 +69,7 @@ pub fn is_console(c: &Client) -> bool {
     c.origin == Origin::Console
         && c.client_id == client_id(c.tenant.as_str())
         && c.metadata.is_public()
-        && c.metadata.grant_types == ["authorization_code"]
+        && c.metadata.grant_types == [GrantType::AuthorizationCode]
         && c.metadata.redirect_uris.len() == 1
         && c.metadata.redirect_uris[0].ends_with(CALLBACK_PATH)
         && c.agent_of.is_none()
@@ -135,7 +136,7 @@ mod tests {
         other.client_id = "bulwark-console.other".into();
         assert!(!is_console(&other), "another tenant's id");
         let mut confidential = c.clone();
-        confidential.metadata.token_endpoint_auth_method = "client_secret_basic".into();
+        confidential.metadata.token_endpoint_auth_method = ClientAuthMethod::ClientSecretBasic;
         assert!(!is_console(&confidential));
         let mut elsewhere = c.clone();
         elsewhere.metadata.redirect_uris = vec!["https://evil.example/cb".into()];

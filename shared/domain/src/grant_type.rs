@@ -3,7 +3,7 @@
 //! read. A new grant is one variant here, one module in `service/`, and one line in
 //! `shared::service::token_endpoint`.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A grant type (RFC 6749 §4, RFC 8693).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -205,6 +205,27 @@ impl GrantType {
 impl Serialize for GrantType {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for GrantType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        GrantType::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown grant type {s}")))
+    }
+}
+
+impl Serialize for ClientAuthMethod {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientAuthMethod {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ClientAuthMethod::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown client authentication method {s}")))
     }
 }
 

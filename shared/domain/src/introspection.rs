@@ -68,7 +68,7 @@ pub fn may_introspect(caller: &Client, token: Token<'_>) -> Option<Right> {
 /// a confidential client that an initial access token, the tenant admin or the operator let in,
 /// never an anonymous registration.
 pub fn may_serve_resources(c: &Client) -> bool {
-    c.registrant() > Registrant::Anonymous && c.metadata.auth_method().is_some_and(|m| m.is_confidential())
+    c.registrant() > Registrant::Anonymous && c.metadata.auth_method().is_confidential()
 }
 
 /// The most resources one client may serve.
@@ -116,14 +116,15 @@ pub fn check_resource_server_for(
 mod tests {
     use super::*;
     use crate::client::{ClientMetadata, Origin};
+    use crate::grant_type::{ClientAuthMethod, GrantType};
     use crate::tenant::{DcrPolicy, TenantId};
 
     fn client(id: &str, origin: Origin, open: bool, method: &str, serves: &[&str]) -> Client {
         let md = ClientMetadata {
             redirect_uris: vec![],
-            grant_types: vec!["client_credentials".into()],
+            grant_types: vec![GrantType::ClientCredentials],
             response_types: vec![],
-            token_endpoint_auth_method: method.into(),
+            token_endpoint_auth_method: ClientAuthMethod::parse(method).unwrap(),
             client_name: None,
             client_uri: None,
             logo_uri: None,

@@ -757,7 +757,7 @@ async fn app_view(app: &App, s: &Session, client_id: &str, error: Option<&str>) 
         kind: con::kind(c),
         scopes: c.metadata.scopes().iter().map(str::to_string).collect(),
         redirect_uris: &c.metadata.redirect_uris,
-        auth_method: &c.metadata.token_endpoint_auth_method,
+        auth_method: c.metadata.token_endpoint_auth_method.as_str(),
         created: date(c.issued_at),
         last_used: when(d.last_used),
         grace: c

@@ -306,8 +306,7 @@ pub async fn patch_client(
     }
     if new.token_endpoint_auth_method != old.metadata.token_endpoint_auth_method
         && (new.is_public() != old.metadata.is_public()
-            || new.auth_method().is_some_and(|m| m.uses_secret())
-                != old.metadata.auth_method().is_some_and(|m| m.uses_secret()))
+            || new.auth_method().uses_secret() != old.metadata.auth_method().uses_secret())
     {
         return Err(AdminError::Field(
             "token_endpoint_auth_method".into(),

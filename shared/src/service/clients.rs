@@ -68,10 +68,7 @@ fn new_client(
     let metadata = validate_metadata(metadata, tenant, registrant, app.key_hosts())?;
     // Only clients that authenticate with a shared secret get one (not public clients, not
     // private_key_jwt clients, which prove themselves with their keys).
-    let secret = metadata
-        .auth_method()
-        .is_some_and(|m| m.uses_secret())
-        .then(crate::secret::generate);
+    let secret = metadata.auth_method().uses_secret().then(crate::secret::generate);
     // Operator-made clients get no registration access token: they may hold restricted scopes
     // and first-party status, which only the operator may change (RFC 7592 is for clients that
     // registered themselves).
@@ -88,9 +85,6 @@ fn new_client(
         registration_token,
     })
 }
-
-/// How a client registered without an initial access token may authenticate.
-pub const OPEN_REGISTRATION_METHODS: [&str; 2] = ["none", "private_key_jwt"];
 
 /// Registrations without an initial access token, per tenant per minute.
 pub const OPEN_REGISTRATIONS_PER_MINUTE: u64 = 30;
@@ -143,7 +137,7 @@ pub async fn register_dynamic(
     if registrant == Registrant::Anonymous {
         // Anyone may register: only clients that hold no secret of ours (public, or
         // authenticating with their own keys), and at a bounded rate per tenant.
-        if !OPEN_REGISTRATION_METHODS.contains(&reg.client.metadata.token_endpoint_auth_method.as_str()) {
+        if reg.client.metadata.auth_method().uses_secret() {
             return Err(OAuthError::invalid_client_metadata(
                 "an open registration is a public client (token_endpoint_auth_method none) or a private_key_jwt client; a client with a secret needs an initial access token",
             ));
@@ -405,7 +399,7 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
         .grant_types
         .iter()
         .filter(|g| !old.metadata.grant_types.contains(g))
-        .map(String::as_str)
+        .map(|g| g.as_str())
         .collect();
     if !added_grants.is_empty() {
         return Err(OAuthError::invalid_client_metadata(format!(
@@ -414,8 +408,7 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
         )));
     }
     if new.is_public() != old.metadata.is_public()
-        || new.auth_method().is_some_and(|m| m.uses_secret())
-            != old.metadata.auth_method().is_some_and(|m| m.uses_secret())
+        || new.auth_method().uses_secret() != old.metadata.auth_method().uses_secret()
     {
         return Err(OAuthError::invalid_client_metadata(
             "a client cannot switch between public, secret and key-based (private_key_jwt) authentication; register a new one",
@@ -479,7 +472,7 @@ pub async fn rotate_secret(
         )));
     }
     let mut c = current.value;
-    if !c.metadata.auth_method().is_some_and(|m| m.uses_secret()) || c.secret_hash.is_none() {
+    if !c.metadata.auth_method().uses_secret() || c.secret_hash.is_none() {
         return Err(OAuthError::invalid_request(
             "this client has no secret (a public or private_key_jwt client)",
         ));

@@ -1717,7 +1717,10 @@ mod metadata_documents {
         h.clock.advance(601);
         assert!(is_login(&begin_as(&acme, URL, cb).await));
         let client = acme.repo.client_in("acme", URL).await.unwrap().unwrap().value;
-        assert_eq!(client.metadata.token_endpoint_auth_method, "none");
+        assert_eq!(
+            client.metadata.token_endpoint_auth_method,
+            crate::domain::grant_type::ClientAuthMethod::None
+        );
         let p = Params::parse(format!("grant_type=refresh_token&refresh_token={}", rt.expose()).as_bytes())
             .unwrap();
         assert!(

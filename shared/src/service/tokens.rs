@@ -95,7 +95,7 @@ fn client_secret(app: &App, client: &Client, secret: &Secret, method: ClientAuth
         }
     };
     let secret_ok = current_ok | previous_ok;
-    let method_ok = client.metadata.auth_method() == Some(method);
+    let method_ok = client.metadata.auth_method() == method;
     let unexpired = client.secret_expires_at == 0 || client.secret_expires_at > app.now();
     let ok = secret_ok && method_ok && unexpired;
     if !ok {
@@ -119,7 +119,7 @@ async fn private_key_jwt(
     assertion: &str,
     endpoint: &str,
 ) -> Result<Result<(), &'static str>, OAuthError> {
-    if client.metadata.auth_method() != Some(ClientAuthMethod::PrivateKeyJwt) {
+    if client.metadata.auth_method() != ClientAuthMethod::PrivateKeyJwt {
         return Ok(Err("the client is not registered for private_key_jwt"));
     }
     // An untyped assertion may name the endpoint it is sent to, and only that one (RFC 10070):
