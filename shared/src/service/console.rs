@@ -149,10 +149,7 @@ pub async fn redeem(
 pub fn kind(c: &Client) -> &'static str {
     if c.agent_of.is_some() {
         "Agent"
-    } else if c.metadata.allows_grant(GrantType::AuthorizationCode)
-        || c.metadata.allows_grant(GrantType::Password)
-        || c.metadata.allows_grant(GrantType::JwtBearer)
-    {
+    } else if c.metadata.grant_types.iter().any(|g| g.acts_for_user()) {
         "Acts on behalf of users"
     } else {
         "Acts on its own behalf"

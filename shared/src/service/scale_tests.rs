@@ -1,6 +1,6 @@
 //! What the token path costs the store, counted rather than guessed: a `Kv` wrapper that
 //! records every call (as the DynamoDB adapter would make it), the tenant cache's bound on the
-//! token path, and the per-operation counts ARCHITECTURE.md's "Scale" section quotes
+//! token path, and the per-operation counts `docs/scale.md` ("Per operation") quotes
 //! (`cargo test -p shared --features embedded,local-signer scale_tests -- --nocapture` prints them).
 
 use async_trait::async_trait;
@@ -380,7 +380,7 @@ async fn code_grant(app: &App, clock: &ManualClock, client: &Client, sub: &str) 
 }
 
 /// The store calls of each operation on a warm instance (its tenant cache filled, the client's
-/// hourly "last used" mark written), as ARCHITECTURE.md's "Scale" table lists them.
+/// hourly "last used" mark written), as `docs/scale.md`'s "Per operation" table lists them.
 #[tokio::test]
 async fn per_operation_store_calls() {
     let h = H::new();
@@ -463,7 +463,7 @@ async fn per_operation_store_calls() {
             println!("      {c}");
         }
     }
-    // What ARCHITECTURE.md quotes: keep them in step. No operation reads the tenant item.
+    // What docs/scale.md quotes: keep them in step. No operation reads the tenant item.
     let expected: [(&str, &[&str]); 9] = [
         ("token: client_credentials", &["GetItem clients:client"]),
         (
