@@ -9,6 +9,7 @@ pub mod cimd;
 pub mod claims;
 pub mod client;
 pub mod client_auth;
+pub mod client_update;
 pub mod code;
 pub mod consent;
 pub mod console;

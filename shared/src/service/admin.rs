@@ -6,6 +6,7 @@
 //! where it offers the same operation.
 
 use crate::domain::audit::AuditKind;
+use crate::domain::client_update::{Changed, Changer, change_metadata};
 use serde_json::{Map, Value};
 
 use crate::domain::access::{MAX_LISTED, UserPolicy};
@@ -298,35 +299,11 @@ pub async fn patch_client(
     // Judged as a registration by whoever registered the client: the admin cannot make an
     // anonymous registration into a machine client (it would keep the stranger's keys).
     let new = validate_metadata(&Value::Object(view), &t, old.registrant(), app.key_hosts())?;
-    if new.scopes().contains(ADMIN_SCOPE) && !old.metadata.scopes().contains(ADMIN_SCOPE) {
-        return Err(AdminError::Field(
-            "scope".into(),
-            format!("{ADMIN_SCOPE} is given only by the operator"),
-        ));
-    }
-    if new.token_endpoint_auth_method != old.metadata.token_endpoint_auth_method
-        && (new.is_public() != old.metadata.is_public()
-            || new.auth_method().uses_secret() != old.metadata.auth_method().uses_secret())
-    {
-        return Err(AdminError::Field(
-            "token_endpoint_auth_method".into(),
-            "a client cannot switch between public, secret and key-based authentication".into(),
-        ));
-    }
-    if old.agent_of.is_some() && !new.allows_grant(crate::domain::grant_type::GrantType::TokenExchange) {
-        return Err(AdminError::Field(
-            "grant_types".into(),
-            "an agent must keep the token exchange grant".into(),
-        ));
-    }
-    let redirect_added = new
-        .redirect_uris
-        .iter()
-        .any(|r| !old.metadata.redirect_uris.contains(r));
     let now = app.now();
-    let mut c = old.clone();
-    c.metadata = new;
-    c.updated_at = now;
+    let Changed {
+        client: mut c,
+        redirect_added,
+    } = change_metadata(old, new, Changer::Admin, now)?;
     if let Some(fp) = first_party {
         c.first_party = fp;
     }
@@ -337,9 +314,6 @@ pub async fn patch_client(
     if let Some(list) = resource_server_for {
         c.resource_server_for = crate::domain::introspection::check_resource_server_for(&c, &t, &list)
             .map_err(|why| AdminError::Field("resource_server_for".into(), why))?;
-    }
-    if redirect_added {
-        c.consent_epoch += 1;
     }
     let was_disabled = old.disabled;
     let disabling = disabled == Some(true) && !was_disabled;

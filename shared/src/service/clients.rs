@@ -2,6 +2,7 @@
 //! registration access token) and the operator's `bulwark client ...` commands.
 
 use crate::domain::audit::AuditKind;
+use crate::domain::client_update::{Changed, Changer, change_metadata};
 use serde_json::{Map, Value, json};
 
 use crate::domain::client::{Client, Origin, validate_metadata};
@@ -388,49 +389,10 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
         old.registrant(),
         app.key_hosts(),
     )?;
-    let added_scopes = new.scopes().difference(&old.metadata.scopes());
-    if !added_scopes.is_empty() {
-        return Err(OAuthError::invalid_client_metadata(format!(
-            "an update cannot add scopes ({}); register a new client or ask the tenant admin",
-            added_scopes.join(" ")
-        )));
-    }
-    let added_grants: Vec<&str> = new
-        .grant_types
-        .iter()
-        .filter(|g| !old.metadata.grant_types.contains(g))
-        .map(|g| g.as_str())
-        .collect();
-    if !added_grants.is_empty() {
-        return Err(OAuthError::invalid_client_metadata(format!(
-            "an update cannot add grant types ({}); register a new client or ask the tenant admin",
-            added_grants.join(" ")
-        )));
-    }
-    if new.is_public() != old.metadata.is_public()
-        || new.auth_method().uses_secret() != old.metadata.auth_method().uses_secret()
-    {
-        return Err(OAuthError::invalid_client_metadata(
-            "a client cannot switch between public, secret and key-based (private_key_jwt) authentication; register a new one",
-        ));
-    }
-    let redirect_added = new
-        .redirect_uris
-        .iter()
-        .any(|r| !old.metadata.redirect_uris.contains(r));
-    if old.first_party && new.redirect_uris != old.metadata.redirect_uris {
-        return Err(OAuthError::invalid_client_metadata(
-            "a first-party client's redirect URIs can only be changed by the tenant admin",
-        ));
-    }
-    let mut client = old.clone();
-    client.metadata = new;
-    client.updated_at = app.now();
-    if redirect_added {
-        // Before a new redirect URI can receive a code, every user must consent again: the
-        // consents given so far were given under the previous epoch.
-        client.consent_epoch += 1;
-    }
+    let Changed {
+        client,
+        redirect_added,
+    } = change_metadata(old, new, Changer::TheClient, app.now())?;
     let mut writes = vec![
         app.repo.replace_client_write(&client, current.version)?,
         app.repo.audit_write(
