@@ -115,10 +115,10 @@ pub fn parse_flow_cookie(v: &str) -> Option<(TenantId, &str)> {
     (s.len() >= 32 && s.len() <= 64).then_some((t, s))
 }
 
-/// The CSRF token of the console's forms: bound to the session's access token (which a page of
-/// another site can neither read nor guess).
+/// The CSRF token of the console's forms: bound to the session's access token, kept in an
+/// `HttpOnly` cookie ([`crate::csrf`]).
 pub fn csrf(token: &str) -> String {
-    derive("csrf", token)
+    crate::csrf::token(token)
 }
 
 #[cfg(test)]

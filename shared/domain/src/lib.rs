@@ -13,6 +13,7 @@ pub mod client_update;
 pub mod code;
 pub mod consent;
 pub mod console;
+pub mod csrf;
 pub mod exchange;
 pub mod grant;
 pub mod grant_type;

@@ -11,8 +11,6 @@ pub struct Session {
     pub tenant: String,
     pub sub: String,
     pub auth_time: i64,
-    /// The CSRF token of the account page's forms.
-    pub csrf: String,
     /// The user's session epoch when the session began (see `User::session_epoch`).
     #[serde(default)]
     pub user_epoch: u64,

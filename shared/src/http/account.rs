@@ -18,7 +18,6 @@ use super::pages::{self, AccountView};
 use super::{AppOf, State, finish};
 use crate::domain::tenant::TenantId;
 use crate::error::OAuthError;
-use crate::secret::ct_eq_str;
 use crate::service::authorize::{LoginPage, csrf_for};
 use crate::service::users;
 use crate::service::{App, account};
@@ -109,9 +108,10 @@ async fn show_inner(
         return Ok(no_tenant());
     };
     let c = cookie(&form.headers, &session_cookie_name(app, &tenant));
-    let Some((session, user)) = users::session(app, &tenant, c.as_ref()).await? else {
+    let (Some(c), Some((_, user))) = (c.as_ref(), users::session(app, &tenant, c.as_ref()).await?) else {
         return Ok(login_form(app, &tenant, browser, "", None));
     };
+    let csrf = crate::domain::csrf::token(c.expose());
     let apps = account::connected_apps(app, &tenant, &user.sub).await?;
     let notice = match form.params.get("notice") {
         Some("revoked") => Some("Access removed. The app can no longer use your account."),
@@ -122,7 +122,7 @@ async fn show_inner(
     Ok(pages::account_page(&AccountView {
         tenant: &tenant,
         who: &who,
-        csrf: &session.csrf,
+        csrf: &csrf,
         apps: &apps,
         notice,
         base: &app.config.issuer,
@@ -146,11 +146,7 @@ async fn login_inner(
     let Some(tenant) = tenant_of(app, form).await? else {
         return Ok(no_tenant());
     };
-    let csrf_ok = form
-        .params
-        .get("csrf")
-        .is_some_and(|c| ct_eq_str(c, &csrf_for(browser)));
-    if !csrf_ok {
+    if !crate::domain::csrf::check(form.params.get("csrf"), browser.expose()) {
         return Ok(pages::error_page(
             400,
             "This form has expired. Reload the page and sign in again.",
@@ -198,7 +194,7 @@ async fn session_for_form(
     let Some((s, u)) = users::session(app, tenant, Some(&c)).await? else {
         return Ok(None);
     };
-    let ok = form.params.get("csrf").is_some_and(|x| ct_eq_str(x, &s.csrf));
+    let ok = crate::domain::csrf::check(form.params.get("csrf"), c.expose());
     Ok(ok.then_some((c, s, u)))
 }
 

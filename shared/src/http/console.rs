@@ -207,7 +207,7 @@ async fn form_session(app: &App, query: &Option<String>, form: &PageForm) -> Res
         NoSession::NoTenant => no_tenant(),
         NoSession::Failed(e) => super::browser::failure_page(e),
     })?;
-    let ok = form.posted && form.params.get("csrf").is_some_and(|c| ct_eq_str(c, &s.csrf()));
+    let ok = form.posted && crate::domain::csrf::check(form.params.get("csrf"), s.token.expose());
     if !ok {
         return Err(pages::error_page_with_link(
             400,

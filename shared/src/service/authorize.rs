@@ -94,7 +94,7 @@ impl From<Outcome> for Step {
 
 /// The CSRF token of forms shown to the browser with binding cookie `browser`.
 pub fn csrf_for(browser: &Secret) -> String {
-    Secret::new(format!("csrf:{}", browser.expose())).hash().to_hex()
+    crate::domain::csrf::token(browser.expose())
 }
 
 fn error(status: u16, message: &str) -> Step {
@@ -266,7 +266,7 @@ async fn load_pending(
     else {
         return Ok(None);
     };
-    let csrf_ok = form.get("csrf").is_some_and(|c| ct_eq_str(c, &csrf_for(browser)));
+    let csrf_ok = crate::domain::csrf::check(form.get("csrf"), browser.expose());
     let browser_ok = ct_eq_str(&p.value.browser, &browser.hash().to_hex());
     if !(csrf_ok && browser_ok) {
         tracing::info!(csrf_ok, browser_ok, "authorization form refused");
