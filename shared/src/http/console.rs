@@ -455,23 +455,15 @@ fn app_name(c: &Client) -> String {
 }
 
 fn next_href(s: &Session, path: &str, extra: &[(&str, &str)], cursor: Option<String>) -> Option<String> {
-    let cursor = encode_cursor(&cursor?);
+    let cursor = super::links::encode_cursor(&cursor?);
     let mut q: Vec<(&str, &str)> = extra.iter().copied().filter(|(_, v)| !v.is_empty()).collect();
     q.push(("cursor", &cursor));
     Some(s.url_with(path, &q))
 }
 
-fn encode_cursor(c: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c)
-}
-
 /// A page's cursor; one that does not decode is the first page's.
 fn cursor_of(q: &Params) -> Option<String> {
-    use base64::Engine;
-    let c = q.get("cursor").filter(|c| c.len() <= 2048)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
-    String::from_utf8(bytes).ok()
+    super::links::decode_cursor(q.get("cursor")?)
 }
 
 // ---- apps ------------------------------------------------------------------------------------

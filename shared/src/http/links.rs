@@ -40,6 +40,24 @@ pub fn url(base: &str, path: &str, query: &[(&str, &str)]) -> String {
     u
 }
 
+/// A store's page cursor as a URL and API value (the admin API's `cursor`, the console's page
+/// links): base64url, so that whatever the store puts in it survives a query string.
+pub fn encode_cursor(c: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c)
+}
+
+/// The store cursor in a value [`encode_cursor`] made; `None` for anything else (too long, not
+/// base64url, not UTF-8). Whether the store issued it is the store's to say.
+pub fn decode_cursor(c: &str) -> Option<String> {
+    use base64::Engine;
+    if c.len() > 2048 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

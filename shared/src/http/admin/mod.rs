@@ -506,20 +506,12 @@ fn list_params(q: &Map<String, Value>) -> Result<(usize, Option<String>), Proble
 }
 
 fn encode_cursor(c: Option<String>) -> Option<String> {
-    use base64::Engine;
-    c.map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c))
+    c.as_deref().map(super::links::encode_cursor)
 }
 
 fn decode_cursor(c: &str) -> Result<String, Problem> {
-    use base64::Engine;
-    let bad = || Problem::invalid_field("cursor", "the cursor is not valid here");
-    if c.len() > 2048 {
-        return Err(bad());
-    }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .map_err(|_| bad())?;
-    String::from_utf8(bytes).map_err(|_| bad())
+    super::links::decode_cursor(c)
+        .ok_or_else(|| Problem::invalid_field("cursor", "the cursor is not valid here"))
 }
 
 fn opt_string(obj: &Map<String, Value>, k: &str) -> Result<Option<Option<String>>, Problem> {
