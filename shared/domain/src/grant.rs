@@ -36,7 +36,7 @@ pub struct Grant {
     pub expires_at: i64,
     /// The user's session epoch when the grant was made (code redemption): the console's
     /// grants count only under it, so a new password or role ends an administrator's console
-    /// session (`http::admin::admin_caller`).
+    /// session (`admin::admin_of`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_epoch: Option<u64>,
     /// The user's grant epoch as they were authenticated for it (`User::grant_epoch`): the

@@ -2,6 +2,7 @@
 //! Everything here is tested with tables of cases.
 
 pub mod access;
+pub mod admin;
 pub mod assertion;
 pub mod audit;
 pub mod authorize;

@@ -26,11 +26,11 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::admin::{Admin, Refused, admin_caller};
 use super::browser::{Ids, PageForm, see_other, with_cookies};
 use super::links;
 use super::pages::{self, date, render};
 use super::{State, finish};
+use crate::domain::admin::Admin;
 use crate::domain::client::{ADMIN_SCOPE, Client, RESERVED_SCOPE_PREFIX};
 use crate::domain::console;
 use crate::domain::params::Params;
@@ -38,6 +38,7 @@ use crate::domain::tenant::{DcrPolicy, TenantId};
 use crate::error::OAuthError;
 use crate::secret::{Secret, ct_eq_str};
 use crate::service::admin::{self as svc, AuditFilter, PolicyChanges};
+use crate::service::admin::{Refused, caller};
 use crate::service::console as con;
 use crate::service::tenants::AdminError;
 use crate::service::{App, users};
@@ -167,7 +168,7 @@ async fn session(app: &App, query: &Option<String>, headers: &HeaderMap) -> Resu
     let Some(token) = read_cookie(headers, &session_cookie(app, tenant.as_str())) else {
         return Err(NoSession::SignIn(tenant));
     };
-    let admin = match admin_caller(app, token.expose()).await {
+    let admin = match caller(app, token.expose()).await {
         // An operator's admin-client token in a cookie is not a console session.
         Ok(a) if a.tenant == tenant.as_str() && a.console => a,
         Ok(_) | Err(Refused::Invalid | Refused::Forbidden) => return Err(NoSession::SignIn(tenant)),

@@ -229,6 +229,39 @@ pub async fn create_client(
     Ok(reg)
 }
 
+/// Why a bearer token may not call the admin API (or open the console).
+pub enum Refused {
+    /// Not a live access token of ours (401 `invalid_token`).
+    Invalid,
+    /// Live, but not an admin's (403 `insufficient_scope`).
+    Forbidden,
+    /// The store or the key service failed (503).
+    Backend(OAuthError),
+}
+
+/// The administrator a bearer token speaks for ([`crate::domain::admin::admin_of`] on the
+/// token as `tokens::live_claims` reads it, role and grant fresh on every use). Its `tenant` is
+/// the only tenant it touches.
+pub async fn caller(app: &App, token: &str) -> Result<crate::domain::admin::Admin, Refused> {
+    use crate::domain::admin::{NotAdmin, admin_of};
+    let live = match crate::service::tokens::live_claims(app, token, None).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return Err(Refused::Invalid),
+        Err(e) => return Err(Refused::Backend(e)),
+    };
+    admin_of(
+        &live.claims,
+        &live.client,
+        live.user.as_ref(),
+        live.grant.as_ref(),
+        &crate::service::tokens::admin_audience(app),
+    )
+    .map_err(|e| match e {
+        NotAdmin::Stale => Refused::Invalid,
+        NotAdmin::Forbidden => Refused::Forbidden,
+    })
+}
+
 /// Change a client (RFC 7396 merge patch over its metadata, plus `first_party` and `disabled`).
 /// The result is validated as a registration of the client's kind; it may not add
 /// `bulwark:admin`, change how the client authenticates, or move it to another app. Adding a

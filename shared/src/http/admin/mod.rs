@@ -33,7 +33,7 @@ use crate::domain::tenant::{DcrPolicy, Tenant};
 use crate::domain::user::User;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::Secret;
-use crate::service::admin::{self as svc, AuditFilter, PolicyChanges, UserChanges};
+use crate::service::admin::{self as svc, AuditFilter, PolicyChanges, Refused, UserChanges};
 use crate::service::tenants::AdminError;
 
 const PROBLEM_JSON: &str = "application/problem+json";
@@ -263,13 +263,15 @@ async fn method_not_allowed() -> Problem {
 
 // ---- who is calling -------------------------------------------------------------------------
 
-/// The caller: a client of ours holding `bulwark:admin`, and the one tenant it may touch.
-pub struct Admin {
-    pub tenant: String,
-    /// Recorded in the audit trail: the admin client's id, or the console user's `sub`.
-    pub actor: String,
-    /// An admin-role user signed in to the console (not an admin client).
-    pub console: bool,
+/// The caller, as an extractor: the administrator its bearer token speaks for
+/// (`service::admin::caller`).
+pub struct Admin(pub crate::domain::admin::Admin);
+
+impl std::ops::Deref for Admin {
+    type Target = crate::domain::admin::Admin;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 fn challenge(status: StatusCode, error: Option<(&str, &str)>) -> Response {
@@ -295,57 +297,6 @@ fn challenge(status: StatusCode, error: Option<(&str, &str)>) -> Response {
     resp
 }
 
-/// Why a bearer token may not call the admin API.
-pub enum Refused {
-    /// Not a live access token of ours (401 `invalid_token`).
-    Invalid,
-    /// Live, but not an admin's (403 `insufficient_scope`).
-    Forbidden,
-    /// The store or the key service failed (503).
-    Backend(OAuthError),
-}
-
-/// The administrator a bearer token speaks for: a live token of ours with `bulwark:admin`, for
-/// the admin API alone, that is either an operator-made admin client's own token or an
-/// admin-role user's token from the tenant's console (the role is checked on every use, by
-/// `tokens::live_claims`). Its `tid` is the only tenant it touches.
-pub async fn admin_caller(app: &crate::service::App, token: &str) -> Result<Admin, Refused> {
-    let live = match crate::service::tokens::live_claims(app, token, None).await {
-        Ok(Some(l)) => l,
-        Ok(None) => return Err(Refused::Invalid),
-        Err(e) => return Err(Refused::Backend(e)),
-    };
-    let c = live.claims;
-    let scoped =
-        c.scope.split(' ').any(|s| s == ADMIN_SCOPE) && c.aud == crate::service::tokens::admin_audience(app);
-    // A client's own token (client credentials): nobody acts for it.
-    let own =
-        live.client.origin == Origin::Admin && c.gid.is_none() && c.act.is_none() && c.sub == c.client_id;
-    // A user's, through the console, never delegated, from a sign-in since the user's last
-    // new password or role change (the grant records the session epoch it was made under).
-    let console = live.client.origin == Origin::Console
-        && c.gid.is_some()
-        && c.act.is_none()
-        && live.user.as_ref().is_some_and(|u| {
-            u.admin
-                && u.sub == c.sub
-                && live.grant.as_ref().and_then(|g| g.user_epoch) == Some(u.session_epoch)
-        });
-    // A console token from before a new password or role change is simply no longer valid.
-    if live.client.origin == Origin::Console && !console {
-        return Err(Refused::Invalid);
-    }
-    // The client must still hold the scope now (the operator may have taken it away).
-    if !scoped || !(own || console) || !live.client.may_hold_admin_scope() {
-        return Err(Refused::Forbidden);
-    }
-    Ok(Admin {
-        tenant: c.tid,
-        actor: if console { c.sub } else { c.client_id },
-        console,
-    })
-}
-
 impl FromRequestParts<State> for Admin {
     type Rejection = Response;
 
@@ -360,8 +311,8 @@ impl FromRequestParts<State> for Admin {
                 ));
             }
         };
-        match admin_caller(app, token.expose()).await {
-            Ok(a) => Ok(a),
+        match svc::caller(app, token.expose()).await {
+            Ok(a) => Ok(Admin(a)),
             Err(Refused::Invalid) => Err(challenge(
                 StatusCode::UNAUTHORIZED,
                 Some(("invalid_token", "the access token is invalid, expired or revoked")),
