@@ -31,7 +31,8 @@ KNOWN = {
     "shared/src/error.rs": {"store"},  # issue 20: From<StoreError> for OAuthError
     "shared/src/service/access.rs": {"error"},  # issue 20: ErrorCode, OAuthError (no service error type yet)
     "shared/src/service/account.rs": {"error"},  # issue 20: OAuthError
-    "shared/src/service/admin.rs": {"error"},  # issue 20: ErrorCode, OAuthError
+    "shared/src/service/admin/mod.rs": {"error"},  # issue 20: ErrorCode, OAuthError
+    "shared/src/service/admin/clients.rs": {"error"},  # issue 20: ErrorCode, OAuthError
     "shared/src/service/authorize.rs": {"error"},  # issue 20: OAuthError
     "shared/src/service/cimd.rs": {"error"},  # issue 20: OAuthError
     "shared/src/service/clients.rs": {"error"},  # issue 20: ErrorCode, OAuthError
