@@ -23,6 +23,7 @@ pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod repo;
+pub mod repo_grants;
 pub mod repo_users;
 
 /// Logical tables. Each backend maps them to its own physical names (DynamoDB: one table each,
