@@ -15,10 +15,14 @@ pub mod introspect;
 pub mod jwks;
 pub mod links;
 #[cfg(test)]
+#[cfg(all(feature = "embedded", feature = "local-signer"))]
 mod page_tests;
 pub mod pages;
 pub mod register;
 pub mod revoke;
+#[cfg(test)]
+#[cfg(all(feature = "embedded", feature = "local-signer"))]
+mod router_tests;
 pub mod token;
 pub mod userinfo;
 

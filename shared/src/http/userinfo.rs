@@ -1,8 +1,8 @@
 //! `GET`/`POST /oauth2/userinfo` (OpenID Connect Core §5.3), bearer token in the header.
 
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::{AppOf, State, bearer, finish, no_store_json};
@@ -19,8 +19,17 @@ pub fn router(state: State) -> Router {
 
 #[tracing::instrument(name = "userinfo", skip_all)]
 async fn userinfo(AppOf(app): AppOf, headers: HeaderMap) -> Result<Response, OAuthError> {
-    let token =
-        bearer(&headers)?.ok_or_else(|| OAuthError::invalid_token("a Bearer access token is required"))?;
+    let Some(token) = bearer(&headers)? else {
+        // RFC 6750 §3.1: a request with no credentials gets the challenge without an error code.
+        let mut resp = (StatusCode::UNAUTHORIZED, "").into_response();
+        let h = resp.headers_mut();
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"bulwark\""),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(resp);
+    };
     let body = grants::userinfo(&app, &token).await?;
     Ok(no_store_json(StatusCode::OK, body))
 }
