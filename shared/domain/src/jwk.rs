@@ -35,14 +35,15 @@ pub fn check_public_jwks(v: &Value) -> Result<(), String> {
         if PRIVATE_MEMBERS.iter().any(|m| obj.contains_key(*m)) {
             return Err("jwks must hold public keys only (no private or symmetric key material)".into());
         }
+        // A member set to null is absent (as JOSE libraries read it).
         match obj.get("use") {
-            None => {}
+            None | Some(Value::Null) => {}
             Some(Value::String(u)) if u == "sig" => {}
             Some(Value::String(_)) => return Err("jwks keys must be signing keys (use sig)".into()),
             Some(_) => return Err(unreadable()),
         }
         match obj.get("kid") {
-            None => {}
+            None | Some(Value::Null) => {}
             Some(Value::String(kid)) if !kids.insert(kid.as_str()) => {
                 return Err("jwks key ids must be unique".into());
             }
@@ -50,8 +51,15 @@ pub fn check_public_jwks(v: &Value) -> Result<(), String> {
             Some(_) => return Err(unreadable()),
         }
         check_key_material(obj)?;
+        for list in ["key_ops", "x5c"] {
+            match obj.get(list) {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+                Some(_) => return Err(unreadable()),
+            }
+        }
         match obj.get("alg") {
-            None => {}
+            None | Some(Value::Null) => {}
             Some(Value::String(a)) if ALGORITHM_NAMES.contains(&a.as_str()) => {}
             Some(_) => {
                 return Err(format!(
@@ -134,6 +142,15 @@ mod tests {
         let ed = json!({"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode([2u8; 32])});
         let rsa = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xffu8; 256]), "e": "AQAB"});
         assert_eq!(check_public_jwks(&json!({"keys": [ed, rsa]})), Ok(()));
+        let mut nulls = ec("a");
+        for m in ["use", "kid", "alg", "key_ops"] {
+            nulls[m] = Value::Null;
+        }
+        assert_eq!(
+            check_public_jwks(&json!({"keys": [nulls]})),
+            Ok(()),
+            "null is absent"
+        );
     }
 
     #[test]
@@ -150,6 +167,8 @@ mod tests {
         p384["crv"] = json!("P-384");
         let small_rsa = json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xffu8; 128]), "e": "AQAB"});
         let oct = json!({"kty": "oct", "k": "AAAA"});
+        let mut bad_ops = ec("a");
+        bad_ops["key_ops"] = json!("verify");
         for bad in [
             json!({}),
             json!({"keys": []}),
@@ -164,6 +183,7 @@ mod tests {
             json!({"keys": [small_rsa]}),
             json!({"keys": [oct]}),
             json!({"keys": [{"kty": "EC", "crv": "P-256"}]}),
+            json!({"keys": [bad_ops]}),
         ] {
             assert!(check_public_jwks(&bad).is_err(), "{bad}");
         }
