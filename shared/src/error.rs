@@ -1,9 +1,11 @@
-//! The error every endpoint answers with: RFC 6749 §5.2 JSON (`error`, `error_description`),
-//! with the status and headers the RFCs ask for. A backend failure becomes 503
-//! `temporarily_unavailable`; internals never reach a response body.
+//! The services' error: an OAuth error code (RFC 6749, 6750, 7009, 7591, 8707) with its
+//! description and the status the RFCs give it, decided by the services (which know whether a
+//! grant is invalid or a client unauthenticated). A backend failure becomes
+//! `temporarily_unavailable`; internals never reach the description. How it goes on the wire —
+//! RFC 6749 §5.2 JSON, an RFC 9457 problem on the admin API, an error page — is `http`'s
+//! (`http::oauth_error`, `http::admin::Problem`, `http::browser::failure_page`).
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use http::StatusCode;
 use std::borrow::Cow;
 
 use crate::keys::SignerError;
@@ -185,30 +187,5 @@ impl From<SignerError> for OAuthError {
             SignerError::Unavailable(_) => OAuthError::unavailable(),
             SignerError::Invalid(_) => OAuthError::server_error(),
         }
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": self.code.as_str(),
-            "error_description": self.description,
-        });
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        let h = resp.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if let Some(challenge) = self.challenge
-            && (self.status == StatusCode::UNAUTHORIZED || self.code == ErrorCode::InsufficientScope)
-        {
-            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-        }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
-            h.insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-        }
-        resp
     }
 }

@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod introspect;
 pub mod jwks;
 pub mod links;
+mod oauth_error;
 #[cfg(test)]
 #[cfg(all(feature = "embedded", feature = "local-signer"))]
 mod page_tests;
