@@ -41,7 +41,7 @@ use crate::domain::client_auth::{CredentialsError, read_credentials};
 use crate::domain::params::Params;
 use crate::error::{ErrorCode, OAuthError};
 use crate::service::App;
-use crate::service::tokens::authenticate;
+use crate::service::client_auth::authenticate;
 
 /// Largest request body any endpoint reads.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -6,6 +6,7 @@ pub mod account;
 pub mod admin;
 pub mod authorize;
 pub mod cimd;
+pub mod client_auth;
 pub mod client_keys;
 pub mod clients;
 pub mod console;

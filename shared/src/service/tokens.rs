@@ -1,188 +1,27 @@
 //! The token endpoint's client-credentials grant, introspection (RFC 7662) and revocation
-//! (RFC 7009), with client authentication shared by all three.
+//! (RFC 7009). Client authentication, which all three share, is `service::client_auth`
+//! (re-exported here as `authenticate`).
 
 use crate::domain::audit::AuditKind;
 use serde_json::{Value, json};
 
-use crate::domain::assertion::check_client_assertion;
 use crate::domain::claims::{
     AccessClaims, ClientCredentialsGrant, check_active, choose_audience, client_credentials_claims,
 };
 use crate::domain::client::{ADMIN_SCOPE, Client};
-use crate::domain::client_auth::{ClientAuthMethod, Evidence, PresentedCredentials};
 use crate::domain::grant_type::TokenResponse;
 use crate::domain::introspection;
 use crate::domain::params::Params;
 use crate::domain::scope::grant_scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::keys::jws;
-use crate::secret::{Secret, SecretHash, random_id, verify_against_nothing};
+use crate::secret::random_id;
 use crate::service::App;
+
+pub use crate::service::client_auth::authenticate;
 
 /// The JWS `typ` of access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-
-/// Authenticate a client at the token, introspection or revocation endpoint. Unknown client,
-/// wrong secret, expired secret and wrong method are one answer: 401 `invalid_client`, taking
-/// the same time.
-pub async fn authenticate(
-    app: &App,
-    creds: &PresentedCredentials,
-    endpoint: &str,
-) -> Result<Client, OAuthError> {
-    let failed = || OAuthError::invalid_client("client authentication failed");
-    // Under a tenant's own issuer, another tenant's client is as unknown as a missing one.
-    // A metadata-document client (its id a URL) exists only per tenant: under a tenant's issuer.
-    let found = match &app.config.tenant_scope {
-        Some(t) => app.repo.client_in(t, &creds.client_id).await?,
-        None => app.repo.client(&creds.client_id).await?,
-    };
-    let Some(found) = found.filter(|c| app.config.serves_tenant(c.value.tenant.as_str())) else {
-        if let Evidence::SecretBasic(secret) | Evidence::SecretPost(secret) = &creds.evidence {
-            // The same time as a wrong secret for a known client.
-            verify_against_nothing(secret);
-        }
-        return Err(failed());
-    };
-    let client = found.value;
-    let method = creds.method();
-    match &creds.evidence {
-        Evidence::Assertion(jwt) => match private_key_jwt(app, &client, jwt, endpoint).await? {
-            Ok(()) => Ok(client),
-            Err(why) => {
-                tracing::info!(client_id = %client.client_id, reason = why, "client authentication failed (private_key_jwt)");
-                Err(failed())
-            }
-        },
-        Evidence::Nothing => {
-            // A public client: nothing to verify, but it must be registered as public.
-            if client.metadata.is_public() && client.secret_hash.is_none() {
-                return Ok(client);
-            }
-            tracing::info!(client_id = %client.client_id, "client authentication failed: not a public client");
-            Err(failed())
-        }
-        Evidence::SecretBasic(secret) | Evidence::SecretPost(secret) => {
-            if client_secret(app, &client, secret, method) {
-                Ok(client)
-            } else {
-                Err(failed())
-            }
-        }
-    }
-}
-
-/// Check a shared secret presented with `method` (`client_secret_basic` or
-/// `client_secret_post`): the client is registered for that method, the secret is unexpired
-/// and matches the current one or, within a rotation's grace, the previous one. Both are always
-/// compared, so the time taken does not tell which one matched.
-fn client_secret(app: &App, client: &Client, secret: &Secret, method: ClientAuthMethod) -> bool {
-    let Some(hash) = client.secret_hash.as_deref().and_then(SecretHash::from_hex) else {
-        verify_against_nothing(secret);
-        tracing::info!(client_id = %client.client_id, "client authentication failed: the client has no secret");
-        return false;
-    };
-    let current_ok = hash.verify(secret);
-    let previous_ok = match client
-        .previous_secret_hash
-        .as_deref()
-        .and_then(SecretHash::from_hex)
-    {
-        Some(prev) => prev.verify(secret) && client.previous_secret_until > app.now(),
-        None => {
-            verify_against_nothing(secret);
-            false
-        }
-    };
-    let secret_ok = current_ok | previous_ok;
-    let method_ok = client.metadata.auth_method() == method;
-    let unexpired = client.secret_expires_at == 0 || client.secret_expires_at > app.now();
-    let ok = secret_ok && method_ok && unexpired;
-    if !ok {
-        tracing::info!(
-            client_id = %client.client_id,
-            secret_ok, method_ok, unexpired,
-            "client authentication failed"
-        );
-    }
-    ok
-}
-
-/// Check a `private_key_jwt` client assertion (RFC 7523 §2.2 with RFC 10070's audience rules):
-/// the client is registered for the method; the JWT verifies with one of its keys (ES256,
-/// RS256, PS256, EdDSA); its claims pass [`check_client_assertion`]; and its `jti` has not been
-/// used before (recorded until `exp`). `Ok(Err(reason))`: refused (for the log only);
-/// `Err`: the store failed.
-async fn private_key_jwt(
-    app: &App,
-    client: &Client,
-    assertion: &str,
-    endpoint: &str,
-) -> Result<Result<(), &'static str>, OAuthError> {
-    if client.metadata.auth_method() != ClientAuthMethod::PrivateKeyJwt {
-        return Ok(Err("the client is not registered for private_key_jwt"));
-    }
-    // An untyped assertion may name the endpoint it is sent to, and only that one (RFC 10070):
-    // one addressed to the revocation endpoint is no good at the token endpoint.
-    let endpoints = [app.config.endpoint(endpoint)];
-    let Some(tenant) = app.tenant(client.tenant.as_str()).await? else {
-        return Ok(Err("the client's tenant is gone"));
-    };
-    let max_lifetime = tenant.client_assertion_lifetime();
-    let check = |typ: Option<&str>, claims: &serde_json::Value| {
-        check_client_assertion(
-            typ,
-            claims,
-            &client.client_id,
-            &app.config.issuer,
-            &endpoints,
-            max_lifetime,
-            app.now(),
-        )
-    };
-    // What could never pass is refused before anyone's keys are fetched (a stranger's junk
-    // JWT must not make us call the client's jwks_uri); the verified claims decide below.
-    let Ok(header) = crate::keys::external::header(assertion) else {
-        return Ok(Err("the assertion is not a JWT"));
-    };
-    let Some(unverified) = crate::keys::external::unverified_claims(assertion) else {
-        return Ok(Err("the assertion is not a JWT"));
-    };
-    if let Err(why) = check(header.typ.as_deref(), &unverified) {
-        return Ok(Err(why));
-    }
-    let kid = header.kid;
-    let keys = match crate::service::client_keys::client_keys(
-        &app.client_keys,
-        app.fetcher.as_ref(),
-        client,
-        kid.as_deref(),
-    )
-    .await
-    {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::info!(client_id = %client.client_id, error = %e, "could not get the client's keys");
-            return Ok(Err("the client's keys are unavailable"));
-        }
-    };
-    let Ok((header, claims)) = crate::keys::external::verify(assertion, &keys) else {
-        return Ok(Err("the assertion does not verify with the client's keys"));
-    };
-    let accepted = match check(header.typ.as_deref(), &claims) {
-        Ok(a) => a,
-        Err(why) => return Ok(Err(why)),
-    };
-    let keep_until = accepted.exp + crate::domain::assertion::SKEW;
-    if !app
-        .repo
-        .use_assertion(&client.client_id, &accepted.jti, keep_until)
-        .await?
-    {
-        return Ok(Err("the assertion was used before (replay)"));
-    }
-    Ok(Ok(()))
-}
 
 /// `grant_type=client_credentials`: a token for the client itself, with the requested scopes
 /// (inside the registered ones) or all registered scopes.
