@@ -81,7 +81,11 @@ async fn both_discovery_documents_list_exactly_the_implemented_endpoints() {
                 .unwrap(),
         )
         .await;
-        r.assert_error(401, "invalid_token");
+        assert_eq!(r.status, 401, "userinfo without a token: {}", r.body);
+        assert!(
+            r.header("www-authenticate")
+                .is_some_and(|c| c.starts_with("Bearer"))
+        );
         let r = http()
             .get(d["authorization_endpoint"].as_str().unwrap())
             .send()
