@@ -88,156 +88,20 @@ pub fn validate_metadata(
         ));
     }
 
-    let scope = match obj.get("scope") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => {
-            return Err(MetadataError::invalid(
-                Some("scope"),
-                "scope must be a space-separated string",
-            ));
-        }
-    };
-    let scopes = ScopeSet::parse(&scope).map_err(|why| MetadataError::invalid(Some("scope"), why))?;
-    if scopes.contains(ADMIN_SCOPE) {
-        if registrant != Registrant::Operator {
-            return Err(MetadataError::invalid(
-                Some("scope"),
-                format!("scope {ADMIN_SCOPE} is reserved for clients the operator creates"),
-            ));
-        }
-        if grant_types != [GrantType::ClientCredentials] {
-            return Err(MetadataError::invalid(
-                Some("scope"),
-                format!("scope {ADMIN_SCOPE} is for confidential client_credentials clients only"),
-            ));
-        }
-    }
-    let unknown: Vec<&str> = scopes
-        .iter()
-        .filter(|s| *s != ADMIN_SCOPE && !tenant.scopes.contains_key(*s))
-        .collect();
-    if !unknown.is_empty() {
-        return Err(MetadataError::invalid(
-            Some("scope"),
-            format!(
-                "scope not in the tenant's catalog: {}",
-                unknown.iter().map(|s| printable(s)).collect::<Vec<_>>().join(" ")
-            ),
-        ));
-    }
-    if registrant.is_stranger() {
-        let restricted: Vec<&str> = scopes
-            .iter()
-            .filter(|s| tenant.restricted_scopes.contains(*s))
-            .collect();
-        if !restricted.is_empty() {
-            return Err(MetadataError::invalid(
-                Some("scope"),
-                format!(
-                    "scope reserved for clients the tenant admin creates: {}",
-                    restricted.join(" ")
-                ),
-            ));
-        }
-    }
+    let scopes = scope(obj, tenant, registrant, &grant_types)?;
 
     let client_name = text(obj, "client_name", MAX_NAME)?;
     let client_uri = web_uri(obj, "client_uri")?;
     let logo_uri = web_uri(obj, "logo_uri")?;
     let tos_uri = web_uri(obj, "tos_uri")?;
     let policy_uri = web_uri(obj, "policy_uri")?;
-    let contacts = string_list(obj, "contacts", MAX_CONTACTS)?;
-    for c in &contacts {
-        if c.len() > 254 || !c.contains('@') || !is_displayable(c) || c.chars().any(char::is_whitespace) {
-            return Err(MetadataError::invalid(
-                Some("contacts"),
-                "contacts must be email addresses",
-            ));
-        }
-    }
+    let contacts = contacts(obj)?;
     let software_id = text(obj, "software_id", MAX_NAME)?;
     let software_version = text(obj, "software_version", 64)?;
-    for forbidden in [
-        "first_party",
-        "agent_of",
-        "resource_server_for",
-        "client_secret_expires_at",
-        "client_id_issued_at",
-    ] {
-        if obj.contains_key(forbidden) {
-            return Err(MetadataError::invalid(
-                Some(forbidden),
-                format!("{forbidden} is set by the server"),
-            ));
-        }
-    }
-    if obj.contains_key("software_statement") {
-        return Err(MetadataError::invalid(
-            Some("software_statement"),
-            "software_statement is not supported",
-        ));
-    }
-    let jwks = match obj.get("jwks") {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            check_public_jwks(v)
-                .map_err(|why| MetadataError::invalid(Some("jwks"), format!("jwks: {why}")))?;
-            if serde_json::to_vec(v).map_or(true, |b| b.len() > 16 * 1024) {
-                return Err(MetadataError::invalid(Some("jwks"), "jwks is too large"));
-            }
-            Some(v.clone())
-        }
-    };
-    let jwks_uri = match obj.get("jwks_uri") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(u)) => {
-            // The fetcher's own rule for what it may reach: a private, link-local, CGNAT,
-            // unspecified or unique-local address, a local name, or loopback where the
-            // issuer's fetcher would not go, is refused now rather than at the first fetch.
-            crate::net::check_key_url(u, key_hosts)
-                .map_err(|why| MetadataError::invalid(Some("jwks_uri"), format!("jwks_uri {why}")))?;
-            Some(u.clone())
-        }
-        Some(_) => {
-            return Err(MetadataError::invalid(
-                Some("jwks_uri"),
-                "jwks_uri must be a string",
-            ));
-        }
-    };
-    match (method, &jwks, &jwks_uri) {
-        (ClientAuthMethod::PrivateKeyJwt, Some(_), Some(_)) => {
-            return Err(MetadataError::invalid(
-                Some("jwks"),
-                "give jwks or jwks_uri, not both",
-            ));
-        }
-        (ClientAuthMethod::PrivateKeyJwt, None, None) => {
-            return Err(MetadataError::invalid(
-                Some("jwks"),
-                "private_key_jwt needs the client's keys: jwks or jwks_uri",
-            ));
-        }
-        (ClientAuthMethod::PrivateKeyJwt, _, _) | (_, None, None) => {}
-        _ => {
-            return Err(MetadataError::invalid(
-                Some("jwks"),
-                "jwks and jwks_uri are for private_key_jwt clients",
-            ));
-        }
-    }
+    no_server_fields(obj)?;
+    let (jwks, jwks_uri) = keys(obj, method, key_hosts)?;
 
-    let application_type = match obj.get("application_type") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) if t == "web" || t == "native" => Some(t.clone()),
-        Some(_) => {
-            return Err(MetadataError::invalid(
-                Some("application_type"),
-                "application_type is web or native",
-            ));
-        }
-    };
+    let application_type = application_type(obj)?;
 
     Ok(ClientMetadata {
         application_type,
@@ -395,6 +259,182 @@ pub fn is_displayable(s: &str) -> bool {
         }
     }
     true
+}
+
+/// `scope`: scopes in the tenant's catalog; a restricted one only for an admin-made client;
+/// [`ADMIN_SCOPE`] only from the operator, for a client_credentials-only client.
+fn scope(
+    obj: &Map<String, Value>,
+    tenant: &Tenant,
+    registrant: Registrant,
+    grant_types: &[GrantType],
+) -> Result<ScopeSet, MetadataError> {
+    let scope = match obj.get("scope") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            return Err(MetadataError::invalid(
+                Some("scope"),
+                "scope must be a space-separated string",
+            ));
+        }
+    };
+    let scopes = ScopeSet::parse(&scope).map_err(|why| MetadataError::invalid(Some("scope"), why))?;
+    if scopes.contains(ADMIN_SCOPE) {
+        if registrant != Registrant::Operator {
+            return Err(MetadataError::invalid(
+                Some("scope"),
+                format!("scope {ADMIN_SCOPE} is reserved for clients the operator creates"),
+            ));
+        }
+        if grant_types != [GrantType::ClientCredentials] {
+            return Err(MetadataError::invalid(
+                Some("scope"),
+                format!("scope {ADMIN_SCOPE} is for confidential client_credentials clients only"),
+            ));
+        }
+    }
+    let unknown: Vec<&str> = scopes
+        .iter()
+        .filter(|s| *s != ADMIN_SCOPE && !tenant.scopes.contains_key(*s))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(MetadataError::invalid(
+            Some("scope"),
+            format!(
+                "scope not in the tenant's catalog: {}",
+                unknown.iter().map(|s| printable(s)).collect::<Vec<_>>().join(" ")
+            ),
+        ));
+    }
+    if registrant.is_stranger() {
+        let restricted: Vec<&str> = scopes
+            .iter()
+            .filter(|s| tenant.restricted_scopes.contains(*s))
+            .collect();
+        if !restricted.is_empty() {
+            return Err(MetadataError::invalid(
+                Some("scope"),
+                format!(
+                    "scope reserved for clients the tenant admin creates: {}",
+                    restricted.join(" ")
+                ),
+            ));
+        }
+    }
+    Ok(scopes)
+}
+
+/// `contacts`: e-mail addresses fit to be shown.
+fn contacts(obj: &Map<String, Value>) -> Result<Vec<String>, MetadataError> {
+    let contacts = string_list(obj, "contacts", MAX_CONTACTS)?;
+    for c in &contacts {
+        if c.len() > 254 || !c.contains('@') || !is_displayable(c) || c.chars().any(char::is_whitespace) {
+            return Err(MetadataError::invalid(
+                Some("contacts"),
+                "contacts must be email addresses",
+            ));
+        }
+    }
+    Ok(contacts)
+}
+
+/// Fields only the server sets, and software statements (not supported), are refused.
+fn no_server_fields(obj: &Map<String, Value>) -> Result<(), MetadataError> {
+    for forbidden in [
+        "first_party",
+        "agent_of",
+        "resource_server_for",
+        "client_secret_expires_at",
+        "client_id_issued_at",
+    ] {
+        if obj.contains_key(forbidden) {
+            return Err(MetadataError::invalid(
+                Some(forbidden),
+                format!("{forbidden} is set by the server"),
+            ));
+        }
+    }
+    if obj.contains_key("software_statement") {
+        return Err(MetadataError::invalid(
+            Some("software_statement"),
+            "software_statement is not supported",
+        ));
+    }
+    Ok(())
+}
+
+/// `jwks` / `jwks_uri`: public signing keys ([`check_public_jwks`]) or a URL the fetcher may
+/// reach, exactly one of them for a `private_key_jwt` client and neither for any other.
+fn keys(
+    obj: &Map<String, Value>,
+    method: ClientAuthMethod,
+    key_hosts: KeyHosts,
+) -> Result<(Option<Value>, Option<String>), MetadataError> {
+    let jwks = match obj.get("jwks") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            check_public_jwks(v)
+                .map_err(|why| MetadataError::invalid(Some("jwks"), format!("jwks: {why}")))?;
+            if serde_json::to_vec(v).map_or(true, |b| b.len() > 16 * 1024) {
+                return Err(MetadataError::invalid(Some("jwks"), "jwks is too large"));
+            }
+            Some(v.clone())
+        }
+    };
+    let jwks_uri = match obj.get("jwks_uri") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => {
+            // The fetcher's own rule for what it may reach: a private, link-local, CGNAT,
+            // unspecified or unique-local address, a local name, or loopback where the
+            // issuer's fetcher would not go, is refused now rather than at the first fetch.
+            crate::net::check_key_url(u, key_hosts)
+                .map_err(|why| MetadataError::invalid(Some("jwks_uri"), format!("jwks_uri {why}")))?;
+            Some(u.clone())
+        }
+        Some(_) => {
+            return Err(MetadataError::invalid(
+                Some("jwks_uri"),
+                "jwks_uri must be a string",
+            ));
+        }
+    };
+    match (method, &jwks, &jwks_uri) {
+        (ClientAuthMethod::PrivateKeyJwt, Some(_), Some(_)) => {
+            return Err(MetadataError::invalid(
+                Some("jwks"),
+                "give jwks or jwks_uri, not both",
+            ));
+        }
+        (ClientAuthMethod::PrivateKeyJwt, None, None) => {
+            return Err(MetadataError::invalid(
+                Some("jwks"),
+                "private_key_jwt needs the client's keys: jwks or jwks_uri",
+            ));
+        }
+        (ClientAuthMethod::PrivateKeyJwt, _, _) | (_, None, None) => {}
+        _ => {
+            return Err(MetadataError::invalid(
+                Some("jwks"),
+                "jwks and jwks_uri are for private_key_jwt clients",
+            ));
+        }
+    }
+    Ok((jwks, jwks_uri))
+}
+
+/// `application_type` (OpenID Connect Registration): `web` or `native`.
+fn application_type(obj: &Map<String, Value>) -> Result<Option<String>, MetadataError> {
+    Ok(match obj.get("application_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if t == "web" || t == "native" => Some(t.clone()),
+        Some(_) => {
+            return Err(MetadataError::invalid(
+                Some("application_type"),
+                "application_type is web or native",
+            ));
+        }
+    })
 }
 
 /// `grant_types`: known grants (default `authorization_code`), each one `registrant` may give
