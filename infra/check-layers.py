@@ -310,6 +310,18 @@ def manifest_problems():
     return [f"{DOMAIN_TOML.relative_to(ROOT)}: [dependencies] {p}" for p in problems]
 
 
+def http_test_problems():
+    """http's test files (exempt from the rules above as test code) still reach the store only
+    through the services' test support (`service::testing`)."""
+    problems = []
+    for path in sorted((ROOT / "shared/src/http").rglob("*tests.rs")):
+        text = re.sub(r"//[^\n]*", "", path.read_text())
+        for m in re.finditer(r"crate::store\b|\.\s*repo\b", text):
+            line = text.count("\n", 0, m.start()) + 1
+            problems.append(f"{path.relative_to(ROOT)}:{line}: http's tests reach the store ({m.group()}): use service::testing")
+    return problems
+
+
 def check(sources, deps, verbose):
     found = violations(sources, deps)
     new = [key for key in found if key[1] not in KNOWN.get(key[0], set())]
@@ -320,10 +332,10 @@ def check(sources, deps, verbose):
         print(f"{path}:{line}: {what}")
     for path, d in stale:
         print(f"{path}: no longer imports {d}: remove it from KNOWN")
-    problems = manifest_problems()
+    problems = manifest_problems() + http_test_problems()
     print("".join(f"{p}\n" for p in problems), end="")
     print(f"layer rules: {len(new)} new violations, {len(stale)} stale KNOWN entries, "
-          f"{len(found) - len(new)} known (issue 20)" + (f", {len(problems)} manifest problems" if problems else ""))
+          f"{len(found) - len(new)} known (issue 20)" + (f", {len(problems)} other problems" if problems else ""))
     return 1 if new or stale or problems else 0
 
 

@@ -17,15 +17,14 @@ use tower::ServiceExt;
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::domain::claims::{UserGrant, user_claims};
+use crate::domain::consent::Delegation;
+use crate::domain::grant::Grant;
 use crate::domain::scope::ScopeSet;
 use crate::domain::tenant::{DcrPolicy, TenantId};
 use crate::fetch::{Document, FetchError, Fetcher};
-use crate::keys::local::LocalSigner;
 use crate::secret::{Secret, random_id};
-use crate::service::grants::new_refresh;
+use crate::service::testing;
 use crate::service::{App, admin, clients, tenants, users};
-use crate::store::embedded::EmbeddedStore;
-use crate::store::repo_users::{Consent, Delegation, Grant};
 
 const ISSUER: &str = "http://127.0.0.1:8080";
 /// A metadata-document client's id: every character a path segment must not carry raw.
@@ -70,20 +69,9 @@ struct H {
 async fn h() -> H {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = ManualClock::at(1_800_000_000);
-    let store = EmbeddedStore::open(&dir.path().join("bulwark.db"), clock.clone()).expect("store");
     let config = Config::new(ISSUER).expect("config");
-    let signer = LocalSigner::open(dir.path(), clock.clone(), config.max_access_token_ttl).expect("signer");
-    let base = App::new(config, Arc::new(store), Arc::new(signer), clock);
-    let app = Arc::new(App {
-        config: base.config.clone(),
-        repo: base.repo.clone(),
-        signer: base.signer.clone(),
-        fetcher: Arc::new(Documents),
-        client_keys: Default::default(),
-        own_token_endpoint: base.own_token_endpoint.clone(),
-        recent_use: Default::default(),
-        tenant_cache: base.tenant_cache.clone(),
-    });
+    let base = testing::embedded_app(dir.path(), config, clock);
+    let app = testing::with_fetcher(&base, Arc::new(Documents));
     tenants::create(&app, "acme", DcrPolicy::Open, None)
         .await
         .expect("tenant");
@@ -97,7 +85,7 @@ async fn h() -> H {
     admin::patch_policy(&app, "acme", None, policy, "test")
         .await
         .expect("policy");
-    let t = app.repo.tenant("acme").await.unwrap().unwrap().value;
+    let t = tenants::get(&app, "acme").await.expect("tenant");
     let c = crate::service::cimd::resolve(&app, &t, URL_ID, Some(CB))
         .await
         .expect("resolve")
@@ -141,47 +129,7 @@ async fn grant(
     user_epoch: Option<u64>,
     scope: &str,
 ) -> (Grant, Secret) {
-    let now = app.now();
-    let g = Grant {
-        gid: random_id(16),
-        tenant: "acme".into(),
-        sub: sub.into(),
-        client_id: client_id.into(),
-        scope: scope.into(),
-        auth_time: now,
-        created_at: now,
-        last_used: now,
-        expires_at: now + 86_400,
-        user_epoch,
-        grant_epoch: 0,
-        resources: Vec::new(),
-    };
-    app.repo
-        .commit(app.repo.create_grant_writes(&g).unwrap().into())
-        .await
-        .unwrap();
-    let c = Consent {
-        tenant: "acme".into(),
-        sub: sub.into(),
-        client_id: client_id.into(),
-        scope: scope.into(),
-        granted_at: now,
-        updated_at: now,
-        client_epoch: 0,
-        resources: None,
-        user_epoch: 0,
-    };
-    app.repo
-        .commit(app.repo.put_consent_writes(&c, None).unwrap())
-        .await
-        .unwrap();
-    let rt = crate::secret::generate();
-    let w = app
-        .repo
-        .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, now, 86_400))
-        .unwrap();
-    app.repo.commit(vec![w]).await.unwrap();
-    (g, rt)
+    testing::seed_grant(app, "acme", sub, client_id, user_epoch, scope).await
 }
 
 /// What a browser gets.
@@ -293,7 +241,7 @@ async fn submit(h: &H, html: &str, label: &str, cookie: &str) -> Page {
 
 /// Alice's session cookie.
 async fn alice_session(h: &H) -> String {
-    let user = h.app.repo.user(&h.alice).await.unwrap().unwrap().value;
+    let user = testing::user(&h.app, &h.alice).await.unwrap();
     let (cookie, _) = users::start_session(&h.app, &user).await.expect("session");
     format!(
         "{}={}",
@@ -393,15 +341,8 @@ async fn account_revoke_of_a_url_client_ends_its_grant_and_tokens() {
         assert!(back.html.contains("Access removed"), "{}", back.html);
         assert!(!back.html.contains("app.example.com"), "{}", back.html);
 
-        assert!(h.app.repo.grant(&h.alice, &g.gid).await.unwrap().is_none());
-        assert!(
-            h.app
-                .repo
-                .consent("acme", &h.alice, URL_ID)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(testing::grant(&h.app, &h.alice, &g.gid).await.is_none());
+        assert!(testing::consent(&h.app, "acme", &h.alice, URL_ID).await.is_none());
         assert!(
             !introspects_active(&h, &rs, &at).await,
             "{account}: access token still active"
@@ -456,11 +397,7 @@ async fn account_stop_of_an_agent_of_a_url_client_reaches_its_handler() {
         first_acted: h.app.now(),
         last_acted: h.app.now(),
     };
-    h.app
-        .repo
-        .commit(vec![h.app.repo.put_delegation_write(&d, None).unwrap()])
-        .await
-        .unwrap();
+    testing::seed_delegation(&h.app, &d).await;
 
     let cookie = alice_session(&h).await;
     let page = send(
@@ -486,14 +423,9 @@ async fn account_stop_of_an_agent_of_a_url_client_reaches_its_handler() {
         "the Stop form reaches its handler: {}",
         done.html
     );
-    let d = h
-        .app
-        .repo
-        .delegation(&h.alice, URL_ID, &agent.client_id)
+    let d = testing::delegation(&h.app, &h.alice, URL_ID, &agent.client_id)
         .await
-        .unwrap()
-        .unwrap()
-        .value;
+        .unwrap();
     assert!(d.stopped, "the agent was stopped");
 }
 
@@ -505,7 +437,7 @@ async fn console_session(h: &H) -> String {
     let console = crate::service::console::ensure_client(&h.app, &TenantId::parse("acme").unwrap())
         .await
         .unwrap();
-    let root = h.app.repo.user(&h.root).await.unwrap().unwrap().value;
+    let root = testing::user(&h.app, &h.root).await.unwrap();
     let (g, _) = grant(
         &h.app,
         &root.sub,
@@ -596,17 +528,10 @@ async fn console_disables_a_url_client() {
         "the Disable form reaches its handler: {}",
         done.html
     );
-    let c = h
-        .app
-        .repo
-        .client_any_in("acme", URL_ID)
-        .await
-        .unwrap()
-        .unwrap()
-        .value;
+    let c = testing::client_in(&h.app, "acme", URL_ID).await.unwrap();
     assert!(c.disabled);
     assert!(
-        h.app.repo.grant(&h.alice, &g.gid).await.unwrap().is_none(),
+        testing::grant(&h.app, &h.alice, &g.gid).await.is_none(),
         "disabling ends its grants"
     );
 }
@@ -627,14 +552,7 @@ async fn console_enables_a_url_client() {
         "the Enable form reaches its handler: {}",
         done.html
     );
-    let c = h
-        .app
-        .repo
-        .client_any_in("acme", URL_ID)
-        .await
-        .unwrap()
-        .unwrap()
-        .value;
+    let c = testing::client_in(&h.app, "acme", URL_ID).await.unwrap();
     assert!(!c.disabled);
 }
 
@@ -674,25 +592,11 @@ async fn console_rotates_the_secret_of_a_client_and_offers_none_for_a_url_client
         format!("{ISSUER}/console/app/secret?tenant=acme&client_id={id}"),
         "the app is named in the query, as every app link names it"
     );
-    let before = h
-        .app
-        .repo
-        .client_any_in("acme", &id)
-        .await
-        .unwrap()
-        .unwrap()
-        .value;
+    let before = testing::client_in(&h.app, "acme", &id).await.unwrap();
     let done = submit(&h, &page.html, "Rotate secret", &cookie).await;
     assert_eq!(done.status, 200, "{}", done.html);
     assert!(done.html.contains("shown only this once"), "{}", done.html);
-    let after = h
-        .app
-        .repo
-        .client_any_in("acme", &id)
-        .await
-        .unwrap()
-        .unwrap()
-        .value;
+    let after = testing::client_in(&h.app, "acme", &id).await.unwrap();
     assert_ne!(after.secret_hash, before.secret_hash, "rotated");
     // Its way back to the app page works.
     let back = send(
@@ -741,8 +645,8 @@ async fn console_deletes_a_url_client() {
         "the Delete form reaches its handler: {}",
         done.html
     );
-    assert!(h.app.repo.client_any_in("acme", URL_ID).await.unwrap().is_none());
-    assert!(h.app.repo.grant(&h.alice, &g.gid).await.unwrap().is_none());
+    assert!(testing::client_in(&h.app, "acme", URL_ID).await.is_none());
+    assert!(testing::grant(&h.app, &h.alice, &g.gid).await.is_none());
     let list = send(&h.router, "GET", done.location.as_deref().unwrap(), &cookie, None).await;
     assert!(list.html.contains("Application deleted"), "{}", list.html);
 }
@@ -776,7 +680,7 @@ async fn the_path_routes_kept_for_old_links_take_an_encoded_url_id() {
         )
         .await;
         assert_eq!(incomplete.status, 400, "{}", incomplete.html);
-        assert!(h.app.repo.grant(&h.alice, &g.gid).await.unwrap().is_some());
+        assert!(testing::grant(&h.app, &h.alice, &g.gid).await.is_some());
         let done = send(
             &h.router,
             "POST",
@@ -787,7 +691,7 @@ async fn the_path_routes_kept_for_old_links_take_an_encoded_url_id() {
         .await;
         assert_eq!(done.status, 303, "{account}: {}", done.html);
         assert!(
-            h.app.repo.grant(&h.alice, &g.gid).await.unwrap().is_none(),
+            testing::grant(&h.app, &h.alice, &g.gid).await.is_none(),
             "{account}"
         );
     }

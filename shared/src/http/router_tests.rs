@@ -21,10 +21,9 @@ use tower::ServiceExt;
 use crate::clock::ManualClock;
 use crate::config::Config;
 use crate::domain::tenant::DcrPolicy;
-use crate::keys::local::LocalSigner;
 use crate::secret::Secret;
+use crate::service::testing;
 use crate::service::{App, clients, tenants, users};
-use crate::store::embedded::EmbeddedStore;
 
 const ISSUER: &str = "http://127.0.0.1:8080";
 const CB: &str = "https://app.example/cb";
@@ -46,10 +45,8 @@ struct H {
 async fn h() -> H {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = ManualClock::at(1_800_000_000);
-    let store = EmbeddedStore::open(&dir.path().join("bulwark.db"), clock.clone()).expect("store");
     let config = Config::new(ISSUER).expect("config");
-    let signer = LocalSigner::open(dir.path(), clock.clone(), config.max_access_token_ttl).expect("signer");
-    let app = App::new(config, Arc::new(store), Arc::new(signer), clock);
+    let app = testing::embedded_app(dir.path(), config, clock);
     let created = tenants::create(&app, "acme", DcrPolicy::Open, None).await;
     created.unwrap();
     let added = tenants::add_scope(&app, "acme", "api:read", "Read", None).await;
@@ -305,7 +302,7 @@ async fn register_opens_a_public_client_without_a_secret() {
     assert_eq!(body["token_endpoint_auth_method"], "none");
     assert_eq!(body["redirect_uris"], json!([CB]));
     assert!(body["registration_access_token"].is_string(), "{body}");
-    assert!(h.app.repo.client(id).await.unwrap().is_some(), "stored");
+    assert!(testing::client(&h.app, id).await.is_some(), "stored");
 }
 
 #[tokio::test]

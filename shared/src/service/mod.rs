@@ -134,6 +134,10 @@ mod tests;
 
 #[cfg(test)]
 #[cfg(all(feature = "embedded", feature = "local-signer"))]
+pub(crate) mod testing;
+
+#[cfg(test)]
+#[cfg(all(feature = "embedded", feature = "local-signer"))]
 mod admin_tests;
 
 #[cfg(test)]
