@@ -36,14 +36,9 @@ pub(super) async fn apps(
         Err(r) => return r,
     };
     let q = query_params(&query);
-    let (rows, next) = match con::apps(&app, s.tenant(), cursor_of(&q).as_deref(), PAGE).await {
-        Ok(r) => r,
-        Err(AdminError::BadCursor) => (Vec::new(), None),
-        Err(e) => {
-            return admin_error(e)
-                .err()
-                .unwrap_or_else(|| pages::error_page(400, "The page could not be shown."));
-        }
+    let (rows, next) = match list_page(con::apps(&app, s.tenant(), cursor_of(&q).as_deref(), PAGE).await) {
+        Ok(page) => page,
+        Err(r) => return r,
     };
     let rows = rows
         .into_iter()

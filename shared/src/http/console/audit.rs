@@ -45,15 +45,11 @@ pub(super) async fn audit(
         since: days.map(|d| app.now() - d * 86_400),
         until: None,
     };
-    let (events, next) = match svc::audit(&app, s.tenant(), &filter, cursor_of(&q).as_deref(), PAGE).await {
-        Ok(r) => r,
-        Err(AdminError::BadCursor) => (Vec::new(), None),
-        Err(e) => {
-            return admin_error(e)
-                .err()
-                .unwrap_or_else(|| pages::error_page(400, "The page could not be shown."));
-        }
-    };
+    let (events, next) =
+        match list_page(svc::audit(&app, s.tenant(), &filter, cursor_of(&q).as_deref(), PAGE).await) {
+            Ok(page) => page,
+            Err(r) => return r,
+        };
     let rows = events
         .into_iter()
         .map(|e| AuditRow {

@@ -437,6 +437,21 @@ fn admin_error(e: AdminError) -> Result<String, Response> {
     }
 }
 
+/// A page of a list, as a page shows it: a cursor the store did not issue shows the first page
+/// empty; any other failure, an error page.
+#[allow(clippy::result_large_err)] // a page either way; built once per request
+fn list_page<T>(
+    r: Result<(Vec<T>, Option<String>), AdminError>,
+) -> Result<(Vec<T>, Option<String>), Response> {
+    match r {
+        Ok(page) => Ok(page),
+        Err(AdminError::BadCursor) => Ok((Vec::new(), None)),
+        Err(e) => Err(admin_error(e)
+            .err()
+            .unwrap_or_else(|| pages::error_page(400, "The page could not be shown."))),
+    }
+}
+
 fn notice_of(q: &Params) -> Option<&'static str> {
     Some(match q.get("notice")? {
         "deleted" => "Application deleted. Its tokens no longer work.",

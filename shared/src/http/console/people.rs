@@ -38,14 +38,9 @@ pub(super) async fn users_view(
     notice: Option<&str>,
     error: Option<&str>,
 ) -> Response {
-    let (list, next) = match svc::list_users(app, s.tenant(), cursor, PAGE).await {
-        Ok(r) => r,
-        Err(AdminError::BadCursor) => (Vec::new(), None),
-        Err(e) => {
-            return admin_error(e)
-                .err()
-                .unwrap_or_else(|| pages::error_page(400, "The page could not be shown."));
-        }
+    let (list, next) = match list_page(svc::list_users(app, s.tenant(), cursor, PAGE).await) {
+        Ok(page) => page,
+        Err(r) => return r,
     };
     let rows = list
         .into_iter()
