@@ -400,17 +400,18 @@ async fn code(http: &mut Http, client_id: &str, scope: &str, challenge: &str) ->
 async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32) -> Vec<Line> {
     // The tenant, its clients and a user (not counted).
     let t = tenant;
-    tenants::create(&app, t, shared::domain::tenant::DcrPolicy::Open, None)
+    let tenant_id = tenants::create(&app, t, shared::domain::tenant::DcrPolicy::Open, None)
         .await
-        .expect("tenant");
-    tenants::add_scope(&app, t, "api:read", "Read", None)
+        .expect("tenant")
+        .id;
+    tenants::add_scope(&app, &tenant_id, "api:read", "Read", None)
         .await
         .expect("scope");
     // A machine client that is also the resource server of the tenant's default audience (it
     // introspects the user's tokens below).
     let m2m = clients::create_by_admin(
         &app,
-        t,
+        &tenant_id,
         &json!({"client_name": "m2m", "grant_types": ["client_credentials"], "scope": "api:read"}),
         clients::AdminFields {
             resource_server_for: vec![format!("urn:bulwark:tenant:{t}")],
@@ -421,7 +422,7 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
     .expect("client");
     let web = clients::create_by_admin(
         &app,
-        t,
+        &tenant_id,
         &json!({"client_name": "web", "grant_types": ["authorization_code", "refresh_token"],
                 "redirect_uris": [CALLBACK], "scope": "openid api:read offline_access agent:act"}),
         Default::default(),
@@ -430,7 +431,7 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
     .expect("client");
     let agent = clients::create_by_admin(
         &app,
-        t,
+        &tenant_id,
         &json!({"client_name": "agent", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
                 "scope": "api:read"}),
         clients::AdminFields {

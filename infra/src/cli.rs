@@ -1,6 +1,7 @@
 //! The command line, in one place.
 
 use clap::{Args, Parser, Subcommand};
+use shared::domain::tenant::TenantId;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -165,7 +166,7 @@ pub enum TenantCommand {
     Show { name: String },
     /// Set the tenant's token and session lifetimes (seconds; omitted ones stay as they are).
     SetLifetimes {
-        name: String,
+        name: TenantId,
         #[arg(long)]
         access_token_ttl: Option<i64>,
         /// A refresh token unused this long expires (default 30 days).
@@ -180,7 +181,7 @@ pub enum TenantCommand {
     },
     /// Set the tenant's policy.
     SetPolicy {
-        name: String,
+        name: TenantId,
         /// The deprecated password grant (RFC 6749 §4.3; RFC 9700 says not to use it): `deny`
         /// (the default) refuses it at the token endpoint and at registration.
         #[arg(long, value_parser = ["allow", "deny"])]
@@ -202,7 +203,7 @@ pub enum ScopeCommand {
     /// Add a scope (or change its description).
     Add {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         name: String,
         description: String,
         /// Only clients the operator or a tenant admin creates may hold it (never DCR).
@@ -212,7 +213,7 @@ pub enum ScopeCommand {
     /// Restrict a catalog scope to operator/admin-made clients (true), or open it to DCR (false).
     SetRestricted {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         name: String,
         #[arg(action = clap::ArgAction::Set, value_parser = clap::value_parser!(bool))]
         restricted: bool,
@@ -224,7 +225,7 @@ pub enum ResourceCommand {
     /// Allow a resource indicator as a token audience (again with a name: sets its name).
     Add {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         resource: String,
         /// The name the consent page shows for it, next to its URI (e.g. "Acme Files").
         name: Option<String>,
@@ -236,7 +237,7 @@ pub enum IssuerCommand {
     /// Trust an identity provider's signed assertions (for users linked to its subjects).
     Add {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         /// Its issuer identifier (the `iss` of its assertions).
         #[arg(long)]
         issuer: String,
@@ -259,12 +260,12 @@ pub enum IssuerCommand {
     /// List the trusted issuers.
     List {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
     },
     /// Stop trusting an issuer.
     Remove {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         issuer: String,
     },
@@ -275,7 +276,7 @@ pub enum IatCommand {
     /// Issue an initial access token (shown once).
     Create {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 86_400)]
         expires_in: i64,
@@ -290,7 +291,7 @@ pub enum ClientCommand {
     /// Register a client; prints the RFC 7591 response (the secret is shown once).
     Create {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         name: String,
         /// Repeat for several.
@@ -327,7 +328,7 @@ pub enum ClientCommand {
     /// introspect only its own tokens).
     SetResourceServer {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         client_id: String,
         /// Repeat for several; give none to clear.
         #[arg(long = "resource", value_name = "RESOURCE_URI")]
@@ -336,7 +337,7 @@ pub enum ClientCommand {
     /// List a tenant's clients.
     List {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
     },
     /// Delete the clients that anyone registered (open DCR, no initial access token) and that
     /// got no token for 30 days, as a delete would (audit event `client.expired`). On AWS the
@@ -349,14 +350,14 @@ pub enum ClientCommand {
     /// Delete a client: its secret stops working and its tokens introspect inactive.
     Delete {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         client_id: String,
     },
     /// Issue a new client secret (shown once); the previous one keeps working for the grace
     /// period (default a day, at most 7 days, 0 = it stops now).
     RotateSecret {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         client_id: String,
         #[arg(long, default_value_t = 86_400)]
         grace_seconds: i64,
@@ -368,7 +369,7 @@ pub enum UserCommand {
     /// Create a user; the password is read from standard input (argon2id at rest).
     Create {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         username: String,
         /// Read the password from stdin (one line). Required: passwords never go on the command line.
@@ -385,7 +386,7 @@ pub enum UserCommand {
     /// Set a user's password, read from standard input; their sessions end.
     SetPassword {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         username: String,
         /// Read the password from stdin (one line).
@@ -399,7 +400,7 @@ pub enum UserCommand {
     /// Link a user to their subject at a trusted identity provider (JWT bearer grant).
     Link {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         username: String,
         #[arg(long)]
@@ -410,7 +411,7 @@ pub enum UserCommand {
     /// Deactivate a user: no more logins; their sessions and grants end now.
     Deactivate {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         #[arg(long)]
         username: String,
     },
@@ -430,7 +431,7 @@ pub enum AuditCommand {
     /// List a tenant's audit events, oldest first (`--newest-first` the other way).
     List {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         /// An event kind (`client.created`) or a family (`client`).
         #[arg(long)]
         kind: Option<String>,
@@ -453,18 +454,18 @@ pub enum GroupCommand {
     /// Create a group; prints its id.
     Create {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         name: String,
     },
     /// List a tenant's groups.
     List {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
     },
     /// Put a user in a group.
     Add {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         group_id: String,
         #[arg(long)]
         username: String,
@@ -472,7 +473,7 @@ pub enum GroupCommand {
     /// Take a user out of a group (apps that admitted them only through it stop working for them).
     Remove {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         group_id: String,
         #[arg(long)]
         username: String,
@@ -480,7 +481,7 @@ pub enum GroupCommand {
     /// Delete a group and its memberships.
     Delete {
         #[arg(long)]
-        tenant: String,
+        tenant: TenantId,
         group_id: String,
     },
 }

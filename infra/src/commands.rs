@@ -1,6 +1,7 @@
 //! Each subcommand: open the data directory, call a `shared::service` function, print.
 
 use serde_json::{Value, json};
+use shared::domain::id::ClientId;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use shared::clock::{Clock, OffsetClock, SystemClock};
 use shared::config::{Config, Signing};
 use shared::domain::cimd::CimdPolicy;
-use shared::domain::tenant::DcrPolicy;
+use shared::domain::tenant::{DcrPolicy, TenantId};
 use shared::keys::kms::KmsKeyWrapper;
 use shared::keys::local::LocalSigner;
 use shared::keys::{KeySet, Signer, SignerError};
@@ -596,7 +597,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             let c = shared::service::admin::patch_client(
                 app,
                 &tenant,
-                &client_id,
+                &ClientId::from(client_id),
                 None,
                 &json!({ "resource_server_for": resources }),
                 "cli",
@@ -610,10 +611,16 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             client_id,
             grace_seconds,
         } => {
-            let (secret, c) =
-                shared::service::admin::rotate_secret(app, &tenant, &client_id, grace_seconds, "cli", true)
-                    .await
-                    .map_err(admin)?;
+            let (secret, c) = shared::service::admin::rotate_secret(
+                app,
+                &tenant,
+                &ClientId::from(client_id),
+                grace_seconds,
+                "cli",
+                true,
+            )
+            .await
+            .map_err(admin)?;
             Ok(json!({
                 "client_id": c.client_id,
                 "client_secret": secret.expose(),
@@ -698,7 +705,7 @@ fn read_password() -> Result<shared::secret::Secret, Failure> {
 
 async fn group(app: &App, command: GroupCommand) -> Result<Value, Failure> {
     use shared::service::admin as svc;
-    let sub_of = |tenant: String, username: String| async move {
+    let sub_of = |tenant: TenantId, username: String| async move {
         let name = shared::domain::user::normalize_username(&username).map_err(Failure)?;
         app.repo
             .user_by_name(&tenant, &name)

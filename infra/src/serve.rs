@@ -203,7 +203,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
         .scopes
         .contains_key("api:read")
     {
-        tenants::add_scope(app, "demo", "api:read", "Read the demo API", None)
+        tenants::add_scope(app, &demo_tenant()?, "api:read", "Read the demo API", None)
             .await
             .map_err(|e| Failure(e.to_string()))?;
     }
@@ -219,7 +219,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
         }
     }
     let metadata = json!({"client_name": "demo", "grant_types": ["client_credentials"], "scope": "api:read"});
-    let reg = clients::create_by_admin(app, "demo", &metadata, Default::default())
+    let reg = clients::create_by_admin(app, &demo_tenant()?, &metadata, Default::default())
         .await
         .map_err(|e| Failure(e.to_string()))?;
     let secret = reg
@@ -251,7 +251,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
     {
         Ok(_) => {}
         Err(AdminError::Exists(_)) => {
-            users::set_password(app, "demo", "demo", &password, users::SignOut::Sessions)
+            users::set_password(app, &demo_tenant()?, "demo", &password, users::SignOut::Sessions)
                 .await
                 .map_err(|e| Failure(e.to_string()))?
         }
@@ -264,7 +264,7 @@ async fn demo_client(app: &App) -> Result<serde_json::Value, Failure> {
         "token_endpoint_auth_method": "none",
         "scope": "openid profile email offline_access api:read",
     });
-    let spa = clients::create_by_admin(app, "demo", &spa, Default::default())
+    let spa = clients::create_by_admin(app, &demo_tenant()?, &spa, Default::default())
         .await
         .map_err(|e| Failure(e.to_string()))?;
     let verifier = shared::secret::random_id(32);
@@ -314,4 +314,9 @@ async fn shutdown() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// The demo tenant's id.
+fn demo_tenant() -> Result<shared::domain::tenant::TenantId, Failure> {
+    shared::domain::tenant::TenantId::parse("demo").map_err(Failure)
 }

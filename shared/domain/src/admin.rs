@@ -4,12 +4,13 @@
 use crate::claims::AccessClaims;
 use crate::client::{ADMIN_SCOPE, Client, Origin};
 use crate::grant::Grant;
+use crate::tenant::TenantId;
 use crate::user::User;
 
 /// The administrator a token speaks for, and the one tenant it may touch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Admin {
-    pub tenant: String,
+    pub tenant: TenantId,
     /// Recorded in the audit trail: the admin client's id, or the console user's `sub`.
     pub actor: String,
     /// An admin-role user signed in to the console (not an admin client).
@@ -57,8 +58,9 @@ pub fn admin_of(
     if !scoped || !(own || console) || !client.may_hold_admin_scope() {
         return Err(NotAdmin::Forbidden);
     }
+    let tenant = TenantId::parse(&claims.tid).map_err(|_| NotAdmin::Forbidden)?;
     Ok(Admin {
-        tenant: claims.tid.clone(),
+        tenant,
         actor: if console {
             claims.sub.clone()
         } else {

@@ -2,6 +2,7 @@
 //! which requests are refused on our own error page, which are answered by a redirect, and the
 //! PKCE and redirect-URI rules of RFC 9700.
 
+use crate::id::ClientId;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use super::scope::{ScopeSet, grant_scope};
 /// A validated authorization request, kept while the user logs in and consents.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthRequest {
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The registered redirect URI the request named (or the only one registered).
     pub redirect_uri: String,
     /// Whether the request carried `redirect_uri` (then the token request must repeat it).

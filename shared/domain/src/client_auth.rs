@@ -3,6 +3,7 @@
 //! `private_key_jwt` client assertion (RFC 7523 §2.2, never with another method); or `none` (a
 //! public client sends only its `client_id`).
 
+use crate::id::ClientId;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -15,7 +16,7 @@ pub use super::grant_type::ClientAuthMethod;
 /// Credentials a client presented: who it says it is, and its evidence.
 #[derive(Debug)]
 pub struct PresentedCredentials {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub evidence: Evidence,
 }
 
@@ -95,7 +96,7 @@ pub fn read_credentials(
             ));
         }
         return Ok(PresentedCredentials {
-            client_id: sub,
+            client_id: sub.into(),
             evidence: Evidence::Assertion(a.to_string()),
         });
     }
@@ -113,17 +114,17 @@ pub fn read_credentials(
                 ));
             }
             Ok(PresentedCredentials {
-                client_id: id,
+                client_id: id.into(),
                 evidence: Evidence::SecretBasic(Secret::new(secret)),
             })
         }
         None => match (body_id, body_secret) {
             (Some(id), Some(secret)) => Ok(PresentedCredentials {
-                client_id: id.to_string(),
+                client_id: id.into(),
                 evidence: Evidence::SecretPost(Secret::new(secret)),
             }),
             (Some(id), None) => Ok(PresentedCredentials {
-                client_id: id.to_string(),
+                client_id: id.into(),
                 evidence: Evidence::Nothing,
             }),
             _ => Err(CredentialsError::Missing),

@@ -1,6 +1,8 @@
 //! Authorization codes as records: a code until it is redeemed, and what a redeemed one
 //! issued (so that a replay can end it).
 
+use crate::id::Subject;
+use crate::tenant::TenantId;
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::AuthRequest;
@@ -9,8 +11,8 @@ use crate::grant::GrantRef;
 /// An authorization code, stored under its hash until redeemed (or 60 s pass).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuthCode {
-    pub tenant: String,
-    pub sub: String,
+    pub tenant: TenantId,
+    pub sub: Subject,
     pub auth_time: i64,
     pub request: AuthRequest,
     pub issued_at: i64,

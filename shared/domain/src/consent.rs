@@ -1,21 +1,23 @@
 //! Consents (the scopes a user granted a client) and delegations (an agent acting for a user
 //! through an app), as records.
 
+use crate::id::{ClientId, Subject};
+use crate::tenant::TenantId;
 use serde::{Deserialize, Serialize};
 
 /// Who consented to a client: the pointer that lists a consent under its client.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConsentRef {
-    pub tenant: String,
-    pub sub: String,
+    pub tenant: TenantId,
+    pub sub: Subject,
 }
 
 /// The scopes a user granted a client.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Consent {
-    pub tenant: String,
-    pub sub: String,
-    pub client_id: String,
+    pub tenant: TenantId,
+    pub sub: Subject,
+    pub client_id: ClientId,
     pub scope: String,
     pub granted_at: i64,
     pub updated_at: i64,
@@ -47,10 +49,10 @@ impl Consent {
 /// acting anew (after a Stop and a fresh consent), so tokens from before a Stop stay dead.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Delegation {
-    pub tenant: String,
-    pub sub: String,
-    pub app: String,
-    pub agent: String,
+    pub tenant: TenantId,
+    pub sub: Subject,
+    pub app: ClientId,
+    pub agent: ClientId,
     pub did: String,
     /// The user stopped this agent on the account page.
     #[serde(default)]

@@ -54,7 +54,7 @@ pub fn client(tenant: &TenantId, callback: &str, now: i64) -> Client {
     Client {
         first_party: true,
         ..Client::new(
-            client_id(tenant.as_str()),
+            client_id(tenant.as_str()).into(),
             tenant.clone(),
             metadata,
             Origin::Console,

@@ -1,16 +1,18 @@
 //! Grants (one authorization and its refresh-token family) and refresh tokens, as records.
 
+use crate::id::{ClientId, Subject};
+use crate::tenant::TenantId;
 use serde::{Deserialize, Serialize};
 
 /// Where a grant is: enough to delete it and the pointer that lists it under its client
 /// without reading it first.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GrantRef {
-    pub tenant: String,
+    pub tenant: TenantId,
     #[serde(default)]
-    pub sub: String,
+    pub sub: Subject,
     #[serde(default)]
-    pub client_id: String,
+    pub client_id: ClientId,
     pub gid: String,
 }
 
@@ -25,9 +27,9 @@ pub struct AppRevoked {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Grant {
     pub gid: String,
-    pub tenant: String,
-    pub sub: String,
-    pub client_id: String,
+    pub tenant: TenantId,
+    pub sub: Subject,
+    pub client_id: ClientId,
     pub scope: String,
     pub auth_time: i64,
     pub created_at: i64,
@@ -65,9 +67,9 @@ impl Grant {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RefreshToken {
     pub gid: String,
-    pub tenant: String,
-    pub client_id: String,
-    pub sub: String,
+    pub tenant: TenantId,
+    pub client_id: ClientId,
+    pub sub: Subject,
     pub scope: String,
     pub rotated: bool,
     pub created_at: i64,

@@ -19,6 +19,7 @@ pub mod exchange;
 pub mod grant;
 pub mod grant_type;
 pub mod group;
+pub mod id;
 pub mod id_jag;
 pub mod introspection;
 pub mod jwk;

@@ -1,6 +1,8 @@
 //! Browser sessions and the authorization requests between the redirect to us and back, as
 //! records.
 
+use crate::id::Subject;
+use crate::tenant::TenantId;
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::AuthRequest;
@@ -8,8 +10,8 @@ use crate::authorize::AuthRequest;
 /// A logged-in browser, bound to one tenant.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Session {
-    pub tenant: String,
-    pub sub: String,
+    pub tenant: TenantId,
+    pub sub: Subject,
     pub auth_time: i64,
     /// The user's session epoch when the session began (see `User::session_epoch`).
     #[serde(default)]
@@ -21,7 +23,7 @@ pub struct Session {
 /// An authorization request between the redirect to us and the redirect back.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PendingAuth {
-    pub tenant: String,
+    pub tenant: TenantId,
     pub request: AuthRequest,
     /// SHA-256 of the browser-binding cookie that started it.
     pub browser: String,
@@ -30,7 +32,7 @@ pub struct PendingAuth {
     pub login_done: bool,
     /// The user shown the consent page (the consent answer must come from the same user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub consent_for: Option<String>,
+    pub consent_for: Option<Subject>,
     /// The client's consent epoch when the request began: a consent given on this request's
     /// page is recorded under it (so an approval of a page shown before the client changed
     /// does not cover the change).

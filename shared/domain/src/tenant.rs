@@ -25,6 +25,13 @@ impl TenantId {
     }
 }
 
+impl std::str::FromStr for TenantId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::parse(s)
+    }
+}
+
 impl TryFrom<String> for TenantId {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
@@ -38,11 +45,7 @@ impl From<TenantId> for String {
     }
 }
 
-impl std::fmt::Display for TenantId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::id_reads_as_str!(TenantId);
 
 /// Who may register clients through `POST /oauth2/register`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::id::Subject;
 use super::tenant::TenantId;
 use crate::secret::Secret;
 
@@ -9,7 +10,7 @@ use crate::secret::Secret;
 /// an argon2id PHC string.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    pub sub: String,
+    pub sub: Subject,
     pub tenant: TenantId,
     /// Normalised (see [`normalize_username`]).
     pub username: String,
@@ -164,11 +165,11 @@ pub fn reserve_attempt(current: Option<&LoginFailures>, now: i64) -> Result<Logi
 /// A user's identity at an external identity provider (for the JWT bearer grant).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FederatedLink {
-    pub tenant: String,
+    pub tenant: TenantId,
     pub issuer: String,
     pub subject: String,
     /// The Bulwark user.
-    pub sub: String,
+    pub sub: Subject,
     pub created_at: i64,
 }
 

@@ -16,6 +16,7 @@ use super::browser::{
 use super::links;
 use super::pages::{self, AccountView};
 use super::{AppOf, State, finish};
+use crate::domain::id::ClientId;
 use crate::domain::tenant::TenantId;
 use crate::error::OAuthError;
 use crate::service::authorize::{LoginPage, csrf_for};
@@ -40,7 +41,7 @@ pub fn router(state: State) -> Router {
 }
 
 /// The tenant a request names, if it exists.
-async fn tenant_of(app: &App, form: &PageForm) -> Result<Option<String>, OAuthError> {
+async fn tenant_of(app: &App, form: &PageForm) -> Result<Option<TenantId>, OAuthError> {
     // Under a tenant's own issuer, that tenant (a `tenant` parameter must not name another).
     let named = form.params.get("tenant");
     let t = match app.config.tenant_scope.as_deref() {
@@ -51,9 +52,7 @@ async fn tenant_of(app: &App, form: &PageForm) -> Result<Option<String>, OAuthEr
     let Some(t) = t else {
         return Ok(None);
     };
-    Ok(crate::service::tenants::exists(app, &t)
-        .await?
-        .then(|| t.as_str().to_string()))
+    Ok(crate::service::tenants::exists(app, &t).await?.then_some(t))
 }
 
 fn no_tenant() -> Response {
@@ -179,7 +178,7 @@ async fn login_inner(
 async fn session_for_form(
     app: &App,
     form: &PageForm,
-    tenant: &str,
+    tenant: &TenantId,
 ) -> Result<
     Option<(
         crate::secret::Secret,
@@ -212,7 +211,7 @@ async fn revoke(AppOf(app): AppOf, ids: Ids, form: PageForm) -> Response {
                 "This form has expired or you are signed out. Reload the account page.",
             ));
         };
-        account::revoke_app(&app, &tenant, &user.sub, client_id, &user.sub).await?;
+        account::revoke_app(&app, &tenant, &user.sub, &ClientId::from(client_id), &user.sub).await?;
         Ok::<_, OAuthError>(see_other(&account_url(&app, &tenant, Some("revoked"))))
     }
     .await;
@@ -233,7 +232,14 @@ async fn stop_agent(AppOf(app): AppOf, ids: Ids, form: PageForm) -> Response {
                 "This form has expired or you are signed out. Reload the account page.",
             ));
         };
-        account::stop_agent(&app, &tenant, &user.sub, client_id, agent_id).await?;
+        account::stop_agent(
+            &app,
+            &tenant,
+            &user.sub,
+            &ClientId::from(client_id),
+            &ClientId::from(agent_id),
+        )
+        .await?;
         Ok::<_, OAuthError>(see_other(&account_url(&app, &tenant, Some("stopped"))))
     }
     .await;

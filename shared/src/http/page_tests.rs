@@ -5,6 +5,8 @@
 //! and Delete. Each test follows the link or form the page itself rendered, as a browser does,
 //! and checks that the id reached its handler (the change happened), not only a 2xx.
 
+use crate::domain::id::ClientId;
+use crate::service::testing::tid;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -75,14 +77,14 @@ async fn h() -> H {
     tenants::create(&app, "acme", DcrPolicy::Open, None)
         .await
         .expect("tenant");
-    tenants::add_scope(&app, "acme", "api:read", "Read", None)
+    tenants::add_scope(&app, &tid("acme"), "api:read", "Read", None)
         .await
         .expect("scope");
     let policy = admin::PolicyChanges {
         cimd: Some(crate::domain::cimd::CimdPolicy::Allow),
         ..Default::default()
     };
-    admin::patch_policy(&app, "acme", None, policy, "test")
+    admin::patch_policy(&app, &tid("acme"), None, policy, "test")
         .await
         .expect("policy");
     let t = tenants::get(&app, "acme").await.expect("tenant");
@@ -115,8 +117,8 @@ async fn h() -> H {
     H {
         router: crate::http::app(app.clone()),
         app,
-        alice,
-        root,
+        alice: alice.into(),
+        root: root.into(),
         _dir: dir,
     }
 }
@@ -302,7 +304,7 @@ async fn account_revoke_of_a_url_client_ends_its_grant_and_tokens() {
         // access tokens (`domain::introspection`).
         let rs = clients::create_by_admin(
             &h.app,
-            "acme",
+            &tid("acme"),
             &json!({"client_name": "RS", "grant_types": ["client_credentials"], "scope": "api:read"}),
             clients::AdminFields {
                 resource_server_for: vec!["urn:bulwark:tenant:acme".into()],
@@ -364,7 +366,7 @@ async fn account_stop_of_an_agent_of_a_url_client_reaches_its_handler() {
     let h = h().await;
     let app_of_agent = clients::create_by_admin(
         &h.app,
-        "acme",
+        &tid("acme"),
         &json!({"client_name": "Reports", "grant_types": ["authorization_code"],
                 "redirect_uris": ["https://reports.example/cb"], "scope": "openid api:read agent:act"}),
         Default::default(),
@@ -374,7 +376,7 @@ async fn account_stop_of_an_agent_of_a_url_client_reaches_its_handler() {
     .client;
     let agent = clients::create_by_admin(
         &h.app,
-        "acme",
+        &tid("acme"),
         &json!({"client_name": "Report Bot", "grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
                 "scope": "api:read"}),
         clients::AdminFields {
@@ -387,8 +389,8 @@ async fn account_stop_of_an_agent_of_a_url_client_reaches_its_handler() {
     .client;
     grant(&h.app, &h.alice, URL_ID, None, "openid api:read agent:act").await;
     let d = Delegation {
-        tenant: "acme".into(),
-        sub: h.alice.clone(),
+        tenant: tid("acme"),
+        sub: h.alice.clone().into(),
         app: URL_ID.into(),
         agent: agent.client_id.clone(),
         did: random_id(16),
@@ -539,9 +541,16 @@ async fn console_disables_a_url_client() {
 #[tokio::test]
 async fn console_enables_a_url_client() {
     let h = h().await;
-    admin::patch_client(&h.app, "acme", URL_ID, None, &json!({"disabled": true}), "test")
-        .await
-        .unwrap();
+    admin::patch_client(
+        &h.app,
+        &tid("acme"),
+        &ClientId::from(URL_ID),
+        None,
+        &json!({"disabled": true}),
+        "test",
+    )
+    .await
+    .unwrap();
     let cookie = console_session(&h).await;
     let page = open_app(&h, &cookie).await;
     assert_eq!(page.status, 200, "{}", page.html);
@@ -569,7 +578,7 @@ async fn console_rotates_the_secret_of_a_client_and_offers_none_for_a_url_client
 
     let svc = clients::create_by_admin(
         &h.app,
-        "acme",
+        &tid("acme"),
         &json!({"client_name": "Pipeline", "grant_types": ["client_credentials"], "scope": "api:read"}),
         Default::default(),
     )

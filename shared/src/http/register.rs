@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::{AppOf, JsonBody, State, TENANT_HEADER, bearer, finish, no_store_json};
+use crate::domain::id::ClientId;
 use crate::domain::tenant::TenantId;
 use crate::error::OAuthError;
 use crate::service::clients;
@@ -51,7 +52,7 @@ async fn register(AppOf(app): AppOf, body: JsonBody) -> Result<Response, OAuthEr
     let tenant = tenant_of(&app, &body.headers)?;
     tracing::Span::current().record("tenant", tenant.as_str());
     let iat = bearer(&body.headers)?;
-    let reg = clients::register_dynamic(&app, tenant.as_str(), iat.as_ref(), &body.value).await?;
+    let reg = clients::register_dynamic(&app, &tenant, iat.as_ref(), &body.value).await?;
     let resp = clients::registration_response(
         &app,
         &reg.client,
@@ -63,7 +64,7 @@ async fn register(AppOf(app): AppOf, body: JsonBody) -> Result<Response, OAuthEr
 
 async fn read(
     AppOf(app): AppOf,
-    Path(client_id): Path<String>,
+    Path(client_id): Path<ClientId>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let token = bearer(&headers)?;
@@ -76,7 +77,7 @@ async fn read(
 
 async fn update(
     AppOf(app): AppOf,
-    Path(client_id): Path<String>,
+    Path(client_id): Path<ClientId>,
     body: JsonBody,
 ) -> Result<Response, OAuthError> {
     let token = bearer(&body.headers)?;
@@ -90,7 +91,7 @@ async fn update(
 
 async fn delete(
     AppOf(app): AppOf,
-    Path(client_id): Path<String>,
+    Path(client_id): Path<ClientId>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
     let token = bearer(&headers)?;

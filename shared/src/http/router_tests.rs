@@ -3,6 +3,7 @@
 //! revocation, authorization, userinfo, the account page, the admin API and the console),
 //! including the refusals: their status codes, bodies and challenges.
 
+use crate::service::testing::tid;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -49,7 +50,7 @@ async fn h() -> H {
     let app = testing::embedded_app(dir.path(), config, clock);
     let created = tenants::create(&app, "acme", DcrPolicy::Open, None).await;
     created.unwrap();
-    let added = tenants::add_scope(&app, "acme", "api:read", "Read", None).await;
+    let added = tenants::add_scope(&app, &tid("acme"), "api:read", "Read", None).await;
     added.unwrap();
     let router = crate::http::app(app.clone());
     H {
@@ -70,7 +71,7 @@ async fn alice(h: &H) -> String {
         name: None,
         admin: false,
     };
-    users::create(&h.app, new).await.expect("user").sub
+    (users::create(&h.app, new).await.expect("user").sub).into()
 }
 
 /// An operator-made machine client of acme.
@@ -89,12 +90,12 @@ impl Machine {
 /// A machine client that may ask for `scope`.
 async fn machine(h: &H, scope: &str) -> Machine {
     let meta = json!({"client_name": "Pipeline", "grant_types": ["client_credentials"], "scope": scope});
-    let reg = clients::create_by_admin(&h.app, "acme", &meta, Default::default()).await;
+    let reg = clients::create_by_admin(&h.app, &tid("acme"), &meta, Default::default()).await;
     let reg = reg.expect("client");
     let secret = reg.secret.expect("a confidential client has a secret");
     let id = reg.client.client_id;
     let basic = basic(&id, secret.expose());
-    Machine { id, basic }
+    Machine { id: id.into(), basic }
 }
 
 fn basic(id: &str, secret: &str) -> String {

@@ -5,6 +5,7 @@
 use crate::domain::access::{Denied, decide};
 use crate::domain::client::{Client, Origin};
 use crate::domain::console::is_console;
+use crate::domain::id::Subject;
 use crate::domain::tenant::Tenant;
 use crate::error::OAuthError;
 use crate::service::App;
@@ -14,7 +15,7 @@ pub async fn permitted(
     app: &App,
     tenant: &Tenant,
     app_client: &Client,
-    sub: &str,
+    sub: &Subject,
 ) -> Result<Result<(), Denied>, OAuthError> {
     // The tenant's console: for its admin-role users, whatever the allowlist says (an
     // administrator must not be able to lock every administrator out of the console).
@@ -49,7 +50,12 @@ pub async fn permitted(
 }
 
 /// [`permitted`] as a token-endpoint answer: `invalid_grant` when refused.
-pub async fn require(app: &App, tenant: &Tenant, app_client: &Client, sub: &str) -> Result<(), OAuthError> {
+pub async fn require(
+    app: &App,
+    tenant: &Tenant,
+    app_client: &Client,
+    sub: &Subject,
+) -> Result<(), OAuthError> {
     match permitted(app, tenant, app_client, sub).await? {
         Ok(()) => Ok(()),
         Err(d) => {

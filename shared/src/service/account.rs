@@ -1,6 +1,8 @@
 //! The end user's account page: the apps they connected, and taking one back.
 
 use crate::domain::audit::AuditKind;
+use crate::domain::id::{ClientId, Subject};
+use crate::domain::tenant::TenantId;
 use std::collections::BTreeMap;
 
 use crate::error::OAuthError;
@@ -31,7 +33,11 @@ pub struct ActingAgent {
 }
 
 /// Every app the user consented to or holds a grant for, most recently used first.
-pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<ConnectedApp>, OAuthError> {
+pub async fn connected_apps(
+    app: &App,
+    tenant: &TenantId,
+    sub: &Subject,
+) -> Result<Vec<ConnectedApp>, OAuthError> {
     let t = app
         .repo
         .tenant(tenant)
@@ -41,9 +47,9 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
     let mut by_client: BTreeMap<String, ConnectedApp> = BTreeMap::new();
     for c in app.repo.consents_of(tenant, sub).await? {
         by_client.insert(
-            c.client_id.clone(),
+            c.client_id.to_string(),
             ConnectedApp {
-                client_id: c.client_id.clone(),
+                client_id: c.client_id.to_string(),
                 name: String::new(),
                 client_uri: None,
                 scopes: c
@@ -63,9 +69,9 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
             continue;
         }
         let entry = by_client
-            .entry(g.client_id.clone())
+            .entry(g.client_id.to_string())
             .or_insert_with(|| ConnectedApp {
-                client_id: g.client_id.clone(),
+                client_id: g.client_id.to_string(),
                 name: String::new(),
                 client_uri: None,
                 scopes: g
@@ -92,7 +98,7 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
             .collect();
     }
     for d in app.repo.delegations_of(sub).await? {
-        let Some(entry) = by_client.get_mut(&d.app) else {
+        let Some(entry) = by_client.get_mut(d.app.as_str()) else {
             continue;
         };
         match app.repo.client_in(tenant, &d.agent).await? {
@@ -115,8 +121,8 @@ pub async fn connected_apps(app: &App, tenant: &str, sub: &str) -> Result<Vec<Co
                         .metadata
                         .client_name
                         .clone()
-                        .unwrap_or_else(|| d.agent.clone()),
-                    client_id: d.agent,
+                        .unwrap_or_else(|| d.agent.to_string()),
+                    client_id: d.agent.into_string(),
                     last_acted: d.last_acted,
                     stopped,
                 });
@@ -149,9 +155,9 @@ const REVOKED_MARKER_TTL: i64 = 600;
 /// is refused. Returns whether there was anything to revoke.
 pub async fn revoke_app(
     app: &App,
-    tenant: &str,
-    sub: &str,
-    client_id: &str,
+    tenant: &TenantId,
+    sub: &Subject,
+    client_id: &ClientId,
     actor: &str,
 ) -> Result<bool, OAuthError> {
     let consent = app.repo.consent(tenant, sub, client_id).await?;
@@ -210,10 +216,10 @@ pub async fn revoke_app(
 /// such an agent.
 pub async fn stop_agent(
     app: &App,
-    tenant: &str,
-    sub: &str,
-    app_id: &str,
-    agent: &str,
+    tenant: &TenantId,
+    sub: &Subject,
+    app_id: &ClientId,
+    agent: &ClientId,
 ) -> Result<bool, OAuthError> {
     for _ in 0..3 {
         let Some(d) = app.repo.delegation(sub, app_id, agent).await? else {

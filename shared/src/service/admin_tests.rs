@@ -2,6 +2,8 @@
 //! codes and racing tokens across disable/enable and deactivation, an admin token replayed from
 //! a resource server, and the cost of a filtered audit page.
 
+use crate::domain::id::{ClientId, Subject};
+use crate::service::testing::tid;
 use async_trait::async_trait;
 use serde_json::json;
 use std::sync::Arc;
@@ -93,7 +95,7 @@ async fn h() -> H {
     tenants::create(&app, "acme", DcrPolicy::Open, None)
         .await
         .unwrap();
-    tenants::add_scope(&app, "acme", "api:read", "Read", None)
+    tenants::add_scope(&app, &tid("acme"), "api:read", "Read", None)
         .await
         .unwrap();
     H {
@@ -105,7 +107,7 @@ async fn h() -> H {
 }
 
 async fn alice(app: &App) -> String {
-    users::create(
+    (users::create(
         app,
         users::NewUser {
             tenant: "acme",
@@ -118,14 +120,15 @@ async fn alice(app: &App) -> String {
     )
     .await
     .unwrap()
-    .sub
+    .sub)
+        .into()
 }
 
 /// A public code + refresh client made through the admin API.
 async fn notes(app: &App) -> String {
-    clients::create_admin_made(
+    (clients::create_admin_made(
         app,
-        "acme",
+        &tid("acme"),
         &json!({
             "client_name": "Notes",
             "grant_types": ["authorization_code", "refresh_token"],
@@ -140,7 +143,8 @@ async fn notes(app: &App) -> String {
     .await
     .unwrap()
     .client
-    .client_id
+    .client_id)
+        .into()
 }
 
 async fn set_disabled(
@@ -150,8 +154,8 @@ async fn set_disabled(
 ) -> Result<(), crate::service::tenants::AdminError> {
     admin::patch_client(
         app,
-        "acme",
-        client_id,
+        &tid("acme"),
+        &ClientId::from(client_id),
         None,
         &json!({ "disabled": disabled }),
         "admin-test",
@@ -181,9 +185,9 @@ async fn an_interrupted_disable_cascade_brings_no_refresh_token_back_on_enable()
     let now = app.now();
     let grant = Grant {
         gid: random_id(16),
-        tenant: "acme".into(),
-        sub: sub.clone(),
-        client_id: client_id.clone(),
+        tenant: tid("acme"),
+        sub: sub.clone().into(),
+        client_id: client_id.clone().into(),
         scope: "api:read".into(),
         auth_time: now,
         created_at: now,
@@ -245,11 +249,11 @@ async fn a_code_issued_before_disable_is_refused_after_enable() {
     let code = crate::secret::generate();
     let now = app.now();
     let c = AuthCode {
-        tenant: "acme".into(),
-        sub: sub.clone(),
+        tenant: tid("acme"),
+        sub: sub.clone().into(),
         auth_time: now,
         request: AuthRequest {
-            client_id: client_id.clone(),
+            client_id: client_id.clone().into(),
             redirect_uri: "https://notes.example/cb".into(),
             redirect_uri_explicit: false,
             scope: "api:read".into(),
@@ -308,7 +312,7 @@ async fn a_client_credentials_token_racing_disable_stays_dead_after_enable() {
     let app = &h.app;
     let reg = clients::create_admin_made(
         app,
-        "acme",
+        &tid("acme"),
         &json!({"client_name": "Reports", "grant_types": ["client_credentials"], "scope": "api:read"}),
         Default::default(),
         Origin::Api,
@@ -346,12 +350,12 @@ async fn an_admin_token_minted_for_a_resource_server_is_refused_by_the_admin_api
 
     let h = h().await;
     let app = &h.app;
-    tenants::add_resource(app, "acme", "https://rs.example", None, "test")
+    tenants::add_resource(app, &tid("acme"), "https://rs.example", None, "test")
         .await
         .unwrap();
     let ops = clients::create_by_admin(
         app,
-        "acme",
+        &tid("acme"),
         &json!({"client_name": "Ops", "grant_types": ["client_credentials"], "scope": "bulwark:admin api:read"}),
         Default::default(),
     )
@@ -404,7 +408,7 @@ async fn a_filtered_audit_page_costs_a_bounded_number_of_queries() {
         kind: Some("client.deleted".into()),
         ..Default::default()
     };
-    let (events, _) = admin::audit(app, "acme", &filter, None, 1).await.unwrap();
+    let (events, _) = admin::audit(app, &tid("acme"), &filter, None, 1).await.unwrap();
     assert!(events.is_empty());
     let queries = h.kv.queries.load(Ordering::SeqCst);
     assert!(
@@ -428,11 +432,11 @@ async fn a_code_issued_before_deactivation_is_refused_after_reactivation() {
     let code = crate::secret::generate();
     let now = app.now();
     let c = AuthCode {
-        tenant: "acme".into(),
-        sub: sub.clone(),
+        tenant: tid("acme"),
+        sub: sub.clone().into(),
         auth_time: now,
         request: AuthRequest {
-            client_id: client_id.clone(),
+            client_id: client_id.clone().into(),
             redirect_uri: "https://notes.example/cb".into(),
             redirect_uri_explicit: false,
             scope: "api:read".into(),
@@ -459,13 +463,19 @@ async fn a_code_issued_before_deactivation_is_refused_after_reactivation() {
         .await
         .unwrap();
     h.clock.advance(1);
-    admin::set_active(app, "acme", &sub, false, "admin-test")
-        .await
-        .unwrap();
+    admin::set_active(
+        app,
+        &tid("acme"),
+        &Subject::from(sub.as_str()),
+        false,
+        "admin-test",
+    )
+    .await
+    .unwrap();
     admin::patch_user(
         app,
-        "acme",
-        &sub,
+        &tid("acme"),
+        &Subject::from(sub.as_str()),
         None,
         admin::UserChanges {
             password: Some(Secret::new("a brand new long passphrase")),
@@ -475,9 +485,15 @@ async fn a_code_issued_before_deactivation_is_refused_after_reactivation() {
     )
     .await
     .unwrap();
-    admin::set_active(app, "acme", &sub, true, "admin-test")
-        .await
-        .unwrap();
+    admin::set_active(
+        app,
+        &tid("acme"),
+        &Subject::from(sub.as_str()),
+        true,
+        "admin-test",
+    )
+    .await
+    .unwrap();
     h.clock.advance(5);
     let client = app.repo.client(&client_id).await.unwrap().unwrap().value;
     let r = grants::authorization_code(

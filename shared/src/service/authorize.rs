@@ -13,6 +13,7 @@ use crate::domain::client::Client;
 use crate::domain::params::Params;
 use crate::domain::scope::ScopeSet;
 use crate::domain::tenant::Tenant;
+use crate::domain::tenant::TenantId;
 use crate::domain::user::User;
 use crate::error::OAuthError;
 use crate::secret::{Secret, ct_eq_str, random_id};
@@ -207,7 +208,7 @@ pub async fn begin(
     }
     let now = app.now();
     let pending = PendingAuth {
-        tenant: client.tenant.as_str().to_string(),
+        tenant: client.tenant.clone(),
         request,
         browser: browser.hash().to_hex(),
         login_done: false,
@@ -242,7 +243,7 @@ pub struct CookieSessions<'a> {
 }
 
 impl CookieSessions<'_> {
-    async fn for_tenant(&self, app: &App, tenant: &str) -> Result<Option<(Session, User)>, OAuthError> {
+    async fn for_tenant(&self, app: &App, tenant: &TenantId) -> Result<Option<(Session, User)>, OAuthError> {
         let cookie = (self.lookup)(tenant);
         users::session(app, tenant, cookie.as_ref()).await
     }
@@ -292,7 +293,7 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
     let redirect_origin = origin_of(&pending.value.request.redirect_uri);
     let again = |error: String| -> Step {
         Outcome::Login(LoginPage {
-            tenant: tenant.clone(),
+            tenant: tenant.to_string(),
             pending_id: Some(id.clone()),
             csrf: csrf_for(browser),
             client_name: client.as_ref().map(Client::display_name),
@@ -440,7 +441,7 @@ async fn proceed(
             ));
         }
         return Ok(Outcome::Login(LoginPage {
-            tenant: tenant_id,
+            tenant: tenant_id.to_string(),
             pending_id: Some(id.to_string()),
             csrf: csrf_for(browser),
             client_name: Some(client.display_name()),

@@ -149,7 +149,13 @@ pub async fn resolve(
             let c = Client {
                 document,
                 open_registration: true,
-                ..Client::new(url.to_string(), tenant.id.clone(), metadata, Origin::Cimd, now)
+                ..Client::new(
+                    url.to_string().into(),
+                    tenant.id.clone(),
+                    metadata,
+                    Origin::Cimd,
+                    now,
+                )
             };
             (c, None, Some(AuditKind::ClientDocumentAdded))
         }

@@ -3,6 +3,8 @@
 
 use crate::domain::audit::AuditKind;
 use crate::domain::client_update::{Changed, Changer, change_metadata};
+use crate::domain::id::ClientId;
+use crate::domain::tenant::TenantId;
 use serde_json::{Map, Value, json};
 
 use crate::domain::client::{Client, Origin, validate_metadata};
@@ -78,7 +80,7 @@ fn new_client(
     let client = Client {
         secret_hash: secret.as_ref().map(|s| s.hash().to_hex()),
         registration_token_hash: registration_token.as_ref().map(|t| t.hash().to_hex()),
-        ..Client::new(random_id(16), tenant.id.clone(), metadata, origin, now)
+        ..Client::new(random_id(16).into(), tenant.id.clone(), metadata, origin, now)
     };
     Ok(Registered {
         client,
@@ -94,7 +96,7 @@ pub const OPEN_REGISTRATIONS_PER_MINUTE: u64 = 30;
 /// needed. The IAT use and the new client land in one transaction.
 pub async fn register_dynamic(
     app: &App,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     initial_access_token: Option<&Secret>,
     metadata: &Value,
 ) -> Result<Registered, OAuthError> {
@@ -205,7 +207,7 @@ pub struct AdminFields<'a> {
 /// token.
 pub async fn create_by_admin(
     app: &App,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     metadata: &Value,
     admin: AdminFields<'_>,
 ) -> Result<Registered, OAuthError> {
@@ -216,7 +218,7 @@ pub async fn create_by_admin(
 /// (`Origin::Api`), recording `actor` in the audit trail.
 pub async fn create_admin_made(
     app: &App,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     metadata: &Value,
     admin: AdminFields<'_>,
     origin: Origin,
@@ -281,7 +283,7 @@ pub async fn create_admin_made(
                 GrantType::TokenExchange.as_str()
             )));
         }
-        reg.client.agent_of = Some(of.to_string());
+        reg.client.agent_of = Some(of.into());
         writes[0] = app.repo.create_client_write(&reg.client)?;
         writes.push(app.repo.agent_pointer_write(of, &reg.client.client_id)?);
         // The users who let the app's agents act agreed to the agents they were shown: a new
@@ -314,7 +316,7 @@ fn printable(s: &str) -> String {
 /// (401 `invalid_token`), taking the same time.
 pub async fn authorize_management(
     app: &App,
-    client_id: &str,
+    client_id: &ClientId,
     token: Option<&Secret>,
 ) -> Result<Versioned<Client>, OAuthError> {
     let denied = || OAuthError::invalid_token("the registration access token is invalid");
@@ -476,7 +478,7 @@ pub const MAX_SECRET_GRACE: i64 = 7 * 86_400;
 pub async fn delete(app: &App, current: Versioned<Client>, actor: &str) -> Result<(), OAuthError> {
     let mut current = current;
     let client_id = current.value.client_id.clone();
-    let tenant = current.value.tenant.as_str().to_string();
+    let tenant = current.value.tenant.clone();
     let mut deleted = false;
     for _ in 0..5 {
         let writes = delete_writes(app, &current, AuditKind::ClientDeleted, actor, None)?;
@@ -527,14 +529,22 @@ pub(crate) fn delete_writes(
 
 /// The cascade after a client is gone: its grants (so its refresh tokens, and its access
 /// tokens at introspection and userinfo) and its users' consents end.
-pub(crate) async fn end_what_hangs_off(app: &App, tenant: &str, client_id: &str) -> Result<(), OAuthError> {
+pub(crate) async fn end_what_hangs_off(
+    app: &App,
+    tenant: &TenantId,
+    client_id: &ClientId,
+) -> Result<(), OAuthError> {
     let grants = app.repo.grants_of_client(tenant, client_id).await?;
     crate::service::grants::revoke_grants(app, &grants, None).await?;
     end_consents(app, tenant, client_id).await
 }
 
 /// End every consent given to a client (and its pointer), a bounded transaction at a time.
-pub(crate) async fn end_consents(app: &App, tenant: &str, client_id: &str) -> Result<(), OAuthError> {
+pub(crate) async fn end_consents(
+    app: &App,
+    tenant: &TenantId,
+    client_id: &ClientId,
+) -> Result<(), OAuthError> {
     let consents = app.repo.consents_of_client(tenant, client_id).await?;
     for chunk in consents.chunks(12) {
         let mut writes = Vec::with_capacity(chunk.len() * 2);

@@ -3,6 +3,7 @@
 //! its pages show. Every change a console page makes goes through `service::admin`, as the
 //! admin API's do, under the signed-in administrator's name.
 
+use crate::domain::id::{ClientId, Subject};
 use std::collections::BTreeSet;
 
 use crate::domain::audit::AuditKind;
@@ -76,7 +77,7 @@ pub async fn ensure_client(app: &App, tenant: &TenantId) -> Result<Client, OAuth
 }
 
 /// Where the browser goes to sign in to `tenant`'s console.
-pub fn authorize_url(app: &App, tenant: &str, flow: &Flow) -> String {
+pub fn authorize_url(app: &App, tenant: &TenantId, flow: &Flow) -> String {
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", &console::client_id(tenant))
@@ -101,7 +102,7 @@ pub struct Signed {
 /// the user lost the role meanwhile); the caller starts over.
 pub async fn redeem(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     code: &str,
     verifier: &str,
 ) -> Result<Option<Signed>, OAuthError> {
@@ -161,10 +162,10 @@ pub fn kind(c: &Client) -> &'static str {
 /// popular the app.
 pub async fn authorizing_users(
     app: &App,
-    tenant: &str,
-    client_id: &str,
+    tenant: &TenantId,
+    client_id: &ClientId,
     max: usize,
-) -> Result<(BTreeSet<String>, bool), AdminError> {
+) -> Result<(BTreeSet<Subject>, bool), AdminError> {
     let mut subs = BTreeSet::new();
     let (consents, more_consents) = app.repo.consents_of_client_up_to(tenant, client_id, max).await?;
     subs.extend(consents.into_iter().filter(|c| c.tenant == tenant).map(|c| c.sub));
@@ -194,7 +195,7 @@ pub struct AppRow {
 /// token.
 pub async fn apps(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<AppRow>, Option<String>), AdminError> {
@@ -231,7 +232,7 @@ pub struct AppDetail {
 const USERS_SHOWN: usize = 100;
 const USERS_READ: usize = 1000;
 
-pub async fn app_detail(app: &App, tenant: &str, client_id: &str) -> Result<AppDetail, AdminError> {
+pub async fn app_detail(app: &App, tenant: &TenantId, client_id: &ClientId) -> Result<AppDetail, AdminError> {
     let c = crate::service::admin::client(app, tenant, client_id).await?;
     let (subs, more) = authorizing_users(app, tenant, client_id, USERS_READ).await?;
     let mut users = Vec::new();
@@ -247,7 +248,7 @@ pub async fn app_detail(app: &App, tenant: &str, client_id: &str) -> Result<AppD
     }
     let mut agents = Vec::new();
     for id in app.repo.agents_of(client_id).await? {
-        if let Ok(a) = crate::service::admin::client(app, tenant, &id).await {
+        if let Ok(a) = crate::service::admin::client(app, tenant, &ClientId::from(id)).await {
             agents.push(a.value);
         }
     }

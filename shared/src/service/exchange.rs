@@ -15,8 +15,10 @@ use crate::domain::claims::{Delegated, choose_audience, delegated_claims};
 use crate::domain::client::Client;
 use crate::domain::exchange::{AGENT_ACT, Refusal, delegable, delegate, delegated_scope, may_act_for};
 use crate::domain::grant_type::{ACCESS_TOKEN_TYPE, TokenResponse};
+use crate::domain::id::{ClientId, Subject};
 use crate::domain::params::Params;
 use crate::domain::scope::ScopeSet;
+use crate::domain::tenant::TenantId;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::random_id;
 use crate::service::App;
@@ -38,7 +40,7 @@ fn refused(r: Refusal) -> OAuthError {
 
 /// The grant. `agent` has authenticated and is registered for it.
 pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
-    let tenant_id = agent.tenant.as_str();
+    let tenant_id = &agent.tenant;
     let subject_token = p.require("subject_token").map_err(OAuthError::invalid_request)?;
     let subject_type = p
         .require("subject_token_type")
@@ -68,7 +70,7 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
         return Err(invalid_subject());
     };
     let delegated = subject.act.is_some();
-    let app_id = grant.client_id.as_str();
+    let app_id = &grant.client_id;
     if !may_act_for(&agent.client_id, agent.agent_of.as_deref(), app_id) {
         return Err(OAuthError::invalid_request(
             "this client is not an agent of the app the subject token was issued to",
@@ -206,10 +208,10 @@ fn stopped() -> OAuthError {
 /// agents again.
 async fn current_delegation(
     app: &App,
-    tenant: &str,
-    sub: &str,
-    app_id: &str,
-    agent: &str,
+    tenant: &TenantId,
+    sub: &Subject,
+    app_id: &ClientId,
+    agent: &ClientId,
 ) -> Result<Versioned<Delegation>, OAuthError> {
     for _ in 0..3 {
         let now = app.now();
@@ -240,10 +242,10 @@ async fn current_delegation(
             }
             None => (
                 Delegation {
-                    tenant: tenant.to_string(),
-                    sub: sub.to_string(),
-                    app: app_id.to_string(),
-                    agent: agent.to_string(),
+                    tenant: tenant.clone(),
+                    sub: sub.clone(),
+                    app: app_id.clone(),
+                    agent: agent.clone(),
                     did: random_id(16),
                     stopped: false,
                     stopped_consent: None,

@@ -14,6 +14,7 @@ use crate::domain::authorize::verify_pkce;
 use crate::domain::claims::{IdClaims, UserGrant, at_hash, choose_audience, user_claims};
 use crate::domain::client::{ADMIN_SCOPE, Client};
 use crate::domain::grant_type::{GrantType, TokenResponse};
+use crate::domain::id::Subject;
 use crate::domain::params::Params;
 use crate::domain::scope::ScopeSet;
 use crate::domain::tenant::Tenant;
@@ -297,7 +298,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
 pub(crate) struct Direct<'a> {
     pub client: &'a Client,
     pub tenant: &'a Tenant,
-    pub sub: &'a str,
+    pub sub: &'a Subject,
     pub scope: &'a ScopeSet,
     pub params: &'a Params,
     /// The grant's name in the audit trail.
@@ -344,8 +345,8 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
     let (idle, absolute) = refresh_lifetimes(app, tenant);
     let grant = Grant {
         gid: random_id(16),
-        tenant: tenant.id.as_str().to_string(),
-        sub: sub.to_string(),
+        tenant: tenant.id.clone(),
+        sub: sub.clone(),
         client_id: client.client_id.clone(),
         scope: scope.to_scope_string(),
         auth_time: now,
@@ -379,7 +380,7 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
     };
     let mut expected = checked.map(|u| (u.session_epoch, u.grant_epoch));
     for _ in 0..ATTEMPTS {
-        let Some(current) = active_user(app, tenant.id.as_str(), sub).await? else {
+        let Some(current) = active_user(app, &tenant.id, sub).await? else {
             return Err(gone());
         };
         // The user as checked, or as first read: changed since (a new password, signed out
@@ -769,15 +770,15 @@ pub(crate) async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAut
     if scope.contains("openid") {
         let id = IdClaims {
             iss: app.config.issuer.clone(),
-            sub: grant.sub.clone(),
-            aud: client.client_id.clone(),
-            azp: client.client_id.clone(),
+            sub: grant.sub.to_string(),
+            aud: client.client_id.to_string(),
+            azp: client.client_id.to_string(),
             exp: now + app.config.lifetimes.id_token,
             iat: now,
             auth_time: grant.auth_time,
             nonce: nonce.map(str::to_string),
             at_hash: at_hash(&access),
-            tid: grant.tenant.clone(),
+            tid: grant.tenant.to_string(),
         };
         let payload = serde_json::to_vec(&id).map_err(|_| OAuthError::server_error())?;
         body.id_token = Some(app.signer.sign_jwt("JWT", &payload).await?);

@@ -32,7 +32,7 @@ pub async fn password(app: &App, client: &Client, p: &Params) -> Result<TokenRes
     let password = Secret::new(p.require("password").map_err(OAuthError::invalid_request)?);
     let scope =
         grant_scope(p.get("scope"), &client.allowed_scopes(&tenant)).map_err(OAuthError::invalid_scope)?;
-    let user = match login(app, tenant.id.as_str(), username, &password).await {
+    let user = match login(app, &tenant.id, username, &password).await {
         Ok(u) => u,
         Err(LoginError::Invalid) => {
             return Err(OAuthError::new(

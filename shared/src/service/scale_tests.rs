@@ -3,6 +3,7 @@
 //! token path, and the per-operation counts `docs/scale.md` ("Per operation") quotes
 //! (`cargo test -p shared --features embedded,local-signer scale_tests -- --nocapture` prints them).
 
+use crate::service::testing::tid;
 use async_trait::async_trait;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -130,12 +131,12 @@ async fn setup(app: &App) -> (Client, Secret) {
     tenants::create(app, "acme", DcrPolicy::Open, None)
         .await
         .expect("tenant");
-    tenants::add_scope(app, "acme", "api:read", "Read", None)
+    tenants::add_scope(app, &tid("acme"), "api:read", "Read", None)
         .await
         .expect("scope");
     let reg = clients::create_by_admin(
         app,
-        "acme",
+        &tid("acme"),
         &json!({
             "client_name": "ci", "grant_types": ["client_credentials"], "scope": "api:read",
             "token_endpoint_auth_method": "client_secret_post",
@@ -226,7 +227,7 @@ async fn a_policy_change_reaches_the_token_path_of_every_instance_within_sixty_s
     h.clock.advance(10);
     admin::patch_policy(
         &admin_instance,
-        "acme",
+        &tid("acme"),
         None,
         PolicyChanges {
             access_token_ttl: Some(Some(600)),
@@ -264,10 +265,10 @@ async fn a_policy_change_reaches_the_token_path_of_every_instance_within_sixty_s
     h.clock.advance(1);
     admin::patch_policy(
         &admin_instance,
-        "acme",
+        &tid("acme"),
         None,
         PolicyChanges {
-            app_allowlist: Some(Some(vec![client.client_id.clone()])),
+            app_allowlist: Some(Some(vec![client.client_id.clone().into()])),
             ..Default::default()
         },
         "admin",
@@ -315,7 +316,7 @@ async fn user_and_code_client(app: &App, scope: &str) -> (String, Client) {
     .sub;
     let notes = clients::create_by_admin(
         app,
-        "acme",
+        &tid("acme"),
         &json!({
             "client_name": "Notes", "grant_types": ["authorization_code", "refresh_token"],
             "redirect_uris": ["https://notes.example/cb"], "token_endpoint_auth_method": "none",
@@ -326,7 +327,7 @@ async fn user_and_code_client(app: &App, scope: &str) -> (String, Client) {
     .await
     .expect("client")
     .client;
-    (sub, notes)
+    (sub.into(), notes)
 }
 
 async fn code_grant(app: &App, clock: &ManualClock, client: &Client, sub: &str) -> (String, String) {
@@ -334,7 +335,7 @@ async fn code_grant(app: &App, clock: &ManualClock, client: &Client, sub: &str) 
     let code = crate::secret::generate();
     let now = app.now();
     let c = AuthCode {
-        tenant: "acme".into(),
+        tenant: tid("acme"),
         sub: sub.into(),
         auth_time: now,
         request: AuthRequest {
@@ -386,7 +387,7 @@ async fn per_operation_store_calls() {
     let h = H::new();
     let app = &h.app;
     let (cc, secret) = setup(app).await;
-    tenants::add_scope(app, "acme", "openid", "OpenID", None)
+    tenants::add_scope(app, &tid("acme"), "openid", "OpenID", None)
         .await
         .expect("scope");
     let (sub, notes) = user_and_code_client(app, "openid api:read").await;

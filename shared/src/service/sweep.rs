@@ -134,7 +134,7 @@ async fn examine(
             writes.push(app.repo.delete_open_registration_write(e));
             match app.repo.commit(writes).await {
                 Ok(()) => {
-                    end_what_hangs_off(app, current.value.tenant.as_str(), &e.client_id).await?;
+                    end_what_hangs_off(app, &current.value.tenant, &current.value.client_id).await?;
                     report.expired.push(e.client_id.clone());
                     Ok(())
                 }

@@ -137,7 +137,7 @@ async fn update(
 /// unrestricted).
 pub async fn add_scope(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     name: &str,
     description: &str,
     restricted: Option<bool>,
@@ -180,7 +180,7 @@ pub async fn add_scope(
 /// issued it) or not.
 pub async fn set_restricted(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     name: &str,
     restricted: bool,
 ) -> Result<Tenant, AdminError> {
@@ -222,7 +222,7 @@ fn set_restricted_in(t: &mut Tenant, name: &str, restricted: bool) -> Result<(),
 /// The CLI and the admin API both come here (audited as `actor`).
 pub async fn add_resource(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     resource: &str,
     name: Option<&str>,
     actor: &str,
@@ -259,7 +259,7 @@ pub struct LifetimeChanges {
 }
 
 /// Set a tenant's token and session lifetimes, within bounds.
-pub async fn set_lifetimes(app: &App, tenant: &str, c: &LifetimeChanges) -> Result<Tenant, AdminError> {
+pub async fn set_lifetimes(app: &App, tenant: &TenantId, c: &LifetimeChanges) -> Result<Tenant, AdminError> {
     let check = |name: &str, v: Option<i64>, min: i64, max: i64| match v {
         Some(n) if !(min..=max).contains(&n) => {
             Err(AdminError::Invalid(format!("{name} is {min} to {max} seconds")))
@@ -308,7 +308,7 @@ pub async fn set_lifetimes(app: &App, tenant: &str, c: &LifetimeChanges) -> Resu
 /// Allow or deny the deprecated password grant for a tenant. Denying it stops it at once for
 /// every client (the token endpoint checks the policy on each request); clients registered for
 /// it keep the registration but cannot use it.
-pub async fn set_password_grant(app: &App, tenant: &str, allow: bool) -> Result<Tenant, AdminError> {
+pub async fn set_password_grant(app: &App, tenant: &TenantId, allow: bool) -> Result<Tenant, AdminError> {
     let event = Event {
         kind: if allow {
             AuditKind::PolicyPasswordGrantAllowed
@@ -340,7 +340,7 @@ pub const MAX_ISSUERS_BYTES: usize = 64 * 1024;
 /// already trusted replaces its entry (keys and profile).
 pub async fn add_issuer(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     entry: crate::domain::tenant::TrustedIssuer,
     actor: &str,
 ) -> Result<Tenant, AdminError> {
@@ -420,7 +420,12 @@ pub async fn add_issuer(
 
 /// Stop trusting an identity provider: its assertions are refused from now on (tokens already
 /// issued live until they expire or their grants are revoked).
-pub async fn remove_issuer(app: &App, tenant: &str, issuer: &str, actor: &str) -> Result<Tenant, AdminError> {
+pub async fn remove_issuer(
+    app: &App,
+    tenant: &TenantId,
+    issuer: &str,
+    actor: &str,
+) -> Result<Tenant, AdminError> {
     let event = Event {
         kind: AuditKind::IssuerRemoved,
         actor,
@@ -462,7 +467,7 @@ fn validate_resource(r: &str) -> Result<(), String> {
 /// Issue an initial access token for DCR. Returned once; stored as a hash.
 pub async fn create_iat(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     expires_in: i64,
     max_uses: u32,
 ) -> Result<(Secret, InitialAccessToken), AdminError> {
@@ -472,7 +477,7 @@ pub async fn create_iat(
 /// [`create_iat`], recording `actor` in the audit trail.
 pub async fn create_iat_by(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     expires_in: i64,
     max_uses: u32,
     actor: &str,

@@ -19,6 +19,11 @@ use crate::service::App;
 use crate::service::grants::new_refresh;
 use crate::store::embedded::EmbeddedStore;
 
+/// A tenant id for a test (`"acme"`); panics on a malformed one.
+pub(crate) fn tid(s: &str) -> crate::domain::tenant::TenantId {
+    crate::domain::tenant::TenantId::parse(s).expect("a test tenant id")
+}
+
 /// An app for `config` over a fresh embedded store and local key in `dir`.
 pub(crate) fn embedded_app(dir: &Path, config: Config, clock: Arc<ManualClock>) -> Arc<App> {
     let store = EmbeddedStore::open(&dir.join("bulwark.db"), clock.clone()).expect("store");
@@ -53,7 +58,7 @@ pub(crate) async fn seed_grant(
     let now = app.now();
     let g = Grant {
         gid: random_id(16),
-        tenant: tenant.into(),
+        tenant: tid(tenant),
         sub: sub.into(),
         client_id: client_id.into(),
         scope: scope.into(),
@@ -68,7 +73,7 @@ pub(crate) async fn seed_grant(
     let writes = app.repo.create_grant_writes(&g).expect("grant writes");
     app.repo.commit(writes.into()).await.expect("grant");
     let c = Consent {
-        tenant: tenant.into(),
+        tenant: tid(tenant),
         sub: sub.into(),
         client_id: client_id.into(),
         scope: scope.into(),

@@ -2,6 +2,8 @@
 //! cascades and the RFC 7592 update rules, including what a lagging secondary index would hide.
 //! The HTTP-level versions of these rules run in `tests/e2e` on both backends.
 
+use crate::domain::id::{ClientId, Subject};
+use crate::service::testing::tid;
 use async_trait::async_trait;
 use serde_json::json;
 use std::sync::Arc;
@@ -108,16 +110,16 @@ async fn tenant(app: &App, name: &str) {
     tenants::create(app, name, DcrPolicy::Open, None)
         .await
         .expect("tenant");
-    tenants::add_scope(app, name, "api:read", "Read", None)
+    tenants::add_scope(app, &tid(name), "api:read", "Read", None)
         .await
         .expect("scope");
-    tenants::add_scope(app, name, "api:write", "Write", None)
+    tenants::add_scope(app, &tid(name), "api:write", "Write", None)
         .await
         .expect("scope");
 }
 
 async fn user(app: &App, tenant: &str, name: &str) -> String {
-    users::create(
+    (users::create(
         app,
         users::NewUser {
             tenant,
@@ -130,7 +132,8 @@ async fn user(app: &App, tenant: &str, name: &str) -> String {
     )
     .await
     .expect("user")
-    .sub
+    .sub)
+        .into()
 }
 
 fn code_client_metadata() -> serde_json::Value {
@@ -156,7 +159,7 @@ async fn grants(app: &App, tenant: &str, sub: &str, client_id: &str, n: usize) -
     for _ in 0..n {
         let g = Grant {
             gid: random_id(16),
-            tenant: tenant.into(),
+            tenant: tid(tenant),
             sub: sub.into(),
             client_id: client_id.into(),
             scope: "api:read".into(),
@@ -179,7 +182,7 @@ async fn grants(app: &App, tenant: &str, sub: &str, client_id: &str, n: usize) -
 
 async fn consent(app: &App, tenant: &str, sub: &str, client_id: &str) {
     let c = Consent {
-        tenant: tenant.into(),
+        tenant: tid(tenant),
         sub: sub.into(),
         client_id: client_id.into(),
         scope: "api:read".into(),
@@ -212,13 +215,13 @@ async fn deactivating_a_user_ends_every_grant_across_pages_even_when_the_index_l
     tenant(app, "acme").await;
     let alice = user(app, "acme", "alice").await;
     let bob = user(app, "acme", "bob").await;
-    let reg = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+    let reg = clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
         .await
         .unwrap();
     // More than one page of the listing (pages are 100 items).
     let alices = grants(app, "acme", &alice, &reg.client.client_id, 230).await;
     let bobs = grants(app, "acme", &bob, &reg.client.client_id, 3).await;
-    users::deactivate(app, "acme", "alice").await.unwrap();
+    users::deactivate(app, &tid("acme"), "alice").await.unwrap();
     assert_eq!(
         live(app, &alice, &alices).await,
         0,
@@ -235,11 +238,11 @@ async fn deleting_a_client_ends_its_grants_and_consents_even_when_the_index_lags
     tenant(app, "acme").await;
     let alice = user(app, "acme", "alice").await;
     let bob = user(app, "acme", "bob").await;
-    let doomed = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+    let doomed = clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
         .await
         .unwrap()
         .client;
-    let other = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+    let other = clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
         .await
         .unwrap()
         .client;
@@ -295,7 +298,7 @@ async fn disabling_a_client_hides_it_from_every_path_and_ends_what_it_holds() {
     let app = &h.app;
     tenant(app, "acme").await;
     let alice = user(app, "acme", "alice").await;
-    let c = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+    let c = clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
         .await
         .unwrap()
         .client;
@@ -303,7 +306,7 @@ async fn disabling_a_client_hides_it_from_every_path_and_ends_what_it_holds() {
     consent(app, "acme", &alice, &c.client_id).await;
     let p = crate::service::admin::patch_client(
         app,
-        "acme",
+        &tid("acme"),
         &c.client_id,
         None,
         &serde_json::json!({"disabled": true}),
@@ -337,13 +340,13 @@ async fn disabling_a_client_hides_it_from_every_path_and_ends_what_it_holds() {
     // Another tenant's admin finds nothing.
     tenant(app, "other").await;
     assert!(matches!(
-        crate::service::admin::client(app, "other", &c.client_id).await,
+        crate::service::admin::client(app, &tid("other"), &c.client_id).await,
         Err(tenants::AdminError::NotFound(_))
     ));
     // Enabled again: found again, with nothing of before.
     crate::service::admin::patch_client(
         app,
-        "acme",
+        &tid("acme"),
         &c.client_id,
         Some(p.version),
         &serde_json::json!({"disabled": false}),
@@ -363,7 +366,7 @@ async fn disabling_a_client_hides_it_from_every_path_and_ends_what_it_holds() {
     assert!(matches!(
         crate::service::admin::patch_client(
             app,
-            "acme",
+            &tid("acme"),
             &c.client_id,
             Some(p.version),
             &serde_json::json!({}),
@@ -379,7 +382,7 @@ async fn an_rfc7592_update_never_widens_and_never_moves_a_first_party_client() {
     let h = harness();
     let app = &h.app;
     tenant(app, "acme").await;
-    let reg = clients::register_dynamic(app, "acme", None, &code_client_metadata())
+    let reg = clients::register_dynamic(app, &tid("acme"), None, &code_client_metadata())
         .await
         .unwrap();
     assert_eq!(reg.client.origin, Origin::Dcr);
@@ -459,7 +462,7 @@ async fn operator_made_clients_have_no_registration_access_token() {
     tenant(app, "acme").await;
     let reg = clients::create_by_admin(
         app,
-        "acme",
+        &tid("acme"),
         &code_client_metadata(),
         clients::AdminFields {
             first_party: true,
@@ -498,10 +501,10 @@ async fn a_password_change_or_deactivation_ends_sessions_even_when_the_index_lag
     tenant(app, "acme").await;
     user(app, "acme", "alice").await;
     let password = Secret::new("correct horse battery staple");
-    let alice = users::login(app, "acme", "alice", &password).await.unwrap();
+    let alice = users::login(app, &tid("acme"), "alice", &password).await.unwrap();
     let (cookie, _) = users::start_session(app, &alice).await.unwrap();
     assert!(
-        users::session(app, "acme", Some(&cookie))
+        users::session(app, &tid("acme"), Some(&cookie))
             .await
             .unwrap()
             .is_some()
@@ -510,7 +513,7 @@ async fn a_password_change_or_deactivation_ends_sessions_even_when_the_index_lag
     // epoch still ends the session.
     users::set_password(
         app,
-        "acme",
+        &tid("acme"),
         "alice",
         &Secret::new("another long password"),
         users::SignOut::Sessions,
@@ -518,25 +521,25 @@ async fn a_password_change_or_deactivation_ends_sessions_even_when_the_index_lag
     .await
     .unwrap();
     assert!(
-        users::session(app, "acme", Some(&cookie))
+        users::session(app, &tid("acme"), Some(&cookie))
             .await
             .unwrap()
             .is_none()
     );
     // A login after the change works at once (same second included).
-    let alice = users::login(app, "acme", "alice", &Secret::new("another long password"))
+    let alice = users::login(app, &tid("acme"), "alice", &Secret::new("another long password"))
         .await
         .unwrap();
     let (cookie, _) = users::start_session(app, &alice).await.unwrap();
     assert!(
-        users::session(app, "acme", Some(&cookie))
+        users::session(app, &tid("acme"), Some(&cookie))
             .await
             .unwrap()
             .is_some()
     );
-    users::deactivate(app, "acme", "alice").await.unwrap();
+    users::deactivate(app, &tid("acme"), "alice").await.unwrap();
     assert!(
-        users::session(app, "acme", Some(&cookie))
+        users::session(app, &tid("acme"), Some(&cookie))
             .await
             .unwrap()
             .is_none()
@@ -567,7 +570,7 @@ mod agents {
     async fn world(app: &App, scope: &str) -> World {
         tenant(app, "acme").await;
         let sub = user(app, "acme", "alice").await;
-        let reg = clients::create_by_admin(app, "acme", &app_metadata(), Default::default())
+        let reg = clients::create_by_admin(app, &tid("acme"), &app_metadata(), Default::default())
             .await
             .unwrap();
         let app_id = reg.client.client_id;
@@ -579,8 +582,8 @@ mod agents {
             .await
             .unwrap();
         let c = Consent {
-            tenant: "acme".into(),
-            sub: sub.clone(),
+            tenant: tid("acme"),
+            sub: sub.clone().into(),
             client_id: app_id.clone(),
             scope: scope.into(),
             granted_at: app.now(),
@@ -595,7 +598,7 @@ mod agents {
             .unwrap();
         let subject = user_token(app, &sub, &app_id, &gid, scope).await;
         World {
-            app_id,
+            app_id: app_id.into(),
             sub,
             gid,
             subject,
@@ -632,7 +635,7 @@ mod agents {
     async fn agent(app: &App, of: &str, name: &str) -> crate::domain::client::Client {
         clients::create_by_admin(
             app,
-            "acme",
+            &tid("acme"),
             &json!({"client_name": name, "grant_types": [TE], "scope": "api:read openid"}),
             clients::AdminFields {
                 agent_of: Some(of),
@@ -658,9 +661,9 @@ mod agents {
         let current = app.repo.consent("acme", &w.sub, &w.app_id).await.unwrap();
         let user_epoch = app.repo.user(&w.sub).await.unwrap().unwrap().value.grant_epoch;
         let c = Consent {
-            tenant: "acme".into(),
-            sub: w.sub.clone(),
-            client_id: w.app_id.clone(),
+            tenant: tid("acme"),
+            sub: w.sub.clone().into(),
+            client_id: w.app_id.clone().into(),
             scope: scope.into(),
             granted_at: app.now(),
             updated_at: app.now(),
@@ -734,9 +737,15 @@ mod agents {
         );
 
         assert!(
-            account::stop_agent(app, "acme", &w.sub, &w.app_id, &bot.client_id)
-                .await
-                .unwrap()
+            account::stop_agent(
+                app,
+                &tid("acme"),
+                &Subject::from(w.sub.as_str()),
+                &ClientId::from(w.app_id.as_str()),
+                &bot.client_id
+            )
+            .await
+            .unwrap()
         );
         assert!(!is_live(app, &t).await, "Stop ends the agent's tokens at once");
         assert!(
@@ -783,10 +792,11 @@ mod agents {
         let h = harness();
         let app = &h.app;
         let w = world(app, "openid api:read agent:act").await;
-        let stranger_app = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
-            .await
-            .unwrap()
-            .client;
+        let stranger_app =
+            clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
+                .await
+                .unwrap()
+                .client;
         let foreign = agent(app, &stranger_app.client_id, "Elsewhere Bot").await;
         assert_eq!(
             exchange(app, &foreign, &w.subject).await,
@@ -809,7 +819,7 @@ mod agents {
         // An agent cannot be the app of another agent.
         let err = clients::create_by_admin(
             app,
-            "acme",
+            &tid("acme"),
             &json!({"client_name": "X", "grant_types": [TE]}),
             clients::AdminFields {
                 agent_of: Some(&a.client_id),
@@ -839,9 +849,15 @@ mod agents {
         assert!(app.repo.agents_of(&w.app_id).await.unwrap() == vec![keeper.client_id.clone()]);
 
         assert!(
-            account::revoke_app(app, "acme", &w.sub, &w.app_id, &w.sub)
-                .await
-                .unwrap()
+            account::revoke_app(
+                app,
+                &tid("acme"),
+                &Subject::from(w.sub.as_str()),
+                &ClientId::from(w.app_id.as_str()),
+                &w.sub
+            )
+            .await
+            .unwrap()
         );
         assert!(!is_live(app, &k).await);
         assert!(app.repo.delegations_of(&w.sub).await.unwrap().is_empty());
@@ -862,7 +878,7 @@ mod agents {
         bot: &crate::domain::client::Client,
         password: &str,
     ) -> Held {
-        let alice = users::login(app, "acme", "alice", &Secret::new(password))
+        let alice = users::login(app, &tid("acme"), "alice", &Secret::new(password))
             .await
             .unwrap();
         let (session, _) = users::start_session(app, &alice).await.unwrap();
@@ -909,7 +925,10 @@ mod agents {
     }
 
     async fn in_session(app: &App, cookie: &Secret) -> bool {
-        users::session(app, "acme", Some(cookie)).await.unwrap().is_some()
+        users::session(app, &tid("acme"), Some(cookie))
+            .await
+            .unwrap()
+            .is_some()
     }
 
     /// Everything `held` holds has ended; the user is still active.
@@ -957,7 +976,7 @@ mod agents {
         let held = sign_in_everywhere(app, &w, &bot, first).await;
         users::set_password(
             app,
-            "acme",
+            &tid("acme"),
             "alice",
             &Secret::new(second),
             users::SignOut::Sessions,
@@ -981,9 +1000,16 @@ mod agents {
             ..Default::default()
         };
         h.clock.advance(1);
-        admin::patch_user(app, "acme", &w.sub, None, reset(Some(third)), "admin-test")
-            .await
-            .unwrap();
+        admin::patch_user(
+            app,
+            &tid("acme"),
+            &Subject::from(w.sub.as_str()),
+            None,
+            reset(Some(third)),
+            "admin-test",
+        )
+        .await
+        .unwrap();
         all_ended(app, &w, &held).await;
 
         // The CLI's, with --sign-out-everywhere: she signed in with the new password, and
@@ -998,7 +1024,7 @@ mod agents {
         h.clock.advance(1);
         users::set_password(
             app,
-            "acme",
+            &tid("acme"),
             "alice",
             &Secret::new(first),
             users::SignOut::Everywhere,
@@ -1012,9 +1038,16 @@ mod agents {
         reconsent(app, &w, "openid api:read agent:act").await;
         let held = sign_in_everywhere(app, &w, &bot, first).await;
         h.clock.advance(1);
-        admin::patch_user(app, "acme", &w.sub, None, reset(None), "admin-test")
-            .await
-            .unwrap();
+        admin::patch_user(
+            app,
+            &tid("acme"),
+            &Subject::from(w.sub.as_str()),
+            None,
+            reset(None),
+            "admin-test",
+        )
+        .await
+        .unwrap();
         all_ended(app, &w, &held).await;
         h.clock.advance(1);
         reconsent(app, &w, "openid api:read agent:act").await;
@@ -1029,9 +1062,9 @@ mod agents {
         assert_eq!(epoch, 3, "three sign-outs everywhere");
         let g = Grant {
             gid: random_id(16),
-            tenant: "acme".into(),
-            sub: w.sub.clone(),
-            client_id: w.app_id.clone(),
+            tenant: tid("acme"),
+            sub: w.sub.clone().into(),
+            client_id: w.app_id.clone().into(),
             scope: "openid api:read".into(),
             auth_time: app.now(),
             created_at: app.now(),
@@ -1087,7 +1120,7 @@ mod agents {
             subject: Some(w.sub.clone()),
             ..Default::default()
         };
-        let (events, _) = admin::audit(app, "acme", &filter, None, 10).await.unwrap();
+        let (events, _) = admin::audit(app, &tid("acme"), &filter, None, 10).await.unwrap();
         let actors: Vec<&str> = events.iter().map(|e| e.actor.as_str()).collect();
         assert_eq!(actors, ["admin-test", "cli", "admin-test"], "newest first");
     }
@@ -1165,7 +1198,7 @@ mod assertions {
         tenant(app, "acme").await;
         let reg = clients::create_by_admin(
             app,
-            "acme",
+            &tid("acme"),
             &json!({
                 "client_name": "ci", "grant_types": ["client_credentials"], "scope": "api:read",
                 "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://keys.example/jwks",
@@ -1231,7 +1264,7 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
     let app = &h.app;
     tenant(app, "acme").await;
     let alice = user(app, "acme", "alice").await;
-    let client = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+    let client = clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
         .await
         .unwrap()
         .client;
@@ -1299,7 +1332,7 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
     // Another client presenting it gets nothing and ends nothing.
     let (gid, rt) = family(1).await;
     refresh_token(app, &client, &form(rt.expose())).await.unwrap();
-    let other = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
+    let other = clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
         .await
         .unwrap()
         .client;
@@ -1381,7 +1414,9 @@ mod metadata_documents {
             cimd: Some(p),
             ..Default::default()
         };
-        patch_policy(app, tenant, None, c, "test").await.expect("policy");
+        patch_policy(app, &tid(tenant), None, c, "test")
+            .await
+            .expect("policy");
     }
 
     #[tokio::test]
@@ -1485,19 +1520,40 @@ mod metadata_documents {
         let beta = base.scoped("beta");
         assert!(is_login(&begin(&beta, cb).await));
         assert_eq!(fetches(), 6);
-        crate::service::admin::patch_client(&base, "acme", URL, None, &json!({"disabled": true}), "test")
-            .await
-            .expect("disable");
+        crate::service::admin::patch_client(
+            &base,
+            &tid("acme"),
+            &ClientId::from(URL),
+            None,
+            &json!({"disabled": true}),
+            "test",
+        )
+        .await
+        .expect("disable");
         // Its metadata is the document's: the admin cannot change it.
         assert!(
-            crate::service::admin::patch_client(&base, "beta", URL, None, &json!({"client_name": "x"}), "t")
-                .await
-                .is_err()
+            crate::service::admin::patch_client(
+                &base,
+                &tid("beta"),
+                &ClientId::from(URL),
+                None,
+                &json!({"client_name": "x"}),
+                "t"
+            )
+            .await
+            .is_err()
         );
         assert!(
-            crate::service::admin::patch_client(&base, "beta", URL, None, &json!({"first_party": true}), "t")
-                .await
-                .is_err()
+            crate::service::admin::patch_client(
+                &base,
+                &tid("beta"),
+                &ClientId::from(URL),
+                None,
+                &json!({"first_party": true}),
+                "t"
+            )
+            .await
+            .is_err()
         );
         h.clock.advance(601);
         assert!(matches!(begin(&acme, cb).await, Outcome::Error { .. }));
@@ -1513,7 +1569,7 @@ mod metadata_documents {
         consent(&base, "acme", &a, URL).await;
         consent(&base, "beta", &b, URL).await;
         assert_eq!(base.repo.grants_of_client("beta", URL).await.unwrap().len(), 1);
-        crate::service::admin::delete_client(&base, "acme", URL, "test")
+        crate::service::admin::delete_client(&base, &tid("acme"), &ClientId::from(URL), "test")
             .await
             .expect("delete");
         assert!(base.repo.grant(&a, &ga[0]).await.unwrap().is_none());
@@ -1669,7 +1725,7 @@ mod metadata_documents {
         let last = |t: &'static str| {
             let base = &base;
             async move {
-                crate::service::console::app_detail(base, t, URL)
+                crate::service::console::app_detail(base, &tid(t), &ClientId::from(URL))
                     .await
                     .unwrap()
                     .last_used
@@ -1753,7 +1809,7 @@ mod expiry {
         let now = app.now();
         let g = Grant {
             gid: random_id(16),
-            tenant: "acme".into(),
+            tenant: tid("acme"),
             sub: sub.into(),
             client_id: client_id.into(),
             scope: "api:read".into(),
@@ -1798,7 +1854,7 @@ mod expiry {
         tenant(app, "other").await;
         let alice = user(app, "acme", "alice").await;
         let open = |tenant: &'static str| async move {
-            clients::register_dynamic(app, tenant, None, &code_client_metadata())
+            clients::register_dynamic(app, &tid(tenant), None, &code_client_metadata())
                 .await
                 .unwrap()
                 .client
@@ -1807,15 +1863,16 @@ mod expiry {
         let used = open("acme").await;
         let holder = open("acme").await; // holds tokens whose use went unrecorded
         let elsewhere = open("other").await;
-        let (iat, _) = tenants::create_iat(app, "acme", 3600, 1).await.unwrap();
-        let with_iat = clients::register_dynamic(app, "acme", Some(&iat), &code_client_metadata())
+        let (iat, _) = tenants::create_iat(app, &tid("acme"), 3600, 1).await.unwrap();
+        let with_iat = clients::register_dynamic(app, &tid("acme"), Some(&iat), &code_client_metadata())
             .await
             .unwrap()
             .client;
-        let by_admin = clients::create_by_admin(app, "acme", &code_client_metadata(), Default::default())
-            .await
-            .unwrap()
-            .client;
+        let by_admin =
+            clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
+                .await
+                .unwrap()
+                .client;
         assert!(unused.open_registration && !with_iat.open_registration && !by_admin.open_registration);
 
         // The used client gets a token through the token endpoint 10 days in (which records
@@ -1881,7 +1938,7 @@ mod expiry {
         assert_eq!(expiries.len(), 2, "{expiries:?}");
         assert!(expiries.iter().all(|e| e.actor == "sweeper"
             && e.detail.as_deref() == Some("never used")
-            && expected.contains(&e.subject)));
+            && expected.contains(&ClientId::from(e.subject.as_str()))));
         // Run again: nothing left to do.
         let r = sweep(app, Some("acme")).await;
         assert_eq!((r.examined, r.expired.len()), (0, 0), "{r:?}");
@@ -1925,11 +1982,11 @@ mod expiry {
         let app = &h.app;
         let t0 = app.now();
         tenant(app, "acme").await;
-        let a = clients::register_dynamic(app, "acme", None, &code_client_metadata())
+        let a = clients::register_dynamic(app, &tid("acme"), None, &code_client_metadata())
             .await
             .unwrap()
             .client;
-        let b = clients::register_dynamic(app, "acme", None, &code_client_metadata())
+        let b = clients::register_dynamic(app, &tid("acme"), None, &code_client_metadata())
             .await
             .unwrap()
             .client;
@@ -1937,7 +1994,7 @@ mod expiry {
         clients::delete(app, current, "cli").await.unwrap();
         crate::service::admin::patch_client(
             app,
-            "acme",
+            &tid("acme"),
             &b.client_id,
             None,
             &serde_json::json!({"disabled": true}),
@@ -1949,7 +2006,7 @@ mod expiry {
         let r = sweep(app, None).await;
         assert_eq!(
             (r.dropped, r.expired.clone()),
-            (1, vec![b.client_id.clone()]),
+            (1, vec![b.client_id.to_string()]),
             "{r:?}"
         );
         assert!(app.repo.client_any(&b.client_id).await.unwrap().is_none());

@@ -3,6 +3,8 @@
 //! (re-exported here as `authenticate`).
 
 use crate::domain::audit::AuditKind;
+use crate::domain::id::{ClientId, Subject};
+use crate::domain::tenant::TenantId;
 use serde_json::{Value, json};
 
 use crate::domain::claims::{
@@ -141,6 +143,9 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     if app.repo.is_denied(&c.jti).await? {
         return Ok(None);
     }
+    let Ok(tid) = TenantId::parse(&c.tid) else {
+        return Ok(None);
+    };
     let in_tenant = |client: &Client| client.tenant.as_str() == c.tid;
     let Some(own) = app
         .repo
@@ -206,13 +211,17 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
                     Some(d) => !d.value.stopped && d.value.did == *did && d.value.tenant == c.tid,
                     None => false,
                 };
-                if !live || (*agent != c.client_id && !client_in_tenant(app, agent, &c.tid).await?) {
+                if !live
+                    || (*agent != c.client_id
+                        && !client_in_tenant(app, &ClientId::from(*agent), &tid).await?)
+                {
                     return Ok(None);
                 }
             }
         }
     }
-    let Some(user) = crate::service::users::active_user(app, &c.tid, &c.sub)
+    let sub = Subject::from(c.sub.as_str());
+    let Some(user) = crate::service::users::active_user(app, &tid, &sub)
         .await?
         .filter(|u| u.value.grant_stands(grant.grant_epoch))
     else {
@@ -229,7 +238,7 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     if grant.created_at <= app_client.tokens_revoked_before || grant.created_at < app_client.issued_at {
         return Ok(None);
     }
-    if crate::service::access::permitted(app, &tenant, &app_client, &c.sub)
+    if crate::service::access::permitted(app, &tenant, &app_client, &sub)
         .await?
         .is_err()
     {
@@ -243,7 +252,7 @@ pub async fn live_claims(app: &App, token: &str, tenant: Option<&str>) -> Result
     }))
 }
 
-async fn client_in_tenant(app: &App, client_id: &str, tenant: &str) -> Result<bool, OAuthError> {
+async fn client_in_tenant(app: &App, client_id: &ClientId, tenant: &TenantId) -> Result<bool, OAuthError> {
     Ok(app.repo.client_in(tenant, client_id).await?.is_some())
 }
 

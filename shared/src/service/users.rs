@@ -2,6 +2,7 @@
 //! and browser sessions.
 
 use crate::domain::audit::{AuditKind, Noted};
+use crate::domain::id::Subject;
 use std::sync::{Arc, LazyLock};
 
 use crate::domain::tenant::TenantId;
@@ -43,7 +44,11 @@ pub async fn on_hashing_pool<T: Send + 'static>(
 
 /// The user `sub` of `tenant`, if it exists and is active (with its version, so that a write
 /// can be conditioned on it not having changed).
-pub async fn active_user(app: &App, tenant: &str, sub: &str) -> Result<Option<Versioned<User>>, OAuthError> {
+pub async fn active_user(
+    app: &App,
+    tenant: &TenantId,
+    sub: &Subject,
+) -> Result<Option<Versioned<User>>, OAuthError> {
     Ok(app
         .repo
         .user(sub)
@@ -53,7 +58,7 @@ pub async fn active_user(app: &App, tenant: &str, sub: &str) -> Result<Option<Ve
 
 /// How to name user `sub` to themselves (their name, else their username); `None` if there is
 /// no such user.
-pub async fn display_name(app: &App, sub: &str) -> Result<Option<String>, OAuthError> {
+pub async fn display_name(app: &App, sub: &Subject) -> Result<Option<String>, OAuthError> {
     Ok(app
         .repo
         .user(sub)
@@ -88,7 +93,7 @@ pub async fn create_by(app: &App, n: NewUser<'_>, actor: &str) -> Result<User, A
         crate::domain::user::check_display_name(name).map_err(AdminError::Invalid)?;
     }
     let user = User {
-        sub: random_id(16),
+        sub: random_id(16).into(),
         tenant: TenantId::parse(tenant.id.as_str()).map_err(AdminError::Invalid)?,
         username,
         password_hash: {
@@ -141,9 +146,9 @@ impl SignOut {
     pub(crate) fn audit_write(
         self,
         app: &App,
-        tenant: &str,
+        tenant: &TenantId,
         actor: &str,
-        sub: &str,
+        sub: &Subject,
     ) -> Result<Option<Write>, StoreError> {
         match self {
             SignOut::Sessions => Ok(None),
@@ -173,8 +178,8 @@ impl SignOut {
     pub(crate) async fn after_commit(
         self,
         app: &App,
-        tenant: &str,
-        sub: &str,
+        tenant: &TenantId,
+        sub: &Subject,
         actor: &str,
     ) -> Result<(), AdminError> {
         app.repo.delete_sessions_of(sub).await?;
@@ -190,7 +195,7 @@ impl SignOut {
 
 /// Every consent `sub` gave in `tenant` and every delegation to an app's agents ends (deleting
 /// a user, [`SignOut::Everywhere`]): the next authorization asks again.
-pub(crate) async fn end_consents(app: &App, tenant: &str, sub: &str) -> Result<(), OAuthError> {
+pub(crate) async fn end_consents(app: &App, tenant: &TenantId, sub: &Subject) -> Result<(), OAuthError> {
     for c in app.repo.consents_of(tenant, sub).await? {
         let writes = app.repo.delete_consent_writes(tenant, sub, &c.client_id).to_vec();
         app.repo.commit(writes).await?;
@@ -212,7 +217,7 @@ pub(crate) async fn end_consents(app: &App, tenant: &str, sub: &str) -> Result<(
 /// (a strongly consistent listing, all pages) and revoked, a `grant.revoked` event each. A
 /// grant's refresh tokens and every access token that names it — the user's own and agents'
 /// delegated tokens alike — end with it. Call it after the change to the user item has landed.
-pub(crate) async fn end_grants(app: &App, sub: &str, actor: &str) -> Result<(), OAuthError> {
+pub(crate) async fn end_grants(app: &App, sub: &Subject, actor: &str) -> Result<(), OAuthError> {
     let grants: Vec<_> = app
         .repo
         .grants_of(sub)
@@ -227,7 +232,7 @@ pub(crate) async fn end_grants(app: &App, sub: &str, actor: &str) -> Result<(), 
 /// with an audit event in the same transaction; then sign them out as far as `sign_out` says.
 async fn update_user_as(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     username: &str,
     kind: AuditKind,
     actor: &str,
@@ -266,7 +271,7 @@ async fn update_user_as(
 /// [`SignOut::Everywhere`] every grant too (`--sign-out-everywhere`).
 pub async fn set_password(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     username: &str,
     password: &Secret,
     sign_out: SignOut,
@@ -291,12 +296,17 @@ pub async fn set_password(
 /// and their access tokens at introspection and userinfo) end now. The user item changes first,
 /// so a code redemption or refresh racing with this fails its transaction's check on the user;
 /// then every grant is listed and revoked (`end_grants`).
-pub async fn deactivate(app: &App, tenant: &str, username: &str) -> Result<User, AdminError> {
+pub async fn deactivate(app: &App, tenant: &TenantId, username: &str) -> Result<User, AdminError> {
     deactivate_by(app, tenant, username, "cli").await
 }
 
 /// [`deactivate`], recording `actor` in the audit trail.
-pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
+pub async fn deactivate_by(
+    app: &App,
+    tenant: &TenantId,
+    username: &str,
+    actor: &str,
+) -> Result<User, AdminError> {
     let user = update_user_as(
         app,
         tenant,
@@ -317,7 +327,12 @@ pub async fn deactivate_by(app: &App, tenant: &str, username: &str, actor: &str)
 }
 
 /// Let a deactivated user sign in again. Nothing that deactivation ended comes back.
-pub async fn reactivate(app: &App, tenant: &str, username: &str, actor: &str) -> Result<User, AdminError> {
+pub async fn reactivate(
+    app: &App,
+    tenant: &TenantId,
+    username: &str,
+    actor: &str,
+) -> Result<User, AdminError> {
     update_user_as(
         app,
         tenant,
@@ -334,7 +349,7 @@ pub async fn reactivate(app: &App, tenant: &str, username: &str, actor: &str) ->
 /// can issue tokens for them. A subject links to one user; the issuer must be trusted.
 pub async fn link(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     username: &str,
     issuer: &str,
     subject: &str,
@@ -363,7 +378,7 @@ pub async fn link(
         .ok_or_else(|| AdminError::NotFound(format!("user {name} in tenant {tenant}")))?
         .value;
     let l = crate::store::repo_users::FederatedLink {
-        tenant: tenant.to_string(),
+        tenant: tenant.clone(),
         issuer: issuer.to_string(),
         subject: subject.to_string(),
         sub: user.sub.clone(),
@@ -423,7 +438,12 @@ impl From<StoreError> for LoginError {
 /// per-username counter (a conditional write, so the limit holds across instances and under
 /// any number of parallel tries): once the limit is reached within the window, no further
 /// password is even checked until it ends. Failures are audited.
-pub async fn login(app: &App, tenant: &str, username: &str, password: &Secret) -> Result<User, LoginError> {
+pub async fn login(
+    app: &App,
+    tenant: &TenantId,
+    username: &str,
+    password: &Secret,
+) -> Result<User, LoginError> {
     let Ok(name) = normalize_username(username) else {
         let p = password.clone();
         on_hashing_pool(move || verify_against_no_user(&p))
@@ -483,7 +503,7 @@ pub async fn start_session(app: &App, user: &User) -> Result<(Secret, Session), 
         .and_then(|t| t.value.session_ttl)
         .unwrap_or(app.config.lifetimes.session);
     let session = Session {
-        tenant: user.tenant.as_str().to_string(),
+        tenant: user.tenant.clone(),
         sub: user.sub.clone(),
         auth_time: now,
         user_epoch: user.session_epoch,
@@ -507,7 +527,7 @@ pub async fn start_session(app: &App, user: &User) -> Result<(Secret, Session), 
 /// The live session a cookie names, if it belongs to `tenant` and its user is still active.
 pub async fn session(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     cookie: Option<&Secret>,
 ) -> Result<Option<(Session, User)>, OAuthError> {
     let Some(cookie) = cookie else {
@@ -543,7 +563,12 @@ pub async fn end_session(app: &App, cookie: &Secret) -> Result<(), OAuthError> {
 
 /// The user signs out on the account page: their session ends, with its audit event, in one
 /// transaction.
-pub async fn sign_out(app: &App, tenant: &str, cookie: &Secret, sub: &str) -> Result<(), OAuthError> {
+pub async fn sign_out(
+    app: &App,
+    tenant: &TenantId,
+    cookie: &Secret,
+    sub: &Subject,
+) -> Result<(), OAuthError> {
     app.repo
         .commit(vec![
             app.repo.delete_session_write(&cookie.hash().to_hex()),

@@ -322,7 +322,7 @@ impl Repo {
     /// Create a user; `Conflict` if the username is taken in the tenant.
     pub async fn create_user(&self, u: &User, actor: &str) -> Result<(), StoreError> {
         let mut name = Map::new();
-        name.insert("sub".into(), Value::String(u.sub.clone()));
+        name.insert("sub".into(), Value::String(u.sub.to_string()));
         let writes = vec![
             put(
                 Table::Users,

@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use super::grant_type::{ClientAuthMethod, GrantType, Registrant};
+pub use super::id::ClientId;
 use super::jwk::check_public_jwks;
 pub use super::net::KeyHosts;
 use super::scope::ScopeSet;
@@ -111,7 +112,7 @@ pub const RESERVED_SCOPE_PREFIX: &str = "bulwark:";
 /// A client as stored. Secrets only as SHA-256 hex.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Client {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub tenant: TenantId,
     pub metadata: ClientMetadata,
     /// SHA-256 of the client secret (hex); `None` for public clients.
@@ -136,7 +137,7 @@ pub struct Client {
     /// The app this client is an agent of (RFC 8693 token exchange: it may act for that app's
     /// users who let the app's agents act for them). Set by the operator or tenant admin only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent_of: Option<String>,
+    pub agent_of: Option<ClientId>,
     /// After a rotation with a grace period: the previous secret's hash, accepted until
     /// `previous_secret_until`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,7 +204,7 @@ impl Client {
     /// A new live client with no secret, no grants of trust (not first-party, no agent link, no
     /// user policy) and nothing rotated or revoked yet.
     pub fn new(
-        client_id: String,
+        client_id: ClientId,
         tenant: TenantId,
         metadata: ClientMetadata,
         origin: Origin,
@@ -246,7 +247,7 @@ impl Client {
     pub fn display_name(&self) -> String {
         self.document_host()
             .or_else(|| self.metadata.client_name.clone())
-            .unwrap_or_else(|| self.client_id.clone())
+            .unwrap_or_else(|| self.client_id.to_string())
     }
 
     /// Who registered it, which bounds what it may hold ([`GrantType::least_registrant`]). A DCR

@@ -74,7 +74,7 @@ impl ClientView {
     fn of(c: &Client, now: i64) -> Self {
         let m = &c.metadata;
         Self {
-            client_id: c.client_id.clone(),
+            client_id: c.client_id.to_string(),
             client_name: m.client_name.clone(),
             redirect_uris: m.redirect_uris.clone(),
             grant_types: m.grant_types.iter().map(|g| g.as_str().to_string()).collect(),
@@ -102,7 +102,7 @@ impl ClientView {
             .into(),
             first_party: c.first_party,
             disabled: c.disabled,
-            agent_of: c.agent_of.clone(),
+            agent_of: c.agent_of.as_ref().map(ClientId::to_string),
             previous_secret_expires_at: (c.previous_secret_hash.is_some() && c.previous_secret_until > now)
                 .then_some(c.previous_secret_until),
             authorized_users: c.user_policy.as_ref().map(|p| AuthorizedUsers {
@@ -266,7 +266,7 @@ pub(super) async fn create_client(StateX(app): StateX<State>, admin: Admin, req:
 pub(super) async fn get_client(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(client_id): PathOf<String>,
+    PathOf(client_id): PathOf<ClientId>,
 ) -> Answer {
     let c = svc::client(&app, &admin.tenant, &client_id).await?;
     Ok(json_answer(
@@ -286,7 +286,7 @@ pub(super) async fn get_client(
 pub(super) async fn patch_client(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(client_id): PathOf<String>,
+    PathOf(client_id): PathOf<ClientId>,
     req: Request,
 ) -> Answer {
     let (headers, body) = json_object(req).await?;
@@ -316,7 +316,7 @@ pub(super) async fn patch_client(
 pub(super) async fn delete_client(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(client_id): PathOf<String>,
+    PathOf(client_id): PathOf<ClientId>,
 ) -> Answer {
     svc::delete_client(&app, &admin.tenant, &client_id, &admin.actor).await?;
     Ok(no_content())
@@ -332,7 +332,7 @@ pub(super) async fn delete_client(
 pub(super) async fn rotate_secret(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(client_id): PathOf<String>,
+    PathOf(client_id): PathOf<ClientId>,
     req: Request,
 ) -> Answer {
     let empty = req
@@ -361,7 +361,7 @@ pub(super) async fn rotate_secret(
     Ok(json_answer(
         StatusCode::OK,
         &SecretRotated {
-            client_id: c.client_id.clone(),
+            client_id: c.client_id.to_string(),
             client_secret: secret.expose().to_string(),
             previous_secret_expires_at: (c.previous_secret_until > 0).then_some(c.previous_secret_until),
         },

@@ -123,7 +123,7 @@ pub(super) async fn list_members(
             items: members
                 .into_iter()
                 .map(|m| MemberView {
-                    user_id: m.sub,
+                    user_id: m.sub.into_string(),
                     added_at: m.added_at,
                 })
                 .collect(),
@@ -141,13 +141,13 @@ pub(super) async fn list_members(
 pub(super) async fn add_member(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf((gid, sub)): PathOf<(String, String)>,
+    PathOf((gid, sub)): PathOf<(String, Subject)>,
 ) -> Answer {
     let m = svc::add_member(&app, &admin.tenant, &gid, &sub, &admin.actor).await?;
     Ok(json_answer(
         StatusCode::OK,
         &MemberView {
-            user_id: m.sub,
+            user_id: m.sub.into_string(),
             added_at: m.added_at,
         },
         None,
@@ -163,7 +163,7 @@ pub(super) async fn add_member(
 pub(super) async fn remove_member(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf((gid, sub)): PathOf<(String, String)>,
+    PathOf((gid, sub)): PathOf<(String, Subject)>,
 ) -> Answer {
     svc::remove_member(&app, &admin.tenant, &gid, &sub, &admin.actor).await?;
     Ok(no_content())

@@ -29,6 +29,7 @@ use users::*;
 use super::{State, body_bytes, content_type_is};
 use crate::domain::audit::AuditEvent;
 use crate::domain::client::{ADMIN_SCOPE, Client, Origin};
+use crate::domain::id::{ClientId, Subject};
 use crate::domain::tenant::{DcrPolicy, Tenant};
 use crate::domain::user::User;
 use crate::error::{ErrorCode, OAuthError};

@@ -21,7 +21,7 @@ pub struct UserView {
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
         Self {
-            user_id: u.sub.clone(),
+            user_id: u.sub.to_string(),
             username: u.username.clone(),
             name: u.name.clone(),
             email: u.email.clone(),
@@ -173,7 +173,7 @@ pub(super) async fn create_user(StateX(app): StateX<State>, admin: Admin, req: R
 pub(super) async fn get_user(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(user_id): PathOf<String>,
+    PathOf(user_id): PathOf<Subject>,
 ) -> Answer {
     let u = svc::user(&app, &admin.tenant, &user_id).await?;
     Ok(json_answer(
@@ -193,7 +193,7 @@ pub(super) async fn get_user(
 pub(super) async fn patch_user(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(user_id): PathOf<String>,
+    PathOf(user_id): PathOf<Subject>,
     req: Request,
 ) -> Answer {
     let (headers, body) = json_object(req).await?;
@@ -230,7 +230,7 @@ pub(super) async fn patch_user(
 pub(super) async fn delete_user(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(user_id): PathOf<String>,
+    PathOf(user_id): PathOf<Subject>,
 ) -> Answer {
     svc::delete_user(&app, &admin.tenant, &user_id, &admin.actor).await?;
     Ok(no_content())
@@ -243,7 +243,7 @@ pub(super) async fn delete_user(
 pub(super) async fn deactivate_user(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(user_id): PathOf<String>,
+    PathOf(user_id): PathOf<Subject>,
 ) -> Answer {
     let u = svc::set_active(&app, &admin.tenant, &user_id, false, &admin.actor).await?;
     Ok(json_answer(StatusCode::OK, &UserView::from(&u), None))
@@ -256,7 +256,7 @@ pub(super) async fn deactivate_user(
 pub(super) async fn reactivate_user(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(user_id): PathOf<String>,
+    PathOf(user_id): PathOf<Subject>,
 ) -> Answer {
     let u = svc::set_active(&app, &admin.tenant, &user_id, true, &admin.actor).await?;
     Ok(json_answer(StatusCode::OK, &UserView::from(&u), None))
@@ -269,7 +269,7 @@ pub(super) async fn reactivate_user(
 pub(super) async fn user_apps(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf(user_id): PathOf<String>,
+    PathOf(user_id): PathOf<Subject>,
 ) -> Answer {
     let u = svc::user(&app, &admin.tenant, &user_id).await?;
     let apps = crate::service::account::connected_apps(&app, &admin.tenant, &u.value.sub).await?;
@@ -301,7 +301,7 @@ pub(super) async fn user_apps(
 pub(super) async fn revoke_user_app(
     StateX(app): StateX<State>,
     admin: Admin,
-    PathOf((user_id, client_id)): PathOf<(String, String)>,
+    PathOf((user_id, client_id)): PathOf<(Subject, ClientId)>,
 ) -> Answer {
     let u = svc::user(&app, &admin.tenant, &user_id).await?;
     let revoked =

@@ -55,7 +55,7 @@ pub(super) async fn apps(
             },
             disabled: r.client.disabled,
             href: s.app_url("/console/app", &r.client.client_id),
-            client_id: r.client.client_id,
+            client_id: r.client.client_id.into_string(),
         })
         .collect();
     let body = render(&AppsBody {
@@ -258,7 +258,7 @@ pub(super) struct AppBody<'a> {
 }
 
 pub(super) async fn app_view(app: &App, s: &Session, client_id: &str, error: Option<&str>) -> Response {
-    let d = match con::app_detail(app, s.tenant(), client_id).await {
+    let d = match con::app_detail(app, s.tenant(), &ClientId::from(client_id)).await {
         Ok(d) => d,
         Err(AdminError::NotFound(_)) => {
             return console_page(
@@ -335,7 +335,7 @@ pub(super) async fn app_view(app: &App, s: &Session, client_id: &str, error: Opt
             .map(|a| {
                 (
                     s.app_url("/console/app", &a.client_id),
-                    a.client_id.clone(),
+                    a.client_id.to_string(),
                     app_name(a),
                 )
             })
@@ -380,7 +380,16 @@ pub(super) async fn rotate(
         .get("grace_seconds")
         .and_then(|g| g.parse::<i64>().ok())
         .unwrap_or(86_400);
-    match svc::rotate_secret(&app, s.tenant(), client_id, grace, &s.admin.actor, false).await {
+    match svc::rotate_secret(
+        &app,
+        s.tenant(),
+        &ClientId::from(client_id),
+        grace,
+        &s.admin.actor,
+        false,
+    )
+    .await
+    {
         Ok((secret, c)) => secret_page(&app, &s, "New secret", &c, &secret),
         Err(e) => match admin_error(e) {
             Ok(msg) => app_view(&app, &s, client_id, Some(&msg)).await,
@@ -401,7 +410,16 @@ pub(super) async fn set_disabled(
         Err(r) => return r,
     };
     let patch = json!({"disabled": disabled});
-    match svc::patch_client(app, s.tenant(), client_id, None, &patch, &s.admin.actor).await {
+    match svc::patch_client(
+        app,
+        s.tenant(),
+        &ClientId::from(client_id),
+        None,
+        &patch,
+        &s.admin.actor,
+    )
+    .await
+    {
         Ok(_) => see_other(&s.url_with(
             "/console/apps",
             &[("notice", if disabled { "disabled" } else { "enabled" })],
@@ -452,7 +470,7 @@ pub(super) async fn confirm_delete(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let d = match con::app_detail(&app, s.tenant(), app_id(&ids)).await {
+    let d = match con::app_detail(&app, s.tenant(), &ClientId::from(app_id(&ids))).await {
         Ok(d) => d,
         Err(e) => {
             return match admin_error(e) {
@@ -483,7 +501,7 @@ pub(super) async fn delete(
         Ok(s) => s,
         Err(r) => return r,
     };
-    match svc::delete_client(&app, s.tenant(), client_id, &s.admin.actor).await {
+    match svc::delete_client(&app, s.tenant(), &ClientId::from(client_id), &s.admin.actor).await {
         Ok(()) => see_other(&s.url_with("/console/apps", &[("notice", "deleted")])),
         Err(e) => match admin_error(e) {
             Ok(msg) => app_view(&app, &s, client_id, Some(&msg)).await,

@@ -33,6 +33,7 @@ use super::{State, finish};
 use crate::domain::admin::Admin;
 use crate::domain::client::{ADMIN_SCOPE, Client, RESERVED_SCOPE_PREFIX};
 use crate::domain::console;
+use crate::domain::id::{ClientId, Subject};
 use crate::domain::params::Params;
 use crate::domain::tenant::{DcrPolicy, TenantId};
 use crate::error::OAuthError;
@@ -129,7 +130,7 @@ struct Session {
 }
 
 impl Session {
-    fn tenant(&self) -> &str {
+    fn tenant(&self) -> &TenantId {
         &self.admin.tenant
     }
     fn csrf(&self) -> String {
@@ -141,7 +142,7 @@ impl Session {
     }
     /// `path` of this tenant's console, with `extra` query parameters after the tenant.
     fn url_with(&self, path: &str, extra: &[(&str, &str)]) -> String {
-        let mut q = vec![("tenant", self.tenant())];
+        let mut q = vec![("tenant", self.tenant().as_str())];
         q.extend_from_slice(extra);
         links::url(&self.base, path, &q)
     }
@@ -184,7 +185,7 @@ async fn session(app: &App, query: &Option<String>, headers: &HeaderMap) -> Resu
         Ok(_) | Err(Refused::Invalid | Refused::Forbidden) => return Err(NoSession::SignIn(tenant)),
         Err(Refused::Backend(e)) => return Err(NoSession::Failed(e)),
     };
-    let who = match crate::service::users::display_name(app, &admin.actor).await {
+    let who = match crate::service::users::display_name(app, &Subject::from(admin.actor.as_str())).await {
         Ok(Some(name)) => name,
         Ok(None) => return Err(NoSession::SignIn(tenant)),
         Err(e) => return Err(NoSession::Failed(e)),
@@ -252,7 +253,7 @@ async fn start(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers: H
                 let flow = console::flow(secret.expose());
                 let value = console::flow_cookie(tenant.as_str(), secret.expose());
                 Ok::<_, OAuthError>(with_cookies(
-                    see_other(&con::authorize_url(&app, tenant.as_str(), &flow)),
+                    see_other(&con::authorize_url(&app, &tenant, &flow)),
                     [set_cookie(&app, &flow_cookie_name(&app), &value, 600)],
                 ))
             }
@@ -307,7 +308,7 @@ async fn callback(StateX(app): StateX<State>, RawQuery(query): RawQuery, headers
     let Some(code) = q.get("code") else {
         return start_over(Some(&tenant), "The sign-in could not be completed.");
     };
-    match con::redeem(&app, tenant.as_str(), code, &flow.verifier).await {
+    match con::redeem(&app, &tenant, code, &flow.verifier).await {
         Ok(Some(signed)) => with_cookies(
             see_other(&links::url(
                 &app.config.issuer,
@@ -477,7 +478,7 @@ fn app_name(c: &Client) -> String {
     c.metadata
         .client_name
         .clone()
-        .unwrap_or_else(|| c.client_id.clone())
+        .unwrap_or_else(|| c.client_id.to_string())
 }
 
 fn next_href(s: &Session, path: &str, extra: &[(&str, &str)], cursor: Option<String>) -> Option<String> {

@@ -141,7 +141,7 @@ pub(super) async fn set_active(
     if sub == s.admin.actor && !active {
         return users_view(app, &s, None, None, None, Some("You cannot deactivate yourself.")).await;
     }
-    match svc::set_active(app, s.tenant(), sub, active, &s.admin.actor).await {
+    match svc::set_active(app, s.tenant(), &Subject::from(sub), active, &s.admin.actor).await {
         Ok(_) => see_other(&s.url_with(
             "/console/users",
             &[("notice", if active { "reactivated" } else { "deactivated" })],
@@ -192,7 +192,7 @@ pub(super) async fn password_view(
     sign_out_everywhere: bool,
     error: Option<&str>,
 ) -> Response {
-    let u = match svc::user(app, s.tenant(), sub).await {
+    let u = match svc::user(app, s.tenant(), &Subject::from(sub)).await {
         Ok(u) => u.value,
         Err(e) => {
             return match admin_error(e) {
@@ -252,7 +252,16 @@ pub(super) async fn set_password(
         sign_out_everywhere: everywhere,
         ..Default::default()
     };
-    match svc::patch_user(&app, s.tenant(), &sub, None, changes, &s.admin.actor).await {
+    match svc::patch_user(
+        &app,
+        s.tenant(),
+        &Subject::from(sub.as_str()),
+        None,
+        changes,
+        &s.admin.actor,
+    )
+    .await
+    {
         Ok(_) => see_other(&s.url_with(
             "/console/users",
             &[(

@@ -49,9 +49,9 @@ pub(super) async fn policy_view(
         .filter(|c| c.agent_of.is_none())
         .map(|c| {
             (
-                c.client_id.clone(),
+                c.client_id.to_string(),
                 app_name(c),
-                list.is_some_and(|l| l.contains(&c.client_id)),
+                list.is_some_and(|l| l.contains(c.client_id.as_str())),
             )
         })
         .collect();
@@ -113,7 +113,7 @@ pub(super) async fn save_policy(
             let mut ids: Vec<String> = clients
                 .iter()
                 .filter(|c| p.get(&format!("app.{}", c.client_id)).is_some())
-                .map(|c| c.client_id.clone())
+                .map(|c| c.client_id.to_string())
                 .collect();
             if let Some(old) = &t.value.app_allowlist {
                 ids.extend(old.iter().filter(|id| !shown.contains(id.as_str())).cloned());

@@ -37,7 +37,7 @@ pub(super) const AUDIT_PAGE: usize = 200;
 /// after the last event it returned.
 pub async fn audit(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     filter: &AuditFilter,
     cursor: Option<&str>,
     limit: usize,

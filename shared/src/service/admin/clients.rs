@@ -9,7 +9,7 @@ use super::*;
 /// client is the server's, not the tenant's: never listed, found or changed here.
 pub async fn list_clients(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<Client>, Option<String>), AdminError> {
@@ -19,7 +19,11 @@ pub async fn list_clients(
 }
 
 /// A client of the tenant, live or disabled; another tenant's is not found, nor the console's.
-pub async fn client(app: &App, tenant: &str, client_id: &str) -> Result<Versioned<Client>, AdminError> {
+pub async fn client(
+    app: &App,
+    tenant: &TenantId,
+    client_id: &ClientId,
+) -> Result<Versioned<Client>, AdminError> {
     app.repo
         .client_any_in(tenant, client_id)
         .await?
@@ -62,7 +66,7 @@ pub(super) const SERVER_MANAGED: [&str; 9] = [
 /// `{"users": [user ids], "groups": [group ids]}`, each of this tenant.
 pub(super) async fn user_policy_field(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     obj: &Map<String, Value>,
 ) -> Result<Option<Option<UserPolicy>>, AdminError> {
     let field = "authorized_users";
@@ -96,7 +100,7 @@ pub(super) async fn user_policy_field(
     };
     let (users, groups) = (list("users")?, list("groups")?);
     for u in &users {
-        if user(app, tenant, u).await.is_err() {
+        if user(app, tenant, &Subject::from(u.as_str())).await.is_err() {
             return Err(bad(&format!("no user {u:.64} in this tenant")));
         }
     }
@@ -148,7 +152,7 @@ pub(super) fn bool_field(obj: &Map<String, Value>, name: &str) -> Result<Option<
 /// restricted scopes are allowed, but never `bulwark:admin`) plus `first_party` and `agent_of`.
 pub async fn create_client(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     body: &Value,
     actor: &str,
 ) -> Result<Registered, AdminError> {
@@ -204,8 +208,8 @@ pub async fn create_client(
 /// consents and access tokens, as deleting does.
 pub async fn patch_client(
     app: &App,
-    tenant: &str,
-    client_id: &str,
+    tenant: &TenantId,
+    client_id: &ClientId,
     expected_version: Option<u64>,
     patch: &Value,
     actor: &str,
@@ -348,7 +352,12 @@ pub async fn patch_client(
 }
 
 /// Delete a client of the tenant and everything hanging off it.
-pub async fn delete_client(app: &App, tenant: &str, client_id: &str, actor: &str) -> Result<(), AdminError> {
+pub async fn delete_client(
+    app: &App,
+    tenant: &TenantId,
+    client_id: &ClientId,
+    actor: &str,
+) -> Result<(), AdminError> {
     let current = client(app, tenant, client_id).await?;
     operator_managed(&current)?;
     crate::service::clients::delete(app, current, actor).await?;
@@ -359,8 +368,8 @@ pub async fn delete_client(app: &App, tenant: &str, client_id: &str, actor: &str
 /// which may also rotate the secrets of clients holding `bulwark:admin`.
 pub async fn rotate_secret(
     app: &App,
-    tenant: &str,
-    client_id: &str,
+    tenant: &TenantId,
+    client_id: &ClientId,
     grace_seconds: i64,
     actor: &str,
     by_operator: bool,

@@ -19,7 +19,7 @@ pub(super) fn check_group_name(name: &str) -> Result<String, AdminError> {
 
 pub async fn list_groups(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<Group>, Option<String>), AdminError> {
@@ -27,7 +27,7 @@ pub async fn list_groups(
 }
 
 /// A group of the tenant; another tenant's is not found.
-pub async fn group(app: &App, tenant: &str, gid: &str) -> Result<Versioned<Group>, AdminError> {
+pub async fn group(app: &App, tenant: &TenantId, gid: &str) -> Result<Versioned<Group>, AdminError> {
     app.repo
         .group(gid)
         .await?
@@ -35,10 +35,15 @@ pub async fn group(app: &App, tenant: &str, gid: &str) -> Result<Versioned<Group
         .ok_or_else(|| AdminError::NotFound("group".into()))
 }
 
-pub async fn create_group(app: &App, tenant: &str, name: &str, actor: &str) -> Result<Group, AdminError> {
+pub async fn create_group(
+    app: &App,
+    tenant: &TenantId,
+    name: &str,
+    actor: &str,
+) -> Result<Group, AdminError> {
     let g = Group {
         id: crate::secret::random_id(12),
-        tenant: tenant.to_string(),
+        tenant: tenant.clone(),
         name: check_group_name(name)?,
         created_at: app.now(),
     };
@@ -54,7 +59,7 @@ pub async fn create_group(app: &App, tenant: &str, name: &str, actor: &str) -> R
 
 /// Delete a group and its memberships. Apps whose policy named it no longer admit its former
 /// members through it (at once: every use checks memberships).
-pub async fn delete_group(app: &App, tenant: &str, gid: &str, actor: &str) -> Result<(), AdminError> {
+pub async fn delete_group(app: &App, tenant: &TenantId, gid: &str, actor: &str) -> Result<(), AdminError> {
     let g = group(app, tenant, gid).await?;
     app.repo
         .commit(vec![
@@ -82,17 +87,17 @@ pub async fn delete_group(app: &App, tenant: &str, gid: &str, actor: &str) -> Re
 
 pub async fn add_member(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     gid: &str,
-    sub: &str,
+    sub: &Subject,
     actor: &str,
 ) -> Result<Membership, AdminError> {
     group(app, tenant, gid).await?;
     user(app, tenant, sub).await?;
     let m = Membership {
         group: gid.to_string(),
-        sub: sub.to_string(),
-        tenant: tenant.to_string(),
+        sub: sub.clone(),
+        tenant: tenant.clone(),
         added_at: app.now(),
     };
     let mut writes: Vec<_> = app.repo.add_member_writes(&m)?.into();
@@ -113,9 +118,9 @@ pub async fn add_member(
 /// Take a user out of a group: apps that admitted them only through it stop working for them now.
 pub async fn remove_member(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     gid: &str,
-    sub: &str,
+    sub: &Subject,
     actor: &str,
 ) -> Result<(), AdminError> {
     group(app, tenant, gid).await?;
@@ -136,7 +141,7 @@ pub async fn remove_member(
 
 pub async fn members(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     gid: &str,
     cursor: Option<&str>,
     limit: usize,

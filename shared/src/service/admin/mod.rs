@@ -23,8 +23,9 @@ use serde_json::{Map, Value};
 
 use crate::domain::access::{MAX_LISTED, UserPolicy};
 use crate::domain::client::{ADMIN_SCOPE, Client, Origin, RESERVED_SCOPE_PREFIX, validate_metadata};
+use crate::domain::id::{ClientId, Subject};
 use crate::domain::scope::ScopeSet;
-use crate::domain::tenant::{DcrPolicy, SEED_SCOPES, Tenant};
+use crate::domain::tenant::{DcrPolicy, SEED_SCOPES, Tenant, TenantId};
 use crate::domain::user::{User, check_email};
 use crate::error::OAuthError;
 use crate::secret::Secret;

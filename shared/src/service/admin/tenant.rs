@@ -21,7 +21,7 @@ pub struct PolicyChanges {
     pub client_assertion_max_lifetime: Option<Option<i64>>,
 }
 
-pub async fn tenant(app: &App, tenant: &str) -> Result<Versioned<Tenant>, AdminError> {
+pub async fn tenant(app: &App, tenant: &TenantId) -> Result<Versioned<Tenant>, AdminError> {
     app.repo
         .tenant(tenant)
         .await?
@@ -31,7 +31,7 @@ pub async fn tenant(app: &App, tenant: &str) -> Result<Versioned<Tenant>, AdminE
 /// Change the tenant's policy in one conditional write, with one audit event naming what changed.
 pub async fn patch_policy(
     app: &App,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     expected_version: Option<u64>,
     c: PolicyChanges,
     actor: &str,
@@ -118,7 +118,11 @@ pub async fn patch_policy(
                     // A metadata-document client may be listed before anyone has met it.
                     let document = crate::domain::cimd::is_url_id(id)
                         && crate::domain::cimd::check_url(id, app.config.issuer_is_loopback_http()).is_ok();
-                    if !document && client(app, tenant_id, id).await.is_err() {
+                    if !document
+                        && client(app, tenant_id, &ClientId::from(id.as_str()))
+                            .await
+                            .is_err()
+                    {
                         return Err(AdminError::Field(
                             "app_allowlist".into(),
                             format!("no client {id:.64} in this tenant"),
@@ -162,7 +166,7 @@ pub async fn patch_policy(
 /// Add or re-describe a catalog scope; `restricted` (`None`: unchanged, new: false).
 pub async fn put_scope(
     app: &App,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     name: &str,
     description: &str,
     restricted: Option<bool>,
@@ -231,7 +235,12 @@ pub async fn put_scope(
 
 /// Remove a scope from the catalog: no client is issued it from now on (a client may only be
 /// issued catalog scopes). The standard scopes stay.
-pub async fn delete_scope(app: &App, tenant_id: &str, name: &str, actor: &str) -> Result<(), AdminError> {
+pub async fn delete_scope(
+    app: &App,
+    tenant_id: &TenantId,
+    name: &str,
+    actor: &str,
+) -> Result<(), AdminError> {
     if SEED_SCOPES.iter().any(|(s, _)| *s == name) {
         return Err(AdminError::Field(
             "name".into(),
@@ -265,7 +274,7 @@ pub async fn delete_scope(app: &App, tenant_id: &str, name: &str, actor: &str) -
 /// is all the store has of it).
 pub async fn list_iats(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<(String, InitialAccessToken)>, Option<String>), AdminError> {
@@ -273,7 +282,7 @@ pub async fn list_iats(
 }
 
 /// Delete (revoke) an initial access token of the tenant.
-pub async fn delete_iat(app: &App, tenant: &str, id: &str, actor: &str) -> Result<(), AdminError> {
+pub async fn delete_iat(app: &App, tenant: &TenantId, id: &str, actor: &str) -> Result<(), AdminError> {
     let valid = id.len() == 64
         && id
             .bytes()
@@ -298,7 +307,7 @@ pub async fn delete_iat(app: &App, tenant: &str, id: &str, actor: &str) -> Resul
 /// Allow an RFC 8707 resource (a token audience) for the tenant.
 pub async fn add_resource(
     app: &App,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     resource: &str,
     name: Option<&str>,
     actor: &str,
@@ -317,7 +326,7 @@ pub async fn add_resource(
 /// Stop allowing a resource: no token is issued for it from now on (the default audience stays).
 pub async fn remove_resource(
     app: &App,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     resource: &str,
     actor: &str,
 ) -> Result<(), AdminError> {

@@ -7,7 +7,7 @@ use super::*;
 /// One page of the tenant's users, in username order.
 pub async fn list_users(
     app: &App,
-    tenant: &str,
+    tenant: &TenantId,
     cursor: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<User>, Option<String>), AdminError> {
@@ -16,7 +16,7 @@ pub async fn list_users(
 }
 
 /// A user of the tenant by `sub`; another tenant's is not found.
-pub async fn user(app: &App, tenant: &str, sub: &str) -> Result<Versioned<User>, AdminError> {
+pub async fn user(app: &App, tenant: &TenantId, sub: &Subject) -> Result<Versioned<User>, AdminError> {
     app.repo
         .user(sub)
         .await?
@@ -45,8 +45,8 @@ pub(super) fn check_name(name: &str) -> Result<(), AdminError> {
 /// (with or without a new password), the user staying active.
 pub async fn patch_user(
     app: &App,
-    tenant: &str,
-    sub: &str,
+    tenant: &TenantId,
+    sub: &Subject,
     expected_version: Option<u64>,
     changes: UserChanges,
     actor: &str,
@@ -126,8 +126,8 @@ pub async fn patch_user(
 /// grants (so their refresh tokens and access tokens) at once; reactivation brings none back.
 pub async fn set_active(
     app: &App,
-    tenant: &str,
-    sub: &str,
+    tenant: &TenantId,
+    sub: &Subject,
     active: bool,
     actor: &str,
 ) -> Result<User, AdminError> {
@@ -143,7 +143,7 @@ pub async fn set_active(
 /// Delete a user: deactivated first (their sessions and grants end), then their consents and
 /// agent delegations, then the user and their username (free for a new user, who gets a new
 /// `sub`).
-pub async fn delete_user(app: &App, tenant: &str, sub: &str, actor: &str) -> Result<(), AdminError> {
+pub async fn delete_user(app: &App, tenant: &TenantId, sub: &Subject, actor: &str) -> Result<(), AdminError> {
     let u = user(app, tenant, sub).await?;
     if u.value.active {
         set_active(app, tenant, sub, false, actor).await?;
