@@ -5,20 +5,38 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A grant type (RFC 6749 §4, RFC 8693).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum GrantType {
-    AuthorizationCode,
-    ClientCredentials,
-    RefreshToken,
-    /// RFC 8693: an agent exchanges a user's token for one that says it acts for the user.
-    TokenExchange,
-    /// RFC 6749 §4.3, deprecated (RFC 9700 §2.4): only where the tenant opts in, never
-    /// advertised.
-    Password,
-    /// RFC 7523 §2.1: an assertion from an identity provider the tenant trusts, for a user
-    /// linked to its subject (federation).
-    JwtBearer,
+/// An enum and its `ALL`, every variant in declaration order, made from the one declaration:
+/// a new variant cannot be left out of `ALL` (discovery, parsing and the tables iterate it).
+macro_rules! enum_with_all {
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($(#[$vmeta:meta])* $variant:ident),* $(,)? }) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$vmeta])* $variant),*
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+        }
+    };
+}
+
+enum_with_all! {
+    /// A grant type (RFC 6749 §4, RFC 8693), in the order discovery lists them.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum GrantType {
+        AuthorizationCode,
+        ClientCredentials,
+        RefreshToken,
+        /// RFC 8693: an agent exchanges a user's token for one that says it acts for the user.
+        TokenExchange,
+        /// RFC 7523 §2.1: an assertion from an identity provider the tenant trusts, for a user
+        /// linked to its subject (federation).
+        JwtBearer,
+        /// RFC 6749 §4.3, deprecated (RFC 9700 §2.4): only where the tenant opts in, never
+        /// advertised.
+        Password,
+    }
 }
 
 /// Who registers a client, from the least trusted to the most: what a client may hold depends
@@ -69,16 +87,6 @@ pub struct GrantRules {
 }
 
 impl GrantType {
-    /// Every grant this server implements, in the order discovery lists them.
-    pub const ALL: &'static [GrantType] = &[
-        GrantType::AuthorizationCode,
-        GrantType::ClientCredentials,
-        GrantType::RefreshToken,
-        GrantType::TokenExchange,
-        GrantType::JwtBearer,
-        GrantType::Password,
-    ];
-
     /// The grant table: one exhaustive match, one row per grant, so that a new variant makes
     /// the compiler ask every question (no property defaults to an answer).
     ///
@@ -240,25 +248,20 @@ pub struct AuthMethodRules {
     pub uses_secret: bool,
 }
 
-/// How a client authenticates at the token, introspection and revocation endpoints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientAuthMethod {
-    ClientSecretBasic,
-    ClientSecretPost,
-    /// A JWT signed with one of the client's registered keys (RFC 7523 §2.2): no secret.
-    PrivateKeyJwt,
-    /// A public client names itself with `client_id` and proves nothing (PKCE does the work).
-    None,
+enum_with_all! {
+    /// How a client authenticates at the token, introspection and revocation endpoints.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ClientAuthMethod {
+        ClientSecretBasic,
+        ClientSecretPost,
+        /// A JWT signed with one of the client's registered keys (RFC 7523 §2.2): no secret.
+        PrivateKeyJwt,
+        /// A public client names itself with `client_id` and proves nothing (PKCE does the work).
+        None,
+    }
 }
 
 impl ClientAuthMethod {
-    pub const ALL: &'static [ClientAuthMethod] = &[
-        ClientAuthMethod::ClientSecretBasic,
-        ClientAuthMethod::ClientSecretPost,
-        ClientAuthMethod::PrivateKeyJwt,
-        ClientAuthMethod::None,
-    ];
-
     /// The method table: its wire name, whether it proves the client's identity (introspection
     /// and machine grants are for these only), and whether it does so with a shared secret (the
     /// client gets one at registration). One exhaustive match.

@@ -26,7 +26,7 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::fetch::FetchError;
 use crate::keys::external;
 use crate::service::App;
-use crate::service::grants::{Direct, direct_grant};
+use crate::service::grants::{Direct, DirectKind, direct_grant};
 
 fn refused(client: &Client, why: &str) -> OAuthError {
     tracing::info!(client_id = %client.client_id, reason = why, "jwt-bearer assertion refused");
@@ -44,10 +44,7 @@ struct Checked {
     scope: ScopeSet,
     /// RFC 8707 resources the grant is bound to (empty: unbound).
     resources: Vec<String>,
-    /// The grant's name in the audit trail.
-    grant_type: &'static str,
-    /// Whether a client registered for refresh tokens gets one.
-    refresh: bool,
+    kind: DirectKind,
 }
 
 pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
@@ -116,8 +113,7 @@ pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenR
             exp: jag.exp,
             scope,
             resources: jag.resources,
-            grant_type: "id-jag",
-            refresh: false,
+            kind: DirectKind::IdJag,
         }
     } else {
         let a = check_grant_assertion(
@@ -135,8 +131,7 @@ pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenR
             exp: a.exp,
             scope,
             resources: Vec::new(),
-            grant_type: "jwt-bearer",
-            refresh: true,
+            kind: DirectKind::JwtBearer,
         }
     };
     let Some(link) = app
@@ -167,9 +162,8 @@ pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenR
             sub: &link.sub,
             scope: &a.scope,
             params: p,
-            grant_type: a.grant_type,
+            kind: a.kind,
             resources: a.resources,
-            refresh: a.refresh,
             checked: None,
         },
     )

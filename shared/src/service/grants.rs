@@ -294,6 +294,38 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     result
 }
 
+/// Which grant without a browser a [`Direct`] is: what the audit trail calls it, and whether
+/// it may come with a refresh token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DirectKind {
+    /// RFC 6749 §4.3.
+    Password,
+    /// RFC 7523 §2.1, an identity provider's assertion.
+    JwtBearer,
+    /// An identity assertion authorization grant (an ID-JAG, a profile of RFC 7523): the
+    /// enterprise IdP decides each time, so it never comes with a refresh token.
+    IdJag,
+}
+
+impl DirectKind {
+    /// The grant's name in the audit trail.
+    pub const fn audit_name(self) -> &'static str {
+        match self {
+            DirectKind::Password => "password",
+            DirectKind::JwtBearer => "jwt-bearer",
+            DirectKind::IdJag => "id-jag",
+        }
+    }
+
+    /// Whether a client registered for `refresh_token` gets one.
+    pub const fn refresh(self) -> bool {
+        match self {
+            DirectKind::Password | DirectKind::JwtBearer => true,
+            DirectKind::IdJag => false,
+        }
+    }
+}
+
 /// A grant that needs no browser (password, JWT bearer): `sub` gets tokens at `client`.
 pub(crate) struct Direct<'a> {
     pub client: &'a Client,
@@ -301,12 +333,9 @@ pub(crate) struct Direct<'a> {
     pub sub: &'a Subject,
     pub scope: &'a ScopeSet,
     pub params: &'a Params,
-    /// The grant's name in the audit trail.
-    pub grant_type: &'a str,
+    pub kind: DirectKind,
     /// RFC 8707 resources the grant is bound to (empty: unbound), as for a code's grant.
     pub resources: Vec<String>,
-    /// Whether a client registered for `refresh_token` gets one (an ID-JAG's grant does not).
-    pub refresh: bool,
     /// The user as the grant's check found them (the password grant's login), if it read
     /// them: a user changed since (a new password, "sign out everywhere") gets no grant.
     /// `None`: the user as first read here.
@@ -315,7 +344,7 @@ pub(crate) struct Direct<'a> {
 
 /// Issue tokens for a [`Direct`] grant: a grant item is created as a code redemption creates
 /// one — so Revoke, user deactivation and client deletion end it — with a refresh token only
-/// for clients registered for `refresh_token` (and only if `refresh`), landing only if the
+/// for clients registered for `refresh_token` (and only if its [`DirectKind::refresh`]), landing only if the
 /// user is still as checked and the client exists.
 pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenResponse, OAuthError> {
     let Direct {
@@ -324,9 +353,8 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
         sub,
         scope,
         params: p,
-        grant_type,
+        kind,
         resources,
-        refresh,
         checked,
     } = d;
     // Letting agents act for a user is the user's decision on the consent page, where the
@@ -357,8 +385,8 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
         grant_epoch: 0,
         resources,
     };
-    let refresh =
-        (refresh && client.metadata.allows_grant(GrantType::RefreshToken)).then(crate::secret::generate);
+    let refresh = (kind.refresh() && client.metadata.allows_grant(GrantType::RefreshToken))
+        .then(crate::secret::generate);
     let body = issue(
         app,
         Issue {
@@ -399,14 +427,18 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
             AuditKind::LoginSucceeded,
             sub,
             sub,
-            Some(format!("grant_type={grant_type} client={}", client.client_id)),
+            Some(format!(
+                "grant_type={} client={}",
+                kind.audit_name(),
+                client.client_id
+            )),
         )?);
         writes.push(app.repo.audit_write_detail(
             tenant.id.as_str(),
             AuditKind::GrantCreated,
             &client.client_id,
             &grant.gid,
-            Some(format!("grant_type={grant_type}")),
+            Some(format!("grant_type={}", kind.audit_name())),
         )?);
         if let Some(r) = &refresh {
             writes.push(

@@ -14,7 +14,7 @@ use crate::domain::scope::grant_scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::Secret;
 use crate::service::App;
-use crate::service::grants::{Direct, direct_grant};
+use crate::service::grants::{Direct, DirectKind, direct_grant};
 use crate::service::users::{LoginError, login};
 
 pub async fn password(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
@@ -56,9 +56,8 @@ pub async fn password(app: &App, client: &Client, p: &Params) -> Result<TokenRes
             sub: &user.sub,
             scope: &scope,
             params: p,
-            grant_type: "password",
+            kind: DirectKind::Password,
             resources: Vec::new(),
-            refresh: true,
             checked: Some(&user),
         },
     )
