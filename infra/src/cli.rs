@@ -323,6 +323,10 @@ pub enum ClientCommand {
         /// introspect other clients' access tokens for that audience.
         #[arg(long = "resource-server-for", value_name = "RESOURCE_URI")]
         resource_server_for: Vec<String>,
+        /// The client always sends DPoP proofs (RFC 9449 `dpop_bound_access_tokens`): a token
+        /// request without one is refused, so its access tokens are always bound to its key.
+        #[arg(long)]
+        dpop_bound: bool,
     },
     /// Set which of the tenant's resources a client is the resource server for (none: it may
     /// introspect only its own tokens).

@@ -503,6 +503,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             jwks_file,
             jwks_uri,
             resource_server_for,
+            dpop_bound,
         } => {
             let mut metadata = json!({
                 "client_name": name,
@@ -511,6 +512,9 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
                 "redirect_uris": redirect_uris,
                 "token_endpoint_auth_method": auth_method,
             });
+            if dpop_bound {
+                metadata["dpop_bound_access_tokens"] = json!(true);
+            }
             if let Some(f) = jwks_file {
                 let text = std::fs::read_to_string(&f)
                     .map_err(|e| Failure(format!("cannot read {}: {e}", f.display())))?;

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     InvalidRedirectUri,
     InvalidClientMetadata,
+    /// RFC 9449 §5, §7.1: a DPoP proof is missing, invalid or replayed.
+    InvalidDpopProof,
     NotFound,
     MethodNotAllowed,
     TemporarilyUnavailable,
@@ -49,6 +51,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
@@ -119,6 +122,21 @@ impl OAuthError {
     }
     pub fn invalid_redirect_uri(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRedirectUri, d)
+    }
+    pub fn invalid_dpop_proof(d: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidDpopProof, d)
+    }
+    /// At a protected resource (RFC 9449 §7.1): a 401 with a `DPoP` challenge naming the
+    /// error (`invalid_token` or `invalid_dpop_proof`) and the algorithms we accept.
+    pub fn dpop_challenge(mut self) -> Self {
+        self.challenge = Some(match self.code {
+            ErrorCode::InvalidDpopProof => {
+                "DPoP realm=\"bulwark\", error=\"invalid_dpop_proof\", algs=\"ES256 RS256 PS256 EdDSA\""
+            }
+            _ => "DPoP realm=\"bulwark\", error=\"invalid_token\", algs=\"ES256 RS256 PS256 EdDSA\"",
+        });
+        self.status = StatusCode::UNAUTHORIZED;
+        self
     }
     pub fn invalid_token(d: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidToken, d)

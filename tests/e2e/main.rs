@@ -12,6 +12,7 @@ mod cimd;
 mod cli;
 mod console;
 mod discovery_jwks;
+mod dpop;
 mod exchange;
 mod federation;
 mod flow;

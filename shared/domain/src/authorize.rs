@@ -39,6 +39,10 @@ pub struct AuthRequest {
     /// service): the grant's tokens are for these and nothing else.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to; it is redeemed only
+    /// with a proof of that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<crate::dpop::Jkt>,
 }
 
 impl AuthRequest {
@@ -242,8 +246,18 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
             &format!("name at most {MAX_RESOURCES} resources"),
         ));
     }
+    let dpop_jkt = match p.get("dpop_jkt") {
+        None => None,
+        Some(j) => Some(crate::dpop::Jkt::parse(j).ok_or_else(|| {
+            refuse(
+                "invalid_request",
+                "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638, base64url)",
+            )
+        })?),
+    };
     Ok(AuthRequest {
         resources,
+        dpop_jkt,
         client_id: client.client_id.clone(),
         redirect_uri,
         redirect_uri_explicit: explicit,
@@ -384,6 +398,7 @@ mod tests {
                 jwks: None,
                 jwks_uri: None,
                 application_type: None,
+                dpop_bound_access_tokens: false,
             },
             Origin::Admin,
             0,

@@ -39,6 +39,23 @@ pub struct AccessClaims {
     /// any of them (RFC 7009) ends it too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prv: Vec<String>,
+    /// RFC 9449 §6.1 / RFC 7800: the DPoP key the token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// A token's confirmation claim (RFC 7800): the thumbprint of the key it is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: crate::dpop::Jkt,
+}
+
+impl AccessClaims {
+    /// These claims bound to the DPoP key `jkt` (or left a bearer token's).
+    pub fn bound_to(mut self, jkt: Option<&crate::dpop::Jkt>) -> Self {
+        self.cnf = jkt.map(|j| Confirmation { jkt: j.clone() });
+        self
+    }
 }
 
 /// What the claim builder needs for a client-credentials token.
@@ -71,6 +88,7 @@ pub fn client_credentials_claims(g: ClientCredentialsGrant<'_>) -> AccessClaims 
         act: None,
         dlg: Vec::new(),
         prv: Vec::new(),
+        cnf: None,
     }
 }
 
@@ -107,6 +125,7 @@ pub fn user_claims(g: UserGrant<'_>) -> AccessClaims {
         act: None,
         dlg: Vec::new(),
         prv: Vec::new(),
+        cnf: None,
     }
 }
 
@@ -149,6 +168,8 @@ pub fn delegated_claims(d: Delegated<'_>) -> AccessClaims {
         act: Some(d.act),
         dlg,
         prv,
+        // Bound (or not) to the agent's own proof by the caller, never to the subject token's key.
+        cnf: None,
     }
 }
 

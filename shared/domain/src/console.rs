@@ -50,6 +50,7 @@ pub fn client(tenant: &TenantId, callback: &str, now: i64) -> Client {
         jwks: None,
         jwks_uri: None,
         application_type: None,
+        dpop_bound_access_tokens: false,
     };
     Client {
         first_party: true,

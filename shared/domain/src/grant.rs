@@ -82,6 +82,11 @@ pub struct RefreshToken {
     /// refreshes by one client), and no reader of the store can open it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successor: Option<String>,
+    /// RFC 9449 §5: the DPoP key a public client's refresh token is bound to; it is used only
+    /// with a proof of that key. (A confidential client's is not bound: its authentication
+    /// already ties the token to it.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<crate::dpop::Jkt>,
 }
 
 impl RefreshToken {

@@ -316,6 +316,8 @@ impl ClientAuthMethod {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum TokenType {
     Bearer,
+    /// RFC 9449 §5: bound to the key of the request's DPoP proof.
+    DPoP,
 }
 
 /// RFC 8693 §3 token type identifiers this server issues or accepts.
@@ -338,6 +340,21 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
+    /// An access token and nothing else yet: a `DPoP` token if it is bound to a key (its
+    /// claims carry `cnf.jkt`), else a bearer token.
+    pub fn issued(
+        access_token: String,
+        expires_in: i64,
+        scope: Option<String>,
+        bound_to: Option<&crate::dpop::Jkt>,
+    ) -> Self {
+        let mut r = Self::bearer(access_token, expires_in, scope);
+        if bound_to.is_some() {
+            r.token_type = TokenType::DPoP;
+        }
+        r
+    }
+
     /// A bearer access token and nothing else yet.
     pub fn bearer(access_token: String, expires_in: i64, scope: Option<String>) -> Self {
         Self {

@@ -137,6 +137,7 @@ mod tests {
             jwks: None,
             jwks_uri: None,
             application_type: None,
+            dpop_bound_access_tokens: false,
         };
         let mut c = Client::new(id.into(), TenantId::parse("acme").unwrap(), md, origin, 0);
         c.open_registration = open;

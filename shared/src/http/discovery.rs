@@ -57,6 +57,7 @@ pub fn document(app: &App) -> Value {
         "prompt_values_supported": ["none", "login", "consent"],
         "token_endpoint_auth_methods_supported": ClientAuthMethod::names(),
         "token_endpoint_auth_signing_alg_values_supported": ALGORITHM_NAMES,
+        "dpop_signing_alg_values_supported": crate::domain::dpop::ALGORITHMS,
         "introspection_endpoint_auth_signing_alg_values_supported": ALGORITHM_NAMES,
         "revocation_endpoint_auth_signing_alg_values_supported": ALGORITHM_NAMES,
         "introspection_endpoint_auth_methods_supported": ClientAuthMethod::confidential_names(),

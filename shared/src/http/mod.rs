@@ -30,7 +30,7 @@ pub mod userinfo;
 use axum::Router;
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
@@ -186,8 +186,12 @@ pub fn cors(router: Router) -> Router {
         CorsLayer::new()
             .allow_origin(Any)
             .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-            .expose_headers([header::WWW_AUTHENTICATE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("dpop"),
+            ])
+            .expose_headers([header::WWW_AUTHENTICATE, HeaderName::from_static("dpop-nonce")])
             .max_age(std::time::Duration::from_secs(600)),
     )
 }
@@ -273,6 +277,19 @@ pub(crate) fn content_type_is(headers: &HeaderMap, expected: &str) -> bool {
 }
 
 /// An `application/x-www-form-urlencoded` body, parsed by [`Params`], plus the headers.
+/// The values of a request's `DPoP` headers (RFC 9449 §4.1), each as text (a value that is not
+/// visible ASCII is no proof at all).
+pub(crate) fn dpop_proofs(headers: &HeaderMap) -> Result<Vec<&str>, OAuthError> {
+    headers
+        .get_all("dpop")
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| OAuthError::invalid_dpop_proof("the DPoP proof is not a well-formed JWT"))
+        })
+        .collect()
+}
+
 pub struct OAuthForm {
     pub params: Params,
     pub headers: HeaderMap,
@@ -353,6 +370,41 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<crate::secret::Secret>, OAut
         }
         _ => Err(OAuthError::invalid_token("use a Bearer token")),
     }
+}
+
+/// The scheme an access token came under at a protected resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenScheme {
+    Bearer,
+    /// RFC 9449 §7.1.
+    DPoP,
+}
+
+/// The access token of `Authorization: Bearer <token>` or `Authorization: DPoP <token>`.
+pub fn access_token(headers: &HeaderMap) -> Result<Option<(TokenScheme, crate::secret::Secret)>, OAuthError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| OAuthError::invalid_token("malformed Authorization header"))?;
+    let (scheme, token) = v.split_once(' ').unwrap_or((v, ""));
+    let token = token.trim();
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        TokenScheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        TokenScheme::DPoP
+    } else {
+        return Err(OAuthError::invalid_token("use a Bearer or DPoP token"));
+    };
+    if token.is_empty() {
+        let e = OAuthError::invalid_token("the Authorization header holds no token");
+        return Err(match scheme {
+            TokenScheme::Bearer => e,
+            TokenScheme::DPoP => e.dpop_challenge(),
+        });
+    }
+    Ok(Some((scheme, crate::secret::Secret::new(token))))
 }
 
 /// A JSON response that must not be cached (token, introspection, registration responses).

@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
 
-use super::{AppOf, OAuthForm, State, client_from, finish, no_store_json};
+use super::{AppOf, OAuthForm, State, client_from, dpop_proofs, finish, no_store_json};
 use crate::error::OAuthError;
-use crate::service::token_endpoint;
+use crate::service::{dpop, token_endpoint};
 
 pub fn router(state: State) -> Router {
     super::cors(finish(
@@ -25,7 +25,25 @@ async fn token(AppOf(app): AppOf, form: OAuthForm) -> Result<Response, OAuthErro
         .map_err(OAuthError::invalid_request)?;
     let client = client_from(&app, &form, "/oauth2/token").await?;
     tracing::Span::current().record("client_id", client.client_id.as_str());
-    let body = token_endpoint::grant(&app, &client, &form.params).await?;
+    // The proof is checked (and its jti spent) before the grant runs, so a bad proof never
+    // uses up a code or rotates a refresh token.
+    let url = app.config.endpoint("/oauth2/token");
+    let dpop = dpop::proof_key(
+        &app,
+        &dpop_proofs(&form.headers)?,
+        dpop::At {
+            method: "POST",
+            url: &url,
+            access_token: None,
+        },
+    )
+    .await?;
+    let request = token_endpoint::TokenRequest {
+        client: &client,
+        params: &form.params,
+        dpop,
+    };
+    let body = token_endpoint::grant(&app, &request).await?;
     let body = serde_json::to_value(&body).map_err(|_| OAuthError::server_error())?;
     Ok(no_store_json(StatusCode::OK, body))
 }

@@ -1,12 +1,14 @@
-//! `GET`/`POST /oauth2/userinfo` (OpenID Connect Core §5.3), bearer token in the header.
+//! `GET`/`POST /oauth2/userinfo` (OpenID Connect Core §5.3): a bearer token, or a DPoP-bound
+//! token with the DPoP scheme and a proof (RFC 9449 §7), in the header.
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::{AppOf, State, bearer, finish, no_store_json};
+use super::{AppOf, State, TokenScheme, access_token, dpop_proofs, finish, no_store_json};
 use crate::error::OAuthError;
+use crate::service::dpop::Presented;
 use crate::service::grants;
 
 pub fn router(state: State) -> Router {
@@ -18,8 +20,8 @@ pub fn router(state: State) -> Router {
 }
 
 #[tracing::instrument(name = "userinfo", skip_all)]
-async fn userinfo(AppOf(app): AppOf, headers: HeaderMap) -> Result<Response, OAuthError> {
-    let Some(token) = bearer(&headers)? else {
+async fn userinfo(AppOf(app): AppOf, method: Method, headers: HeaderMap) -> Result<Response, OAuthError> {
+    let Some((scheme, token)) = access_token(&headers)? else {
         // RFC 6750 §3.1: a request with no credentials gets the challenge without an error code.
         let mut resp = (StatusCode::UNAUTHORIZED, "").into_response();
         let h = resp.headers_mut();
@@ -30,6 +32,14 @@ async fn userinfo(AppOf(app): AppOf, headers: HeaderMap) -> Result<Response, OAu
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return Ok(resp);
     };
-    let body = grants::userinfo(&app, &token).await?;
+    let proofs = dpop_proofs(&headers)?;
+    let presented = match scheme {
+        TokenScheme::Bearer => Presented::Bearer,
+        TokenScheme::DPoP => Presented::DPoP {
+            proofs: &proofs,
+            method: method.as_str(),
+        },
+    };
+    let body = grants::userinfo(&app, &token, presented).await?;
     Ok(no_store_json(StatusCode::OK, body))
 }

@@ -139,6 +139,48 @@ pub fn verify(token: &str, keys: &JwkSet) -> Result<(Header, Value), VerifyError
     Err(VerifyError::Signature)
 }
 
+/// A JWT's JOSE header as JSON, unverified (a DPoP proof's `typ`, `alg` and `jwk` are checked
+/// by `domain::dpop` before anything is verified with its key).
+pub fn unverified_header(token: &str) -> Option<Value> {
+    use base64::Engine;
+    if token.len() > 16 * 1024 {
+        return None;
+    }
+    let head = token.split('.').next()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(head)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.is_object().then_some(v)
+}
+
+/// Verify `token`'s signature with the one public key `jwk` (a DPoP proof carries its own key),
+/// with the header's `alg`, which must be one of [`ALGORITHMS`] and fit the key; return its
+/// claims. Claims are not checked here.
+pub fn verify_with_key(token: &str, jwk: &serde_json::Map<String, Value>) -> Result<Value, VerifyError> {
+    let h = header(token)?;
+    if !ALGORITHMS.contains(&h.alg) {
+        return Err(VerifyError::Algorithm);
+    }
+    let key: Jwk = serde_json::from_value(Value::Object(jwk.clone())).map_err(|_| VerifyError::NoKey)?;
+    if !key_alg_matches(&key, h.alg) {
+        return Err(VerifyError::NoKey);
+    }
+    let decoding = DecodingKey::from_jwk(&key).map_err(|_| VerifyError::NoKey)?;
+    super::jwt_crypto::install();
+    let mut v = Validation::new(h.alg);
+    v.required_spec_claims = HashSet::new();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.leeway = 0;
+    let data = jsonwebtoken::decode::<Value>(token, &decoding, &v).map_err(|_| VerifyError::Signature)?;
+    if !data.claims.is_object() {
+        return Err(VerifyError::Malformed);
+    }
+    Ok(data.claims)
+}
+
 /// A string claim of a JWT, read without verifying it (to choose whose keys verify it).
 pub fn unverified_claim(token: &str, name: &str) -> Option<String> {
     unverified_claims(token)?.get(name)?.as_str().map(str::to_string)

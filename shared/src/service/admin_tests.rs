@@ -223,11 +223,13 @@ async fn an_interrupted_disable_cascade_brings_no_refresh_token_back_on_enable()
     let client = app.repo.client(&client_id).await.unwrap().unwrap().value;
     let r = grants::refresh_token(
         app,
-        &client,
-        &params(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh.expose()),
-        ]),
+        &crate::service::testing::req(
+            &client,
+            &params(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh.expose()),
+            ]),
+        ),
     )
     .await;
     assert!(
@@ -264,6 +266,7 @@ async fn a_code_issued_before_disable_is_refused_after_enable() {
             max_age: None,
             login_hint: None,
             resources: Vec::new(),
+            dpop_jkt: None,
         },
         issued_at: now,
         revocation: None,
@@ -288,12 +291,14 @@ async fn a_code_issued_before_disable_is_refused_after_enable() {
     let client = app.repo.client(&client_id).await.unwrap().unwrap().value;
     let r = grants::authorization_code(
         app,
-        &client,
-        &params(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.expose()),
-            ("code_verifier", &verifier),
-        ]),
+        &crate::service::testing::req(
+            &client,
+            &params(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.expose()),
+                ("code_verifier", &verifier),
+            ]),
+        ),
     )
     .await;
     assert!(
@@ -327,9 +332,12 @@ async fn a_client_credentials_token_racing_disable_stays_dead_after_enable() {
     set_disabled(app, &id, true).await.unwrap();
     // ... and the token is signed a moment later, in the next second.
     h.clock.advance(1);
-    let t = tokens::client_credentials(app, &authenticated, &Params::default())
-        .await
-        .unwrap();
+    let t = tokens::client_credentials(
+        app,
+        &crate::service::testing::req(&authenticated, &Params::default()),
+    )
+    .await
+    .unwrap();
     let token = t.access_token.clone();
     assert!(tokens::live_claims(app, &token, None).await.unwrap().is_none());
     h.clock.advance(30);
@@ -363,9 +371,12 @@ async fn an_admin_token_minted_for_a_resource_server_is_refused_by_the_admin_api
     .unwrap()
     .client;
     // A token the ops client sends to https://rs.example (no scope asked: it gets them all).
-    let t = tokens::client_credentials(app, &ops, &params(&[("resource", "https://rs.example")]))
-        .await
-        .unwrap();
+    let t = tokens::client_credentials(
+        app,
+        &crate::service::testing::req(&ops, &params(&[("resource", "https://rs.example")])),
+    )
+    .await
+    .unwrap();
     let token = t.access_token.clone();
 
     // The resource server replays it against the admin API.
@@ -447,6 +458,7 @@ async fn a_code_issued_before_deactivation_is_refused_after_reactivation() {
             max_age: None,
             login_hint: None,
             resources: Vec::new(),
+            dpop_jkt: None,
         },
         issued_at: now,
         revocation: None,
@@ -498,12 +510,14 @@ async fn a_code_issued_before_deactivation_is_refused_after_reactivation() {
     let client = app.repo.client(&client_id).await.unwrap().unwrap().value;
     let r = grants::authorization_code(
         app,
-        &client,
-        &params(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.expose()),
-            ("code_verifier", &verifier),
-        ]),
+        &crate::service::testing::req(
+            &client,
+            &params(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.expose()),
+                ("code_verifier", &verifier),
+            ]),
+        ),
     )
     .await;
     assert!(

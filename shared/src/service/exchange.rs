@@ -22,6 +22,7 @@ use crate::domain::tenant::TenantId;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::random_id;
 use crate::service::App;
+use crate::service::token_endpoint::TokenRequest;
 use crate::service::tokens::{ACCESS_TOKEN_TYP, Live, access_token_ttl, live_claims};
 use crate::store::StoreError;
 use crate::store::repo::Versioned;
@@ -39,7 +40,8 @@ fn refused(r: Refusal) -> OAuthError {
 }
 
 /// The grant. `agent` has authenticated and is registered for it.
-pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn token_exchange(app: &App, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let (agent, p) = (req.client, req.params);
     let tenant_id = &agent.tenant;
     let subject_token = p.require("subject_token").map_err(OAuthError::invalid_request)?;
     let subject_type = p
@@ -152,7 +154,8 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
         ttl,
         now,
         jti: random_id(16),
-    });
+    })
+    .bound_to(req.dpop.as_ref());
     let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
     let token = app.signer.sign_jwt(ACCESS_TOKEN_TYP, &payload).await?;
 
@@ -194,7 +197,12 @@ pub async fn token_exchange(app: &App, agent: &Client, p: &Params) -> Result<Tok
         },
         Err(e) => return Err(e.into()),
     }
-    let mut response = TokenResponse::bearer(token, claims.exp - now, Some(scope.to_scope_string()));
+    let mut response = TokenResponse::issued(
+        token,
+        claims.exp - now,
+        Some(scope.to_scope_string()),
+        req.dpop.as_ref(),
+    );
     response.issued_token_type = Some(ACCESS_TOKEN_TYPE);
     Ok(response)
 }

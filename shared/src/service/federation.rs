@@ -20,13 +20,13 @@ use crate::domain::assertion::{SKEW, check_grant_assertion};
 use crate::domain::client::Client;
 use crate::domain::grant_type::TokenResponse;
 use crate::domain::id_jag::{Expected, check_id_jag, id_jag_resources, id_jag_scope};
-use crate::domain::params::Params;
 use crate::domain::scope::{ScopeSet, grant_scope};
 use crate::error::{ErrorCode, OAuthError};
 use crate::fetch::FetchError;
 use crate::keys::external;
 use crate::service::App;
 use crate::service::grants::{Direct, DirectKind, direct_grant};
+use crate::service::token_endpoint::TokenRequest;
 
 fn refused(client: &Client, why: &str) -> OAuthError {
     tracing::info!(client_id = %client.client_id, reason = why, "jwt-bearer assertion refused");
@@ -47,7 +47,8 @@ struct Checked {
     kind: DirectKind,
 }
 
-pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn jwt_bearer(app: &App, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let (client, p) = (req.client, req.params);
     let assertion = p.require("assertion").map_err(OAuthError::invalid_request)?;
     let tenant = app
         .tenant(client.tenant.as_str())
@@ -163,6 +164,7 @@ pub async fn jwt_bearer(app: &App, client: &Client, p: &Params) -> Result<TokenR
             scope: &a.scope,
             params: p,
             kind: a.kind,
+            dpop: req.dpop.as_ref(),
             resources: a.resources,
             checked: None,
         },

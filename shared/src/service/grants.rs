@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::domain::authorize::verify_pkce;
 use crate::domain::claims::{IdClaims, UserGrant, at_hash, choose_audience, user_claims};
 use crate::domain::client::{ADMIN_SCOPE, Client};
+use crate::domain::dpop::Jkt;
 use crate::domain::grant_type::{GrantType, TokenResponse};
 use crate::domain::id::Subject;
 use crate::domain::params::Params;
@@ -21,6 +22,7 @@ use crate::domain::tenant::Tenant;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::{Secret, random_id};
 use crate::service::App;
+use crate::service::token_endpoint::TokenRequest;
 use crate::service::tokens::{ACCESS_TOKEN_TYP, access_token_ttl};
 use crate::service::users::active_user;
 use crate::store::repo::Versioned;
@@ -74,6 +76,7 @@ fn check_redemption(
     client: &Client,
     c: &crate::store::repo_users::AuthCode,
     p: &Params,
+    dpop: Option<&Jkt>,
 ) -> Result<(), OAuthError> {
     let req = &c.request;
     if req.client_id != client.client_id
@@ -103,11 +106,30 @@ fn check_redemption(
             "the code_verifier does not match the code_challenge",
         ));
     }
+    // RFC 9449 §10: a code bound to a DPoP key (`dpop_jkt`) goes only with a proof of that key.
+    if let Some(bound) = &req.dpop_jkt
+        && dpop != Some(bound)
+    {
+        return Err(invalid_grant(
+            "the authorization code is bound to another DPoP key (dpop_jkt)",
+        ));
+    }
     Ok(())
 }
 
+/// The DPoP key a new refresh token of `client` is bound to: a public client's is bound to the
+/// key of the request that got it (RFC 9449 §5); a confidential client's is not.
+fn refresh_binding(client: &Client, dpop: Option<&Jkt>) -> Option<Jkt> {
+    if client.metadata.is_public() {
+        dpop.cloned()
+    } else {
+        None
+    }
+}
+
 /// `grant_type=authorization_code`.
-pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn authorization_code(app: &App, r: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let (client, p, dpop) = (r.client, r.params, r.dpop.as_ref());
     let code = Secret::new(p.require("code").map_err(OAuthError::invalid_request)?);
     let hash = code.hash().to_hex();
     let bad = || invalid_grant("the authorization code is invalid, expired or already used");
@@ -136,7 +158,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
     let Some(c) = app.repo.code(&hash).await? else {
         return replayed().await;
     };
-    check_redemption(app, client, &c, p)?;
+    check_redemption(app, client, &c, p, dpop)?;
     if app.repo.take_code(&hash).await?.is_none() {
         // Redeemed concurrently: exactly one redemption gets it.
         return replayed().await;
@@ -209,10 +231,9 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
             &grant.gid,
         )?);
         if let Some(r) = &refresh {
-            writes.push(
-                app.repo
-                    .create_refresh_write(&r.hash().to_hex(), &new_refresh(&grant, now, idle))?,
-            );
+            let mut rt = new_refresh(&grant, now, idle);
+            rt.jkt = refresh_binding(client, dpop);
+            writes.push(app.repo.create_refresh_write(&r.hash().to_hex(), &rt)?);
         }
         writes.push(app.repo.client_exists_check(client));
         writes.push(app.repo.app_revoked_unchanged_check(
@@ -233,6 +254,7 @@ pub async fn authorization_code(app: &App, client: &Client, p: &Params) -> Resul
         params: p,
         nonce: req.nonce.as_deref(),
         refresh: refresh.as_ref(),
+        dpop,
     };
     let result = match issue(app, issued).await {
         Err(e) => Err(e),
@@ -334,6 +356,8 @@ pub(crate) struct Direct<'a> {
     pub scope: &'a ScopeSet,
     pub params: &'a Params,
     pub kind: DirectKind,
+    /// The key of the request's DPoP proof: the access token is bound to it.
+    pub dpop: Option<&'a Jkt>,
     /// RFC 8707 resources the grant is bound to (empty: unbound), as for a code's grant.
     pub resources: Vec<String>,
     /// The user as the grant's check found them (the password grant's login), if it read
@@ -354,6 +378,7 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
         scope,
         params: p,
         kind,
+        dpop,
         resources,
         checked,
     } = d;
@@ -397,6 +422,7 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
             params: p,
             nonce: None,
             refresh: refresh.as_ref(),
+            dpop,
         },
     )
     .await?;
@@ -441,10 +467,9 @@ pub(crate) async fn direct_grant(app: &App, d: Direct<'_>) -> Result<TokenRespon
             Some(format!("grant_type={}", kind.audit_name())),
         )?);
         if let Some(r) = &refresh {
-            writes.push(
-                app.repo
-                    .create_refresh_write(&r.hash().to_hex(), &new_refresh(&grant, now, idle))?,
-            );
+            let mut rt = new_refresh(&grant, now, idle);
+            rt.jkt = refresh_binding(client, dpop);
+            writes.push(app.repo.create_refresh_write(&r.hash().to_hex(), &rt)?);
         }
         writes.push(app.repo.client_exists_check(client));
         writes.push(app.repo.user_unchanged_check(sub, current.version));
@@ -487,6 +512,7 @@ pub fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
         expires_at: (now + idle).min(grant.expires_at),
         rotated_at: 0,
         successor: None,
+        jkt: None,
     }
 }
 
@@ -522,10 +548,13 @@ struct Asked {
     scope: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     resources: Vec<String>,
+    /// The key of its DPoP proof: the pair is bound to it, so it goes only to the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop: Option<Jkt>,
 }
 
 impl Asked {
-    fn of(p: &Params) -> Result<Self, OAuthError> {
+    fn of(p: &Params, dpop: Option<&Jkt>) -> Result<Self, OAuthError> {
         let scope = match p.get("scope") {
             None => None,
             Some(s) => Some(
@@ -537,7 +566,11 @@ impl Asked {
         let mut resources: Vec<String> = p.all("resource").to_vec();
         resources.sort();
         resources.dedup();
-        Ok(Self { scope, resources })
+        Ok(Self {
+            scope,
+            resources,
+            dpop: dpop.cloned(),
+        })
     }
 }
 
@@ -560,6 +593,7 @@ async fn same_pair_within_grace(
     presented: &Secret,
     rt: &RefreshToken,
     p: &Params,
+    dpop: Option<&Jkt>,
     now: i64,
 ) -> Result<Again, OAuthError> {
     if now - rt.rotated_at > REFRESH_REUSE_GRACE {
@@ -581,17 +615,23 @@ async fn same_pair_within_grace(
     if app.repo.grant(&rt.sub, &rt.gid).await?.is_none() {
         return Ok(Again::Reuse);
     }
-    if Asked::of(p)? != s.asked {
+    if Asked::of(p, dpop)? != s.asked {
         return Ok(Again::DifferentRequest);
     }
-    let mut body = TokenResponse::bearer(s.access_token, (s.expires_at - now).max(1), s.scope);
+    let mut body = TokenResponse::issued(
+        s.access_token,
+        (s.expires_at - now).max(1),
+        s.scope,
+        s.asked.dpop.as_ref(),
+    );
     body.refresh_token = Some(s.refresh_token);
     body.id_token = s.id_token;
     Ok(Again::SamePair(body))
 }
 
 /// `grant_type=refresh_token`: only for clients registered for it.
-pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let (client, p, dpop) = (r.client, r.params, r.dpop.as_ref());
     let presented = Secret::new(p.require("refresh_token").map_err(OAuthError::invalid_request)?);
     let hash = presented.hash().to_hex();
     let bad = || invalid_grant("the refresh token is invalid, expired or revoked");
@@ -602,8 +642,18 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
         if rt.client_id != client.client_id || rt.tenant != client.tenant.as_str() {
             return Err(bad());
         }
+        // A token bound to a DPoP key goes only with a proof of that key; without one it is
+        // refused as it stands — no rotation, no reuse detection (whoever holds a copy but not
+        // the key can do nothing with it, not even end the user's session).
+        if let Some(bound) = &rt.jkt
+            && dpop != Some(bound)
+        {
+            return Err(invalid_grant(
+                "the refresh token is bound to a DPoP key: send a proof of that key",
+            ));
+        }
         if rt.rotated {
-            match same_pair_within_grace(app, &presented, &rt, p, app.now()).await? {
+            match same_pair_within_grace(app, &presented, &rt, p, dpop, app.now()).await? {
                 Again::SamePair(same) => {
                     tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace; the same pair");
                     return Ok(same);
@@ -676,6 +726,7 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             params: p,
             nonce: None,
             refresh: Some(&next),
+            dpop,
         };
         let body = issue(app, issued).await?;
         let successor = serde_json::to_vec(&Successor {
@@ -684,15 +735,21 @@ pub async fn refresh_token(app: &App, client: &Client, p: &Params) -> Result<Tok
             id_token: body.id_token.clone(),
             scope: body.scope.clone(),
             expires_at: now + body.expires_in,
-            asked: Asked::of(p)?,
+            asked: Asked::of(p, dpop)?,
         })
         .ok()
         .and_then(|plain| crate::secret::seal_for(&presented, SUCCESSOR_LABEL, &plain));
         let writes = vec![
             app.repo
                 .rotate_refresh_write(&hash, &rt, version, now, successor)?,
-            app.repo
-                .create_refresh_write(&next.hash().to_hex(), &new_refresh(&grant, now, idle))?,
+            app.repo.create_refresh_write(
+                &next.hash().to_hex(),
+                &RefreshToken {
+                    // The family stays bound to its key.
+                    jkt: rt.jkt.clone(),
+                    ..new_refresh(&grant, now, idle)
+                },
+            )?,
             app.repo.touch_grant_write(&grant, grant_version)?,
             app.repo.user_unchanged_check(&user.value.sub, user.version),
             app.repo.client_exists_check(client),
@@ -728,6 +785,8 @@ pub(crate) struct Issue<'a> {
     pub params: &'a Params,
     pub nonce: Option<&'a str>,
     pub refresh: Option<&'a Secret>,
+    /// The key of the request's DPoP proof: the access token is bound to it.
+    pub dpop: Option<&'a Jkt>,
 }
 
 /// The token response for a user grant: access token, maybe a refresh token and an ID token.
@@ -740,6 +799,7 @@ pub(crate) async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAut
         params: p,
         nonce,
         refresh,
+        dpop,
     } = i;
     // `bulwark:admin` (only the console's users may be granted it: `service::access`) goes
     // alone, in a token for the admin API and nothing else.
@@ -794,10 +854,11 @@ pub(crate) async fn issue(app: &App, i: Issue<'_>) -> Result<TokenResponse, OAut
         ttl,
         now,
         jti: random_id(16),
-    });
+    })
+    .bound_to(dpop);
     let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
     let access = app.signer.sign_jwt(ACCESS_TOKEN_TYP, &payload).await?;
-    let mut body = TokenResponse::bearer(access.clone(), ttl, Some(scope.to_scope_string()));
+    let mut body = TokenResponse::issued(access.clone(), ttl, Some(scope.to_scope_string()), dpop);
     body.refresh_token = refresh.map(|r| r.expose().to_string());
     if scope.contains("openid") {
         let id = IdClaims {
@@ -877,8 +938,18 @@ pub async fn revoke_refresh(app: &App, caller: &Client, token: &Secret) -> Resul
 /// OpenID Connect userinfo for a bearer access token: `sub` always, `name` and
 /// `preferred_username` with `profile`, `email` with `email`. The token must be a live user
 /// token (see [`crate::service::tokens::live_claims`]) with `openid`.
-pub async fn userinfo(app: &App, token: &Secret) -> Result<Value, OAuthError> {
-    let invalid = || OAuthError::invalid_token("the access token is invalid, expired or revoked");
+pub async fn userinfo(
+    app: &App,
+    token: &Secret,
+    presented: crate::service::dpop::Presented<'_>,
+) -> Result<Value, OAuthError> {
+    let invalid = || {
+        let e = OAuthError::invalid_token("the access token is invalid, expired or revoked");
+        match presented {
+            crate::service::dpop::Presented::Bearer => e,
+            crate::service::dpop::Presented::DPoP { .. } => e.dpop_challenge(),
+        }
+    };
     let Some(crate::service::tokens::Live {
         claims: c,
         user: Some(user),
@@ -888,6 +959,14 @@ pub async fn userinfo(app: &App, token: &Secret) -> Result<Value, OAuthError> {
         // Not live, or not a user token.
         return Err(invalid());
     };
+    crate::service::dpop::check_presentation(
+        app,
+        c.cnf.as_ref().map(|cnf| &cnf.jkt),
+        token.expose(),
+        presented,
+        &app.config.endpoint("/oauth2/userinfo"),
+    )
+    .await?;
     let scope = ScopeSet::parse(&c.scope).unwrap_or_default();
     if !scope.contains("openid") {
         return Err(OAuthError::new(

@@ -10,6 +10,7 @@ pub mod client_auth;
 pub mod client_keys;
 pub mod clients;
 pub mod console;
+pub mod dpop;
 pub mod exchange;
 pub mod federation;
 pub mod grants;

@@ -7,17 +7,17 @@
 //! created as a code redemption creates one (so Revoke, deactivation and client deletion end
 //! it), with a refresh token only for clients registered for `refresh_token`.
 
-use crate::domain::client::Client;
 use crate::domain::grant_type::TokenResponse;
-use crate::domain::params::Params;
 use crate::domain::scope::grant_scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::Secret;
 use crate::service::App;
 use crate::service::grants::{Direct, DirectKind, direct_grant};
+use crate::service::token_endpoint::TokenRequest;
 use crate::service::users::{LoginError, login};
 
-pub async fn password(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn password(app: &App, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let (client, p) = (req.client, req.params);
     let tenant = app
         .tenant(client.tenant.as_str())
         .await?
@@ -57,6 +57,7 @@ pub async fn password(app: &App, client: &Client, p: &Params) -> Result<TokenRes
             scope: &scope,
             params: p,
             kind: DirectKind::Password,
+            dpop: req.dpop.as_ref(),
             resources: Vec::new(),
             checked: Some(&user),
         },

@@ -166,7 +166,7 @@ async fn token(
 ) -> Result<crate::domain::grant_type::TokenResponse, crate::error::OAuthError> {
     let creds = read_credentials(None, p).expect("credentials");
     let client = tokens::authenticate(app, &creds, "/oauth2/token").await?;
-    token_endpoint::grant(app, &client, p).await
+    token_endpoint::grant(app, &crate::service::testing::req(&client, p)).await
 }
 
 fn cc_form(client: &Client, secret: &Secret) -> Params {
@@ -350,6 +350,7 @@ async fn code_grant(app: &App, clock: &ManualClock, client: &Client, sub: &str) 
             max_age: None,
             login_hint: None,
             resources: Vec::new(),
+            dpop_jkt: None,
         },
         issued_at: now,
         revocation: None,
@@ -450,9 +451,13 @@ async fn per_operation_store_calls() {
         true
     );
     table.push(("introspect: a refresh token", h.kv.take()));
-    grants::userinfo(app, &Secret::new(access.clone()))
-        .await
-        .expect("userinfo");
+    grants::userinfo(
+        app,
+        &Secret::new(access.clone()),
+        crate::service::dpop::Presented::Bearer,
+    )
+    .await
+    .expect("userinfo");
     table.push(("userinfo", h.kv.take()));
     tokens::revoke(app, &caller, &cc_token).await.unwrap();
     table.push(("revoke: an access token", h.kv.take()));

@@ -19,6 +19,18 @@ use crate::service::App;
 use crate::service::grants::new_refresh;
 use crate::store::embedded::EmbeddedStore;
 
+/// A token request of `client` without a DPoP proof.
+pub(crate) fn req<'a>(
+    client: &'a crate::domain::client::Client,
+    params: &'a crate::domain::params::Params,
+) -> crate::service::token_endpoint::TokenRequest<'a> {
+    crate::service::token_endpoint::TokenRequest {
+        client,
+        params,
+        dpop: None,
+    }
+}
+
 /// A tenant id for a test (`"acme"`); panics on a malformed one.
 pub(crate) fn tid(s: &str) -> crate::domain::tenant::TenantId {
     crate::domain::tenant::TenantId::parse(s).expect("a test tenant id")

@@ -687,10 +687,13 @@ mod agents {
         subject: &str,
     ) -> Result<String, ErrorCode> {
         let body = format!("grant_type={TE}&subject_token={subject}&subject_token_type={AT}");
-        exchange::token_exchange(app, agent, &Params::parse(body.as_bytes()).unwrap())
-            .await
-            .map(|r| r.access_token)
-            .map_err(|e| e.code)
+        exchange::token_exchange(
+            app,
+            &crate::service::testing::req(agent, &Params::parse(body.as_bytes()).unwrap()),
+        )
+        .await
+        .map(|r| r.access_token)
+        .map_err(|e| e.code)
     }
 
     async fn is_live(app: &App, token: &str) -> bool {
@@ -913,8 +916,11 @@ mod agents {
     async fn refreshed(app: &App, client_id: &str, rt: &Secret) -> Option<Secret> {
         let client = app.repo.client(client_id).await.unwrap().unwrap().value;
         let form = format!("grant_type=refresh_token&refresh_token={}", rt.expose());
-        match crate::service::grants::refresh_token(app, &client, &Params::parse(form.as_bytes()).unwrap())
-            .await
+        match crate::service::grants::refresh_token(
+            app,
+            &crate::service::testing::req(&client, &Params::parse(form.as_bytes()).unwrap()),
+        )
+        .await
         {
             Ok(r) => Some(Secret::new(r.refresh_token.unwrap())),
             Err(e) => {
@@ -940,9 +946,13 @@ mod agents {
         );
         assert!(!is_live(app, &held.access).await, "the access token is inactive");
         assert!(
-            crate::service::grants::userinfo(app, &Secret::new(held.access.clone()))
-                .await
-                .is_err(),
+            crate::service::grants::userinfo(
+                app,
+                &Secret::new(held.access.clone()),
+                crate::service::dpop::Presented::Bearer
+            )
+            .await
+            .is_err(),
             "userinfo refuses the access token"
         );
         assert!(
@@ -1173,7 +1183,9 @@ mod assertions {
             return false;
         };
         match tokens::authenticate(app, &creds, "/oauth2/token").await {
-            Ok(client) => token_endpoint::grant(app, &client, &p).await.is_ok(),
+            Ok(client) => token_endpoint::grant(app, &crate::service::testing::req(&client, &p))
+                .await
+                .is_ok(),
             Err(_) => false,
         }
     }
@@ -1288,10 +1300,14 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
 
     // Within the grace: the same pair, again and again; nothing of it in the store in clear.
     let (gid, rt) = family(1).await;
-    let first = refresh_token(app, &client, &form(rt.expose())).await.unwrap();
+    let first = refresh_token(app, &crate::service::testing::req(&client, &form(rt.expose())))
+        .await
+        .unwrap();
     let next = first.refresh_token.clone().unwrap();
     h.clock.advance(REFRESH_REUSE_GRACE);
-    let again = refresh_token(app, &client, &form(rt.expose())).await.unwrap();
+    let again = refresh_token(app, &crate::service::testing::req(&client, &form(rt.expose())))
+        .await
+        .unwrap();
     assert_eq!(again.refresh_token.as_deref(), Some(next.as_str()));
     assert_eq!(again.access_token, first.access_token);
     assert!(again.expires_in <= first.expires_in);
@@ -1305,24 +1321,35 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
     let sealed = stored.successor.clone().expect("sealed successor");
     assert!(!sealed.contains(&next) && !sealed.contains(&first.access_token));
     // The new token, used, moves the family on: the old one is now reuse.
-    let third = refresh_token(app, &client, &form(&next)).await.unwrap();
-    let err = refresh_token(app, &client, &form(rt.expose())).await.unwrap_err();
+    let third = refresh_token(app, &crate::service::testing::req(&client, &form(&next)))
+        .await
+        .unwrap();
+    let err = refresh_token(app, &crate::service::testing::req(&client, &form(rt.expose())))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidGrant);
     assert!(
         app.repo.grant(&alice, &gid).await.unwrap().is_none(),
         "the family is revoked"
     );
     assert!(
-        refresh_token(app, &client, &form(third.refresh_token.as_deref().unwrap()))
-            .await
-            .is_err()
+        refresh_token(
+            app,
+            &crate::service::testing::req(&client, &form(third.refresh_token.as_deref().unwrap()))
+        )
+        .await
+        .is_err()
     );
 
     // After the grace: reuse, the family ends.
     let (gid, rt) = family(1).await;
-    refresh_token(app, &client, &form(rt.expose())).await.unwrap();
+    refresh_token(app, &crate::service::testing::req(&client, &form(rt.expose())))
+        .await
+        .unwrap();
     h.clock.advance(REFRESH_REUSE_GRACE + 1);
-    let err = refresh_token(app, &client, &form(rt.expose())).await.unwrap_err();
+    let err = refresh_token(app, &crate::service::testing::req(&client, &form(rt.expose())))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidGrant);
     assert!(
         app.repo.grant(&alice, &gid).await.unwrap().is_none(),
@@ -1331,12 +1358,18 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
 
     // Another client presenting it gets nothing and ends nothing.
     let (gid, rt) = family(1).await;
-    refresh_token(app, &client, &form(rt.expose())).await.unwrap();
+    refresh_token(app, &crate::service::testing::req(&client, &form(rt.expose())))
+        .await
+        .unwrap();
     let other = clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
         .await
         .unwrap()
         .client;
-    assert!(refresh_token(app, &other, &form(rt.expose())).await.is_err());
+    assert!(
+        refresh_token(app, &crate::service::testing::req(&other, &form(rt.expose())))
+            .await
+            .is_err()
+    );
     assert!(app.repo.grant(&alice, &gid).await.unwrap().is_some());
 }
 
@@ -1719,7 +1752,7 @@ mod metadata_documents {
         let client = beta.repo.client_in("beta", URL).await.unwrap().unwrap().value;
         let p = Params::parse(format!("grant_type=refresh_token&refresh_token={}", rt.expose()).as_bytes())
             .unwrap();
-        crate::service::token_endpoint::grant(&beta, &client, &p)
+        crate::service::token_endpoint::grant(&beta, &crate::service::testing::req(&client, &p))
             .await
             .expect("refresh");
         let last = |t: &'static str| {
@@ -1780,7 +1813,7 @@ mod metadata_documents {
         let p = Params::parse(format!("grant_type=refresh_token&refresh_token={}", rt.expose()).as_bytes())
             .unwrap();
         assert!(
-            crate::service::token_endpoint::grant(&acme, &client, &p)
+            crate::service::token_endpoint::grant(&acme, &crate::service::testing::req(&client, &p))
                 .await
                 .is_err(),
             "a refresh token issued to a private_key_jwt client was redeemed with no authentication"
@@ -1880,13 +1913,19 @@ mod expiry {
         let (_, used_rt) = family(app, &alice, &used.client_id).await;
         let (holder_gid, holder_rt) = family(app, &alice, &holder.client_id).await;
         h.clock.set(t0 + 10 * DAY);
-        token_endpoint::grant(app, &used, &refresh_form(used_rt.expose()))
-            .await
-            .unwrap();
+        token_endpoint::grant(
+            app,
+            &crate::service::testing::req(&used, &refresh_form(used_rt.expose())),
+        )
+        .await
+        .unwrap();
         h.clock.set(t0 + OPEN_REGISTRATION_IDLE - 60);
-        let issued = refresh_token(app, &holder, &refresh_form(holder_rt.expose()))
-            .await
-            .unwrap();
+        let issued = refresh_token(
+            app,
+            &crate::service::testing::req(&holder, &refresh_form(holder_rt.expose())),
+        )
+        .await
+        .unwrap();
         let at = issued.access_token.clone();
         let rt = issued.refresh_token.clone().unwrap();
 
@@ -1914,7 +1953,9 @@ mod expiry {
         }
         // Everything the holder had is over: access token, refresh token, grant, consent.
         assert!(live_claims(app, &at, Some("acme")).await.unwrap().is_none());
-        let err = refresh_token(app, &holder, &refresh_form(&rt)).await.unwrap_err();
+        let err = refresh_token(app, &crate::service::testing::req(&holder, &refresh_form(&rt)))
+            .await
+            .unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidGrant);
         assert!(app.repo.grant(&alice, &holder_gid).await.unwrap().is_none());
         assert!(
@@ -2064,7 +2105,7 @@ async fn an_anonymous_registration_holding_a_machine_grant_is_not_issued_it() {
         let p = form(id);
         let creds = crate::domain::client_auth::read_credentials(None, &p).unwrap();
         let client = crate::service::tokens::authenticate(app, &creds, "/oauth2/token").await?;
-        crate::service::token_endpoint::grant(app, &client, &p).await
+        crate::service::token_endpoint::grant(app, &crate::service::testing::req(&client, &p)).await
     };
     let err = run("anonymous").await.unwrap_err();
     assert_eq!(err.code, ErrorCode::UnauthorizedClient, "{err:?}");

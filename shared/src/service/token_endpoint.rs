@@ -3,13 +3,23 @@
 //! and one arm here; discovery and registration validation read the same enum.
 
 use crate::domain::client::Client;
+use crate::domain::dpop::Jkt;
 use crate::domain::grant_type::{GrantType, TokenResponse};
 use crate::domain::params::Params;
 use crate::error::{ErrorCode, OAuthError};
 use crate::service::{App, exchange, federation, grants, password, tokens};
 
-/// Run the grant `p` asks for, for an authenticated `client`.
-pub async fn grant(app: &App, client: &Client, p: &Params) -> Result<TokenResponse, OAuthError> {
+/// A token request: the authenticated client, its parameters, and the key of its DPoP proof
+/// (checked by `service::dpop`), which every access token issued for it is bound to.
+pub struct TokenRequest<'a> {
+    pub client: &'a Client,
+    pub params: &'a Params,
+    pub dpop: Option<Jkt>,
+}
+
+/// Run the grant the request asks for.
+pub async fn grant(app: &App, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let (client, p) = (req.client, req.params);
     let name = p.require("grant_type").map_err(OAuthError::invalid_request)?;
     let Some(grant) = GrantType::parse(name) else {
         return Err(OAuthError::new(
@@ -34,13 +44,18 @@ pub async fn grant(app: &App, client: &Client, p: &Params) -> Result<TokenRespon
         };
         return Err(OAuthError::new(ErrorCode::UnauthorizedClient, why));
     }
+    if client.metadata.dpop_bound_access_tokens && req.dpop.is_none() {
+        return Err(OAuthError::invalid_dpop_proof(
+            "this client is registered with dpop_bound_access_tokens: send a DPoP proof",
+        ));
+    }
     let issued = match grant {
-        GrantType::AuthorizationCode => grants::authorization_code(app, client, p).await,
-        GrantType::ClientCredentials => tokens::client_credentials(app, client, p).await,
-        GrantType::RefreshToken => grants::refresh_token(app, client, p).await,
-        GrantType::TokenExchange => exchange::token_exchange(app, client, p).await,
-        GrantType::Password => password::password(app, client, p).await,
-        GrantType::JwtBearer => federation::jwt_bearer(app, client, p).await,
+        GrantType::AuthorizationCode => grants::authorization_code(app, req).await,
+        GrantType::ClientCredentials => tokens::client_credentials(app, req).await,
+        GrantType::RefreshToken => grants::refresh_token(app, req).await,
+        GrantType::TokenExchange => exchange::token_exchange(app, req).await,
+        GrantType::Password => password::password(app, req).await,
+        GrantType::JwtBearer => federation::jwt_bearer(app, req).await,
     }?;
     note_use(app, client).await;
     Ok(issued)

@@ -13,12 +13,12 @@ use crate::domain::claims::{
 use crate::domain::client::{ADMIN_SCOPE, Client};
 use crate::domain::grant_type::TokenResponse;
 use crate::domain::introspection;
-use crate::domain::params::Params;
 use crate::domain::scope::grant_scope;
 use crate::error::{ErrorCode, OAuthError};
 use crate::keys::jws;
 use crate::secret::random_id;
 use crate::service::App;
+use crate::service::token_endpoint::TokenRequest;
 
 pub use crate::service::client_auth::authenticate;
 
@@ -27,11 +27,8 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
 /// `grant_type=client_credentials`: a token for the client itself, with the requested scopes
 /// (inside the registered ones) or all registered scopes.
-pub async fn client_credentials(
-    app: &App,
-    client: &Client,
-    params: &Params,
-) -> Result<TokenResponse, OAuthError> {
+pub async fn client_credentials(app: &App, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let (client, params) = (req.client, req.params);
     let tenant = app
         .tenant(client.tenant.as_str())
         .await?
@@ -78,13 +75,15 @@ pub async fn client_credentials(
         ttl,
         now: app.now(),
         jti: random_id(16),
-    });
+    })
+    .bound_to(req.dpop.as_ref());
     let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
     let token = app.signer.sign_jwt(ACCESS_TOKEN_TYP, &payload).await?;
-    Ok(TokenResponse::bearer(
+    Ok(TokenResponse::issued(
         token,
         ttl,
         (!scope.is_empty()).then(|| scope.to_scope_string()),
+        req.dpop.as_ref(),
     ))
 }
 
@@ -286,7 +285,7 @@ pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value
     let mut body = json!({
         "active": true,
         "client_id": c.client_id,
-        "token_type": "Bearer",
+        "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
         "exp": c.exp,
         "iat": c.iat,
         "nbf": c.nbf,
@@ -304,6 +303,10 @@ pub async fn introspect(app: &App, caller: &Client, token: &str) -> Result<Value
     }
     if let Some(act) = &c.act {
         body["act"] = json!(act);
+    }
+    // RFC 9449 §6.2: the key a DPoP-bound token is bound to, for the resource server to check.
+    if let Some(cnf) = &c.cnf {
+        body["cnf"] = json!(cnf);
     }
     Ok(body)
 }

@@ -9,7 +9,7 @@
 //! | clients | `openreg#<shard>`   | `<due>#<client id>` | —                       | never   |
 //! | tokens  | `iat#<sha256>`      | `iat`    | `tenant#<id>#iat` / `<created>#<h>`| IAT exp |
 //! | tokens  | `jti#<jti>`         | `deny`   | —                                  | tok exp |
-//! | tokens  | `jwtid#<sha256>`    | `jti`    | —                                  | asn exp |
+//! | tokens  | `jwtid#<sha256>`    | `jti`    | — (an assertion or DPoP proof `jti`) | asn exp |
 //! | audit   | `tenant#<id>`       | `<ts>#<rand>` | —                             | never   |
 //! | keys    | `signing`           | `ring`   | —                                  | never   |
 

@@ -102,9 +102,11 @@ pub fn validate_metadata(
     let (jwks, jwks_uri) = keys(obj, method, key_hosts)?;
 
     let application_type = application_type(obj)?;
+    let dpop_bound_access_tokens = flag(obj, "dpop_bound_access_tokens")?;
 
     Ok(ClientMetadata {
         application_type,
+        dpop_bound_access_tokens,
         redirect_uris,
         grant_types,
         response_types,
@@ -424,6 +426,18 @@ fn keys(
 }
 
 /// `application_type` (OpenID Connect Registration): `web` or `native`.
+/// A boolean member (absent or null: false).
+fn flag(obj: &Map<String, Value>, name: &'static str) -> Result<bool, MetadataError> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(MetadataError::invalid(
+            Some(name),
+            format!("{name} is true or false"),
+        )),
+    }
+}
+
 fn application_type(obj: &Map<String, Value>) -> Result<Option<String>, MetadataError> {
     Ok(match obj.get("application_type") {
         None | Some(Value::Null) => None,

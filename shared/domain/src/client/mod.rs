@@ -48,6 +48,10 @@ pub struct ClientMetadata {
     /// Either way redirect URIs are https or loopback http.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_type: Option<String>,
+    /// RFC 9449 §5.2: the client always sends a DPoP proof; a token request without one is
+    /// refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
 }
 
 impl ClientMetadata {
