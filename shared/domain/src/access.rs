@@ -40,20 +40,6 @@ pub enum Denied {
     NotAdministrator,
 }
 
-impl Denied {
-    /// What the user is told (no internals; the same words for both is not needed: the user
-    /// learns only that an administrator decided).
-    pub fn message(self) -> &'static str {
-        match self {
-            Denied::NotOnAllowlist => "This app has not been approved by your administrator.",
-            Denied::NotAuthorizedUser => "Your administrator has not allowed you to use this app.",
-            Denied::NotAdministrator => {
-                "Only this organization's administrators can sign in to the Connected Apps console."
-            }
-        }
-    }
-}
-
 /// The decision. `user_groups`: the user's groups (only consulted when the policy names groups
 /// and not the user).
 pub fn decide(

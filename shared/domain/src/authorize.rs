@@ -62,8 +62,8 @@ pub struct Prompt {
 /// Why a request is refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// The client or the redirect URI cannot be trusted: say so on our own page, never redirect.
-    Page(String),
+    /// The redirect URI cannot be trusted: say so on our own page, never redirect.
+    Page(UntrustedRedirect),
     /// The redirect URI is verified: send the error back to the client.
     Redirect {
         redirect_uri: String,
@@ -71,6 +71,15 @@ pub enum Refusal {
         description: String,
         state: Option<String>,
     },
+}
+
+/// Why a request's redirect URI cannot be used (the words are the page's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UntrustedRedirect {
+    /// Not one the client registered.
+    NotRegistered,
+    /// None given, and the client registered several.
+    Missing,
 }
 
 const MAX_STATE: usize = 2048;
@@ -115,7 +124,7 @@ fn split_loopback(uri: &str) -> Option<(&str, &str)> {
 }
 
 /// Validate an authorization request for `client` (already looked up by `client_id`; an
-/// unknown client is the caller's [`Refusal::Page`]) that may be issued `allowed` scopes.
+/// unknown client is the caller's own page refusal) that may be issued `allowed` scopes.
 /// Most RFC 8707 resources one authorization request may name.
 pub const MAX_RESOURCES: usize = 10;
 
@@ -124,15 +133,11 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
     let (redirect_uri, explicit) = match p.get("redirect_uri") {
         Some(r) if redirect_matches(registered, r) => (r.to_string(), true),
         Some(_) => {
-            return Err(Refusal::Page(
-                "The redirect_uri is not one this application registered.".into(),
-            ));
+            return Err(Refusal::Page(UntrustedRedirect::NotRegistered));
         }
         None if registered.len() == 1 => (registered[0].clone(), false),
         None => {
-            return Err(Refusal::Page(
-                "The request has no redirect_uri, and the application registered several.".into(),
-            ));
+            return Err(Refusal::Page(UntrustedRedirect::Missing));
         }
     };
     let state = p.get("state").map(str::to_string);
@@ -489,10 +494,13 @@ mod tests {
                 &params(&format!("{ok}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb")),
                 &c
             ),
-            Err(Refusal::Page(_))
+            Err(Refusal::Page(UntrustedRedirect::NotRegistered))
         ));
         let two = client(&["https://a.example/cb", "https://b.example/cb"]);
-        assert!(matches!(validate(&params(&ok), &two), Err(Refusal::Page(_))));
+        assert!(matches!(
+            validate(&params(&ok), &two),
+            Err(Refusal::Page(UntrustedRedirect::Missing))
+        ));
 
         let err = |q: &str| match validate(&params(q), &c) {
             Err(Refusal::Redirect { error, state, .. }) => (error, state),

@@ -10,8 +10,8 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::browser::{
-    Ids, PageForm, browser_id, clear_session_cookie, cookie, failure_page, see_other, session_cookie_header,
-    session_cookie_name, with_cookies,
+    Ids, PageForm, browser_id, clear_session_cookie, cookie, csrf_for, failure_page, see_other,
+    session_cookie_header, session_cookie_name, with_cookies,
 };
 use super::links;
 use super::pages::{self, AccountView};
@@ -19,8 +19,7 @@ use super::{AppOf, State, finish};
 use crate::domain::id::ClientId;
 use crate::domain::tenant::TenantId;
 use crate::error::OAuthError;
-use crate::service::authorize::{LoginPage, csrf_for};
-use crate::service::users;
+use crate::service::users::{self, LoginFailure};
 use crate::service::{App, account};
 
 pub fn router(state: State) -> Router {
@@ -75,18 +74,20 @@ fn login_form(
     tenant: &str,
     browser: &crate::secret::Secret,
     username: &str,
-    error: Option<String>,
+    failure: Option<LoginFailure>,
 ) -> Response {
-    let p = LoginPage {
-        tenant: tenant.to_string(),
-        pending_id: None,
-        csrf: csrf_for(browser),
+    let view = pages::LoginView {
         client_name: None,
-        username: username.to_string(),
-        error,
-        redirect_origin: None,
+        username,
+        failure,
+        csrf: &csrf_for(browser),
+        redirect_uri: None,
     };
-    pages::login_page(&p, &app.config.endpoint("/account/login"), &[("tenant", tenant)])
+    pages::login_page(
+        &view,
+        &app.config.endpoint("/account/login"),
+        &[("tenant", tenant)],
+    )
 }
 
 async fn show(AppOf(app): AppOf, form: PageForm) -> Response {
@@ -164,13 +165,7 @@ async fn login_inner(
                 [session_cookie_header(app, &c, &s)],
             ))
         }
-        Err(e) => Ok(login_form(
-            app,
-            &tenant,
-            browser,
-            username,
-            Some(e.user_message()?),
-        )),
+        Err(e) => Ok(login_form(app, &tenant, browser, username, Some(e.failure()?))),
     }
 }
 

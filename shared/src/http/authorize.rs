@@ -49,7 +49,7 @@ async fn authorize(AppOf(app): AppOf, form: PageForm) -> Response {
         tracing::warn!(error = %e, "could not end the previous session");
     }
     let resp = match result {
-        Ok(step) => render(&app, step),
+        Ok(step) => render(&app, step, &browser),
         Err(e) => failure_page(e),
     };
     with_cookies(resp, [new_browser_cookie])

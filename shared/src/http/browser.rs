@@ -107,17 +107,33 @@ pub fn see_other(location: &str) -> Response {
     resp
 }
 
-/// Render a flow step.
-pub fn render(app: &App, step: Step) -> Response {
+/// The CSRF token of forms shown to the browser with binding cookie `browser` (the services
+/// check it with `domain::csrf::check`).
+pub fn csrf_for(browser: &Secret) -> String {
+    crate::domain::csrf::token(browser.expose())
+}
+
+/// Render a flow step for the browser with binding cookie `browser`.
+pub fn render(app: &App, step: Step, browser: &Secret) -> Response {
     let action = app.config.endpoint("/oauth2/authorize");
     let resp = match &step.outcome {
         Outcome::Redirect(to) => see_other(to),
-        Outcome::Error { status, message } => pages::error_page(*status, message),
-        Outcome::Login(p) => {
-            let id = p.pending_id.clone().unwrap_or_default();
-            pages::login_page(p, &action, &[("action", "login"), ("interaction", &id)])
+        Outcome::Refused(why) => {
+            let (status, message) = pages::refusal(*why);
+            pages::error_page(status, message)
         }
-        Outcome::Consent(p) => pages::consent_page(p, &action),
+        Outcome::NeedLogin(l) => {
+            let view = pages::LoginView {
+                client_name: l.client_name.clone(),
+                username: &l.username,
+                failure: l.failure,
+                csrf: &csrf_for(browser),
+                redirect_uri: Some(&l.redirect_uri),
+            };
+            let hidden = [("action", "login"), ("interaction", l.pending_id.as_str())];
+            pages::login_page(&view, &action, &hidden)
+        }
+        Outcome::NeedConsent(c) => pages::consent_page(c, &csrf_for(browser), &action),
     };
     let cookie = step
         .new_session

@@ -1,4 +1,5 @@
-//! Server-rendered pages: login, consent, account, error. Plain HTML forms that work without
+//! Server-rendered pages: login, consent, account, error, and every word they say (the services
+//! answer with what happened; the sentences are here). Plain HTML forms that work without
 //! JavaScript; no external assets; one stylesheet inlined and allowed by its hash in the
 //! Content-Security-Policy. The markup is in `shared/templates/`, compiled by askama, which
 //! escapes every value by default (only the stylesheet, the logo and a page body already
@@ -10,8 +11,12 @@ use axum::response::{IntoResponse, Response};
 use std::sync::LazyLock;
 
 use super::links;
+use crate::domain::access::Denied;
+use crate::domain::authorize::UntrustedRedirect;
 use crate::service::account::ConnectedApp;
-use crate::service::authorize::{ConsentPage, LoginPage};
+use crate::service::authorize::{AgentNames, ConsentRequest, PageRefusal, RequestedResource};
+use crate::service::cimd;
+use crate::service::users::LoginFailure;
 
 const CSS: &str = r#"
 *{box-sizing:border-box}
@@ -231,6 +236,79 @@ pub fn message_page(
     page(status, title, &body, false, None)
 }
 
+/// What the authorization flow's refusal page says, and its status.
+pub fn refusal(why: PageRefusal) -> (u16, &'static str) {
+    const EXPIRED: &str = "This sign-in request has expired or was already answered. Go back to the application and start again.";
+    match why {
+        PageRefusal::NoClientId => (
+            400,
+            "The request does not name an application (client_id is missing).",
+        ),
+        PageRefusal::UnknownClient => (400, "The application that sent you here is not registered."),
+        PageRefusal::Document(cimd::Refused::NotAccepted) => (
+            400,
+            "The application that sent you here identifies itself by a web address this organization does not accept.",
+        ),
+        PageRefusal::Document(cimd::Refused::Unavailable) => (
+            400,
+            "The application's description could not be loaded or is not valid. Try again later, or contact the application's developer.",
+        ),
+        PageRefusal::RedirectUri(UntrustedRedirect::NotRegistered) => {
+            (400, "The redirect_uri is not one this application registered.")
+        }
+        PageRefusal::RedirectUri(UntrustedRedirect::Missing) => (
+            400,
+            "The request has no redirect_uri, and the application registered several.",
+        ),
+        PageRefusal::RequestExpired => (400, EXPIRED),
+        PageRefusal::SessionEnded => (
+            400,
+            "Your session ended. Go back to the application and sign in again.",
+        ),
+        PageRefusal::NoDecision => (400, "Choose Allow or Deny."),
+        PageRefusal::ClientGone => (400, "The application that sent you here is no longer registered."),
+        PageRefusal::RegistrationChanged => (
+            400,
+            "The application changed its registration since this request began. Go back to the application and start again.",
+        ),
+        PageRefusal::NotPermitted(d) => (403, denied(d)),
+    }
+}
+
+/// What a user the tenant's administrator keeps from an app is told (no internals: only that
+/// an administrator decided).
+fn denied(d: Denied) -> &'static str {
+    match d {
+        Denied::NotOnAllowlist => "This app has not been approved by your administrator.",
+        Denied::NotAuthorizedUser => "Your administrator has not allowed you to use this app.",
+        Denied::NotAdministrator => {
+            "Only this organization's administrators can sign in to the Connected Apps console."
+        }
+    }
+}
+
+/// What the login form says after a failed attempt.
+pub fn login_failure(f: LoginFailure) -> String {
+    match f {
+        LoginFailure::BadCredentials => "The username or password is incorrect.".into(),
+        LoginFailure::Locked { retry_after } => {
+            let minutes = (retry_after + 59) / 60;
+            format!(
+                "Too many failed sign-in attempts for this account. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+/// The origin (`scheme://host[:port]`) of a verified redirect URI, as a CSP source.
+pub fn origin_of(uri: &str) -> Option<String> {
+    url::Url::parse(uri)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null")
+}
+
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginBody<'a> {
@@ -242,22 +320,35 @@ struct LoginBody<'a> {
     username: &'a str,
 }
 
+/// What the sign-in form shows.
+pub struct LoginView<'a> {
+    /// The app the user signs in to (`None`: the account page).
+    pub client_name: Option<String>,
+    pub username: &'a str,
+    pub failure: Option<LoginFailure>,
+    pub csrf: &'a str,
+    /// The redirect URI a login may answer with a 303 to (its origin joins `form-action`).
+    pub redirect_uri: Option<&'a str>,
+}
+
 /// The sign-in form. `action` is where it posts; `hidden` are extra hidden fields.
-pub fn login_page(p: &LoginPage, action: &str, hidden: &[(&str, &str)]) -> Response {
+pub fn login_page(v: &LoginView<'_>, action: &str, hidden: &[(&str, &str)]) -> Response {
+    let error = v.failure.map(login_failure);
     let body = render(&LoginBody {
-        client_name: &p.client_name,
-        error: &p.error,
+        client_name: &v.client_name,
+        error: &error,
         action,
         hidden,
-        csrf: &p.csrf,
-        username: &p.username,
+        csrf: v.csrf,
+        username: v.username,
     });
+    let origin = v.redirect_uri.and_then(origin_of);
     page(
-        if p.error.is_some() { 401 } else { 200 },
+        if error.is_some() { 401 } else { 200 },
         "Sign in",
         &body,
         false,
-        p.redirect_origin.as_deref(),
+        origin.as_deref(),
     )
 }
 
@@ -294,15 +385,25 @@ struct ConsentBody<'a> {
     requested_html: String,
     granted_html: String,
     agents: &'a Option<Vec<String>>,
-    resources: &'a [crate::service::authorize::ShownResource],
+    resources: &'a [RequestedResource],
     redirect_uri: &'a str,
     action: &'a str,
     pending_id: &'a str,
     csrf: &'a str,
 }
 
+/// The agents as the consent page lists them: by name, then "and N more".
+fn agent_list(a: &AgentNames) -> Vec<String> {
+    let mut names = a.names.clone();
+    if a.more > 0 {
+        names.push(format!("and {} more", a.more));
+    }
+    names
+}
+
 /// The consent page: the client, the new scopes, the ones already granted, approve / deny.
-pub fn consent_page(p: &ConsentPage, action: &str) -> Response {
+/// `csrf` is the form's token for this browser.
+pub fn consent_page(p: &ConsentRequest, csrf: &str, action: &str) -> Response {
     let name = p.client.display_name();
     let claimed = p
         .client
@@ -330,14 +431,14 @@ pub fn consent_page(p: &ConsentPage, action: &str) -> Response {
         granted: &p.granted,
         requested_html: scope_list(&p.requested, ""),
         granted_html: scope_list(&p.granted, " old"),
-        agents: &p.agents,
+        agents: &p.agents.as_ref().map(agent_list),
         resources: &p.resources,
         redirect_uri: &p.redirect_uri,
         action,
         pending_id: &p.pending_id,
-        csrf: &p.csrf,
+        csrf,
     });
-    let origin = crate::service::authorize::origin_of(&p.redirect_uri);
+    let origin = origin_of(&p.redirect_uri);
     page(200, "Allow access", &body, false, origin.as_deref())
 }
 
@@ -478,13 +579,12 @@ mod tests {
     /// another server), escaped like every other value; a resource without a name shows its URI.
     #[test]
     fn consent_names_resources_and_keeps_their_uris() {
-        use crate::service::authorize::ShownResource;
         let resources = [
-            ShownResource {
+            RequestedResource {
                 uri: "https://mcp.acme.example/mcp".into(),
                 name: Some("Acme <b>Files</b>".into()),
             },
-            ShownResource {
+            RequestedResource {
                 uri: "https://mail.acme.example/api".into(),
                 name: None,
             },
@@ -516,6 +616,25 @@ mod tests {
             body.contains("<li><code>https://mail.acme.example/api</code></li>"),
             "{body}"
         );
+    }
+
+    /// The consent page lists an app's agents by name, then how many more there are.
+    #[test]
+    fn consent_lists_agents_then_how_many_more() {
+        let names = |n: usize| (0..n).map(|i| format!("agent {i:02}")).collect::<Vec<_>>();
+        let few = AgentNames {
+            names: names(2),
+            more: 0,
+        };
+        assert_eq!(agent_list(&few), names(2));
+        let many = AgentNames {
+            names: names(50),
+            more: 7,
+        };
+        let listed = agent_list(&many);
+        assert_eq!(listed.len(), 51);
+        assert_eq!(listed[..50], names(50)[..]);
+        assert_eq!(listed[50], "and 7 more");
     }
 
     #[test]

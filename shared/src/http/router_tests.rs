@@ -21,9 +21,14 @@ use tower::ServiceExt;
 
 use crate::clock::ManualClock;
 use crate::config::Config;
+use crate::domain::access::Denied;
+use crate::domain::authorize::UntrustedRedirect;
 use crate::domain::tenant::DcrPolicy;
 use crate::secret::Secret;
+use crate::service::authorize::{LoginRequest, Outcome, PageRefusal};
+use crate::service::cimd;
 use crate::service::testing;
+use crate::service::users::LoginFailure;
 use crate::service::{App, clients, tenants, users};
 
 const ISSUER: &str = "http://127.0.0.1:8080";
@@ -526,6 +531,227 @@ async fn userinfo_challenges_a_request_without_a_user_token() {
     let r = get(&h, "/oauth2/userinfo", &[(AUTHORIZATION, &bearer)]).await;
     r.refused(401, "invalid_token");
     assert!(r.has(WWW_AUTHENTICATE, "error=\"invalid_token\""));
+}
+
+// ---- the authorization pages' words -----------------------------------------------------------
+
+/// `text` as the templates escape it.
+fn escaped(text: &str) -> String {
+    let pairs = [
+        ("&", "&#38;"),
+        ("<", "&#60;"),
+        (">", "&#62;"),
+        ("\"", "&#34;"),
+        ("'", "&#39;"),
+    ];
+    pairs
+        .iter()
+        .fold(text.to_string(), |t, (from, to)| t.replace(from, to))
+}
+
+/// What the user is told for each refusal, and with which status: the words the e2e and
+/// browser tests look for. The match is exhaustive: a new refusal does not compile until it has
+/// its row here (and its words in `pages::refusal`).
+fn refusal_row(why: PageRefusal) -> (u16, &'static str) {
+    match why {
+        PageRefusal::NoClientId => (
+            400,
+            "The request does not name an application (client_id is missing).",
+        ),
+        PageRefusal::UnknownClient => (400, "The application that sent you here is not registered."),
+        PageRefusal::Document(cimd::Refused::NotAccepted) => (
+            400,
+            "The application that sent you here identifies itself by a web address this organization does not accept.",
+        ),
+        PageRefusal::Document(cimd::Refused::Unavailable) => (
+            400,
+            "The application's description could not be loaded or is not valid. Try again later, or contact the application's developer.",
+        ),
+        PageRefusal::RedirectUri(UntrustedRedirect::NotRegistered) => {
+            (400, "The redirect_uri is not one this application registered.")
+        }
+        PageRefusal::RedirectUri(UntrustedRedirect::Missing) => (
+            400,
+            "The request has no redirect_uri, and the application registered several.",
+        ),
+        PageRefusal::RequestExpired => (
+            400,
+            "This sign-in request has expired or was already answered. Go back to the application and start again.",
+        ),
+        PageRefusal::SessionEnded => (
+            400,
+            "Your session ended. Go back to the application and sign in again.",
+        ),
+        PageRefusal::NoDecision => (400, "Choose Allow or Deny."),
+        PageRefusal::ClientGone => (400, "The application that sent you here is no longer registered."),
+        PageRefusal::RegistrationChanged => (
+            400,
+            "The application changed its registration since this request began. Go back to the application and start again.",
+        ),
+        PageRefusal::NotPermitted(Denied::NotOnAllowlist) => {
+            (403, "This app has not been approved by your administrator.")
+        }
+        PageRefusal::NotPermitted(Denied::NotAuthorizedUser) => {
+            (403, "Your administrator has not allowed you to use this app.")
+        }
+        PageRefusal::NotPermitted(Denied::NotAdministrator) => (
+            403,
+            "Only this organization's administrators can sign in to the Connected Apps console.",
+        ),
+    }
+}
+
+/// Every refusal, one of each (the rows of [`refusal_row`]).
+const EVERY_REFUSAL: [PageRefusal; 14] = [
+    PageRefusal::NoClientId,
+    PageRefusal::UnknownClient,
+    PageRefusal::Document(cimd::Refused::NotAccepted),
+    PageRefusal::Document(cimd::Refused::Unavailable),
+    PageRefusal::RedirectUri(UntrustedRedirect::NotRegistered),
+    PageRefusal::RedirectUri(UntrustedRedirect::Missing),
+    PageRefusal::RequestExpired,
+    PageRefusal::SessionEnded,
+    PageRefusal::NoDecision,
+    PageRefusal::ClientGone,
+    PageRefusal::RegistrationChanged,
+    PageRefusal::NotPermitted(Denied::NotOnAllowlist),
+    PageRefusal::NotPermitted(Denied::NotAuthorizedUser),
+    PageRefusal::NotPermitted(Denied::NotAdministrator),
+];
+
+/// A flow step as the authorization endpoint renders it.
+async fn rendered(h: &H, outcome: Outcome) -> Resp {
+    let resp = crate::http::browser::render(&h.app, outcome.into(), &Secret::new("browser"));
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let body = String::from_utf8(bytes.to_vec()).unwrap();
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn every_authorization_refusal_renders_its_sentence_and_status() {
+    let h = h().await;
+    let mut seen = Vec::new();
+    for why in EVERY_REFUSAL {
+        let (status, sentence) = refusal_row(why);
+        let r = rendered(&h, Outcome::Refused(why)).await;
+        assert_eq!(r.status, status, "{why:?}: {}", r.body);
+        assert!(r.has(CONTENT_TYPE, "text/html"), "{why:?}: {:?}", r.headers);
+        assert!(r.header(LOCATION).is_none(), "{why:?}: never a redirect");
+        assert!(r.body.contains(&escaped(sentence)), "{why:?}: {}", r.body);
+        seen.push(sentence);
+    }
+    // One sentence per refusal: none says what another says.
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), EVERY_REFUSAL.len(), "{seen:?}");
+}
+
+#[tokio::test]
+async fn every_login_failure_renders_its_sentence_with_401() {
+    let h = h().await;
+    let failures = [
+        (
+            LoginFailure::BadCredentials,
+            "The username or password is incorrect.",
+        ),
+        (
+            LoginFailure::Locked { retry_after: 1 },
+            "Too many failed sign-in attempts for this account. Try again in 1 minute.",
+        ),
+        (
+            LoginFailure::Locked { retry_after: 60 },
+            "Too many failed sign-in attempts for this account. Try again in 1 minute.",
+        ),
+        (
+            LoginFailure::Locked { retry_after: 61 },
+            "Too many failed sign-in attempts for this account. Try again in 2 minutes.",
+        ),
+    ];
+    let login = |failure| {
+        Outcome::NeedLogin(LoginRequest {
+            pending_id: "p1".into(),
+            client_name: Some("SPA".into()),
+            username: "alice".into(),
+            failure,
+            redirect_uri: CB.into(),
+        })
+    };
+    for (failure, sentence) in failures {
+        // The exhaustive match: a new failure does not compile until it is listed above.
+        match failure {
+            LoginFailure::BadCredentials | LoginFailure::Locked { .. } => {}
+        }
+        let r = rendered(&h, login(Some(failure))).await;
+        assert_eq!(r.status, 401, "{failure:?}: {}", r.body);
+        assert!(r.body.contains(&escaped(sentence)), "{failure:?}: {}", r.body);
+        assert!(r.body.contains("role=\"alert\""), "{}", r.body);
+        // The form may answer with a 303 to the client: its origin is a form-action.
+        let csp = r.header(axum::http::header::CONTENT_SECURITY_POLICY).unwrap();
+        assert!(csp.contains("form-action 'self' https://app.example;"), "{csp}");
+    }
+    let first = rendered(&h, login(None)).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(!first.body.contains("role=\"alert\""), "{}", first.body);
+}
+
+/// The refusals a stranger can reach at the endpoint, through the router.
+#[tokio::test]
+async fn authorize_refusals_reach_the_browser_in_their_words() {
+    let h = h().await;
+    let check = |r: Resp, why: PageRefusal| {
+        let (status, sentence) = refusal_row(why);
+        assert_eq!(r.status, status, "{why:?}: {}", r.body);
+        assert!(r.body.contains(&escaped(sentence)), "{why:?}: {}", r.body);
+    };
+    let challenge = "a".repeat(43);
+    let r = get(&h, "/oauth2/authorize?response_type=code", &[]).await;
+    check(r, PageRefusal::NoClientId);
+    let r = get(&h, &authorize_url("no-such-client", CB, Some(&challenge)), &[]).await;
+    check(r, PageRefusal::UnknownClient);
+    let id = public_client(&h).await;
+    let evil = authorize_url(&id, "https://evil.example/cb", Some(&challenge));
+    check(
+        get(&h, &evil, &[]).await,
+        PageRefusal::RedirectUri(UntrustedRedirect::NotRegistered),
+    );
+    let mut two = spa();
+    two["redirect_uris"] = json!([CB, "https://app.example/other"]);
+    let r = register(&h, &into_acme(), two).await;
+    let two = r.json()["client_id"].as_str().unwrap().to_string();
+    let url = authorize_url(&two, CB, Some(&challenge)).replace(&format!("&redirect_uri={}", enc(CB)), "");
+    check(
+        get(&h, &url, &[]).await,
+        PageRefusal::RedirectUri(UntrustedRedirect::Missing),
+    );
+    // A form answering a request that does not exist (or not this browser's).
+    let form = [("action", "login"), ("interaction", "nope"), ("csrf", "x")];
+    let r = post(&h, "/oauth2/authorize", &[(COOKIE, "bulwark_bid=b")], &form).await;
+    check(r, PageRefusal::RequestExpired);
+
+    // A wrong password: the login form again, in its words.
+    alice(&h).await;
+    let login = get(&h, &authorize_url(&id, CB, Some(&challenge)), &[]).await;
+    let jar = login.cookies().join("; ");
+    let fields = hidden(&login.body);
+    let mut fields = pairs(&fields);
+    fields.extend([("username", "alice"), ("password", "wrong")]);
+    let again = post(&h, "/oauth2/authorize", &[(COOKIE, &jar)], &fields).await;
+    assert_eq!(again.status, 401, "{}", again.body);
+    assert!(
+        again.body.contains("The username or password is incorrect."),
+        "{}",
+        again.body
+    );
+    assert!(again.body.contains("value=\"alice\""), "{}", again.body);
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 // ---- the account page, the admin API, the console ----------------------------------------

@@ -1,14 +1,18 @@
 //! The authorization endpoint's flow: validate the request, log the user in, ask for consent,
-//! issue the code. Each step answers with an [`Outcome`] that the HTTP layer renders (a page or
-//! a redirect); nothing here knows HTML or cookies' wire form.
+//! issue the code. Each step answers with an [`Outcome`], what happened, that the HTTP layer
+//! renders (a page or a redirect); nothing here knows HTML, cookies' wire form or the pages'
+//! words.
 //!
 //! A request in progress is a [`PendingAuth`] in the store, bound to the browser that started
 //! it (the SHA-256 of its `bulwark_bid` cookie). Forms carry the pending id and a CSRF token
-//! derived from that cookie; a form posted from another site arrives without the cookie
-//! (`SameSite=Lax`) and is refused.
+//! derived from that cookie (http derives it, the flow checks it); a form posted from another
+//! site arrives without the cookie (`SameSite=Lax`) and is refused.
 
+use crate::domain::access::Denied;
 use crate::domain::audit::AuditKind;
-use crate::domain::authorize::{AuthRequest, Refusal, login_fresh, redirect_with, validate};
+use crate::domain::authorize::{
+    AuthRequest, Refusal, UntrustedRedirect, login_fresh, redirect_with, validate,
+};
 use crate::domain::client::Client;
 use crate::domain::params::Params;
 use crate::domain::scope::ScopeSet;
@@ -18,62 +22,101 @@ use crate::domain::user::User;
 use crate::error::OAuthError;
 use crate::secret::{Secret, ct_eq_str, random_id};
 use crate::service::App;
-use crate::service::users;
+use crate::service::users::{self, LoginFailure};
 use crate::store::repo::Versioned;
 use crate::store::repo_users::{AuthCode, Consent, PendingAuth, Session};
 use crate::store::{Cond, StoreError};
 
-/// What to show the browser next.
+/// What happened, for the browser's next page: the flow's terms only (the pages, their words and
+/// their status codes are http's).
 #[derive(Debug)]
 pub enum Outcome {
-    Login(LoginPage),
-    Consent(Box<ConsentPage>),
+    /// The user must sign in (again, after a `failure`).
+    NeedLogin(LoginRequest),
+    /// The user must decide on access not granted yet.
+    NeedConsent(Box<ConsentRequest>),
     /// 303 to a verified redirect URI (code or error).
     Redirect(String),
-    /// Our own error page; never a redirect (the redirect URI is not trusted, or the request is
-    /// gone).
-    Error {
-        status: u16,
-        message: String,
-    },
+    /// Refused on our own page; never a redirect (the redirect URI is not trusted, or the request
+    /// is gone).
+    Refused(PageRefusal),
 }
 
-#[derive(Debug)]
-pub struct LoginPage {
-    pub tenant: String,
-    /// The form's `interaction` (for the authorize flow) — `None` on the account page.
-    pub pending_id: Option<String>,
-    pub csrf: String,
-    pub client_name: Option<String>,
-    pub username: String,
-    pub error: Option<String>,
-    /// The origin of the redirect URI this form's answer may send the browser to (a login that
-    /// needs no consent answers with a 303 to the client), for the page's `form-action`.
-    pub redirect_origin: Option<String>,
+/// Why a request is refused on our own page. One variant per thing the user is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageRefusal {
+    /// The request has no `client_id`.
+    NoClientId,
+    /// The `client_id` names no client this issuer serves.
+    UnknownClient,
+    /// A metadata-document client that cannot be used.
+    Document(crate::service::cimd::Refused),
+    /// The request's redirect URI cannot be trusted.
+    RedirectUri(UntrustedRedirect),
+    /// The pending request a form answers is gone, already answered, another browser's, or the
+    /// form's CSRF token does not match.
+    RequestExpired,
+    /// The consent form came without a live session for the tenant.
+    SessionEnded,
+    /// The consent form answered neither approve nor deny.
+    NoDecision,
+    /// The client was deleted since the request began.
+    ClientGone,
+    /// The client no longer registers the request's redirect URI.
+    RegistrationChanged,
+    /// The tenant's administrator does not let this user use this app.
+    NotPermitted(Denied),
 }
 
+/// The login form a pending request needs.
 #[derive(Debug)]
-pub struct ConsentPage {
+pub struct LoginRequest {
+    /// The pending request the form answers (its `interaction`).
     pub pending_id: String,
-    pub csrf: String,
+    /// The display name of the client the request is for (`None`: deleted since it began).
+    pub client_name: Option<String>,
+    /// The username to fill in: what was typed (at most 128 characters), or the login hint.
+    pub username: String,
+    /// Why the last attempt failed.
+    pub failure: Option<LoginFailure>,
+    /// The request's verified redirect URI: a login that needs no consent answers with a 303 to
+    /// it.
+    pub redirect_uri: String,
+}
+
+/// The consent a pending request needs.
+#[derive(Debug)]
+pub struct ConsentRequest {
+    pub pending_id: String,
     pub client: Client,
     pub user: User,
-    /// (scope, description) already granted earlier.
+    /// (scope, the tenant's description) already granted earlier, in display order.
     pub granted: Vec<(String, String)>,
-    /// (scope, description) asked for now.
+    /// (scope, the tenant's description) asked for now, in display order.
     pub requested: Vec<(String, String)>,
-    /// Where the answer goes (shown to the user).
+    /// Where the answer goes.
     pub redirect_uri: String,
-    /// When the request asks for `agent:act`: the names of the agents that would act for the
-    /// user (the app's registered agents).
-    pub agents: Option<Vec<String>>,
+    /// When the request asks for `agent:act`: the agents that would act for the user (the
+    /// app's registered agents).
+    pub agents: Option<AgentNames>,
     /// The RFC 8707 resources the access is for (none: the tenant's default audience).
-    pub resources: Vec<ShownResource>,
+    pub resources: Vec<RequestedResource>,
 }
 
-/// A resource as the consent page shows it: its URI, and the name the tenant gave it.
+/// An app's agents by display name, in name order: the first [`AGENTS_LISTED`], and how many
+/// more there are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentNames {
+    pub names: Vec<String>,
+    pub more: usize,
+}
+
+/// Most agents [`AgentNames`] names.
+pub const AGENTS_LISTED: usize = 50;
+
+/// A resource a request names: its URI, and the name the tenant gave it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ShownResource {
+pub struct RequestedResource {
     pub uri: String,
     pub name: Option<String>,
 }
@@ -93,24 +136,12 @@ impl From<Outcome> for Step {
     }
 }
 
-/// The CSRF token of forms shown to the browser with binding cookie `browser`.
-pub fn csrf_for(browser: &Secret) -> String {
-    crate::domain::csrf::token(browser.expose())
-}
-
-fn error(status: u16, message: &str) -> Step {
-    Outcome::Error {
-        status,
-        message: message.into(),
-    }
-    .into()
+fn refused(why: PageRefusal) -> Step {
+    Outcome::Refused(why).into()
 }
 
 fn expired() -> Step {
-    error(
-        400,
-        "This sign-in request has expired or was already answered. Go back to the application and start again.",
-    )
+    refused(PageRefusal::RequestExpired)
 }
 
 /// The authorization response (RFC 6749 §4.1.2, RFC 9207): `params`, then `state` (if the
@@ -145,24 +176,21 @@ pub async fn begin(
     cookie: CookieSessions<'_>,
 ) -> Result<Step, OAuthError> {
     let Some(client_id) = p.get("client_id") else {
-        return Ok(error(
-            400,
-            "The request does not name an application (client_id is missing).",
-        ));
+        return Ok(refused(PageRefusal::NoClientId));
     };
-    const UNKNOWN: &str = "The application that sent you here is not registered.";
+    let unknown = || Ok(refused(PageRefusal::UnknownClient));
     let (client, tenant) = if crate::domain::cimd::is_url_id(client_id) {
         // A Client ID Metadata Document: only under a tenant's own issuer (the URL names no
         // tenant), and only if that tenant accepts the document's host.
         let Some(tid) = &app.config.tenant_scope else {
-            return Ok(error(400, UNKNOWN));
+            return unknown();
         };
         let Some(tenant) = app.repo.tenant(tid).await?.map(|t| t.value) else {
-            return Ok(error(400, UNKNOWN));
+            return unknown();
         };
         match crate::service::cimd::resolve(app, &tenant, client_id, p.get("redirect_uri")).await? {
             Ok(c) => (c, tenant),
-            Err(message) => return Ok(error(400, message)),
+            Err(why) => return Ok(refused(PageRefusal::Document(why))),
         }
     } else {
         let Some(client) = app
@@ -172,16 +200,16 @@ pub async fn begin(
             .map(|c| c.value)
             .filter(|c| app.config.serves_tenant(c.tenant.as_str()))
         else {
-            return Ok(error(400, UNKNOWN));
+            return unknown();
         };
         let Some(tenant) = app.repo.tenant(client.tenant.as_str()).await?.map(|t| t.value) else {
-            return Ok(error(400, UNKNOWN));
+            return unknown();
         };
         (client, tenant)
     };
     let request = match validate(p, &client, &client.allowed_scopes(&tenant)) {
         Ok(r) => r,
-        Err(Refusal::Page(m)) => return Ok(error(400, &m)),
+        Err(Refusal::Page(why)) => return Ok(refused(PageRefusal::RedirectUri(why))),
         Err(Refusal::Redirect {
             redirect_uri,
             error,
@@ -230,7 +258,6 @@ pub async fn begin(
         },
         Some(client),
         session,
-        browser,
         None,
     )
     .await
@@ -290,22 +317,18 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
         .client_in(&tenant, &pending.value.request.client_id)
         .await?
         .map(|c| c.value);
-    let redirect_origin = origin_of(&pending.value.request.redirect_uri);
-    let again = |error: String| -> Step {
-        Outcome::Login(LoginPage {
-            tenant: tenant.to_string(),
-            pending_id: Some(id.clone()),
-            csrf: csrf_for(browser),
-            client_name: client.as_ref().map(Client::display_name),
-            username: username.chars().take(128).collect(),
-            error: Some(error),
-            redirect_origin: redirect_origin.clone(),
-        })
-        .into()
-    };
     let user = match users::login(app, &tenant, username, &password).await {
         Ok(u) => u,
-        Err(e) => return Ok(again(e.user_message()?)),
+        Err(e) => {
+            return Ok(Outcome::NeedLogin(LoginRequest {
+                pending_id: id,
+                client_name: client.as_ref().map(Client::display_name),
+                username: username.chars().take(128).collect(),
+                failure: Some(e.failure()?),
+                redirect_uri: pending.value.request.redirect_uri.clone(),
+            })
+            .into());
+        }
     };
     let (cookie, session) = users::start_session(app, &user).await?;
     pending.value.login_done = true;
@@ -318,16 +341,7 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
         Err(StoreError::Conflict) => return Ok(expired()),
         Err(e) => return Err(e.into()),
     }
-    let mut step = proceed(
-        app,
-        &id,
-        pending,
-        client,
-        Some((session.clone(), user)),
-        browser,
-        None,
-    )
-    .await?;
+    let mut step = proceed(app, &id, pending, client, Some((session.clone(), user)), None).await?;
     step.new_session = Some((cookie, session));
     Ok(step)
 }
@@ -345,10 +359,7 @@ pub async fn submit_consent(
     let id = form.get("interaction").unwrap_or_default().to_string();
     let session = cookie.for_tenant(app, &pending.value.tenant).await?;
     let Some((session, user)) = session else {
-        return Ok(error(
-            400,
-            "Your session ended. Go back to the application and sign in again.",
-        ));
+        return Ok(refused(PageRefusal::SessionEnded));
     };
     if pending.value.consent_for.as_deref() != Some(user.sub.as_str()) {
         return Ok(expired());
@@ -360,16 +371,7 @@ pub async fn submit_consent(
                 .client_in(&pending.value.tenant, &pending.value.request.client_id)
                 .await?
                 .map(|c| c.value);
-            proceed(
-                app,
-                &id,
-                pending,
-                client,
-                Some((session, user)),
-                browser,
-                Some(true),
-            )
-            .await
+            proceed(app, &id, pending, client, Some((session, user)), Some(true)).await
         }
         Some("deny") => {
             let req = pending.value.request.clone();
@@ -396,7 +398,7 @@ pub async fn submit_consent(
                 Err(e) => Err(e.into()),
             }
         }
-        _ => Ok(error(400, "Choose Allow or Deny.")),
+        _ => Ok(refused(PageRefusal::NoDecision)),
     }
 }
 
@@ -408,24 +410,17 @@ async fn proceed(
     mut pending: Versioned<PendingAuth>,
     client: Option<Client>,
     session: Option<(Session, User)>,
-    browser: &Secret,
     approved: Option<bool>,
 ) -> Result<Step, OAuthError> {
     let req = pending.value.request.clone();
     let tenant_id = pending.value.tenant.clone();
     let Some(client) = client else {
-        return Ok(error(
-            400,
-            "The application that sent you here is no longer registered.",
-        ));
+        return Ok(refused(PageRefusal::ClientGone));
     };
     // The client may have changed its redirect URIs since the request began: a code goes only
     // to one it has now.
     if !crate::domain::authorize::redirect_matches(&client.metadata.redirect_uris, &req.redirect_uri) {
-        return Ok(error(
-            400,
-            "The application changed its registration since this request began. Go back to the application and start again.",
-        ));
+        return Ok(refused(PageRefusal::RegistrationChanged));
     }
     let now = app.now();
     let logged_in = session.filter(|(s, _)| {
@@ -440,14 +435,12 @@ async fn proceed(
                 "the user is not signed in",
             ));
         }
-        return Ok(Outcome::Login(LoginPage {
-            tenant: tenant_id.to_string(),
-            pending_id: Some(id.to_string()),
-            csrf: csrf_for(browser),
+        return Ok(Outcome::NeedLogin(LoginRequest {
+            pending_id: id.to_string(),
             client_name: Some(client.display_name()),
             username: req.login_hint.clone().unwrap_or_default(),
-            error: None,
-            redirect_origin: origin_of(&req.redirect_uri),
+            failure: None,
+            redirect_uri: req.redirect_uri.clone(),
         })
         .into());
     };
@@ -461,7 +454,7 @@ async fn proceed(
         .map(|t| t.value)
         .ok_or_else(OAuthError::server_error)?;
     if let Err(d) = crate::service::access::permitted(app, &tenant, &client, &user.sub).await? {
-        return Ok(error(403, d.message()));
+        return Ok(refused(PageRefusal::NotPermitted(d)));
     }
     let requested = req.scopes();
     let existing = app.repo.consent(&tenant_id, &user.sub, &client.client_id).await?;
@@ -516,18 +509,17 @@ async fn proceed(
         } else {
             None
         };
-        return Ok(Outcome::Consent(Box::new(ConsentPage {
+        return Ok(Outcome::NeedConsent(Box::new(ConsentRequest {
             agents,
             resources: req
                 .resources
                 .iter()
-                .map(|r| ShownResource {
+                .map(|r| RequestedResource {
                     uri: r.clone(),
                     name: tenant.resource_name(r).map(str::to_string),
                 })
                 .collect(),
             pending_id: id.to_string(),
-            csrf: csrf_for(browser),
             redirect_uri: req.redirect_uri.clone(),
             granted: old
                 .iter()
@@ -602,14 +594,6 @@ async fn proceed(
     ))
 }
 
-/// The origin (`scheme://host[:port]`) of a verified redirect URI, as a CSP source.
-pub fn origin_of(uri: &str) -> Option<String> {
-    url::Url::parse(uri)
-        .ok()
-        .map(|u| u.origin().ascii_serialization())
-        .filter(|o| o != "null")
-}
-
 /// A scope's catalog description (or its name, if the catalog has none).
 pub fn describe_scope(tenant: &Tenant, scope: &str) -> String {
     tenant
@@ -619,9 +603,9 @@ pub fn describe_scope(tenant: &Tenant, scope: &str) -> String {
         .unwrap_or_else(|| scope.to_string())
 }
 
-/// The display names of an app's agents (for the consent page), in name order, at most 50
-/// (then "and N more").
-async fn agent_names(app: &App, client: &Client) -> Result<Vec<String>, OAuthError> {
+/// The display names of an app's agents (for the consent page), in name order: the first
+/// [`AGENTS_LISTED`], and how many more.
+async fn agent_names(app: &App, client: &Client) -> Result<AgentNames, OAuthError> {
     let mut names = Vec::new();
     for id in app.repo.agents_of(&client.client_id).await? {
         if let Some(a) = app.repo.client_in(client.tenant.as_str(), &id).await?
@@ -631,10 +615,7 @@ async fn agent_names(app: &App, client: &Client) -> Result<Vec<String>, OAuthErr
         }
     }
     names.sort();
-    if names.len() > 50 {
-        let more = names.len() - 50;
-        names.truncate(50);
-        names.push(format!("and {more} more"));
-    }
-    Ok(names)
+    let more = names.len().saturating_sub(AGENTS_LISTED);
+    names.truncate(AGENTS_LISTED);
+    Ok(AgentNames { names, more })
 }

@@ -20,36 +20,41 @@ use crate::error::OAuthError;
 use crate::service::App;
 use crate::store::StoreError;
 
-/// Why a metadata-document client cannot be used (shown on the error page; the details are
+/// Why a metadata-document client cannot be used (the error page says which; the details are
 /// logged).
-pub const NOT_ACCEPTED: &str = "The application that sent you here identifies itself by a web address this organization does not accept.";
-pub const UNAVAILABLE: &str = "The application's description could not be loaded or is not valid. Try again later, or contact the application's developer.";
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The tenant does not accept the URL (its host, its form), or holds it disabled.
+    NotAccepted,
+    /// The document could not be fetched or is not valid (and no usable copy is stored).
+    Unavailable,
+}
 
 /// The client a metadata-document `client_id` names in `tenant`, for an authorization request
-/// to `redirect_uri`. `Ok(Err(message))`: refused (the page to show).
+/// to `redirect_uri`. `Ok(Err(why))`: refused.
 pub async fn resolve(
     app: &App,
     tenant: &Tenant,
     url: &str,
     redirect_uri: Option<&str>,
-) -> Result<Result<Client, &'static str>, OAuthError> {
+) -> Result<Result<Client, Refused>, OAuthError> {
     let tid = tenant.id.as_str();
     let host = match check_url(url, app.config.issuer_is_loopback_http()) {
         Ok(h) => h,
         Err(why) => {
             tracing::info!(tenant = tid, reason = why, "metadata-document client id refused");
-            return Ok(Err(NOT_ACCEPTED));
+            return Ok(Err(Refused::NotAccepted));
         }
     };
     if !tenant.cimd.allows(&host) {
         tracing::info!(tenant = tid, host = %host, "metadata-document host not accepted by the tenant's policy");
-        return Ok(Err(NOT_ACCEPTED));
+        return Ok(Err(Refused::NotAccepted));
     }
     let stored = app.repo.client_any_in(tid, url).await?;
     if let Some(s) = &stored
         && (s.value.disabled || s.value.origin != Origin::Cimd)
     {
-        return Ok(Err(NOT_ACCEPTED));
+        return Ok(Err(Refused::NotAccepted));
     }
     let now = app.now();
     let state = stored.as_ref().and_then(|s| s.value.document);
@@ -57,12 +62,12 @@ pub async fn resolve(
         (Some(s), Some(st)) => freshness(&s.value.metadata, &st, redirect_uri, now),
         _ => Freshness::Stale,
     };
-    let keep = |why: &str| -> Result<Client, &'static str> {
+    let keep = |why: &str| -> Result<Client, Refused> {
         match (&stored, &verdict) {
             (Some(s), Freshness::Refetch) => Ok(s.value.clone()),
             _ => {
                 tracing::info!(tenant = tid, host = %host, reason = why, "metadata document unavailable");
-                Err(UNAVAILABLE)
+                Err(Refused::Unavailable)
             }
         }
     };
@@ -106,7 +111,7 @@ pub async fn resolve(
         Ok(m) => m,
         Err(why) => {
             tracing::info!(tenant = tid, host = %host, reason = %why, "metadata document invalid");
-            return Ok(Err(UNAVAILABLE));
+            return Ok(Err(Refused::Unavailable));
         }
     };
     let document = Some(DocumentState {
@@ -175,7 +180,7 @@ pub async fn resolve(
         // is there now, if live.
         Err(StoreError::Conflict) => match app.repo.client_in(tid, url).await? {
             Some(c) if c.value.origin == Origin::Cimd => Ok(Ok(c.value)),
-            _ => Ok(Err(UNAVAILABLE)),
+            _ => Ok(Err(Refused::Unavailable)),
         },
         Err(e) => Err(e.into()),
     }

@@ -146,17 +146,6 @@ pub async fn redeem(
     }
 }
 
-/// What kind of app a client is, in the console's words.
-pub fn kind(c: &Client) -> &'static str {
-    if c.agent_of.is_some() {
-        "Agent"
-    } else if c.metadata.grant_types.iter().any(|g| g.acts_for_user()) {
-        "Acts on behalf of users"
-    } else {
-        "Acts on its own behalf"
-    }
-}
-
 /// The users who authorized an app (a consent or a grant of theirs names it), reading at most
 /// `max` of each, and whether there may be more: a page costs a bounded number of reads however
 /// popular the app.

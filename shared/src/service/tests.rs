@@ -1378,11 +1378,13 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
 /// fetch, kept per tenant, and never refetched once the tenant admin disabled it.
 mod metadata_documents {
     use super::*;
+    use crate::domain::authorize::UntrustedRedirect;
     use crate::domain::cimd::CimdPolicy;
     use crate::domain::params::Params;
     use crate::fetch::{Document, FetchError, Fetcher};
     use crate::service::admin::{PolicyChanges, patch_policy};
-    use crate::service::authorize::{self, CookieSessions, Outcome};
+    use crate::service::authorize::{self, CookieSessions, Outcome, PageRefusal};
+    use crate::service::cimd::Refused;
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -1438,8 +1440,16 @@ mod metadata_documents {
         url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
     }
 
+    #[track_caller]
+    fn assert_refused(o: Outcome, why: PageRefusal) {
+        match o {
+            Outcome::Refused(r) => assert_eq!(r, why),
+            other => panic!("expected {why:?}, got {other:?}"),
+        }
+    }
+
     fn is_login(o: &Outcome) -> bool {
-        matches!(o, Outcome::Login(_))
+        matches!(o, Outcome::NeedLogin(_))
     }
 
     async fn set(app: &App, tenant: &str, p: CimdPolicy) {
@@ -1476,15 +1486,11 @@ mod metadata_documents {
         let cb = "https://app.example.com/cb";
 
         // The default policy refuses, before any fetch; so does the shared issuer, always.
-        assert!(matches!(
-            begin(&acme, cb).await,
-            Outcome::Error { status: 400, .. }
-        ));
+        let not_accepted = PageRefusal::Document(Refused::NotAccepted);
+        let unavailable = PageRefusal::Document(Refused::Unavailable);
+        assert_refused(begin(&acme, cb).await, not_accepted);
         set(&base, "acme", CimdPolicy::Allow).await;
-        assert!(matches!(
-            begin(&base, cb).await,
-            Outcome::Error { status: 400, .. }
-        ));
+        assert_refused(begin(&base, cb).await, PageRefusal::UnknownClient);
         // Only listed hosts, when it is a list.
         set(
             &base,
@@ -1492,10 +1498,7 @@ mod metadata_documents {
             CimdPolicy::hosts(["other.example.com".to_string()]).unwrap(),
         )
         .await;
-        assert!(matches!(
-            begin(&acme, cb).await,
-            Outcome::Error { status: 400, .. }
-        ));
+        assert_refused(begin(&acme, cb).await, not_accepted);
         assert_eq!(fetches(), 0);
 
         set(
@@ -1521,7 +1524,10 @@ mod metadata_documents {
         // A redirect URI the document lacks: refused without a fetch for a minute…
         let new = "https://app.example.com/new-cb";
         *scripted.doc.lock().unwrap() = Some(doc(&[cb, new]));
-        assert!(matches!(begin(&acme, new).await, Outcome::Error { .. }));
+        assert_refused(
+            begin(&acme, new).await,
+            PageRefusal::RedirectUri(UntrustedRedirect::NotRegistered),
+        );
         assert_eq!(fetches(), 1);
         // …then fetched again, once, and a new place asks users to consent again.
         h.clock.advance(61);
@@ -1535,13 +1541,13 @@ mod metadata_documents {
         // Past its lifetime with the host failing: not used.
         *scripted.doc.lock().unwrap() = None;
         h.clock.advance(600);
-        assert!(matches!(begin(&acme, cb).await, Outcome::Error { .. }));
+        assert_refused(begin(&acme, cb).await, unavailable);
         assert_eq!(fetches(), 3);
         // Back, but now claiming another client id: refused.
         let mut wrong = doc(&[cb]);
         wrong["client_id"] = json!("https://evil.example.com/client.json");
         *scripted.doc.lock().unwrap() = Some(wrong);
-        assert!(matches!(begin(&acme, cb).await, Outcome::Error { .. }));
+        assert_refused(begin(&acme, cb).await, unavailable);
         assert_eq!(fetches(), 4);
         *scripted.doc.lock().unwrap() = Some(doc(&[cb]));
         assert!(is_login(&begin(&acme, cb).await));
@@ -1589,7 +1595,7 @@ mod metadata_documents {
             .is_err()
         );
         h.clock.advance(601);
-        assert!(matches!(begin(&acme, cb).await, Outcome::Error { .. }));
+        assert_refused(begin(&acme, cb).await, not_accepted);
         assert_eq!(fetches(), 6);
         assert!(is_login(&begin(&beta, cb).await));
         assert_eq!(fetches(), 7);

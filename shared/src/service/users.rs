@@ -401,7 +401,8 @@ pub async fn link(
     }
 }
 
-/// Why a login failed. The page shows the same words for an unknown user and a wrong password.
+/// Why a login failed. The page shows the same words for an unknown user and a wrong password
+/// ([`LoginFailure::BadCredentials`]).
 #[derive(Debug)]
 pub enum LoginError {
     Invalid,
@@ -410,18 +411,21 @@ pub enum LoginError {
     Backend(OAuthError),
 }
 
+/// Why a login form is shown again (the words are the page's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginFailure {
+    /// Unknown user, inactive user or wrong password: one answer for all.
+    BadCredentials,
+    /// Too many failures for this username: seconds until it may try again.
+    Locked { retry_after: i64 },
+}
+
 impl LoginError {
-    /// What the login page tells the user; `Err` for a backend failure (a 503, not a message).
-    pub fn user_message(self) -> Result<String, OAuthError> {
+    /// What the login form is told; `Err` for a backend failure (a 503, not a form).
+    pub fn failure(self) -> Result<LoginFailure, OAuthError> {
         match self {
-            LoginError::Invalid => Ok("The username or password is incorrect.".into()),
-            LoginError::Locked(secs) => {
-                let minutes = (secs + 59) / 60;
-                Ok(format!(
-                    "Too many failed sign-in attempts for this account. Try again in {minutes} minute{}.",
-                    if minutes == 1 { "" } else { "s" }
-                ))
-            }
+            LoginError::Invalid => Ok(LoginFailure::BadCredentials),
+            LoginError::Locked(secs) => Ok(LoginFailure::Locked { retry_after: secs }),
             LoginError::Backend(e) => Err(e),
         }
     }

@@ -26,6 +26,17 @@ pub(super) struct AppsBody {
 
 pub(super) const PAGE: usize = 50;
 
+/// What kind of app a client is, in the console's words.
+fn kind(c: &Client) -> &'static str {
+    if c.agent_of.is_some() {
+        "Agent"
+    } else if c.metadata.grant_types.iter().any(|g| g.acts_for_user()) {
+        "Acts on behalf of users"
+    } else {
+        "Acts on its own behalf"
+    }
+}
+
 pub(super) async fn apps(
     StateX(app): StateX<State>,
     RawQuery(query): RawQuery,
@@ -44,7 +55,7 @@ pub(super) async fn apps(
         .into_iter()
         .map(|r| AppRowView {
             name: app_name(&r.client),
-            kind: con::kind(&r.client),
+            kind: kind(&r.client),
             scopes: r.client.metadata.scopes().iter().map(str::to_string).collect(),
             created: date(r.client.issued_at),
             last_used: when(r.last_used),
@@ -294,7 +305,7 @@ pub(super) async fn app_view(app: &App, s: &Session, client_id: &str, error: Opt
         csrf: &s.csrf(),
         client_id: &c.client_id,
         name: app_name(c),
-        kind: con::kind(c),
+        kind: kind(c),
         scopes: c.metadata.scopes().iter().map(str::to_string).collect(),
         redirect_uris: &c.metadata.redirect_uris,
         auth_method: c.metadata.token_endpoint_auth_method.as_str(),
