@@ -105,21 +105,6 @@ impl CimdPolicy {
             CimdPolicy::Hosts(h) => Value::from(h.iter().cloned().collect::<Vec<_>>()),
         }
     }
-
-    /// From the admin API's or the CLI's form (see [`CimdPolicy::to_json`]).
-    pub fn from_json(v: &Value) -> Result<Self, String> {
-        const WHAT: &str = "cimd is \"deny\", \"allow\" or a list of host names";
-        match v {
-            Value::String(s) if s == "deny" => Ok(CimdPolicy::Deny),
-            Value::String(s) if s == "allow" => Ok(CimdPolicy::Allow),
-            Value::Array(a) => CimdPolicy::hosts(
-                a.iter()
-                    .map(|h| h.as_str().map(str::to_string).ok_or_else(|| WHAT.to_string()))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-            _ => Err(WHAT.into()),
-        }
-    }
 }
 
 /// Whether a `client_id` is a URL (then it can only be a metadata-document client: the ids
@@ -435,10 +420,8 @@ mod tests {
         assert!(CimdPolicy::hosts(["a:1:2".to_string()]).is_err());
         assert!(CimdPolicy::hosts(["a b".to_string()]).is_err());
         assert!(CimdPolicy::hosts(["*.example.com".to_string()]).is_err());
-        assert_eq!(CimdPolicy::from_json(&json!("allow")), Ok(CimdPolicy::Allow));
-        assert_eq!(CimdPolicy::from_json(&json!("deny")), Ok(CimdPolicy::Deny));
-        assert_eq!(CimdPolicy::from_json(&p.to_json()), Ok(p));
-        assert!(CimdPolicy::from_json(&json!(true)).is_err());
+        assert_eq!(CimdPolicy::Allow.to_json(), json!("allow"));
+        assert_eq!(p.to_json(), json!(["app.example.com"]));
         assert!(!CimdPolicy::Hosts(BTreeSet::new()).enabled());
         // Stored tenants from before the policy existed deny.
         assert_eq!(CimdPolicy::default(), CimdPolicy::Deny);

@@ -814,6 +814,326 @@ async fn admin_api_challenges_without_a_token_and_forbids_a_non_admin_token() {
     assert!(ids.contains(&&*m.id) && ids.contains(&&*ops.id), "{ids:?}");
 }
 
+/// An `Authorization` header value for acme's admin API.
+async fn admin_bearer(h: &H) -> String {
+    let admin_scope = crate::domain::client::ADMIN_SCOPE;
+    let ops = machine(h, admin_scope).await;
+    format!("Bearer {}", cc_token(h, &ops, admin_scope).await)
+}
+
+/// An admin API call with `bearer`, with `body` (if any) as JSON.
+async fn admin(h: &H, bearer: &str, method: &str, uri: &str, body: Option<Value>) -> Resp {
+    match body {
+        Some(b) => {
+            let headers = [(AUTHORIZATION, bearer), (CONTENT_TYPE, "application/json")];
+            send(h, method, uri, &headers, Body::from(b.to_string())).await
+        }
+        None => send(h, method, uri, &[(AUTHORIZATION, bearer)], Body::empty()).await,
+    }
+}
+
+impl Resp {
+    /// A 400 problem (RFC 9457) whose `field` is `field`, in the shape every problem has.
+    #[track_caller]
+    fn refused_field(&self, field: &str) {
+        assert_eq!(self.status, 400, "{}", self.body);
+        assert_eq!(self.header(CONTENT_TYPE), Some("application/problem+json"));
+        let p = self.json();
+        let mut members: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        members.sort_unstable();
+        assert_eq!(members, ["detail", "field", "status", "title", "type"], "{p}");
+        assert_eq!(
+            (p["type"].as_str(), p["status"].as_u64(), p["field"].as_str()),
+            (
+                Some("urn:bulwark:problem:invalid-request"),
+                Some(400),
+                Some(field)
+            ),
+            "{p}"
+        );
+        assert!(p["detail"].as_str().is_some_and(|d| !d.is_empty()), "{p}");
+    }
+}
+
+fn pipeline() -> Value {
+    json!({"client_name": "Pipeline", "grant_types": ["client_credentials"], "scope": "api:read"})
+}
+
+#[tokio::test]
+async fn admin_api_refuses_an_unknown_field_and_names_it() {
+    let h = h().await;
+    let bearer = admin_bearer(&h).await;
+    let clients = admin(&h, &bearer, "GET", "/admin/v1/clients", None).await.json()["items"].clone();
+
+    // A misspelt field of a client is not metadata to ignore: nothing is created.
+    let mut typo = pipeline();
+    typo["first_partie"] = json!(true);
+    let r = admin(&h, &bearer, "POST", "/admin/v1/clients", Some(typo)).await;
+    r.refused_field("first_partie");
+    let after = admin(&h, &bearer, "GET", "/admin/v1/clients", None).await.json()["items"].clone();
+    assert_eq!(after, clients);
+    let mut nested = pipeline();
+    nested["authorized_users"] = json!({"users": [], "teams": []});
+    let r = admin(&h, &bearer, "POST", "/admin/v1/clients", Some(nested)).await;
+    r.refused_field("authorized_users");
+    assert!(
+        r.json()["detail"].as_str().unwrap().contains("teams"),
+        "{}",
+        r.body
+    );
+
+    let created = admin(&h, &bearer, "POST", "/admin/v1/clients", Some(pipeline())).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let one = format!(
+        "/admin/v1/clients/{}",
+        created.json()["client_id"].as_str().unwrap()
+    );
+    let cases = [
+        (
+            "PATCH",
+            one.as_str(),
+            Some(json!({"client_name": "P", "client_secret": "mine"})),
+            "client_secret",
+        ),
+        (
+            "PATCH",
+            "/admin/v1/policy",
+            Some(json!({"dcr": "open", "colour": "red"})),
+            "colour",
+        ),
+        (
+            "POST",
+            "/admin/v1/groups",
+            Some(json!({"name": "ops", "members": []})),
+            "members",
+        ),
+        (
+            "POST",
+            "/admin/v1/users",
+            Some(json!({"username": "bob", "password": PASSWORD, "role": "x"})),
+            "role",
+        ),
+        ("GET", "/admin/v1/users?limit=5&colour=red", None, "colour"),
+        ("GET", "/admin/v1/audit?kind=client&colour=red", None, "colour"),
+        ("GET", "/admin/v1/users?limit=5&limit=6", None, "limit"),
+    ];
+    for (method, uri, body, field) in cases {
+        admin(&h, &bearer, method, uri, body).await.refused_field(field);
+    }
+}
+
+#[tokio::test]
+async fn admin_api_names_the_field_of_a_value_of_the_wrong_type_or_missing() {
+    let h = h().await;
+    let bearer = admin_bearer(&h).await;
+    let created = admin(&h, &bearer, "POST", "/admin/v1/clients", Some(pipeline())).await;
+    let one = format!(
+        "/admin/v1/clients/{}",
+        created.json()["client_id"].as_str().unwrap()
+    );
+    let cases = [
+        // An agent's app is fixed, and a number names no app at all.
+        ("PATCH", one.as_str(), Some(json!({"agent_of": 5})), "agent_of"),
+        (
+            "PATCH",
+            one.as_str(),
+            Some(json!({"resource_server_for": "https://api"})),
+            "resource_server_for",
+        ),
+        (
+            "POST",
+            "/admin/v1/clients",
+            Some(json!({"client_name": ["Pipeline"]})),
+            "client_name",
+        ),
+        (
+            "POST",
+            "/admin/v1/clients",
+            Some(json!({"authorized_users": {"users": [7]}})),
+            "authorized_users",
+        ),
+        (
+            "PATCH",
+            "/admin/v1/policy",
+            Some(json!({"access_token_ttl": "600"})),
+            "access_token_ttl",
+        ),
+        (
+            "PATCH",
+            "/admin/v1/policy",
+            Some(json!({"dcr": "sometimes"})),
+            "dcr",
+        ),
+        (
+            "PATCH",
+            "/admin/v1/policy",
+            Some(json!({"app_allowlist": [1]})),
+            "app_allowlist",
+        ),
+        ("PATCH", "/admin/v1/policy", Some(json!({"cimd": true})), "cimd"),
+        (
+            "PATCH",
+            "/admin/v1/policy",
+            Some(json!({"cimd": ["not a host"]})),
+            "cimd",
+        ),
+        (
+            "POST",
+            "/admin/v1/initial-access-tokens",
+            Some(json!({"max_uses": -1})),
+            "max_uses",
+        ),
+        (
+            "POST",
+            "/admin/v1/issuers",
+            Some(json!({"issuer": "https://idp.example", "jwks": "keys"})),
+            "jwks",
+        ),
+        (
+            "PUT",
+            "/admin/v1/scopes/files",
+            Some(json!({"description": 5})),
+            "description",
+        ),
+        ("GET", "/admin/v1/audit?since=yesterday", None, "since"),
+        ("GET", "/admin/v1/clients?limit=many", None, "limit"),
+        // A required field left out is named too.
+        (
+            "PUT",
+            "/admin/v1/scopes/files",
+            Some(json!({"restricted": true})),
+            "description",
+        ),
+        (
+            "POST",
+            "/admin/v1/users",
+            Some(json!({"username": "bob"})),
+            "password",
+        ),
+        ("DELETE", "/admin/v1/resources", None, "resource"),
+    ];
+    for (method, uri, body, field) in cases {
+        admin(&h, &bearer, method, uri, body).await.refused_field(field);
+    }
+}
+
+#[tokio::test]
+async fn admin_api_patch_clears_a_null_field_and_leaves_an_absent_one() {
+    let h = h().await;
+    let bearer = admin_bearer(&h).await;
+    let bob = json!({"username": "bob", "password": PASSWORD, "name": "Bob", "email": "bob@example.com"});
+    let r = admin(&h, &bearer, "POST", "/admin/v1/users", Some(bob)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let bob = format!("/admin/v1/users/{}", r.json()["user_id"].as_str().unwrap());
+    let r = admin(&h, &bearer, "PATCH", &bob, Some(json!({"email": null}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let u = admin(&h, &bearer, "GET", &bob, None).await.json();
+    assert_eq!((u.get("email"), &u["name"]), (None, &json!("Bob")), "{u}");
+    // A new password is never null.
+    let r = admin(&h, &bearer, "PATCH", &bob, Some(json!({"password": null}))).await;
+    r.refused_field("password");
+
+    let mut app = pipeline();
+    app["client_uri"] = json!("https://app.example/");
+    app["logo_uri"] = json!("https://app.example/logo.png");
+    let r = admin(&h, &bearer, "POST", "/admin/v1/clients", Some(app)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let one = format!("/admin/v1/clients/{}", r.json()["client_id"].as_str().unwrap());
+    let r = admin(&h, &bearer, "PATCH", &one, Some(json!({"client_uri": null}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = admin(&h, &bearer, "GET", &one, None).await.json();
+    assert_eq!(c.get("client_uri"), None, "{c}");
+    assert_eq!(
+        (&c["logo_uri"], &c["client_name"]),
+        (&json!("https://app.example/logo.png"), &json!("Pipeline"))
+    );
+    // `null` leaves `disabled` as it is.
+    let r = admin(&h, &bearer, "PATCH", &one, Some(json!({"disabled": null}))).await;
+    assert_eq!(
+        (r.status, &r.json()["disabled"]),
+        (200, &json!(false)),
+        "{}",
+        r.body
+    );
+
+    let set = json!({"access_token_ttl": 600, "session_ttl": 3600});
+    let r = admin(&h, &bearer, "PATCH", "/admin/v1/policy", Some(set)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = admin(
+        &h,
+        &bearer,
+        "PATCH",
+        "/admin/v1/policy",
+        Some(json!({"access_token_ttl": null})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let p = admin(&h, &bearer, "GET", "/admin/v1/policy", None).await.json();
+    assert_eq!(
+        (&p["access_token_ttl"], &p["session_ttl"]),
+        (&Value::Null, &json!(3600)),
+        "{p}"
+    );
+    let r = admin(
+        &h,
+        &bearer,
+        "PATCH",
+        "/admin/v1/policy",
+        Some(json!({"cimd": null})),
+    )
+    .await;
+    r.refused_field("cimd");
+    for (cimd, shown) in [
+        (json!(["App.Example.com"]), json!(["app.example.com"])),
+        (json!("allow"), json!("allow")),
+    ] {
+        let r = admin(
+            &h,
+            &bearer,
+            "PATCH",
+            "/admin/v1/policy",
+            Some(json!({"cimd": cimd})),
+        )
+        .await;
+        assert_eq!((r.status, &r.json()["cimd"]), (200, &shown), "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn admin_api_documents_each_body_as_it_reads_it() {
+    let h = h().await;
+    let doc = get(&h, "/admin/v1/openapi.json", &[]).await.json();
+    let schemas = &doc["components"]["schemas"];
+    let mut bodies = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(content) = op["requestBody"]["content"]["application/json"].as_object() else {
+                continue;
+            };
+            // `T`, or (a body that may be left out) `T` or null.
+            let schema = &content["schema"];
+            let named = schema["oneOf"]
+                .as_array()
+                .and_then(|o| o.iter().find(|s| s["$ref"].is_string()));
+            let name = named.unwrap_or(schema)["$ref"].as_str().unwrap();
+            let name = name.rsplit('/').next().unwrap();
+            assert_eq!(
+                schemas[name]["additionalProperties"],
+                json!(false),
+                "{method} {path}: {name} takes fields it does not list"
+            );
+            bodies += 1;
+        }
+    }
+    assert_eq!(bodies, 11, "the operations that take a body");
+    // A merge patch's clearable field is documented as such.
+    let patch = &schemas["ClientPatch"]["properties"]["client_uri"]["type"];
+    assert!(
+        patch.as_array().is_some_and(|t| t.contains(&json!("null"))),
+        "{patch}"
+    );
+}
+
 #[tokio::test]
 async fn console_sends_a_visitor_without_a_session_to_sign_in() {
     let h = h().await;

@@ -38,8 +38,8 @@ pub struct AuditList {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct AuditParams {
+#[serde(deny_unknown_fields)]
+pub(super) struct AuditParams {
     /// An event kind (`client.created`) or family (`client`).
     kind: Option<String>,
     /// What the events were done to (a client id, user id, ...).
@@ -57,26 +57,17 @@ struct AuditParams {
     responses((status = 200, body = AuditList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn audit(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
-    let q = query_pairs(
-        q.as_deref(),
-        &["kind", "subject", "since", "until", "limit", "cursor"],
-    )?;
-    let (limit, cursor) = list_params(&q)?;
-    let time = |k: &str| -> Result<Option<i64>, Problem> {
-        match q.get(k).and_then(Value::as_str) {
-            None => Ok(None),
-            Some(s) => s
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| Problem::invalid_field(k, format!("{k} is a time in Unix seconds"))),
-        }
-    };
+pub(super) async fn audit(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    QueryOf(q): QueryOf<AuditParams>,
+) -> Answer {
+    let (limit, cursor) = page(q.limit, q.cursor.as_deref())?;
     let filter = AuditFilter {
-        kind: q.get("kind").and_then(Value::as_str).map(str::to_string),
-        subject: q.get("subject").and_then(Value::as_str).map(str::to_string),
-        since: time("since")?,
-        until: time("until")?,
+        kind: q.kind,
+        subject: q.subject,
+        since: q.since,
+        until: q.until,
     };
     let (events, next) = svc::audit(&app, &admin.tenant, &filter, cursor.as_deref(), limit).await?;
     Ok(json_answer(

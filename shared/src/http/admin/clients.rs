@@ -63,10 +63,13 @@ pub struct ClientView {
 
 /// An app's user policy: these users, and the members of these groups, may authorize it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AuthorizedUsers {
-    #[serde(default)]
+    /// User ids (absent or `null`: none).
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub users: Vec<String>,
-    #[serde(default)]
+    /// Group ids (absent or `null`: none).
+    #[serde(default, deserialize_with = "null_is_empty")]
     pub groups: Vec<String>,
 }
 
@@ -126,66 +129,126 @@ pub struct ClientCreated {
 }
 
 /// A new client: RFC 7591 metadata plus the admin-only `first_party`, `agent_of`,
-/// `authorized_users` and `resource_server_for`.
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+/// `authorized_users` and `resource_server_for`. `null` is the same as leaving a field out.
+///
+/// Read here for its shape (no other field, each of its type); what the values mean is
+/// judged by the service and `domain::client`, as for every other way of making a client.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClientInput {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
     /// Default `["authorization_code"]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub grant_types: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_types: Option<Vec<String>>,
     /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub contacts: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub logo_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tos_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub software_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
+    /// The client's public keys (private_key_jwt): a JWK Set; or `jwks_uri`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub jwks: Option<Value>,
+    pub jwks: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// OpenID Connect Registration: `web` or `native`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_party: Option<bool>,
     /// Make the new client an agent of this app (it must be registered for token exchange).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_of: Option<String>,
     /// Only these users and groups may authorize it (absent or `null`: everyone).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub authorized_users: Option<AuthorizedUsers>,
     /// Make it the resource server for these of the tenant's resources: it may introspect
     /// other clients' access tokens for them (a confidential client only).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_server_for: Option<Vec<String>>,
 }
 
-/// A change to a client (JSON merge patch: `null` removes an optional field).
-#[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+/// A change to a client: a JSON merge patch (RFC 7396) over its metadata and admin fields. A
+/// field left out stays as it is; `null` removes an optional metadata field (back to its
+/// default), sets `authorized_users` to everyone and `resource_server_for` to none, and leaves
+/// `first_party` and `disabled` as they are. The result is validated like a registration.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ClientPatch {
-    pub client_name: Option<String>,
-    pub redirect_uris: Option<Vec<String>>,
-    pub grant_types: Option<Vec<String>>,
-    pub response_types: Option<Vec<String>>,
-    pub token_endpoint_auth_method: Option<String>,
-    pub scope: Option<String>,
-    pub contacts: Option<Vec<String>>,
-    pub client_uri: Option<String>,
-    pub logo_uri: Option<String>,
-    pub tos_uri: Option<String>,
-    pub policy_uri: Option<String>,
-    pub software_id: Option<String>,
-    pub software_version: Option<String>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub redirect_uris: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub grant_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub response_types: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub contacts: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub jwks: Option<Value>,
-    pub jwks_uri: Option<String>,
-    pub first_party: Option<bool>,
+    pub jwks: Option<Option<Map<String, Value>>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub first_party: Option<Option<bool>>,
     /// `true` ends the client's grants, consents and access tokens; `false` enables it again.
-    pub disabled: Option<bool>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<Option<bool>>,
+    /// Fixed when the agent is created: only its current value is accepted.
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub agent_of: Option<Option<String>>,
     /// Only these users and groups may authorize it; `null`: everyone. Users it leaves out
     /// lose the app at once.
-    pub authorized_users: Option<AuthorizedUsers>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub authorized_users: Option<Option<AuthorizedUsers>>,
     /// The tenant's resources it is the resource server for (`null` or `[]`: none).
-    pub resource_server_for: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub resource_server_for: Option<Option<Vec<String>>>,
+}
+
+/// A client body as the JSON object the service reads: only the fields the caller gave (a
+/// patch's `null`s kept), each already of its type. The console and the CLI hand the same
+/// service their own objects, so the meaning of every field is judged there, once.
+fn as_object<T: Serialize>(body: &T) -> Result<Value, Problem> {
+    serde_json::to_value(body).map_err(|_| Problem::invalid("the body could not be read"))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -197,7 +260,7 @@ pub struct ClientList {
 
 /// A secret rotation request.
 #[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct SecretRotation {
     /// How long the previous secret keeps working: 0 (it stops now) to 604800 (7 days); default 86400.
     #[schema(minimum = 0, maximum = 604800)]
@@ -218,9 +281,12 @@ pub struct SecretRotated {
     responses((status = 200, body = ClientList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn list_clients(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
-    let q = query_pairs(q.as_deref(), &["limit", "cursor"])?;
-    let (limit, cursor) = list_params(&q)?;
+pub(super) async fn list_clients(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    QueryOf(q): QueryOf<ListParams>,
+) -> Answer {
+    let (limit, cursor) = q.page()?;
     let (clients, next) = svc::list_clients(&app, &admin.tenant, cursor.as_deref(), limit).await?;
     let now = app.now();
     Ok(json_answer(
@@ -237,9 +303,12 @@ pub(super) async fn list_clients(StateX(app): StateX<State>, admin: Admin, RawQu
     responses((status = 201, body = ClientCreated), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn create_client(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
-    let (_, body) = json_object(req).await?;
-    let reg = svc::create_client(&app, &admin.tenant, &Value::Object(body), &admin.actor).await?;
+pub(super) async fn create_client(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    BodyOf(body): BodyOf<ClientInput>,
+) -> Answer {
+    let reg = svc::create_client(&app, &admin.tenant, &as_object(&body)?, &admin.actor).await?;
     let mut resp = json_answer(
         StatusCode::CREATED,
         &ClientCreated {
@@ -287,16 +356,16 @@ pub(super) async fn patch_client(
     StateX(app): StateX<State>,
     admin: Admin,
     PathOf(client_id): PathOf<ClientId>,
-    req: Request,
+    headers: HeaderMap,
+    BodyOf(body): BodyOf<ClientPatch>,
 ) -> Answer {
-    let (headers, body) = json_object(req).await?;
     let expected = if_match(&headers)?;
     let c = svc::patch_client(
         &app,
         &admin.tenant,
         &client_id,
         expected,
-        &Value::Object(body),
+        &as_object(&body)?,
         &admin.actor,
     )
     .await?;
@@ -344,18 +413,8 @@ pub(super) async fn rotate_secret(
     let grace = if empty {
         86_400
     } else {
-        let (_, body) = json_object(req).await?;
-        for k in body.keys() {
-            if k != "grace_seconds" {
-                return Err(Problem::invalid_field(k, format!("unknown field {k}")));
-            }
-        }
-        match body.get("grace_seconds") {
-            None | Some(Value::Null) => 86_400,
-            Some(v) => v.as_i64().ok_or_else(|| {
-                Problem::invalid_field("grace_seconds", "grace_seconds is a whole number of seconds")
-            })?,
-        }
+        let BodyOf(body) = BodyOf::<SecretRotation>::from_request(req, &()).await?;
+        body.grace_seconds.unwrap_or(86_400)
     };
     let (secret, c) = svc::rotate_secret(&app, &admin.tenant, &client_id, grace, &admin.actor, false).await?;
     Ok(json_answer(

@@ -26,7 +26,7 @@ pub struct GroupList {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct GroupInput {
     /// 1 to 100 printable characters.
     pub name: String,
@@ -48,9 +48,12 @@ pub struct MemberList {
     responses((status = 200, body = GroupList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn list_groups(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
-    let q = query_pairs(q.as_deref(), &["limit", "cursor"])?;
-    let (limit, cursor) = list_params(&q)?;
+pub(super) async fn list_groups(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    QueryOf(q): QueryOf<ListParams>,
+) -> Answer {
+    let (limit, cursor) = q.page()?;
     let (groups, next) = svc::list_groups(&app, &admin.tenant, cursor.as_deref(), limit).await?;
     Ok(json_answer(
         StatusCode::OK,
@@ -66,13 +69,12 @@ pub(super) async fn list_groups(StateX(app): StateX<State>, admin: Admin, RawQue
     responses((status = 201, body = GroupView), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn create_group(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
-    let (_, body) = json_object(req).await?;
-    only_fields(&body, &["name"])?;
-    let Some(Value::String(name)) = body.get("name") else {
-        return Err(Problem::invalid_field("name", "name is required (a string)"));
-    };
-    let g = svc::create_group(&app, &admin.tenant, name, &admin.actor).await?;
+pub(super) async fn create_group(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    BodyOf(body): BodyOf<GroupInput>,
+) -> Answer {
+    let g = svc::create_group(&app, &admin.tenant, &body.name, &admin.actor).await?;
     Ok(json_answer(StatusCode::CREATED, &GroupView::from(&g), None))
 }
 
@@ -112,10 +114,9 @@ pub(super) async fn list_members(
     StateX(app): StateX<State>,
     admin: Admin,
     PathOf(gid): PathOf<String>,
-    RawQuery(q): RawQuery,
+    QueryOf(q): QueryOf<ListParams>,
 ) -> Answer {
-    let q = query_pairs(q.as_deref(), &["limit", "cursor"])?;
-    let (limit, cursor) = list_params(&q)?;
+    let (limit, cursor) = q.page()?;
     let (members, next) = svc::members(&app, &admin.tenant, &gid, cursor.as_deref(), limit).await?;
     Ok(json_answer(
         StatusCode::OK,

@@ -1,11 +1,11 @@
 //! The tenant admin API, `/admin/v1/...` (the `admin` Lambda function): JSON in and out, RFC 9457
 //! problem details for every error, bearer access tokens of ours with scope `bulwark:admin`,
 //! confined to the token's tenant. Its OpenAPI 3.1 document is generated from the handlers and
-//! types below (`GET /admin/v1/openapi.json`), so it cannot drift from them.
+//! types below (`GET /admin/v1/openapi.json`), and every request body and query string is read
+//! into the very type the document shows (`input`), so neither can drift from the other.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, RawQuery, Request, State as StateX};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State as StateX};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,16 +17,18 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 mod audit;
 mod clients;
 mod groups;
+mod input;
 mod tenant;
 mod users;
 
 use audit::*;
 use clients::*;
 use groups::*;
+use input::*;
 use tenant::*;
 use users::*;
 
-use super::{State, body_bytes, content_type_is};
+use super::State;
 use crate::domain::audit::AuditEvent;
 use crate::domain::client::{ADMIN_SCOPE, Client, Origin};
 use crate::domain::id::{ClientId, Subject};
@@ -344,40 +346,6 @@ where
     }
 }
 
-/// A JSON object body (415 for another content type, 413 beyond the size limit).
-async fn json_object(req: Request) -> Result<(HeaderMap, Map<String, Value>), Problem> {
-    // PATCH bodies are JSON merge patches (RFC 7396), which clients may label as such.
-    if !content_type_is(req.headers(), "application/json")
-        && !content_type_is(req.headers(), "application/merge-patch+json")
-    {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "the body must be application/json (or application/merge-patch+json)",
-        ));
-    }
-    let (parts, bytes) = body_bytes(req).await.map_err(|e| {
-        if e.status == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too-large",
-                "the body is too large",
-            )
-        } else {
-            Problem::invalid(e.description.to_string())
-        }
-    })?;
-    parse_object(&bytes).map(|m| (parts.headers, m))
-}
-
-fn parse_object(bytes: &Bytes) -> Result<Map<String, Value>, Problem> {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Problem::invalid("the body must be a JSON object")),
-        Err(_) => Err(Problem::invalid("the body is not valid JSON")),
-    }
-}
-
 /// The version an `If-Match` header names (`None`: no header or `*`).
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
     let Some(v) = headers.get(header::IF_MATCH) else {
@@ -420,7 +388,7 @@ fn no_content() -> Response {
 /// `limit` and `cursor` of a list request.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 struct ListParams {
     /// How many items (1 to 200; default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -429,28 +397,20 @@ struct ListParams {
     cursor: Option<String>,
 }
 
-fn query_pairs(raw: Option<&str>, allowed: &[&str]) -> Result<Map<String, Value>, Problem> {
-    let mut out = Map::new();
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        if !allowed.contains(&k.as_ref()) {
-            return Err(Problem::invalid_field(&k, format!("unknown query parameter {k}")));
-        }
-        if out.insert(k.to_string(), Value::String(v.to_string())).is_some() {
-            return Err(Problem::invalid_field(&k, format!("{k} is repeated")));
-        }
+impl ListParams {
+    fn page(&self) -> Result<(usize, Option<String>), Problem> {
+        page(self.limit, self.cursor.as_deref())
     }
-    Ok(out)
 }
 
-fn list_params(q: &Map<String, Value>) -> Result<(usize, Option<String>), Problem> {
-    let limit = match q.get("limit").and_then(Value::as_str) {
+/// The page size (default 50) and the decoded cursor of a list request.
+fn page(limit: Option<u32>, cursor: Option<&str>) -> Result<(usize, Option<String>), Problem> {
+    let limit = match limit {
         None => 50,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=200).contains(&n) => n,
-            _ => return Err(Problem::invalid_field("limit", "limit is 1 to 200")),
-        },
+        Some(n) if (1..=200).contains(&n) => n as usize,
+        Some(_) => return Err(Problem::invalid_field("limit", "limit is 1 to 200")),
     };
-    let cursor = match q.get("cursor").and_then(Value::as_str) {
+    let cursor = match cursor {
         None => None,
         Some(c) => Some(decode_cursor(c)?),
     };
@@ -464,41 +424,6 @@ fn encode_cursor(c: Option<String>) -> Option<String> {
 fn decode_cursor(c: &str) -> Result<String, Problem> {
     super::links::decode_cursor(c)
         .ok_or_else(|| Problem::invalid_field("cursor", "the cursor is not valid here"))
-}
-
-fn opt_string(obj: &Map<String, Value>, k: &str) -> Result<Option<Option<String>>, Problem> {
-    match obj.get(k) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
-        Some(_) => Err(Problem::invalid_field(k, format!("{k} must be a string"))),
-    }
-}
-
-fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), Problem> {
-    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(Problem::invalid_field(k, format!("unknown field {k}"))),
-        None => Ok(()),
-    }
-}
-
-fn opt_bool(obj: &Map<String, Value>, k: &str) -> Result<Option<bool>, Problem> {
-    match obj.get(k) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(Problem::invalid_field(k, format!("{k} must be true or false"))),
-    }
-}
-
-fn opt_ttl(obj: &Map<String, Value>, k: &str) -> Result<Option<Option<i64>>, Problem> {
-    match obj.get(k) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(None)),
-        Some(v) => v
-            .as_i64()
-            .map(|n| Some(Some(n)))
-            .ok_or_else(|| Problem::invalid_field(k, format!("{k} is a whole number of seconds"))),
-    }
 }
 
 // ---- the document -----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ pub struct Policy {
 
 /// The Client ID Metadata Document policy: a mode, or the accepted hosts.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "\"deny\", \"allow\" or a list of host names")]
 pub enum CimdSetting {
     Mode(CimdMode),
     Hosts(Vec<String>),
@@ -80,27 +80,57 @@ impl From<&Tenant> for Policy {
     }
 }
 
-/// A change to the policy (absent: unchanged; a lifetime `null`: back to the default).
+/// A change to the policy (JSON merge patch: absent leaves a setting as it is; a lifetime
+/// `null`: back to the default; `dcr` or `password_grant` `null`: unchanged).
 #[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct PolicyPatch {
     pub dcr: Option<DcrSetting>,
+    #[serde(default, deserialize_with = "patch")]
     #[schema(minimum = 60)]
-    pub access_token_ttl: Option<i64>,
+    pub access_token_ttl: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "patch")]
     #[schema(minimum = 300, maximum = 31622400)]
-    pub refresh_idle_ttl: Option<i64>,
+    pub refresh_idle_ttl: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "patch")]
     #[schema(minimum = 300, maximum = 63244800)]
-    pub refresh_absolute_ttl: Option<i64>,
+    pub refresh_absolute_ttl: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "patch")]
     #[schema(minimum = 300, maximum = 2592000)]
-    pub session_ttl: Option<i64>,
+    pub session_ttl: Option<Option<i64>>,
     pub password_grant: Option<bool>,
     /// `null` turns the allowlist off; a list of client ids turns it on.
-    pub app_allowlist: Option<Vec<String>>,
-    /// `"deny"`, `"allow"`, or a list of host names.
+    #[serde(default, deserialize_with = "patch")]
+    pub app_allowlist: Option<Option<Vec<String>>>,
+    /// `"deny"`, `"allow"`, or a list of host names (never `null`).
+    #[serde(default, deserialize_with = "not_null")]
+    #[schema(value_type = CimdSetting, required = false)]
     pub cimd: Option<CimdSetting>,
     /// 60 to 3600 seconds; `null`: back to 3600.
+    #[serde(default, deserialize_with = "patch")]
     #[schema(minimum = 60, maximum = 3600)]
-    pub client_assertion_max_lifetime: Option<i64>,
+    pub client_assertion_max_lifetime: Option<Option<i64>>,
+}
+
+impl From<DcrSetting> for DcrPolicy {
+    fn from(s: DcrSetting) -> Self {
+        match s {
+            DcrSetting::Open => DcrPolicy::Open,
+            DcrSetting::Token => DcrPolicy::Token,
+            DcrSetting::Closed => DcrPolicy::Closed,
+        }
+    }
+}
+
+impl TryFrom<CimdSetting> for CimdPolicy {
+    type Error = String;
+    fn try_from(s: CimdSetting) -> Result<Self, String> {
+        match s {
+            CimdSetting::Mode(CimdMode::Deny) => Ok(CimdPolicy::Deny),
+            CimdSetting::Mode(CimdMode::Allow) => Ok(CimdPolicy::Allow),
+            CimdSetting::Hosts(hosts) => CimdPolicy::hosts(hosts),
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/admin/v1/policy", tag = "policy",
@@ -124,62 +154,26 @@ pub(super) async fn get_policy(StateX(app): StateX<State>, admin: Admin) -> Answ
         (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn patch_policy(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
-    let (headers, body) = json_object(req).await?;
+pub(super) async fn patch_policy(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    headers: HeaderMap,
+    BodyOf(body): BodyOf<PolicyPatch>,
+) -> Answer {
     let expected = if_match(&headers)?;
-    only_fields(
-        &body,
-        &[
-            "dcr",
-            "access_token_ttl",
-            "refresh_idle_ttl",
-            "refresh_absolute_ttl",
-            "session_ttl",
-            "password_grant",
-            "app_allowlist",
-            "cimd",
-            "client_assertion_max_lifetime",
-        ],
-    )?;
-    let dcr = match body.get("dcr") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(
-            DcrPolicy::parse(s)
-                .ok_or_else(|| Problem::invalid_field("dcr", "dcr is open, token or closed"))?,
-        ),
-        Some(_) => return Err(Problem::invalid_field("dcr", "dcr is open, token or closed")),
-    };
     let changes = PolicyChanges {
-        dcr,
-        access_token_ttl: opt_ttl(&body, "access_token_ttl")?,
-        refresh_idle_ttl: opt_ttl(&body, "refresh_idle_ttl")?,
-        refresh_absolute_ttl: opt_ttl(&body, "refresh_absolute_ttl")?,
-        session_ttl: opt_ttl(&body, "session_ttl")?,
-        password_grant: opt_bool(&body, "password_grant")?,
-        client_assertion_max_lifetime: opt_ttl(&body, "client_assertion_max_lifetime")?,
-        cimd: match body.get("cimd") {
+        dcr: body.dcr.map(DcrPolicy::from),
+        access_token_ttl: body.access_token_ttl,
+        refresh_idle_ttl: body.refresh_idle_ttl,
+        refresh_absolute_ttl: body.refresh_absolute_ttl,
+        session_ttl: body.session_ttl,
+        password_grant: body.password_grant,
+        client_assertion_max_lifetime: body.client_assertion_max_lifetime,
+        cimd: match body.cimd {
             None => None,
-            Some(v) => Some(CimdPolicy::from_json(v).map_err(|why| Problem::invalid_field("cimd", &why))?),
+            Some(c) => Some(CimdPolicy::try_from(c).map_err(|why| Problem::invalid_field("cimd", why))?),
         },
-        app_allowlist: match body.get("app_allowlist") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(Value::Array(a)) => Some(Some(
-                a.iter()
-                    .map(|v| {
-                        v.as_str().map(str::to_string).ok_or_else(|| {
-                            Problem::invalid_field("app_allowlist", "app_allowlist lists client ids")
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-            )),
-            Some(_) => {
-                return Err(Problem::invalid_field(
-                    "app_allowlist",
-                    "app_allowlist is null (off) or a list of client ids",
-                ));
-            }
-        },
+        app_allowlist: body.app_allowlist,
     };
     let t = svc::patch_policy(&app, &admin.tenant, expected, changes, &admin.actor).await?;
     Ok(json_answer(
@@ -208,7 +202,7 @@ pub struct ScopeList {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct ScopeInput {
     /// 1 to 300 printable characters.
     pub description: String,
@@ -248,21 +242,17 @@ pub(super) async fn put_scope(
     StateX(app): StateX<State>,
     admin: Admin,
     PathOf(name): PathOf<String>,
-    req: Request,
+    BodyOf(body): BodyOf<ScopeInput>,
 ) -> Answer {
-    let (_, body) = json_object(req).await?;
-    only_fields(&body, &["description", "restricted"])?;
-    let description = match body.get("description") {
-        Some(Value::String(s)) => s.clone(),
-        _ => {
-            return Err(Problem::invalid_field(
-                "description",
-                "description is required (a string)",
-            ));
-        }
-    };
-    let restricted = opt_bool(&body, "restricted")?;
-    let t = svc::put_scope(&app, &admin.tenant, &name, &description, restricted, &admin.actor).await?;
+    let t = svc::put_scope(
+        &app,
+        &admin.tenant,
+        &name,
+        &body.description,
+        body.restricted,
+        &admin.actor,
+    )
+    .await?;
     Ok(json_answer(StatusCode::OK, &scope_view(&t, &name), None))
 }
 
@@ -320,7 +310,7 @@ pub struct IatCreated {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct IatInput {
     /// Seconds until it expires: 60 to a year (default 86400).
     #[schema(minimum = 60, maximum = 31622400)]
@@ -340,9 +330,12 @@ pub struct IatList {
     responses((status = 200, body = IatList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn list_iats(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
-    let q = query_pairs(q.as_deref(), &["limit", "cursor"])?;
-    let (limit, cursor) = list_params(&q)?;
+pub(super) async fn list_iats(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    QueryOf(q): QueryOf<ListParams>,
+) -> Answer {
+    let (limit, cursor) = q.page()?;
     let (iats, next) = svc::list_iats(&app, &admin.tenant, cursor.as_deref(), limit).await?;
     Ok(json_answer(
         StatusCode::OK,
@@ -358,21 +351,13 @@ pub(super) async fn list_iats(StateX(app): StateX<State>, admin: Admin, RawQuery
     responses((status = 201, body = IatCreated), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn create_iat(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
-    let (_, body) = json_object(req).await?;
-    only_fields(&body, &["expires_in", "max_uses"])?;
-    let expires_in = match body.get("expires_in") {
-        None | Some(Value::Null) => 86_400,
-        Some(v) => v
-            .as_i64()
-            .ok_or_else(|| Problem::invalid_field("expires_in", "expires_in is a whole number of seconds"))?,
-    };
-    let max_uses = match body.get("max_uses") {
-        None | Some(Value::Null) => 1,
-        Some(v) => v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
-            Problem::invalid_field("max_uses", "max_uses is a whole number, 0 for unlimited")
-        })?,
-    };
+pub(super) async fn create_iat(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    BodyOf(body): BodyOf<IatInput>,
+) -> Answer {
+    let expires_in = body.expires_in.unwrap_or(86_400);
+    let max_uses = body.max_uses.unwrap_or(1);
     let (secret, iat) =
         crate::service::tenants::create_iat_by(&app, &admin.tenant, expires_in, max_uses, &admin.actor)
             .await
@@ -430,14 +415,14 @@ pub struct ResourceView {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct ResourceParam {
+#[serde(deny_unknown_fields)]
+pub(super) struct ResourceParam {
     /// The resource to remove.
     resource: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct ResourceInput {
     /// An absolute URI without a fragment; adding one already allowed is not an error.
     pub resource: String,
@@ -475,21 +460,19 @@ pub(super) async fn list_resources(StateX(app): StateX<State>, admin: Admin) -> 
     responses((status = 200, body = ResourceList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn add_resource(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
-    let (_, body) = json_object(req).await?;
-    only_fields(&body, &["resource", "name"])?;
-    let Some(Value::String(r)) = body.get("resource") else {
-        return Err(Problem::invalid_field(
-            "resource",
-            "resource is required (an absolute URI)",
-        ));
-    };
-    let name = match body.get("name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(n)) => Some(n.as_str()),
-        Some(_) => return Err(Problem::invalid_field("name", "name is a string")),
-    };
-    let t = svc::add_resource(&app, &admin.tenant, r, name, &admin.actor).await?;
+pub(super) async fn add_resource(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    BodyOf(body): BodyOf<ResourceInput>,
+) -> Answer {
+    let t = svc::add_resource(
+        &app,
+        &admin.tenant,
+        &body.resource,
+        body.name.as_deref(),
+        &admin.actor,
+    )
+    .await?;
     Ok(json_answer(StatusCode::OK, &resource_list(&t), None))
 }
 
@@ -501,16 +484,9 @@ pub(super) async fn add_resource(StateX(app): StateX<State>, admin: Admin, req: 
 pub(super) async fn remove_resource(
     StateX(app): StateX<State>,
     admin: Admin,
-    RawQuery(q): RawQuery,
+    QueryOf(q): QueryOf<ResourceParam>,
 ) -> Answer {
-    let q = query_pairs(q.as_deref(), &["resource"])?;
-    let Some(r) = q.get("resource").and_then(Value::as_str) else {
-        return Err(Problem::invalid_field(
-            "resource",
-            "name the resource: ?resource=URI",
-        ));
-    };
-    svc::remove_resource(&app, &admin.tenant, r, &admin.actor).await?;
+    svc::remove_resource(&app, &admin.tenant, &q.resource, &admin.actor).await?;
     Ok(no_content())
 }
 
@@ -545,13 +521,13 @@ pub struct IssuerList {
 
 /// Trust an identity provider (or replace how it is trusted).
 #[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct IssuerInput {
     /// Its issuer identifier: an https URL (http only on loopback).
     pub issuer: String,
     /// Its public signing keys (a JWK Set); or `jwks_uri`, one of the two.
     #[schema(value_type = Option<Object>)]
-    pub jwks: Option<Value>,
+    pub jwks: Option<Map<String, Value>>,
     /// Where it publishes them (https, a public host).
     pub jwks_uri: Option<String>,
     /// It issues ID-JAGs (Identity Assertion JWT Authorization Grants).
@@ -562,8 +538,8 @@ pub struct IssuerInput {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct IssuerParam {
+#[serde(deny_unknown_fields)]
+pub(super) struct IssuerParam {
     /// The issuer identifier to stop trusting.
     issuer: String,
 }
@@ -623,28 +599,17 @@ pub(super) async fn list_issuers(StateX(app): StateX<State>, admin: Admin) -> An
     responses((status = 200, body = IssuerList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn add_issuer(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
-    let (_, body) = json_object(req).await?;
-    only_fields(&body, &["issuer", "jwks", "jwks_uri", "id_jag", "idp_tenant"])?;
-    let string = |k: &str| -> Result<Option<String>, Problem> {
-        match body.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Problem::invalid_field(k, format!("{k} is a string"))),
-        }
-    };
-    let Some(issuer) = string("issuer")? else {
-        return Err(Problem::invalid_field(
-            "issuer",
-            "issuer is required (an https URL)",
-        ));
-    };
+pub(super) async fn add_issuer(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    BodyOf(body): BodyOf<IssuerInput>,
+) -> Answer {
     let entry = crate::domain::tenant::TrustedIssuer {
-        issuer,
-        jwks: body.get("jwks").filter(|v| !v.is_null()).cloned(),
-        jwks_uri: string("jwks_uri")?,
-        id_jag: opt_bool(&body, "id_jag")?.unwrap_or(false),
-        idp_tenant: string("idp_tenant")?,
+        issuer: body.issuer,
+        jwks: body.jwks.map(Value::Object),
+        jwks_uri: body.jwks_uri,
+        id_jag: body.id_jag.unwrap_or(false),
+        idp_tenant: body.idp_tenant,
     };
     let t = crate::service::tenants::add_issuer(&app, &admin.tenant, entry, &admin.actor)
         .await
@@ -657,12 +622,12 @@ pub(super) async fn add_issuer(StateX(app): StateX<State>, admin: Admin, req: Re
         (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn remove_issuer(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
-    let q = query_pairs(q.as_deref(), &["issuer"])?;
-    let Some(issuer) = q.get("issuer").and_then(Value::as_str) else {
-        return Err(Problem::invalid_field("issuer", "name the issuer: ?issuer=URL"));
-    };
-    crate::service::tenants::remove_issuer(&app, &admin.tenant, issuer, &admin.actor)
+pub(super) async fn remove_issuer(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    QueryOf(q): QueryOf<IssuerParam>,
+) -> Answer {
+    crate::service::tenants::remove_issuer(&app, &admin.tenant, &q.issuer, &admin.actor)
         .await
         .map_err(issuer_problem)?;
     Ok(no_content())

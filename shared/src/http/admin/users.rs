@@ -33,24 +33,32 @@ impl From<&User> for UserView {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct UserInput {
     pub username: String,
     /// At least 12 characters; stored only as an argon2id hash.
-    pub password: String,
+    #[serde(deserialize_with = "password")]
+    #[schema(value_type = String)]
+    pub password: Secret,
     pub name: Option<String>,
     pub email: Option<String>,
     pub admin: Option<bool>,
 }
 
-/// A change to a user (`null` removes name or email). A new password or role ends their sessions.
+/// A change to a user (JSON merge patch: absent leaves a field as it is, `null` removes name
+/// or email). A new password or role ends their sessions.
 #[derive(Debug, Deserialize, ToSchema)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct UserPatch {
-    pub name: Option<String>,
-    pub email: Option<String>,
+    #[serde(default, deserialize_with = "patch")]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "patch")]
+    pub email: Option<Option<String>>,
     pub admin: Option<bool>,
-    pub password: Option<String>,
+    /// A new password (never `null`).
+    #[serde(default, deserialize_with = "new_password")]
+    #[schema(value_type = String, required = false)]
+    pub password: Option<Secret>,
     /// `true`: sign the user out everywhere — their sessions and every grant (refresh tokens,
     /// the access tokens issued from them, agents' delegated tokens) end now; they stay active
     /// and sign in again with their (new) password. With `password` after a suspected
@@ -85,9 +93,12 @@ pub struct UserAppList {
     responses((status = 200, body = UserList), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn list_users(StateX(app): StateX<State>, admin: Admin, RawQuery(q): RawQuery) -> Answer {
-    let q = query_pairs(q.as_deref(), &["limit", "cursor"])?;
-    let (limit, cursor) = list_params(&q)?;
+pub(super) async fn list_users(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    QueryOf(q): QueryOf<ListParams>,
+) -> Answer {
+    let (limit, cursor) = q.page()?;
     let (users, next) = svc::list_users(&app, &admin.tenant, cursor.as_deref(), limit).await?;
     Ok(json_answer(
         StatusCode::OK,
@@ -103,39 +114,20 @@ pub(super) async fn list_users(StateX(app): StateX<State>, admin: Admin, RawQuer
     responses((status = 201, body = UserView), (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(super) async fn create_user(StateX(app): StateX<State>, admin: Admin, req: Request) -> Answer {
-    let (_, body) = json_object(req).await?;
-    only_fields(&body, &["username", "password", "name", "email", "admin"])?;
-    let username = match body.get("username") {
-        Some(Value::String(s)) => s.clone(),
-        _ => {
-            return Err(Problem::invalid_field(
-                "username",
-                "username is required (a string)",
-            ));
-        }
-    };
-    let password = match body.get("password") {
-        Some(Value::String(s)) => Secret::new(s.clone()),
-        _ => {
-            return Err(Problem::invalid_field(
-                "password",
-                "password is required (a string)",
-            ));
-        }
-    };
-    let name = opt_string(&body, "name")?.flatten();
-    let email = opt_string(&body, "email")?.flatten();
-    let is_admin = opt_bool(&body, "admin")?.unwrap_or(false);
+pub(super) async fn create_user(
+    StateX(app): StateX<State>,
+    admin: Admin,
+    BodyOf(body): BodyOf<UserInput>,
+) -> Answer {
     let u = crate::service::users::create_by(
         &app,
         crate::service::users::NewUser {
             tenant: &admin.tenant,
-            username: &username,
-            password: &password,
-            email: email.as_deref(),
-            name: name.as_deref(),
-            admin: is_admin,
+            username: &body.username,
+            password: &body.password,
+            email: body.email.as_deref(),
+            name: body.name.as_deref(),
+            admin: body.admin.unwrap_or(false),
         },
         &admin.actor,
     )
@@ -194,25 +186,16 @@ pub(super) async fn patch_user(
     StateX(app): StateX<State>,
     admin: Admin,
     PathOf(user_id): PathOf<Subject>,
-    req: Request,
+    headers: HeaderMap,
+    BodyOf(body): BodyOf<UserPatch>,
 ) -> Answer {
-    let (headers, body) = json_object(req).await?;
     let expected = if_match(&headers)?;
-    only_fields(
-        &body,
-        &["name", "email", "admin", "password", "sign_out_everywhere"],
-    )?;
-    let password = match body.get("password") {
-        None => None,
-        Some(Value::String(s)) => Some(Secret::new(s.clone())),
-        Some(_) => return Err(Problem::invalid_field("password", "password must be a string")),
-    };
     let changes = UserChanges {
-        name: opt_string(&body, "name")?,
-        email: opt_string(&body, "email")?,
-        admin: opt_bool(&body, "admin")?,
-        password,
-        sign_out_everywhere: opt_bool(&body, "sign_out_everywhere")?.unwrap_or(false),
+        name: body.name,
+        email: body.email,
+        admin: body.admin,
+        password: body.password,
+        sign_out_everywhere: body.sign_out_everywhere.unwrap_or(false),
     };
     let u = svc::patch_user(&app, &admin.tenant, &user_id, expected, changes, &admin.actor).await?;
     Ok(json_answer(
