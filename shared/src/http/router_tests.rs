@@ -1154,3 +1154,34 @@ async fn console_sends_a_visitor_without_a_session_to_sign_in() {
     assert_eq!(r.header(LOCATION), Some(&*start));
     assert_eq!(get(&h, "/console?tenant=nobody", &[]).await.status, 404);
 }
+
+#[tokio::test]
+async fn admin_api_sets_and_clears_dpop_bound_access_tokens() {
+    let h = h().await;
+    let bearer = admin_bearer(&h).await;
+    let mut app = pipeline();
+    app["dpop_bound_access_tokens"] = json!(true);
+    let r = admin(&h, &bearer, "POST", "/admin/v1/clients", Some(app)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["dpop_bound_access_tokens"], json!(true), "{}", r.body);
+    let one = format!("/admin/v1/clients/{}", r.json()["client_id"].as_str().unwrap());
+    let r = admin(
+        &h,
+        &bearer,
+        "PATCH",
+        &one,
+        Some(json!({"dpop_bound_access_tokens": null})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json().get("dpop_bound_access_tokens"), None, "{}", r.body);
+    let r = admin(
+        &h,
+        &bearer,
+        "PATCH",
+        &one,
+        Some(json!({"dpop_bound_access_tokens": "yes"})),
+    )
+    .await;
+    r.refused_field("dpop_bound_access_tokens");
+}

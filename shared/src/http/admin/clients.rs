@@ -34,6 +34,9 @@ pub struct ClientView {
     pub jwks: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// RFC 9449 §5.2: it gets no token without a DPoP proof.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
     pub client_id_issued_at: i64,
     pub updated_at: i64,
     /// `dcr` (registered itself), `admin` (the operator) or `api` (this API).
@@ -93,6 +96,7 @@ impl ClientView {
             software_version: m.software_version.clone(),
             jwks: m.jwks.clone(),
             jwks_uri: m.jwks_uri.clone(),
+            dpop_bound_access_tokens: m.dpop_bound_access_tokens,
             client_id_issued_at: c.issued_at,
             updated_at: c.updated_at,
             origin: match c.origin {
@@ -173,6 +177,10 @@ pub struct ClientInput {
     /// OpenID Connect Registration: `web` or `native`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_type: Option<String>,
+    /// RFC 9449 §5.2: the client always sends DPoP proofs; a token request without one is
+    /// refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_party: Option<bool>,
     /// Make the new client an agent of this app (it must be registered for token exchange).
@@ -227,6 +235,9 @@ pub struct ClientPatch {
     pub jwks_uri: Option<Option<String>>,
     #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
     pub application_type: Option<Option<String>>,
+    /// `null` or `false`: the client may also get bearer tokens.
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens: Option<Option<bool>>,
     #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
     pub first_party: Option<Option<bool>>,
     /// `true` ends the client's grants, consents and access tokens; `false` enables it again.
