@@ -28,6 +28,7 @@ echo "[test] $(/usr/bin/chromium --version 2>/dev/null | head -1); $(/usr/bin/ch
 # moto's server: a real DynamoDB/KMS API on a free loopback port, with the tables created from
 # template.yaml. Stopped by PID when this script exits.
 bash infra/venv.sh
+bash infra/node.sh
 MOTO_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 .venv/bin/python infra/moto_serve.py 127.0.0.1 "$MOTO_PORT" >test-output/moto.log 2>&1 &
 MOTO_PID=$!

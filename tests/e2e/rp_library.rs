@@ -10,6 +10,7 @@ use openidconnect::{
 
 use crate::flow::*;
 use crate::support::*;
+use serde_json::Value;
 
 #[tokio::test]
 async fn the_openidconnect_crate_runs_code_pkce_refresh_and_userinfo_from_discovery() {
@@ -327,4 +328,164 @@ async fn authlib_authenticates_with_private_key_jwt_from_discovery() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["refused"], "invalid_client", "{v}");
+}
+
+/// panva's openid-client 6 (Node), configured from discovery alone: a DPoP client_credentials
+/// grant, and a DPoP authorization code flow — redemption, refresh and userinfo, every token
+/// bound to the library's own key. The script is `tests/interop/node/openid_client.mjs`; its
+/// pinned dependencies are installed by `infra/node.sh` (run by `infra/test.sh`).
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs openid-client in tests/interop/node: run `bash infra/test.sh` (it installs it and enables feature test-services)"
+)]
+async fn openid_client_gets_dpop_bound_tokens_from_discovery() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let server = Server::start(&data);
+    openid_client_dpop(&data, &server, &w, &server.issuer, false).await;
+}
+
+/// The same at the tenant's own issuer.
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs openid-client in tests/interop/node: run `bash infra/test.sh` (it installs it and enables feature test-services)"
+)]
+async fn openid_client_gets_dpop_bound_tokens_at_a_tenants_own_issuer() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let server = Server::start(&data);
+    let issuer = format!("{}/t/{}", server.base, w.tenant);
+    openid_client_dpop(&data, &server, &w, &issuer, false).await;
+}
+
+pub(crate) fn node_script() -> std::process::Command {
+    let dir = repo().join("tests/interop/node");
+    assert!(
+        dir.join("node_modules/openid-client").is_dir(),
+        "openid-client is not installed: run `bash infra/node.sh`"
+    );
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(dir.join("openid_client.mjs"));
+    cmd
+}
+
+pub(crate) async fn openid_client_dpop(data: &DataDir, server: &Server, w: &World, issuer: &str, par: bool) {
+    use std::io::{BufRead, Write};
+    // client_credentials, confidential.
+    let machine = data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &w.tenant,
+        "--name",
+        "Node worker",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "api:read",
+    ]);
+    let out = node_script()
+        .args([
+            "cc",
+            issuer,
+            machine["client_id"].as_str().unwrap(),
+            machine["client_secret"].as_str().unwrap(),
+            "api:read",
+        ])
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "openid-client cc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(
+        v["cc"]["token_type"]
+            .as_str()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("dpop"),
+        "{v}"
+    );
+    let at = v["cc"]["access_token"].as_str().unwrap();
+    assert!(jwt_part(at, 1)["cnf"]["jkt"].is_string(), "{v}");
+    assert_eq!(jwt_part(at, 1)["iss"], issuer);
+
+    // The code flow, a public client (the library's DPoP key is all that holds its tokens).
+    let public = code_client(data, &w.tenant, "Node CLI", "none", &[]);
+    let mut args = vec![
+        "code",
+        issuer,
+        public.id.as_str(),
+        "-",
+        "openid profile offline_access",
+        CALLBACK,
+    ];
+    if par {
+        args.push("par");
+    }
+    let mut child = node_script()
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run node");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let Ok(start) = serde_json::from_str::<Value>(&first) else {
+        let out = child.wait_with_output().unwrap();
+        panic!("openid-client: {first} {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let authorize = start["authorize"].as_str().expect("authorize URL");
+    if par {
+        assert!(authorize.contains("request_uri="), "{authorize}");
+        assert!(!authorize.contains("code_challenge"), "pushed: {authorize}");
+    }
+    let b = Browser::new();
+    let page = b.get(authorize).await;
+    let page = b.login(server, &page, "alice", PASSWORD).await;
+    let page = if page.has("name=\"decision\"") {
+        b.consent(server, &page, "approve").await
+    } else {
+        page
+    };
+    assert_eq!(page.status, 303, "{}", page.html);
+    let callback = page.location().expect("redirect").to_string();
+    writeln!(child.stdin.take().unwrap(), "{callback}").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "openid-client code flow: {err}");
+    let v: Value = serde_json::from_str(rest.trim()).expect("one JSON object");
+    let jkt = jwt_part(v["code"]["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"].clone();
+    assert!(jkt.is_string(), "{v}");
+    for step in ["code", "refresh"] {
+        assert_eq!(
+            v[step]["token_type"]
+                .as_str()
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
+            Some("dpop"),
+            "{step}: {v}"
+        );
+        assert_eq!(
+            jwt_part(v[step]["access_token"].as_str().unwrap(), 1)["cnf"]["jkt"],
+            jkt,
+            "{step}"
+        );
+    }
+    assert_eq!(v["userinfo"]["sub"], w.sub.as_str(), "{v}");
+    assert_eq!(v["userinfo"]["preferred_username"], "alice", "{v}");
+    // The refresh token is bound: without the library's key it is worth nothing.
+    let rt = v["refresh"]["refresh_token"].as_str().unwrap();
+    refresh(server, &public, rt, &[])
+        .await
+        .assert_error(400, "invalid_grant");
 }
