@@ -195,6 +195,10 @@ pub enum TenantCommand {
         /// be; `default` for an hour (what common client libraries sign).
         #[arg(long, value_name = "SECONDS|default")]
         client_assertion_max_lifetime: Option<String>,
+        /// DPoP server nonces (RFC 9449 §8): `required` makes every proof at the token endpoint
+        /// carry a nonce this server issued; `off` (the default) does not.
+        #[arg(long, value_parser = ["required", "off"])]
+        dpop_nonce: Option<String>,
     },
 }
 

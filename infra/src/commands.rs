@@ -284,6 +284,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 password_grant,
                 cimd,
                 client_assertion_max_lifetime,
+                dpop_nonce,
             } => {
                 let mut t = tenants::get(&app, &name).await.map_err(admin)?;
                 if let Some(p) = password_grant {
@@ -318,6 +319,16 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                     };
                     let changes = shared::service::admin::PolicyChanges {
                         client_assertion_max_lifetime: Some(value),
+                        ..Default::default()
+                    };
+                    t = shared::service::admin::patch_policy(&app, &name, None, changes, "cli")
+                        .await
+                        .map_err(admin)?
+                        .value;
+                }
+                if let Some(n) = dpop_nonce {
+                    let changes = shared::service::admin::PolicyChanges {
+                        dpop_nonce_required: Some(n == "required"),
                         ..Default::default()
                     };
                     t = shared::service::admin::patch_policy(&app, &name, None, changes, "cli")

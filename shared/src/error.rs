@@ -29,6 +29,8 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     /// RFC 9449 §5, §7.1: a DPoP proof is missing, invalid or replayed.
     InvalidDpopProof,
+    /// RFC 9449 §8: the DPoP proof must carry the nonce sent in `DPoP-Nonce`.
+    UseDpopNonce,
     NotFound,
     MethodNotAllowed,
     TemporarilyUnavailable,
@@ -52,6 +54,7 @@ impl ErrorCode {
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
@@ -83,6 +86,8 @@ pub struct OAuthError {
     /// The request field at fault, where the rule that refused it knows (client metadata): the
     /// admin API names it in its problem details; RFC 6749 responses do not carry it.
     pub field: Option<&'static str>,
+    /// A server nonce for the client's next DPoP proof (RFC 9449 §8): the `DPoP-Nonce` header.
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -101,6 +106,7 @@ impl OAuthError {
             status: code.default_status(),
             challenge,
             field: None,
+            dpop_nonce: None,
         }
     }
     pub fn with_status(mut self, status: StatusCode) -> Self {

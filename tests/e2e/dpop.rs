@@ -537,3 +537,55 @@ async fn a_confidential_clients_refresh_token_is_not_bound() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["token_type"], "Bearer");
 }
+
+#[tokio::test]
+async fn a_tenant_that_requires_nonces_gets_only_proofs_with_a_current_nonce_of_its_own() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let other = world(&data);
+    for t in [&w.tenant, &other.tenant] {
+        let v = data.cli(&["tenant", "set-policy", t, "--dpop-nonce", "required"]);
+        assert_eq!(v["dpop_nonce"], "required", "{v}");
+    }
+    let c = machine(&data, &w.tenant, &[]);
+    let theirs = machine(&data, &other.tenant, &[]);
+    let server = Server::start(&data);
+    let key = DpopKey::new();
+    let url = server.url("/oauth2/token");
+    let with_nonce = |n: &str| key.proof_with("POST", &url, None, json!({}), json!({"nonce": n}));
+
+    // Without a nonce: use_dpop_nonce, and the nonce to use.
+    let r = cc(&server, &c, &[&key.proof("POST", &url, None)]).await;
+    r.assert_error(400, "use_dpop_nonce");
+    let nonce = r.header("dpop-nonce").expect("DPoP-Nonce").to_string();
+    // With it: a DPoP token; the nonce serves more than one proof.
+    for _ in 0..2 {
+        let r = cc(&server, &c, &[&with_nonce(&nonce)]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["token_type"], "DPoP");
+    }
+    // Another tenant's nonce, or one we never made, is no good here.
+    let r = cc(&server, &theirs, &[&key.proof("POST", &url, None)]).await;
+    let their_nonce = r.header("dpop-nonce").expect("DPoP-Nonce").to_string();
+    assert_ne!(their_nonce, nonce);
+    for bad in [their_nonce.as_str(), "made-up", &format!("{nonce}x")] {
+        let r = cc(&server, &c, &[&with_nonce(bad)]).await;
+        r.assert_error(400, "use_dpop_nonce");
+        assert!(r.header("dpop-nonce").is_some());
+    }
+    // Bearer requests are unaffected.
+    assert_eq!(cc(&server, &c, &[]).await.status, 200);
+
+    // Stateless: another server process (another Lambda instance) accepts this one's nonce.
+    let second = Server::start(&data);
+    let url2 = second.url("/oauth2/token");
+    let proof = key.proof_with("POST", &url2, None, json!({}), json!({"nonce": nonce}));
+    let r = cc(&second, &c, &[&proof]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Off again: no nonce needed.
+    data.cli(&["tenant", "set-policy", &w.tenant, "--dpop-nonce", "off"]);
+    after_tenant_change().await;
+    let r = cc(&server, &c, &[&key.proof("POST", &url, None)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}

@@ -489,3 +489,18 @@ pub(crate) async fn openid_client_dpop(data: &DataDir, server: &Server, w: &Worl
         .await
         .assert_error(400, "invalid_grant");
 }
+
+/// openid-client answers a `use_dpop_nonce` challenge by itself (RFC 9449 §8): with the tenant
+/// requiring nonces, the same grants all succeed.
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs openid-client in tests/interop/node: run `bash infra/test.sh` (it installs it and enables feature test-services)"
+)]
+async fn openid_client_follows_dpop_nonce_challenges() {
+    let data = DataDir::new();
+    let w = world(&data);
+    data.cli(&["tenant", "set-policy", &w.tenant, "--dpop-nonce", "required"]);
+    let server = Server::start(&data);
+    openid_client_dpop(&data, &server, &w, &server.issuer, false).await;
+}

@@ -29,6 +29,34 @@ pub const MAX_JTI: usize = 128;
 /// The longest proof accepted, in bytes.
 pub const MAX_PROOF: usize = 8 * 1024;
 
+/// How long a server nonce (§8) stands: it is made for a window of this many seconds and
+/// accepted in that window and the next (so for 5 to 10 minutes).
+pub const NONCE_WINDOW: i64 = 300;
+
+/// What a server nonce says (signed by the server, so any instance can check another's): the
+/// tenant it was issued for and its window.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NonceClaims {
+    pub tid: String,
+    pub w: i64,
+}
+
+impl NonceClaims {
+    /// A nonce for `tenant` now.
+    pub fn now(tenant: &str, now: i64) -> Self {
+        Self {
+            tid: tenant.to_string(),
+            w: now.div_euclid(NONCE_WINDOW),
+        }
+    }
+
+    /// Whether it is `tenant`'s and still current at `now` (its window or the next).
+    pub fn accepts(&self, tenant: &str, now: i64) -> bool {
+        let w = now.div_euclid(NONCE_WINDOW);
+        self.tid == tenant && (self.w == w || self.w + 1 == w)
+    }
+}
+
 /// A JWK SHA-256 thumbprint (RFC 7638), base64url: what a DPoP-bound token's `cnf.jkt` holds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
@@ -397,5 +425,20 @@ mod tests {
         ] {
             assert!(Jkt::parse(bad).is_none(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod nonce_tests {
+    use super::*;
+
+    #[test]
+    fn a_nonce_stands_for_its_window_and_the_next_and_its_tenant_only() {
+        let n = NonceClaims::now("acme", 1_000_000);
+        assert!(n.accepts("acme", 1_000_000));
+        assert!(n.accepts("acme", 1_000_000 + NONCE_WINDOW));
+        assert!(!n.accepts("acme", 1_000_000 + 2 * NONCE_WINDOW));
+        assert!(!n.accepts("acme", 1_000_000 - NONCE_WINDOW));
+        assert!(!n.accepts("beta", 1_000_000));
     }
 }

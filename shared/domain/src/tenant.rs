@@ -136,6 +136,10 @@ pub struct Tenant {
     /// [`crate::assertion::MAX_ASSERTION_LIFETIME`] (an hour). Only shorter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_assertion_max_lifetime: Option<i64>,
+    /// RFC 9449 §8: every DPoP proof at the token endpoint must carry a nonce this server
+    /// issued (`use_dpop_nonce` otherwise); off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_nonce_required: bool,
     pub created_at: i64,
 }
 
@@ -235,6 +239,7 @@ impl Tenant {
             app_allowlist: None,
             cimd: Default::default(),
             client_assertion_max_lifetime: None,
+            dpop_nonce_required: false,
             created_at: now,
         }
     }

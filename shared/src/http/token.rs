@@ -28,7 +28,7 @@ async fn token(AppOf(app): AppOf, form: OAuthForm) -> Result<Response, OAuthErro
     // The proof is checked (and its jti spent) before the grant runs, so a bad proof never
     // uses up a code or rotates a refresh token.
     let url = app.config.endpoint("/oauth2/token");
-    let dpop = dpop::proof_key(
+    let proof = dpop::proof(
         &app,
         &dpop_proofs(&form.headers)?,
         dpop::At {
@@ -38,10 +38,11 @@ async fn token(AppOf(app): AppOf, form: OAuthForm) -> Result<Response, OAuthErro
         },
     )
     .await?;
+    dpop::require_nonce(&app, &client.tenant, proof.as_ref()).await?;
     let request = token_endpoint::TokenRequest {
         client: &client,
         params: &form.params,
-        dpop,
+        dpop: proof.map(|p| p.jkt),
     };
     let body = token_endpoint::grant(&app, &request).await?;
     let body = serde_json::to_value(&body).map_err(|_| OAuthError::server_error())?;

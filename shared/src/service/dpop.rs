@@ -4,8 +4,9 @@
 //! and across every Lambda instance at once) — and answers the key's thumbprint, which binds
 //! the tokens issued or accepted.
 
-use crate::domain::dpop::{self, Expected, Jkt, ProofError};
-use crate::error::OAuthError;
+use crate::domain::dpop::{self, Expected, Jkt, NonceClaims, ProofError};
+use crate::domain::tenant::TenantId;
+use crate::error::{ErrorCode, OAuthError};
 use crate::keys::external::{unverified_header, verify_with_key};
 use crate::service::App;
 
@@ -19,9 +20,21 @@ pub struct At<'a> {
     pub access_token: Option<&'a str>,
 }
 
+/// A checked proof: its key's thumbprint and the server nonce it carries, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proof {
+    pub jkt: Jkt,
+    pub nonce: Option<String>,
+}
+
 /// The thumbprint of the key of the one DPoP proof in `proofs` (the request's `DPoP` header
 /// values), checked for the request `at`; `None` when the request carries no proof.
 pub async fn proof_key(app: &App, proofs: &[&str], at: At<'_>) -> Result<Option<Jkt>, OAuthError> {
+    Ok(proof(app, proofs, at).await?.map(|p| p.jkt))
+}
+
+/// The one DPoP proof in `proofs`, checked for the request `at`; `None` when there is none.
+pub async fn proof(app: &App, proofs: &[&str], at: At<'_>) -> Result<Option<Proof>, OAuthError> {
     match proofs {
         [] => Ok(None),
         [proof] => check(app, proof, at).await.map(Some).map_err(|e| {
@@ -98,7 +111,7 @@ impl From<ProofError> for Refused {
     }
 }
 
-async fn check(app: &App, proof: &str, at: At<'_>) -> Result<Jkt, Refused> {
+async fn check(app: &App, proof: &str, at: At<'_>) -> Result<Proof, Refused> {
     if proof.len() > dpop::MAX_PROOF {
         return Err(ProofError::Malformed.into());
     }
@@ -127,5 +140,76 @@ async fn check(app: &App, proof: &str, at: At<'_>) -> Result<Jkt, Refused> {
     if !fresh {
         return Err(ProofError::Replay.into());
     }
-    Ok(h.jkt)
+    Ok(Proof {
+        jkt: h.jkt,
+        nonce: c.nonce,
+    })
+}
+
+/// The JWS `typ` of a server nonce.
+const NONCE_TYP: &str = "dpop-nonce+jwt";
+
+/// Server nonces this process made, by (tenant, window): at most one signature per tenant per
+/// window per process (in `kms` mode each is a KMS `Sign`).
+#[derive(Default)]
+pub struct NonceCache(std::sync::Mutex<std::collections::HashMap<(String, i64), String>>);
+
+const NONCE_CACHE_MAX: usize = 10_000;
+
+/// Where `tenant` requires nonces (`dpop_nonce_required`), that `proof` carries a current one
+/// of ours: otherwise `use_dpop_nonce` with a fresh nonce in `DPoP-Nonce` (RFC 9449 §8). A
+/// nonce is a JWS of ours over the tenant and a time window, so any instance accepts one
+/// another instance made, with nothing stored.
+pub async fn require_nonce(app: &App, tenant: &TenantId, proof: Option<&Proof>) -> Result<(), OAuthError> {
+    let Some(proof) = proof else {
+        return Ok(());
+    };
+    let Some(t) = app.tenant(tenant).await? else {
+        return Ok(());
+    };
+    if !t.dpop_nonce_required {
+        return Ok(());
+    }
+    if let Some(n) = &proof.nonce
+        && nonce_is_current(app, tenant, n).await?
+    {
+        return Ok(());
+    }
+    let mut e = OAuthError::new(
+        ErrorCode::UseDpopNonce,
+        "the DPoP proof must carry the nonce given in the DPoP-Nonce header",
+    );
+    e.dpop_nonce = Some(nonce(app, tenant).await?);
+    Err(e)
+}
+
+/// A current server nonce for `tenant`.
+pub async fn nonce(app: &App, tenant: &TenantId) -> Result<String, OAuthError> {
+    let claims = NonceClaims::now(tenant.as_str(), app.now());
+    let key = (claims.tid.clone(), claims.w);
+    if let Ok(cache) = app.dpop_nonces.0.lock()
+        && let Some(n) = cache.get(&key)
+    {
+        return Ok(n.clone());
+    }
+    let payload = serde_json::to_vec(&claims).map_err(|_| OAuthError::server_error())?;
+    let n = app.signer.sign_jwt(NONCE_TYP, &payload).await?;
+    if let Ok(mut cache) = app.dpop_nonces.0.lock() {
+        if cache.len() >= NONCE_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(key, n.clone());
+    }
+    Ok(n)
+}
+
+async fn nonce_is_current(app: &App, tenant: &TenantId, nonce: &str) -> Result<bool, OAuthError> {
+    if nonce.len() > 1024 {
+        return Ok(false);
+    }
+    let keys = app.signer.public_keys().await?;
+    let Ok(payload) = crate::keys::jws::verify(nonce, &keys, NONCE_TYP) else {
+        return Ok(false);
+    };
+    Ok(serde_json::from_slice::<NonceClaims>(&payload).is_ok_and(|c| c.accepts(tenant.as_str(), app.now())))
 }

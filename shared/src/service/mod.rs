@@ -46,6 +46,8 @@ pub struct App {
     pub recent_use: Arc<token_endpoint::RecentUse>,
     /// Tenants' config as the token path reads it: at most `config.tenant_cache_secs` old.
     pub tenant_cache: Arc<tenant_cache::TenantCache>,
+    /// DPoP server nonces this process made (`service::dpop::nonce`).
+    pub dpop_nonces: Arc<dpop::NonceCache>,
 }
 
 impl App {
@@ -68,6 +70,7 @@ impl App {
             own_token_endpoint,
             recent_use: Default::default(),
             tenant_cache,
+            dpop_nonces: Default::default(),
         })
     }
     pub fn now(&self) -> i64 {
@@ -125,6 +128,7 @@ impl App {
             own_token_endpoint: self.own_token_endpoint.clone(),
             recent_use: self.recent_use.clone(),
             tenant_cache: self.tenant_cache.clone(),
+            dpop_nonces: self.dpop_nonces.clone(),
         })
     }
 }

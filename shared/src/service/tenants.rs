@@ -516,6 +516,7 @@ pub fn describe(t: &Tenant) -> Value {
         "password_grant": if t.password_grant { "allow" } else { "deny" },
         "cimd": t.cimd.to_json(),
         "client_assertion_max_lifetime": t.client_assertion_lifetime(),
+        "dpop_nonce": if t.dpop_nonce_required { "required" } else { "off" },
         "created_at": t.created_at,
     })
 }

@@ -53,6 +53,7 @@ pub(crate) fn with_fetcher(base: &App, fetcher: Arc<dyn Fetcher>) -> Arc<App> {
         client_keys: Default::default(),
         own_token_endpoint: base.own_token_endpoint.clone(),
         recent_use: Default::default(),
+        dpop_nonces: Default::default(),
         tenant_cache: base.tenant_cache.clone(),
     })
 }

@@ -1204,6 +1204,7 @@ mod assertions {
             client_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
+            dpop_nonces: Default::default(),
             tenant_cache: h.app.tenant_cache.clone(),
         };
         let app = &app;
@@ -1477,6 +1478,7 @@ mod metadata_documents {
             client_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
+            dpop_nonces: Default::default(),
             tenant_cache: h.app.tenant_cache.clone(),
         };
         let fetches = || scripted.fetches.load(Ordering::SeqCst);
@@ -1668,6 +1670,7 @@ mod metadata_documents {
             client_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
+            dpop_nonces: Default::default(),
             tenant_cache: h.app.tenant_cache.clone(),
         }
     }

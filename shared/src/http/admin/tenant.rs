@@ -25,6 +25,9 @@ pub struct Policy {
     /// How far ahead (seconds) a `private_key_jwt` client assertion's `exp` may be; `null`:
     /// 3600 (an hour, as common client libraries sign them).
     pub client_assertion_max_lifetime: Option<i64>,
+    /// Every DPoP proof at the token endpoint must carry a nonce this server issued (RFC 9449
+    /// §8; `use_dpop_nonce` with a `DPoP-Nonce` header otherwise).
+    pub dpop_nonce_required: bool,
 }
 
 /// The Client ID Metadata Document policy: a mode, or the accepted hosts.
@@ -76,6 +79,7 @@ impl From<&Tenant> for Policy {
             app_allowlist: t.app_allowlist.as_ref().map(|l| l.iter().cloned().collect()),
             cimd: CimdSetting::from(&t.cimd),
             client_assertion_max_lifetime: t.client_assertion_max_lifetime,
+            dpop_nonce_required: t.dpop_nonce_required,
         }
     }
 }
@@ -110,6 +114,8 @@ pub struct PolicyPatch {
     #[serde(default, deserialize_with = "patch")]
     #[schema(minimum = 60, maximum = 3600)]
     pub client_assertion_max_lifetime: Option<Option<i64>>,
+    /// `null`: unchanged.
+    pub dpop_nonce_required: Option<bool>,
 }
 
 impl From<DcrSetting> for DcrPolicy {
@@ -169,6 +175,7 @@ pub(super) async fn patch_policy(
         session_ttl: body.session_ttl,
         password_grant: body.password_grant,
         client_assertion_max_lifetime: body.client_assertion_max_lifetime,
+        dpop_nonce_required: body.dpop_nonce_required,
         cimd: match body.cimd {
             None => None,
             Some(c) => Some(CimdPolicy::try_from(c).map_err(|why| Problem::invalid_field("cimd", why))?),

@@ -19,6 +19,8 @@ pub struct PolicyChanges {
     pub cimd: Option<crate::domain::cimd::CimdPolicy>,
     /// How far ahead a client assertion's `exp` may be (`Some(None)`: an hour).
     pub client_assertion_max_lifetime: Option<Option<i64>>,
+    /// Whether DPoP proofs at the token endpoint must carry a server nonce.
+    pub dpop_nonce_required: Option<bool>,
 }
 
 pub async fn tenant(app: &App, tenant: &TenantId) -> Result<Versioned<Tenant>, AdminError> {
@@ -99,6 +101,10 @@ pub async fn patch_policy(
     if let Some(p) = c.cimd {
         t.cimd = p;
         changed.push("cimd");
+    }
+    if let Some(r) = c.dpop_nonce_required {
+        t.dpop_nonce_required = r;
+        changed.push("dpop_nonce_required");
     }
     if let Some(v) = c.client_assertion_max_lifetime {
         t.client_assertion_max_lifetime = v;
