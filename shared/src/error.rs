@@ -139,9 +139,20 @@ impl OAuthError {
             ErrorCode::InvalidDpopProof => {
                 "DPoP realm=\"bulwark\", error=\"invalid_dpop_proof\", algs=\"ES256 RS256 PS256 EdDSA\""
             }
+            // Valid, but not enough: a 403 as with a bearer token, in the scheme it came in.
+            ErrorCode::InsufficientScope => {
+                return self.with_challenge(
+                    "DPoP realm=\"bulwark\", error=\"insufficient_scope\", scope=\"openid\", algs=\"ES256 RS256 PS256 EdDSA\"",
+                );
+            }
             _ => "DPoP realm=\"bulwark\", error=\"invalid_token\", algs=\"ES256 RS256 PS256 EdDSA\"",
         });
         self.status = StatusCode::UNAUTHORIZED;
+        self
+    }
+
+    fn with_challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
         self
     }
     pub fn invalid_token(d: impl Into<Cow<'static, str>>) -> Self {

@@ -589,3 +589,91 @@ async fn a_tenant_that_requires_nonces_gets_only_proofs_with_a_current_nonce_of_
     let r = cc(&server, &c, &[&key.proof("POST", &url, None)]).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+async fn admin_clients(server: &Server, auth: &str) -> Resp {
+    Resp::from(
+        http()
+            .get(server.url("/admin/v1/clients"))
+            .header("Authorization", auth)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// Attack: the operator's automation asks for its admin token with a DPoP proof, so that a copy
+/// of the token (a log line, a crash dump) is worth nothing without the key. The admin API is a
+/// resource of this server: it must refuse that token as a bearer token, as userinfo does (and
+/// as the README tells every resource server to).
+#[tokio::test]
+async fn a_dpop_bound_admin_token_is_refused_as_a_bearer_token_at_the_admin_api() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let ops = TestClient::from_registration(&data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &w.tenant,
+        "--name",
+        "Tenant Ops",
+        "--scope",
+        "bulwark:admin",
+    ]));
+    let server = Server::start(&data);
+    let form = [("grant_type", "client_credentials"), ("scope", "bulwark:admin")];
+    // A bearer admin token gets in (the route works).
+    let r = token_with(&server, Some((&ops.id, &ops.secret)), &form, &[]).await;
+    let bearer = r.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        admin_clients(&server, &format!("Bearer {bearer}")).await.status,
+        200
+    );
+    // A DPoP-bound one, stolen without its key.
+    let key = DpopKey::new();
+    let proof = key.proof("POST", &server.url("/oauth2/token"), None);
+    let r = token_with(&server, Some((&ops.id, &ops.secret)), &form, &[&proof]).await;
+    assert_eq!(r.body["token_type"], "DPoP", "{}", r.body);
+    let bound = r.body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(jwt_part(&bound, 1)["cnf"]["jkt"], key.jkt().as_str());
+    let stolen = admin_clients(&server, &format!("Bearer {bound}")).await;
+    assert_eq!(
+        stolen.status, 401,
+        "a DPoP-bound admin token used as a bearer token: {}",
+        stolen.body
+    );
+}
+
+/// RFC 9449 §5: "When an authorization server supporting DPoP issues a refresh token to a public
+/// client that presents a valid DPoP proof at the token endpoint, the refresh token MUST be bound
+/// to the respective public key." A public client that starts sending proofs after its code was
+/// redeemed without one (an upgraded CLI) gets a refresh token a thief can use without its key.
+#[tokio::test]
+async fn a_public_clients_refresh_token_issued_with_a_proof_is_bound_even_if_its_parent_was_not() {
+    let data = DataDir::new();
+    let mut w = world(&data);
+    w.client = code_client(&data, &w.tenant, "Agent CLI", "none", &[]);
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let key = DpopKey::new();
+    let url = server.url("/oauth2/token");
+    let p = pkce();
+    let code = code_with(&b, &server, &w, &p, &[]).await;
+    let r = redeem_with(&server, &w.client, &code, &p.verifier, &[]).await;
+    assert_eq!(r.body["token_type"], "Bearer", "{}", r.body);
+    let rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    // Refreshed with a proof: the new refresh token is issued to a public client presenting a
+    // valid proof.
+    let r = refresh_with(&server, &w.client, &rt, &[&key.proof("POST", &url, None)]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["token_type"], "DPoP");
+    let rt2 = r.body["refresh_token"].as_str().unwrap().to_string();
+    // A copy of it without the key gets nothing.
+    let stolen = refresh_with(&server, &w.client, &rt2, &[]).await;
+    assert_eq!(
+        (stolen.status, stolen.body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a refresh token issued against a DPoP proof, used without the key: {}",
+        stolen.body
+    );
+}

@@ -800,3 +800,54 @@ async fn an_agent_exchanging_a_resource_bound_token_stays_within_its_resources()
         .await
         .assert_error(400, "invalid_target");
 }
+
+/// The app holds its user's token bound to its own DPoP key (a leaked copy is useless); it
+/// hands it to its agent. Whether the agent must show the app's key is debatable (it never has
+/// it: RFC 8693 passes the subject token on), but what the agent gets back must not be weaker
+/// than what it gave: a bearer token, usable by whoever copies it from the agent's logs — the
+/// very leak DPoP was asked for. Without a proof of the agent's own key the exchange should be
+/// refused (or its token bound).
+#[tokio::test]
+async fn a_dpop_bound_subject_token_is_not_exchanged_for_a_bearer_token() {
+    let data = DataDir::new();
+    let a = setup(&data);
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let key = crate::dpop::DpopKey::new();
+    let url = server.url("/oauth2/token");
+    let p = pkce();
+    let code = get_code(&b, &server, &a.w, "openid api:read agent:act", &p).await;
+    let r = Resp::from(
+        http()
+            .post(&url)
+            .basic_auth(&a.w.client.id, Some(&a.w.client.secret))
+            .header("DPoP", key.proof("POST", &url, None))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", p.verifier.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.body["token_type"], "DPoP", "{}", r.body);
+    let subject = r.body["access_token"].as_str().unwrap().to_string();
+    // As it stands, the subject token is no bearer token.
+    assert_eq!(userinfo(&server, &subject).await.status, 401);
+
+    let r = exchange(&server, &a.bot, &subject, &[]).await;
+    let downgraded = r.status == 200 && r.body["token_type"] != "DPoP";
+    let usable = match r.body["access_token"].as_str() {
+        Some(t) if downgraded => userinfo(&server, t).await.status == 200,
+        _ => false,
+    };
+    assert!(
+        !downgraded,
+        "a DPoP-bound subject token exchanged without a proof for a bearer token \
+         (usable as Bearer at userinfo: {usable}): {}",
+        r.body
+    );
+}

@@ -238,7 +238,17 @@ pub fn check_claims(claims: &Value, expected: &Expected<'_>) -> Result<ProofClai
     if !htu_matches(htu, expected.url) {
         return Err(ProofError::Htu);
     }
-    let iat = c.get("iat").and_then(Value::as_i64).ok_or(ProofError::Iat)?;
+    // A NumericDate may have a fraction (RFC 7519 §2): Python's time.time() does.
+    let iat = c
+        .get("iat")
+        .and_then(|v| {
+            v.as_i64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 1e15)
+                    .map(|f| f.floor() as i64)
+            })
+        })
+        .ok_or(ProofError::Iat)?;
     if iat < expected.now - MAX_AGE || iat > expected.now + MAX_SKEW {
         return Err(ProofError::Iat);
     }
@@ -270,9 +280,38 @@ pub fn htu_matches(htu: &str, endpoint: &str) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
-        && a.path() == b.path()
+        && normal_path(a.path()) == normal_path(b.path())
         && a.username().is_empty()
         && a.password().is_none()
+}
+
+/// A path with percent-encoded unreserved characters decoded and every other escape's hex
+/// digits in upper case (RFC 3986 §6.2.2.1–6.2.2.2), so `/oauth2/%74oken` is `/oauth2/token`.
+fn normal_path(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            let c = (h * 16 + l) as u8;
+            if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                out.push(c as char);
+            } else {
+                out.push('%');
+                out.push((b[i + 1] as char).to_ascii_uppercase());
+                out.push((b[i + 2] as char).to_ascii_uppercase());
+            }
+            i += 3;
+        } else {
+            out.push(b[i] as char);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// `ath`: the base64url SHA-256 of an access token (§4.2).
@@ -412,6 +451,40 @@ mod tests {
         let mut right = base;
         right["ath"] = json!(access_token_hash("tok"));
         assert!(check_claims(&right, &expected(1000, Some("tok"))).is_ok());
+    }
+
+    /// RFC 9449 §4.3: "servers SHOULD employ syntax-based normalization (Section 6.2.2 of
+    /// [RFC3986]) and scheme-based normalization (Section 6.2.3 of [RFC3986]) before comparing
+    /// the htu claim". A percent-encoded unreserved character is the character itself, and
+    /// percent-encoding hex digits are case-insensitive; a reserved one (`%2F`) is not decoded.
+    #[test]
+    fn htu_is_compared_after_percent_encoding_normalisation() {
+        for htu in [
+            "https://as.example/oauth2/%74oken",
+            "https://as.example/%6Fauth2/token",
+            "https://as.example/%6fauth2/token",
+        ] {
+            assert!(htu_matches(htu, URL), "{htu}");
+        }
+        assert!(htu_matches(
+            "https://as.example/base%7Ex/oauth2/token",
+            "https://as.example/base~x/oauth2/token"
+        ));
+        assert!(!htu_matches("https://as.example/oauth2%2Ftoken", URL));
+    }
+
+    /// RFC 9449 §4.2: `iat` is a NumericDate (RFC 7519 §2: "a JSON numeric value", which may
+    /// be non-integer). A client that writes `time.time()` (Python) sends a float; a fresh
+    /// proof must not be refused for it.
+    #[test]
+    fn iat_may_be_a_non_integer_numeric_date() {
+        for iat in [json!(1000.0), json!(999.75)] {
+            let c = json!({"jti": "j1", "htm": "POST", "htu": URL, "iat": iat});
+            assert!(check_claims(&c, &expected(1000, None)).is_ok(), "{c}");
+        }
+        // Still refused when stale.
+        let stale = json!({"jti": "j1", "htm": "POST", "htu": URL, "iat": 800.5});
+        assert_eq!(check_claims(&stale, &expected(1000, None)), Err(ProofError::Iat));
     }
 
     #[test]

@@ -29,10 +29,19 @@ async fn userinfo(AppOf(app): AppOf, method: Method, headers: HeaderMap) -> Resu
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"bulwark\""),
         );
+        // RFC 9449 §7.1: a resource that takes DPoP says so, and with which algorithms.
+        h.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("DPoP realm=\"bulwark\", algs=\"ES256 RS256 PS256 EdDSA\""),
+        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return Ok(resp);
     };
-    let proofs = dpop_proofs(&headers)?;
+    // The DPoP headers matter only to a DPoP presentation.
+    let proofs = match scheme {
+        TokenScheme::Bearer => Vec::new(),
+        TokenScheme::DPoP => dpop_proofs(&headers).map_err(OAuthError::dpop_challenge)?,
+    };
     let presented = match scheme {
         TokenScheme::Bearer => Presented::Bearer,
         TokenScheme::DPoP => Presented::DPoP {

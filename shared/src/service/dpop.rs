@@ -84,10 +84,12 @@ pub async fn check_presentation(
                 url,
                 access_token: Some(token),
             };
-            match proof_key(app, proofs, at)
-                .await
-                .map_err(OAuthError::dpop_challenge)?
-            {
+            let key = proof_key(app, proofs, at).await.map_err(|e| match e.code {
+                // The store failed: a 503 to retry, not a reason to drop the token.
+                ErrorCode::TemporarilyUnavailable | ErrorCode::ServerError => e,
+                _ => e.dpop_challenge(),
+            })?;
+            match key {
                 Some(k) if &k == jkt => Ok(()),
                 Some(_) => Err(OAuthError::invalid_token(
                     "the DPoP proof is made with another key than the one the token is bound to",

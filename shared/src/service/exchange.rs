@@ -59,7 +59,7 @@ pub async fn token_exchange(app: &App, req: &TokenRequest<'_>) -> Result<TokenRe
             "only access tokens are issued (requested_token_type urn:ietf:params:oauth:token-type:access_token)",
         ));
     }
-    check_actor_token(app, agent, p).await?;
+    check_actor_token(app, agent, p, req.dpop.as_ref()).await?;
 
     let invalid_subject = || OAuthError::invalid_request("the subject token is invalid, expired or revoked");
     let Some(Live {
@@ -71,6 +71,14 @@ pub async fn token_exchange(app: &App, req: &TokenRequest<'_>) -> Result<TokenRe
     else {
         return Err(invalid_subject());
     };
+    // A DPoP-bound subject token is never traded for a bearer token: what the agent gets must
+    // be bound to a key of its own (it never holds the app's key, which RFC 8693 does not ask
+    // it to prove).
+    if subject.cnf.is_some() && req.dpop.is_none() {
+        return Err(OAuthError::invalid_dpop_proof(
+            "the subject token is DPoP-bound: send a DPoP proof of the agent's own key, to which the new token is bound",
+        ));
+    }
     let delegated = subject.act.is_some();
     let app_id = &grant.client_id;
     if !may_act_for(&agent.client_id, agent.agent_of.as_deref(), app_id) {
@@ -290,14 +298,28 @@ async fn current_delegation(
 
 /// RFC 8693 §2.1 `actor_token`: if given, it must be a live token of the calling client itself
 /// (its own client-credentials token), of the access-token type.
-async fn check_actor_token(app: &App, agent: &Client, p: &Params) -> Result<(), OAuthError> {
+async fn check_actor_token(
+    app: &App,
+    agent: &Client,
+    p: &Params,
+    dpop: Option<&crate::domain::dpop::Jkt>,
+) -> Result<(), OAuthError> {
     match (p.get("actor_token"), p.get("actor_token_type")) {
         (None, None) => Ok(()),
         (Some(token), Some(ty)) if ty == ACCESS_TOKEN_TYPE => {
             match live_claims(app, token, Some(agent.tenant.as_str())).await? {
                 Some(Live {
                     claims, user: None, ..
-                }) if claims.sub == agent.client_id && claims.client_id == agent.client_id => Ok(()),
+                }) if claims.sub == agent.client_id && claims.client_id == agent.client_id => {
+                    // The agent's own DPoP-bound token proves nothing without its key: the
+                    // request's proof must be of that key.
+                    match &claims.cnf {
+                        Some(cnf) if dpop != Some(&cnf.jkt) => Err(OAuthError::invalid_dpop_proof(
+                            "the actor token is DPoP-bound: send a DPoP proof of its key",
+                        )),
+                        _ => Ok(()),
+                    }
+                }
                 _ => Err(OAuthError::invalid_request(
                     "the actor token must be a live access token of the calling client itself",
                 )),

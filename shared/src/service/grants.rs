@@ -643,8 +643,8 @@ pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenRespo
             return Err(bad());
         }
         // A token bound to a DPoP key goes only with a proof of that key; without one it is
-        // refused as it stands — no rotation, no reuse detection (whoever holds a copy but not
-        // the key can do nothing with it, not even end the user's session).
+        // refused as it stands — no rotation, no reuse detection (a copy without the key gets
+        // no tokens and cannot set off the family's revocation this way).
         if let Some(bound) = &rt.jkt
             && dpop != Some(bound)
         {
@@ -745,8 +745,9 @@ pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenRespo
             app.repo.create_refresh_write(
                 &next.hash().to_hex(),
                 &RefreshToken {
-                    // The family stays bound to its key.
-                    jkt: rt.jkt.clone(),
+                    // The family stays bound to its key; an unbound public client's family
+                    // becomes bound once it refreshes with a proof (RFC 9449 §5).
+                    jkt: rt.jkt.clone().or_else(|| refresh_binding(client, dpop)),
                     ..new_refresh(&grant, now, idle)
                 },
             )?,
@@ -969,10 +970,14 @@ pub async fn userinfo(
     .await?;
     let scope = ScopeSet::parse(&c.scope).unwrap_or_default();
     if !scope.contains("openid") {
-        return Err(OAuthError::new(
+        let e = OAuthError::new(
             ErrorCode::InsufficientScope,
             "the access token lacks the openid scope",
-        ));
+        );
+        return Err(match presented {
+            crate::service::dpop::Presented::Bearer => e,
+            crate::service::dpop::Presented::DPoP { .. } => e.dpop_challenge(),
+        });
     }
     let mut body = json!({"sub": user.sub});
     if scope.contains("profile") {

@@ -304,17 +304,35 @@ impl FromRequestParts<State> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &State) -> Result<Self, Response> {
-        let token = match super::bearer(&parts.headers) {
+        let (scheme, token) = match super::access_token(&parts.headers) {
             Ok(Some(t)) => t,
             Ok(None) => return Err(challenge(StatusCode::UNAUTHORIZED, None)),
             Err(_) => {
                 return Err(challenge(
                     StatusCode::UNAUTHORIZED,
-                    Some(("invalid_request", "use a Bearer token")),
+                    Some((
+                        "invalid_request",
+                        "use a Bearer token, or a DPoP-bound token with the DPoP scheme",
+                    )),
                 ));
             }
         };
-        match svc::caller(app, token.expose()).await {
+        let proofs = match scheme {
+            super::TokenScheme::Bearer => Vec::new(),
+            super::TokenScheme::DPoP => {
+                super::dpop_proofs(&parts.headers).map_err(|e| presentation(e.dpop_challenge()))?
+            }
+        };
+        let presented = match scheme {
+            super::TokenScheme::Bearer => crate::service::dpop::Presented::Bearer,
+            super::TokenScheme::DPoP => crate::service::dpop::Presented::DPoP {
+                proofs: &proofs,
+                method: parts.method.as_str(),
+            },
+        };
+        // The admin API is served at the shared issuer only.
+        let url = app.config.endpoint(parts.uri.path());
+        match svc::caller(app, token.expose(), presented, &url).await {
             Ok(a) => Ok(Admin(a)),
             Err(Refused::Invalid) => Err(challenge(
                 StatusCode::UNAUTHORIZED,
@@ -322,8 +340,24 @@ impl FromRequestParts<State> for Admin {
             )),
             Err(Refused::Forbidden) => Err(challenge(StatusCode::FORBIDDEN, None)),
             Err(Refused::Backend(e)) => Err(Problem::from(e).into_response()),
+            Err(Refused::Presentation(e)) => Err(presentation(e)),
         }
     }
+}
+
+/// A token not presented as its binding requires: 401 with its `DPoP` challenge.
+fn presentation(e: OAuthError) -> Response {
+    let mut resp = Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid-token",
+        e.description.to_string(),
+    )
+    .into_response();
+    if let Some(c) = e.challenge {
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+    }
+    resp
 }
 
 // ---- request helpers ----------------------------------------------------------------------------

@@ -179,10 +179,13 @@ async fn session(app: &App, query: &Option<String>, headers: &HeaderMap) -> Resu
     let Some(token) = read_cookie(headers, &session_cookie(app, tenant.as_str())) else {
         return Err(NoSession::SignIn(tenant));
     };
-    let admin = match caller(app, token.expose()).await {
+    // The console's own token (a cookie) is never DPoP-bound.
+    let admin = match caller(app, token.expose(), crate::service::dpop::Presented::Bearer, "").await {
         // An operator's admin-client token in a cookie is not a console session.
         Ok(a) if a.tenant == tenant.as_str() && a.console => a,
-        Ok(_) | Err(Refused::Invalid | Refused::Forbidden) => return Err(NoSession::SignIn(tenant)),
+        Ok(_) | Err(Refused::Invalid | Refused::Forbidden | Refused::Presentation(_)) => {
+            return Err(NoSession::SignIn(tenant));
+        }
         Err(Refused::Backend(e)) => return Err(NoSession::Failed(e)),
     };
     let who = match crate::service::users::display_name(app, &Subject::from(admin.actor.as_str())).await {

@@ -56,18 +56,38 @@ pub enum Refused {
     Forbidden,
     /// The store or the key service failed (503).
     Backend(OAuthError),
+    /// Live, but not presented as its binding requires (a DPoP-bound token as `Bearer`, or
+    /// without a good proof of its key): 401 with the error's `DPoP` challenge.
+    Presentation(OAuthError),
 }
 
 /// The administrator a bearer token speaks for ([`crate::domain::admin::admin_of`] on the
 /// token as `tokens::live_claims` reads it, role and grant fresh on every use). Its `tenant` is
 /// the only tenant it touches.
-pub async fn caller(app: &App, token: &str) -> Result<crate::domain::admin::Admin, Refused> {
+///
+/// The token must be presented as its binding requires (`service::dpop::check_presentation`):
+/// the admin API is a resource of this server like any other.
+pub async fn caller(
+    app: &App,
+    token: &str,
+    presented: crate::service::dpop::Presented<'_>,
+    url: &str,
+) -> Result<crate::domain::admin::Admin, Refused> {
     use crate::domain::admin::{NotAdmin, admin_of};
     let live = match crate::service::tokens::live_claims(app, token, None).await {
         Ok(Some(l)) => l,
         Ok(None) => return Err(Refused::Invalid),
         Err(e) => return Err(Refused::Backend(e)),
     };
+    let bound_to = live.claims.cnf.as_ref().map(|c| &c.jkt);
+    if let Err(e) = crate::service::dpop::check_presentation(app, bound_to, token, presented, url).await {
+        return Err(match e.code {
+            crate::error::ErrorCode::TemporarilyUnavailable | crate::error::ErrorCode::ServerError => {
+                Refused::Backend(e)
+            }
+            _ => Refused::Presentation(e),
+        });
+    }
     admin_of(
         &live.claims,
         &live.client,
