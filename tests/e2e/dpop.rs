@@ -565,7 +565,24 @@ async fn a_tenant_that_requires_nonces_gets_only_proofs_with_a_current_nonce_of_
         assert_eq!(r.body["token_type"], "DPoP");
     }
     // Another tenant's nonce, or one we never made, is no good here.
-    let r = cc(&server, &theirs, &[&key.proof("POST", &url, None)]).await;
+    // (At a tenant's own issuer, the other tenant's clients use theirs.)
+    let their_url = if server.is_tenant_issuer() {
+        format!("{}/t/{}/oauth2/token", server.base, other.tenant)
+    } else {
+        url.clone()
+    };
+    let r = Resp::from(
+        http()
+            .post(&their_url)
+            .basic_auth(&theirs.id, Some(&theirs.secret))
+            .header("DPoP", key.proof("POST", &their_url, None))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    r.assert_error(400, "use_dpop_nonce");
     let their_nonce = r.header("dpop-nonce").expect("DPoP-Nonce").to_string();
     assert_ne!(their_nonce, nonce);
     for bad in [their_nonce.as_str(), "made-up", &format!("{nonce}x")] {
