@@ -67,9 +67,11 @@ PY
 WORK="${PEER_BENCH_HOME:-$HOME/.cache/bulwark-peer-bench}"
 cp "$WORK/bench/results/peer.json" "$OUT/peer.json" 2>/dev/null || true
 cp "$WORK/bench/results/bulwark.json" "$OUT/bulwark.json" 2>/dev/null || true
-# Our own scenarios (the peer bench has none): code redemption and refresh rotation, c=16.
+# Our own scenarios (the peer bench has none): code redemption and refresh rotation, c=16; and
+# client_credentials as bearer and DPoP-bound side by side (interleaved rounds).
 { echo; "$FLOWS" "http://127.0.0.1:$PORT" "$(field "$WEB_JSON" client_id)" "$(field "$WEB_JSON" client_secret)" \
-    bencher bench-password-bench 8000 16; } | tee -a "$OUT/latest.txt"
+    bencher bench-password-bench 8000 16 "$(field "$CLIENT_JSON" client_id)" "$(field "$CLIENT_JSON" client_secret)"; } |
+  tee -a "$OUT/latest.txt"
 # Our client_credentials rate as a fraction of the irreducible work on this machine
 # (../shared/peer-bench/ceiling, interleaved in one run; goal >= 0.70 at 16 connections). Its
 # script writes a key beside itself, so it runs from a copy.

@@ -4,7 +4,11 @@
 //! timed, and redeemed within their 60 s life; refresh tokens rotate in `concurrency` chains.
 //! Every answer must be 200: an error is counted, never throughput. Run by `infra/bench.sh`.
 //!
-//!   cargo run --release -p bulwark --example bench_flows -- BASE CLIENT_ID SECRET USER PASSWORD [N] [CONCURRENCY]
+//! With a client-credentials client (`CC_ID CC_SECRET`), also client_credentials as a bearer and
+//! as a DPoP-bound token (RFC 9449) side by side, interleaved in rounds; each DPoP request has a
+//! fresh proof, made beforehand (untimed), since the load generator shares the 2 cores.
+//!
+//!   cargo run --release -p bulwark --example bench_flows -- BASE CLIENT_ID SECRET USER PASSWORD [N] [CONCURRENCY] [CC_ID CC_SECRET]
 
 // A measuring tool, not a request path: it stops at the first surprise.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -16,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{hidden, pkce, query_param};
+use common::{DpopKey, hidden, pkce, query_param};
 
 const CALLBACK: &str = "http://127.0.0.1/callback";
 
@@ -276,7 +280,110 @@ async fn main() {
     println!("{}", redeem.line("authorization_code redemption", c));
     println!("{}", rotate.line("refresh_token rotation", c));
     println!("(codes minted beforehand, untimed: {n} in {mint_secs:.1} s)");
-    if redeem.errors + rotate.errors > 0 {
+    let mut errors = redeem.errors + rotate.errors;
+    if let (Some(cc_id), Some(cc_secret)) = (args.get(8), args.get(9)) {
+        errors += dpop_side_by_side(&http, &token, cc_id, cc_secret, n, c).await;
+    }
+    if errors > 0 {
         std::process::exit(1);
+    }
+}
+
+/// client_credentials as bearer and as DPoP-bound tokens, `ROUNDS` interleaved rounds of
+/// `n / ROUNDS` requests each, `c` at a time; prints both and the ratio. The errors.
+async fn dpop_side_by_side(
+    http: &reqwest::Client,
+    token: &str,
+    id: &str,
+    secret: &str,
+    n: usize,
+    c: usize,
+) -> usize {
+    const ROUNDS: usize = 4;
+    let key = Arc::new(DpopKey::new());
+    let (mut bearer, mut bound) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        bearer.push(cc_run(http, token, id, secret, None, n / ROUNDS, c).await);
+        let proofs: Vec<String> = (0..n / ROUNDS).map(|_| key.proof(token)).collect();
+        bound.push(cc_run(http, token, id, secret, Some(proofs), n / ROUNDS, c).await);
+    }
+    let merge = |runs: Vec<Run>| Run {
+        ok: runs.iter().map(|r| r.ok).sum(),
+        errors: runs.iter().map(|r| r.errors).sum(),
+        elapsed: runs.iter().map(|r| r.elapsed).sum(),
+        latencies: runs.into_iter().flat_map(|r| r.latencies).collect(),
+    };
+    let (bearer, bound) = (merge(bearer), merge(bound));
+    let rate = |r: &Run| r.ok as f64 / r.elapsed.as_secs_f64();
+    println!("{}", bearer.line("client_credentials, bearer", c));
+    println!("{}", bound.line("client_credentials, DPoP-bound", c));
+    println!(
+        "(DPoP / bearer: {:.2}, {ROUNDS} interleaved rounds; proofs made beforehand, untimed)",
+        rate(&bound) / rate(&bearer)
+    );
+    bearer.errors + bound.errors
+}
+
+async fn cc_run(
+    http: &reqwest::Client,
+    token: &str,
+    id: &str,
+    secret: &str,
+    proofs: Option<Vec<String>>,
+    n: usize,
+    c: usize,
+) -> Run {
+    let dpop = proofs.is_some();
+    let queue = Arc::new(std::sync::Mutex::new(
+        proofs.unwrap_or_else(|| vec![String::new(); n]),
+    ));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..c)
+        .map(|_| {
+            let (http, queue, errors) = (http.clone(), queue.clone(), errors.clone());
+            let (token, id, secret) = (token.to_string(), id.to_string(), secret.to_string());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let Some(proof) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    let t = Instant::now();
+                    let mut req = http
+                        .post(&token)
+                        .basic_auth(&id, Some(&secret))
+                        .form(&[("grant_type", "client_credentials")]);
+                    if dpop {
+                        req = req.header("DPoP", proof);
+                    }
+                    match req.send().await {
+                        Ok(r) if r.status() == 200 => {
+                            let v: Value = r.json().await.unwrap();
+                            let want = if dpop { "DPoP" } else { "Bearer" };
+                            if v["token_type"] == want {
+                                lat.push(t.elapsed());
+                            } else {
+                                errors.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        _ => {
+                            errors.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await.unwrap());
+    }
+    Run {
+        ok: latencies.len(),
+        errors: errors.load(Ordering::SeqCst),
+        elapsed: start.elapsed(),
+        latencies,
     }
 }

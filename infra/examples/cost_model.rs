@@ -267,6 +267,8 @@ impl Line {
 struct Http {
     router: axum::Router,
     cookies: BTreeMap<String, String>,
+    /// A `DPoP` header for the next request only.
+    dpop: Option<String>,
 }
 
 struct Answer {
@@ -296,6 +298,9 @@ impl Http {
         if !self.cookies.is_empty() {
             let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
             b = b.header("cookie", c.join("; "));
+        }
+        if let Some(proof) = self.dpop.take() {
+            b = b.header("dpop", proof);
         }
         let body = if method == "POST" {
             b = b.header("content-type", "application/x-www-form-urlencoded");
@@ -461,6 +466,7 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
     let mut http = Http {
         router: shared::http::app(app.clone()),
         cookies: BTreeMap::new(),
+        dpop: None,
     };
     // Warm each path once (caches of keys and the like, as a warm Lambda instance has them).
     let cc = [("grant_type", "client_credentials")];
@@ -499,6 +505,24 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
     }
     lines.push(Line {
         name: "client_credentials".into(),
+        mode: mode.clone(),
+        requests: 1.0,
+        meter: meter.take(),
+        n: n.into(),
+    });
+    // client_credentials with a DPoP proof (a token bound to the client's key): the proof's jti
+    // is one conditional put more.
+    let key = common::DpopKey::new();
+    let token_url = app.config.endpoint("/oauth2/token");
+    for _ in 0..n {
+        http.dpop = Some(key.proof(&token_url));
+        let r = http
+            .json("/oauth2/token", Some((&m2m_id, &m2m_secret)), &cc)
+            .await;
+        assert_eq!(r["token_type"], "DPoP", "{r}");
+    }
+    lines.push(Line {
+        name: "client_credentials, DPoP-bound".into(),
         mode: mode.clone(),
         requests: 1.0,
         meter: meter.take(),
