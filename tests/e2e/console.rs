@@ -551,3 +551,61 @@ async fn a_console_password_reset_signs_out_everywhere_by_default() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["actor"], root.as_str(), "the administrator, by sub");
 }
+
+/// An administrator makes an app that must use DPoP (RFC 9449 `dpop_bound_access_tokens`): its
+/// page says so, and a token request without a proof is refused.
+#[tokio::test]
+async fn an_administrator_creates_an_app_that_gets_only_dpop_bound_tokens() {
+    let data = DataDir::new();
+    let w = world(&data);
+    admin_user(&data, &w.tenant, "root");
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let apps = sign_in(&b, &server, &w.tenant, "root").await;
+    let csrf = apps.hidden("csrf").expect("csrf");
+    let form = b
+        .get(&server.url(&format!("/console/apps/new?tenant={}", w.tenant)))
+        .await;
+    assert!(form.has("DPoP-bound tokens only"), "{}", form.html);
+    let created = b
+        .post(
+            &server.url(&format!("/console/apps?tenant={}", w.tenant)),
+            &[
+                ("csrf", &csrf),
+                ("name", "Bound worker"),
+                ("kind", "own"),
+                ("dpop_bound", "on"),
+                ("scope.api:read", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.html);
+    let id = element_text(&created.html, "client-id");
+    let secret = element_text(&created.html, "client-secret");
+    cc_token(&server, &id, &secret)
+        .await
+        .assert_error(400, "invalid_dpop_proof");
+    let key = crate::dpop::DpopKey::new();
+    let url = server.url("/oauth2/token");
+    let r = Resp::from(
+        http()
+            .post(&url)
+            .basic_auth(&id, Some(&secret))
+            .header("DPoP", key.proof("POST", &url, None))
+            .form(&[("grant_type", "client_credentials"), ("scope", "api:read")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, &r.body["token_type"]),
+        (200, &serde_json::json!("DPoP")),
+        "{}",
+        r.body
+    );
+    let page = b
+        .get(&server.url(&format!("/console/app?tenant={}&client_id={id}", w.tenant)))
+        .await;
+    assert!(page.has("DPoP-bound tokens only"), "{}", page.html);
+}

@@ -92,6 +92,7 @@ pub(super) struct NewAppBody<'a> {
     name: &'a str,
     kind: &'a str,
     redirect_uris: &'a str,
+    dpop_bound: bool,
     scopes: Vec<ScopeChoice>,
 }
 
@@ -125,6 +126,7 @@ pub(super) async fn new_app_form(
         name: get("name"),
         kind: get("kind"),
         redirect_uris: get("redirect_uris"),
+        dpop_bound: !get("dpop_bound").is_empty(),
         scopes,
     });
     console_page(
@@ -225,6 +227,9 @@ pub(super) async fn create_app(
         }
         _ => return new_app_form(&app, &s, Some(p), Some("Choose how the app acts.")).await,
     }
+    if p.get("dpop_bound").is_some() {
+        body["dpop_bound_access_tokens"] = json!(true);
+    }
     if body["client_name"].as_str().is_some_and(str::is_empty) {
         return new_app_form(&app, &s, Some(p), Some("Give the app a name.")).await;
     }
@@ -254,6 +259,7 @@ pub(super) struct AppBody<'a> {
     scopes: Vec<String>,
     redirect_uris: &'a [String],
     auth_method: &'a str,
+    dpop: bool,
     created: String,
     last_used: String,
     grace: Option<String>,
@@ -309,6 +315,7 @@ pub(super) async fn app_view(app: &App, s: &Session, client_id: &str, error: Opt
         scopes: c.metadata.scopes().iter().map(str::to_string).collect(),
         redirect_uris: &c.metadata.redirect_uris,
         auth_method: c.metadata.token_endpoint_auth_method.as_str(),
+        dpop: c.metadata.dpop_bound_access_tokens,
         created: date(c.issued_at),
         last_used: when(d.last_used),
         grace: c
