@@ -72,6 +72,8 @@ pub enum Command {
         demo: bool,
         #[command(flatten)]
         limits: ServeLimits,
+        #[command(flatten)]
+        metrics: ServeMetrics,
         /// Seconds between sweeps of unused open registrations (clients anyone registered
         /// without an initial access token, unused for 30 days, are deleted); the first runs
         /// one interval after the start. 0: never (then `bulwark client sweep` does it).
@@ -133,6 +135,19 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+/// Where `bulwark serve` shows its counters.
+#[derive(Args, Debug, Clone)]
+pub struct ServeMetrics {
+    /// Serve the counters (tokens issued and refused per grant, authentication and login
+    /// failures, refresh reuse, store latency, ...) at `GET /metrics` in Prometheus text format
+    /// on this separate address (keep it on loopback or a private network). Off by default.
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Label the tenant-bearing counters with the tenant too (`on`/`off`).
+    #[arg(long, env = "BULWARK_METRICS_PER_TENANT", default_value = "off", value_parser = ["on", "off"])]
+    pub metrics_per_tenant: String,
 }
 
 /// How `bulwark serve` protects itself from slow or greedy clients.

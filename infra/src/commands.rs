@@ -13,11 +13,13 @@ use shared::domain::tenant::{DcrPolicy, TenantId};
 use shared::keys::kms::KmsKeyWrapper;
 use shared::keys::local::LocalSigner;
 use shared::keys::{KeySet, Signer, SignerError};
+use shared::metrics::Metrics;
 use shared::service::App;
 use shared::service::tenants::{self, AdminError};
 use shared::service::{clients, users};
 use shared::store::dynamodb::{DynamoStore, TableNames};
 use shared::store::embedded::EmbeddedStore;
+use shared::store::metered::Metered;
 use shared::store::repo::Repo;
 use shared::store::{Kv, StoreError};
 
@@ -68,15 +70,25 @@ pub enum Keys {
 /// (`kms`), or the wrapped key ring (`kms-wrapped`); neither configured: a signer that refuses
 /// (provisioning never signs).
 pub async fn open(g: &Global, issuer: &str, clock: Arc<dyn Clock>) -> Result<(Arc<App>, Keys), Failure> {
-    open_with(g, Config::new(issuer)?, clock).await
+    open_with(g, Config::new(issuer)?, clock, None).await
 }
 
-/// [`open`] with a config of the caller's (`serve`: its tenant-cache bound).
+/// [`open`] with a config of the caller's (`serve`: its tenant-cache bound), and where it
+/// counts what happens (`serve --metrics-addr`: every store and KMS call and the services'
+/// events; `None`: nothing is counted, nothing is timed).
 pub async fn open_with(
     g: &Global,
     config: Config,
     clock: Arc<dyn Clock>,
+    metrics: Option<Arc<dyn Metrics>>,
 ) -> Result<(Arc<App>, Keys), Failure> {
+    let metered = |store: Arc<dyn Kv>| -> Arc<dyn Kv> {
+        match &metrics {
+            Some(m) => Arc::new(Metered::new(store, m.clone())),
+            None => store,
+        }
+    };
+    let sink = metrics.clone().unwrap_or_else(shared::metrics::noop);
     if g.backend == "dynamodb" {
         let mode = g.signing_mode.clone().unwrap_or_else(|| {
             if g.wrapping_key_id.is_some() {
@@ -101,11 +113,11 @@ pub async fn open_with(
         };
         let aws = Config::aws_from_lookup(lookup).map_err(|e| Failure(format!("--backend dynamodb: {e}")))?;
         let sdk = shared::aws::sdk_config(None, None).await;
-        let store: Arc<dyn Kv> = Arc::new(DynamoStore::new(
+        let store: Arc<dyn Kv> = metered(Arc::new(DynamoStore::new(
             shared::store::dynamodb::Client::new(&sdk),
             TableNames::with_prefix(&aws.table_prefix),
             clock.clone(),
-        ));
+        )));
         let retention = config.max_access_token_ttl;
         let (signer, keys): (Arc<dyn Signer>, Keys) = match &aws.signing {
             Signing::Kms { .. } if g.kms_key_ids.is_none() => (Arc::new(NoSigner), Keys::None),
@@ -116,6 +128,7 @@ pub async fn open_with(
                     Arc::new(Repo::new(store.clone(), clock.clone())),
                     clock.clone(),
                     retention,
+                    sink.clone(),
                 )?,
                 Keys::None,
             ),
@@ -130,6 +143,7 @@ pub async fn open_with(
                     Arc::new(Repo::new(store.clone(), clock.clone())),
                     clock.clone(),
                     retention,
+                    sink.clone(),
                 )?,
                 match wrapping_key_id {
                     Some(id) => Keys::Wrapped {
@@ -142,7 +156,7 @@ pub async fn open_with(
                 },
             ),
         };
-        return Ok((App::new(config, store, signer, clock), keys));
+        return Ok((App::new_with_metrics(config, store, signer, clock, sink), keys));
     }
     let data_dir: &Path = &g.data_dir;
     // Opening may wait for another process's lock (up to the busy timeout): off the workers.
@@ -157,7 +171,7 @@ pub async fn open_with(
         config.max_access_token_ttl,
     )?);
     Ok((
-        App::new(config, Arc::new(store), signer.clone(), clock),
+        App::new_with_metrics(config, metered(Arc::new(store)), signer.clone(), clock, sink),
         Keys::Local(signer),
     ))
 }
@@ -224,11 +238,21 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
         addr,
         demo,
         limits,
+        metrics,
         sweep_interval,
         tenant_cache_secs,
     } = cli.command
     {
-        crate::serve::serve(&g, addr, demo, limits, sweep_interval, &tenant_cache_secs).await?;
+        crate::serve::serve(
+            &g,
+            addr,
+            demo,
+            limits,
+            metrics,
+            sweep_interval,
+            &tenant_cache_secs,
+        )
+        .await?;
         return Ok(None);
     }
     // `issuer add/remove --issuer` and `user link --issuer` name a trusted identity provider

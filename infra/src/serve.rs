@@ -2,6 +2,10 @@
 
 use serde_json::json;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use shared::metrics::prometheus::Registry;
+use shared::metrics::{Event, Metrics};
 
 use shared::domain::tenant::DcrPolicy;
 use shared::logging::{self, LogTarget};
@@ -9,7 +13,7 @@ use shared::service::App;
 use shared::service::tenants::{self, AdminError};
 use shared::service::{clients, users};
 
-use crate::cli::{Global, ServeLimits};
+use crate::cli::{Global, ServeLimits, ServeMetrics};
 use crate::commands::{Failure, clock, open_with};
 
 pub async fn serve(
@@ -17,6 +21,7 @@ pub async fn serve(
     addr: SocketAddr,
     demo: bool,
     limits: ServeLimits,
+    metrics: ServeMetrics,
     sweep_interval: u64,
     tenant_cache_secs: &str,
 ) -> Result<(), Failure> {
@@ -26,17 +31,46 @@ pub async fn serve(
         .map_err(|e| Failure(format!("cannot listen on {addr}: {e}")))?;
     let local = listener.local_addr()?;
     let listening = format!("http://{local}");
+    // The counters, on their own listener (never on the public port).
+    let registry = match metrics.metrics_addr {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| Failure(format!("cannot listen on {at} (--metrics-addr): {e}")))?;
+            let registry = Arc::new(Registry::new(metrics.metrics_per_tenant == "on"));
+            registry.record(Event::ColdStart);
+            Some((l, registry))
+        }
+        None => None,
+    };
     let issuer = g.issuer.clone().unwrap_or_else(|| listening.clone());
     let config = shared::config::Config::new(&issuer)?.with_tenant_cache_secs(tenant_cache_secs)?;
-    let (app, _signer) = open_with(g, config, clock()?).await?;
+    let sink = registry
+        .as_ref()
+        .map(|(_, r)| r.clone() as Arc<dyn shared::metrics::Metrics>);
+    let (app, _signer) = open_with(g, config, clock()?, sink).await?;
+    let metrics_url = match registry {
+        Some((l, registry)) => {
+            let url = format!("http://{}/metrics", l.local_addr()?);
+            tokio::spawn(serve_metrics(l, registry));
+            Some(url)
+        }
+        None => None,
+    };
 
     if g.json {
-        println!("{}", json!({"listening": listening, "issuer": issuer}));
+        println!(
+            "{}",
+            json!({"listening": listening, "issuer": issuer, "metrics": metrics_url})
+        );
     } else {
         println!(
             "Bulwark is listening on {listening} (issuer {issuer}, data in {})",
             g.data_dir.display()
         );
+        if let Some(url) = &metrics_url {
+            println!("Metrics (Prometheus text format): {url}");
+        }
     }
     if demo {
         let d = demo_client(&app).await?;
@@ -73,6 +107,28 @@ pub async fn serve(
     Ok(())
 }
 
+/// `GET /metrics`: the counters in Prometheus text format (exposition format 0.0.4); any other
+/// path is 404. Plain axum on its own listener: the public port's limits are not needed on a
+/// loopback scrape address.
+async fn serve_metrics(listener: tokio::net::TcpListener, registry: Arc<Registry>) {
+    use axum::http::header;
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                    registry.render(),
+                )
+            }
+        }),
+    );
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::warn!(error = %e, "the metrics listener stopped");
+    }
+}
+
 /// What the sweeper function does on AWS, every `every` (the first one `every` after the start,
 /// so that short-lived servers never sweep): unused open registrations expire. A failed run is
 /// logged and the next one tries again.
@@ -105,7 +161,6 @@ async fn sweep_open_registrations(app: std::sync::Arc<App>, every: std::time::Du
 async fn run(listener: tokio::net::TcpListener, router: axum::Router, limits: ServeLimits) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
-    use std::sync::Arc;
     use std::time::Duration;
 
     let router = router.layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -264,6 +264,54 @@ impl Config {
     }
 }
 
+/// How metrics are published: the CloudWatch namespace of the EMF lines
+/// (`BULWARK_METRICS_NAMESPACE`, default `Bulwark`) and whether tenant-bearing counters also
+/// carry a `Tenant` dimension (`BULWARK_METRICS_PER_TENANT=on`; default off: every tenant is
+/// then a billed custom metric per counter).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub namespace: String,
+    pub per_tenant: bool,
+}
+
+pub const DEFAULT_METRICS_NAMESPACE: &str = "Bulwark";
+
+impl MetricsConfig {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let namespace = get("BULWARK_METRICS_NAMESPACE")
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_string());
+        if namespace.len() > 255
+            || namespace.starts_with("AWS/")
+            || !namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/#: ".contains(c))
+        {
+            return Err(ConfigError::Malformed {
+                name: "BULWARK_METRICS_NAMESPACE",
+                why: "a CloudWatch namespace: up to 255 of [A-Za-z0-9._-/#: ], not under AWS/".into(),
+            });
+        }
+        Ok(Self {
+            namespace,
+            per_tenant: parse_on_off("BULWARK_METRICS_PER_TENANT", get("BULWARK_METRICS_PER_TENANT"))?,
+        })
+    }
+}
+
+/// `on`/`off` (unset or empty: off).
+pub fn parse_on_off(name: &'static str, v: Option<String>) -> Result<bool, ConfigError> {
+    match v.as_deref().map(str::trim) {
+        None | Some("") | Some("off") => Ok(false),
+        Some("on") => Ok(true),
+        Some(_) => Err(ConfigError::Malformed {
+            name,
+            why: "on or off".into(),
+        }),
+    }
+}
+
 fn parse_ttl(name: &'static str, v: &str) -> Result<i64, ConfigError> {
     match v.trim().parse::<i64>() {
         Ok(n) if (60..=MAX_ACCESS_TOKEN_TTL).contains(&n) => Ok(n),
@@ -512,5 +560,39 @@ mod tests {
             ("BULWARK_ACCESS_TOKEN_TTL", "5"),
         ]));
         assert!(matches!(c, Err(ConfigError::Malformed { .. })));
+    }
+
+    #[test]
+    fn metrics_default_to_the_bulwark_namespace_without_tenants() {
+        let m = MetricsConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(
+            m,
+            MetricsConfig {
+                namespace: "Bulwark".into(),
+                per_tenant: false
+            }
+        );
+        let m = MetricsConfig::from_lookup(lookup(&[
+            ("BULWARK_METRICS_NAMESPACE", "Bulwark/prod-stack"),
+            ("BULWARK_METRICS_PER_TENANT", "on"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            m,
+            MetricsConfig {
+                namespace: "Bulwark/prod-stack".into(),
+                per_tenant: true
+            }
+        );
+        for (k, v) in [
+            ("BULWARK_METRICS_PER_TENANT", "yes"),
+            ("BULWARK_METRICS_NAMESPACE", "AWS/Lambda"),
+            ("BULWARK_METRICS_NAMESPACE", "a{b}"),
+        ] {
+            assert!(
+                matches!(MetricsConfig::from_lookup(lookup(&[(k, v)])), Err(ConfigError::Malformed { name, .. }) if name == k),
+                "{k}={v}"
+            );
+        }
     }
 }

@@ -17,6 +17,7 @@ pub mod keys;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod logging;
+pub mod metrics;
 pub mod secret;
 pub mod service;
 pub mod store;

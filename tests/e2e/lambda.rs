@@ -96,6 +96,8 @@ struct Function {
     name: &'static str,
     emulator: Arc<Emulator>,
     child: Child,
+    /// What the function wrote to stdout (its logs and EMF lines), line by line.
+    stdout: Arc<Mutex<Vec<String>>>,
     server: tokio::task::JoinHandle<()>,
     started: Instant,
 }
@@ -144,7 +146,7 @@ impl Function {
             let _ = axum::serve(listener, app).await;
         });
         let started = Instant::now();
-        let child = Command::new(binary(name))
+        let mut child = Command::new(binary(name))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
@@ -162,12 +164,47 @@ impl Function {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let (out, lines) = (child.stdout.take().unwrap(), stdout.clone());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().unwrap().push(line);
+            }
+        });
         Self {
             name,
             emulator,
             child,
+            stdout,
             server,
             started,
+        }
+    }
+
+    /// The EMF documents the function wrote so far (stdout lines with an `_aws` member).
+    fn emf(&self) -> Vec<Value> {
+        self.stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("_aws").is_some())
+            .collect()
+    }
+
+    /// The sum of `metric` over the EMF documents whose fields match `dims`, once the function
+    /// has written at least `at_least` of it (stdout is read by a thread: a line written before
+    /// the response may arrive just after it); what it has after 10 s otherwise.
+    async fn emf_sum(&self, metric: &str, dims: &[(&str, &str)], at_least: f64) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let sum = emf_sum(&self.emf(), metric, dims);
+            if sum >= at_least || Instant::now() > deadline {
+                return sum;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -243,6 +280,66 @@ impl Function {
             .unwrap_or_else(|_| panic!("{} did not answer", self.name))
             .unwrap()
     }
+}
+
+/// The sum of `metric` in `docs` whose fields match `dims` (a value array counts its values'
+/// sum), checking each document against the EMF specification as it goes: every metric it
+/// declares has a value, every dimension it names is a string field, a namespace and a
+/// millisecond timestamp are set, and the invocation's request id is there.
+fn emf_sum(docs: &[Value], metric: &str, dims: &[(&str, &str)]) -> f64 {
+    let mut sum = 0.0;
+    for d in docs {
+        let meta = &d["_aws"];
+        assert!(meta["Timestamp"].as_i64().unwrap() > 1_600_000_000_000, "{d}");
+        let directives = meta["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 1, "{d}");
+        let directive = &directives[0];
+        assert!(
+            directive["Namespace"].as_str().is_some_and(|n| !n.is_empty()),
+            "{d}"
+        );
+        for set in directive["Dimensions"].as_array().unwrap() {
+            for key in set.as_array().unwrap() {
+                assert!(
+                    d[key.as_str().unwrap()].is_string(),
+                    "dimension {key} has no value: {d}"
+                );
+            }
+        }
+        let mut declared = false;
+        for m in directive["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            assert!(
+                d[name].is_number() || d[name].is_array(),
+                "{name} has no value: {d}"
+            );
+            assert!(
+                matches!(m["Unit"].as_str(), Some("Count" | "Milliseconds")),
+                "{d}"
+            );
+            declared |= name == metric;
+        }
+        assert!(d["requestId"].as_str().is_some_and(|r| !r.is_empty()), "{d}");
+        if !declared || !dims.iter().all(|(k, v)| d[*k] == *v) {
+            continue;
+        }
+        sum += match &d[metric] {
+            Value::Array(values) => values.iter().map(|v| v.as_f64().unwrap()).sum(),
+            v => v.as_f64().unwrap(),
+        };
+    }
+    sum
+}
+
+/// How many samples of `metric` (values of a latency array) `docs` hold.
+fn emf_samples(docs: &[Value], metric: &str) -> usize {
+    docs.iter()
+        .map(|d| match &d[metric] {
+            Value::Array(values) => values.len(),
+            Value::Number(_) => 1,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// `path` with every `%XX` decoded, as API Gateway's HTTP API hands it to a function.
@@ -449,6 +546,135 @@ async fn the_token_function_signs_in_each_mode_and_kms_wrapped_makes_no_kms_call
     }
 }
 
+/// The metrics a flow writes through the token and introspection functions, read back from
+/// their stdout as CloudWatch would: N tokens issued is N `TokensIssued` for the grant, a wrong
+/// secret is one `ClientAuthFailures`, an unknown grant type one `TokensRefused` under
+/// `unsupported`, one cold start per function, the cold start's one Decrypt timed (and no other
+/// KMS call), every store call timed; in the stack's namespace, stack-wide (no tenant unless
+/// turned on), and never a client id or a secret.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_functions_write_emf_metrics_that_count_the_flow() {
+    const N: usize = 4;
+    let data = DataDir::new_dynamodb_with("kms-wrapped");
+    let tenant = format!("e{}", unique().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    let c = data.tenant_with_client(&tenant);
+    let metrics_env = [
+        ("BULWARK_ISSUER", "https://auth.example.test".to_string()),
+        ("BULWARK_METRICS_NAMESPACE", "Bulwark/e2e".to_string()),
+    ];
+    let mut signing_env = data.lambda_env_signing();
+    signing_env.extend(metrics_env.iter().cloned());
+    let mut env = data.lambda_env();
+    env.extend(metrics_env.iter().cloned());
+    let token = Function::start("token", &signing_env).await;
+    let introspect = Function::start("introspect", &env).await;
+    let basic = basic_auth(&c.id, &c.secret);
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", basic.as_str()),
+    ];
+    let mut last = String::new();
+    for _ in 0..N {
+        let t = token
+            .invoke(
+                "POST",
+                "/oauth2/token",
+                &form,
+                Some("grant_type=client_credentials"),
+            )
+            .await;
+        assert_eq!(t["statusCode"], 200, "{t}");
+        last = body(&t)["access_token"].as_str().unwrap().to_string();
+    }
+    let wrong = basic_auth(&c.id, "not-the-secret");
+    let t = token
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("authorization", wrong.as_str()),
+            ],
+            Some("grant_type=client_credentials"),
+        )
+        .await;
+    assert_eq!(t["statusCode"], 401, "{t}");
+    let t = token
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &form,
+            Some("grant_type=urn:example:nonsense"),
+        )
+        .await;
+    assert_eq!(t["statusCode"], 400, "{t}");
+    let i = introspect
+        .invoke(
+            "POST",
+            "/oauth2/introspect",
+            &form,
+            Some(&format!("token={last}")),
+        )
+        .await;
+    assert_eq!(body(&i)["active"], true, "{i}");
+
+    let cc = [("Grant", "client_credentials")];
+    assert_eq!(token.emf_sum("TokensIssued", &cc, N as f64).await, N as f64);
+    assert_eq!(token.emf_sum("ClientAuthFailures", &[], 1.0).await, 1.0);
+    assert_eq!(
+        token
+            .emf_sum("TokensRefused", &[("Grant", "unsupported")], 1.0)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        token.emf_sum("ColdStarts", &[("Function", "token")], 1.0).await,
+        1.0
+    );
+    assert_eq!(
+        introspect
+            .emf_sum("ColdStarts", &[("Function", "introspect")], 1.0)
+            .await,
+        1.0
+    );
+    // Let the last lines arrive, then count everything once more: nothing beyond the flow.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let docs = token.emf();
+    assert_eq!(emf_sum(&docs, "TokensIssued", &[]), N as f64, "{docs:?}");
+    assert_eq!(emf_sum(&docs, "TokensRefused", &[]), 1.0, "{docs:?}");
+    assert_eq!(emf_sum(&docs, "ColdStarts", &[]), 1.0, "{docs:?}");
+    assert_eq!(
+        emf_samples(&docs, "KmsLatency"),
+        1,
+        "the cold start's Decrypt: {docs:?}"
+    );
+    assert_eq!(emf_sum(&docs, "KmsErrors", &[]), 0.0, "{docs:?}");
+    assert_eq!(emf_sum(&docs, "ServerErrors", &[]), 0.0, "{docs:?}");
+    assert!(
+        emf_samples(&docs, "StoreLatency") >= N,
+        "every store call timed: {docs:?}"
+    );
+    assert_eq!(emf_sum(&docs, "StoreErrors", &[]), 0.0, "{docs:?}");
+    for d in docs.iter().chain(introspect.emf().iter()) {
+        assert_eq!(
+            d["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Bulwark/e2e",
+            "{d}"
+        );
+        assert!(
+            d.get("Tenant").is_none(),
+            "no tenant dimension unless turned on: {d}"
+        );
+        let line = d.to_string();
+        for secret in [c.id.as_str(), c.secret.as_str(), last.as_str(), tenant.as_str()] {
+            assert!(!line.contains(secret), "{secret} in a metric line: {line}");
+        }
+    }
+}
+
 /// A kms stack switched to kms-wrapped as README says: the first wrapped key is made while KMS
 /// still signs, and the kms-mode functions publish it at once; after the switch, with the former
 /// key in `PreviousSigningKeyArn`, new tokens are signed in process (no `Sign`), both keys are
@@ -616,6 +842,12 @@ async fn a_failed_decrypt_at_cold_start_is_a_503_and_the_next_request_tries_agai
         assert!(!text.contains(internal), "the body leaks internals: {text}");
     }
     assert_eq!(kms.count("Decrypt"), 2, "tried again");
+    // Both failed Decrypts are KMS errors in the metrics (the alarm's), the 503 a 5xx answer.
+    assert_eq!(token.emf_sum("KmsErrors", &[], 2.0).await, 2.0);
+    assert_eq!(
+        token.emf_sum("ServerErrors", &[("Function", "token")], 1.0).await,
+        1.0
+    );
     kms.deny.store(false, std::sync::atomic::Ordering::SeqCst);
     let t = token
         .invoke(
@@ -1063,15 +1295,13 @@ async fn a_missing_variable_fails_the_cold_start_with_a_clear_message() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(!status.success());
-    let mut out = String::new();
+    // stdout is read by the function's reader thread: give it until it has seen the end.
+    let read_until = Instant::now() + Duration::from_secs(5);
+    while !child.stdout.lock().unwrap().join("\n").contains("BULWARK_ISSUER") && Instant::now() < read_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut out = child.stdout.lock().unwrap().join("\n");
     use std::io::Read;
-    child
-        .child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
     child
         .child
         .stderr

@@ -22,6 +22,7 @@ mod keyless;
 mod lambda;
 mod logs;
 mod mcp;
+mod metrics;
 mod outage;
 mod password;
 mod register;

@@ -343,3 +343,205 @@ fn every_function_crate_is_a_function_and_the_sweeper_runs_daily_with_least_priv
         }
     }
 }
+
+/// The observability resources, for every function there is (a function added without them
+/// fails here): its log group, named as Lambda names it, kept `LogRetentionDays`, and wired as
+/// the function's; an error-rate alarm (5xx answers, from the function's EMF metric, plus
+/// failed invocations, over its invocations) and a throttles alarm on it. Every alarm exists
+/// only with `Alarms=on` and notifies `AlarmTopicArn` only when one is given. Stack-wide: the
+/// KMS, store, refresh-reuse and login-failure alarms on the functions' EMF metrics (names the
+/// code emits), DynamoDB system errors and throttles per table, the HTTP API's 4xx/5xx/p99
+/// alarms, its access log, tracing and retention parameters, one dashboard showing every metric.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs the project venv (PyYAML): run `bash infra/test.sh` (it provides it and enables feature test-services)"
+)]
+#[test]
+fn every_function_has_its_log_group_and_alarms_and_the_stack_its_dashboard() {
+    let t = local_aws(&["template", "template.yaml"]);
+    let resources = t["Resources"].as_object().unwrap();
+    let of_type = |ty: &'static str| {
+        resources
+            .iter()
+            .filter(move |(_, r)| r["Type"] == ty)
+            .collect::<Vec<_>>()
+    };
+    let alarms = of_type("AWS::CloudWatch::Alarm");
+    let namespace = json!({"Sub": "Bulwark/${AWS::StackName}"});
+    let emitted: Vec<&str> = shared::metrics::Metric::ALL.iter().map(|m| m.name()).collect();
+    let actions = json!({"If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
+    for (name, a) in &alarms {
+        assert_eq!(a["Condition"], "AlarmsOn", "{name}");
+        assert_eq!(a["Properties"]["AlarmActions"], actions, "{name}");
+        assert_eq!(a["Properties"]["OKActions"], actions, "{name}");
+        assert!(
+            a["Properties"]["AlarmDescription"].is_string()
+                || a["Properties"]["AlarmDescription"]["Sub"].is_string(),
+            "{name}"
+        );
+        // An alarm on our own metrics names one the code emits.
+        let p = &a["Properties"];
+        let stats = p["Metrics"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .filter_map(|m| m.get("MetricStat"))
+                    .map(|s| s["Metric"].clone())
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![p.clone()]);
+        for m in stats {
+            if m["Namespace"] == namespace {
+                let metric = m["MetricName"].as_str().unwrap();
+                assert!(
+                    emitted.contains(&metric),
+                    "{name}: {metric} is not a metric the functions write"
+                );
+            }
+        }
+    }
+    // Whether some alarm watches `metric` with exactly `dims` (alone, or in its metric math).
+    let on = |metric: &str, dims: &Value| -> bool {
+        let m = |s: &Value| s["MetricName"] == metric && &s["Dimensions"] == dims;
+        alarms.iter().any(|(_, a)| {
+            let p = &a["Properties"];
+            m(p) || p["Metrics"]
+                .as_array()
+                .is_some_and(|ms| ms.iter().any(|x| m(&x["MetricStat"]["Metric"])))
+        })
+    };
+
+    let functions = of_type("AWS::Serverless::Function");
+    assert!(functions.len() >= 12, "{}", functions.len());
+    for (name, f) in &functions {
+        let fname = f["Properties"]["FunctionName"]["Sub"]
+            .as_str()
+            .expect("a fixed function name");
+        let Some(group) = f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"].as_str() else {
+            panic!("{name}: LoggingConfig.LogGroup is not its own log group");
+        };
+        let g = &resources[group];
+        assert_eq!(g["Type"], "AWS::Logs::LogGroup", "{name}");
+        assert_eq!(
+            g["Properties"]["LogGroupName"],
+            json!({"Sub": format!("/aws/lambda/{fname}")}),
+            "{name}: the log group Lambda writes to"
+        );
+        assert_eq!(
+            g["Properties"]["RetentionInDays"],
+            json!({"Ref": "LogRetentionDays"}),
+            "{name}"
+        );
+        let by_name = json!([{"Name": "FunctionName", "Value": {"Ref": name}}]);
+        let by_function = json!([{"Name": "Function", "Value": {"Ref": name}}]);
+        assert!(on("Throttles", &by_name), "{name}: no throttles alarm");
+        // The error-rate alarm: 5xx answers and failed invocations over invocations, one alarm.
+        let rate = alarms.iter().find(|(_, a)| {
+            let ms = a["Properties"]["Metrics"].as_array();
+            let has = |metric: &str, dims: &Value| {
+                ms.is_some_and(|ms| {
+                    ms.iter().any(|x| {
+                        x["MetricStat"]["Metric"]["MetricName"] == metric
+                            && &x["MetricStat"]["Metric"]["Dimensions"] == dims
+                    })
+                })
+            };
+            has("ServerErrors", &by_function) && has("Errors", &by_name) && has("Invocations", &by_name)
+        });
+        let Some((_, rate)) = rate else {
+            panic!("{name}: no error-rate alarm")
+        };
+        let expression = rate["Properties"]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m.get("Expression").is_some())
+            .unwrap();
+        assert!(
+            expression["Expression"]
+                .as_str()
+                .unwrap()
+                .contains("/ invocations"),
+            "{name}"
+        );
+        assert_eq!(
+            rate["Properties"]["Threshold"],
+            json!({"Ref": "FunctionErrorRatePercent"})
+        );
+    }
+
+    // Stack-wide alarms on the functions' metrics.
+    for metric in ["KmsErrors", "StoreErrors", "RefreshReuse", "LoginFailures"] {
+        assert!(
+            alarms.iter().any(|(_, a)| a["Properties"]["MetricName"] == metric
+                && a["Properties"]["Namespace"] == namespace
+                && a["Properties"]["Dimensions"] == json!([])),
+            "no alarm on {metric}"
+        );
+    }
+    // DynamoDB, per table: system errors and throttles.
+    for (table, _) in of_type("AWS::DynamoDB::Table") {
+        let dims = json!([{"Name": "TableName", "Value": {"Ref": table}}]);
+        for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] {
+            assert!(on(metric, &dims), "{table}: no {metric} alarm");
+        }
+        for op in ["GetItem", "PutItem", "DeleteItem", "Query", "TransactWriteItems"] {
+            let dims =
+                json!([{"Name": "TableName", "Value": {"Ref": table}}, {"Name": "Operation", "Value": op}]);
+            assert!(
+                on("SystemErrors", &dims),
+                "{table}: no SystemErrors alarm for {op}"
+            );
+        }
+    }
+    // The HTTP API: 4xx and 5xx rates, p99 latency; its access log, by route template.
+    let api = json!([{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]);
+    for metric in ["4xx", "5xx", "Latency"] {
+        assert!(on(metric, &api), "no API {metric} alarm");
+    }
+    assert!(
+        alarms
+            .iter()
+            .any(|(_, a)| a["Properties"]["MetricName"] == "Latency"
+                && a["Properties"]["ExtendedStatistic"] == "p99")
+    );
+    let log = &resources["HttpApi"]["Properties"]["AccessLogSettings"];
+    assert_eq!(log["DestinationArn"], json!({"GetAtt": "ApiAccessLogGroup.Arn"}));
+    let format: Value = serde_json::from_str(log["Format"].as_str().unwrap()).unwrap();
+    assert_eq!(format["routeKey"], "$context.routeKey");
+    assert!(
+        !log["Format"].as_str().unwrap().contains("$context.path"),
+        "never the raw path"
+    );
+    assert_eq!(
+        resources["ApiAccessLogGroup"]["Properties"]["RetentionInDays"],
+        json!({"Ref": "LogRetentionDays"})
+    );
+
+    // Parameters: alarms on by default, tracing and the per-tenant dimension off, 30 days.
+    let p = &t["Parameters"];
+    assert_eq!(p["Alarms"]["Default"], "on");
+    assert_eq!(p["AlarmTopicArn"]["Default"], "");
+    assert_eq!(p["Tracing"]["Default"], "PassThrough");
+    assert_eq!(p["LogRetentionDays"]["Default"], 30);
+    assert_eq!(p["MetricsPerTenant"]["Default"], "off");
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Tracing"], json!({"Ref": "Tracing"}));
+    let env = &globals["Environment"]["Variables"];
+    assert_eq!(env["BULWARK_METRICS_NAMESPACE"], namespace);
+    assert_eq!(
+        env["BULWARK_METRICS_PER_TENANT"],
+        json!({"Ref": "MetricsPerTenant"})
+    );
+
+    // One dashboard, showing every metric the functions write.
+    let dashboards = of_type("AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboards.len(), 1);
+    let body = dashboards[0].1["Properties"]["DashboardBody"]["Sub"]
+        .as_str()
+        .unwrap();
+    serde_json::from_str::<Value>(body).expect("the dashboard body is JSON");
+    for metric in &emitted {
+        assert!(body.contains(metric), "the dashboard does not show {metric}");
+    }
+}

@@ -15,12 +15,35 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use super::{KeySet, PublicKey, Signer, SignerError, jws};
+use crate::metrics::{Event, Metrics};
+
+/// One KMS call, timed and counted (`KmsLatency`, `KmsErrors`: any failure, an access denial
+/// included), inside a `kms` tracing span (debug level) naming the operation.
+async fn metered<T, E>(
+    metrics: &dyn Metrics,
+    op: &'static str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    use tracing::Instrument;
+    async {
+        let started = std::time::Instant::now();
+        let out = call.await;
+        let latency = started.elapsed();
+        let ok = out.is_ok();
+        metrics.record(Event::KmsCall { ok, latency });
+        tracing::debug!(micros = latency.as_micros() as u64, ok, "kms call");
+        out
+    }
+    .instrument(tracing::debug_span!("kms", op))
+    .await
+}
 
 /// KMS-backed [`Signer`].
 pub struct KmsSigner {
     client: Client,
     key_ids: Vec<String>,
     keys: OnceCell<Arc<KeySet>>,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl std::fmt::Debug for KmsSigner {
@@ -48,19 +71,26 @@ impl KmsSigner {
             client,
             key_ids,
             keys: OnceCell::new(),
+            metrics: crate::metrics::noop(),
         })
+    }
+
+    /// The same signer, counting its KMS calls into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     async fn load(&self) -> Result<Arc<KeySet>, SignerError> {
         let mut keys = Vec::with_capacity(self.key_ids.len());
         for id in &self.key_ids {
-            let out = self
-                .client
-                .get_public_key()
-                .key_id(id)
-                .send()
-                .await
-                .map_err(map_err)?;
+            let out = metered(
+                &*self.metrics,
+                "GetPublicKey",
+                self.client.get_public_key().key_id(id).send(),
+            )
+            .await
+            .map_err(map_err)?;
             let der = out
                 .public_key()
                 .ok_or_else(|| SignerError::Invalid(format!("kms key {id}: no public key")))?;
@@ -78,16 +108,15 @@ impl Signer for KmsSigner {
         let keys = self.public_keys().await?;
         let kid = &keys.keys[0].kid;
         let input = jws::signing_input(kid, typ, claims);
-        let out = self
+        let sign = self
             .client
             .sign()
             .key_id(&self.key_ids[0])
             .message(Blob::new(input.as_bytes()))
             .message_type(MessageType::Raw)
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
-            .send()
-            .await
-            .map_err(map_err)?;
+            .send();
+        let out = metered(&*self.metrics, "Sign", sign).await.map_err(map_err)?;
         let der = out
             .signature()
             .ok_or_else(|| SignerError::Invalid("kms returned no signature".into()))?;
@@ -110,6 +139,7 @@ pub struct KmsKeyWrapper {
     client: Client,
     key_id: String,
     decrypts: std::sync::atomic::AtomicU64,
+    metrics: Arc<dyn Metrics>,
 }
 
 impl std::fmt::Debug for KmsKeyWrapper {
@@ -126,7 +156,14 @@ impl KmsKeyWrapper {
             client,
             key_id: key_id.into(),
             decrypts: Default::default(),
+            metrics: crate::metrics::noop(),
         }
+    }
+
+    /// The same wrapper, counting its KMS calls into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// How many `Decrypt` calls this adapter has sent.
@@ -149,13 +186,14 @@ impl super::wrapped::KeyWrapper for KmsKeyWrapper {
         plaintext: &[u8],
         context: &super::wrapped::WrapContext,
     ) -> Result<Vec<u8>, SignerError> {
-        let out = self
+        let encrypt = self
             .client
             .encrypt()
             .key_id(&self.key_id)
             .plaintext(Blob::new(plaintext))
             .set_encryption_context(Some(context_map(context)))
-            .send()
+            .send();
+        let out = metered(&*self.metrics, "Encrypt", encrypt)
             .await
             .map_err(map_err)?;
         out.ciphertext_blob
@@ -169,13 +207,14 @@ impl super::wrapped::KeyWrapper for KmsKeyWrapper {
         context: &super::wrapped::WrapContext,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, SignerError> {
         self.decrypts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let out = self
+        let decrypt = self
             .client
             .decrypt()
             .key_id(&self.key_id)
             .ciphertext_blob(Blob::new(ciphertext))
             .set_encryption_context(Some(context_map(context)))
-            .send()
+            .send();
+        let out = metered(&*self.metrics, "Decrypt", decrypt)
             .await
             .map_err(map_err)?;
         out.plaintext

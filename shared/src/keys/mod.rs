@@ -60,20 +60,21 @@ pub struct Rotation {
 }
 
 #[cfg(feature = "aws")]
-/// The signer of a signing mode, over the SDK clients of `sdk` and the store.
+/// The signer of a signing mode, over the SDK clients of `sdk` and the store; its KMS calls
+/// are counted into `metrics`.
 pub fn aws_signer(
     signing: &crate::config::Signing,
     sdk: &crate::aws::SdkConfig,
     ring_store: Arc<dyn wrapped::RingStore>,
     clock: Arc<dyn crate::clock::Clock>,
     retention: i64,
+    metrics: Arc<dyn crate::metrics::Metrics>,
 ) -> Result<Arc<dyn Signer>, SignerError> {
     Ok(match signing {
         crate::config::Signing::Kms { key_ids } => {
-            let kms = Arc::new(kms::KmsSigner::new(
-                aws_sdk_kms::Client::new(sdk),
-                key_ids.clone(),
-            )?);
+            let kms = Arc::new(
+                kms::KmsSigner::new(aws_sdk_kms::Client::new(sdk), key_ids.clone())?.with_metrics(metrics),
+            );
             // The ring's keys too (none unless an operator is preparing a switch to kms-wrapped).
             let ring = Arc::new(wrapped::WrappedSigner::publishing(ring_store, clock, retention));
             Arc::new(AlsoPublishing::new(kms, ring))
@@ -84,8 +85,10 @@ pub fn aws_signer(
             previous_kms_key_ids,
         } => {
             let wrapper = wrapping_key_id.as_ref().map(|id| {
-                Arc::new(kms::KmsKeyWrapper::new(aws_sdk_kms::Client::new(sdk), id.clone()))
-                    as Arc<dyn wrapped::KeyWrapper>
+                Arc::new(
+                    kms::KmsKeyWrapper::new(aws_sdk_kms::Client::new(sdk), id.clone())
+                        .with_metrics(metrics.clone()),
+                ) as Arc<dyn wrapped::KeyWrapper>
             });
             let ring: Arc<dyn Signer> = Arc::new(wrapped::WrappedSigner::new(
                 ring_store, stack, wrapper, clock, retention,
@@ -95,7 +98,8 @@ pub fn aws_signer(
             } else {
                 // Only `GetPublicKey`: these keys never sign here.
                 let previous =
-                    kms::KmsSigner::new(aws_sdk_kms::Client::new(sdk), previous_kms_key_ids.clone())?;
+                    kms::KmsSigner::new(aws_sdk_kms::Client::new(sdk), previous_kms_key_ids.clone())?
+                        .with_metrics(metrics);
                 Arc::new(AlsoPublishing::new(ring, Arc::new(previous)))
             }
         }

@@ -12,11 +12,28 @@ use crate::service::App;
 
 /// Authenticate a client at the token, introspection or revocation endpoint. Unknown client,
 /// wrong secret, expired secret and wrong method are one answer: 401 `invalid_client`, taking
-/// the same time.
+/// the same time. Each such failure counts once (`ClientAuthFailures`; the tenant only of a
+/// client that exists).
 pub async fn authenticate(
     app: &App,
     creds: &PresentedCredentials,
     endpoint: &str,
+) -> Result<Client, OAuthError> {
+    let mut tenant = None;
+    let out = check(app, creds, endpoint, &mut tenant).await;
+    if matches!(&out, Err(e) if e.code == crate::error::ErrorCode::InvalidClient) {
+        app.metrics.record(crate::metrics::Event::ClientAuthFailed {
+            tenant: tenant.as_deref(),
+        });
+    }
+    out
+}
+
+async fn check(
+    app: &App,
+    creds: &PresentedCredentials,
+    endpoint: &str,
+    tenant: &mut Option<String>,
 ) -> Result<Client, OAuthError> {
     let failed = || OAuthError::invalid_client("client authentication failed");
     // Under a tenant's own issuer, another tenant's client is as unknown as a missing one.
@@ -33,6 +50,7 @@ pub async fn authenticate(
         return Err(failed());
     };
     let client = found.value;
+    *tenant = Some(client.tenant.as_str().to_string());
     let method = creds.method();
     match &creds.evidence {
         Evidence::Assertion(jwt) => match private_key_jwt(app, &client, jwt, endpoint).await? {

@@ -155,6 +155,9 @@ pub async fn register_dynamic(
             .await?
         {
             tracing::warn!(tenant = %tenant.id.as_str(), "open registration rate limit reached");
+            app.metrics.record(crate::metrics::Event::RateLimited {
+                tenant: tenant.id.as_str(),
+            });
             return Err(OAuthError::too_many_requests(
                 "too many registrations for this tenant; try again in a minute",
             ));
@@ -177,7 +180,12 @@ pub async fn register_dynamic(
         &reg.client.client_id,
     )?);
     match app.repo.commit(writes).await {
-        Ok(()) => Ok(reg),
+        Ok(()) => {
+            app.metrics.record(crate::metrics::Event::Registered {
+                tenant: tenant.id.as_str(),
+            });
+            Ok(reg)
+        }
         // The IAT was used concurrently (its version moved): treat as used up.
         Err(StoreError::Conflict) => Err(OAuthError::invalid_token(
             "the initial access token is invalid, expired or used up",

@@ -668,6 +668,9 @@ pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenRespo
             }
             tracing::warn!(client_id = %client.client_id, "refresh token reused; revoking its family");
             revoke_grant(app, &rt.grant(), AuditKind::RefreshReused, &client.client_id).await?;
+            app.metrics.record(crate::metrics::Event::RefreshReuse {
+                tenant: client.tenant.as_str(),
+            });
             return Err(bad());
         }
         let Some(Versioned {

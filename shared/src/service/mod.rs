@@ -28,6 +28,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::fetch::{Fetcher, GuardedFetcher, HttpTokenEndpoint, OwnTokenEndpoint};
 use crate::keys::Signer;
+use crate::metrics::Metrics;
 use crate::store::Kv;
 use crate::store::repo::Repo;
 
@@ -48,10 +49,24 @@ pub struct App {
     pub tenant_cache: Arc<tenant_cache::TenantCache>,
     /// DPoP server nonces this process made (`service::dpop::nonce`).
     pub dpop_nonces: Arc<dpop::NonceCache>,
+    /// Where the services count what happened (`metrics::Metrics`; no-op unless the
+    /// composition root plugs in a sink).
+    pub metrics: Arc<dyn Metrics>,
 }
 
 impl App {
     pub fn new(config: Config, kv: Arc<dyn Kv>, signer: Arc<dyn Signer>, clock: Arc<dyn Clock>) -> Arc<Self> {
+        Self::new_with_metrics(config, kv, signer, clock, crate::metrics::noop())
+    }
+
+    /// As [`App::new`], counting into `metrics`.
+    pub fn new_with_metrics(
+        config: Config,
+        kv: Arc<dyn Kv>,
+        signer: Arc<dyn Signer>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<dyn Metrics>,
+    ) -> Arc<Self> {
         // Both HTTP clients are built on first use (not at cold start: ARCHITECTURE "Small,
         // fast functions").
         let fetcher: Arc<dyn Fetcher> = Arc::new(GuardedFetcher::new(config.issuer_is_loopback_http()));
@@ -71,6 +86,7 @@ impl App {
             recent_use: Default::default(),
             tenant_cache,
             dpop_nonces: Default::default(),
+            metrics,
         })
     }
     pub fn now(&self) -> i64 {
@@ -129,6 +145,7 @@ impl App {
             recent_use: self.recent_use.clone(),
             tenant_cache: self.tenant_cache.clone(),
             dpop_nonces: self.dpop_nonces.clone(),
+            metrics: self.metrics.clone(),
         })
     }
 }

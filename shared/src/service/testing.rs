@@ -54,6 +54,7 @@ pub(crate) fn with_fetcher(base: &App, fetcher: Arc<dyn Fetcher>) -> Arc<App> {
         own_token_endpoint: base.own_token_endpoint.clone(),
         recent_use: Default::default(),
         dpop_nonces: Default::default(),
+        metrics: base.metrics.clone(),
         tenant_cache: base.tenant_cache.clone(),
     })
 }

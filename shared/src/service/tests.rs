@@ -1205,6 +1205,7 @@ mod assertions {
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
             dpop_nonces: Default::default(),
+            metrics: crate::metrics::noop(),
             tenant_cache: h.app.tenant_cache.clone(),
         };
         let app = &app;
@@ -1479,6 +1480,7 @@ mod metadata_documents {
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
             dpop_nonces: Default::default(),
+            metrics: crate::metrics::noop(),
             tenant_cache: h.app.tenant_cache.clone(),
         };
         let fetches = || scripted.fetches.load(Ordering::SeqCst);
@@ -1671,6 +1673,7 @@ mod metadata_documents {
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
             dpop_nonces: Default::default(),
+            metrics: crate::metrics::noop(),
             tenant_cache: h.app.tenant_cache.clone(),
         }
     }
@@ -2123,4 +2126,128 @@ async fn an_anonymous_registration_holding_a_machine_grant_is_not_issued_it() {
         "{err:?}"
     );
     assert!(run("with-iat").await.is_ok());
+}
+
+/// What the services count (`metrics::Event`): tokens issued and refused per grant, failed
+/// logins and one lockout, refresh reuse, registrations and 429s — each exactly once per event,
+/// never with a client id or a username.
+#[tokio::test]
+async fn the_services_count_what_happened() {
+    use crate::domain::params::Params;
+    use crate::metrics::{Metric, Recording};
+    use crate::service::grants::new_refresh;
+    use crate::service::testing::req;
+    use crate::service::token_endpoint::grant;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = ManualClock::at(1_800_000_000);
+    let store = EmbeddedStore::open(&dir.path().join("bulwark.db"), clock.clone()).expect("store");
+    let config = Config::new("http://127.0.0.1:8080").expect("config");
+    let signer = LocalSigner::open(dir.path(), clock.clone(), config.max_access_token_ttl).expect("signer");
+    let rec = Arc::new(Recording::default());
+    let app = &App::new_with_metrics(config, Arc::new(store), Arc::new(signer), clock, rec.clone());
+    tenant(app, "acme").await;
+    let by_grant = |m: Metric, g: &str| rec.sum(m, |d| d.grant == Some(g));
+
+    // Three tokens, one refusal for a grant type nobody knows, one for a grant the client may
+    // not use.
+    let machine = clients::create_by_admin(
+        app,
+        &tid("acme"),
+        &json!({"grant_types": ["client_credentials"], "scope": "api:read"}),
+        Default::default(),
+    )
+    .await
+    .unwrap()
+    .client;
+    let form = |s: &str| Params::parse(s.as_bytes()).unwrap();
+    for _ in 0..3 {
+        grant(app, &req(&machine, &form("grant_type=client_credentials")))
+            .await
+            .unwrap();
+    }
+    grant(app, &req(&machine, &form("grant_type=urn:example:made-up")))
+        .await
+        .unwrap_err();
+    grant(
+        app,
+        &req(&machine, &form("grant_type=refresh_token&refresh_token=x")),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(by_grant(Metric::TokensIssued, "client_credentials"), 3.0);
+    assert_eq!(by_grant(Metric::TokensRefused, "unsupported"), 1.0);
+    assert_eq!(by_grant(Metric::TokensRefused, "refresh_token"), 1.0);
+
+    // A refresh token used, then used again after the grace: one rotation, one reuse.
+    let alice = user(app, "acme", "alice").await;
+    let client = clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
+        .await
+        .unwrap()
+        .client;
+    let gid = grants(app, "acme", &alice, &client.client_id, 1).await.remove(0);
+    let g = app.repo.grant(&alice, &gid).await.unwrap().unwrap().value;
+    let rt = crate::secret::generate();
+    let w = app
+        .repo
+        .create_refresh_write(&rt.hash().to_hex(), &new_refresh(&g, app.now(), 86_400))
+        .unwrap();
+    app.repo.commit(vec![w]).await.unwrap();
+    let refresh = format!("grant_type=refresh_token&refresh_token={}", rt.expose());
+    let next = grant(app, &req(&client, &form(&refresh))).await.unwrap();
+    grant(
+        app,
+        &req(
+            &client,
+            &form(&format!(
+                "grant_type=refresh_token&refresh_token={}",
+                next.refresh_token.unwrap()
+            )),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rec.sum(Metric::RefreshReuse, |_| true), 0.0);
+    grant(app, &req(&client, &form(&refresh))).await.unwrap_err();
+    assert_eq!(
+        rec.sum(Metric::RefreshReuse, |_| true),
+        1.0,
+        "the family revoked once"
+    );
+    assert_eq!(by_grant(Metric::TokensIssued, "refresh_token"), 2.0);
+    assert_eq!(by_grant(Metric::TokensRefused, "refresh_token"), 2.0);
+
+    // Wrong passwords until the name is locked, then more tries: failures counted while
+    // passwords are checked, the lockout once.
+    let wrong = Secret::new("wrong");
+    for _ in 0..crate::domain::user::THROTTLE_MAX_FAILURES + 3 {
+        users::login(app, &tid("acme"), "alice", &wrong)
+            .await
+            .unwrap_err();
+    }
+    assert_eq!(
+        rec.sum(Metric::LoginFailures, |_| true),
+        f64::from(crate::domain::user::THROTTLE_MAX_FAILURES)
+    );
+    assert_eq!(rec.sum(Metric::LoginLockouts, |_| true), 1.0);
+
+    // Open registrations up to the rate limit, then a 429.
+    let limit = clients::OPEN_REGISTRATIONS_PER_MINUTE;
+    for _ in 0..limit {
+        clients::register_dynamic(app, &tid("acme"), None, &code_client_metadata())
+            .await
+            .unwrap();
+    }
+    let Err(refused) = clients::register_dynamic(app, &tid("acme"), None, &code_client_metadata()).await
+    else {
+        panic!("a registration beyond the limit");
+    };
+    assert_eq!(refused.status.as_u16(), 429);
+    assert_eq!(rec.sum(Metric::Registrations, |_| true), limit as f64);
+    assert_eq!(rec.sum(Metric::RateLimited, |_| true), 1.0);
+
+    // Only the grant and the tenant (a stored record's) are ever dimensions.
+    for (_, d, _) in rec.0.lock().unwrap().iter() {
+        assert!(matches!(d.tenant.as_deref(), None | Some("acme")), "{d:?}");
+        assert!(!d.function, "{d:?}");
+    }
 }

@@ -7,6 +7,7 @@ use crate::domain::dpop::Jkt;
 use crate::domain::grant_type::{GrantType, TokenResponse};
 use crate::domain::params::Params;
 use crate::error::{ErrorCode, OAuthError};
+use crate::metrics::Event;
 use crate::service::{App, exchange, federation, grants, password, tokens};
 
 /// A token request: the authenticated client, its parameters, and the key of its DPoP proof
@@ -17,8 +18,22 @@ pub struct TokenRequest<'a> {
     pub dpop: Option<Jkt>,
 }
 
-/// Run the grant the request asks for.
+/// Run the grant the request asks for, and count what came of it (`TokensIssued` or
+/// `TokensRefused`, by grant; a 5xx is neither).
 pub async fn grant(app: &App, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
+    let parsed = req.params.get("grant_type").and_then(GrantType::parse);
+    let out = run_grant(app, req).await;
+    let grant = parsed.map_or(crate::metrics::UNSUPPORTED_GRANT, GrantType::as_str);
+    let tenant = req.client.tenant.as_str();
+    match &out {
+        Ok(_) => app.metrics.record(Event::TokenIssued { grant, tenant }),
+        Err(e) if e.status.is_client_error() => app.metrics.record(Event::TokenRefused { grant, tenant }),
+        Err(_) => {}
+    }
+    out
+}
+
+async fn run_grant(app: &App, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
     let (client, p) = (req.client, req.params);
     let name = p.require("grant_type").map_err(OAuthError::invalid_request)?;
     let Some(grant) = GrantType::parse(name) else {

@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use crate::domain::tenant::TenantId;
 use crate::domain::user::{User, check_email, check_new_password, normalize_username};
 use crate::error::OAuthError;
+use crate::metrics::Event;
 use crate::secret::{Secret, SecretHash, hash_password, random_id, verify_against_no_user, verify_password};
 use crate::service::App;
 use crate::service::tenants::AdminError;
@@ -457,6 +458,9 @@ pub async fn login(
         // reads the trail).
         let shown = crate::domain::user::refused_username(username);
         app.repo.note(tenant, Noted::LoginFailed, &shown, &shown).await?;
+        app.metrics.record(Event::LoginFailed {
+            tenant: tenant.as_str(),
+        });
         return Err(LoginError::Invalid);
     };
     if let LoginAttempt::Locked(wait) = app.repo.reserve_login_attempt(tenant, &name).await? {
@@ -472,6 +476,9 @@ pub async fn login(
             .await?
         {
             app.repo.note(tenant, Noted::LoginLocked, &name, &name).await?;
+            app.metrics.record(Event::LoginLockedOut {
+                tenant: tenant.as_str(),
+            });
         }
         return Err(LoginError::Locked(wait));
     }
@@ -491,6 +498,9 @@ pub async fn login(
         }
         _ => {
             app.repo.note(tenant, Noted::LoginFailed, &name, &name).await?;
+            app.metrics.record(Event::LoginFailed {
+                tenant: tenant.as_str(),
+            });
             Err(LoginError::Invalid)
         }
     }

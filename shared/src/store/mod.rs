@@ -22,6 +22,7 @@ pub mod contract;
 pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod metered;
 pub mod repo;
 pub mod repo_grants;
 pub mod repo_users;
