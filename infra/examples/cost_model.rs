@@ -346,19 +346,30 @@ const CALLBACK: &str = "https://app.example/callback";
 const STACK: &str = "cost-model";
 const PASSWORD: &str = "correct horse battery staple";
 
+/// The authorization request's parameters.
+fn request<'a>(client_id: &'a str, scope: &'a str, challenge: &'a str) -> [(&'a str, &'a str); 7] {
+    [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", CALLBACK),
+        ("scope", scope),
+        ("state", "s"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ]
+}
+
 /// Authorize, sign in and (the first time) consent; the code.
 async fn code(http: &mut Http, client_id: &str, scope: &str, challenge: &str) -> (String, u32) {
     let q = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("response_type", "code"),
-            ("client_id", client_id),
-            ("redirect_uri", CALLBACK),
-            ("scope", scope),
-            ("state", "s"),
-            ("code_challenge", challenge),
-            ("code_challenge_method", "S256"),
-        ])
+        .extend_pairs(request(client_id, scope, challenge))
         .finish();
+    sign_in(http, &q).await
+}
+
+/// The authorization endpoint with query `q`, then sign in and (the first time) consent; the
+/// code and the number of requests.
+async fn sign_in(http: &mut Http, q: &str) -> (String, u32) {
     let login = http
         .send("GET", &format!("/oauth2/authorize?{q}"), None, &[])
         .await;
@@ -555,6 +566,45 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
     }
     lines.push(Line {
         name: "authorization_code (sign-in, code, redemption)".into(),
+        mode: mode.clone(),
+        requests: f64::from(requests) / f64::from(n),
+        meter: meter.take(),
+        n: n.into(),
+    });
+    // The same flow with a pushed authorization request (RFC 9126): the push, the sign-in by
+    // request_uri, the redemption.
+    let mut requests = 0;
+    for _ in 0..n {
+        http.cookies.clear();
+        let (verifier, challenge) = pkce();
+        let scope = "openid api:read offline_access agent:act";
+        let pushed = http
+            .json(
+                "/oauth2/par",
+                Some((&web_id, &web_secret)),
+                &request(&web_id, scope, &challenge),
+            )
+            .await;
+        let request_uri = pushed["request_uri"].as_str().expect("request_uri");
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("client_id", web_id.as_str()), ("request_uri", request_uri)])
+            .finish();
+        let (c, r) = sign_in(&mut http, &q).await;
+        http.json(
+            "/oauth2/token",
+            Some((&web_id, &web_secret)),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &c),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+        requests += 1 + r + 1;
+    }
+    lines.push(Line {
+        name: "PAR + code flow (push, sign-in, redemption)".into(),
         mode: mode.clone(),
         requests: f64::from(requests) / f64::from(n),
         meter: meter.take(),

@@ -214,6 +214,10 @@ pub enum TenantCommand {
         /// carry a nonce this server issued; `off` (the default) does not.
         #[arg(long, value_parser = ["required", "off"])]
         dpop_nonce: Option<String>,
+        /// Pushed authorization requests (RFC 9126): `required` refuses every plain
+        /// authorization request of the tenant's clients; `optional` (the default) takes both.
+        #[arg(long, value_parser = ["required", "optional"])]
+        par: Option<String>,
     },
 }
 
@@ -346,6 +350,10 @@ pub enum ClientCommand {
         /// request without one is refused, so its access tokens are always bound to its key.
         #[arg(long)]
         dpop_bound: bool,
+        /// The client sends its authorization requests only by the pushed authorization request
+        /// endpoint (RFC 9126 `require_pushed_authorization_requests`).
+        #[arg(long)]
+        require_par: bool,
     },
     /// Set which of the tenant's resources a client is the resource server for (none: it may
     /// introspect only its own tokens).

@@ -309,6 +309,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 cimd,
                 client_assertion_max_lifetime,
                 dpop_nonce,
+                par,
             } => {
                 let mut t = tenants::get(&app, &name).await.map_err(admin)?;
                 if let Some(p) = password_grant {
@@ -325,6 +326,16 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                     };
                     let changes = shared::service::admin::PolicyChanges {
                         cimd: Some(policy),
+                        ..Default::default()
+                    };
+                    t = shared::service::admin::patch_policy(&app, &name, None, changes, "cli")
+                        .await
+                        .map_err(admin)?
+                        .value;
+                }
+                if let Some(p) = par {
+                    let changes = shared::service::admin::PolicyChanges {
+                        require_pushed_authorization_requests: Some(p == "required"),
                         ..Default::default()
                     };
                     t = shared::service::admin::patch_policy(&app, &name, None, changes, "cli")
@@ -539,6 +550,7 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             jwks_uri,
             resource_server_for,
             dpop_bound,
+            require_par,
         } => {
             let mut metadata = json!({
                 "client_name": name,
@@ -549,6 +561,9 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             });
             if dpop_bound {
                 metadata["dpop_bound_access_tokens"] = json!(true);
+            }
+            if require_par {
+                metadata["require_pushed_authorization_requests"] = json!(true);
             }
             if let Some(f) = jwks_file {
                 let text = std::fs::read_to_string(&f)

@@ -41,6 +41,8 @@ pub struct Lifetimes {
     pub interaction: i64,
     /// How long a redeemed code is remembered, so that a replay can revoke what it issued.
     pub used_code: i64,
+    /// A pushed authorization request's `request_uri` (RFC 9126 §2.2 `expires_in`).
+    pub pushed_request: i64,
 }
 
 impl Default for Lifetimes {
@@ -53,6 +55,7 @@ impl Default for Lifetimes {
             session: 12 * 3600,
             interaction: 600,
             used_code: 86_400,
+            pushed_request: 60,
         }
     }
 }

@@ -31,6 +31,10 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 §8: the DPoP proof must carry the nonce sent in `DPoP-Nonce`.
     UseDpopNonce,
+    /// An authorization request's codes (RFC 6749 §4.1.2.1, OpenID Connect Core §3.1.2.6), as
+    /// the pushed authorization request endpoint answers them (RFC 9126 §2.3).
+    UnsupportedResponseType,
+    RequestNotSupported,
     NotFound,
     MethodNotAllowed,
     TemporarilyUnavailable,
@@ -55,6 +59,8 @@ impl ErrorCode {
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",

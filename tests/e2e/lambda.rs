@@ -963,6 +963,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         "jwks",
         "register",
         "token",
+        "par",
         "introspect",
         "revoke",
         "authorize",
@@ -1508,6 +1509,40 @@ async fn user_flow_through_the_functions(fns: &HashMap<&str, Function>, tenant: 
         .await;
     assert_eq!(u["statusCode"], 200, "{u}");
     assert_eq!(body(&u)["preferred_username"], "alice");
+
+    // A pushed authorization request (RFC 9126) through the par function; the authorize
+    // function takes it once (the user is signed in and has consented: straight to the code).
+    let pushed = fns["par"]
+        .invoke(
+            "POST",
+            "/oauth2/par",
+            &[ct, ("authorization", &basic)],
+            Some(&format!(
+                "response_type=code&client_id={cid}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcallback&scope=openid%20profile&state=sp&code_challenge={}&code_challenge_method=S256",
+                p.challenge
+            )),
+        )
+        .await;
+    assert_eq!(pushed["statusCode"], 201, "{pushed}");
+    let request_uri = body(&pushed)["request_uri"].as_str().unwrap().to_string();
+    let by_reference = format!(
+        "/oauth2/authorize?client_id={cid}&request_uri={}",
+        url::form_urlencoded::byte_serialize(request_uri.as_bytes()).collect::<String>()
+    );
+    let done = fns["authorize"]
+        .invoke("GET", &by_reference, &[("cookie", &cookie)], None)
+        .await;
+    assert_eq!(done["statusCode"], 303, "{done}");
+    let loc = done["headers"]["location"].as_str().unwrap();
+    assert!(
+        loc.starts_with(CALLBACK) && loc.contains("code=") && loc.contains("state=sp"),
+        "{loc}"
+    );
+    let again = fns["authorize"]
+        .invoke("GET", &by_reference, &[("cookie", &cookie)], None)
+        .await;
+    assert_eq!(again["statusCode"], 400, "used once: {again}");
+    assert!(again["headers"].get("location").is_none(), "{again}");
 
     // The agent exchanges the user's token through the token function: a token about alice
     // that says the agent acts.

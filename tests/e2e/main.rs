@@ -24,6 +24,7 @@ mod logs;
 mod mcp;
 mod metrics;
 mod outage;
+mod par;
 mod password;
 mod register;
 mod review2;

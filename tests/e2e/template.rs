@@ -545,3 +545,55 @@ fn every_function_has_its_log_group_and_alarms_and_the_stack_its_dashboard() {
         assert!(body.contains(metric), "the dashboard does not show {metric}");
     }
 }
+
+/// The pushed authorization request function (RFC 9126): both issuers' routes (POST, and the
+/// CORS preflight it answers itself) reach it, API Gateway may invoke it, and its role allows
+/// exactly what it calls — the client and its tenant read, the pushed request and the spent
+/// `jti`s of DPoP proofs and client assertions put — and no KMS or key ring (it verifies no
+/// token of ours). The authorize function may take a pushed request (a conditional delete).
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs the project venv (PyYAML): run `bash infra/test.sh` (it provides it and enables feature test-services)"
+)]
+#[test]
+fn the_par_function_has_both_issuers_routes_and_only_what_it_calls() {
+    let template = local_aws(&["template", "template.yaml"]);
+    let paths = &template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]["paths"];
+    for path in ["/oauth2/par", "/t/{tenant}/oauth2/par"] {
+        for method in ["post", "options"] {
+            let uri = paths[path][method]["x-amazon-apigateway-integration"]["uri"]["Sub"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path} {method}: {}", paths[path]));
+            assert!(
+                uri.ends_with(":function:${AWS::StackName}-par/invocations"),
+                "{path} {method}: {uri}"
+            );
+        }
+    }
+    assert_eq!(
+        template["Resources"]["ParInvoke"]["Properties"]["FunctionName"],
+        json!({"Ref": "ParFunction"})
+    );
+    let set = |a: &[&str]| {
+        a.iter()
+            .map(|s| s.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let expected: std::collections::BTreeMap<String, _> = [
+        ("TenantsTable.Arn", set(&["dynamodb:GetItem"])),
+        ("ClientsTable.Arn", set(&["dynamodb:GetItem"])),
+        ("TokensTable.Arn", set(&["dynamodb:PutItem"])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for mode in ["kms", "kms-wrapped"] {
+        let all = policies(mode);
+        assert_eq!(grants_of(&all["ParFunction"]), expected, "{mode}");
+        let authorize = grants_of(&all["AuthorizeFunction"]);
+        assert!(
+            authorize["TokensTable.Arn"].contains("dynamodb:DeleteItem"),
+            "{mode}: {authorize:?}"
+        );
+    }
+}

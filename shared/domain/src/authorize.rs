@@ -67,10 +67,36 @@ pub enum Refusal {
     /// The redirect URI is verified: send the error back to the client.
     Redirect {
         redirect_uri: String,
-        error: &'static str,
+        error: AuthzError,
         description: String,
         state: Option<String>,
     },
+}
+
+/// The error codes an authorization request is refused with (RFC 6749 §4.1.2.1, RFC 8707,
+/// OpenID Connect Core §3.1.2.6): in the redirect to the client, or in the JSON answer of the
+/// pushed authorization request endpoint (RFC 9126 §2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthzError {
+    InvalidRequest,
+    UnsupportedResponseType,
+    UnauthorizedClient,
+    InvalidScope,
+    InvalidTarget,
+    RequestNotSupported,
+}
+
+impl AuthzError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthzError::InvalidRequest => "invalid_request",
+            AuthzError::UnsupportedResponseType => "unsupported_response_type",
+            AuthzError::UnauthorizedClient => "unauthorized_client",
+            AuthzError::InvalidScope => "invalid_scope",
+            AuthzError::InvalidTarget => "invalid_target",
+            AuthzError::RequestNotSupported => "request_not_supported",
+        }
+    }
 }
 
 /// Why a request's redirect URI cannot be used (the words are the page's).
@@ -141,55 +167,73 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
         }
     };
     let state = p.get("state").map(str::to_string);
-    let refuse = |error: &'static str, description: &str| Refusal::Redirect {
+    let refuse = |error: AuthzError, description: &str| Refusal::Redirect {
         redirect_uri: redirect_uri.clone(),
         error,
         description: description.to_string(),
         state: state.clone().filter(|s| s.len() <= MAX_STATE),
     };
     if state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
-        return Err(refuse("invalid_request", "state is too long"));
+        return Err(refuse(AuthzError::InvalidRequest, "state is too long"));
     }
     if p.get("request").is_some() {
         return Err(refuse(
-            "request_not_supported",
+            AuthzError::RequestNotSupported,
             "request objects are not supported",
         ));
     }
+    // A request_uri names a pushed request (RFC 9126): the authorization endpoint takes it
+    // before anything else, and a pushed request cannot name another (§2.1).
     if p.get("request_uri").is_some() {
         return Err(refuse(
-            "request_uri_not_supported",
-            "request_uri is not supported",
+            AuthzError::InvalidRequest,
+            "request_uri is accepted only with client_id, naming a pushed authorization request",
         ));
     }
     match p.get("response_type") {
         Some("code") => {}
         Some(_) => {
             return Err(refuse(
-                "unsupported_response_type",
+                AuthzError::UnsupportedResponseType,
                 "only response_type=code is supported",
             ));
         }
-        None => return Err(refuse("invalid_request", "missing parameter response_type")),
+        None => {
+            return Err(refuse(
+                AuthzError::InvalidRequest,
+                "missing parameter response_type",
+            ));
+        }
     }
     if let Some(mode) = p.get("response_mode")
         && mode != "query"
     {
-        return Err(refuse("invalid_request", "only response_mode=query is supported"));
+        return Err(refuse(
+            AuthzError::InvalidRequest,
+            "only response_mode=query is supported",
+        ));
     }
     if !client
         .metadata
         .allows_grant(crate::grant_type::GrantType::AuthorizationCode)
     {
         return Err(refuse(
-            "unauthorized_client",
+            AuthzError::UnauthorizedClient,
             "this client is not allowed the authorization_code grant",
         ));
     }
     let code_challenge = match (p.get("code_challenge"), p.get("code_challenge_method")) {
-        (None, _) => return Err(refuse("invalid_request", "PKCE is required: send code_challenge")),
+        (None, _) => {
+            return Err(refuse(
+                AuthzError::InvalidRequest,
+                "PKCE is required: send code_challenge",
+            ));
+        }
         (Some(_), None | Some("plain")) => {
-            return Err(refuse("invalid_request", "code_challenge_method must be S256"));
+            return Err(refuse(
+                AuthzError::InvalidRequest,
+                "code_challenge_method must be S256",
+            ));
         }
         (Some(c), Some("S256")) => {
             if c.len() != 43
@@ -198,15 +242,20 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
                 return Err(refuse(
-                    "invalid_request",
+                    AuthzError::InvalidRequest,
                     "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
                 ));
             }
             c.to_string()
         }
-        (Some(_), Some(_)) => return Err(refuse("invalid_request", "code_challenge_method must be S256")),
+        (Some(_), Some(_)) => {
+            return Err(refuse(
+                AuthzError::InvalidRequest,
+                "code_challenge_method must be S256",
+            ));
+        }
     };
-    let scope = grant_scope(p.get("scope"), allowed).map_err(|d| refuse("invalid_scope", &d))?;
+    let scope = grant_scope(p.get("scope"), allowed).map_err(|d| refuse(AuthzError::InvalidScope, &d))?;
     let mut prompt = Prompt::default();
     if let Some(ps) = p.get("prompt") {
         for v in ps.split(' ').filter(|v| !v.is_empty()) {
@@ -215,11 +264,14 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
                 "login" => prompt.login = true,
                 "consent" => prompt.consent = true,
                 "select_account" => {}
-                _ => return Err(refuse("invalid_request", "unknown prompt value")),
+                _ => return Err(refuse(AuthzError::InvalidRequest, "unknown prompt value")),
             }
         }
         if prompt.none && (prompt.login || prompt.consent) {
-            return Err(refuse("invalid_request", "prompt=none cannot be combined"));
+            return Err(refuse(
+                AuthzError::InvalidRequest,
+                "prompt=none cannot be combined",
+            ));
         }
     }
     let max_age = match p.get("max_age") {
@@ -228,7 +280,7 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
             Ok(n) if n >= 0 => Some(n),
             _ => {
                 return Err(refuse(
-                    "invalid_request",
+                    AuthzError::InvalidRequest,
                     "max_age must be a non-negative integer",
                 ));
             }
@@ -236,7 +288,7 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
     };
     let nonce = p.get("nonce").map(str::to_string);
     if nonce.as_ref().is_some_and(|n| n.len() > 512) {
-        return Err(refuse("invalid_request", "nonce is too long"));
+        return Err(refuse(AuthzError::InvalidRequest, "nonce is too long"));
     }
     let login_hint = p.get("login_hint").filter(|h| h.len() <= 256).map(str::to_string);
     let mut resources: Vec<String> = Vec::new();
@@ -247,7 +299,7 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
     }
     if resources.len() > MAX_RESOURCES {
         return Err(refuse(
-            "invalid_target",
+            AuthzError::InvalidTarget,
             &format!("name at most {MAX_RESOURCES} resources"),
         ));
     }
@@ -255,7 +307,7 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
         None => None,
         Some(j) => Some(crate::dpop::Jkt::parse(j).ok_or_else(|| {
             refuse(
-                "invalid_request",
+                AuthzError::InvalidRequest,
                 "dpop_jkt must be a JWK SHA-256 thumbprint (RFC 7638, base64url)",
             )
         })?),
@@ -274,6 +326,25 @@ pub fn validate(p: &Params, client: &Client, allowed: &ScopeSet) -> Result<AuthR
         max_age,
         login_hint,
     })
+}
+
+/// RFC 9126 §2.2: how every `request_uri` the pushed authorization request endpoint issues
+/// begins; the rest is a random reference (a 256-bit secret, base64url).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// The random reference of a `request_uri` of ours (`None`: not one we could have issued).
+pub fn pushed_reference(request_uri: &str) -> Option<&str> {
+    let r = request_uri.strip_prefix(REQUEST_URI_PREFIX)?;
+    let ok = (1..=128).contains(&r.len())
+        && r.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then_some(r)
+}
+
+/// Whether `client` may send its authorization requests only by the pushed authorization
+/// request endpoint (RFC 9126 §5, §6): its own metadata, or its tenant's policy, says so.
+pub fn pushed_requests_required(client: &Client, tenant: &crate::tenant::Tenant) -> bool {
+    client.metadata.require_pushed_authorization_requests || tenant.require_pushed_authorization_requests
 }
 
 /// Whether a user's consent covers the RFC 8707 resources a request names. `consented`:
@@ -404,6 +475,7 @@ mod tests {
                 jwks_uri: None,
                 application_type: None,
                 dpop_bound_access_tokens: false,
+                require_pushed_authorization_requests: false,
             },
             Origin::Admin,
             0,
@@ -503,7 +575,7 @@ mod tests {
         ));
 
         let err = |q: &str| match validate(&params(q), &c) {
-            Err(Refusal::Redirect { error, state, .. }) => (error, state),
+            Err(Refusal::Redirect { error, state, .. }) => (error.as_str(), state),
             other => panic!("{q}: {other:?}"),
         };
         assert_eq!(
@@ -531,6 +603,14 @@ mod tests {
         assert_eq!(err(&format!("{ok}&prompt=none%20login")).0, "invalid_request");
         assert_eq!(err(&format!("{ok}&max_age=-1")).0, "invalid_request");
         assert_eq!(err(&format!("{ok}&request=x")).0, "request_not_supported");
+        // A pushed request cannot name another (RFC 9126 §2.1).
+        assert_eq!(
+            err(&format!(
+                "{ok}&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Ax"
+            ))
+            .0,
+            "invalid_request"
+        );
         assert_eq!(err(&format!("{ok}&response_mode=fragment")).0, "invalid_request");
 
         let mut cc = c.clone();
@@ -538,10 +618,66 @@ mod tests {
         assert!(matches!(
             validate(&params(&ok), &cc),
             Err(Refusal::Redirect {
-                error: "unauthorized_client",
+                error: AuthzError::UnauthorizedClient,
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn request_uris() {
+        for (uri, reference) in [
+            ("urn:ietf:params:oauth:request_uri:abc-_1", Some("abc-_1")),
+            ("urn:ietf:params:oauth:request_uri:", None),
+            ("urn:ietf:params:oauth:request_uri:a b", None),
+            ("urn:ietf:params:oauth:request_uri:a%2F", None),
+            ("URN:ietf:params:oauth:request_uri:abc", None),
+            ("https://client.example/request.jwt", None),
+        ] {
+            assert_eq!(pushed_reference(uri), reference, "{uri}");
+        }
+        let long = format!("{REQUEST_URI_PREFIX}{}", "a".repeat(129));
+        assert_eq!(pushed_reference(&long), None);
+    }
+
+    #[test]
+    fn a_pushed_request_is_usable_only_by_its_client_at_its_issuer() {
+        use crate::session::PushedRequest;
+        let c = client(&["https://app.example/cb"]);
+        let q =
+            format!("response_type=code&client_id=c1&code_challenge={CHALLENGE}&code_challenge_method=S256");
+        let pushed = |issuer_scope: Option<&str>| PushedRequest {
+            tenant: TenantId::parse("acme").unwrap(),
+            request: validate(&params(&q), &c, &c.metadata.scopes()).unwrap(),
+            issuer_scope: issuer_scope.map(str::to_string),
+            created_at: 0,
+            expires_at: 60,
+        };
+        let shared = pushed(None);
+        assert!(shared.usable_by("c1", None));
+        assert!(!shared.usable_by("c2", None), "another client");
+        assert!(!shared.usable_by("c1", Some("acme")), "another issuer");
+        let own = pushed(Some("acme"));
+        assert!(own.usable_by("c1", Some("acme")));
+        assert!(!own.usable_by("c1", None), "the shared issuer");
+        assert!(!own.usable_by("c1", Some("other")), "another tenant's issuer");
+    }
+
+    #[test]
+    fn pushed_requests_are_required_by_the_client_or_its_tenant() {
+        let mut c = client(&["https://app.example/cb"]);
+        let mut t = crate::tenant::Tenant::new(
+            TenantId::parse("acme").unwrap(),
+            crate::tenant::DcrPolicy::Closed,
+            None,
+            0,
+        );
+        assert!(!pushed_requests_required(&c, &t));
+        t.require_pushed_authorization_requests = true;
+        assert!(pushed_requests_required(&c, &t));
+        t.require_pushed_authorization_requests = false;
+        c.metadata.require_pushed_authorization_requests = true;
+        assert!(pushed_requests_required(&c, &t));
     }
 
     #[test]

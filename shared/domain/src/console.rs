@@ -51,6 +51,7 @@ pub fn client(tenant: &TenantId, callback: &str, now: i64) -> Client {
         jwks_uri: None,
         application_type: None,
         dpop_bound_access_tokens: false,
+        require_pushed_authorization_requests: false,
     };
     Client {
         first_party: true,

@@ -138,6 +138,7 @@ mod tests {
             jwks_uri: None,
             application_type: None,
             dpop_bound_access_tokens: false,
+            require_pushed_authorization_requests: false,
         };
         let mut c = Client::new(id.into(), TenantId::parse("acme").unwrap(), md, origin, 0);
         c.open_registration = open;

@@ -45,3 +45,27 @@ pub struct PendingAuth {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_scope: Option<String>,
 }
+
+/// A pushed authorization request (RFC 9126), validated when it was pushed, between the
+/// client's push and the browser's arrival at the authorization endpoint. Stored under the hash
+/// of its `request_uri`'s random part; used once.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PushedRequest {
+    pub tenant: TenantId,
+    /// The validated request; its `client_id` is the client that pushed it.
+    pub request: AuthRequest,
+    /// The tenant whose own issuer the request was pushed to (`None`: the shared issuer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_scope: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl PushedRequest {
+    /// Whether the authorization request naming this pushed request may use it: only the
+    /// client that pushed it (RFC 9126 §4), at the issuer it was pushed to.
+    pub fn usable_by(&self, client_id: &str, issuer_scope: Option<&str>) -> bool {
+        crate::secret::ct_eq_str(self.request.client_id.as_str(), client_id)
+            && self.issuer_scope.as_deref() == issuer_scope
+    }
+}

@@ -140,6 +140,10 @@ pub struct Tenant {
     /// issued (`use_dpop_nonce` otherwise); off by default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dpop_nonce_required: bool,
+    /// RFC 9126 §5: every client of the tenant sends its authorization requests only by the
+    /// pushed authorization request endpoint (`set-policy --par required`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_pushed_authorization_requests: bool,
     pub created_at: i64,
 }
 
@@ -240,6 +244,7 @@ impl Tenant {
             cimd: Default::default(),
             client_assertion_max_lifetime: None,
             dpop_nonce_required: false,
+            require_pushed_authorization_requests: false,
             created_at: now,
         }
     }

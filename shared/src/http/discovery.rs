@@ -45,6 +45,9 @@ pub fn document(app: &App) -> Value {
         "registration_endpoint": c.endpoint("/oauth2/register"),
         "introspection_endpoint": c.endpoint("/oauth2/introspect"),
         "revocation_endpoint": c.endpoint("/oauth2/revoke"),
+        "pushed_authorization_request_endpoint": c.endpoint("/oauth2/par"),
+        // RFC 9126 §5 (default false); a tenant's own issuer shows its policy.
+        "require_pushed_authorization_requests": false,
         "grant_types_supported": GrantType::advertised_names(),
         // The ID-JAG profile of the jwt-bearer grant (draft-ietf-oauth-identity-assertion-
         // authz-grant, Resource Authorization Server metadata): that the server implements
@@ -68,6 +71,8 @@ pub fn document(app: &App) -> Value {
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "tid", "name", "preferred_username", "email", "email_verified"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
+        // Only the request_uri values of our own pushed authorization request endpoint are
+        // taken; none is ever fetched (RFC 9101's request_uri is not supported).
         "request_uri_parameter_supported": false,
     })
 }
@@ -86,10 +91,13 @@ async fn tenant_metadata(
 
 async fn metadata(AppOf(app): AppOf) -> Response {
     // A tenant's own issuer exists only for a tenant that does.
-    let mut cimd = false;
+    let (mut cimd, mut par_required) = (false, false);
     if let Some(t) = app.config.tenant_scope.as_deref() {
         match app.tenant(t).await {
-            Ok(Some(t)) => cimd = t.cimd.enabled(),
+            Ok(Some(t)) => {
+                cimd = t.cimd.enabled();
+                par_required = t.require_pushed_authorization_requests;
+            }
             Ok(None) => {
                 return crate::error::OAuthError::new(crate::error::ErrorCode::NotFound, "no such issuer")
                     .into_response();
@@ -98,6 +106,7 @@ async fn metadata(AppOf(app): AppOf) -> Response {
         }
     }
     let mut doc = document(&app);
+    doc["require_pushed_authorization_requests"] = Value::Bool(par_required);
     // Client ID Metadata Documents: only at a tenant's own issuer (a URL client id names no
     // tenant), and only where that tenant accepts some.
     if cimd {

@@ -19,6 +19,7 @@ mod oauth_error;
 #[cfg(all(feature = "embedded", feature = "local-signer"))]
 mod page_tests;
 pub mod pages;
+pub mod par;
 pub mod register;
 pub mod revoke;
 #[cfg(test)]
@@ -59,6 +60,7 @@ pub fn app(state: State) -> Router {
         .merge(jwks::router(state.clone()))
         .merge(register::router(state.clone()))
         .merge(token::router(state.clone()))
+        .merge(par::router(state.clone()))
         .merge(introspect::router(state.clone()))
         .merge(revoke::router(state.clone()))
         .merge(authorize::router(state.clone()))

@@ -272,6 +272,14 @@ pub fn refusal(why: PageRefusal) -> (u16, &'static str) {
             "The application changed its registration since this request began. Go back to the application and start again.",
         ),
         PageRefusal::NotPermitted(d) => (403, denied(d)),
+        PageRefusal::PushedRequestUnusable => (
+            400,
+            "This sign-in request has expired, was already used, or was not made for this application. Go back to the application and start again.",
+        ),
+        PageRefusal::PushedRequestRequired => (
+            400,
+            "This application must send its sign-in request to the server directly (a pushed authorization request). Contact the application's developer.",
+        ),
     }
 }
 

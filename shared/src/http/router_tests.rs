@@ -598,11 +598,19 @@ fn refusal_row(why: PageRefusal) -> (u16, &'static str) {
             403,
             "Only this organization's administrators can sign in to the Connected Apps console.",
         ),
+        PageRefusal::PushedRequestUnusable => (
+            400,
+            "This sign-in request has expired, was already used, or was not made for this application. Go back to the application and start again.",
+        ),
+        PageRefusal::PushedRequestRequired => (
+            400,
+            "This application must send its sign-in request to the server directly (a pushed authorization request). Contact the application's developer.",
+        ),
     }
 }
 
 /// Every refusal, one of each (the rows of [`refusal_row`]).
-const EVERY_REFUSAL: [PageRefusal; 14] = [
+const EVERY_REFUSAL: [PageRefusal; 16] = [
     PageRefusal::NoClientId,
     PageRefusal::UnknownClient,
     PageRefusal::Document(cimd::Refused::NotAccepted),
@@ -617,6 +625,8 @@ const EVERY_REFUSAL: [PageRefusal; 14] = [
     PageRefusal::NotPermitted(Denied::NotOnAllowlist),
     PageRefusal::NotPermitted(Denied::NotAuthorizedUser),
     PageRefusal::NotPermitted(Denied::NotAdministrator),
+    PageRefusal::PushedRequestUnusable,
+    PageRefusal::PushedRequestRequired,
 ];
 
 /// A flow step as the authorization endpoint renders it.
@@ -1184,4 +1194,126 @@ async fn admin_api_sets_and_clears_dpop_bound_access_tokens() {
     )
     .await;
     r.refused_field("dpop_bound_access_tokens");
+}
+
+// ---- pushed authorization requests (RFC 9126) -------------------------------------------------
+
+#[tokio::test]
+async fn par_answers_201_with_a_request_uri_the_authorization_endpoint_takes_once() {
+    let h = h().await;
+    let id = public_client(&h).await;
+    let challenge = "a".repeat(43);
+    let q = authorize_url(&id, CB, Some(&challenge));
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(q.split_once('?').unwrap().1.as_bytes())
+        .into_owned()
+        .collect();
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = post(&h, "/oauth2/par", &[], &pairs).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.header(CACHE_CONTROL), Some("no-store"));
+    let body = r.json();
+    assert_eq!(body["expires_in"], 60);
+    let uri = body["request_uri"].as_str().unwrap();
+    assert!(uri.starts_with("urn:ietf:params:oauth:request_uri:"), "{uri}");
+    let at = format!(
+        "/oauth2/authorize?client_id={}&request_uri={}",
+        enc(&id),
+        enc(uri)
+    );
+    let login = get(&h, &at, &[]).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert!(hidden(&login.body).iter().any(|(k, _)| k == "interaction"));
+    let again = get(&h, &at, &[]).await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert!(again.header(LOCATION).is_none(), "never a redirect");
+
+    // Client authentication as at the token endpoint; the authorization endpoint's checks.
+    let m = machine(&h, "api:read").await;
+    let wrong = basic(&m.id, "not-the-secret");
+    post(&h, "/oauth2/par", &[(AUTHORIZATION, wrong.as_str())], &pairs)
+        .await
+        .refused(401, "invalid_client");
+    // A machine client, authenticated, has no redirect URI to push a request for.
+    post(&h, "/oauth2/par", &m.auth(), &[("response_type", "code")])
+        .await
+        .refused(400, "invalid_request");
+    let no_pkce: Vec<(&str, &str)> = pairs
+        .iter()
+        .copied()
+        .filter(|(k, _)| !k.starts_with("code_challenge"))
+        .collect();
+    post(&h, "/oauth2/par", &[], &no_pkce)
+        .await
+        .refused(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn par_settings_reach_discovery_and_the_admin_api() {
+    let h = h().await;
+    for (path, issuer) in [
+        ("/.well-known/openid-configuration", ISSUER.to_string()),
+        (
+            "/t/acme/.well-known/openid-configuration",
+            format!("{ISSUER}/t/acme"),
+        ),
+    ] {
+        let doc = get(&h, path, &[]).await.json();
+        assert_eq!(
+            doc["pushed_authorization_request_endpoint"],
+            format!("{issuer}/oauth2/par")
+        );
+        assert_eq!(doc["require_pushed_authorization_requests"], false, "{path}");
+    }
+    let bearer = admin_bearer(&h).await;
+    let r = admin(
+        &h,
+        &bearer,
+        "PATCH",
+        "/admin/v1/policy",
+        Some(json!({"require_pushed_authorization_requests": true})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["require_pushed_authorization_requests"], true);
+    let doc = get(&h, "/t/acme/.well-known/openid-configuration", &[])
+        .await
+        .json();
+    assert_eq!(doc["require_pushed_authorization_requests"], true);
+    // The shared issuer serves every tenant: it requires nothing of all of them.
+    let doc = get(&h, "/.well-known/openid-configuration", &[]).await.json();
+    assert_eq!(doc["require_pushed_authorization_requests"], false);
+    admin(
+        &h,
+        &bearer,
+        "PATCH",
+        "/admin/v1/policy",
+        Some(json!({"require_pushed_authorization_requests": "yes"})),
+    )
+    .await
+    .refused_field("require_pushed_authorization_requests");
+
+    let mut app = pipeline();
+    app["require_pushed_authorization_requests"] = json!(true);
+    let r = admin(&h, &bearer, "POST", "/admin/v1/clients", Some(app)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.json()["require_pushed_authorization_requests"],
+        true,
+        "{}",
+        r.body
+    );
+    let one = format!("/admin/v1/clients/{}", r.json()["client_id"].as_str().unwrap());
+    let body = json!({"require_pushed_authorization_requests": null});
+    let r = admin(&h, &bearer, "PATCH", &one, Some(body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json().get("require_pushed_authorization_requests"),
+        None,
+        "{}",
+        r.body
+    );
+    let body = json!({"require_pushed_authorization_requests": 1});
+    admin(&h, &bearer, "PATCH", &one, Some(body))
+        .await
+        .refused_field("require_pushed_authorization_requests");
 }

@@ -11,7 +11,8 @@
 use crate::domain::access::Denied;
 use crate::domain::audit::AuditKind;
 use crate::domain::authorize::{
-    AuthRequest, Refusal, UntrustedRedirect, login_fresh, redirect_with, validate,
+    AuthRequest, AuthzError, Refusal, UntrustedRedirect, login_fresh, pushed_reference,
+    pushed_requests_required, redirect_with, validate,
 };
 use crate::domain::client::Client;
 use crate::domain::params::Params;
@@ -66,6 +67,12 @@ pub enum PageRefusal {
     RegistrationChanged,
     /// The tenant's administrator does not let this user use this app.
     NotPermitted(Denied),
+    /// The `request_uri` names no pushed request this client may use here: unknown, expired,
+    /// already used, another client's or another issuer's (RFC 9126 §4).
+    PushedRequestUnusable,
+    /// The client (or its tenant) sends authorization requests only by the pushed
+    /// authorization request endpoint, and this one was not pushed (RFC 9126 §5, §6).
+    PushedRequestRequired,
 }
 
 /// The login form a pending request needs.
@@ -168,7 +175,9 @@ fn error_redirect(app: &App, req: &AuthRequest, error: &str, description: &str) 
     )
 }
 
-/// `GET`/`POST /oauth2/authorize` with the request's parameters.
+/// `GET`/`POST /oauth2/authorize` with the request's parameters: a plain request, or
+/// `client_id` + `request_uri` naming a pushed one (RFC 9126 §4; then every other parameter of
+/// the query is ignored: the pushed request is the whole request).
 pub async fn begin(
     app: &App,
     p: &Params,
@@ -178,6 +187,9 @@ pub async fn begin(
     let Some(client_id) = p.get("client_id") else {
         return Ok(refused(PageRefusal::NoClientId));
     };
+    if let Some(request_uri) = p.get("request_uri") {
+        return begin_pushed(app, client_id, request_uri, browser, cookie).await;
+    }
     let unknown = || Ok(refused(PageRefusal::UnknownClient));
     let (client, tenant) = if crate::domain::cimd::is_url_id(client_id) {
         // A Client ID Metadata Document: only under a tenant's own issuer (the URL names no
@@ -207,7 +219,12 @@ pub async fn begin(
         };
         (client, tenant)
     };
-    let request = match validate(p, &client, &client.allowed_scopes(&tenant)) {
+    // RFC 9126 §5, §6: a client that must push its requests gets no answer to a plain one at
+    // its redirect URI (whatever the query says, it did not come from that client).
+    if pushed_requests_required(&client, &tenant) {
+        return Ok(refused(PageRefusal::PushedRequestRequired));
+    }
+    let request = match check_request(p, &client, &tenant) {
         Ok(r) => r,
         Err(Refusal::Page(why)) => return Ok(refused(PageRefusal::RedirectUri(why))),
         Err(Refusal::Redirect {
@@ -216,24 +233,76 @@ pub async fn begin(
             description,
             state,
         }) => {
-            let params = vec![("error", error), ("error_description", description.as_str())];
+            let params = vec![
+                ("error", error.as_str()),
+                ("error_description", description.as_str()),
+            ];
             return Ok(respond(app, &redirect_uri, state.as_deref(), params));
         }
     };
-    // RFC 8707: every resource named must be one of the tenant's (the redirect URI is
-    // verified by now, so the error goes to the client).
+    start(app, client, request, browser, cookie).await
+}
+
+/// An authorization request's parameters checked for `client` of `tenant`: the domain's rules
+/// (`domain::authorize::validate`), then every RFC 8707 resource named must be one of the
+/// tenant's (the redirect URI is verified by then, so that error goes to the client). The
+/// authorization endpoint and the pushed authorization request endpoint both check by this.
+pub fn check_request(p: &Params, client: &Client, tenant: &Tenant) -> Result<AuthRequest, Refusal> {
+    let request = validate(p, client, &client.allowed_scopes(tenant))?;
     if request.resources.iter().any(|r| !tenant.resources.contains(r)) {
-        let params = vec![
-            ("error", "invalid_target"),
-            ("error_description", "a resource is not one this tenant serves"),
-        ];
-        return Ok(respond(
-            app,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            params,
-        ));
+        return Err(Refusal::Redirect {
+            redirect_uri: request.redirect_uri,
+            error: AuthzError::InvalidTarget,
+            description: "a resource is not one this tenant serves".into(),
+            state: request.state,
+        });
     }
+    Ok(request)
+}
+
+/// `client_id` + `request_uri`: take the pushed request (once: a conditional delete) and go on
+/// with it as with a plain request just validated. Unknown, expired, used, another client's or
+/// another issuer's: our page, never a redirect (nothing in the query can be trusted).
+async fn begin_pushed(
+    app: &App,
+    client_id: &str,
+    request_uri: &str,
+    browser: &Secret,
+    cookie: CookieSessions<'_>,
+) -> Result<Step, OAuthError> {
+    let unusable = || Ok(refused(PageRefusal::PushedRequestUnusable));
+    let Some(reference) = pushed_reference(request_uri) else {
+        return unusable();
+    };
+    let hash = Secret::new(reference).hash().to_hex();
+    let Some(pushed) = app.repo.take_pushed(&hash).await? else {
+        return unusable();
+    };
+    if !pushed.usable_by(client_id, app.config.tenant_scope.as_deref()) {
+        tracing::info!("a pushed authorization request was presented by another client or at another issuer");
+        return unusable();
+    }
+    // The client as it is now (deleted or disabled since the push: not found).
+    let Some(client) = app
+        .repo
+        .client_in(&pushed.tenant, client_id)
+        .await?
+        .map(|c| c.value)
+    else {
+        return Ok(refused(PageRefusal::ClientGone));
+    };
+    start(app, client, pushed.request, browser, cookie).await
+}
+
+/// A validated request begins: it is stored as a pending request bound to this browser, and the
+/// flow goes on (login, consent or the code).
+async fn start(
+    app: &App,
+    client: Client,
+    request: AuthRequest,
+    browser: &Secret,
+    cookie: CookieSessions<'_>,
+) -> Result<Step, OAuthError> {
     let now = app.now();
     let pending = PendingAuth {
         tenant: client.tenant.clone(),

@@ -14,6 +14,7 @@ pub mod dpop;
 pub mod exchange;
 pub mod federation;
 pub mod grants;
+pub mod par;
 pub mod password;
 pub mod sweep;
 pub mod tenant_cache;

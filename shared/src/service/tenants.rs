@@ -517,6 +517,7 @@ pub fn describe(t: &Tenant) -> Value {
         "cimd": t.cimd.to_json(),
         "client_assertion_max_lifetime": t.client_assertion_lifetime(),
         "dpop_nonce": if t.dpop_nonce_required { "required" } else { "off" },
+        "par": if t.require_pushed_authorization_requests { "required" } else { "optional" },
         "created_at": t.created_at,
     })
 }

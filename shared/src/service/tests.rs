@@ -2251,3 +2251,270 @@ async fn the_services_count_what_happened() {
         assert!(!d.function, "{d:?}");
     }
 }
+
+/// Pushed authorization requests (RFC 9126): a pushed request flows into the authorization
+/// endpoint once, only for its client at its issuer, and not after it expires.
+mod pushed_requests {
+    use super::*;
+    use crate::domain::params::Params;
+    use crate::service::authorize::{self, CookieSessions, Outcome, PageRefusal};
+    use crate::service::par;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn params(q: &str) -> Params {
+        Params::parse(q.as_bytes()).unwrap()
+    }
+
+    async fn client(app: &App, metadata: serde_json::Value) -> crate::domain::client::Client {
+        clients::create_by_admin(app, &tid("acme"), &metadata, Default::default())
+            .await
+            .unwrap()
+            .client
+    }
+
+    async fn push(app: &App, c: &crate::domain::client::Client) -> String {
+        let q = format!(
+            "response_type=code&client_id={}&scope=openid&state=s1&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            c.client_id
+        );
+        let pushed = par::push(app, c, &params(&q), None).await.expect("push");
+        assert_eq!(pushed.expires_in, 60);
+        assert!(
+            pushed
+                .request_uri
+                .starts_with("urn:ietf:params:oauth:request_uri:")
+        );
+        pushed.request_uri
+    }
+
+    async fn begin(app: &App, client_id: &str, request_uri: &str, extra: &str) -> Outcome {
+        let q = format!(
+            "client_id={}&request_uri={}{extra}",
+            enc(client_id),
+            enc(request_uri)
+        );
+        let lookup = |_: &str| None;
+        authorize::begin(
+            app,
+            &params(&q),
+            &crate::secret::generate(),
+            CookieSessions { lookup: &lookup },
+        )
+        .await
+        .expect("begin")
+        .outcome
+    }
+
+    fn enc(s: &str) -> String {
+        url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    }
+
+    #[track_caller]
+    fn assert_refused(o: Outcome, why: PageRefusal) {
+        match o {
+            Outcome::Refused(r) => assert_eq!(r, why),
+            other => panic!("expected {why:?}, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pushed_request_is_used_once_by_its_client_and_not_after_it_expires() {
+        let h = harness();
+        let app = &h.app;
+        tenant(app, "acme").await;
+        let c = client(app, code_client_metadata()).await;
+        let other = client(app, code_client_metadata()).await;
+
+        // Used once: the login page, with the pushed request's parameters (the query's
+        // `redirect_uri` is ignored).
+        let uri = push(app, &c).await;
+        match begin(
+            app,
+            &c.client_id,
+            &uri,
+            "&redirect_uri=https%3A%2F%2Fevil.example%2Fcb",
+        )
+        .await
+        {
+            Outcome::NeedLogin(l) => assert_eq!(l.redirect_uri, "https://notes.example/cb"),
+            other => panic!("expected the login page, got {other:?}"),
+        }
+        assert_refused(
+            begin(app, &c.client_id, &uri, "").await,
+            PageRefusal::PushedRequestUnusable,
+        );
+
+        // Another client's: refused (and, taken, not usable by its own client either).
+        let uri = push(app, &c).await;
+        assert_refused(
+            begin(app, &other.client_id, &uri, "").await,
+            PageRefusal::PushedRequestUnusable,
+        );
+
+        // Expired: refused.
+        let uri = push(app, &c).await;
+        h.clock.advance(61);
+        assert_refused(
+            begin(app, &c.client_id, &uri, "").await,
+            PageRefusal::PushedRequestUnusable,
+        );
+        // Within its lifetime: good.
+        let uri = push(app, &c).await;
+        h.clock.advance(59);
+        assert!(matches!(
+            begin(app, &c.client_id, &uri, "").await,
+            Outcome::NeedLogin(_)
+        ));
+
+        // Not one of ours.
+        for bad in [
+            "urn:ietf:params:oauth:request_uri:nope",
+            "https://client.example/request.jwt",
+        ] {
+            assert_refused(
+                begin(app, &c.client_id, bad, "").await,
+                PageRefusal::PushedRequestUnusable,
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pushed_request_is_usable_only_at_the_issuer_it_was_pushed_to() {
+        let h = harness();
+        tenant(&h.app, "acme").await;
+        tenant(&h.app, "other").await;
+        let c = client(&h.app, code_client_metadata()).await;
+        let own = h.app.scoped("acme");
+        for (pushed_at, used_at) in [(&own, &h.app), (&h.app, &own), (&own, &h.app.scoped("other"))] {
+            let uri = push(pushed_at, &c).await;
+            assert_refused(
+                begin(used_at, &c.client_id, &uri, "").await,
+                PageRefusal::PushedRequestUnusable,
+            );
+        }
+        let uri = push(&own, &c).await;
+        assert!(matches!(
+            begin(&own, &c.client_id, &uri, "").await,
+            Outcome::NeedLogin(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_must_push_gets_no_plain_request_and_an_invalid_push_stores_nothing() {
+        let h = harness();
+        let app = &h.app;
+        tenant(app, "acme").await;
+        let mut metadata = code_client_metadata();
+        metadata["require_pushed_authorization_requests"] = json!(true);
+        let c = client(app, metadata).await;
+        let plain = format!(
+            "response_type=code&client_id={}&scope=openid&state=s1&code_challenge={CHALLENGE}&code_challenge_method=S256",
+            c.client_id
+        );
+        let lookup = |_: &str| None;
+        let step = authorize::begin(
+            app,
+            &params(&plain),
+            &crate::secret::generate(),
+            CookieSessions { lookup: &lookup },
+        )
+        .await
+        .unwrap();
+        assert_refused(step.outcome, PageRefusal::PushedRequestRequired);
+        // Pushed, it goes.
+        let uri = push(app, &c).await;
+        assert!(matches!(
+            begin(app, &c.client_id, &uri, "").await,
+            Outcome::NeedLogin(_)
+        ));
+
+        // An invalid push is the authorization endpoint's refusal, as JSON, and nothing is
+        // stored.
+        let (watched, pushes) = watching(&h);
+        for (q, error) in [
+            ("response_type=code&scope=openid".to_string(), "invalid_request"),
+            (
+                format!("{plain}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"),
+                "invalid_request",
+            ),
+            (
+                format!("{plain}&request_uri=urn%3Aietf%3Aparams%3Aoauth%3Arequest_uri%3Ax"),
+                "invalid_request",
+            ),
+            (format!("{plain}&request=eyJ"), "request_not_supported"),
+            (plain.replace("scope=openid", "scope=admin"), "invalid_scope"),
+            (
+                format!("{plain}&resource=https%3A%2F%2Fnot.ours"),
+                "invalid_target",
+            ),
+            (
+                plain.replace("response_type=code", "response_type=token"),
+                "unsupported_response_type",
+            ),
+        ] {
+            let e = par::push(&watched, &c, &params(&q), None).await.unwrap_err();
+            assert_eq!(e.code.as_str(), error, "{q}: {e:?}");
+        }
+        assert_eq!(pushes.load(Ordering::SeqCst), 0, "nothing stored");
+        par::push(&watched, &c, &params(&plain), None).await.unwrap();
+        assert_eq!(pushes.load(Ordering::SeqCst), 1, "the counter counts");
+    }
+
+    /// The harness's app over a store that counts the pushed requests written.
+    fn watching(h: &Harness) -> (Arc<App>, Arc<AtomicUsize>) {
+        struct Watching(Arc<dyn Kv>, Arc<AtomicUsize>);
+        #[async_trait]
+        impl Kv for Watching {
+            async fn get(
+                &self,
+                t: Table,
+                pk: &str,
+                sk: &str,
+            ) -> Result<Option<crate::store::Item>, StoreError> {
+                self.0.get(t, pk, sk).await
+            }
+            async fn put(
+                &self,
+                t: Table,
+                item: crate::store::Item,
+                cond: crate::store::Cond,
+            ) -> Result<(), StoreError> {
+                if item.pk.starts_with("par#") {
+                    self.1.fetch_add(1, Ordering::SeqCst);
+                }
+                self.0.put(t, item, cond).await
+            }
+            async fn delete(
+                &self,
+                t: Table,
+                pk: &str,
+                sk: &str,
+                cond: crate::store::Cond,
+            ) -> Result<Option<crate::store::Item>, StoreError> {
+                self.0.delete(t, pk, sk, cond).await
+            }
+            async fn query(
+                &self,
+                t: Table,
+                index: Index,
+                partition: &str,
+                cursor: Option<&str>,
+                limit: usize,
+            ) -> Result<Page, StoreError> {
+                self.0.query(t, index, partition, cursor, limit).await
+            }
+            async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+                self.0.transact(writes).await
+            }
+            fn cursor_after(&self, index: Index, item: &crate::store::Item) -> Result<String, StoreError> {
+                self.0.cursor_after(index, item)
+            }
+        }
+        let pushes = Arc::new(AtomicUsize::new(0));
+        let kv = Arc::new(Watching(h.app.repo.kv().clone(), pushes.clone()));
+        let app = App::new(h.app.config.clone(), kv, h.app.signer.clone(), h.clock.clone());
+        (app, pushes)
+    }
+}

@@ -11,6 +11,7 @@
 //! | users  | `usergroups#<sub>`          | `<gid>`    | —                                     | never       |
 //! | tokens | `session#<sha256>`          | `session`  | `sessions#<sub>` / `<created>#<h>`    | session end |
 //! | tokens | `authreq#<id>`              | `authreq`  | —                                     | 10 min      |
+//! | tokens | `par#<sha256>`              | `par`      | — (a pushed request: its `request_uri`) | 60 s      |
 //! | tokens | `code#<sha256>`             | `code`     | —                                     | 60 s        |
 //! | tokens | `usedcode#<sha256>`         | `used`     | —                                     | 1 day       |
 //! | tokens | `throttle#<t>#<username>`   | `login`    | —                                     | window end  |
@@ -42,7 +43,7 @@ pub use crate::domain::code::{AuthCode, UsedCode};
 pub use crate::domain::consent::{Consent, ConsentRef, Delegation};
 pub use crate::domain::grant::{AppRevoked, Grant, GrantRef, RefreshToken};
 pub use crate::domain::group::{Group, Membership};
-pub use crate::domain::session::{PendingAuth, Session};
+pub use crate::domain::session::{PendingAuth, PushedRequest, Session};
 pub use crate::domain::user::FederatedLink;
 
 /// The answer to [`Repo::reserve_login_attempt`].
@@ -594,6 +595,28 @@ impl Repo {
             pk: format!("authreq#{id}"),
             sk: "authreq".into(),
             cond: Cond::Version(version),
+        }
+    }
+
+    // ---- pushed authorization requests (RFC 9126) -------------------------------------------
+
+    /// Store a pushed request under the hash of its `request_uri`'s reference, until its expiry.
+    pub async fn put_pushed(&self, hash: &str, p: &PushedRequest) -> Result<(), StoreError> {
+        let item = Item::new(format!("par#{hash}"), "par", to_map(p)?).expiring_at(p.expires_at);
+        self.kv().put(Table::Tokens, item, Cond::Absent).await
+    }
+
+    /// Take the pushed request: of several concurrent callers exactly one gets it (a conditional
+    /// delete), and an expired one is gone.
+    pub async fn take_pushed(&self, hash: &str) -> Result<Option<PushedRequest>, StoreError> {
+        match self
+            .kv()
+            .delete(Table::Tokens, &format!("par#{hash}"), "par", Cond::Exists)
+            .await
+        {
+            Ok(Some(item)) => Ok(Some(from_item(item)?.value)),
+            Ok(None) | Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

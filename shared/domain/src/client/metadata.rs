@@ -103,10 +103,12 @@ pub fn validate_metadata(
 
     let application_type = application_type(obj)?;
     let dpop_bound_access_tokens = flag(obj, "dpop_bound_access_tokens")?;
+    let require_pushed_authorization_requests = flag(obj, "require_pushed_authorization_requests")?;
 
     Ok(ClientMetadata {
         application_type,
         dpop_bound_access_tokens,
+        require_pushed_authorization_requests,
         redirect_uris,
         grant_types,
         response_types,

@@ -52,6 +52,10 @@ pub struct ClientMetadata {
     /// refused.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens: bool,
+    /// RFC 9126 §6: the client sends its authorization requests only by the pushed
+    /// authorization request endpoint; a plain one is refused on our own page.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ClientMetadata {

@@ -37,6 +37,10 @@ pub struct ClientView {
     /// RFC 9449 §5.2: it gets no token without a DPoP proof.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens: bool,
+    /// RFC 9126 §6: it sends authorization requests only by the pushed authorization request
+    /// endpoint.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_pushed_authorization_requests: bool,
     pub client_id_issued_at: i64,
     pub updated_at: i64,
     /// `dcr` (registered itself), `admin` (the operator) or `api` (this API).
@@ -97,6 +101,7 @@ impl ClientView {
             jwks: m.jwks.clone(),
             jwks_uri: m.jwks_uri.clone(),
             dpop_bound_access_tokens: m.dpop_bound_access_tokens,
+            require_pushed_authorization_requests: m.require_pushed_authorization_requests,
             client_id_issued_at: c.issued_at,
             updated_at: c.updated_at,
             origin: match c.origin {
@@ -181,6 +186,10 @@ pub struct ClientInput {
     /// refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dpop_bound_access_tokens: Option<bool>,
+    /// RFC 9126 §6: the client sends authorization requests only by the pushed authorization
+    /// request endpoint; a plain one is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_pushed_authorization_requests: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_party: Option<bool>,
     /// Make the new client an agent of this app (it must be registered for token exchange).
@@ -238,6 +247,9 @@ pub struct ClientPatch {
     /// `null` or `false`: the client may also get bearer tokens.
     #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
     pub dpop_bound_access_tokens: Option<Option<bool>>,
+    /// `null` or `false`: plain authorization requests are taken again.
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub require_pushed_authorization_requests: Option<Option<bool>>,
     #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
     pub first_party: Option<Option<bool>>,
     /// `true` ends the client's grants, consents and access tokens; `false` enables it again.

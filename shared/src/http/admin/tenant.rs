@@ -28,6 +28,9 @@ pub struct Policy {
     /// Every DPoP proof at the token endpoint must carry a nonce this server issued (RFC 9449
     /// §8; `use_dpop_nonce` with a `DPoP-Nonce` header otherwise).
     pub dpop_nonce_required: bool,
+    /// Whether every client must send its authorization requests by the pushed authorization
+    /// request endpoint (RFC 9126; then a plain authorization request is refused).
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// The Client ID Metadata Document policy: a mode, or the accepted hosts.
@@ -80,6 +83,7 @@ impl From<&Tenant> for Policy {
             cimd: CimdSetting::from(&t.cimd),
             client_assertion_max_lifetime: t.client_assertion_max_lifetime,
             dpop_nonce_required: t.dpop_nonce_required,
+            require_pushed_authorization_requests: t.require_pushed_authorization_requests,
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct PolicyPatch {
     pub client_assertion_max_lifetime: Option<Option<i64>>,
     /// `null`: unchanged.
     pub dpop_nonce_required: Option<bool>,
+    /// `true`: every client must push its authorization requests (RFC 9126); `null`: unchanged.
+    pub require_pushed_authorization_requests: Option<bool>,
 }
 
 impl From<DcrSetting> for DcrPolicy {
@@ -176,6 +182,7 @@ pub(super) async fn patch_policy(
         password_grant: body.password_grant,
         client_assertion_max_lifetime: body.client_assertion_max_lifetime,
         dpop_nonce_required: body.dpop_nonce_required,
+        require_pushed_authorization_requests: body.require_pushed_authorization_requests,
         cimd: match body.cimd {
             None => None,
             Some(c) => Some(CimdPolicy::try_from(c).map_err(|why| Problem::invalid_field("cimd", why))?),

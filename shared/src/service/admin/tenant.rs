@@ -21,6 +21,8 @@ pub struct PolicyChanges {
     pub client_assertion_max_lifetime: Option<Option<i64>>,
     /// Whether DPoP proofs at the token endpoint must carry a server nonce.
     pub dpop_nonce_required: Option<bool>,
+    /// Whether every client must push its authorization requests (RFC 9126 §5).
+    pub require_pushed_authorization_requests: Option<bool>,
 }
 
 pub async fn tenant(app: &App, tenant: &TenantId) -> Result<Versioned<Tenant>, AdminError> {
@@ -105,6 +107,10 @@ pub async fn patch_policy(
     if let Some(r) = c.dpop_nonce_required {
         t.dpop_nonce_required = r;
         changed.push("dpop_nonce_required");
+    }
+    if let Some(v) = c.require_pushed_authorization_requests {
+        t.require_pushed_authorization_requests = v;
+        changed.push("require_pushed_authorization_requests");
     }
     if let Some(v) = c.client_assertion_max_lifetime {
         t.client_assertion_max_lifetime = v;
