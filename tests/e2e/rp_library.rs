@@ -504,3 +504,32 @@ async fn openid_client_follows_dpop_nonce_challenges() {
     let server = Server::start(&data);
     openid_client_dpop(&data, &server, &w, &server.issuer, false).await;
 }
+
+/// openid-client pushes its authorization request (RFC 9126) with a DPoP proof, so the code is
+/// bound to its key from the start; then the same DPoP redemption, refresh and userinfo.
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs openid-client in tests/interop/node: run `bash infra/test.sh` (it installs it and enables feature test-services)"
+)]
+async fn openid_client_runs_a_par_and_dpop_code_flow_from_discovery() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let server = Server::start(&data);
+    openid_client_dpop(&data, &server, &w, &server.issuer, true).await;
+}
+
+/// The same at the tenant's own issuer, with the tenant requiring PAR.
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs openid-client in tests/interop/node: run `bash infra/test.sh` (it installs it and enables feature test-services)"
+)]
+async fn openid_client_runs_a_par_and_dpop_code_flow_at_a_tenant_issuer_that_requires_par() {
+    let data = DataDir::new();
+    let w = world(&data);
+    data.cli(&["tenant", "set-policy", &w.tenant, "--par", "required"]);
+    let server = Server::start(&data);
+    let issuer = format!("{}/t/{}", server.base, w.tenant);
+    openid_client_dpop(&data, &server, &w, &issuer, true).await;
+}
