@@ -5,7 +5,7 @@
 //! tenants may require PAR. Both backends, both issuers. (Expiry: the service tests, on a
 //! manual clock.)
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::dpop::DpopKey;
 use crate::flow::*;
@@ -384,5 +384,71 @@ async fn a_request_uri_pushed_to_a_tenant_issuer_is_not_usable_at_the_shared_iss
             ))
             .await;
         assert_error_page(&page, &format!("pushed at {pushed_at}, used at {used_at}"));
+    }
+}
+
+/// RFC 9126 §2: a `private_key_jwt` client's assertion at the PAR endpoint may name the issuer,
+/// the PAR endpoint or the token endpoint as its audience — and nothing else (not another
+/// endpoint, not another issuer).
+#[tokio::test]
+async fn a_private_key_jwt_client_pushes_with_an_assertion_for_the_token_endpoint() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let key = crate::keyless::key("k1");
+    let jwks = data.path().join(format!("jwks-{}.json", unique()));
+    std::fs::write(&jwks, json!({"keys": [key.jwk]}).to_string()).unwrap();
+    let v = data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &w.tenant,
+        "--name",
+        "Keyless web",
+        "--grant-type",
+        "authorization_code",
+        "--scope",
+        "openid api:read",
+        "--redirect-uri",
+        CALLBACK,
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        jwks.to_str().unwrap(),
+    ]);
+    // No secret: it authenticates with its key.
+    let c = TestClient {
+        id: v["client_id"].as_str().unwrap().to_string(),
+        secret: String::new(),
+        registration_token: None,
+        serves: Vec::new(),
+    };
+    let server = Server::start(&data);
+    let par = server.url("/oauth2/par");
+    let p = pkce();
+    let push_with_aud = |aud: String| {
+        let a = crate::keyless::assertion(&key, &c.id, &aud, None, json!({}));
+        let mut form: Vec<(String, String)> = params(&c, &p, &[])
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        form.push((
+            "client_assertion_type".into(),
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+        ));
+        form.push(("client_assertion".into(), a));
+        let par = par.clone();
+        async move { Resp::from(http().post(&par).form(&form).send().await.unwrap()).await }
+    };
+    for aud in [server.issuer.clone(), par.clone(), server.url("/oauth2/token")] {
+        let r = push_with_aud(aud.clone()).await;
+        assert_eq!(r.status, 201, "aud {aud}: {}", r.body);
+    }
+    for aud in [
+        server.url("/oauth2/introspect"),
+        "https://other.example".to_string(),
+    ] {
+        push_with_aud(aud.clone())
+            .await
+            .assert_error(401, "invalid_client");
     }
 }

@@ -130,7 +130,12 @@ async fn private_key_jwt(
     }
     // An untyped assertion may name the endpoint it is sent to, and only that one (RFC 10070):
     // one addressed to the revocation endpoint is no good at the token endpoint.
-    let endpoints = [app.config.endpoint(endpoint)];
+    let mut endpoints = vec![app.config.endpoint(endpoint)];
+    // RFC 9126 §2: at the pushed authorization request endpoint the token endpoint's URL is an
+    // audience too (libraries sign one assertion for both).
+    if endpoint == "/oauth2/par" {
+        endpoints.push(app.config.endpoint("/oauth2/token"));
+    }
     let Some(tenant) = app.tenant(client.tenant.as_str()).await? else {
         return Ok(Err("the client's tenant is gone"));
     };
