@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod federation;
 pub mod grants;
 pub mod password;
+pub mod schema;
 pub mod sweep;
 pub mod tenant_cache;
 pub mod tenants;
