@@ -135,6 +135,13 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Bring the store's layout to this release's schema version (run after every upgrade;
+    /// safe to re-run, and resumable after a crash). See docs/operations.md.
+    Migrate {
+        /// Say which steps would run, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Where `bulwark serve` shows its counters.

@@ -531,6 +531,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
             json!({"events": events})
         }
         Command::Group { command } => group(&app, command).await?,
+        Command::Migrate { dry_run } => migrate(&app, dry_run).await?,
     };
     Ok(Some(out))
 }
@@ -820,4 +821,18 @@ async fn group(app: &App, command: GroupCommand) -> Result<Value, Failure> {
             Ok(json!({"deleted": group_id}))
         }
     }
+}
+
+/// `bulwark migrate`: the pending steps of `store::schema::MIGRATIONS`, then the stamp.
+async fn migrate(app: &App, dry_run: bool) -> Result<Value, Failure> {
+    use shared::store::schema::{CURRENT_SCHEMA, MIGRATIONS, migrate};
+    let r = migrate(&app.repo, MIGRATIONS, CURRENT_SCHEMA, dry_run).await?;
+    Ok(json!({
+        "from": r.from,
+        "to": r.to,
+        "current": CURRENT_SCHEMA,
+        "steps": r.steps,
+        "stamped": r.stamped,
+        "dry_run": r.dry_run,
+    }))
 }

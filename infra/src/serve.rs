@@ -49,6 +49,10 @@ pub async fn serve(
         .as_ref()
         .map(|(_, r)| r.clone() as Arc<dyn shared::metrics::Metrics>);
     let (app, _signer) = open_with(g, config, clock()?, sink).await?;
+    // Never serve a store whose layout this code does not know (`bulwark migrate`): read its
+    // schema version once; if no, every request answers 503 and nothing here writes to it.
+    let gate = shared::service::schema::SchemaGate::new();
+    let admitted = gate.admits(&app).await;
     let metrics_url = match registry {
         Some((l, registry)) => {
             let url = format!("http://{}/metrics", l.local_addr()?);
@@ -71,6 +75,11 @@ pub async fn serve(
         if let Some(url) = &metrics_url {
             println!("Metrics (Prometheus text format): {url}");
         }
+    }
+    if demo && !admitted {
+        return Err(Failure(
+            "--demo: the store's schema version is not one this code serves (see the log)".into(),
+        ));
     }
     if demo {
         let d = demo_client(&app).await?;
@@ -95,13 +104,13 @@ pub async fn serve(
     }
     tracing::info!(listening = %listening, issuer = %issuer, "bulwark serve started");
 
-    if sweep_interval > 0 {
+    if sweep_interval > 0 && admitted {
         tokio::spawn(sweep_open_registrations(
             app.clone(),
             std::time::Duration::from_secs(sweep_interval),
         ));
     }
-    let router = shared::http::app(app);
+    let router = shared::http::with_schema_gate(shared::http::app(app.clone()), app, gate);
     run(listener, router, limits).await;
     tracing::info!("bulwark serve stopped");
     Ok(())

@@ -29,7 +29,11 @@ pub async fn run(router: fn(State) -> Router) -> Result<(), Error> {
             return Err(e.into());
         }
     };
-    let served = crate::http::with_tenant_issuers(router(app.clone()), app)
+    // The store's schema version, read once here (one GetItem) and cached for the process.
+    let gate = crate::service::schema::SchemaGate::new();
+    gate.admits(&app).await;
+    let served = crate::http::with_tenant_issuers(router(app.clone()), app.clone());
+    let served = crate::http::with_schema_gate(served, app, gate)
         .layer(axum::middleware::from_fn_with_state(emf, flush_after));
     lambda_http::run(served).await
 }
@@ -76,7 +80,8 @@ fn flush(emf: &Emf, request_id: &str) {
 /// Build the app from the environment and answer every invocation (an EventBridge schedule's
 /// event, whatever it holds) with one sweep of unused open registrations
 /// (`service::sweep`); the answer is its summary. A failed sweep fails the invocation, so the
-/// scheduler's retry runs it again.
+/// scheduler's retry runs it again; so does a store whose schema version this code does not
+/// serve (`service::schema`).
 pub async fn run_sweeper() -> Result<(), Error> {
     use crate::service::sweep::{DEFAULT_MAX_PER_SHARD, expire_open_registrations};
     use lambda_http::{LambdaEvent, service_fn};
@@ -88,9 +93,15 @@ pub async fn run_sweeper() -> Result<(), Error> {
             return Err(e.into());
         }
     };
+    let gate = crate::service::schema::SchemaGate::new();
     lambda_http::lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        let (app, emf) = (app.clone(), emf.clone());
+        let (app, emf, gate) = (app.clone(), emf.clone(), gate.clone());
         async move {
+            if !gate.admits(&app).await {
+                return Err(Error::from(
+                    "the store's schema version is not one this code serves",
+                ));
+            }
             let r = expire_open_registrations(&app, None, DEFAULT_MAX_PER_SHARD, "sweeper").await;
             flush(&emf, &event.context.request_id);
             let r = r.map_err(|e| Error::from(format!("the sweep failed: {}", e.description)))?;
@@ -114,7 +125,8 @@ pub async fn run_sweeper() -> Result<(), Error> {
 /// at cold start; if that fails the start does not: requests answer 503 and the next one tries
 /// again. Every store and KMS call, and the services' events, count into the returned EMF sink
 /// (`BULWARK_METRICS_NAMESPACE`, `BULWARK_METRICS_PER_TENANT`), which already holds the cold
-/// start (and the cold start's Decrypt).
+/// start (and the cold start's Decrypt). `run` then reads the store's schema version once
+/// (`service::schema::SchemaGate`): a store newer than this code answers every request 503.
 pub async fn app_from_env() -> Result<(Arc<App>, Arc<Emf>), crate::config::ConfigError> {
     let config = Config::from_env()?;
     let aws = Config::aws_from_lookup(|k| std::env::var(k).ok())?;

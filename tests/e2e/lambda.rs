@@ -1901,3 +1901,77 @@ async fn the_sweeper_function_expires_unused_open_registrations_on_its_schedule(
     let r = f.invoke_event(event).await;
     assert_eq!(r["examined"], 0, "{r}");
 }
+
+/// What a later release's `bulwark migrate` leaves in a stack's tables: the version item at a
+/// version this code does not know.
+fn stamp_schema(data: &DataDir, version: u32) {
+    let script = "import boto3,sys; boto3.client('dynamodb', endpoint_url=sys.argv[1], region_name='us-east-1', \
+        aws_access_key_id='testing', aws_secret_access_key='testing').put_item(TableName=sys.argv[2], \
+        Item={'pk': {'S': 'schema'}, 'sk': {'S': 'version'}, 'data': {'S': '{\"version\":' + sys.argv[3] + '}'}, 'version': {'N': '9'}})";
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .args([
+            "-c",
+            script,
+            &moto_endpoint(),
+            &format!("{}-tenants", data.stack()),
+            &version.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A function whose stack's store is newer than it understands answers 503 to every request,
+/// with one log line at cold start, and does not panic.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_function_refuses_a_store_newer_than_it_understands() {
+    let data = DataDir::new_dynamodb_with("kms-wrapped");
+    let tenant = format!("s{}", unique().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    let c = data.tenant_with_client(&tenant);
+    stamp_schema(&data, 999);
+    let mut env = data.lambda_env_signing();
+    env.push(("BULWARK_ISSUER", "https://auth.example.test".to_string()));
+    let token = Function::start("token", &env).await;
+    token.init_time().await;
+    let basic = basic_auth(&c.id, &c.secret);
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", basic.as_str()),
+    ];
+    for _ in 0..2 {
+        let t = token
+            .invoke(
+                "POST",
+                "/oauth2/token",
+                &form,
+                Some("grant_type=client_credentials"),
+            )
+            .await;
+        assert_eq!(t["statusCode"], 503, "{t}");
+        assert_eq!(body(&t)["error"], "temporarily_unavailable", "{t}");
+    }
+    let logs = token.stdout.lock().unwrap().clone();
+    let refusals = logs
+        .iter()
+        .filter(|l| l.contains("newer than this code understands"))
+        .count();
+    assert_eq!(refusals, 1, "one clear line: {logs:?}");
+    assert!(!logs.iter().any(|l| l.contains("panicked")), "{logs:?}");
+    drop(token);
+    // Once the store is at a version this code knows, a new instance serves.
+    stamp_schema(&data, 1);
+    let token = Function::start("token", &env).await;
+    let t = token
+        .invoke(
+            "POST",
+            "/oauth2/token",
+            &form,
+            Some("grant_type=client_credentials"),
+        )
+        .await;
+    assert_eq!(t["statusCode"], 200, "{t}");
+}

@@ -23,6 +23,7 @@ mod lambda;
 mod logs;
 mod mcp;
 mod metrics;
+mod migrate;
 mod outage;
 mod par;
 mod password;

@@ -121,6 +121,28 @@ impl DataDir {
         data
     }
 
+    /// An embedded data dir holding a copy of `tests/fixtures/<name>` (a store and key that an
+    /// earlier release wrote), whatever `BULWARK_E2E_BACKEND` says; `tenants` are the ones it holds.
+    pub fn from_fixture(name: &str, tenants: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for entry in std::fs::read_dir(repo().join("tests/fixtures").join(name)).expect("fixture") {
+            let from = entry.expect("fixture entry").path();
+            let to = dir.path().join(from.file_name().expect("file name"));
+            std::fs::copy(&from, &to).expect("copy the fixture");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let key = dir.path().join("keys.json");
+            std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        }
+        Self {
+            dir,
+            backend: Backend::Embedded,
+            tenants: std::sync::Mutex::new(tenants.iter().map(|t| t.to_string()).collect()),
+        }
+    }
+
     /// The stack name a DynamoDB data dir stands for (its table prefix without the dash).
     pub fn stack(&self) -> String {
         match &self.backend {

@@ -72,6 +72,26 @@ pub fn app(state: State) -> Router {
     with_tenant_issuers(all, state)
 }
 
+/// `router`, answering every request 503 `temporarily_unavailable` while `gate` says this
+/// process may not serve its store (a schema version it does not understand,
+/// `service::schema`).
+pub fn with_schema_gate(
+    router: Router,
+    state: State,
+    gate: Arc<crate::service::schema::SchemaGate>,
+) -> Router {
+    router.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let (state, gate) = (state.clone(), gate.clone());
+        async move {
+            if gate.admits(&state).await {
+                next.run(req).await
+            } else {
+                OAuthError::unavailable().into_response()
+            }
+        }
+    }))
+}
+
 /// The app a request is served by: the deployment's, or, under `/t/{tenant}/`, the same app as
 /// that tenant's own issuer (`App::scoped`). Handlers of the OAuth endpoints take this rather
 /// than the router's state.

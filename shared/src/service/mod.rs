@@ -16,6 +16,7 @@ pub mod federation;
 pub mod grants;
 pub mod par;
 pub mod password;
+pub mod schema;
 pub mod sweep;
 pub mod tenant_cache;
 pub mod tenants;

@@ -26,6 +26,7 @@ pub mod metered;
 pub mod repo;
 pub mod repo_grants;
 pub mod repo_users;
+pub mod schema;
 
 /// Logical tables. Each backend maps them to its own physical names (DynamoDB: one table each,
 /// named in `template.yaml`; embedded: one SQLite table with a `tbl` column).

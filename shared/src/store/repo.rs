@@ -3,6 +3,7 @@
 //! | table   | pk                  | sk       | index (gpk / gsk)                  | expires |
 //! |---------|---------------------|----------|------------------------------------|---------|
 //! | tenants | `tenant#<id>`       | `config` | —                                  | never   |
+//! | tenants | `schema`            | `version` | — (the layout version: `schema.rs`) | never   |
 //! | clients | `client#<id>`       | `client` | `tenant#<id>` / `<client id>`      | never   |
 //! | clients | `client#<id>`       | `disabled` | `tenant#<id>` / `<client id>`    | never   |
 //! | clients | `agents#<app id>`   | `<agent id>` | —                              | never   |
