@@ -402,6 +402,21 @@ pub enum TokenScheme {
     DPoP,
 }
 
+impl TokenScheme {
+    /// How the token was presented, for `service::dpop`: a DPoP presentation carries the
+    /// request's proofs and method.
+    pub fn presented<'a>(
+        self,
+        proofs: &'a [&'a str],
+        method: &'a str,
+    ) -> crate::service::dpop::Presented<'a> {
+        match self {
+            TokenScheme::Bearer => crate::service::dpop::Presented::Bearer,
+            TokenScheme::DPoP => crate::service::dpop::Presented::DPoP { proofs, method },
+        }
+    }
+}
+
 /// The access token of `Authorization: Bearer <token>` or `Authorization: DPoP <token>`.
 pub fn access_token(headers: &HeaderMap) -> Result<Option<(TokenScheme, crate::secret::Secret)>, OAuthError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {

@@ -8,7 +8,6 @@ use axum::routing::get;
 
 use super::{AppOf, State, TokenScheme, access_token, dpop_proofs, finish, no_store_json};
 use crate::error::OAuthError;
-use crate::service::dpop::Presented;
 use crate::service::grants;
 
 pub fn router(state: State) -> Router {
@@ -42,13 +41,7 @@ async fn userinfo(AppOf(app): AppOf, method: Method, headers: HeaderMap) -> Resu
         TokenScheme::Bearer => Vec::new(),
         TokenScheme::DPoP => dpop_proofs(&headers).map_err(OAuthError::dpop_challenge)?,
     };
-    let presented = match scheme {
-        TokenScheme::Bearer => Presented::Bearer,
-        TokenScheme::DPoP => Presented::DPoP {
-            proofs: &proofs,
-            method: method.as_str(),
-        },
-    };
+    let presented = scheme.presented(&proofs, method.as_str());
     let body = grants::userinfo(&app, &token, presented).await?;
     Ok(no_store_json(StatusCode::OK, body))
 }

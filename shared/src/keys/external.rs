@@ -119,12 +119,7 @@ pub fn verify(token: &str, keys: &JwkSet) -> Result<(Header, Value), VerifyError
         return Err(VerifyError::NoKey);
     }
     super::jwt_crypto::install();
-    let mut v = Validation::new(h.alg);
-    v.required_spec_claims = HashSet::new();
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.validate_aud = false;
-    v.leeway = 0;
+    let v = signature_only(h.alg);
     for k in candidates {
         let Ok(key) = DecodingKey::from_jwk(k) else {
             continue;
@@ -137,6 +132,17 @@ pub fn verify(token: &str, keys: &JwkSet) -> Result<(Header, Value), VerifyError
         }
     }
     Err(VerifyError::Signature)
+}
+
+/// A validation that checks the signature with `alg` and nothing else (callers check claims).
+fn signature_only(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(alg);
+    v.required_spec_claims = HashSet::new();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.leeway = 0;
+    v
 }
 
 /// A JWT's JOSE header as JSON, unverified (a DPoP proof's `typ`, `alg` and `jwk` are checked
@@ -168,12 +174,7 @@ pub fn verify_with_key(token: &str, jwk: &serde_json::Map<String, Value>) -> Res
     }
     let decoding = DecodingKey::from_jwk(&key).map_err(|_| VerifyError::NoKey)?;
     super::jwt_crypto::install();
-    let mut v = Validation::new(h.alg);
-    v.required_spec_claims = HashSet::new();
-    v.validate_exp = false;
-    v.validate_nbf = false;
-    v.validate_aud = false;
-    v.leeway = 0;
+    let v = signature_only(h.alg);
     let data = jsonwebtoken::decode::<Value>(token, &decoding, &v).map_err(|_| VerifyError::Signature)?;
     if !data.claims.is_object() {
         return Err(VerifyError::Malformed);

@@ -323,13 +323,7 @@ impl FromRequestParts<State> for Admin {
                 super::dpop_proofs(&parts.headers).map_err(|e| presentation(e.dpop_challenge()))?
             }
         };
-        let presented = match scheme {
-            super::TokenScheme::Bearer => crate::service::dpop::Presented::Bearer,
-            super::TokenScheme::DPoP => crate::service::dpop::Presented::DPoP {
-                proofs: &proofs,
-                method: parts.method.as_str(),
-            },
-        };
+        let presented = scheme.presented(&proofs, parts.method.as_str());
         // The admin API is served at the shared issuer only.
         let url = app.config.endpoint(parts.uri.path());
         match svc::caller(app, token.expose(), presented, &url).await {
