@@ -126,6 +126,16 @@ fn kubernetes_claims(namespace: &str, sa: &str, aud: &str, patch: Value) -> Valu
     )
 }
 
+/// The form body of [`cc`].
+pub fn cc_form(client_id: &str, token: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("client_id", client_id)
+        .append_pair("client_assertion_type", ASSERTION_TYPE)
+        .append_pair("client_assertion", token)
+        .finish()
+}
+
 /// `client_credentials` with a workload token as the client assertion, for `client_id`.
 pub async fn cc(url: &str, client_id: &str, token: &str) -> Resp {
     post_form(
