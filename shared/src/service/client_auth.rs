@@ -1,8 +1,9 @@
 //! Client authentication at the token, introspection and revocation endpoints: the presented
 //! [`Evidence`] (read by `domain::client_auth::read_credentials`) checked against the client as
 //! stored, one arm per method (`federated`: a workload platform's token, checked against the
-//! client's federated credential and the tenant's workload issuer). A new method is a `ClientAuthMethod` row (the method table), an
-//! `Evidence` variant and its reading in the domain, and an arm here.
+//! client's federated credential and the tenant's workload issuer). A new method is a
+//! `ClientAuthMethod` row (the method table), an `Evidence` variant and its reading in the
+//! domain, and an arm here.
 
 use crate::domain::assertion::check_client_assertion;
 use crate::domain::client::Client;
@@ -245,10 +246,10 @@ async fn federated(app: &App, client: &Client, token: &str) -> Result<Result<(),
         return Ok(Err("the client's issuer is no longer trusted for workloads"));
     };
     let default_audience = app.config.tenant_issuer(tenant.id.as_str());
-    let expected = |single_use| Expected {
+    let expected = Expected {
         credential,
         default_audience: &default_audience,
-        single_use,
+        single_use: trusted.single_use,
         now: app.now(),
     };
     // What could never pass is refused before the issuer's keys are fetched.
@@ -258,8 +259,7 @@ async fn federated(app: &App, client: &Client, token: &str) -> Result<Result<(),
     let Some(unverified) = crate::keys::external::unverified_claims(token) else {
         return Ok(Err("the workload token is not a JWT"));
     };
-    if let Err(why) = check_workload_token(header.typ.as_deref(), &unverified, &expected(trusted.single_use))
-    {
+    if let Err(why) = check_workload_token(header.typ.as_deref(), &unverified, &expected) {
         return Ok(Err(why));
     }
     let keys = match crate::service::federation::issuer_keys(app, trusted, token).await {
@@ -272,7 +272,7 @@ async fn federated(app: &App, client: &Client, token: &str) -> Result<Result<(),
     let Ok((header, claims)) = crate::keys::external::verify(token, &keys) else {
         return Ok(Err("the workload token does not verify with the issuer's keys"));
     };
-    let accepted = match check_workload_token(header.typ.as_deref(), &claims, &expected(trusted.single_use)) {
+    let accepted = match check_workload_token(header.typ.as_deref(), &claims, &expected) {
         Ok(a) => a,
         Err(why) => return Ok(Err(why)),
     };
