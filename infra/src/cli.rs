@@ -26,7 +26,8 @@ pub struct Global {
     /// Print one JSON object on stdout.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Issuer URL (default: the server's own address; for the CLI, http://127.0.0.1:8080).
+    /// Issuer URL (default: the server's own address; for the CLI, http://127.0.0.1:8080; for
+    /// `token`, the authorization server to ask: required).
     #[arg(long, global = true, env = "BULWARK_ISSUER")]
     pub issuer: Option<String>,
     /// Where state lives: the embedded store in --data-dir, or a deployed stack's DynamoDB
