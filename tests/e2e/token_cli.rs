@@ -549,3 +549,89 @@ pub fn claims_of(stdout: &str) -> Value {
     let t = stdout.trim();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').nth(1).unwrap()).unwrap()).unwrap()
 }
+
+/// Serve `app` on a free loopback port: its base URL.
+async fn serve_stub(app: axum::Router) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    (
+        base,
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }),
+    )
+}
+
+#[tokio::test]
+async fn bulwark_token_follows_no_redirect_and_sends_no_credential_over_plain_http() {
+    use axum::routing::{any, get};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Another host, which must never hear from the CLI.
+    let stolen = Arc::new(AtomicUsize::new(0));
+    let s = stolen.clone();
+    let (elsewhere, other) = serve_stub(axum::Router::new().fallback(any(move || async move {
+        s.fetch_add(1, Ordering::SeqCst);
+        "{}"
+    })))
+    .await;
+    let run = |issuer: String| {
+        tokio::task::spawn_blocking(move || {
+            bulwark_token(
+                &issuer,
+                &["--client-id", "c1", "--client-secret-env", "S"],
+                &[("S", "redirect-secret-77")],
+            )
+        })
+    };
+    let redirect_to = |to: String| {
+        move || async move { (axum::http::StatusCode::TEMPORARY_REDIRECT, [("location", to)], "") }
+    };
+
+    // A token endpoint that redirects: not followed, 3, nothing sent on.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let meta = json!({"issuer": base, "token_endpoint": format!("{base}/token")});
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(move || async move { axum::Json(meta) }),
+        )
+        .route("/token", any(redirect_to(format!("{elsewhere}/steal"))));
+    let a = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let out = run(base).await.unwrap();
+    assert_eq!(out.0, 3, "{}", out.2);
+    assert!(out.2.contains("redirect"), "{}", out.2);
+    assert!(!out.2.contains("redirect-secret-77"), "{}", out.2);
+    a.abort();
+
+    // A discovery document that redirects: 3.
+    let (base, b) = serve_stub(axum::Router::new().fallback(any(redirect_to(format!(
+        "{elsewhere}/.well-known/oauth-authorization-server"
+    )))))
+    .await;
+    let out = run(base).await.unwrap();
+    assert_eq!(out.0, 3, "{}", out.2);
+    b.abort();
+
+    // A token endpoint on plain http to a host that is not loopback: refused before sending, 3.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let meta = json!({"issuer": base, "token_endpoint": "http://auth.example/token"});
+    let app = axum::Router::new().route(
+        "/.well-known/oauth-authorization-server",
+        get(move || async move { axum::Json(meta) }),
+    );
+    let c = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let out = run(base).await.unwrap();
+    assert_eq!(out.0, 3, "{}", out.2);
+    assert!(out.2.contains("https only"), "{}", out.2);
+    c.abort();
+
+    assert_eq!(stolen.load(Ordering::SeqCst), 0, "a request followed a redirect");
+    other.abort();
+}
