@@ -264,7 +264,8 @@ pub struct OperatorClient {
 /// Time for the whole of one request of [`OperatorClient`].
 pub const OPERATOR_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A response to the operator's request: its status and JSON body.
+/// A response to the operator's request: its status and JSON body (`Null` for an error status
+/// whose body is not JSON).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     pub status: u16,
@@ -372,8 +373,15 @@ impl OperatorClient {
                 }
                 body.extend_from_slice(&chunk);
             }
-            let json = serde_json::from_slice(&body)
-                .map_err(|_| failed(format!("status {status}, and the body is not JSON")))?;
+            // A refusal's body may be a web server's HTML page: the status says enough (the
+            // caller's next step, e.g. discovery's second location, depends on it).
+            let json = match serde_json::from_slice(&body) {
+                Ok(json) => json,
+                Err(_) if (200..300).contains(&status) => {
+                    return Err(failed(format!("status {status}, and the body is not JSON")));
+                }
+                Err(_) => serde_json::Value::Null,
+            };
             Ok(Answer { status, json })
         };
         tokio::time::timeout(OPERATOR_TIMEOUT, work)

@@ -635,3 +635,69 @@ async fn bulwark_token_follows_no_redirect_and_sends_no_credential_over_plain_ht
     assert_eq!(stolen.load(Ordering::SeqCst), 0, "a request followed a redirect");
     other.abort();
 }
+
+#[tokio::test]
+async fn bulwark_token_finds_an_openid_only_issuer_by_its_appended_well_known_path() {
+    use axum::routing::{get, post};
+    // An issuer with a path that serves only OpenID Connect Discovery (as many do): the RFC 8414
+    // location (suffix inserted) is a 404, the appended one answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let issuer = format!("{base}/realms/acme");
+    let meta = json!({"issuer": issuer, "token_endpoint": format!("{issuer}/token"),
+                      "token_endpoint_auth_methods_supported": ["client_secret_post"]});
+    let app = axum::Router::new()
+        .route(
+            "/realms/acme/.well-known/openid-configuration",
+            get(move || async move { axum::Json(meta) }),
+        )
+        .route(
+            "/realms/acme/token",
+            post(|headers: axum::http::HeaderMap, body: String| async move {
+                // Only post is listed: the secret comes in the form, not by Basic.
+                let ok = headers.get("authorization").is_none()
+                    && body.contains("client_id=c1")
+                    && body.contains("client_secret=s%2B1")
+                    && body.contains("grant_type=client_credentials");
+                if ok {
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"access_token": "at-oidc", "token_type": "Bearer"})),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        axum::Json(json!({"error": "invalid_client"})),
+                    )
+                }
+            }),
+        );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let i = issuer.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        bulwark_token(
+            &i,
+            &["--client-id", "c1", "--client-secret-env", "S"],
+            &[("S", "s+1")],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.0, 0, "{} {}", out.1, out.2);
+    assert_eq!(out.1, "at-oidc\n");
+    // The same document asked for as another issuer (no path): neither location has one for it.
+    let out = tokio::task::spawn_blocking(move || {
+        bulwark_token(
+            &base,
+            &["--client-id", "c1", "--client-secret-env", "S"],
+            &[("S", "s+1")],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.0, 3, "{}", out.2);
+    assert!(out.2.contains("no discovery document"), "{}", out.2);
+    task.abort();
+}
