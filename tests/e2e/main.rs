@@ -37,3 +37,4 @@ mod support;
 mod template;
 mod tenant_issuer;
 mod token;
+mod token_cli;
