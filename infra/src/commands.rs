@@ -195,6 +195,10 @@ impl Signer for NoSigner {
 
 pub async fn run(cli: Cli) -> ExitCode {
     let json = cli.global.json;
+    // A client of some authorization server: no store, no key, exit codes of its own.
+    if let Command::Token(args) = &cli.command {
+        return crate::token::run(args, cli.global.issuer.as_deref(), json).await;
+    }
     match dispatch(cli).await {
         Ok(Some(v)) => {
             print(json, &v);
@@ -273,7 +277,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
     .unwrap_or_else(|| DEFAULT_ISSUER.to_string());
     let (app, keys) = open(&g, &issuer, clock()?).await?;
     let out = match cli.command {
-        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Token(_) => unreachable!("handled above"),
         Command::Tenant { command } => match command {
             TenantCommand::Create { name, dcr, audience } => {
                 let policy =
