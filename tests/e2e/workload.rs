@@ -796,3 +796,68 @@ async fn kubernetes_service_account_tokens_authenticate_again_until_they_expire(
         "the pod's token still works"
     );
 }
+
+/// `bulwark token --federated-token-file` (issue 23 part 3) with a real `federated` client: a
+/// pod's projected token file, read on every run, works again until the kubelet rotates it.
+#[tokio::test]
+async fn bulwark_token_sends_a_pods_projected_token_for_a_federated_client() {
+    let data = DataDir::new();
+    let tenant = format!("t{}", unique().replace('-', ""));
+    data.cli(&["tenant", "create", &tenant]);
+    data.cli(&["scope", "add", "--tenant", &tenant, "api:read", "Read"]);
+    let k8s = platform("k8s-cli");
+    data.cli(&[
+        "issuer",
+        "add",
+        "--tenant",
+        &tenant,
+        "--issuer",
+        K8S,
+        "--jwks-file",
+        &write_jwks(&data, &[&k8s.jwk]),
+        "--workload",
+    ]);
+    let id = federated_client(
+        &data,
+        &tenant,
+        K8S,
+        &["system:serviceaccount:payments:deploy"],
+        None,
+    )["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = Server::start(&data);
+    let aud = format!("{}/t/{tenant}", server.base);
+    let file = data.path().join("projected-token");
+    std::fs::write(
+        &file,
+        sign(&k8s, &kubernetes_claims("payments", "deploy", &aud, json!({}))),
+    )
+    .unwrap();
+    let run = || {
+        crate::token_cli::bulwark_token(
+            &server.issuer,
+            &[
+                "--client-id",
+                &id,
+                "--federated-token-file",
+                file.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    for n in 0..2 {
+        let (code, out, err) = run();
+        assert_eq!(code, 0, "run {n}: {out} {err}");
+        assert_eq!(jwt_part(out.trim(), 1)["client_id"], id.as_str());
+    }
+    // Another service account's token in the file: the server's refusal (exit 4).
+    std::fs::write(
+        &file,
+        sign(&k8s, &kubernetes_claims("payments", "other", &aud, json!({}))),
+    )
+    .unwrap();
+    let (code, _, err) = run();
+    assert_eq!(code, 4, "{err}");
+}
