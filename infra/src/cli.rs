@@ -334,7 +334,8 @@ pub enum ResourceCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum IssuerCommand {
-    /// Trust an identity provider's signed assertions (for users linked to its subjects).
+    /// Trust an identity provider's signed assertions (for users linked to its subjects), or a
+    /// workload platform's tokens (--workload).
     Add {
         #[arg(long)]
         tenant: TenantId,
@@ -356,6 +357,15 @@ pub enum IssuerCommand {
         /// take only ID-JAGs whose `tenant` claim is this one (without it, the claim is ignored).
         #[arg(long, requires = "id_jag")]
         idp_tenant: Option<String>,
+        /// A workload platform (GitHub Actions, Kubernetes): its tokens authenticate clients
+        /// created with `--auth-method federated`, and it is trusted for nothing else. By
+        /// default a token may authenticate again until it expires (a pod rereads its token).
+        #[arg(long, conflicts_with = "id_jag")]
+        workload: bool,
+        /// With --workload, for a platform that mints a token per request (GitHub Actions):
+        /// each token (its `jti`) is good once.
+        #[arg(long, requires = "workload")]
+        single_use: bool,
     },
     /// List the trusted issuers.
     List {
@@ -387,6 +397,10 @@ pub enum IatCommand {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; `create` takes many flags"
+)]
 pub enum ClientCommand {
     /// Register a client; prints the RFC 7591 response (the secret is shown once).
     Create {
@@ -403,7 +417,9 @@ pub enum ClientCommand {
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         /// `none` registers a public client (no secret; PKCE only); `private_key_jwt` a client
-        /// that signs JWT assertions with its own keys (give --jwks-file or --jwks-uri; no secret).
+        /// that signs JWT assertions with its own keys (give --jwks-file or --jwks-uri; no secret);
+        /// `federated` one that sends its workload platform's token (give --federated-issuer and
+        /// --federated-subject; no secret).
         #[arg(long, default_value = "client_secret_basic")]
         auth_method: String,
         /// The client's public keys (a JWK Set file) for private_key_jwt.
@@ -412,6 +428,18 @@ pub enum ClientCommand {
         /// Where the client publishes its public keys (https) for private_key_jwt.
         #[arg(long)]
         jwks_uri: Option<String>,
+        /// For `--auth-method federated`: the workload issuer (trusted with `issuer add
+        /// --workload`) whose tokens authenticate this client instead of a secret.
+        #[arg(long, value_name = "URL")]
+        federated_issuer: Option<String>,
+        /// With --federated-issuer: a token's `sub` that authenticates it, matched exactly
+        /// (e.g. `repo:ORG/REPO:ref:refs/heads/main`); repeat for several.
+        #[arg(long = "federated-subject", value_name = "SUB", requires = "federated_issuer")]
+        federated_subjects: Vec<String>,
+        /// With --federated-issuer: the `aud` its tokens must carry (default: the tenant's
+        /// issuer URL).
+        #[arg(long, value_name = "AUD", requires = "federated_issuer")]
+        federated_audience: Option<String>,
         /// A first-party app: its users are not asked for consent (never settable through DCR).
         #[arg(long)]
         first_party: bool,

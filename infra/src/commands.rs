@@ -417,6 +417,8 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 jwks_uri,
                 id_jag,
                 idp_tenant,
+                workload,
+                single_use,
             } => {
                 let jwks = match jwks_file {
                     Some(f) => {
@@ -439,6 +441,8 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                             jwks_uri,
                             id_jag,
                             idp_tenant,
+                            workload,
+                            single_use,
                         },
                         "cli",
                     )
@@ -553,6 +557,9 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             agent_of,
             jwks_file,
             jwks_uri,
+            federated_issuer,
+            federated_subjects,
+            federated_audience,
             resource_server_for,
             dpop_bound,
             require_par,
@@ -579,6 +586,10 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             }
             if let Some(u) = jwks_uri {
                 metadata["jwks_uri"] = json!(u);
+            }
+            if let Some(issuer) = federated_issuer {
+                metadata["federated_credential"] =
+                    json!({"issuer": issuer, "subjects": federated_subjects, "audience": federated_audience});
             }
             let reg = clients::create_by_admin(
                 app,

@@ -1976,6 +1976,100 @@ async fn a_function_refuses_a_store_newer_than_it_understands() {
     assert_eq!(t["statusCode"], 200, "{t}");
 }
 
+/// A `federated` client (issue 23) through the token function on DynamoDB: a GitHub Actions
+/// token from the tenant's single-use workload issuer authenticates it once, with no secret;
+/// the same token again, or one for another branch, does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_federated_client_authenticates_with_its_workload_token_through_the_token_function() {
+    use crate::workload::{GITHUB, cc_form, github_claims, platform, sign};
+    let data = DataDir::new_dynamodb();
+    let tenant = format!("w{}", unique().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    data.cli(&["tenant", "create", &tenant]);
+    data.cli(&["scope", "add", "--tenant", &tenant, "api:read", "Read"]);
+    let gh = platform("gh-lambda");
+    let jwks = data.path().join("gh-jwks.json");
+    std::fs::write(&jwks, json!({"keys": [gh.jwk]}).to_string()).unwrap();
+    data.cli(&[
+        "issuer",
+        "add",
+        "--tenant",
+        &tenant,
+        "--issuer",
+        GITHUB,
+        "--jwks-file",
+        jwks.to_str().unwrap(),
+        "--workload",
+        "--single-use",
+    ]);
+    let created = data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "deploy",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "api:read",
+        "--auth-method",
+        "federated",
+        "--federated-issuer",
+        GITHUB,
+        "--federated-subject",
+        "repo:octo-org/octo-repo:ref:refs/heads/main",
+    ]);
+    assert!(created.get("client_secret").is_none(), "{created}");
+    let id = created["client_id"].as_str().unwrap().to_string();
+    let issuer = "https://auth.example.test";
+    let mut env = data.lambda_env_signing();
+    env.push(("BULWARK_ISSUER", issuer.to_string()));
+    env.push((
+        "BULWARK_TENANT_CACHE_SECS",
+        crate::support::TENANT_CACHE_SECS.to_string(),
+    ));
+    let token = Function::start("token", &env).await;
+    let aud = format!("{issuer}/t/{tenant}");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let main = sign(
+        &gh,
+        &github_claims("octo-org/octo-repo", "refs/heads/main", &aud, json!({})),
+    );
+    // At the shared issuer and at the tenant's own.
+    for path in ["/oauth2/token".to_string(), format!("/t/{tenant}/oauth2/token")] {
+        let fresh = sign(
+            &gh,
+            &github_claims("octo-org/octo-repo", "refs/heads/main", &aud, json!({})),
+        );
+        let t = token
+            .invoke("POST", &path, &form, Some(&cc_form(&id, &fresh)))
+            .await;
+        assert_eq!(t["statusCode"], 200, "{path}: {t}");
+        let at = jwt_part(body(&t)["access_token"].as_str().unwrap(), 1);
+        assert_eq!(at["client_id"], id.as_str());
+    }
+    let t = token
+        .invoke("POST", "/oauth2/token", &form, Some(&cc_form(&id, &main)))
+        .await;
+    assert_eq!(t["statusCode"], 200, "{t}");
+    for (why, jwt) in [
+        ("a replay at a single-use issuer", main.clone()),
+        (
+            "another branch",
+            sign(
+                &gh,
+                &github_claims("octo-org/octo-repo", "refs/heads/dev", &aud, json!({})),
+            ),
+        ),
+    ] {
+        let t = token
+            .invoke("POST", "/oauth2/token", &form, Some(&cc_form(&id, &jwt)))
+            .await;
+        assert_eq!(t["statusCode"], 401, "{why}: {t}");
+        assert_eq!(body(&t)["error"], "invalid_client", "{why}");
+    }
+}
+
 /// A stand-in for the HTTP API in front of the functions: each request becomes a payload-2.0
 /// event for the function its route names (discovery, token), and the proxy response goes back
 /// as HTTP. Its address is the functions' issuer.

@@ -38,3 +38,4 @@ mod template;
 mod tenant_issuer;
 mod token;
 mod token_cli;
+mod workload;
