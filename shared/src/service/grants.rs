@@ -517,25 +517,23 @@ pub fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
 }
 
 /// Seconds after a refresh token's rotation during which presenting it again returns the same
-/// new pair instead of revoking the family: one client refreshing from several places at once
-/// (an MCP client's parallel tool calls), or retrying after a lost response. Beyond it, reuse
-/// is theft (RFC 9700 §4.14.2) and ends the family.
+/// next refresh token (with access and ID tokens signed afresh) instead of revoking the family:
+/// one client refreshing from several places at once (an MCP client's parallel tool calls), or
+/// retrying after a lost response. Beyond it, reuse is theft (RFC 9700 §4.14.2) and ends the
+/// family.
 pub const REFRESH_REUSE_GRACE: i64 = 10;
 
 const SUCCESSOR_LABEL: &str = "refresh-successor";
 
-/// The pair a rotation returned, as sealed in the rotated token.
+/// What a rotation left for a re-presentation within the grace, sealed in the rotated token:
+/// the next refresh token, and what the rotating request asked for. (Sealed blobs written before
+/// this held the whole pair too; those fields are ignored: the access and ID tokens are signed
+/// afresh, so the rotated item stays under one write unit.)
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Successor {
-    access_token: String,
     refresh_token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scope: Option<String>,
-    expires_at: i64,
-    /// What the rotating request asked for: a re-presentation within the grace gets this pair
-    /// only if it asks for the same.
+    /// What the rotating request asked for: a re-presentation within the grace gets the next
+    /// refresh token only if it asks for the same.
     #[serde(default)]
     asked: Asked,
 }
@@ -576,8 +574,9 @@ impl Asked {
 
 /// What a rotated token presented within the grace gets.
 enum Again {
-    /// The same pair its rotation returned.
-    SamePair(TokenResponse),
+    /// The refresh token its rotation returned (with access and ID tokens signed afresh, for
+    /// the same scope and resource, after every check a rotation makes).
+    SameNext(Secret),
     /// Nothing: the request asks for another scope or resource than the rotation did (it could
     /// otherwise get back a wider pair than it asked for).
     DifferentRequest,
@@ -585,10 +584,11 @@ enum Again {
     Reuse,
 }
 
-/// Within [`REFRESH_REUSE_GRACE`] of its rotation, a rotated token's successor pair, if that
-/// successor has not itself been used (a client that moved on does not go back), its family
-/// stands, and the request asks for what the rotating one asked for.
-async fn same_pair_within_grace(
+/// Within [`REFRESH_REUSE_GRACE`] of its rotation, a rotated token's successor, if that
+/// successor has not itself been used (a client that moved on does not go back) and the request
+/// asks for what the rotating one asked for. (Whether the family stands is checked by the
+/// caller, as for any refresh.)
+async fn same_next_within_grace(
     app: &App,
     presented: &Secret,
     rt: &RefreshToken,
@@ -607,29 +607,28 @@ async fn same_pair_within_grace(
     else {
         return Ok(Again::Reuse);
     };
-    let next_hash = Secret::new(s.refresh_token.clone()).hash().to_hex();
-    match app.repo.refresh_token(&next_hash).await? {
-        Some(next) if !next.value.rotated && next.value.gid == rt.gid => {}
+    let next = Secret::new(s.refresh_token);
+    match app.repo.refresh_token(&next.hash().to_hex()).await? {
+        Some(n) if !n.value.rotated && n.value.gid == rt.gid => {}
         _ => return Ok(Again::Reuse),
-    }
-    if app.repo.grant(&rt.sub, &rt.gid).await?.is_none() {
-        return Ok(Again::Reuse);
     }
     if Asked::of(p, dpop)? != s.asked {
         return Ok(Again::DifferentRequest);
     }
-    let mut body = TokenResponse::issued(
-        s.access_token,
-        (s.expires_at - now).max(1),
-        s.scope,
-        s.asked.dpop.as_ref(),
-    );
-    body.refresh_token = Some(s.refresh_token);
-    body.id_token = s.id_token;
-    Ok(Again::SamePair(body))
+    Ok(Again::SameNext(next))
 }
 
+/// How often a refresh moves its grant's `last_used` (the account page's and the admin API's
+/// "last used"): at most once an hour, so that a rotation writes only its two refresh tokens.
+pub const GRANT_TOUCH_EVERY: i64 = 3600;
+
 /// `grant_type=refresh_token`: only for clients registered for it.
+///
+/// A rotation is two single-item writes, no transaction: the new token (a random hash nobody
+/// else can name), then the presented one marked `rotated` at the version read — the
+/// conditional write that makes exactly one of concurrent uses the rotation. The grant, user and
+/// client are read fresh before; a cascade that ends any of them deletes the grant, which the
+/// next use (and introspection) reads, so no condition check on them is needed here.
 pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
     let (client, p, dpop) = (r.client, r.params, r.dpop.as_ref());
     let presented = Secret::new(p.require("refresh_token").map_err(OAuthError::invalid_request)?);
@@ -652,26 +651,25 @@ pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenRespo
                 "the refresh token is bound to a DPoP key: send a proof of that key",
             ));
         }
+        let mut again = None;
         if rt.rotated {
-            match same_pair_within_grace(app, &presented, &rt, p, dpop, app.now()).await? {
-                Again::SamePair(same) => {
-                    tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace; the same pair");
-                    return Ok(same);
-                }
+            match same_next_within_grace(app, &presented, &rt, p, dpop, app.now()).await? {
+                Again::SameNext(next) => again = Some(next),
                 Again::DifferentRequest => {
                     tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace for another scope or resource; refused");
                     return Err(invalid_grant(
                         "the refresh token was just used; within the grace it is answered only for the same scope and resource as then",
                     ));
                 }
-                Again::Reuse => {}
+                Again::Reuse => {
+                    tracing::warn!(client_id = %client.client_id, "refresh token reused; revoking its family");
+                    revoke_grant(app, &rt.grant(), AuditKind::RefreshReused, &client.client_id).await?;
+                    app.metrics.record(crate::metrics::Event::RefreshReuse {
+                        tenant: client.tenant.as_str(),
+                    });
+                    return Err(bad());
+                }
             }
-            tracing::warn!(client_id = %client.client_id, "refresh token reused; revoking its family");
-            revoke_grant(app, &rt.grant(), AuditKind::RefreshReused, &client.client_id).await?;
-            app.metrics.record(crate::metrics::Event::RefreshReuse {
-                tenant: client.tenant.as_str(),
-            });
-            return Err(bad());
         }
         let Some(Versioned {
             value: mut grant,
@@ -715,67 +713,81 @@ pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenRespo
                 asked
             }
         };
-        let now = app.now();
-        grant.last_used = now;
-        let next = crate::secret::generate();
-        let (idle, _) = refresh_lifetimes(app, &tenant);
-        // Sign first (a KMS failure leaves the token unused), then rotate, sealing the new
-        // pair in the old token for the reuse grace.
-        let issued = Issue {
+        let issued = |refresh| Issue {
             client,
             tenant: &tenant,
             grant: &grant,
             scope: &scope,
             params: p,
             nonce: None,
-            refresh: Some(&next),
+            refresh,
             dpop,
         };
-        let body = issue(app, issued).await?;
+        // Presented again within the grace for the same request: the refresh token the
+        // rotation returned, with access and ID tokens signed now; nothing is written.
+        if let Some(next) = again {
+            tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace; the same next token");
+            return issue(app, issued(Some(&next))).await;
+        }
+        let now = app.now();
+        let next = crate::secret::generate();
+        let (idle, _) = refresh_lifetimes(app, &tenant);
+        // Sign first (a KMS failure leaves the token unused), then rotate, sealing the next
+        // token in the old one for the reuse grace.
+        let body = issue(app, issued(Some(&next))).await?;
         let successor = serde_json::to_vec(&Successor {
-            access_token: body.access_token.clone(),
             refresh_token: next.expose().to_string(),
-            id_token: body.id_token.clone(),
-            scope: body.scope.clone(),
-            expires_at: now + body.expires_in,
             asked: Asked::of(p, dpop)?,
         })
         .ok()
         .and_then(|plain| crate::secret::seal_for(&presented, SUCCESSOR_LABEL, &plain));
-        let writes = vec![
-            app.repo
-                .rotate_refresh_write(&hash, &rt, version, now, successor)?,
-            app.repo.create_refresh_write(
-                &next.hash().to_hex(),
+        let next_hash = next.hash().to_hex();
+        // The new token first: if the rotation below loses, it is a token nobody was given
+        // (removed again); if this process dies in between, it expires unknown.
+        app.repo
+            .commit(vec![app.repo.create_refresh_write(
+                &next_hash,
                 &RefreshToken {
                     // The family stays bound to its key; an unbound public client's family
                     // becomes bound once it refreshes with a proof (RFC 9449 §5).
                     jkt: rt.jkt.clone().or_else(|| refresh_binding(client, dpop)),
                     ..new_refresh(&grant, now, idle)
                 },
-            )?,
-            app.repo.touch_grant_write(&grant, grant_version)?,
-            app.repo.user_unchanged_check(&user.value.sub, user.version),
-            app.repo.client_exists_check(client),
-        ];
-        match app.repo.commit(writes).await {
-            Ok(()) => return Ok(body),
-            // Something moved between our reads and our write. Look again: if the token was
-            // used meanwhile, that is reuse (the family is revoked above); if the grant, the
-            // user or the client is gone, the token is dead; if only the user's profile
-            // changed, try once more.
+            )?])
+            .await?;
+        match app
+            .repo
+            .commit(vec![
+                app.repo
+                    .rotate_refresh_write(&hash, &rt, version, now, successor)?,
+            ])
+            .await
+        {
+            Ok(()) => {}
+            // Used (or revoked) meanwhile: look again — rotated is the grace or reuse above,
+            // gone is a dead token.
             Err(StoreError::Conflict) => {
-                if app
-                    .repo
-                    .client_in(client.tenant.as_str(), &client.client_id)
-                    .await?
-                    .is_none()
-                {
-                    return Err(bad());
-                }
+                app.repo
+                    .commit(vec![app.repo.delete_refresh_write(&next_hash)])
+                    .await?;
+                continue;
             }
             Err(e) => return Err(e.into()),
         }
+        // "Last used", at most once an hour; a grant revoked meanwhile stays revoked (the lost
+        // condition is no error: the tokens just issued die with it).
+        if now - grant.last_used >= GRANT_TOUCH_EVERY {
+            grant.last_used = now;
+            match app
+                .repo
+                .commit(vec![app.repo.touch_grant_write(&grant, grant_version)?])
+                .await
+            {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Ok(body);
     }
     Err(OAuthError::unavailable())
 }

@@ -1268,8 +1268,8 @@ mod assertions {
 }
 
 /// Concurrent refreshes with one token (an MCP client's parallel calls) get the same new pair
-/// within the grace; after it, or once the new token was used, presenting the old one is reuse
-/// and ends the family. The pair is stored only sealed under the old token.
+/// within the grace (the same next refresh token; access tokens signed afresh); after it, or once the new token was used, presenting the old one is reuse
+/// and ends the family. The next token is stored only sealed under the old one.
 #[tokio::test]
 async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and_never_after() {
     use crate::domain::params::Params;
@@ -1311,7 +1311,8 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
         .await
         .unwrap();
     assert_eq!(again.refresh_token.as_deref(), Some(next.as_str()));
-    assert_eq!(again.access_token, first.access_token);
+    // The access token is signed afresh (the rotated item keeps only the next refresh token).
+    assert_ne!(again.access_token, first.access_token);
     assert!(again.expires_in <= first.expires_in);
     let stored = app
         .repo
