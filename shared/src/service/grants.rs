@@ -167,7 +167,7 @@ pub async fn authorization_code(app: &App, r: &TokenRequest<'_>) -> Result<Token
     let req = &c.request;
     // A code minted before the user was deactivated, or before the user took the app back on
     // the account page, is worth nothing afterwards.
-    let Some(mut user) = active_user(app, &c.tenant, &c.sub).await? else {
+    let Some(user) = active_user(app, &c.tenant, &c.sub).await? else {
         return Err(bad());
     };
     // ... or before anything that ends the user's sessions (a deactivation, even if undone
@@ -214,38 +214,39 @@ pub async fn authorization_code(app: &App, r: &TokenRequest<'_>) -> Result<Token
         .metadata
         .allows_grant(GrantType::RefreshToken)
         .then(crate::secret::generate);
+    // Each on its own, no transaction: the used-code marker first (a replay from now on finds
+    // the grant to end), the pointer that lists the grant under its client before the grant
+    // (a client's cascade never misses it), the grant, its refresh token, the audit event.
     let writes = (|| {
-        let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant)?.into();
-        writes.push(app.repo.used_code_write(
-            &hash,
-            &UsedCode {
-                grant: grant.reference(),
-                challenge: Some(c.request.code_challenge.clone()),
-            },
-            now + app.config.lifetimes.used_code,
-        )?);
+        let [grant_item, pointer] = app.repo.create_grant_writes(&grant)?;
+        let mut writes = vec![
+            app.repo.used_code_write(
+                &hash,
+                &UsedCode {
+                    grant: grant.reference(),
+                    challenge: Some(c.request.code_challenge.clone()),
+                },
+                now + app.config.lifetimes.used_code,
+            )?,
+            pointer,
+            grant_item,
+        ];
+        if let Some(r) = &refresh {
+            let mut rt = new_refresh(&grant, now, idle);
+            rt.jkt = refresh_binding(client, dpop);
+            writes.push(app.repo.create_refresh_write(&r.hash().to_hex(), &rt)?);
+        }
         writes.push(app.repo.audit_write(
             &c.tenant,
             AuditKind::GrantCreated,
             &client.client_id,
             &grant.gid,
         )?);
-        if let Some(r) = &refresh {
-            let mut rt = new_refresh(&grant, now, idle);
-            rt.jkt = refresh_binding(client, dpop);
-            writes.push(app.repo.create_refresh_write(&r.hash().to_hex(), &rt)?);
-        }
-        writes.push(app.repo.client_exists_check(client));
-        writes.push(app.repo.app_revoked_unchanged_check(
-            &c.tenant,
-            &c.sub,
-            &client.client_id,
-            revoked.as_ref().map(|r| r.version),
-        ));
         Ok::<_, StoreError>(writes)
     })()?;
     // Sign first, write second: if KMS or DynamoDB fails, nothing is issued, the code is put
-    // back, and the client may simply retry.
+    // back, and the client may simply retry (what a failed write left is a grant nobody holds a
+    // token of: it expires).
     let issued = Issue {
         client,
         tenant: &tenant,
@@ -258,48 +259,9 @@ pub async fn authorization_code(app: &App, r: &TokenRequest<'_>) -> Result<Token
     };
     let result = match issue(app, issued).await {
         Err(e) => Err(e),
-        Ok(body) => {
-            let mut landed = Err(OAuthError::unavailable());
-            for _ in 0..ATTEMPTS {
-                let mut attempt = writes.clone();
-                attempt.push(app.repo.user_unchanged_check(&user.value.sub, user.version));
-                match app.repo.commit(attempt).await {
-                    Ok(()) => {
-                        landed = Ok(());
-                        break;
-                    }
-                    // The user changed (or the client went) since we read them: look again.
-                    Err(StoreError::Conflict) => {
-                        let (Some(u), Some(_)) = (
-                            active_user(app, &c.tenant, &c.sub).await?,
-                            app.repo
-                                .client_in(client.tenant.as_str(), &client.client_id)
-                                .await?,
-                        ) else {
-                            return Err(bad());
-                        };
-                        let marker = app.repo.app_revoked(&c.tenant, &c.sub, &client.client_id).await?;
-                        if marker.map(|m| m.version) != revoked.as_ref().map(|r| r.version) {
-                            // The user took the app back meanwhile.
-                            return Err(bad());
-                        }
-                        // Whatever ended the user's sessions or grants meanwhile (a new
-                        // password, "sign out everywhere", a deactivation) ends this code too.
-                        if c.user_epoch.is_some_and(|e| e != u.value.session_epoch)
-                            || !u.value.grant_stands(grant.grant_epoch)
-                        {
-                            return Err(bad());
-                        }
-                        user = u;
-                    }
-                    Err(e) => {
-                        landed = Err(e.into());
-                        break;
-                    }
-                }
-            }
-            landed.map(|()| body)
-        }
+        Ok(body) => land_grant(app, writes, &grant, &c, client, revoked.map(|r| r.version))
+            .await
+            .map(|()| body),
     };
     if let Err(e) = &result
         && e.code == ErrorCode::TemporarilyUnavailable
@@ -314,6 +276,36 @@ pub async fn authorization_code(app: &App, r: &TokenRequest<'_>) -> Result<Token
         }
     }
     result
+}
+
+/// Write a redeemed code's grant, each write on its own, then make sure no cascade missed it.
+///
+/// No condition on the user or the client goes with the writes: every use of a grant reads
+/// both (`User::grant_stands`, the client's `issued_at` and `tokens_revoked_before`), so a grant
+/// written after a deactivation, a "sign out everywhere" or a client's deletion listed the
+/// user's or client's grants is dead at its first use. The one thing no use reads is whether
+/// the user took the app back (`account::revoke_app`: its marker, then a listing of the user's
+/// grants): read again after the grant landed, a marker moved since the code's check means that
+/// listing may have missed this grant, which then goes.
+async fn land_grant(
+    app: &App,
+    writes: Vec<Write>,
+    grant: &Grant,
+    c: &crate::store::repo_users::AuthCode,
+    client: &Client,
+    marker: Option<u64>,
+) -> Result<(), OAuthError> {
+    for w in writes {
+        app.repo.commit(vec![w]).await?;
+    }
+    let current = app.repo.app_revoked(&c.tenant, &c.sub, &client.client_id).await?;
+    if current.map(|m| m.version) != marker {
+        revoke_grants(app, &[grant.reference()], None).await?;
+        return Err(invalid_grant(
+            "the authorization code is invalid, expired or already used",
+        ));
+    }
+    Ok(())
 }
 
 /// Which grant without a browser a [`Direct`] is: what the audit trail calls it, and whether
