@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The cost model (infra/examples/cost_model.rs): every operation through the real router and the
 # real DynamoDB and KMS adapters against moto, its AWS calls counted and priced with
-# infra/prices.json. Writes infra/bench-results/cost-model.txt; fails if the default stack's
-# client_credentials line is over the goal (COST_GOAL, $1.50 per million tokens).
+# infra/prices.json. Writes infra/bench-results/cost-model.txt; fails if any of the default
+# stack's (kms-wrapped) goal lines is over its goal, per million operations (issue 21):
+#   client_credentials $1.50 (COST_GOAL), authorization_code (sign-in, code, redemption) $8.00,
+#   refresh_token $3.50, introspection $1.50.
+# COST_MODEL_TRACE=1 prints every DynamoDB call (table key, bytes) on stderr.
 #
 #   bash infra/cost-model.sh                          # starts its own moto
 #   BULWARK_TEST_AWS_ENDPOINT=http://127.0.0.1:PORT bash infra/cost-model.sh   # uses that one
@@ -29,8 +32,26 @@ WRAPPING_KEY="$(.venv/bin/python infra/local_aws.py wrapping-key "$BULWARK_TEST_
 mkdir -p infra/bench-results
 cargo run -q --locked -p bulwark --example cost_model -- "$BULWARK_TEST_AWS_ENDPOINT" "$PREFIX" "$SIGNING_KEY" "$WRAPPING_KEY" \
   | tee infra/bench-results/cost-model.txt
-line="$(grep -E '^client_credentials +kms-wrapped ' infra/bench-results/cost-model.txt | head -1)"
-cost="$(sed -E 's/.*\$([0-9.]+) per million.*/\1/' <<<"$line")"
-echo "[cost-model] first line: $(awk '{print $1, $2, $3}' <<<"$line") per million (goal \$$GOAL)"
-python3 -c "import sys; sys.exit(0 if float('$cost') <= float('$GOAL') else 1)" \
-  || { echo "[cost-model] FAILED: the default stack's client_credentials tokens cost \$$cost per million, over \$$GOAL" >&2; exit 1; }
+# The goals, by the line's name as it prints: name|goal.
+failed=0
+while IFS='|' read -r name goal; do
+  line="$(awk -v n="$name " 'index($0, n) == 1 && / kms-wrapped +\$/' infra/bench-results/cost-model.txt | head -1)"
+  if [[ -z "$line" ]]; then
+    echo "[cost-model] FAILED: no kms-wrapped line named '$name'" >&2
+    failed=1
+    continue
+  fi
+  cost="$(sed -E 's/.* kms-wrapped +\$([0-9.]+) per million.*/\1/' <<<"$line")"
+  if python3 -c "import sys; sys.exit(0 if float('$cost') <= float('$goal') else 1)"; then
+    echo "[cost-model] $name: \$$cost per million (goal \$$goal)"
+  else
+    echo "[cost-model] FAILED: $name costs \$$cost per million, over \$$goal" >&2
+    failed=1
+  fi
+done <<EOF
+client_credentials|$GOAL
+authorization_code (sign-in, code, redemption)|8.00
+refresh_token|3.50
+introspection|1.50
+EOF
+exit "$failed"
