@@ -96,8 +96,9 @@ tenant_skips=(
 BULWARK_E2E_ISSUER=tenant cargo test --locked -p bulwark --features test-services --test e2e --no-fail-fast -- "${tenant_skips[@]}" "${filter[@]}" 2>&1 \
   | sed -u 's/^test \([a-z_]*::\)/test tenant-issuer::\1/' | tee -a test-output/cargo-test.log
 [[ "${PIPESTATUS[0]}" -eq 0 ]] || status=1
-# The cost model on the same moto: counted AWS calls priced per operation; fails if the default
-# stack's client_credentials tokens cost more than $1.50 per million.
+# The cost model on the same moto: counted AWS calls priced per operation; checks the default
+# stack's goal lines (client_credentials, authorization_code, refresh_token, introspection:
+# infra/cost-model.sh): fails on a met goal exceeded, or an open goal's line above today's cost.
 if [[ "${#filter[@]}" -eq 0 ]]; then
   echo "[test] cost model (bash infra/cost-model.sh)"
   bash infra/cost-model.sh || status=1

@@ -54,6 +54,7 @@ struct Shared(Arc<Mutex<Meter>>);
 
 impl Shared {
     fn take(&self) -> Meter {
+        trace("---- (the operation ends)");
         std::mem::take(&mut *self.0.lock().unwrap())
     }
     fn call(&self, name: &str) {
@@ -85,6 +86,23 @@ fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize 
     item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
 }
 
+/// `COST_MODEL_TRACE=1`: every DynamoDB call on stderr, with its key's kind and the bytes of
+/// the item written or returned (where the units go).
+fn trace(what: &str) {
+    if std::env::var_os("COST_MODEL_TRACE").is_some() {
+        eprintln!("  {what}");
+    }
+}
+
+/// A key's kind for the trace: its partition key up to the first `#` (`rt#`, `grants#`, ...).
+fn key_of(key: Option<&std::collections::HashMap<String, AttributeValue>>) -> String {
+    let pk = key
+        .and_then(|m| m.get("pk"))
+        .and_then(|v| v.as_s().ok())
+        .map_or("", String::as_str);
+    format!("{}#", pk.split('#').next().unwrap_or(""))
+}
+
 fn units(bytes: usize, per: usize) -> f64 {
     bytes.div_ceil(per).max(1) as f64
 }
@@ -105,21 +123,39 @@ impl Intercept for DynamoMeter {
     ) -> Result<(), BoxError> {
         use aws_sdk_dynamodb::operation::*;
         let input = ctx.input();
-        if input.downcast_ref::<get_item::GetItemInput>().is_some() {
+        if let Some(g) = input.downcast_ref::<get_item::GetItemInput>() {
             self.0.call("dynamodb:GetItem");
+            trace(&format!("GetItem {}", key_of(g.key())));
         } else if let Some(p) = input.downcast_ref::<put_item::PutItemInput>() {
             self.0.call("dynamodb:PutItem");
             self.0.write(units(p.item().map_or(0, item_size), 1024));
-        } else if input.downcast_ref::<delete_item::DeleteItemInput>().is_some() {
+            trace(&format!(
+                "PutItem {} {} bytes",
+                key_of(p.item()),
+                p.item().map_or(0, item_size)
+            ));
+        } else if let Some(d) = input.downcast_ref::<delete_item::DeleteItemInput>() {
             self.0.call("dynamodb:DeleteItem");
+            trace(&format!("DeleteItem {}", key_of(d.key())));
         } else if input.downcast_ref::<query::QueryInput>().is_some() {
             self.0.call("dynamodb:Query");
         } else if let Some(t) = input.downcast_ref::<transact_write_items::TransactWriteItemsInput>() {
             self.0.call("dynamodb:TransactWriteItems");
+            trace(&format!("TransactWriteItems({})", t.transact_items().len()));
             for w in t.transact_items() {
                 let u = match w.put() {
-                    Some(p) => 2.0 * units(item_size(p.item()), 1024),
-                    None => 2.0,
+                    Some(p) => {
+                        trace(&format!(
+                            "  put {} {} bytes",
+                            key_of(Some(p.item())),
+                            item_size(p.item())
+                        ));
+                        2.0 * units(item_size(p.item()), 1024)
+                    }
+                    None => {
+                        trace("  delete/check");
+                        2.0
+                    }
                 };
                 self.0.write(u);
             }
@@ -144,10 +180,15 @@ impl Intercept for DynamoMeter {
         };
         if let Some(g) = out.downcast_ref::<get_item::GetItemOutput>() {
             self.0.read(units(g.item().map_or(0, item_size), 4096));
+            trace(&format!("    -> {} bytes", g.item().map_or(0, item_size)));
         } else if let Some(q) = out.downcast_ref::<query::QueryOutput>() {
             self.0.read(units(q.items().iter().map(item_size).sum(), 4096));
         } else if let Some(d) = out.downcast_ref::<delete_item::DeleteItemOutput>() {
             self.0.write(units(d.attributes().map_or(0, item_size), 1024));
+            trace(&format!(
+                "    -> deleted {} bytes",
+                d.attributes().map_or(0, item_size)
+            ));
         }
         Ok(())
     }

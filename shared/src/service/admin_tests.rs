@@ -29,6 +29,9 @@ struct Flaky {
     inner: EmbeddedStore,
     fail_grant_deletes: AtomicBool,
     queries: AtomicUsize,
+    /// Writes that land (once) just before the next grant item is written: another request's
+    /// change racing with a code redemption.
+    before_grant_put: std::sync::Mutex<Vec<Write>>,
 }
 
 #[async_trait]
@@ -37,6 +40,12 @@ impl Kv for Flaky {
         self.inner.get(t, pk, sk).await
     }
     async fn put(&self, t: Table, item: Item, cond: Cond) -> Result<(), StoreError> {
+        if item.pk.starts_with("grants#") {
+            let racing = std::mem::take(&mut *self.before_grant_put.lock().unwrap());
+            if !racing.is_empty() {
+                self.inner.transact(racing).await?;
+            }
+        }
         self.inner.put(t, item, cond).await
     }
     async fn delete(&self, t: Table, pk: &str, sk: &str, cond: Cond) -> Result<Option<Item>, StoreError> {
@@ -88,6 +97,7 @@ async fn h() -> H {
         inner,
         fail_grant_deletes: AtomicBool::new(false),
         queries: AtomicUsize::new(0),
+        before_grant_put: Default::default(),
     });
     let config = Config::new("http://127.0.0.1:8080").expect("config");
     let signer = LocalSigner::open(dir.path(), clock.clone(), config.max_access_token_ttl).expect("signer");
@@ -304,6 +314,79 @@ async fn a_code_issued_before_disable_is_refused_after_enable() {
     assert!(
         r.is_err(),
         "a code issued before the client was disabled yields a new grant (and refresh token) after it is enabled"
+    );
+}
+
+/// A code redemption writes its grant without a transaction. The user taking the app back in
+/// between (the marker lands after the redemption checked it, and the take-back's listing of the
+/// user's grants ran before the grant was written, so it missed it) must still leave no live
+/// grant: the redemption reads the marker again once its grant landed, ends that grant and
+/// refuses.
+#[tokio::test]
+async fn a_code_redeemed_while_the_user_takes_the_app_back_leaves_no_grant() {
+    let h = h().await;
+    let app = &h.app;
+    let sub = alice(app).await;
+    let client_id = notes(app).await;
+    let verifier = "v".repeat(43);
+    let code = crate::secret::generate();
+    let now = app.now();
+    let c = AuthCode {
+        tenant: tid("acme"),
+        sub: sub.clone().into(),
+        auth_time: now,
+        request: AuthRequest {
+            client_id: client_id.clone().into(),
+            redirect_uri: "https://notes.example/cb".into(),
+            redirect_uri_explicit: false,
+            scope: "api:read".into(),
+            state: None,
+            nonce: None,
+            code_challenge: s256(&verifier),
+            prompt: Default::default(),
+            max_age: None,
+            login_hint: None,
+            resources: Vec::new(),
+            dpop_jkt: None,
+        },
+        issued_at: now,
+        revocation: None,
+        user_epoch: Some(0),
+        grant_epoch: None,
+        issuer_scope: None,
+    };
+    app.repo
+        .commit(vec![
+            app.repo
+                .create_code_write(&code.hash().to_hex(), &c, now + 60)
+                .unwrap(),
+        ])
+        .await
+        .unwrap();
+    h.clock.advance(1);
+    *h.kv.before_grant_put.lock().unwrap() = vec![
+        app.repo
+            .app_revoked_write("acme", &sub, &client_id, app.now(), app.now() + 3600)
+            .unwrap(),
+    ];
+    let client = app.repo.client(&client_id).await.unwrap().unwrap().value;
+    let r = grants::authorization_code(
+        app,
+        &crate::service::testing::req(
+            &client,
+            &params(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.expose()),
+                ("code_verifier", &verifier),
+            ]),
+        ),
+    )
+    .await;
+    assert!(h.kv.before_grant_put.lock().unwrap().is_empty(), "the race ran");
+    assert!(r.is_err(), "a grant issued across the user's take-back");
+    assert!(
+        app.repo.grants_of(&sub).await.unwrap().is_empty(),
+        "the grant the take-back's listing missed is gone"
     );
 }
 

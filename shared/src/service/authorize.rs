@@ -26,7 +26,7 @@ use crate::service::App;
 use crate::service::users::{self, LoginFailure};
 use crate::store::repo::Versioned;
 use crate::store::repo_users::{AuthCode, Consent, PendingAuth, Session};
-use crate::store::{Cond, StoreError};
+use crate::store::{Cond, StoreError, Write};
 
 /// What happened, for the browser's next page: the flow's terms only (the pages, their words and
 /// their status codes are http's).
@@ -400,16 +400,9 @@ pub async fn submit_login(app: &App, form: &Params, browser: &Secret) -> Result<
         }
     };
     let (cookie, session) = users::start_session(app, &user).await?;
+    // Not written here: the next step writes the pending request anyway, at the version read
+    // (the consent page stores it with this flag; a code ends it), and a refusal ends the flow.
     pending.value.login_done = true;
-    match app
-        .repo
-        .put_pending(&id, &pending.value, Cond::Version(pending.version))
-        .await
-    {
-        Ok(()) => pending.version += 1,
-        Err(StoreError::Conflict) => return Ok(expired()),
-        Err(e) => return Err(e.into()),
-    }
     let mut step = proceed(app, &id, pending, client, Some((session.clone(), user)), None).await?;
     step.new_session = Some((cookie, session));
     Ok(step)
@@ -650,7 +643,18 @@ async fn proceed(
             &client.client_id,
         )?);
     }
-    match app.repo.commit(writes).await {
+    // With a consent to write, one transaction. Without (a remembered consent), two single
+    // writes (a transaction bills twice): the pending request ended at the version read first
+    // — the conditional delete that lets it answer once —, then the code. A failure between
+    // leaves no code and a request that has answered: the user starts again.
+    let landed = match <[Write; 2]>::try_from(writes) {
+        Ok([code_write, finish]) => match app.repo.commit(vec![finish]).await {
+            Ok(()) => app.repo.commit(vec![code_write]).await,
+            Err(e) => Err(e),
+        },
+        Err(writes) => app.repo.commit(writes).await,
+    };
+    match landed {
         Ok(()) => {}
         Err(StoreError::Conflict) => return Ok(expired()),
         Err(e) => return Err(e.into()),

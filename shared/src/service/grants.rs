@@ -167,7 +167,7 @@ pub async fn authorization_code(app: &App, r: &TokenRequest<'_>) -> Result<Token
     let req = &c.request;
     // A code minted before the user was deactivated, or before the user took the app back on
     // the account page, is worth nothing afterwards.
-    let Some(mut user) = active_user(app, &c.tenant, &c.sub).await? else {
+    let Some(user) = active_user(app, &c.tenant, &c.sub).await? else {
         return Err(bad());
     };
     // ... or before anything that ends the user's sessions (a deactivation, even if undone
@@ -214,38 +214,39 @@ pub async fn authorization_code(app: &App, r: &TokenRequest<'_>) -> Result<Token
         .metadata
         .allows_grant(GrantType::RefreshToken)
         .then(crate::secret::generate);
+    // Each on its own, no transaction: the used-code marker first (a replay from now on finds
+    // the grant to end), the pointer that lists the grant under its client before the grant
+    // (a client's cascade never misses it), the grant, its refresh token, the audit event.
     let writes = (|| {
-        let mut writes: Vec<Write> = app.repo.create_grant_writes(&grant)?.into();
-        writes.push(app.repo.used_code_write(
-            &hash,
-            &UsedCode {
-                grant: grant.reference(),
-                challenge: Some(c.request.code_challenge.clone()),
-            },
-            now + app.config.lifetimes.used_code,
-        )?);
+        let [grant_item, pointer] = app.repo.create_grant_writes(&grant)?;
+        let mut writes = vec![
+            app.repo.used_code_write(
+                &hash,
+                &UsedCode {
+                    grant: grant.reference(),
+                    challenge: Some(c.request.code_challenge.clone()),
+                },
+                now + app.config.lifetimes.used_code,
+            )?,
+            pointer,
+            grant_item,
+        ];
+        if let Some(r) = &refresh {
+            let mut rt = new_refresh(&grant, now, idle);
+            rt.jkt = refresh_binding(client, dpop);
+            writes.push(app.repo.create_refresh_write(&r.hash().to_hex(), &rt)?);
+        }
         writes.push(app.repo.audit_write(
             &c.tenant,
             AuditKind::GrantCreated,
             &client.client_id,
             &grant.gid,
         )?);
-        if let Some(r) = &refresh {
-            let mut rt = new_refresh(&grant, now, idle);
-            rt.jkt = refresh_binding(client, dpop);
-            writes.push(app.repo.create_refresh_write(&r.hash().to_hex(), &rt)?);
-        }
-        writes.push(app.repo.client_exists_check(client));
-        writes.push(app.repo.app_revoked_unchanged_check(
-            &c.tenant,
-            &c.sub,
-            &client.client_id,
-            revoked.as_ref().map(|r| r.version),
-        ));
         Ok::<_, StoreError>(writes)
     })()?;
     // Sign first, write second: if KMS or DynamoDB fails, nothing is issued, the code is put
-    // back, and the client may simply retry.
+    // back, and the client may simply retry (what a failed write left is a grant nobody holds a
+    // token of: it expires).
     let issued = Issue {
         client,
         tenant: &tenant,
@@ -258,48 +259,9 @@ pub async fn authorization_code(app: &App, r: &TokenRequest<'_>) -> Result<Token
     };
     let result = match issue(app, issued).await {
         Err(e) => Err(e),
-        Ok(body) => {
-            let mut landed = Err(OAuthError::unavailable());
-            for _ in 0..ATTEMPTS {
-                let mut attempt = writes.clone();
-                attempt.push(app.repo.user_unchanged_check(&user.value.sub, user.version));
-                match app.repo.commit(attempt).await {
-                    Ok(()) => {
-                        landed = Ok(());
-                        break;
-                    }
-                    // The user changed (or the client went) since we read them: look again.
-                    Err(StoreError::Conflict) => {
-                        let (Some(u), Some(_)) = (
-                            active_user(app, &c.tenant, &c.sub).await?,
-                            app.repo
-                                .client_in(client.tenant.as_str(), &client.client_id)
-                                .await?,
-                        ) else {
-                            return Err(bad());
-                        };
-                        let marker = app.repo.app_revoked(&c.tenant, &c.sub, &client.client_id).await?;
-                        if marker.map(|m| m.version) != revoked.as_ref().map(|r| r.version) {
-                            // The user took the app back meanwhile.
-                            return Err(bad());
-                        }
-                        // Whatever ended the user's sessions or grants meanwhile (a new
-                        // password, "sign out everywhere", a deactivation) ends this code too.
-                        if c.user_epoch.is_some_and(|e| e != u.value.session_epoch)
-                            || !u.value.grant_stands(grant.grant_epoch)
-                        {
-                            return Err(bad());
-                        }
-                        user = u;
-                    }
-                    Err(e) => {
-                        landed = Err(e.into());
-                        break;
-                    }
-                }
-            }
-            landed.map(|()| body)
-        }
+        Ok(body) => land_grant(app, writes, &grant, &c, client, revoked.map(|r| r.version))
+            .await
+            .map(|()| body),
     };
     if let Err(e) = &result
         && e.code == ErrorCode::TemporarilyUnavailable
@@ -314,6 +276,36 @@ pub async fn authorization_code(app: &App, r: &TokenRequest<'_>) -> Result<Token
         }
     }
     result
+}
+
+/// Write a redeemed code's grant, each write on its own, then make sure no cascade missed it.
+///
+/// No condition on the user or the client goes with the writes: every use of a grant reads
+/// both (`User::grant_stands`, the client's `issued_at` and `tokens_revoked_before`), so a grant
+/// written after a deactivation, a "sign out everywhere" or a client's deletion listed the
+/// user's or client's grants is dead at its first use. The one thing no use reads is whether
+/// the user took the app back (`account::revoke_app`: its marker, then a listing of the user's
+/// grants): read again after the grant landed, a marker moved since the code's check means that
+/// listing may have missed this grant, which then goes.
+async fn land_grant(
+    app: &App,
+    writes: Vec<Write>,
+    grant: &Grant,
+    c: &crate::store::repo_users::AuthCode,
+    client: &Client,
+    marker: Option<u64>,
+) -> Result<(), OAuthError> {
+    for w in writes {
+        app.repo.commit(vec![w]).await?;
+    }
+    let current = app.repo.app_revoked(&c.tenant, &c.sub, &client.client_id).await?;
+    if current.map(|m| m.version) != marker {
+        revoke_grants(app, &[grant.reference()], None).await?;
+        return Err(invalid_grant(
+            "the authorization code is invalid, expired or already used",
+        ));
+    }
+    Ok(())
 }
 
 /// Which grant without a browser a [`Direct`] is: what the audit trail calls it, and whether
@@ -517,25 +509,23 @@ pub fn new_refresh(grant: &Grant, now: i64, idle: i64) -> RefreshToken {
 }
 
 /// Seconds after a refresh token's rotation during which presenting it again returns the same
-/// new pair instead of revoking the family: one client refreshing from several places at once
-/// (an MCP client's parallel tool calls), or retrying after a lost response. Beyond it, reuse
-/// is theft (RFC 9700 §4.14.2) and ends the family.
+/// next refresh token (with access and ID tokens signed afresh) instead of revoking the family:
+/// one client refreshing from several places at once (an MCP client's parallel tool calls), or
+/// retrying after a lost response. Beyond it, reuse is theft (RFC 9700 §4.14.2) and ends the
+/// family.
 pub const REFRESH_REUSE_GRACE: i64 = 10;
 
 const SUCCESSOR_LABEL: &str = "refresh-successor";
 
-/// The pair a rotation returned, as sealed in the rotated token.
+/// What a rotation left for a re-presentation within the grace, sealed in the rotated token:
+/// the next refresh token, and what the rotating request asked for. (Sealed blobs written before
+/// this held the whole pair too; those fields are ignored: the access and ID tokens are signed
+/// afresh, so the rotated item stays under one write unit.)
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Successor {
-    access_token: String,
     refresh_token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scope: Option<String>,
-    expires_at: i64,
-    /// What the rotating request asked for: a re-presentation within the grace gets this pair
-    /// only if it asks for the same.
+    /// What the rotating request asked for: a re-presentation within the grace gets the next
+    /// refresh token only if it asks for the same.
     #[serde(default)]
     asked: Asked,
 }
@@ -576,8 +566,9 @@ impl Asked {
 
 /// What a rotated token presented within the grace gets.
 enum Again {
-    /// The same pair its rotation returned.
-    SamePair(TokenResponse),
+    /// The refresh token its rotation returned (with access and ID tokens signed afresh, for
+    /// the same scope and resource, after every check a rotation makes).
+    SameNext(Secret),
     /// Nothing: the request asks for another scope or resource than the rotation did (it could
     /// otherwise get back a wider pair than it asked for).
     DifferentRequest,
@@ -585,10 +576,11 @@ enum Again {
     Reuse,
 }
 
-/// Within [`REFRESH_REUSE_GRACE`] of its rotation, a rotated token's successor pair, if that
-/// successor has not itself been used (a client that moved on does not go back), its family
-/// stands, and the request asks for what the rotating one asked for.
-async fn same_pair_within_grace(
+/// Within [`REFRESH_REUSE_GRACE`] of its rotation, a rotated token's successor, if that
+/// successor has not itself been used (a client that moved on does not go back) and the request
+/// asks for what the rotating one asked for. (Whether the family stands is checked by the
+/// caller, as for any refresh.)
+async fn same_next_within_grace(
     app: &App,
     presented: &Secret,
     rt: &RefreshToken,
@@ -607,29 +599,28 @@ async fn same_pair_within_grace(
     else {
         return Ok(Again::Reuse);
     };
-    let next_hash = Secret::new(s.refresh_token.clone()).hash().to_hex();
-    match app.repo.refresh_token(&next_hash).await? {
-        Some(next) if !next.value.rotated && next.value.gid == rt.gid => {}
+    let next = Secret::new(s.refresh_token);
+    match app.repo.refresh_token(&next.hash().to_hex()).await? {
+        Some(n) if !n.value.rotated && n.value.gid == rt.gid => {}
         _ => return Ok(Again::Reuse),
-    }
-    if app.repo.grant(&rt.sub, &rt.gid).await?.is_none() {
-        return Ok(Again::Reuse);
     }
     if Asked::of(p, dpop)? != s.asked {
         return Ok(Again::DifferentRequest);
     }
-    let mut body = TokenResponse::issued(
-        s.access_token,
-        (s.expires_at - now).max(1),
-        s.scope,
-        s.asked.dpop.as_ref(),
-    );
-    body.refresh_token = Some(s.refresh_token);
-    body.id_token = s.id_token;
-    Ok(Again::SamePair(body))
+    Ok(Again::SameNext(next))
 }
 
+/// How often a refresh moves its grant's `last_used` (the account page's and the admin API's
+/// "last used"): at most once an hour, so that a rotation writes only its two refresh tokens.
+pub const GRANT_TOUCH_EVERY: i64 = 3600;
+
 /// `grant_type=refresh_token`: only for clients registered for it.
+///
+/// A rotation is two single-item writes, no transaction: the new token (a random hash nobody
+/// else can name), then the presented one marked `rotated` at the version read — the
+/// conditional write that makes exactly one of concurrent uses the rotation. The grant, user and
+/// client are read fresh before; a cascade that ends any of them deletes the grant, which the
+/// next use (and introspection) reads, so no condition check on them is needed here.
 pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
     let (client, p, dpop) = (r.client, r.params, r.dpop.as_ref());
     let presented = Secret::new(p.require("refresh_token").map_err(OAuthError::invalid_request)?);
@@ -652,26 +643,25 @@ pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenRespo
                 "the refresh token is bound to a DPoP key: send a proof of that key",
             ));
         }
+        let mut again = None;
         if rt.rotated {
-            match same_pair_within_grace(app, &presented, &rt, p, dpop, app.now()).await? {
-                Again::SamePair(same) => {
-                    tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace; the same pair");
-                    return Ok(same);
-                }
+            match same_next_within_grace(app, &presented, &rt, p, dpop, app.now()).await? {
+                Again::SameNext(next) => again = Some(next),
                 Again::DifferentRequest => {
                     tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace for another scope or resource; refused");
                     return Err(invalid_grant(
                         "the refresh token was just used; within the grace it is answered only for the same scope and resource as then",
                     ));
                 }
-                Again::Reuse => {}
+                Again::Reuse => {
+                    tracing::warn!(client_id = %client.client_id, "refresh token reused; revoking its family");
+                    revoke_grant(app, &rt.grant(), AuditKind::RefreshReused, &client.client_id).await?;
+                    app.metrics.record(crate::metrics::Event::RefreshReuse {
+                        tenant: client.tenant.as_str(),
+                    });
+                    return Err(bad());
+                }
             }
-            tracing::warn!(client_id = %client.client_id, "refresh token reused; revoking its family");
-            revoke_grant(app, &rt.grant(), AuditKind::RefreshReused, &client.client_id).await?;
-            app.metrics.record(crate::metrics::Event::RefreshReuse {
-                tenant: client.tenant.as_str(),
-            });
-            return Err(bad());
         }
         let Some(Versioned {
             value: mut grant,
@@ -715,67 +705,81 @@ pub async fn refresh_token(app: &App, r: &TokenRequest<'_>) -> Result<TokenRespo
                 asked
             }
         };
-        let now = app.now();
-        grant.last_used = now;
-        let next = crate::secret::generate();
-        let (idle, _) = refresh_lifetimes(app, &tenant);
-        // Sign first (a KMS failure leaves the token unused), then rotate, sealing the new
-        // pair in the old token for the reuse grace.
-        let issued = Issue {
+        let issued = |refresh| Issue {
             client,
             tenant: &tenant,
             grant: &grant,
             scope: &scope,
             params: p,
             nonce: None,
-            refresh: Some(&next),
+            refresh,
             dpop,
         };
-        let body = issue(app, issued).await?;
+        // Presented again within the grace for the same request: the refresh token the
+        // rotation returned, with access and ID tokens signed now; nothing is written.
+        if let Some(next) = again {
+            tracing::info!(client_id = %client.client_id, "refresh token presented again within the grace; the same next token");
+            return issue(app, issued(Some(&next))).await;
+        }
+        let now = app.now();
+        let next = crate::secret::generate();
+        let (idle, _) = refresh_lifetimes(app, &tenant);
+        // Sign first (a KMS failure leaves the token unused), then rotate, sealing the next
+        // token in the old one for the reuse grace.
+        let body = issue(app, issued(Some(&next))).await?;
         let successor = serde_json::to_vec(&Successor {
-            access_token: body.access_token.clone(),
             refresh_token: next.expose().to_string(),
-            id_token: body.id_token.clone(),
-            scope: body.scope.clone(),
-            expires_at: now + body.expires_in,
             asked: Asked::of(p, dpop)?,
         })
         .ok()
         .and_then(|plain| crate::secret::seal_for(&presented, SUCCESSOR_LABEL, &plain));
-        let writes = vec![
-            app.repo
-                .rotate_refresh_write(&hash, &rt, version, now, successor)?,
-            app.repo.create_refresh_write(
-                &next.hash().to_hex(),
+        let next_hash = next.hash().to_hex();
+        // The new token first: if the rotation below loses, it is a token nobody was given
+        // (removed again); if this process dies in between, it expires unknown.
+        app.repo
+            .commit(vec![app.repo.create_refresh_write(
+                &next_hash,
                 &RefreshToken {
                     // The family stays bound to its key; an unbound public client's family
                     // becomes bound once it refreshes with a proof (RFC 9449 §5).
                     jkt: rt.jkt.clone().or_else(|| refresh_binding(client, dpop)),
                     ..new_refresh(&grant, now, idle)
                 },
-            )?,
-            app.repo.touch_grant_write(&grant, grant_version)?,
-            app.repo.user_unchanged_check(&user.value.sub, user.version),
-            app.repo.client_exists_check(client),
-        ];
-        match app.repo.commit(writes).await {
-            Ok(()) => return Ok(body),
-            // Something moved between our reads and our write. Look again: if the token was
-            // used meanwhile, that is reuse (the family is revoked above); if the grant, the
-            // user or the client is gone, the token is dead; if only the user's profile
-            // changed, try once more.
+            )?])
+            .await?;
+        match app
+            .repo
+            .commit(vec![
+                app.repo
+                    .rotate_refresh_write(&hash, &rt, version, now, successor)?,
+            ])
+            .await
+        {
+            Ok(()) => {}
+            // Used (or revoked) meanwhile: look again — rotated is the grace or reuse above,
+            // gone is a dead token.
             Err(StoreError::Conflict) => {
-                if app
-                    .repo
-                    .client_in(client.tenant.as_str(), &client.client_id)
-                    .await?
-                    .is_none()
-                {
-                    return Err(bad());
-                }
+                app.repo
+                    .commit(vec![app.repo.delete_refresh_write(&next_hash)])
+                    .await?;
+                continue;
             }
             Err(e) => return Err(e.into()),
         }
+        // "Last used", at most once an hour; a grant revoked meanwhile stays revoked (the lost
+        // condition is no error: the tokens just issued die with it).
+        if now - grant.last_used >= GRANT_TOUCH_EVERY {
+            grant.last_used = now;
+            match app
+                .repo
+                .commit(vec![app.repo.touch_grant_write(&grant, grant_version)?])
+                .await
+            {
+                Ok(()) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Ok(body);
     }
     Err(OAuthError::unavailable())
 }

@@ -1381,9 +1381,65 @@ mod assertions {
     }
 }
 
+/// A token rotated by the previous release sealed the whole pair (access and ID tokens too)
+/// under itself; presented again within the grace after an upgrade, it still gets its next
+/// refresh token (the extra fields are ignored), with an access token signed afresh.
+#[tokio::test]
+async fn a_successor_sealed_by_the_previous_release_still_opens_within_the_grace() {
+    use crate::domain::params::Params;
+    use crate::service::grants::{new_refresh, refresh_token};
+    let h = harness();
+    let app = &h.app;
+    tenant(app, "acme").await;
+    let alice = user(app, "acme", "alice").await;
+    let client = clients::create_by_admin(app, &tid("acme"), &code_client_metadata(), Default::default())
+        .await
+        .unwrap()
+        .client;
+    let gid = grants(app, "acme", &alice, &client.client_id, 1).await.remove(0);
+    let g = app.repo.grant(&alice, &gid).await.unwrap().unwrap().value;
+    let (old, next) = (crate::secret::generate(), crate::secret::generate());
+    let now = app.now();
+    for t in [&old, &next] {
+        let w = app
+            .repo
+            .create_refresh_write(&t.hash().to_hex(), &new_refresh(&g, now, 86_400))
+            .unwrap();
+        app.repo.commit(vec![w]).await.unwrap();
+    }
+    // Rotated as the previous release did.
+    let pair = json!({"access_token": "an.old.jwt", "refresh_token": next.expose(),
+                      "id_token": "an.old.idtoken", "scope": "openid", "expires_at": now + 300,
+                      "asked": {}});
+    let sealed = crate::secret::seal_for(&old, "refresh-successor", pair.to_string().as_bytes());
+    let stored = app
+        .repo
+        .refresh_token(&old.hash().to_hex())
+        .await
+        .unwrap()
+        .unwrap();
+    let w = app
+        .repo
+        .rotate_refresh_write(&old.hash().to_hex(), &stored.value, stored.version, now, sealed)
+        .unwrap();
+    app.repo.commit(vec![w]).await.unwrap();
+    h.clock.advance(1);
+    let form =
+        Params::parse(format!("grant_type=refresh_token&refresh_token={}", old.expose()).as_bytes()).unwrap();
+    let again = refresh_token(app, &crate::service::testing::req(&client, &form))
+        .await
+        .unwrap();
+    assert_eq!(again.refresh_token.as_deref(), Some(next.expose()));
+    assert_ne!(again.access_token, "an.old.jwt");
+    assert!(
+        app.repo.grant(&alice, &gid).await.unwrap().is_some(),
+        "the family stands"
+    );
+}
+
 /// Concurrent refreshes with one token (an MCP client's parallel calls) get the same new pair
-/// within the grace; after it, or once the new token was used, presenting the old one is reuse
-/// and ends the family. The pair is stored only sealed under the old token.
+/// within the grace (the same next refresh token; access tokens signed afresh); after it, or once the new token was used, presenting the old one is reuse
+/// and ends the family. The next token is stored only sealed under the old one.
 #[tokio::test]
 async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and_never_after() {
     use crate::domain::params::Params;
@@ -1425,7 +1481,8 @@ async fn a_refresh_token_presented_again_within_the_grace_gets_the_same_pair_and
         .await
         .unwrap();
     assert_eq!(again.refresh_token.as_deref(), Some(next.as_str()));
-    assert_eq!(again.access_token, first.access_token);
+    // The access token is signed afresh (the rotated item keeps only the next refresh token).
+    assert_ne!(again.access_token, first.access_token);
     assert!(again.expires_in <= first.expires_in);
     let stored = app
         .repo

@@ -524,16 +524,21 @@ pub async fn start_session(app: &App, user: &User) -> Result<(Secret, Session), 
         created_at: now,
         expires_at: now + ttl,
     };
+    // Two single writes, not a transaction (which bills twice): the session, then its audit
+    // event. If the event fails, the caller gets an error and never the session's id, so no
+    // session is used without its event, and no event tells of a session that was not written.
     app.repo
         .commit(vec![
             app.repo.create_session_write(&id.hash().to_hex(), &session)?,
-            app.repo.audit_write(
-                user.tenant.as_str(),
-                AuditKind::LoginSucceeded,
-                &user.sub,
-                &user.sub,
-            )?,
         ])
+        .await?;
+    app.repo
+        .commit(vec![app.repo.audit_write(
+            user.tenant.as_str(),
+            AuditKind::LoginSucceeded,
+            &user.sub,
+            &user.sub,
+        )?])
         .await?;
     Ok((id, session))
 }

@@ -787,7 +787,16 @@ impl Repo {
                 _ => None,
             })
             .collect();
-        self.kv.transact(writes).await?;
+        // One put or delete needs no transaction (which DynamoDB bills twice): a single
+        // conditional write is atomic on its own.
+        match <[Write; 1]>::try_from(writes) {
+            Ok([Write::Put { table, item, cond }]) => self.kv.put(table, item, cond).await?,
+            Ok([Write::Delete { table, pk, sk, cond }]) => {
+                self.kv.delete(table, &pk, &sk, cond).await?;
+            }
+            Ok([check @ Write::Check { .. }]) => self.kv.transact(vec![check]).await?,
+            Err(writes) => self.kv.transact(writes).await?,
+        }
         for e in events {
             tracing::info!(
                 target: "audit",

@@ -384,6 +384,16 @@ impl Repo {
         Ok(put(Table::Grants, item, Cond::Version(version)))
     }
 
+    /// The write that removes a refresh token nobody was given (a rotation that lost).
+    pub fn delete_refresh_write(&self, hash: &str) -> Write {
+        Write::Delete {
+            table: Table::Grants,
+            pk: format!("rt#{hash}"),
+            sk: "rt".into(),
+            cond: Cond::None,
+        }
+    }
+
     pub async fn refresh_token(&self, hash: &str) -> Result<Option<Versioned<RefreshToken>>, StoreError> {
         self.get_as(Table::Grants, &format!("rt#{hash}"), "rt").await
     }
