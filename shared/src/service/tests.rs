@@ -2886,4 +2886,49 @@ mod review_wfed {
             "tenant items read for junk a stranger sent"
         );
     }
+
+    /// The chain behind the `user link` finding: a user linked to a workload subject (allowed
+    /// today), then the issuer re-added without `--workload` — the README's own way to cut the
+    /// workloads off, and what re-running `issuer add --jwks-file` to renew a cluster's keys does
+    /// when the flag is forgotten. The workload platform's token (its default audience is the
+    /// tenant's issuer, which is also what the JWT bearer grant wants under the tenant's issuer)
+    /// is now that user's assertion: the workload, cut off as a client, logs in as alice.
+    #[tokio::test]
+    async fn cutting_a_workload_issuer_off_does_not_turn_its_tokens_into_user_logins() {
+        let h = harness();
+        let base = &h.app;
+        tenant(base, "acme").await;
+        user(base, "acme", "alice").await;
+        let (enc, jwk) = key();
+        tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+            .await
+            .unwrap();
+        let _ = users::link(base, &tid("acme"), "alice", K8S, SA).await;
+        // "adding it again without --workload" (README): federated clients stop at once ...
+        tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, false, false), "test")
+            .await
+            .unwrap();
+        let bearer = clients::create_by_admin(
+            base,
+            &tid("acme"),
+            &json!({"client_name": "bearer", "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"], "scope": "api:read"}),
+            Default::default(),
+        )
+        .await
+        .expect("client")
+        .client;
+        let acme = base.scoped("acme");
+        let now = acme.now();
+        // ... and the pod's projected token, exactly as the kubelet wrote it for Bulwark:
+        let pod_token = token(
+            &enc,
+            json!({"iss": K8S, "sub": SA, "aud": [acme.config.tenant_issuer("acme")], "iat": now, "nbf": now, "exp": now + 300, "jti": random_id(8)}),
+        );
+        let p = Params::parse(
+            format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={pod_token}").as_bytes(),
+        )
+        .unwrap();
+        let r = crate::service::token_endpoint::grant(&acme, &crate::service::testing::req(&bearer, &p)).await;
+        assert!(r.is_err(), "the workload's token was taken as alice's assertion");
+    }
 }
