@@ -2931,4 +2931,42 @@ mod review_wfed {
         let r = crate::service::token_endpoint::grant(&acme, &crate::service::testing::req(&bearer, &p)).await;
         assert!(r.is_err(), "the workload's token was taken as alice's assertion");
     }
+
+    /// L2: cutting the workload off (the issuer removed — or, as the README also offers, its
+    /// `--workload` dropped, or its subject PATCHed away) ends its authentication, but the
+    /// access tokens it minted a moment before stay active until they expire.
+    #[tokio::test]
+    async fn removing_the_workload_issuer_ends_the_tokens_its_workloads_hold() {
+        let h = harness();
+        let app = &h.app;
+        tenant(app, "acme").await;
+        let (enc, jwk) = key();
+        tenants::add_issuer(app, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+            .await
+            .unwrap();
+        let cid = federated_client(app, "acme").await;
+        let now = app.now();
+        let t = token(
+            &enc,
+            json!({"iss": K8S, "sub": SA, "aud": app.config.tenant_issuer("acme"), "exp": now + 300, "iat": now}),
+        );
+        let body = format!(
+            "grant_type=client_credentials&scope=api%3Aread&client_id={cid}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={t}"
+        );
+        let p = Params::parse(body.as_bytes()).unwrap();
+        let creds = read_credentials(None, &p).unwrap();
+        let client = tokens::authenticate(app, &creds, "/oauth2/token").await.expect("authenticated");
+        let at = crate::service::token_endpoint::grant(app, &crate::service::testing::req(&client, &p))
+            .await
+            .expect("a token")
+            .access_token;
+        assert_eq!(tokens::introspect(app, &client, &at).await.unwrap()["active"], true);
+        tenants::remove_issuer(app, &tid("acme"), K8S, "test").await.unwrap();
+        h.clock.advance(1);
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            false,
+            "the cut-off workload's access token is still active"
+        );
+    }
 }
