@@ -2716,7 +2716,9 @@ mod review_wfed {
             .await
             .unwrap();
         let cid = federated_client(app, "acme").await;
-        tenants::remove_issuer(app, &tid("acme"), K8S, "test").await.unwrap();
+        tenants::remove_issuer(app, &tid("acme"), K8S, "test")
+            .await
+            .unwrap();
         let p = crate::service::admin::patch_client(
             app,
             &tid("acme"),
@@ -2775,13 +2777,14 @@ mod review_wfed {
             federated_client(app, "beta").await,
         );
         let now = app.now();
-        let claims = |aud: String| {
-            json!({"iss": K8S, "sub": SA, "aud": aud, "exp": now + 300, "iat": now, "jti": random_id(8)})
-        };
+        let claims = |aud: String| json!({"iss": K8S, "sub": SA, "aud": aud, "exp": now + 300, "iat": now, "jti": random_id(8)});
         let for_acme = token(&enc, claims(app.config.tenant_issuer("acme")));
         assert!(!authenticates(app, &b1, &for_acme).await, "acme's token at beta");
         assert!(authenticates(app, &a1, &for_acme).await);
-        assert!(!authenticates(app, &a2, &for_acme).await, "spent for a1, replayed for a2");
+        assert!(
+            !authenticates(app, &a2, &for_acme).await,
+            "spent for a1, replayed for a2"
+        );
         // alg none and HS256 keyed with the public key's x coordinate.
         use base64::Engine;
         let b64 = |v: &serde_json::Value| {
@@ -2816,7 +2819,12 @@ mod review_wfed {
             }
             self.0.get(t, pk, sk).await
         }
-        async fn put(&self, t: Table, item: crate::store::Item, cond: crate::store::Cond) -> Result<(), StoreError> {
+        async fn put(
+            &self,
+            t: Table,
+            item: crate::store::Item,
+            cond: crate::store::Cond,
+        ) -> Result<(), StoreError> {
             self.0.put(t, item, cond).await
         }
         async fn delete(
@@ -2857,9 +2865,15 @@ mod review_wfed {
         let clock = ManualClock::at(1_800_000_000);
         let store = EmbeddedStore::open(&dir.path().join("bulwark.db"), clock.clone()).expect("store");
         let config = Config::new("http://127.0.0.1:8080").expect("config");
-        let signer = LocalSigner::open(dir.path(), clock.clone(), config.max_access_token_ttl).expect("signer");
+        let signer =
+            LocalSigner::open(dir.path(), clock.clone(), config.max_access_token_ttl).expect("signer");
         let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let app = App::new(config, Arc::new(TenantReads(store, reads.clone())), Arc::new(signer), clock.clone());
+        let app = App::new(
+            config,
+            Arc::new(TenantReads(store, reads.clone())),
+            Arc::new(signer),
+            clock.clone(),
+        );
         let app = &app;
         tenant(app, "acme").await;
         let (enc, jwk) = key();
@@ -2870,9 +2884,18 @@ mod review_wfed {
         let now = app.now();
         let aud = app.config.tenant_issuer("acme");
         let junk = [
-            token(&enc, json!({"iss": "https://evil.example", "sub": SA, "aud": aud, "exp": now + 60})),
-            token(&enc, json!({"iss": K8S, "sub": "system:serviceaccount:evil:x", "aud": aud, "exp": now + 60})),
-            token(&enc, json!({"iss": K8S, "sub": SA, "aud": "https://elsewhere.example", "exp": now + 60})),
+            token(
+                &enc,
+                json!({"iss": "https://evil.example", "sub": SA, "aud": aud, "exp": now + 60}),
+            ),
+            token(
+                &enc,
+                json!({"iss": K8S, "sub": "system:serviceaccount:evil:x", "aud": aud, "exp": now + 60}),
+            ),
+            token(
+                &enc,
+                json!({"iss": K8S, "sub": SA, "aud": "https://elsewhere.example", "exp": now + 60}),
+            ),
         ];
         reads.store(0, std::sync::atomic::Ordering::SeqCst);
         for _ in 0..10 {
@@ -2903,9 +2926,45 @@ mod review_wfed {
         tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, true, false), "test")
             .await
             .unwrap();
-        let _ = users::link(base, &tid("acme"), "alice", K8S, SA).await;
-        // "adding it again without --workload" (README): federated clients stop at once ...
+        // "adding it again without --workload" (README) is refused: the kind of an existing
+        // entry does not change by adding it again (M1) ...
+        let flip = tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, false, false), "test").await;
+        assert!(
+            matches!(&flip, Err(tenants::AdminError::Invalid(why)) if why.contains("remove it first")),
+            "a workload issuer re-added as a user-federation issuer: {flip:?}"
+        );
+        // ... while adding it again with the same kind (renewing its keys) still works.
+        let renewed = tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, true, true), "test")
+            .await
+            .expect("renewed");
+        assert!(
+            renewed
+                .trusted_issuer(K8S)
+                .is_some_and(|t| t.workload && t.single_use)
+        );
+        // The reverse flip is refused as well.
+        tenants::remove_issuer(base, &tid("acme"), K8S, "test")
+            .await
+            .unwrap();
         tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, false, false), "test")
+            .await
+            .unwrap();
+        // A link made while the issuer federated users (as before workloads existed) ...
+        users::link(base, &tid("acme"), "alice", K8S, SA)
+            .await
+            .expect("a user-federation link");
+        assert!(
+            tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+                .await
+                .is_err(),
+            "a user-federation issuer re-added as a workload issuer"
+        );
+        // ... and the issuer then removed and trusted again for workloads: the link is left,
+        // but the grant takes no assertion from a workload issuer (checked below).
+        tenants::remove_issuer(base, &tid("acme"), K8S, "test")
+            .await
+            .unwrap();
+        tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, true, false), "test")
             .await
             .unwrap();
         let bearer = clients::create_by_admin(
@@ -2925,10 +2984,12 @@ mod review_wfed {
             json!({"iss": K8S, "sub": SA, "aud": [acme.config.tenant_issuer("acme")], "iat": now, "nbf": now, "exp": now + 300, "jti": random_id(8)}),
         );
         let p = Params::parse(
-            format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={pod_token}").as_bytes(),
+            format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={pod_token}")
+                .as_bytes(),
         )
         .unwrap();
-        let r = crate::service::token_endpoint::grant(&acme, &crate::service::testing::req(&bearer, &p)).await;
+        let r =
+            crate::service::token_endpoint::grant(&acme, &crate::service::testing::req(&bearer, &p)).await;
         assert!(r.is_err(), "the workload's token was taken as alice's assertion");
     }
 
@@ -2955,13 +3016,20 @@ mod review_wfed {
         );
         let p = Params::parse(body.as_bytes()).unwrap();
         let creds = read_credentials(None, &p).unwrap();
-        let client = tokens::authenticate(app, &creds, "/oauth2/token").await.expect("authenticated");
+        let client = tokens::authenticate(app, &creds, "/oauth2/token")
+            .await
+            .expect("authenticated");
         let at = crate::service::token_endpoint::grant(app, &crate::service::testing::req(&client, &p))
             .await
             .expect("a token")
             .access_token;
-        assert_eq!(tokens::introspect(app, &client, &at).await.unwrap()["active"], true);
-        tenants::remove_issuer(app, &tid("acme"), K8S, "test").await.unwrap();
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            true
+        );
+        tenants::remove_issuer(app, &tid("acme"), K8S, "test")
+            .await
+            .unwrap();
         h.clock.advance(1);
         assert_eq!(
             tokens::introspect(app, &client, &at).await.unwrap()["active"],
