@@ -2733,6 +2733,17 @@ mod review_wfed {
             "disabling a federated client whose issuer was removed: {:?}",
             p.err()
         );
+        // A change to the credential itself is judged against the trust as it stands now.
+        let p = crate::service::admin::patch_client(
+            app,
+            &tid("acme"),
+            &ClientId::from(cid.as_str()),
+            None,
+            &json!({"federated_credential": {"issuer": K8S, "subjects": ["system:serviceaccount:ns:other"]}}),
+            "test",
+        )
+        .await;
+        assert!(p.is_err(), "a federated credential set to an untrusted issuer");
     }
 
     /// The trust is said to be exclusive ("trusted for nothing else"), but `user link` takes a
