@@ -3009,8 +3009,82 @@ mod review_wfed {
     /// access tokens it minted a moment before stay active until they expire.
     #[tokio::test]
     async fn removing_the_workload_issuer_ends_the_tokens_its_workloads_hold() {
+        // Adapted (L2): removing the issuer ends authentication at once; the tokens already
+        // issued end when the admin disables the clients (README: "Cutting a workload off"),
+        // which L1 lets them do after the issuer is gone.
         let h = harness();
         let app = &h.app;
+        let (cid, client, at) = workload_access_token(app).await;
+        tenants::remove_issuer(app, &tid("acme"), K8S, "test")
+            .await
+            .unwrap();
+        h.clock.advance(1);
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            true,
+            "the README says removing the issuer leaves issued tokens to their expiry"
+        );
+        crate::service::admin::patch_client(
+            app,
+            &tid("acme"),
+            &ClientId::from(cid.as_str()),
+            None,
+            &json!({"disabled": true}),
+            "test",
+        )
+        .await
+        .expect("disabled");
+        h.clock.advance(1);
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            false,
+            "the cut-off workload's access token is still active"
+        );
+    }
+
+    /// L2: a federated client's workload identity changed (any channel: the one rule,
+    /// `domain::client_update`) ends the access tokens the old identity was issued.
+    #[tokio::test]
+    async fn changing_a_federated_clients_credential_ends_its_tokens() {
+        let h = harness();
+        let app = &h.app;
+        let (cid, client, at) = workload_access_token(app).await;
+        h.clock.advance(1);
+        // A change that leaves the credential alone ends nothing.
+        crate::service::admin::patch_client(
+            app,
+            &tid("acme"),
+            &ClientId::from(cid.as_str()),
+            None,
+            &json!({"client_name": "renamed"}),
+            "test",
+        )
+        .await
+        .expect("renamed");
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            true
+        );
+        crate::service::admin::patch_client(
+            app,
+            &tid("acme"),
+            &ClientId::from(cid.as_str()),
+            None,
+            &json!({"federated_credential": {"issuer": K8S, "subjects": ["system:serviceaccount:ns:other"]}}),
+            "test",
+        )
+        .await
+        .expect("subjects changed");
+        h.clock.advance(1);
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            false,
+            "a token of the old workload identity is still active"
+        );
+    }
+
+    /// A workload issuer trusted by tenant acme, a federated client, and an access token it got.
+    async fn workload_access_token(app: &App) -> (String, crate::domain::client::Client, String) {
         tenant(app, "acme").await;
         let (enc, jwk) = key();
         tenants::add_issuer(app, &tid("acme"), workload_issuer(&jwk, true, false), "test")
@@ -3038,14 +3112,6 @@ mod review_wfed {
             tokens::introspect(app, &client, &at).await.unwrap()["active"],
             true
         );
-        tenants::remove_issuer(app, &tid("acme"), K8S, "test")
-            .await
-            .unwrap();
-        h.clock.advance(1);
-        assert_eq!(
-            tokens::introspect(app, &client, &at).await.unwrap()["active"],
-            false,
-            "the cut-off workload's access token is still active"
-        );
+        (cid, client, at)
     }
 }
