@@ -661,6 +661,8 @@ async fn github_actions_tokens_authenticate_a_federated_client_and_nothing_else_
         "--workload",
         "--single-use",
     ]);
+    // A new trust reaches the token path through the tenant cache (a removal, at once).
+    crate::support::after_tenant_change().await;
     assert_eq!(cc(&te, &id, &good()).await.status, 200, "trusted again");
     data.cli(&["issuer", "remove", "--tenant", &tenant, "--issuer", GITHUB]);
     cc(&te, &id, &good()).await.assert_error(401, "invalid_client");
