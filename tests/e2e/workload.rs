@@ -489,21 +489,25 @@ async fn github_actions_tokens_authenticate_a_federated_client_and_nothing_else_
         200
     );
 
-    // A workload token is no user's assertion, even for a user linked to its subject at that
-    // issuer and addressed as the JWT bearer grant wants.
+    // A workload token is no user's assertion: no user can be linked to its subject at that
+    // issuer, and the JWT bearer grant refuses it even addressed as the grant wants.
     user(&data, &tenant, "alice");
-    data.cli(&[
-        "user",
-        "link",
-        "--tenant",
-        &tenant,
-        "--username",
-        "alice",
-        "--issuer",
-        GITHUB,
-        "--subject",
-        MAIN,
-    ]);
+    let (ok, _, stderr) = data.cli_raw(
+        &[
+            "user",
+            "link",
+            "--tenant",
+            &tenant,
+            "--username",
+            "alice",
+            "--issuer",
+            GITHUB,
+            "--subject",
+            MAIN,
+        ],
+        &[],
+    );
+    assert!(!ok && stderr.contains("trusted for workloads"), "{stderr}");
     let bearer_client = TestClient::from_registration(&data.cli(&[
         "client",
         "create",
@@ -625,17 +629,25 @@ async fn github_actions_tokens_authenticate_a_federated_client_and_nothing_else_
         .await;
     assert_eq!(r.status, 400, "{}", r.body);
 
-    // The issuer trusted only for users (--workload removed), then not at all: refused at once.
-    data.cli(&[
-        "issuer",
-        "add",
-        "--tenant",
-        &tenant,
-        "--issuer",
-        GITHUB,
-        "--jwks-uri",
-        &format!("{base}/jwks"),
-    ]);
+    // Adding the issuer again without --workload cannot make it a user federation's issuer
+    // (its tokens would become users' assertions): refused, and the workload still trusted.
+    let (ok, _, stderr) = data.cli_raw(
+        &[
+            "issuer",
+            "add",
+            "--tenant",
+            &tenant,
+            "--issuer",
+            GITHUB,
+            "--jwks-uri",
+            &format!("{base}/jwks"),
+        ],
+        &[],
+    );
+    assert!(!ok && stderr.contains("remove it first"), "{stderr}");
+    assert_eq!(cc(&te, &id, &good()).await.status, 200, "still trusted");
+    // Removed: refused at once; trusted again: accepted again.
+    data.cli(&["issuer", "remove", "--tenant", &tenant, "--issuer", GITHUB]);
     cc(&te, &id, &good()).await.assert_error(401, "invalid_client");
     data.cli(&[
         "issuer",
@@ -649,6 +661,8 @@ async fn github_actions_tokens_authenticate_a_federated_client_and_nothing_else_
         "--workload",
         "--single-use",
     ]);
+    // A new trust reaches the token path through the tenant cache (a removal, at once).
+    crate::support::after_tenant_change().await;
     assert_eq!(cc(&te, &id, &good()).await.status, 200, "trusted again");
     data.cli(&["issuer", "remove", "--tenant", &tenant, "--issuer", GITHUB]);
     cc(&te, &id, &good()).await.assert_error(401, "invalid_client");

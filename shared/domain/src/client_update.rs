@@ -103,6 +103,11 @@ pub fn change_metadata(
     if redirect_added {
         client.consent_epoch += 1;
     }
+    if federated(was) && was.federated_credential != client.metadata.federated_credential {
+        // The workload identity changed (issuer, subjects or audience): what the workloads it
+        // named were issued ends with it (introspected inactive from now).
+        client.tokens_revoked_before = client.tokens_revoked_before.max(now);
+    }
     Ok(Changed {
         client,
         redirect_added,

@@ -194,6 +194,43 @@ impl TrustedIssuer {
     }
 }
 
+/// What an issuer is trusted for, said for errors.
+fn kind(t: &TrustedIssuer) -> &'static str {
+    if t.workload {
+        "for workloads (--workload)"
+    } else {
+        "for user federation (without --workload)"
+    }
+}
+
+/// Adding an issuer that is already trusted replaces its keys and settings, but never what it
+/// is trusted for: a workload issuer's tokens must not become users' assertions (nor the
+/// reverse) by re-adding it with or without `--workload`. Changing that needs `issuer remove`
+/// first, which ends what depended on it (its links, or its federated clients' authentication).
+pub fn check_same_kind(old: &TrustedIssuer, new: &TrustedIssuer) -> Result<(), String> {
+    if old.workload != new.workload {
+        return Err(format!(
+            "--workload: {} is trusted {}; adding it again renews its keys but cannot make it trusted {} (remove it first: bulwark issuer remove)",
+            old.issuer,
+            kind(old),
+            kind(new)
+        ));
+    }
+    Ok(())
+}
+
+/// A user may be linked to a subject only at a user-federation issuer: a workload issuer's
+/// subjects are workloads (`federated` clients), never users.
+pub fn check_links_users(t: &TrustedIssuer) -> Result<(), String> {
+    if t.workload {
+        return Err(format!(
+            "{} is trusted for workloads (--workload): its subjects authenticate federated clients, never users",
+            t.issuer
+        ));
+    }
+    Ok(())
+}
+
 /// Check an identity provider's tenant name as given to `issuer add --idp-tenant`: 1 to 128
 /// printable ASCII characters, no spaces.
 pub fn check_idp_tenant(t: &str) -> Result<(), String> {

@@ -217,13 +217,15 @@ async fn private_key_jwt(
 
 /// Check a `federated` client's workload token (RFC 7523 §2.2 with a platform's token as the
 /// assertion): the client is registered for the method by someone who may give it (the tenant
-/// admin or the operator); its issuer is, right now, trusted by the tenant for workloads (the
-/// tenant read fresh: removing the issuer or its `--workload` ends every such client's
-/// authentication at once); the token verifies with that issuer's keys (asymmetric algorithms
-/// only); its claims pass [`check_workload_token`]; and at a single-use issuer its `jti` has not
-/// been used before (per tenant and issuer, until `exp`). A reusable issuer's token may
-/// authenticate again until it expires, as its platform means it to. `Ok(Err(reason))`:
-/// refused (for the log only); `Err`: the store failed.
+/// admin or the operator); the token's claims pass [`check_workload_token`] (checked first on
+/// the unverified token, which costs no read: a stranger who knows the `client_id` costs nothing
+/// more); it verifies with the keys of the issuer as the tenant cache has it (asymmetric
+/// algorithms only); then, for a token that verified, the tenant is read fresh and the issuer
+/// must still be trusted for workloads (removing it ends every such client's authentication at
+/// once), with the token verified again should its keys have changed; and at a single-use issuer
+/// its `jti` has not been used before (per tenant and issuer, until `exp`). A reusable issuer's
+/// token may authenticate again until it expires, as its platform means it to.
+/// `Ok(Err(reason))`: refused (for the log only); `Err`: the store failed.
 async fn federated(app: &App, client: &Client, token: &str) -> Result<Result<(), &'static str>, OAuthError> {
     use crate::domain::workload::{Expected, check_workload_token};
     let method = client.metadata.auth_method();
@@ -238,21 +240,15 @@ async fn federated(app: &App, client: &Client, token: &str) -> Result<Result<(),
     let Some(credential) = client.metadata.federated_credential.as_ref() else {
         return Ok(Err("the client has no federated credential"));
     };
-    let Some(tenant) = app.repo.tenant(client.tenant.as_str()).await? else {
-        return Ok(Err("the client's tenant is gone"));
-    };
-    let tenant = tenant.value;
-    let Some(trusted) = tenant.trusted_issuer(&credential.issuer).filter(|t| t.workload) else {
-        return Ok(Err("the client's issuer is no longer trusted for workloads"));
-    };
-    let default_audience = app.config.tenant_issuer(tenant.id.as_str());
-    let expected = Expected {
+    let default_audience = app.config.tenant_issuer(client.tenant.as_str());
+    let mut expected = Expected {
         credential,
         default_audience: &default_audience,
-        single_use: trusted.single_use,
+        // Whether a `jti` is needed is the issuer's to say, known once the tenant is read.
+        single_use: false,
         now: app.now(),
     };
-    // What could never pass is refused before the issuer's keys are fetched.
+    // What could never pass is refused before any tenant read or key fetch.
     let Ok(header) = crate::keys::external::header(token) else {
         return Ok(Err("the workload token is not a JWT"));
     };
@@ -262,21 +258,40 @@ async fn federated(app: &App, client: &Client, token: &str) -> Result<Result<(),
     if let Err(why) = check_workload_token(header.typ.as_deref(), &unverified, &expected) {
         return Ok(Err(why));
     }
-    let keys = match crate::service::federation::issuer_keys(app, trusted, token).await {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::info!(client_id = %client.client_id, error = %e, "could not get a workload issuer's keys");
-            return Ok(Err("the workload issuer's keys are unavailable"));
+    // The signature, with the issuer's keys as this instance caches the tenant.
+    let Some(cached) = app.tenant(client.tenant.as_str()).await? else {
+        return Ok(Err("the client's tenant is gone"));
+    };
+    let Some(trusted) = cached.trusted_issuer(&credential.issuer).filter(|t| t.workload) else {
+        return Ok(Err("the client's issuer is no longer trusted for workloads"));
+    };
+    let claims = match verify_workload_token(app, client, trusted, token).await {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(why)),
+    };
+    // A token that verified: the trust as it stands now (the tenant read fresh).
+    let Some(tenant) = app.repo.tenant(client.tenant.as_str()).await? else {
+        return Ok(Err("the client's tenant is gone"));
+    };
+    let tenant = tenant.value;
+    let Some(fresh) = tenant.trusted_issuer(&credential.issuer).filter(|t| t.workload) else {
+        return Ok(Err("the client's issuer is no longer trusted for workloads"));
+    };
+    let claims = if fresh.jwks != trusted.jwks || fresh.jwks_uri != trusted.jwks_uri {
+        // Its keys changed since this instance cached them (a key withdrawn, say).
+        match verify_workload_token(app, client, fresh, token).await {
+            Ok(c) => c,
+            Err(why) => return Ok(Err(why)),
         }
+    } else {
+        claims
     };
-    let Ok((header, claims)) = crate::keys::external::verify(token, &keys) else {
-        return Ok(Err("the workload token does not verify with the issuer's keys"));
-    };
+    expected.single_use = fresh.single_use;
     let accepted = match check_workload_token(header.typ.as_deref(), &claims, &expected) {
         Ok(a) => a,
         Err(why) => return Ok(Err(why)),
     };
-    if trusted.single_use {
+    if fresh.single_use {
         let Some(jti) = accepted.jti.as_deref() else {
             return Ok(Err("a single-use issuer's token needs a jti"));
         };
@@ -284,7 +299,7 @@ async fn federated(app: &App, client: &Client, token: &str) -> Result<Result<(),
             .repo
             // Per tenant and issuer, as for the JWT bearer grant's assertions.
             .use_assertion(
-                &format!("workload:{}:{}", tenant.id.as_str(), trusted.issuer),
+                &format!("workload:{}:{}", tenant.id.as_str(), fresh.issuer),
                 jti,
                 accepted.exp + crate::domain::assertion::SKEW,
             )
@@ -296,4 +311,24 @@ async fn federated(app: &App, client: &Client, token: &str) -> Result<Result<(),
         }
     }
     Ok(Ok(()))
+}
+
+/// Verify a workload token's signature with `trusted`'s keys; its verified claims.
+async fn verify_workload_token(
+    app: &App,
+    client: &Client,
+    trusted: &crate::domain::tenant::TrustedIssuer,
+    token: &str,
+) -> Result<serde_json::Value, &'static str> {
+    let keys = match crate::service::federation::issuer_keys(app, trusted, token).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::info!(client_id = %client.client_id, error = %e, "could not get a workload issuer's keys");
+            return Err("the workload issuer's keys are unavailable");
+        }
+    };
+    let Ok((_, claims)) = crate::keys::external::verify(token, &keys) else {
+        return Err("the workload token does not verify with the issuer's keys");
+    };
+    Ok(claims)
 }

@@ -393,11 +393,12 @@ pub async fn update(app: &App, current: Versioned<Client>, body: &Value) -> Resu
     let old = &current.value;
     // Judged as a registration by whoever registered it: an anonymous registration stays
     // within what anyone may register.
-    let new = validate_metadata(
+    let new = crate::domain::client::validate_metadata_change(
         &Value::Object(metadata),
         &tenant,
         old.registrant(),
         app.key_hosts(),
+        &old.metadata,
     )?;
     let Changed {
         client,

@@ -59,7 +59,7 @@ pub(crate) async fn issuer_keys(
             .map(std::sync::Arc::new)
             .map_err(FetchError::Failed),
         (None, Some(u)) => {
-            app.client_keys
+            app.issuer_keys
                 .keys_at(app.fetcher.as_ref(), u, external::kid(token).as_deref())
                 .await
         }

@@ -43,6 +43,10 @@ pub struct App {
     pub fetcher: Arc<dyn Fetcher>,
     /// Clients' key sets fetched from their `jwks_uri`.
     pub client_keys: Arc<client_keys::KeyCache>,
+    /// Tenant-trusted issuers' key sets fetched from their `jwks_uri` (workload platforms,
+    /// identity providers): kept apart from `client_keys`, whose URLs strangers choose (DCR),
+    /// so that churning those evicts no issuer's keys.
+    pub issuer_keys: Arc<client_keys::KeyCache>,
     /// Our own token endpoint, for the console's sign-in.
     pub own_token_endpoint: Arc<dyn OwnTokenEndpoint>,
     /// Clients whose last use this process recorded lately.
@@ -84,6 +88,7 @@ impl App {
             signer,
             fetcher,
             client_keys: Default::default(),
+            issuer_keys: Default::default(),
             own_token_endpoint,
             recent_use: Default::default(),
             tenant_cache,
@@ -143,6 +148,7 @@ impl App {
             signer: self.signer.clone(),
             fetcher: self.fetcher.clone(),
             client_keys: self.client_keys.clone(),
+            issuer_keys: self.issuer_keys.clone(),
             own_token_endpoint: self.own_token_endpoint.clone(),
             recent_use: self.recent_use.clone(),
             tenant_cache: self.tenant_cache.clone(),

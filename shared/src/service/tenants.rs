@@ -405,6 +405,9 @@ pub async fn add_issuer(
         subject: issuer,
     };
     update(app, tenant, event, |t| {
+        if let Some(old) = t.trusted_issuer(&entry.issuer) {
+            crate::domain::tenant::check_same_kind(old, &entry).map_err(AdminError::Invalid)?;
+        }
         t.trusted_issuers.retain(|i| i.issuer != entry.issuer);
         if t.trusted_issuers.len() >= 20 {
             return Err(AdminError::Invalid("a tenant trusts at most 20 issuers".into()));

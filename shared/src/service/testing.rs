@@ -51,6 +51,7 @@ pub(crate) fn with_fetcher(base: &App, fetcher: Arc<dyn Fetcher>) -> Arc<App> {
         signer: base.signer.clone(),
         fetcher,
         client_keys: Default::default(),
+        issuer_keys: Default::default(),
         own_token_endpoint: base.own_token_endpoint.clone(),
         recent_use: Default::default(),
         dpop_nonces: Default::default(),

@@ -1202,6 +1202,7 @@ mod assertions {
             signer: h.app.signer.clone(),
             fetcher: counting.clone(),
             client_keys: Default::default(),
+            issuer_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
             dpop_nonces: Default::default(),
@@ -1292,6 +1293,7 @@ mod assertions {
             signer: h.app.signer.clone(),
             fetcher: counting.clone(),
             client_keys: Default::default(),
+            issuer_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
             dpop_nonces: Default::default(),
@@ -1648,6 +1650,7 @@ mod metadata_documents {
             signer: h.app.signer.clone(),
             fetcher: scripted.clone(),
             client_keys: Default::default(),
+            issuer_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
             dpop_nonces: Default::default(),
@@ -1841,6 +1844,7 @@ mod metadata_documents {
             signer: h.app.signer.clone(),
             fetcher,
             client_keys: Default::default(),
+            issuer_keys: Default::default(),
             own_token_endpoint: h.app.own_token_endpoint.clone(),
             recent_use: Default::default(),
             dpop_nonces: Default::default(),
@@ -2687,5 +2691,488 @@ mod pushed_requests {
         let kv = Arc::new(Watching(h.app.repo.kv().clone(), pushes.clone()));
         let app = App::new(h.app.config.clone(), kv, h.app.signer.clone(), h.clock.clone());
         (app, pushes)
+    }
+}
+
+/// Review of federated client credentials (branch rev-wfed): what an attacker or an admin in an
+/// incident would hit.
+mod review_wfed {
+    use super::*;
+    use crate::domain::client_auth::read_credentials;
+    use crate::domain::params::Params;
+    use crate::domain::tenant::TrustedIssuer;
+    use crate::service::tokens;
+    use p256::pkcs8::EncodePrivateKey;
+
+    const K8S: &str = "https://k8s.example";
+    const SA: &str = "system:serviceaccount:ns:deploy";
+
+    fn key() -> (jsonwebtoken::EncodingKey, serde_json::Value) {
+        let sk = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let der = sk.to_pkcs8_der().unwrap();
+        let mut jwk: serde_json::Value =
+            serde_json::from_str(&p256::PublicKey::from(sk.verifying_key()).to_jwk_string()).unwrap();
+        jwk["kid"] = json!("k1");
+        (jsonwebtoken::EncodingKey::from_ec_der(der.as_bytes()), jwk)
+    }
+
+    fn token(enc: &jsonwebtoken::EncodingKey, claims: serde_json::Value) -> String {
+        let mut hdr = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        hdr.kid = Some("k1".into());
+        crate::keys::jwt_crypto::install();
+        jsonwebtoken::encode(&hdr, &claims, enc).unwrap()
+    }
+
+    fn workload_issuer(jwk: &serde_json::Value, workload: bool, single_use: bool) -> TrustedIssuer {
+        TrustedIssuer {
+            issuer: K8S.into(),
+            jwks: Some(json!({"keys": [jwk]})),
+            jwks_uri: None,
+            id_jag: false,
+            idp_tenant: None,
+            workload,
+            single_use,
+        }
+    }
+
+    async fn federated_client(app: &App, tenant: &str) -> String {
+        clients::create_by_admin(
+            app,
+            &tid(tenant),
+            &json!({"client_name": "deploy", "grant_types": ["client_credentials"], "scope": "api:read",
+                "token_endpoint_auth_method": "federated",
+                "federated_credential": {"issuer": K8S, "subjects": [SA]}}),
+            Default::default(),
+        )
+        .await
+        .expect("client")
+        .client
+        .client_id
+        .to_string()
+    }
+
+    async fn authenticates(app: &App, client_id: &str, t: &str) -> bool {
+        let body = format!(
+            "grant_type=client_credentials&client_id={client_id}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={t}"
+        );
+        let p = Params::parse(body.as_bytes()).unwrap();
+        let Ok(creds) = read_credentials(None, &p) else {
+            return false;
+        };
+        tokens::authenticate(app, &creds, "/oauth2/token").await.is_ok()
+    }
+
+    /// Incident response: the admin stops trusting the platform (or re-adds it without
+    /// `--workload`), then disables the compromised app to end the access tokens it already
+    /// holds. The PATCH re-validates the whole registration, whose issuer is no longer trusted,
+    /// so even `{"disabled": true}` is refused: the tokens live on unless the admin trusts the
+    /// platform again (reopening every federated client) or deletes the app.
+    #[tokio::test]
+    async fn a_federated_client_can_still_be_disabled_after_its_issuer_is_untrusted() {
+        let h = harness();
+        let app = &h.app;
+        tenant(app, "acme").await;
+        let (_enc, jwk) = key();
+        tenants::add_issuer(app, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+            .await
+            .unwrap();
+        let cid = federated_client(app, "acme").await;
+        tenants::remove_issuer(app, &tid("acme"), K8S, "test")
+            .await
+            .unwrap();
+        let p = crate::service::admin::patch_client(
+            app,
+            &tid("acme"),
+            &ClientId::from(cid.as_str()),
+            None,
+            &json!({"disabled": true}),
+            "test",
+        )
+        .await;
+        assert!(
+            p.is_ok(),
+            "disabling a federated client whose issuer was removed: {:?}",
+            p.err()
+        );
+        // A change to the credential itself is judged against the trust as it stands now.
+        let p = crate::service::admin::patch_client(
+            app,
+            &tid("acme"),
+            &ClientId::from(cid.as_str()),
+            None,
+            &json!({"federated_credential": {"issuer": K8S, "subjects": ["system:serviceaccount:ns:other"]}}),
+            "test",
+        )
+        .await;
+        assert!(p.is_err(), "a federated credential set to an untrusted issuer");
+    }
+
+    /// The trust is said to be exclusive ("trusted for nothing else"), but `user link` takes a
+    /// workload issuer: the link lies dormant while the issuer is `--workload`, and wakes up —
+    /// the workload's token becomes that user's JWT bearer assertion — the moment someone
+    /// re-runs `issuer add` without `--workload` (e.g. to renew the inline keys, as the README's
+    /// Kubernetes recipe asks).
+    #[tokio::test]
+    async fn a_user_cannot_be_linked_to_a_workload_subject() {
+        let h = harness();
+        let app = &h.app;
+        tenant(app, "acme").await;
+        user(app, "acme", "alice").await;
+        let (_enc, jwk) = key();
+        tenants::add_issuer(app, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+            .await
+            .unwrap();
+        assert!(
+            users::link(app, &tid("acme"), "alice", K8S, SA).await.is_err(),
+            "a user linked to a workload issuer's subject"
+        );
+    }
+
+    /// Sound (passes): a single-use token is spent for every client of the tenant, and a token
+    /// minted for one tenant (its default audience) authenticates no client of another tenant
+    /// that trusts the same platform for the same subject; HS256 keyed with the issuer's public
+    /// key and `alg: none` are refused.
+    #[tokio::test]
+    async fn workload_tokens_stay_in_their_tenant_and_single_use_spans_clients() {
+        let h = harness();
+        let app = &h.app;
+        let (enc, jwk) = key();
+        for t in ["acme", "beta"] {
+            tenant(app, t).await;
+            tenants::add_issuer(app, &tid(t), workload_issuer(&jwk, true, true), "test")
+                .await
+                .unwrap();
+        }
+        let (a1, a2, b1) = (
+            federated_client(app, "acme").await,
+            federated_client(app, "acme").await,
+            federated_client(app, "beta").await,
+        );
+        let now = app.now();
+        let claims = |aud: String| json!({"iss": K8S, "sub": SA, "aud": aud, "exp": now + 300, "iat": now, "jti": random_id(8)});
+        let for_acme = token(&enc, claims(app.config.tenant_issuer("acme")));
+        assert!(!authenticates(app, &b1, &for_acme).await, "acme's token at beta");
+        assert!(authenticates(app, &a1, &for_acme).await);
+        assert!(
+            !authenticates(app, &a2, &for_acme).await,
+            "spent for a1, replayed for a2"
+        );
+        // alg none and HS256 keyed with the public key's x coordinate.
+        use base64::Engine;
+        let b64 = |v: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
+        };
+        let body = b64(&claims(app.config.tenant_issuer("acme")));
+        let none = format!("{}.{body}.", b64(&json!({"alg": "none", "kid": "k1"})));
+        assert!(!authenticates(app, &a1, &none).await, "alg none");
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwk["x"].as_str().unwrap())
+            .unwrap();
+        let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        hs.kid = Some("k1".into());
+        let hs = jsonwebtoken::encode(
+            &hs,
+            &claims(app.config.tenant_issuer("acme")),
+            &jsonwebtoken::EncodingKey::from_secret(&x),
+        )
+        .unwrap();
+        assert!(!authenticates(app, &a1, &hs).await, "HS256 with the public key");
+    }
+
+    /// Counts the reads of tenant items (each a strongly consistent `GetItem` of the whole
+    /// tenant config in DynamoDB).
+    struct TenantReads(EmbeddedStore, Arc<std::sync::atomic::AtomicUsize>);
+
+    #[async_trait]
+    impl Kv for TenantReads {
+        async fn get(&self, t: Table, pk: &str, sk: &str) -> Result<Option<crate::store::Item>, StoreError> {
+            if t == Table::Tenants {
+                self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.0.get(t, pk, sk).await
+        }
+        async fn put(
+            &self,
+            t: Table,
+            item: crate::store::Item,
+            cond: crate::store::Cond,
+        ) -> Result<(), StoreError> {
+            self.0.put(t, item, cond).await
+        }
+        async fn delete(
+            &self,
+            t: Table,
+            pk: &str,
+            sk: &str,
+            cond: crate::store::Cond,
+        ) -> Result<Option<crate::store::Item>, StoreError> {
+            self.0.delete(t, pk, sk, cond).await
+        }
+        async fn query(
+            &self,
+            t: Table,
+            index: Index,
+            partition: &str,
+            cursor: Option<&str>,
+            limit: usize,
+        ) -> Result<Page, StoreError> {
+            self.0.query(t, index, partition, cursor, limit).await
+        }
+        async fn transact(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+            self.0.transact(writes).await
+        }
+        fn cursor_after(&self, index: Index, item: &crate::store::Item) -> Result<String, StoreError> {
+            self.0.cursor_after(index, item)
+        }
+    }
+
+    /// A stranger who knows a federated app's client_id (not a secret) sends junk that could
+    /// never pass (another issuer, another subject): each attempt still costs a strongly
+    /// consistent read of the whole tenant item (up to hundreds of KB of issuers and resources),
+    /// because `federated` reads the tenant fresh before its cheap unverified check — unlike
+    /// `private_key_jwt`, which checks first and reads the cached tenant.
+    #[tokio::test]
+    async fn junk_workload_tokens_read_no_tenant() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let clock = ManualClock::at(1_800_000_000);
+        let store = EmbeddedStore::open(&dir.path().join("bulwark.db"), clock.clone()).expect("store");
+        let config = Config::new("http://127.0.0.1:8080").expect("config");
+        let signer =
+            LocalSigner::open(dir.path(), clock.clone(), config.max_access_token_ttl).expect("signer");
+        let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let app = App::new(
+            config,
+            Arc::new(TenantReads(store, reads.clone())),
+            Arc::new(signer),
+            clock.clone(),
+        );
+        let app = &app;
+        tenant(app, "acme").await;
+        let (enc, jwk) = key();
+        tenants::add_issuer(app, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+            .await
+            .unwrap();
+        let cid = federated_client(app, "acme").await;
+        let now = app.now();
+        let aud = app.config.tenant_issuer("acme");
+        let junk = [
+            token(
+                &enc,
+                json!({"iss": "https://evil.example", "sub": SA, "aud": aud, "exp": now + 60}),
+            ),
+            token(
+                &enc,
+                json!({"iss": K8S, "sub": "system:serviceaccount:evil:x", "aud": aud, "exp": now + 60}),
+            ),
+            token(
+                &enc,
+                json!({"iss": K8S, "sub": SA, "aud": "https://elsewhere.example", "exp": now + 60}),
+            ),
+        ];
+        reads.store(0, std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..10 {
+            for j in &junk {
+                assert!(!authenticates(app, &cid, j).await);
+            }
+        }
+        assert_eq!(
+            reads.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "tenant items read for junk a stranger sent"
+        );
+    }
+
+    /// The chain behind the `user link` finding: a user linked to a workload subject (allowed
+    /// today), then the issuer re-added without `--workload` — the README's own way to cut the
+    /// workloads off, and what re-running `issuer add --jwks-file` to renew a cluster's keys does
+    /// when the flag is forgotten. The workload platform's token (its default audience is the
+    /// tenant's issuer, which is also what the JWT bearer grant wants under the tenant's issuer)
+    /// is now that user's assertion: the workload, cut off as a client, logs in as alice.
+    #[tokio::test]
+    async fn cutting_a_workload_issuer_off_does_not_turn_its_tokens_into_user_logins() {
+        let h = harness();
+        let base = &h.app;
+        tenant(base, "acme").await;
+        user(base, "acme", "alice").await;
+        let (enc, jwk) = key();
+        tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+            .await
+            .unwrap();
+        // "adding it again without --workload" (README) is refused: the kind of an existing
+        // entry does not change by adding it again (M1) ...
+        let flip = tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, false, false), "test").await;
+        assert!(
+            matches!(&flip, Err(tenants::AdminError::Invalid(why)) if why.contains("remove it first")),
+            "a workload issuer re-added as a user-federation issuer: {flip:?}"
+        );
+        // ... while adding it again with the same kind (renewing its keys) still works.
+        let renewed = tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, true, true), "test")
+            .await
+            .expect("renewed");
+        assert!(
+            renewed
+                .trusted_issuer(K8S)
+                .is_some_and(|t| t.workload && t.single_use)
+        );
+        // The reverse flip is refused as well.
+        tenants::remove_issuer(base, &tid("acme"), K8S, "test")
+            .await
+            .unwrap();
+        tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, false, false), "test")
+            .await
+            .unwrap();
+        // A link made while the issuer federated users (as before workloads existed) ...
+        users::link(base, &tid("acme"), "alice", K8S, SA)
+            .await
+            .expect("a user-federation link");
+        assert!(
+            tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+                .await
+                .is_err(),
+            "a user-federation issuer re-added as a workload issuer"
+        );
+        // ... and the issuer then removed and trusted again for workloads: the link is left,
+        // but the grant takes no assertion from a workload issuer (checked below).
+        tenants::remove_issuer(base, &tid("acme"), K8S, "test")
+            .await
+            .unwrap();
+        tenants::add_issuer(base, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+            .await
+            .unwrap();
+        let bearer = clients::create_by_admin(
+            base,
+            &tid("acme"),
+            &json!({"client_name": "bearer", "grant_types": ["urn:ietf:params:oauth:grant-type:jwt-bearer"], "scope": "api:read"}),
+            Default::default(),
+        )
+        .await
+        .expect("client")
+        .client;
+        let acme = base.scoped("acme");
+        let now = acme.now();
+        // ... and the pod's projected token, exactly as the kubelet wrote it for Bulwark:
+        let pod_token = token(
+            &enc,
+            json!({"iss": K8S, "sub": SA, "aud": [acme.config.tenant_issuer("acme")], "iat": now, "nbf": now, "exp": now + 300, "jti": random_id(8)}),
+        );
+        let p = Params::parse(
+            format!("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={pod_token}")
+                .as_bytes(),
+        )
+        .unwrap();
+        let r =
+            crate::service::token_endpoint::grant(&acme, &crate::service::testing::req(&bearer, &p)).await;
+        assert!(r.is_err(), "the workload's token was taken as alice's assertion");
+    }
+
+    /// L2: cutting the workload off (the issuer removed — or, as the README also offers, its
+    /// `--workload` dropped, or its subject PATCHed away) ends its authentication, but the
+    /// access tokens it minted a moment before stay active until they expire.
+    #[tokio::test]
+    async fn removing_the_workload_issuer_ends_the_tokens_its_workloads_hold() {
+        // Adapted (L2): removing the issuer ends authentication at once; the tokens already
+        // issued end when the admin disables the clients (README: "Cutting a workload off"),
+        // which L1 lets them do after the issuer is gone.
+        let h = harness();
+        let app = &h.app;
+        let (cid, client, at) = workload_access_token(app).await;
+        tenants::remove_issuer(app, &tid("acme"), K8S, "test")
+            .await
+            .unwrap();
+        h.clock.advance(1);
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            true,
+            "the README says removing the issuer leaves issued tokens to their expiry"
+        );
+        crate::service::admin::patch_client(
+            app,
+            &tid("acme"),
+            &ClientId::from(cid.as_str()),
+            None,
+            &json!({"disabled": true}),
+            "test",
+        )
+        .await
+        .expect("disabled");
+        h.clock.advance(1);
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            false,
+            "the cut-off workload's access token is still active"
+        );
+    }
+
+    /// L2: a federated client's workload identity changed (any channel: the one rule,
+    /// `domain::client_update`) ends the access tokens the old identity was issued.
+    #[tokio::test]
+    async fn changing_a_federated_clients_credential_ends_its_tokens() {
+        let h = harness();
+        let app = &h.app;
+        let (cid, client, at) = workload_access_token(app).await;
+        h.clock.advance(1);
+        // A change that leaves the credential alone ends nothing.
+        crate::service::admin::patch_client(
+            app,
+            &tid("acme"),
+            &ClientId::from(cid.as_str()),
+            None,
+            &json!({"client_name": "renamed"}),
+            "test",
+        )
+        .await
+        .expect("renamed");
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            true
+        );
+        crate::service::admin::patch_client(
+            app,
+            &tid("acme"),
+            &ClientId::from(cid.as_str()),
+            None,
+            &json!({"federated_credential": {"issuer": K8S, "subjects": ["system:serviceaccount:ns:other"]}}),
+            "test",
+        )
+        .await
+        .expect("subjects changed");
+        h.clock.advance(1);
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            false,
+            "a token of the old workload identity is still active"
+        );
+    }
+
+    /// A workload issuer trusted by tenant acme, a federated client, and an access token it got.
+    async fn workload_access_token(app: &App) -> (String, crate::domain::client::Client, String) {
+        tenant(app, "acme").await;
+        let (enc, jwk) = key();
+        tenants::add_issuer(app, &tid("acme"), workload_issuer(&jwk, true, false), "test")
+            .await
+            .unwrap();
+        let cid = federated_client(app, "acme").await;
+        let now = app.now();
+        let t = token(
+            &enc,
+            json!({"iss": K8S, "sub": SA, "aud": app.config.tenant_issuer("acme"), "exp": now + 300, "iat": now}),
+        );
+        let body = format!(
+            "grant_type=client_credentials&scope=api%3Aread&client_id={cid}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={t}"
+        );
+        let p = Params::parse(body.as_bytes()).unwrap();
+        let creds = read_credentials(None, &p).unwrap();
+        let client = tokens::authenticate(app, &creds, "/oauth2/token")
+            .await
+            .expect("authenticated");
+        let at = crate::service::token_endpoint::grant(app, &crate::service::testing::req(&client, &p))
+            .await
+            .expect("a token")
+            .access_token;
+        assert_eq!(
+            tokens::introspect(app, &client, &at).await.unwrap()["active"],
+            true
+        );
+        (cid, client, at)
     }
 }

@@ -361,10 +361,13 @@ pub async fn link(
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("tenant {tenant}")))?
         .value;
-    if t.trusted_issuer(issuer).is_none() {
-        return Err(AdminError::Invalid(format!(
-            "{issuer} is not a trusted issuer of tenant {tenant} (bulwark issuer add)"
-        )));
+    match t.trusted_issuer(issuer) {
+        None => {
+            return Err(AdminError::Invalid(format!(
+                "{issuer} is not a trusted issuer of tenant {tenant} (bulwark issuer add)"
+            )));
+        }
+        Some(trusted) => crate::domain::tenant::check_links_users(trusted).map_err(AdminError::Invalid)?,
     }
     if subject.is_empty() || subject.len() > 256 || subject.chars().any(char::is_control) {
         return Err(AdminError::Invalid(

@@ -57,6 +57,37 @@ pub fn validate_metadata(
     registrant: Registrant,
     key_hosts: KeyHosts,
 ) -> Result<ClientMetadata, MetadataError> {
+    validate(input, tenant, registrant, key_hosts, None)
+}
+
+/// [`validate_metadata`] for a change to a registered client whose metadata is `old`: a
+/// `federated_credential` left as it was is not judged again against the tenant's trusted
+/// issuers (authentication checks that trust at every use), so the client can still be
+/// changed — disabled, narrowed — after its issuer stopped being trusted; a credential set or
+/// changed must name an issuer trusted for workloads now.
+pub fn validate_metadata_change(
+    input: &Value,
+    tenant: &Tenant,
+    registrant: Registrant,
+    key_hosts: KeyHosts,
+    old: &ClientMetadata,
+) -> Result<ClientMetadata, MetadataError> {
+    validate(
+        input,
+        tenant,
+        registrant,
+        key_hosts,
+        old.federated_credential.as_ref(),
+    )
+}
+
+fn validate(
+    input: &Value,
+    tenant: &Tenant,
+    registrant: Registrant,
+    key_hosts: KeyHosts,
+    kept: Option<&crate::workload::FederatedCredential>,
+) -> Result<ClientMetadata, MetadataError> {
     let obj = input
         .as_object()
         .ok_or_else(|| MetadataError::invalid(None, "the body must be a JSON object"))?;
@@ -85,7 +116,7 @@ pub fn validate_metadata(
             ),
         ));
     }
-    let federated_credential = federated_credential(obj, method, tenant)?;
+    let federated_credential = federated_credential(obj, method, tenant, kept)?;
     if !method.is_confidential()
         && let Some(g) = grant_types.iter().find(|g| g.needs_confidential_client())
     {
@@ -139,11 +170,13 @@ pub fn validate_metadata(
 }
 
 /// `federated_credential`: the workload identity of a `federated` client (required for one,
-/// refused for any other), its issuer one the tenant trusts for workloads.
+/// refused for any other), its issuer one the tenant trusts for workloads — unless it is the
+/// client's credential as `kept` (unchanged by this change).
 fn federated_credential(
     obj: &Map<String, Value>,
     method: ClientAuthMethod,
     tenant: &Tenant,
+    kept: Option<&crate::workload::FederatedCredential>,
 ) -> Result<Option<crate::workload::FederatedCredential>, MetadataError> {
     const FIELD: Option<&str> = Some("federated_credential");
     let given = obj.get("federated_credential").filter(|v| !v.is_null());
@@ -151,7 +184,7 @@ fn federated_credential(
         (ClientAuthMethod::Federated, Some(v)) => {
             let c = crate::workload::read_federated_credential(v)
                 .map_err(|why| MetadataError::invalid(FIELD, why))?;
-            if !tenant.trusted_issuer(&c.issuer).is_some_and(|t| t.workload) {
+            if kept != Some(&c) && !tenant.trusted_issuer(&c.issuer).is_some_and(|t| t.workload) {
                 return Err(MetadataError::invalid(
                     FIELD,
                     format!(

@@ -601,7 +601,7 @@ fn issuer_problem(e: AdminError) -> Problem {
                 "jwks"
             } else if why.starts_with("--single-use") {
                 "single_use"
-            } else if why.starts_with("a workload issuer") {
+            } else if why.starts_with("a workload issuer") || why.starts_with("--workload") {
                 "workload"
             } else if why.contains("--idp-tenant") || why.starts_with("an identity provider's tenant") {
                 "idp_tenant"

@@ -270,7 +270,13 @@ pub async fn patch_client(
         .value;
     // Judged as a registration by whoever registered the client: the admin cannot make an
     // anonymous registration into a machine client (it would keep the stranger's keys).
-    let new = validate_metadata(&Value::Object(view), &t, old.registrant(), app.key_hosts())?;
+    let new = crate::domain::client::validate_metadata_change(
+        &Value::Object(view),
+        &t,
+        old.registrant(),
+        app.key_hosts(),
+        &old.metadata,
+    )?;
     let now = app.now();
     let Changed {
         client: mut c,

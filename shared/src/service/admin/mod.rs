@@ -22,7 +22,7 @@ use crate::domain::client_update::{Changed, Changer, change_metadata};
 use serde_json::{Map, Value};
 
 use crate::domain::access::{MAX_LISTED, UserPolicy};
-use crate::domain::client::{ADMIN_SCOPE, Client, Origin, RESERVED_SCOPE_PREFIX, validate_metadata};
+use crate::domain::client::{ADMIN_SCOPE, Client, Origin, RESERVED_SCOPE_PREFIX};
 use crate::domain::id::{ClientId, Subject};
 use crate::domain::scope::ScopeSet;
 use crate::domain::tenant::{DcrPolicy, SEED_SCOPES, Tenant, TenantId};
