@@ -36,6 +36,8 @@ enum_with_all! {
         /// RFC 6749 §4.3, deprecated (RFC 9700 §2.4): only where the tenant opts in, never
         /// advertised.
         Password,
+        /// RFC 8628: a device without a browser polls while its user approves on another one.
+        DeviceCode,
     }
 }
 
@@ -139,6 +141,15 @@ impl GrantType {
                 issues_refresh_tokens: true,
                 consented_by_user_here: false,
                 least_registrant: Registrant::InitialAccessToken,
+                acts_for_user: true,
+            },
+            GrantType::DeviceCode => GrantRules {
+                name: "urn:ietf:params:oauth:grant-type:device_code",
+                needs_confidential_client: false,
+                advertised: true,
+                issues_refresh_tokens: true,
+                consented_by_user_here: true,
+                least_registrant: Registrant::Anonymous,
                 acts_for_user: true,
             },
             GrantType::JwtBearer => GrantRules {
@@ -413,6 +424,7 @@ mod tests {
             (Password, [false, true, true, true]),
             (TokenExchange, [false, false, true, true]),
             (JwtBearer, [false, false, true, true]),
+            (DeviceCode, [true, true, true, true]),
         ];
         assert_eq!(table.len(), GrantType::ALL.len(), "every grant is in the table");
         for (g, expected) in table {

@@ -1,0 +1,641 @@
+//! The device authorization grant (RFC 8628) over the embedded store and the local signer:
+//! the verification page's steps, polling, redemption exactly once, and what ends it.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::clock::ManualClock;
+use crate::config::Config;
+use crate::domain::client::Client;
+use crate::domain::grant_type::{TokenResponse, TokenType};
+use crate::domain::params::Params;
+use crate::domain::tenant::DcrPolicy;
+use crate::error::{ErrorCode, OAuthError};
+use crate::secret::Secret;
+use crate::service::authorize::CookieSessions;
+use crate::service::device::{self, DeviceAuthorization, DeviceOutcome, DeviceRefusal, DeviceStep};
+use crate::service::testing::{embedded_app, tid};
+use crate::service::token_endpoint::{TokenRequest, grant};
+use crate::service::{App, clients, tenants, users};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Harness {
+    app: Arc<App>,
+    clock: Arc<ManualClock>,
+    dir: tempfile::TempDir,
+    client: Client,
+    /// The browser's binding cookie and its session cookie for `acme`, as the page set it.
+    browser: Secret,
+    session: Mutex<Option<Secret>>,
+}
+
+async fn harness() -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = ManualClock::at(1_800_000_000);
+    let config = Config::new("http://127.0.0.1:8080").expect("config");
+    let app = embedded_app(dir.path(), config, clock.clone());
+    for t in ["acme", "other"] {
+        tenants::create(&app, t, DcrPolicy::Open, None)
+            .await
+            .expect("tenant");
+        tenants::add_scope(&app, &tid(t), "api:read", "Read your things", None)
+            .await
+            .expect("scope");
+        users::create(
+            &app,
+            users::NewUser {
+                tenant: t,
+                username: "alice",
+                password: &Secret::new(PASSWORD),
+                email: None,
+                name: None,
+                admin: false,
+            },
+        )
+        .await
+        .expect("user");
+    }
+    let client = device_client(&app, "acme").await;
+    Harness {
+        app,
+        clock,
+        dir,
+        client,
+        browser: crate::secret::generate(),
+        session: Mutex::new(None),
+    }
+}
+
+async fn device_client(app: &App, tenant: &str) -> Client {
+    let metadata = json!({
+        "client_name": "Terminal",
+        "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+        "scope": "openid api:read",
+    });
+    clients::create_by_admin(app, &tid(tenant), &metadata, Default::default())
+        .await
+        .expect("client")
+        .client
+}
+
+fn params(s: &str) -> Params {
+    Params::parse(s.as_bytes()).expect("params")
+}
+
+impl Harness {
+    async fn start(&self) -> DeviceAuthorization {
+        device::authorize(&self.app, &self.client, &params("scope=openid%20api:read"))
+            .await
+            .expect("device authorization")
+    }
+
+    /// The verification page for `tenant`, as this browser: `posted` form `body` (its CSRF
+    /// token added unless `csrf` is false).
+    async fn page_as(&self, tenant: &str, body: &str, posted: bool, csrf: bool) -> DeviceStep {
+        let session = self.session.lock().unwrap().clone();
+        let lookup = move |t: &str| if t == "acme" { session.clone() } else { None };
+        let mut body = body.to_string();
+        if csrf {
+            body.push_str(&format!(
+                "&csrf={}",
+                crate::domain::csrf::token(self.browser.expose())
+            ));
+        }
+        let step = device::page(
+            &self.app,
+            Some(tenant),
+            &params(&body),
+            posted,
+            &self.browser,
+            CookieSessions { lookup: &lookup },
+        )
+        .await
+        .expect("page");
+        if let Some((cookie, _)) = &step.new_session {
+            *self.session.lock().unwrap() = Some(cookie.clone());
+        }
+        step
+    }
+
+    async fn post(&self, body: &str) -> DeviceStep {
+        self.page_as("acme", body, true, true).await
+    }
+
+    /// Enter `user_code`, sign in, and answer `decision`.
+    async fn approve(&self, user_code: &str, decision: &str) -> DeviceStep {
+        let step = self.post(&format!("action=code&user_code={user_code}")).await;
+        if matches!(step.outcome, DeviceOutcome::NeedLogin { .. }) {
+            let step = self
+                .post(&format!(
+                    "action=login&user_code={user_code}&username=alice&password={}",
+                    PASSWORD.replace(' ', "+")
+                ))
+                .await;
+            assert!(
+                matches!(step.outcome, DeviceOutcome::Confirm(_)),
+                "{:?}",
+                step.outcome
+            );
+        }
+        self.post(&format!(
+            "action=decide&user_code={user_code}&decision={decision}"
+        ))
+        .await
+    }
+
+    async fn poll_as(&self, client: &Client, device_code: &Secret) -> Result<TokenResponse, OAuthError> {
+        let p = params(&format!(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={}",
+            device_code.expose()
+        ));
+        grant(
+            &self.app,
+            &TokenRequest {
+                client,
+                params: &p,
+                dpop: None,
+            },
+        )
+        .await
+    }
+
+    async fn poll(&self, device_code: &Secret) -> Result<TokenResponse, OAuthError> {
+        self.poll_as(&self.client, device_code).await
+    }
+}
+
+/// `n` polls of `device_code` by the harness's client, all at once.
+async fn concurrent_polls(
+    h: &Harness,
+    device_code: &Secret,
+    n: usize,
+) -> Vec<Result<TokenResponse, OAuthError>> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (app, client) = (h.app.clone(), h.client.clone());
+        let p = params(&format!(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={}",
+            device_code.expose()
+        ));
+        tasks.push(tokio::spawn(async move {
+            grant(
+                &app,
+                &TokenRequest {
+                    client: &client,
+                    params: &p,
+                    dpop: None,
+                },
+            )
+            .await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+fn code_of(r: Result<TokenResponse, OAuthError>) -> ErrorCode {
+    r.expect_err("an error").code
+}
+
+fn refusal(step: DeviceStep) -> DeviceRefusal {
+    match step.outcome {
+        DeviceOutcome::Refused(why) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_device_authorization_answers_a_user_code_of_the_alphabet_and_a_long_device_code() {
+    let h = harness().await;
+    let d = h.start().await;
+    assert_eq!(d.user_code.len(), 9);
+    assert_eq!(&d.user_code[4..5], "-");
+    assert!(
+        d.user_code
+            .bytes()
+            .filter(|b| *b != b'-')
+            .all(|b| b"BCDFGHJKLMNPQRSTVWXZ".contains(&b)),
+        "{}",
+        d.user_code
+    );
+    assert!(d.device_code.expose().len() >= 43, "256 bits");
+    assert_eq!((d.expires_in, d.interval), (600, 5));
+    // A client not registered for the grant, or asking for a scope it may not have, is refused.
+    let code_client = clients::create_by_admin(
+        &h.app,
+        &tid("acme"),
+        &json!({"grant_types": ["authorization_code"], "redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "none"}),
+        Default::default(),
+    )
+    .await
+    .unwrap()
+    .client;
+    let e = device::authorize(&h.app, &code_client, &params(""))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnauthorizedClient);
+    let e = device::authorize(&h.app, &h.client, &params("scope=api:write"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidScope);
+    let e = device::authorize(&h.app, &h.client, &params("resource=https://nope.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidTarget);
+}
+
+#[tokio::test]
+async fn the_codes_are_stored_only_as_hashes() {
+    let h = harness().await;
+    let d = h.start().await;
+    let hash = d.device_code.hash().to_hex();
+    assert!(h.app.repo.device(&hash).await.unwrap().is_some());
+    // Nothing the store wrote holds either code in the clear.
+    let plain = d.user_code.replace('-', "");
+    for entry in std::fs::read_dir(h.dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains(d.device_code.expose()));
+        assert!(!text.contains(&plain) && !text.contains(&d.user_code));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_device_is_approved_on_the_page_and_redeemed_exactly_once_under_32_concurrent_polls() {
+    let h = harness().await;
+    let d = h.start().await;
+    // Before anyone decides: pending.
+    assert_eq!(
+        code_of(h.poll(&d.device_code).await),
+        ErrorCode::AuthorizationPending
+    );
+    // The complete URI only fills the code in: the user still submits it.
+    let step = h
+        .page_as(
+            "acme",
+            &format!("user_code={}", d.user_code.to_lowercase()),
+            false,
+            false,
+        )
+        .await;
+    match step.outcome {
+        DeviceOutcome::EnterCode { prefill } => assert_eq!(prefill, d.user_code),
+        other => panic!("{other:?}"),
+    }
+    // Typed in lower case without the hyphen: the same code; no session yet, so sign in.
+    let typed = d.user_code.replace('-', "").to_lowercase();
+    let step = h.post(&format!("action=code&user_code={typed}")).await;
+    assert!(
+        matches!(step.outcome, DeviceOutcome::NeedLogin { .. }),
+        "{:?}",
+        step.outcome
+    );
+    let step = h
+        .post(&format!(
+            "action=login&user_code={typed}&username=alice&password={}",
+            PASSWORD.replace(' ', "+")
+        ))
+        .await;
+    assert!(step.new_session.is_some(), "signing in starts a session");
+    match &step.outcome {
+        DeviceOutcome::Confirm(c) => {
+            assert_eq!(c.user_code, d.user_code, "the user sees the code to compare");
+            assert_eq!(c.client.display_name(), "Terminal");
+            let scopes: Vec<&str> = c.scopes.iter().map(|(s, _)| s.as_str()).collect();
+            assert_eq!(scopes, ["openid", "api:read"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let step = h
+        .post(&format!("action=decide&user_code={typed}&decision=approve"))
+        .await;
+    assert!(
+        matches!(step.outcome, DeviceOutcome::Done { approved: true, .. }),
+        "{:?}",
+        step.outcome
+    );
+    // The code is answered: the page no longer takes it.
+    let again = h.post(&format!("action=code&user_code={typed}")).await;
+    assert_eq!(refusal(again), DeviceRefusal::UnknownCode);
+    // 32 concurrent polls: exactly one token response.
+    let results = concurrent_polls(&h, &d.device_code, 32).await;
+    let issued: Vec<&TokenResponse> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let codes: Vec<Option<ErrorCode>> = results.iter().map(|r| r.as_ref().err().map(|e| e.code)).collect();
+    assert_eq!(issued.len(), 1, "{codes:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert_eq!(e.code, ErrorCode::InvalidGrant);
+        }
+    }
+    let t = issued[0];
+    assert!(t.refresh_token.is_some(), "registered for refresh_token");
+    assert!(t.id_token.is_some(), "openid asked for");
+    assert_eq!(code_of(h.poll(&d.device_code).await), ErrorCode::InvalidGrant);
+    // A grant as for the code flow: live, listed, and ended by revoking the app.
+    let live = crate::service::tokens::live_claims(&h.app, &t.access_token, None)
+        .await
+        .unwrap()
+        .expect("live");
+    let sub = live.claims.sub.clone();
+    assert!(live.grant.is_some());
+    assert!(
+        crate::service::testing::consent(&h.app, "acme", &sub, &h.client.client_id)
+            .await
+            .is_some()
+    );
+    crate::service::account::revoke_app(
+        &h.app,
+        &tid("acme"),
+        &sub.as_str().into(),
+        &h.client.client_id,
+        "alice",
+    )
+    .await
+    .unwrap();
+    assert!(
+        crate::service::tokens::live_claims(&h.app, &t.access_token, None)
+            .await
+            .unwrap()
+            .is_none(),
+        "revoking the app ends the device flow's access token"
+    );
+    let refresh = params(&format!(
+        "grant_type=refresh_token&refresh_token={}",
+        t.refresh_token.as_deref().unwrap()
+    ));
+    let e = grant(
+        &h.app,
+        &TokenRequest {
+            client: &h.client,
+            params: &refresh,
+            dpop: None,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, ErrorCode::InvalidGrant);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn polling_too_fast_is_slow_down_and_the_stored_interval_grows_by_five_seconds() {
+    let h = harness().await;
+    let d = h.start().await;
+    let hash = d.device_code.hash().to_hex();
+    assert_eq!(
+        code_of(h.poll(&d.device_code).await),
+        ErrorCode::AuthorizationPending
+    );
+    h.clock.advance(2);
+    assert_eq!(code_of(h.poll(&d.device_code).await), ErrorCode::SlowDown);
+    assert_eq!(
+        h.app.repo.device(&hash).await.unwrap().unwrap().value.interval,
+        10
+    );
+    h.clock.advance(6);
+    assert_eq!(
+        code_of(h.poll(&d.device_code).await),
+        ErrorCode::SlowDown,
+        "now 10 s"
+    );
+    assert_eq!(
+        h.app.repo.device(&hash).await.unwrap().unwrap().value.interval,
+        15
+    );
+    h.clock.advance(15);
+    assert_eq!(
+        code_of(h.poll(&d.device_code).await),
+        ErrorCode::AuthorizationPending
+    );
+    // Concurrent polls: one counts, the rest were too fast.
+    h.clock.advance(15);
+    let results = concurrent_polls(&h, &d.device_code, 8).await;
+    let pending = results
+        .iter()
+        .filter(|r| {
+            r.as_ref()
+                .is_err_and(|e| e.code == ErrorCode::AuthorizationPending)
+        })
+        .count();
+    assert_eq!(pending, 1, "{results:?}");
+    assert!(results.iter().all(|r| {
+        r.as_ref()
+            .is_err_and(|e| matches!(e.code, ErrorCode::AuthorizationPending | ErrorCode::SlowDown))
+    }));
+    // Past its expiry: expired_token.
+    h.clock.advance(600);
+    assert_eq!(code_of(h.poll(&d.device_code).await), ErrorCode::ExpiredToken);
+}
+
+#[tokio::test]
+async fn only_the_client_it_was_issued_to_may_poll_it() {
+    let h = harness().await;
+    let d = h.start().await;
+    let other = device_client(&h.app, "acme").await;
+    assert_eq!(
+        code_of(h.poll_as(&other, &d.device_code).await),
+        ErrorCode::InvalidGrant
+    );
+    let elsewhere = device_client(&h.app, "other").await;
+    assert_eq!(
+        code_of(h.poll_as(&elsewhere, &d.device_code).await),
+        ErrorCode::InvalidGrant
+    );
+    // Another client's poll did not count as a poll of the code.
+    assert_eq!(
+        code_of(h.poll(&d.device_code).await),
+        ErrorCode::AuthorizationPending
+    );
+    h.approve(&d.user_code, "approve").await;
+    h.clock.advance(5);
+    assert_eq!(
+        code_of(h.poll_as(&other, &d.device_code).await),
+        ErrorCode::InvalidGrant
+    );
+    assert!(h.poll(&d.device_code).await.is_ok(), "left for its own client");
+    assert_eq!(
+        code_of(h.poll(&Secret::new("nonsense")).await),
+        ErrorCode::InvalidGrant
+    );
+}
+
+#[tokio::test]
+async fn a_denied_code_answers_access_denied_once_and_is_gone() {
+    let h = harness().await;
+    let d = h.start().await;
+    let step = h.approve(&d.user_code, "deny").await;
+    assert!(matches!(
+        step.outcome,
+        DeviceOutcome::Done { approved: false, .. }
+    ));
+    assert_eq!(code_of(h.poll(&d.device_code).await), ErrorCode::AccessDenied);
+    assert_eq!(code_of(h.poll(&d.device_code).await), ErrorCode::InvalidGrant);
+    assert!(
+        h.app
+            .repo
+            .device(&d.device_code.hash().to_hex())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_page_refuses_forms_without_their_csrf_token_or_session_and_other_tenants_codes() {
+    let h = harness().await;
+    let d = h.start().await;
+    let body = format!("action=code&user_code={}", d.user_code);
+    assert_eq!(
+        refusal(h.page_as("acme", &body, true, false).await),
+        DeviceRefusal::FormExpired
+    );
+    // A decision without a session for the tenant.
+    let decide = format!("action=decide&user_code={}&decision=approve", d.user_code);
+    assert_eq!(refusal(h.post(&decide).await), DeviceRefusal::SessionEnded);
+    // Another tenant's page does not know the code; an unknown tenant is refused.
+    assert_eq!(
+        refusal(h.page_as("other", &body, true, true).await),
+        DeviceRefusal::UnknownCode
+    );
+    assert_eq!(
+        refusal(h.page_as("nope", &body, true, true).await),
+        DeviceRefusal::UnknownTenant
+    );
+    // A wrong password shows the sign-in form again; nothing was decided.
+    let step = h
+        .post(&format!(
+            "action=login&user_code={}&username=alice&password=wrong",
+            d.user_code
+        ))
+        .await;
+    assert!(
+        matches!(step.outcome, DeviceOutcome::NeedLogin { failure: Some(_), .. }),
+        "{:?}",
+        step.outcome
+    );
+    assert!(step.new_session.is_none());
+    assert_eq!(
+        code_of(h.poll(&d.device_code).await),
+        ErrorCode::AuthorizationPending
+    );
+    // Neither approve nor deny.
+    h.approve(&d.user_code, "maybe").await;
+    assert_eq!(
+        refusal(
+            h.post(&format!("action=decide&user_code={}&decision=maybe", d.user_code))
+                .await
+        ),
+        DeviceRefusal::NoDecision
+    );
+    // An expired code is not found.
+    h.clock.advance(600);
+    assert_eq!(refusal(h.post(&body).await), DeviceRefusal::UnknownCode);
+}
+
+#[tokio::test]
+async fn guessing_is_bounded_per_tenant_and_audited_a_bounded_number_of_times() {
+    let h = harness().await;
+    let d = h.start().await;
+    for i in 0..device::TENANT_REFUSALS_PER_WINDOW {
+        let guess = if i % 2 == 0 { "BBBB-BBBB" } else { "not a code" };
+        assert_eq!(
+            refusal(h.post(&format!("action=code&user_code={guess}")).await),
+            DeviceRefusal::UnknownCode
+        );
+    }
+    // Used up: even the right code is refused until the window ends.
+    let right = format!("action=code&user_code={}", d.user_code);
+    assert_eq!(refusal(h.post(&right).await), DeviceRefusal::TooManyAttempts);
+    let (events, _) = h
+        .app
+        .repo
+        .audit_events_with_cursors("acme", None, 500, true)
+        .await
+        .unwrap();
+    let refused = events
+        .iter()
+        .filter(|(e, _)| e.kind == "device.user_code_refused")
+        .count();
+    assert_eq!(refused as u64, device::AUDITED_PER_WINDOW);
+    // Another tenant's page is not affected.
+    let other = format!("action=code&user_code={}", "BBBB-BBBB");
+    assert_eq!(
+        refusal(h.page_as("other", &other, true, true).await),
+        DeviceRefusal::UnknownCode
+    );
+    // The next window takes codes again.
+    h.clock.advance(device::ATTEMPT_WINDOW);
+    let d = h.start().await;
+    let right = format!("action=code&user_code={}", d.user_code);
+    assert!(matches!(
+        h.post(&right).await.outcome,
+        DeviceOutcome::NeedLogin { .. }
+    ));
+}
+
+#[tokio::test]
+async fn an_approval_is_worth_nothing_once_the_user_is_deactivated_or_signed_out_everywhere() {
+    let h = harness().await;
+    let d = h.start().await;
+    h.approve(&d.user_code, "approve").await;
+    users::deactivate(&h.app, &tid("acme"), "alice").await.unwrap();
+    assert_eq!(code_of(h.poll(&d.device_code).await), ErrorCode::InvalidGrant);
+    users::reactivate(&h.app, &tid("acme"), "alice", "cli")
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(h.poll(&d.device_code).await),
+        ErrorCode::InvalidGrant,
+        "nor after reactivation"
+    );
+
+    let h = harness().await;
+    let d = h.start().await;
+    h.approve(&d.user_code, "approve").await;
+    users::set_password(
+        &h.app,
+        &tid("acme"),
+        "alice",
+        &Secret::new("another long password here"),
+        users::SignOut::Everywhere,
+    )
+    .await
+    .unwrap();
+    assert_eq!(code_of(h.poll(&d.device_code).await), ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn a_poll_with_a_dpop_proof_binds_the_tokens_to_its_key() {
+    let h = harness().await;
+    let d = h.start().await;
+    h.approve(&d.user_code, "approve").await;
+    let jkt = crate::domain::dpop::Jkt::parse("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I").unwrap();
+    let p = params(&format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={}",
+        d.device_code.expose()
+    ));
+    let t = grant(
+        &h.app,
+        &TokenRequest {
+            client: &h.client,
+            params: &p,
+            dpop: Some(jkt.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.token_type, TokenType::DPoP);
+    let live = crate::service::tokens::live_claims(&h.app, &t.access_token, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        live.claims.cnf.as_ref().map(|c| c.jkt.as_str()),
+        Some(jkt.as_str())
+    );
+}
