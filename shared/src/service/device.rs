@@ -568,17 +568,35 @@ async fn decide(
             Some("device_code".into()),
         )?);
     }
-    writes.push(app.repo.put_device_write(hash, &d, device.version)?);
-    match app.repo.commit(writes).await {
-        Ok(()) => Ok(DeviceOutcome::Done {
-            approved: approve,
-            client_name: client.display_name(),
+    let mut current = device.value.clone();
+    let mut at = device.version;
+    for _ in 0..ATTEMPTS {
+        let mut attempt = writes.clone();
+        let mut decided = current.clone();
+        decided.status = d.status.clone();
+        attempt.push(app.repo.put_device_write(hash, &decided, at)?);
+        match app.repo.commit(attempt).await {
+            Ok(()) => {
+                return Ok(DeviceOutcome::Done {
+                    approved: approve,
+                    client_name: client.display_name(),
+                }
+                .into());
+            }
+            // The device polled meanwhile (its poll time and interval changed): decide on the
+            // code as it is now, if it still awaits a decision.
+            Err(StoreError::Conflict) => match app.repo.device(hash).await? {
+                Some(now_is) if now_is.value.awaits_decision(app.now()) => {
+                    current = now_is.value;
+                    at = now_is.version;
+                }
+                // Answered in another tab, or expired: the user looks again.
+                Some(_) | None => return refused(DeviceRefusal::FormExpired),
+            },
+            Err(e) => return Err(e.into()),
         }
-        .into()),
-        // Answered (or polled) meanwhile: the user looks again.
-        Err(StoreError::Conflict) => refused(DeviceRefusal::FormExpired),
-        Err(e) => Err(e.into()),
     }
+    refused(DeviceRefusal::FormExpired)
 }
 
 // ---- the token endpoint ---------------------------------------------------------------------
