@@ -660,8 +660,9 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
         fields.extend([("username", "alice"), ("password", PASSWORD)]);
         let confirm = http.send("POST", "/device", None, &fields).await;
         assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+        let epoch = hidden(&confirm.body, "epoch");
         let mut fields = form("decide").to_vec();
-        fields.push(("decision", "approve"));
+        fields.extend([("epoch", epoch.as_str()), ("decision", "approve")]);
         let done = http.send("POST", "/device", None, &fields).await;
         assert_eq!(done.status, StatusCode::OK, "{}", done.body);
         http.json("/oauth2/token", None, &poll).await;

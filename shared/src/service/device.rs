@@ -29,7 +29,7 @@ use crate::domain::user::User;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::{Secret, random_id};
 use crate::service::App;
-use crate::service::authorize::{CookieSessions, RequestedResource, describe_scope};
+use crate::service::authorize::{AgentNames, CookieSessions, RequestedResource, agent_names, describe_scope};
 use crate::service::grants::{ATTEMPTS, Issue, issue, new_refresh, refresh_binding, refresh_lifetimes};
 use crate::service::token_endpoint::TokenRequest;
 use crate::service::users::{self, LoginFailure, active_user};
@@ -79,15 +79,9 @@ pub async fn authorize(app: &App, client: &Client, p: &Params) -> Result<DeviceA
         .tenant(client.tenant.as_str())
         .await?
         .ok_or_else(|| OAuthError::invalid_client("client authentication failed"))?;
+    // `agent:act` too: the confirmation page names the app's agents, as the consent page does.
     let scope =
         grant_scope(p.get("scope"), &client.allowed_scopes(&tenant)).map_err(OAuthError::invalid_scope)?;
-    // Letting agents act for a user is decided on the authorization code flow's consent page,
-    // where the agents are named.
-    if scope.contains(crate::domain::exchange::AGENT_ACT) {
-        return Err(OAuthError::invalid_scope(
-            "agent:act needs the authorization code flow's consent page",
-        ));
-    }
     let mut resources: Vec<String> = p.all("resource").to_vec();
     resources.sort();
     resources.dedup();
@@ -180,6 +174,11 @@ pub struct DeviceConsent {
     /// (scope, the tenant's description), in display order.
     pub scopes: Vec<(String, String)>,
     pub resources: Vec<RequestedResource>,
+    /// When it asks for `agent:act`: the app's agents, which would act for the user.
+    pub agents: Option<AgentNames>,
+    /// The app's consent epoch the page shows it at: the decision carries it back, and an app
+    /// changed since (a new agent, a new redirect URI) is shown again rather than approved.
+    pub client_epoch: u64,
 }
 
 /// Why the verification page refuses.
@@ -302,6 +301,11 @@ pub async fn page(
                 Some("deny") => false,
                 _ => return refused(DeviceRefusal::NoDecision),
             };
+            // The app as the page showed it (its agents): changed since, show it again.
+            let shown = form.get("epoch").and_then(|e| e.parse::<u64>().ok());
+            if shown != Some(client.consent_epoch) {
+                return confirm(app, client, user, &device.value, user_code).await;
+            }
             decide(app, &hash, device, &client, &session, &user, approve).await
         }
         _ => refused(DeviceRefusal::FormExpired),
@@ -474,12 +478,19 @@ async fn confirm(
             name: tenant.resource_name(r).map(str::to_string),
         })
         .collect();
+    let agents = if scope.contains(crate::domain::exchange::AGENT_ACT) {
+        Some(agent_names(app, &client).await?)
+    } else {
+        None
+    };
     Ok(DeviceOutcome::Confirm(Box::new(DeviceConsent {
         user_code,
+        client_epoch: client.consent_epoch,
         client,
         user,
         scopes,
         resources,
+        agents,
     }))
     .into())
 }

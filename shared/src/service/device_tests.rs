@@ -120,8 +120,16 @@ impl Harness {
         step
     }
 
+    /// A posted form of the page; a decision carries the app's epoch as the page showed it.
     async fn post(&self, body: &str) -> DeviceStep {
-        self.page_as("acme", body, true, true).await
+        let mut body = body.to_string();
+        if body.starts_with("action=decide") && !body.contains("epoch=") {
+            let c = crate::service::testing::client(&self.app, &self.client.client_id)
+                .await
+                .expect("client");
+            body.push_str(&format!("&epoch={}", c.consent_epoch));
+        }
+        self.page_as("acme", &body, true, true).await
     }
 
     /// Enter `user_code`, sign in, and answer `decision`.
@@ -638,4 +646,113 @@ async fn a_poll_with_a_dpop_proof_binds_the_tokens_to_its_key() {
         live.claims.cnf.as_ref().map(|c| c.jkt.as_str()),
         Some(jkt.as_str())
     );
+}
+
+#[tokio::test]
+async fn the_page_names_the_apps_agents_for_agent_act_and_an_agent_then_acts_for_the_user() {
+    let h = harness().await;
+    let te = "urn:ietf:params:oauth:grant-type:token-exchange";
+    // The CLI may ask for agent:act; it has an agent.
+    let metadata = json!({
+        "client_name": "Terminal",
+        "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+        "token_endpoint_auth_method": "none",
+        "scope": "openid api:read agent:act",
+    });
+    let app_client = clients::create_by_admin(&h.app, &tid("acme"), &metadata, Default::default())
+        .await
+        .unwrap()
+        .client;
+    let agent = clients::create_by_admin(
+        &h.app,
+        &tid("acme"),
+        &json!({"client_name": "Report Bot", "grant_types": [te], "scope": "api:read"}),
+        clients::AdminFields {
+            agent_of: Some(&app_client.client_id),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .client;
+    let h = Harness {
+        client: app_client,
+        ..h
+    };
+    let d = device::authorize(&h.app, &h.client, &params("scope=api:read%20agent:act"))
+        .await
+        .unwrap();
+    let step = h.post(&format!("action=code&user_code={}", d.user_code)).await;
+    assert!(matches!(step.outcome, DeviceOutcome::NeedLogin { .. }));
+    let step = h
+        .post(&format!(
+            "action=login&user_code={}&username=alice&password={}",
+            d.user_code,
+            PASSWORD.replace(' ', "+")
+        ))
+        .await;
+    let shown_epoch = match &step.outcome {
+        DeviceOutcome::Confirm(c) => {
+            assert_eq!(
+                c.agents.as_ref().map(|a| a.names.clone()),
+                Some(vec!["Report Bot".to_string()])
+            );
+            c.client_epoch
+        }
+        other => panic!("{other:?}"),
+    };
+    // A second agent made after the page was shown: the decision shows the page again, naming it.
+    clients::create_by_admin(
+        &h.app,
+        &tid("acme"),
+        &json!({"client_name": "Audit Bot", "grant_types": [te], "scope": "api:read"}),
+        clients::AdminFields {
+            agent_of: Some(&h.client.client_id),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let step = h
+        .post(&format!(
+            "action=decide&user_code={}&decision=approve&epoch={shown_epoch}",
+            d.user_code
+        ))
+        .await;
+    match &step.outcome {
+        DeviceOutcome::Confirm(c) => assert_eq!(c.agents.as_ref().map(|a| a.names.len()), Some(2)),
+        other => panic!("shown again, not approved: {other:?}"),
+    }
+    let step = h
+        .post(&format!(
+            "action=decide&user_code={}&decision=approve",
+            d.user_code
+        ))
+        .await;
+    assert!(
+        matches!(step.outcome, DeviceOutcome::Done { approved: true, .. }),
+        "{:?}",
+        step.outcome
+    );
+    let t = h.poll(&d.device_code).await.unwrap();
+    // The agent exchanges the user's token: a token that says it acts, with its delegation.
+    let body = format!(
+        "grant_type={te}&subject_token={}&subject_token_type=urn:ietf:params:oauth:token-type:access_token",
+        t.access_token
+    );
+    let exchanged = crate::service::exchange::token_exchange(
+        &h.app,
+        &TokenRequest {
+            client: &agent,
+            params: &params(&body),
+            dpop: None,
+        },
+    )
+    .await
+    .expect("the agent acts for the user");
+    let live = crate::service::tokens::live_claims(&h.app, &exchanged.access_token, None)
+        .await
+        .unwrap()
+        .expect("live");
+    assert!(live.claims.act.is_some(), "act names the agent");
 }

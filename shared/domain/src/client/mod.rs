@@ -355,6 +355,17 @@ mod tests {
             base
         };
         check(cc(json!({})), Ok(()));
+        // A CLI of the device flow (RFC 8628): public, no redirect URI, no response type; by
+        // anyone (its user consents here to every token), refresh tokens with it.
+        let device = json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+                            "token_endpoint_auth_method": "none", "scope": "api:read"});
+        check(device.clone(), Ok(()));
+        let anonymous = validate_metadata(&device, &tenant(), Registrant::Anonymous, KeyHosts::LoopbackToo);
+        assert!(anonymous.is_ok(), "{anonymous:?}");
+        check(
+            json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"], "response_types": ["code"]}),
+            Err(InvalidClientMetadata),
+        );
         check(
             cc(json!({"client_name": "CI pipeline", "token_endpoint_auth_method": "client_secret_post"})),
             Ok(()),
