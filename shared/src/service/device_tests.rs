@@ -756,3 +756,277 @@ async fn the_page_names_the_apps_agents_for_agent_act_and_an_agent_then_acts_for
         .expect("live");
     assert!(live.claims.act.is_some(), "act names the agent");
 }
+
+// ---- attacker's review (rev-device): these fail on 1c32ff3 -------------------------------
+
+/// The verification page posted by a browser of its own (a stranger: no session, own CSRF).
+async fn post_as_stranger(h: &Harness, stranger: &Secret, body: &str) -> DeviceStep {
+    let lookup = |_: &str| None;
+    let body = format!("{body}&csrf={}", crate::domain::csrf::token(stranger.expose()));
+    device::page(
+        &h.app,
+        Some("acme"),
+        &params(&body),
+        true,
+        stranger,
+        CookieSessions { lookup: &lookup },
+    )
+    .await
+    .expect("page")
+}
+
+#[tokio::test]
+async fn review_a_stranger_cannot_lock_every_user_of_a_tenant_out_of_the_device_page() {
+    let h = harness().await;
+    // A stranger (own browser, own CSRF token, no account) types 100 wrong codes: 100 requests.
+    let stranger = crate::secret::generate();
+    for _ in 0..device::TENANT_REFUSALS_PER_WINDOW {
+        post_as_stranger(&h, &stranger, "action=code&user_code=BBBB-BBBB").await;
+    }
+    // Alice, on her own browser, types the right code her TV shows.
+    let d = h.start().await;
+    let step = h.post(&format!("action=code&user_code={}", d.user_code)).await;
+    assert!(
+        matches!(step.outcome, DeviceOutcome::NeedLogin { .. }),
+        "alice is locked out by a stranger's 100 requests: {:?}",
+        step.outcome
+    );
+}
+
+#[tokio::test]
+async fn review_a_stranger_cannot_use_up_a_public_clients_lookups() {
+    let h = harness().await;
+    // The stranger knows only the public client's client_id (it is in the CLI's binary): it
+    // starts one device flow of its own, and types that (valid) code again and again.
+    let own = h.start().await;
+    let stranger = crate::secret::generate();
+    for _ in 0..device::CLIENT_LOOKUPS_PER_WINDOW {
+        post_as_stranger(&h, &stranger, &format!("action=code&user_code={}", own.user_code)).await;
+    }
+    // Now no user of that CLI can connect for the rest of the window.
+    let d = h.start().await;
+    let step = h.post(&format!("action=code&user_code={}", d.user_code)).await;
+    assert!(
+        matches!(step.outcome, DeviceOutcome::NeedLogin { .. }),
+        "the CLI's users are locked out by one stranger's 301 requests: {:?}",
+        step.outcome
+    );
+}
+
+#[tokio::test]
+async fn review_the_client_lookup_budget_lets_more_than_100_users_connect_a_cli_per_window() {
+    // Not an attack: a company's CLI rolled out on Monday morning. Each user takes three
+    // lookups (code, login, decide): the 101st user in ten minutes is refused.
+    let h = harness().await;
+    for i in 0..=(device::CLIENT_LOOKUPS_PER_WINDOW / 3) {
+        *h.session.lock().unwrap() = None;
+        let d = h.start().await;
+        let step = h.approve(&d.user_code, "approve").await;
+        assert!(
+            matches!(step.outcome, DeviceOutcome::Done { approved: true, .. }),
+            "user {i}: {:?}",
+            step.outcome
+        );
+    }
+}
+
+#[tokio::test]
+async fn review_an_anonymous_registrant_gets_no_device_client_to_phish_with() {
+    // Open DCR, no initial access token: a stranger registers a public device client named
+    // like the tenant's own app. The confirmation page shows nothing but that name (no
+    // redirect origin as on the consent page, no "calls itself" as for a metadata document).
+    let h = harness().await;
+    let metadata = json!({
+        "client_name": "Acme IT Helpdesk",
+        "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+        "token_endpoint_auth_method": "none",
+        "scope": "openid api:read",
+    });
+    let reg = clients::register_dynamic(&h.app, &crate::service::testing::tid("acme"), None, &metadata).await;
+    assert!(
+        reg.is_err(),
+        "an anonymous registrant got a device_code client: {:?}",
+        reg.map(|r| r.client.client_id)
+    );
+}
+
+#[tokio::test]
+async fn review_a_stranger_cannot_create_device_codes_without_bound() {
+    // Only the public client's client_id is needed: every request is two conditional puts
+    // (the code and its user-code pointer) living 20 and 10 minutes.
+    let h = harness().await;
+    let mut refused = false;
+    for _ in 0..1000 {
+        match device::authorize(&h.app, &h.client, &params("scope=openid")).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::TemporarilyUnavailable, "{e:?}");
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        refused,
+        "1000 device codes for one client in one second, all stored"
+    );
+}
+
+#[tokio::test]
+async fn review_polling_without_end_does_not_write_without_end() {
+    let h = harness().await;
+    let d = h.start().await;
+    let hash = d.device_code.hash().to_hex();
+    for _ in 0..200 {
+        let _ = h.poll(&d.device_code).await;
+    }
+    let version = h.app.repo.device(&hash).await.unwrap().unwrap().version;
+    // 5 s → 300 s by 5 s is 59 growths: past that, a too-fast poll changes nothing worth a write.
+    assert!(
+        version <= 61,
+        "200 polls in one second, {version} writes of the code"
+    );
+}
+
+// ---- attacker's review: cascades that held (these pass on 1c32ff3; kept as regressions) ----
+
+#[tokio::test]
+async fn review_an_approval_is_worth_nothing_once_the_user_takes_the_app_back() {
+    let h = harness().await;
+    let d = h.start().await;
+    assert!(matches!(
+        h.approve(&d.user_code, "approve").await.outcome,
+        DeviceOutcome::Done { approved: true, .. }
+    ));
+    let alice = h
+        .app
+        .repo
+        .user_by_name("acme", "alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    assert!(
+        crate::service::account::revoke_app(
+            &h.app,
+            &tid("acme"),
+            &alice.sub,
+            &h.client.client_id,
+            alice.sub.as_str()
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(code_of(h.poll(&d.device_code).await), ErrorCode::InvalidGrant);
+    // ... and so after the revocation marker's 10 minutes (the code expired first anyway).
+    h.clock.advance(601);
+    assert_ne!(
+        code_of(h.poll(&d.device_code).await),
+        ErrorCode::AuthorizationPending
+    );
+}
+
+#[tokio::test]
+async fn review_an_approval_is_worth_nothing_once_the_client_is_deleted_or_made_again() {
+    let h = harness().await;
+    let d = h.start().await;
+    h.approve(&d.user_code, "approve").await;
+    crate::service::admin::delete_client(&h.app, &tid("acme"), &h.client.client_id, "admin")
+        .await
+        .unwrap();
+    // The deleted client's object still in hand (a request in flight): nothing.
+    assert_eq!(code_of(h.poll(&d.device_code).await), ErrorCode::InvalidGrant);
+}
+
+#[tokio::test]
+async fn review_a_pending_code_cannot_be_decided_from_another_tenants_page_or_session() {
+    let h = harness().await;
+    let d = h.start().await;
+    // Alice of "other" signed in at other's page types acme's code there: not found.
+    let step = h
+        .page_as(
+            "other",
+            &format!("action=code&user_code={}", d.user_code),
+            true,
+            true,
+        )
+        .await;
+    assert_eq!(refusal(step), DeviceRefusal::UnknownCode);
+    // A decision posted to acme's page without acme's session: refused.
+    let step = h
+        .post(&format!(
+            "action=decide&user_code={}&decision=approve",
+            d.user_code
+        ))
+        .await;
+    assert_eq!(refusal(step), DeviceRefusal::SessionEnded);
+    assert_eq!(
+        code_of(h.poll(&d.device_code).await),
+        ErrorCode::AuthorizationPending
+    );
+}
+
+#[tokio::test]
+async fn review_a_stored_user_code_is_not_its_plain_sha256() {
+    // 20⁸ ≈ 2.6·10¹⁰ candidates: an unsalted SHA-256 of one is inverted in seconds.
+    let h = harness().await;
+    let d = h.start().await;
+    let plain = d.user_code.replace('-', "");
+    let stored = h
+        .app
+        .repo
+        .device(&d.device_code.hash().to_hex())
+        .await
+        .unwrap()
+        .unwrap()
+        .value
+        .user_code_hash;
+    assert_ne!(
+        stored,
+        Secret::new(&plain).hash().to_hex(),
+        "the user code is stored as an unkeyed SHA-256 of 37 bits"
+    );
+}
+
+#[tokio::test]
+async fn review_a_code_lives_only_at_the_issuer_it_was_issued_at() {
+    let h = harness().await;
+    let at_tenant = h.app.scoped("acme");
+    // Issued at the tenant's own issuer: the shared issuer's page does not find it, and its
+    // token endpoint does not redeem it even once approved at the right page.
+    let d = device::authorize(&at_tenant, &h.client, &params("scope=openid"))
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal(h.post(&format!("action=code&user_code={}", d.user_code)).await),
+        DeviceRefusal::UnknownCode
+    );
+    let p = params(&format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={}",
+        d.device_code.expose()
+    ));
+    let req = TokenRequest {
+        client: &h.client,
+        params: &p,
+        dpop: None,
+    };
+    assert_eq!(code_of(grant(&h.app, &req).await), ErrorCode::InvalidGrant);
+    assert_eq!(
+        code_of(grant(&at_tenant, &req).await),
+        ErrorCode::AuthorizationPending
+    );
+    // Issued at the shared issuer: the tenant issuer's token endpoint says nothing of it.
+    let d = h.start().await;
+    h.approve(&d.user_code, "approve").await;
+    let p = params(&format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={}",
+        d.device_code.expose()
+    ));
+    let req = TokenRequest {
+        client: &h.client,
+        params: &p,
+        dpop: None,
+    };
+    assert_eq!(code_of(grant(&at_tenant, &req).await), ErrorCode::InvalidGrant);
+    assert!(grant(&h.app, &req).await.is_ok());
+}
