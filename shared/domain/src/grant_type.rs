@@ -149,7 +149,10 @@ impl GrantType {
                 advertised: true,
                 issues_refresh_tokens: true,
                 consented_by_user_here: true,
-                least_registrant: Registrant::Anonymous,
+                // Not anonymous: a device client has no redirect URI to anchor its name, so an
+                // open registration would be any name on our own confirmation page (RFC 8628
+                // §5.4 remote phishing).
+                least_registrant: Registrant::InitialAccessToken,
                 acts_for_user: true,
             },
             GrantType::JwtBearer => GrantRules {
@@ -424,7 +427,7 @@ mod tests {
             (Password, [false, true, true, true]),
             (TokenExchange, [false, false, true, true]),
             (JwtBearer, [false, false, true, true]),
-            (DeviceCode, [true, true, true, true]),
+            (DeviceCode, [false, true, true, true]),
         ];
         assert_eq!(table.len(), GrantType::ALL.len(), "every grant is in the table");
         for (g, expected) in table {
