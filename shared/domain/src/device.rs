@@ -27,6 +27,10 @@ pub const SLOW_DOWN_STEP: i64 = 5;
 /// this long; the code expires first anyway).
 pub const MAX_INTERVAL: i64 = 300;
 
+/// How much sooner than its interval a poll may come, in (whole) seconds, before it is too
+/// fast: arrival jitter and truncation to whole seconds must not slow a client down for good.
+pub const POLL_LEEWAY: i64 = 1;
+
 /// A user code from random bytes, by rejection sampling (a byte below 240 picks
 /// `byte % 20`, so every character is equally likely). `None`: too few usable bytes (the
 /// caller draws more).
@@ -133,10 +137,11 @@ pub enum Poll {
 }
 
 impl DeviceCode {
-    /// A poll at `now`: what it gets, with the record updated (the poll's time; on a too-fast
-    /// poll the interval grown by [`SLOW_DOWN_STEP`], up to [`MAX_INTERVAL`]). Only a pending
-    /// code's record changes; the caller stores it at the version it read, so that of
-    /// concurrent polls one counts and the others are too fast.
+    /// A poll at `now`: what it gets, with the record updated (on a poll in time, the poll's
+    /// time; on one sooner than the interval less [`POLL_LEEWAY`], the interval grown by
+    /// [`SLOW_DOWN_STEP`], up to [`MAX_INTERVAL`], and the last poll's time kept). Only a pending
+    /// code's record changes; the caller stores it (only if it changed) at the version it read,
+    /// so that of concurrent polls one counts and the others are too fast.
     pub fn poll(&mut self, now: i64) -> Poll {
         if now >= self.expires_at {
             return Poll::Expired;
@@ -145,14 +150,20 @@ impl DeviceCode {
             DeviceStatus::Approved(a) => Poll::Approved(a.clone()),
             DeviceStatus::Denied => Poll::Denied,
             DeviceStatus::Pending => {
-                let too_fast = self.last_poll.is_some_and(|t| now - t < self.interval);
-                self.last_poll = Some(now);
+                // Whole seconds: a poll sent `interval` after the last may arrive up to a second
+                // "early" by transit jitter and truncation; only one clearly early slows down.
+                let too_fast = self
+                    .last_poll
+                    .is_some_and(|t| now - t < self.interval - POLL_LEEWAY);
                 if too_fast {
+                    // The poll's time is not moved (RFC 8628 §3.5 asks only that the interval
+                    // grow): once the interval is at its cap, a too-fast poll changes nothing.
                     self.interval = (self.interval + SLOW_DOWN_STEP).min(MAX_INTERVAL);
                     Poll::SlowDown {
                         interval: self.interval,
                     }
                 } else {
+                    self.last_poll = Some(now);
                     Poll::Pending
                 }
             }
@@ -230,16 +241,25 @@ mod tests {
     fn polling_too_fast_grows_the_interval_by_five_seconds_each_time() {
         let mut d = pending(1000);
         assert_eq!(d.poll(1000), Poll::Pending);
-        assert_eq!(d.poll(1004), Poll::SlowDown { interval: 10 });
-        // Now 10 s, counted from the last poll.
-        assert_eq!(d.poll(1013), Poll::SlowDown { interval: 15 });
-        assert_eq!(d.poll(1028), Poll::Pending);
+        // Within a second of the interval (whole seconds): jitter, not too fast.
+        assert_eq!(d.poll(1004), Poll::Pending);
+        assert_eq!(d.last_poll, Some(1004));
+        // Clearly early: slow_down; the interval grows, the last poll in time stays.
+        assert_eq!(d.poll(1006), Poll::SlowDown { interval: 10 });
+        assert_eq!(d.last_poll, Some(1004));
+        // Now 10 s (less the second of leeway), counted from the last poll in time.
+        assert_eq!(d.poll(1012), Poll::SlowDown { interval: 15 });
+        assert_eq!(d.poll(1018), Poll::Pending);
         assert_eq!(d.interval, 15);
-        assert_eq!(d.last_poll, Some(1028));
+        assert_eq!(d.last_poll, Some(1018));
         for _ in 0..100 {
-            d.poll(1029);
+            d.poll(1019);
         }
         assert_eq!(d.interval, MAX_INTERVAL);
+        // At the cap, a too-fast poll changes nothing: the caller has nothing to write.
+        let before = d.clone();
+        assert_eq!(d.poll(1020), Poll::SlowDown { interval: MAX_INTERVAL });
+        assert_eq!(d, before);
     }
 
     #[test]

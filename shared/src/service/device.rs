@@ -644,6 +644,11 @@ pub async fn device_code(app: &App, r: &TokenRequest<'_>) -> Result<TokenRespons
             ErrorCode::ExpiredToken,
             "the device code expired: start again",
         )),
+        // Too fast with the interval at its cap: nothing changed, nothing to write.
+        Poll::SlowDown { .. } if next == device.value => Err(OAuthError::new(
+            ErrorCode::SlowDown,
+            "polling too fast: wait 5 seconds longer between polls",
+        )),
         outcome @ (Poll::Pending | Poll::SlowDown { .. }) => {
             let write = app.repo.put_device_write(&hash, &next, device.version)?;
             match (app.repo.commit(vec![write]).await, outcome) {
