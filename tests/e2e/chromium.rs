@@ -813,16 +813,17 @@ async fn chromium_approves_a_device_code_that_openid_client_polls_for() {
     let v = crate::device::openid_client_device(&server.issuer, &cli, |start| async move {
         let user_code = start["user_code"].as_str().unwrap().to_string();
         d.goto(start["verification_uri_complete"].as_str().unwrap()).await;
+        // Signed out: sign in first, the code carried along.
+        d.wait_for("Sign in · Bulwark", "name=\"password\"").await;
+        d.type_into("#username", "alice").await;
+        d.type_into("#password", PASSWORD).await;
+        d.click("button[type=submit]").await;
         let page = d
             .wait_for("Connect a device · Bulwark", &format!("value=\"{user_code}\""))
             .await;
         assert!(page.contains("name=\"csrf\""), "{page}");
         d.screenshot("device-code").await;
         // Filled in, not submitted: the user confirms it.
-        d.click("button[type=submit]").await;
-        d.wait_for("Sign in · Bulwark", "name=\"password\"").await;
-        d.type_into("#username", "alice").await;
-        d.type_into("#password", PASSWORD).await;
         d.click("button[type=submit]").await;
         let confirm = d
             .wait_for("Allow access on a device · Bulwark", "value=\"approve\"")

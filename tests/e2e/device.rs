@@ -72,25 +72,32 @@ async fn poll(server: &Server, c: &TestClient, device_code: &str) -> Resp {
 }
 
 /// The user's part in the cookie-keeping browser: open `url` (the complete verification URI),
-/// confirm the prefilled code, sign in as alice, and answer `decision` ("Allow" or "Deny").
+/// sign in as alice (signed out, the page asks first, carrying the code), confirm the prefilled
+/// code, and answer `decision` ("Allow" or "Deny").
 pub async fn approve_in_browser(b: &Browser, url: &str, user_code: &str, decision: &str) -> Page {
-    let page = b.get(url).await;
+    let mut page = b.get(url).await;
     assert_eq!(page.status, 200, "{}", page.html);
     page.assert_secure_page();
     assert!(
         page.has(&format!("value=\"{user_code}\"")),
-        "the code is filled in: {}",
+        "the code is carried along: {}",
         page.html
     );
+    if page.has("name=\"password\"") {
+        let (action, mut fields) = page.form("Sign in");
+        fields.push(("username".into(), "alice".into()));
+        fields.push(("password".into(), PASSWORD.into()));
+        page = b.post(&action, &pairs(&fields)).await;
+        assert_eq!(page.status, 200, "{}", page.html);
+        assert!(
+            page.has(&format!("value=\"{user_code}\"")),
+            "the code is filled in: {}",
+            page.html
+        );
+    }
     // Filled in, not submitted: the user presses Continue.
     let (action, mut fields) = page.form("Continue");
     fields.push(("user_code".into(), user_code.into()));
-    let login = b.post(&action, &pairs(&fields)).await;
-    assert_eq!(login.status, 200, "{}", login.html);
-    assert!(login.has("name=\"password\""), "{}", login.html);
-    let (action, mut fields) = login.form("Sign in");
-    fields.push(("username".into(), "alice".into()));
-    fields.push(("password".into(), PASSWORD.into()));
     let confirm = b.post(&action, &pairs(&fields)).await;
     assert_eq!(confirm.status, 200, "{}", confirm.html);
     for says in [

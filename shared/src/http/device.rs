@@ -108,12 +108,12 @@ fn render(app: &App, step: DeviceStep, browser: &Secret, tenant: Option<&str>) -
         }
         DeviceOutcome::NeedLogin {
             user_code,
-            client_name,
             username,
             failure,
         } => {
+            // Sign in first: the code (if any) is carried along, looked up only after.
             let view = pages::LoginView {
-                client_name: Some(client_name.clone()),
+                client_name: None,
                 username,
                 failure: *failure,
                 csrf: &csrf,

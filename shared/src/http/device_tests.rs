@@ -203,17 +203,20 @@ async fn device_flow(h: &H, prefix: &str, verification_uri: &str) {
         .refused(400, "authorization_pending");
     poll(h, prefix, device_code).await.refused(400, "slow_down");
 
-    // verification_uri_complete fills the code in; the user still confirms it.
+    // verification_uri_complete, signed out: sign in first (the code carried along, not looked
+    // up), then the code page, filled in, which the user still confirms.
     let path = complete.strip_prefix(ISSUER).unwrap();
-    let page = get(h, path, &[]).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert_eq!(prefilled(&page.body), user_code);
-    let mut jar = page.cookies();
-    let action = format!("{prefix}/device");
-    let login = submit(h, &action, &mut jar, &page, &[("user_code", user_code)]).await;
+    let login = get(h, path, &[]).await;
     assert_eq!(login.status, 200, "{}", login.body);
-    assert!(login.body.contains("Terminal"), "{}", login.body);
-    let confirm = submit(
+    assert!(login.body.contains("name=\"password\""), "{}", login.body);
+    assert!(
+        hidden(&login.body).contains(&("user_code".to_string(), user_code.to_string())),
+        "{}",
+        login.body
+    );
+    let mut jar = login.cookies();
+    let action = format!("{prefix}/device");
+    let page = submit(
         h,
         &action,
         &mut jar,
@@ -221,6 +224,9 @@ async fn device_flow(h: &H, prefix: &str, verification_uri: &str) {
         &[("username", "alice"), ("password", PASSWORD)],
     )
     .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(prefilled(&page.body), user_code);
+    let confirm = submit(h, &action, &mut jar, &page, &[("user_code", user_code)]).await;
     assert_eq!(confirm.status, 200, "{}", confirm.body);
     for says in [
         user_code,
@@ -310,9 +316,38 @@ async fn the_endpoint_refuses_clients_that_are_not_its_own() {
 #[tokio::test]
 async fn the_verification_page_refuses_on_its_own_page_and_never_redirects() {
     let h = h().await;
-    let page = get(&h, "/device?tenant=acme", &[]).await;
-    assert_eq!(page.status, 200);
-    let mut jar = page.cookies();
+    let login = get(&h, "/device?tenant=acme", &[]).await;
+    assert_eq!(login.status, 200);
+    let mut jar = login.cookies();
+    // Signed out, a typed code is not looked up: the sign-in form comes first.
+    let csrf = hidden(&login.body)
+        .into_iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v)
+        .unwrap();
+    let r = post(
+        &h,
+        "/device",
+        &jar,
+        &[
+            ("action", "code"),
+            ("tenant", "acme"),
+            ("user_code", "BBBB-BBBB"),
+            ("csrf", &csrf),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("name=\"password\""), "{}", r.body);
+    let page = submit(
+        &h,
+        "/device",
+        &mut jar,
+        &login,
+        &[("username", "alice"), ("password", PASSWORD)],
+    )
+    .await;
+    assert_eq!(prefilled(&page.body), "");
     // Decisions and credentials never come in a URL.
     let r = get(&h, "/device?tenant=acme&action=decide&decision=approve", &jar).await;
     assert_eq!(r.status, 400);
@@ -356,10 +391,9 @@ async fn a_denied_code_is_access_denied_with_400_once() {
         d["device_code"].as_str().unwrap(),
         d["user_code"].as_str().unwrap(),
     );
-    let page = get(&h, "/device?tenant=acme", &[]).await;
-    let mut jar = page.cookies();
-    let login = submit(&h, "/device", &mut jar, &page, &[("user_code", user_code)]).await;
-    let confirm = submit(
+    let login = get(&h, "/device?tenant=acme", &[]).await;
+    let mut jar = login.cookies();
+    let page = submit(
         &h,
         "/device",
         &mut jar,
@@ -367,6 +401,7 @@ async fn a_denied_code_is_access_denied_with_400_once() {
         &[("username", "alice"), ("password", PASSWORD)],
     )
     .await;
+    let confirm = submit(&h, "/device", &mut jar, &page, &[("user_code", user_code)]).await;
     let done = submit(&h, "/device", &mut jar, &confirm, &[("decision", "deny")]).await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("Request denied"), "{}", done.body);

@@ -2,17 +2,21 @@
 //! verification page's flow (enter the code, sign in, confirm and approve or deny), and the
 //! token endpoint's `urn:ietf:params:oauth:grant-type:device_code`.
 //!
-//! A device code is a [`DeviceCode`] in the store under the hash of its device code, with a
-//! pointer under the hash of its user code; neither code is stored or logged in the clear.
+//! A device code is a [`DeviceCode`] in the store under the SHA-256 of its device code (256
+//! bits: the hash protects it), with a pointer under the SHA-256 of its user code (37 bits: the
+//! hash does not protect it, see below); neither code is logged.
 //! Every change to it is a write at the version read: a poll records its time (too fast: the
 //! interval grows by 5 s, RFC 8628 §3.5, on every instance), a user's decision lands once, and
 //! the redemption of an approved code takes it in the same transaction that creates the grant,
 //! so of any number of concurrent polls exactly one gets tokens.
 //!
-//! User codes are guessable by design: the verification page counts refusals per tenant and
-//! lookups per client in fixed windows in the store (`Repo::take_from_window`), refuses once
-//! either is used up, and audits refusals at most [`AUDITED_PER_WINDOW`] times per tenant and
-//! window.
+//! User codes are guessable by design (short, to be typed; stored hashed, which hides them from
+//! a casual look only): what protects them is their 10-minute life, the bounds on wrong codes
+//! — per signed-in user and, as a backstop, per tenant, counted in fixed windows in the store
+//! (`Repo::take_from_window`) — and the user's confirmation of the code their device shows. A
+//! code is looked up only for a signed-in user; a right code counts against no one. Refusals
+//! are audited at most [`AUDITED_PER_WINDOW`] times per tenant and window. A client may be
+//! issued at most [`CODES_PER_CLIENT_PER_WINDOW`] device codes per window.
 
 use crate::domain::access::Denied;
 use crate::domain::audit::{AuditKind, Noted};
@@ -43,14 +47,22 @@ pub const DEVICE_CODE_TTL: i64 = 600;
 /// The window the verification page's counters count in, in seconds.
 pub const ATTEMPT_WINDOW: i64 = 600;
 
-/// Refused user codes per tenant and window (wrong, expired or answered codes): beyond it the
-/// tenant's verification page refuses every code until the window ends. With at most this many
-/// guesses per 10 minutes against 20⁸ codes, guessing a live one is hopeless.
-pub const TENANT_REFUSALS_PER_WINDOW: u64 = 100;
+/// Wrong codes one signed-in user may type per window (wrong, expired or answered codes):
+/// beyond it that user's page refuses codes until the window ends — that user only.
+pub const USER_MISSES_PER_WINDOW: u64 = 10;
 
-/// Lookups of one client's live codes per window (a user entering a code, signing in,
-/// deciding): bounds what one client's codes can be tried for.
-pub const CLIENT_LOOKUPS_PER_WINDOW: u64 = 300;
+/// Wrong codes per tenant and window, from all its users: a backstop honest load never reaches
+/// (each user has [`USER_MISSES_PER_WINDOW`]). At 1,000 guesses per 10 minutes against 20⁸
+/// codes, guessing one of even 10⁴ live codes is a 4·10⁻⁴ chance per window.
+pub const TENANT_MISSES_PER_WINDOW: u64 = 1_000;
+
+/// Lookups of one code (the code step and the decision) per window: more only hurts that
+/// code's own holder.
+pub const LOOKUPS_PER_CODE: u64 = 10;
+
+/// Device codes one client may be issued per window: bounds the store writes a stranger can
+/// make with a public client's `client_id` (beyond it, 429 `temporarily_unavailable`).
+pub const CODES_PER_CLIENT_PER_WINDOW: u64 = 1_000;
 
 /// Refusals audited per tenant and window: the rest are counted, not written.
 pub const AUDITED_PER_WINDOW: u64 = 10;
@@ -89,6 +101,23 @@ pub async fn authorize(app: &App, client: &Client, p: &Params) -> Result<DeviceA
         return Err(OAuthError::new(
             ErrorCode::InvalidTarget,
             "a resource is not one this tenant serves",
+        ));
+    }
+    if !app
+        .repo
+        .take_from_window(
+            &format!("device-issued#{}#{}", client.tenant.as_str(), client.client_id),
+            CODES_PER_CLIENT_PER_WINDOW,
+            ATTEMPT_WINDOW,
+        )
+        .await?
+    {
+        tracing::warn!(tenant = client.tenant.as_str(), "device codes per client used up");
+        app.metrics.record(crate::metrics::Event::RateLimited {
+            tenant: client.tenant.as_str(),
+        });
+        return Err(OAuthError::too_many_requests(
+            "too many device codes for this client; try again in a few minutes",
         ));
     }
     let now = app.now();
@@ -149,10 +178,10 @@ pub enum DeviceOutcome {
     /// The form to type the code in, filled in with `prefill` (a code from
     /// `verification_uri_complete`, still to be confirmed by the user).
     EnterCode { prefill: String },
-    /// The user must sign in to the code's tenant (again, after a `failure`).
+    /// The user must sign in to the tenant first (again, after a `failure`), carrying the code
+    /// typed or filled in (`XXXX-XXXX`, or empty), not looked up yet.
     NeedLogin {
         user_code: String,
-        client_name: String,
         username: String,
         failure: Option<LoginFailure>,
     },
@@ -187,7 +216,7 @@ pub enum DeviceRefusal {
     /// No live, undecided code of this tenant (at this issuer) is that code: wrong, expired,
     /// already approved or denied.
     UnknownCode,
-    /// The tenant's (or the code's client's) attempts are used up for now.
+    /// The user's wrong codes (or the tenant's, or the code's lookups) are used up for now.
     TooManyAttempts,
     /// The form's CSRF token does not match this browser, or the form is not one we show.
     FormExpired,
@@ -224,6 +253,11 @@ fn refused(why: DeviceRefusal) -> Result<DeviceStep, OAuthError> {
 
 /// The verification page for `tenant`: a `GET` (`form` is the query: at most a code to fill
 /// in) or a posted form (`action` = `code`, `login` or `decide`, with its CSRF token).
+///
+/// A code is looked up only for a user signed in to the tenant: a visitor without a session is
+/// asked to sign in first (a code from `verification_uri_complete` is kept, filled in, for the
+/// user to confirm once signed in), so that wrong codes count against the user who typed them
+/// (and a tenant-wide backstop), never against everyone.
 pub async fn page(
     app: &App,
     tenant: Option<&str>,
@@ -241,37 +275,36 @@ pub async fn page(
     if app.repo.tenant(tenant.as_str()).await?.is_none() {
         return refused(DeviceRefusal::UnknownTenant);
     }
+    // A code carried along is shown only in its normal form (nothing else from the form).
+    let prefill = form
+        .get("user_code")
+        .and_then(normalize_user_code)
+        .map(|c| display_user_code(&c))
+        .unwrap_or_default();
     if !posted {
-        // A prefilled code is shown only in its normal form (nothing else from the URL).
-        let prefill = form
-            .get("user_code")
-            .and_then(normalize_user_code)
-            .map(|c| display_user_code(&c))
-            .unwrap_or_default();
-        return Ok(DeviceOutcome::EnterCode { prefill }.into());
+        return Ok(match cookie.for_tenant_of(app, &tenant).await? {
+            Some(_) => DeviceOutcome::EnterCode { prefill },
+            None => need_login(prefill, String::new(), None),
+        }
+        .into());
     }
     if !crate::domain::csrf::check(form.get("csrf"), browser.expose()) {
         tracing::info!("device verification form refused: CSRF token");
         return refused(DeviceRefusal::FormExpired);
     }
-    let Some(found) = lookup(app, &tenant, form.get("user_code")).await? else {
-        return Ok(DeviceOutcome::Refused(refusal_of(app, &tenant).await?).into());
-    };
-    let Found {
-        hash,
-        device,
-        client,
-        user_code,
-    } = match found {
-        Ok(f) => f,
-        Err(why) => return refused(why),
-    };
     let session = cookie.for_tenant_of(app, &tenant).await?;
     match form.get("action") {
-        Some("code") => match session {
-            Some((_, user)) => confirm(app, client, user, &device.value, user_code).await,
-            None => Ok(need_login(&client, user_code, String::new(), None)),
-        },
+        Some("code") => {
+            let Some((_, user)) = session else {
+                // Sign in first; the code is looked up once the user is known.
+                return Ok(need_login(prefill, String::new(), None).into());
+            };
+            let found = match lookup(app, &tenant, &user, form.get("user_code")).await? {
+                Ok(f) => f,
+                Err(why) => return refused(why),
+            };
+            confirm(app, found.client, user, &found.device.value, found.user_code).await
+        }
         Some("login") => {
             let username = form.get("username").unwrap_or_default();
             let password = Secret::new(form.get("password").unwrap_or_default());
@@ -279,22 +312,28 @@ pub async fn page(
                 Ok(u) => u,
                 Err(e) => {
                     let failure = e.failure()?;
-                    return Ok(need_login(
-                        &client,
-                        user_code,
-                        username.chars().take(128).collect(),
-                        Some(failure),
-                    ));
+                    return Ok(need_login(prefill, username.chars().take(128).collect(), Some(failure)).into());
                 }
             };
             let (cookie, session) = users::start_session(app, &user).await?;
-            let mut step = confirm(app, client, user, &device.value, user_code).await?;
-            step.new_session = Some((cookie, session));
-            Ok(step)
+            // Back to the code, still filled in: the user confirms it, now signed in.
+            Ok(DeviceStep {
+                outcome: DeviceOutcome::EnterCode { prefill },
+                new_session: Some((cookie, session)),
+            })
         }
         Some("decide") => {
             let Some((session, user)) = session else {
                 return refused(DeviceRefusal::SessionEnded);
+            };
+            let Found {
+                hash,
+                device,
+                client,
+                user_code,
+            } = match lookup(app, &tenant, &user, form.get("user_code")).await? {
+                Ok(f) => f,
+                Err(why) => return refused(why),
             };
             let approve = match form.get("decision") {
                 Some("approve") => true,
@@ -323,19 +362,12 @@ impl CookieSessions<'_> {
     }
 }
 
-fn need_login(
-    client: &Client,
-    user_code: String,
-    username: String,
-    failure: Option<LoginFailure>,
-) -> DeviceStep {
+fn need_login(user_code: String, username: String, failure: Option<LoginFailure>) -> DeviceOutcome {
     DeviceOutcome::NeedLogin {
         user_code,
-        client_name: client.display_name(),
         username,
         failure,
     }
-    .into()
 }
 
 /// A code found live and undecided, with its client.
@@ -347,23 +379,77 @@ struct Found {
     user_code: String,
 }
 
-/// Look up what the user typed. `None`: no such live, undecided code of `tenant` at this
-/// issuer (counted against the tenant's window). `Some(Err)`: found, but the client's lookups
-/// are used up or the client is gone.
+/// Look up what the signed-in `user` typed: a live, undecided code of `tenant` at this issuer.
+///
+/// Increment first, check second (so that a burst cannot evaluate more guesses than the bound):
+/// one of the user's [`USER_MISSES_PER_WINDOW`] and one of the tenant's
+/// [`TENANT_MISSES_PER_WINDOW`] are taken before the code is looked up, and both are given back
+/// when the code is found — a right code counts against no one. A found code is then counted
+/// against itself ([`LOOKUPS_PER_CODE`]): it only hurts its own holder.
 async fn lookup(
     app: &App,
     tenant: &TenantId,
+    user: &User,
     typed: Option<&str>,
-) -> Result<Option<Result<Found, DeviceRefusal>>, OAuthError> {
-    // Once the tenant's refusals are used up, no code is even looked up until the window ends.
-    if app
+) -> Result<Result<Found, DeviceRefusal>, OAuthError> {
+    let user_key = format!("device-user#{}#{}", tenant.as_str(), user.sub.as_str());
+    if !app
         .repo
-        .window_count(&tenant_refusals_key(tenant), ATTEMPT_WINDOW)
+        .take_from_window(&user_key, USER_MISSES_PER_WINDOW, ATTEMPT_WINDOW)
         .await?
-        >= TENANT_REFUSALS_PER_WINDOW
     {
-        return Ok(Some(Err(DeviceRefusal::TooManyAttempts)));
+        note_refusal(app, tenant, "the user's wrong codes used up").await?;
+        return Ok(Err(DeviceRefusal::TooManyAttempts));
     }
+    let tenant_key = format!("device-refused#{}", tenant.as_str());
+    if !app
+        .repo
+        .take_from_window(&tenant_key, TENANT_MISSES_PER_WINDOW, ATTEMPT_WINDOW)
+        .await?
+    {
+        app.repo.give_back_to_window(&user_key, ATTEMPT_WINDOW).await?;
+        note_refusal(app, tenant, "the tenant's wrong codes used up").await?;
+        return Ok(Err(DeviceRefusal::TooManyAttempts));
+    }
+    let found = find(app, tenant, typed).await?;
+    let Some((hash, device, code)) = found else {
+        note_refusal(app, tenant, "unknown, expired or answered code").await?;
+        return Ok(Err(DeviceRefusal::UnknownCode));
+    };
+    app.repo.give_back_to_window(&user_key, ATTEMPT_WINDOW).await?;
+    app.repo.give_back_to_window(&tenant_key, ATTEMPT_WINDOW).await?;
+    if !app
+        .repo
+        .take_from_window(&format!("device-code#{hash}"), LOOKUPS_PER_CODE, ATTEMPT_WINDOW)
+        .await?
+    {
+        note_refusal(app, tenant, "the code's confirmations used up").await?;
+        return Ok(Err(DeviceRefusal::TooManyAttempts));
+    }
+    let d = &device.value;
+    let Some(client) = app
+        .repo
+        .client_in(d.tenant.as_str(), &d.client_id)
+        .await?
+        .map(|c| c.value)
+        .filter(|c| c.issued_at <= d.created_at)
+    else {
+        return Ok(Err(DeviceRefusal::ClientGone));
+    };
+    Ok(Ok(Found {
+        hash,
+        device,
+        client,
+        user_code: display_user_code(&code),
+    }))
+}
+
+/// The live, undecided code of `tenant` at this issuer that `typed` is, if any.
+async fn find(
+    app: &App,
+    tenant: &TenantId,
+    typed: Option<&str>,
+) -> Result<Option<(String, Versioned<DeviceCode>, String)>, OAuthError> {
     let Some(code) = typed.and_then(normalize_user_code) else {
         return Ok(None);
     };
@@ -375,52 +461,7 @@ async fn lookup(
     if d.tenant != *tenant || d.issuer_scope != app.config.tenant_scope || !d.awaits_decision(app.now()) {
         return Ok(None);
     }
-    let client_key = format!("device-client#{}#{}", d.tenant.as_str(), d.client_id);
-    if !app
-        .repo
-        .take_from_window(&client_key, CLIENT_LOOKUPS_PER_WINDOW, ATTEMPT_WINDOW)
-        .await?
-    {
-        note_refusal(app, tenant, "client attempts used up").await?;
-        return Ok(Some(Err(DeviceRefusal::TooManyAttempts)));
-    }
-    let Some(client) = app
-        .repo
-        .client_in(d.tenant.as_str(), &d.client_id)
-        .await?
-        .map(|c| c.value)
-        .filter(|c| c.issued_at <= d.created_at)
-    else {
-        return Ok(Some(Err(DeviceRefusal::ClientGone)));
-    };
-    Ok(Some(Ok(Found {
-        hash,
-        device,
-        client,
-        user_code: display_user_code(&code),
-    })))
-}
-
-fn tenant_refusals_key(tenant: &TenantId) -> String {
-    format!("device-refused#{}", tenant.as_str())
-}
-
-/// A code not found: count it against the tenant's window, audit it (bounded), and say why.
-async fn refusal_of(app: &App, tenant: &TenantId) -> Result<DeviceRefusal, OAuthError> {
-    let counted = app
-        .repo
-        .take_from_window(
-            &tenant_refusals_key(tenant),
-            TENANT_REFUSALS_PER_WINDOW,
-            ATTEMPT_WINDOW,
-        )
-        .await?;
-    note_refusal(app, tenant, "unknown, expired or answered code").await?;
-    Ok(if counted {
-        DeviceRefusal::UnknownCode
-    } else {
-        DeviceRefusal::TooManyAttempts
-    })
+    Ok(Some((hash, device, code)))
 }
 
 /// Audit a refusal, at most [`AUDITED_PER_WINDOW`] per tenant and window: a stranger can make

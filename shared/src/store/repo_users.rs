@@ -502,6 +502,38 @@ impl Repo {
         Ok(false)
     }
 
+    /// Give back one use taken from the current window of `key` (a conditional counter, never
+    /// below zero): a taker that took first and found it should not have counted. The store has
+    /// no atomic add, so take-then-give-back is how a counter is incremented before it is
+    /// checked. Best effort: under sustained contention the use stays taken (fails closed).
+    pub async fn give_back_to_window(&self, key: &str, window: i64) -> Result<(), StoreError> {
+        for attempt in 0..16u64 {
+            let now = self.now();
+            let start = now - now.rem_euclid(window);
+            let pk = format!("rate#{key}#{start}");
+            let Some(current) = self.kv().get(Table::Tokens, &pk, "n").await? else {
+                return Ok(());
+            };
+            let used = current.data.get("n").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            if used == 0 {
+                return Ok(());
+            }
+            let mut data = serde_json::Map::new();
+            data.insert("n".into(), serde_json::Value::from(used - 1));
+            let mut item = Item::new(pk, "n", data).expiring_at(start + 2 * window);
+            item.version = current.version + 1;
+            match self.kv().put(Table::Tokens, item, Cond::Version(current.version)).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict) => {
+                    let jitter = rand::random::<u64>() % (2 + attempt * 4);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     pub async fn clear_login_failures(&self, tenant: &str, username: &str) -> Result<(), StoreError> {
         self.kv()
             .delete(
