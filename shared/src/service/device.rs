@@ -340,9 +340,10 @@ pub async fn page(
                 Some("deny") => false,
                 _ => return refused(DeviceRefusal::NoDecision),
             };
-            // The app as the page showed it (its agents): changed since, show it again.
+            // Approval is of the app as the page showed it (its agents): changed since, show it
+            // again. A denial stands whatever changed.
             let shown = form.get("epoch").and_then(|e| e.parse::<u64>().ok());
-            if shown != Some(client.consent_epoch) {
+            if approve && shown != Some(client.consent_epoch) {
                 return confirm(app, client, user, &device.value, user_code).await;
             }
             decide(app, &hash, device, &client, &session, &user, approve).await

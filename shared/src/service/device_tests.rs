@@ -794,6 +794,23 @@ async fn the_page_names_the_apps_agents_for_agent_act_and_an_agent_then_acts_for
         DeviceOutcome::Confirm(c) => assert_eq!(c.agents.as_ref().map(|a| a.names.len()), Some(2)),
         other => panic!("shown again, not approved: {other:?}"),
     }
+    // A denial needs no epoch: it stands whatever changed.
+    let d2 = device::authorize(&h.app, &h.client, &params("scope=api:read"))
+        .await
+        .unwrap();
+    let step = h
+        .page_as(
+            "acme",
+            &format!("action=decide&user_code={}&decision=deny&epoch=0", d2.user_code),
+            true,
+            true,
+        )
+        .await;
+    assert!(
+        matches!(step.outcome, DeviceOutcome::Done { approved: false, .. }),
+        "{:?}",
+        step.outcome
+    );
     let step = h
         .post(&format!(
             "action=decide&user_code={}&decision=approve",
