@@ -258,7 +258,12 @@ mod tests {
         assert_eq!(d.interval, MAX_INTERVAL);
         // At the cap, a too-fast poll changes nothing: the caller has nothing to write.
         let before = d.clone();
-        assert_eq!(d.poll(1020), Poll::SlowDown { interval: MAX_INTERVAL });
+        assert_eq!(
+            d.poll(1020),
+            Poll::SlowDown {
+                interval: MAX_INTERVAL
+            }
+        );
         assert_eq!(d, before);
     }
 

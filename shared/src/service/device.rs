@@ -312,7 +312,9 @@ pub async fn page(
                 Ok(u) => u,
                 Err(e) => {
                     let failure = e.failure()?;
-                    return Ok(need_login(prefill, username.chars().take(128).collect(), Some(failure)).into());
+                    return Ok(
+                        need_login(prefill, username.chars().take(128).collect(), Some(failure)).into(),
+                    );
                 }
             };
             let (cookie, session) = users::start_session(app, &user).await?;

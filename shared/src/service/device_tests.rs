@@ -123,7 +123,11 @@ impl Harness {
         .await
         .expect("page");
         if let Some((cookie, _)) = &step.new_session {
-            let slot = if tenant == "other" { &self.other_session } else { &self.session };
+            let slot = if tenant == "other" {
+                &self.other_session
+            } else {
+                &self.session
+            };
             *slot.lock().unwrap() = Some(cookie.clone());
         }
         step
@@ -609,7 +613,10 @@ async fn guessing_is_bounded_per_user_and_tenant_and_audited_a_bounded_number_of
     // Another tenant's page is not affected either.
     h.page_as(
         "other",
-        &format!("action=login&username=alice&password={}", PASSWORD.replace(' ', "+")),
+        &format!(
+            "action=login&username=alice&password={}",
+            PASSWORD.replace(' ', "+")
+        ),
         true,
         true,
     )
@@ -624,7 +631,11 @@ async fn guessing_is_bounded_per_user_and_tenant_and_audited_a_bounded_number_of
     while h
         .app
         .repo
-        .take_from_window("device-refused#acme", device::TENANT_MISSES_PER_WINDOW, device::ATTEMPT_WINDOW)
+        .take_from_window(
+            "device-refused#acme",
+            device::TENANT_MISSES_PER_WINDOW,
+            device::ATTEMPT_WINDOW,
+        )
         .await
         .unwrap()
     {}
@@ -871,7 +882,11 @@ async fn review_a_stranger_cannot_lock_every_user_of_a_tenant_out_of_the_device_
     let stranger = crate::secret::generate();
     for _ in 0..100 {
         let step = post_as_stranger(&h, &stranger, "action=code&user_code=BBBB-BBBB").await;
-        assert!(matches!(step.outcome, DeviceOutcome::NeedLogin { .. }), "{:?}", step.outcome);
+        assert!(
+            matches!(step.outcome, DeviceOutcome::NeedLogin { .. }),
+            "{:?}",
+            step.outcome
+        );
     }
     // A stranger with an account of the tenant (mallory) uses up only her own wrong codes.
     sign_in_as(&h, "mallory").await;
@@ -886,7 +901,11 @@ async fn review_a_stranger_cannot_lock_every_user_of_a_tenant_out_of_the_device_
     *h.session.lock().unwrap() = None;
     let d = h.start().await;
     let step = h.post(&format!("action=code&user_code={}", d.user_code)).await;
-    assert!(matches!(step.outcome, DeviceOutcome::NeedLogin { .. }), "{:?}", step.outcome);
+    assert!(
+        matches!(step.outcome, DeviceOutcome::NeedLogin { .. }),
+        "{:?}",
+        step.outcome
+    );
     h.sign_in(&d.user_code).await;
     let step = h.post(&format!("action=code&user_code={}", d.user_code)).await;
     assert!(
@@ -1058,7 +1077,10 @@ async fn review_a_pending_code_cannot_be_decided_from_another_tenants_page_or_se
     // Alice of "other" signed in at other's page types acme's code there: not found.
     h.page_as(
         "other",
-        &format!("action=login&username=alice&password={}", PASSWORD.replace(' ', "+")),
+        &format!(
+            "action=login&username=alice&password={}",
+            PASSWORD.replace(' ', "+")
+        ),
         true,
         true,
     )

@@ -514,7 +514,11 @@ impl Repo {
             let Some(current) = self.kv().get(Table::Tokens, &pk, "n").await? else {
                 return Ok(());
             };
-            let used = current.data.get("n").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            let used = current
+                .data
+                .get("n")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
             if used == 0 {
                 return Ok(());
             }
@@ -522,7 +526,11 @@ impl Repo {
             data.insert("n".into(), serde_json::Value::from(used - 1));
             let mut item = Item::new(pk, "n", data).expiring_at(start + 2 * window);
             item.version = current.version + 1;
-            match self.kv().put(Table::Tokens, item, Cond::Version(current.version)).await {
+            match self
+                .kv()
+                .put(Table::Tokens, item, Cond::Version(current.version))
+                .await
+            {
                 Ok(()) => return Ok(()),
                 Err(StoreError::Conflict) => {
                     let jitter = rand::random::<u64>() % (2 + attempt * 4);
