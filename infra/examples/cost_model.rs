@@ -621,7 +621,7 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
         n: n.into(),
     });
     // The device authorization grant (RFC 8628): the device's request, the verification page
-    // (the page, the code, the sign-in, the approval), one poll before the approval and the
+    // (the page, the sign-in, the code, the approval), one poll before the approval and the
     // redemption.
     let mut requests = 0;
     for _ in 0..n {
@@ -654,11 +654,12 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
                 ("user_code", user_code.as_str()),
             ]
         };
-        let login = http.send("POST", "/device", None, &form("code")).await;
-        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+        // Signed out, the page is the sign-in form: sign in first, then the code.
         let mut fields = form("login").to_vec();
         fields.extend([("username", "alice"), ("password", PASSWORD)]);
-        let confirm = http.send("POST", "/device", None, &fields).await;
+        let code = http.send("POST", "/device", None, &fields).await;
+        assert_eq!(code.status, StatusCode::OK, "{}", code.body);
+        let confirm = http.send("POST", "/device", None, &form("code")).await;
         assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
         let epoch = hidden(&confirm.body, "epoch");
         let mut fields = form("decide").to_vec();

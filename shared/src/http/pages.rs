@@ -527,7 +527,7 @@ pub fn device_refusal(why: DeviceRefusal) -> (u16, &'static str) {
         ),
         DeviceRefusal::TooManyAttempts => (
             429,
-            "Too many codes were tried here. Wait a few minutes and try again.",
+            "Too many wrong codes were entered from your account. Wait a few minutes, then check the code your device shows and try again.",
         ),
         DeviceRefusal::FormExpired => (
             400,
