@@ -2,8 +2,9 @@
 //! and shape, reading what a user typed, the device code's record, and what a poll gets.
 //!
 //! The user code is short by design (a person types it), so it is guessable: the services
-//! bound the attempts (per tenant and per client, in the store) and it lives minutes. The
-//! device code is a 256-bit secret. Both are stored only as their SHA-256.
+//! bound the wrong codes (per signed-in user, and per tenant as a backstop, in the store), the
+//! user confirms it, and it lives minutes. It is stored as its SHA-256, which hides it from a
+//! casual look only (37 bits). The device code is a 256-bit secret, stored only as its SHA-256.
 
 use serde::{Deserialize, Serialize};
 

@@ -5,8 +5,8 @@
 //! A device code is a [`DeviceCode`] in the store under the SHA-256 of its device code (256
 //! bits: the hash protects it), with a pointer under the SHA-256 of its user code (37 bits: the
 //! hash does not protect it, see below); neither code is logged.
-//! Every change to it is a write at the version read: a poll records its time (too fast: the
-//! interval grows by 5 s, RFC 8628 §3.5, on every instance), a user's decision lands once, and
+//! Every change to it is a write at the version read: a poll in time records its time (too
+//! fast: the interval grows by 5 s, RFC 8628 §3.5, on every instance; at its cap, no write), a user's decision lands once, and
 //! the redemption of an approved code takes it in the same transaction that creates the grant,
 //! so of any number of concurrent polls exactly one gets tokens.
 //!
