@@ -26,7 +26,8 @@ pub struct Global {
     /// Print one JSON object on stdout.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Issuer URL (default: the server's own address; for the CLI, http://127.0.0.1:8080).
+    /// Issuer URL (default: the server's own address; for the CLI, http://127.0.0.1:8080; for
+    /// `token`, the authorization server to ask: required).
     #[arg(long, global = true, env = "BULWARK_ISSUER")]
     pub issuer: Option<String>,
     /// Where state lives: the embedded store in --data-dir, or a deployed stack's DynamoDB
@@ -135,6 +136,10 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Get an access token from an authorization server (any standard one, not only this):
+    /// read its discovery document, authenticate as the client, print the access token.
+    #[command(long_about = TOKEN_ABOUT, after_help = TOKEN_EXIT_CODES)]
+    Token(TokenArgs),
     /// Bring the store's layout to this release's schema version (run after every upgrade;
     /// safe to re-run, and resumable after a crash). See docs/operations.md.
     Migrate {
@@ -142,6 +147,71 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+const TOKEN_ABOUT: &str = "Get an access token from an authorization server (any standard one, not \
+only Bulwark): read the issuer's RFC 8414 / OpenID discovery document (its `issuer` must equal \
+--issuer), then ask its token endpoint for a client_credentials token, or with --device run the \
+device authorization grant (RFC 8628) for a public client. Prints the access token on stdout \
+(the whole token response with --json). The client authenticates with exactly one of \
+--client-secret-env, --private-key-file or --federated-token-file/--federated-token-env; secrets \
+are never taken from the command line and never printed. https only, except http to loopback; \
+no redirects are followed.";
+
+const TOKEN_EXIT_CODES: &str = "Exit codes:
+  0  a token was printed
+  2  usage: a bad or missing option, two credentials, an unset or empty environment variable, \
+an unreadable or unusable key or token file, an --issuer that is not https (or loopback http)
+  3  discovery or network: the issuer or an endpoint unreachable, timed out, redirecting or \
+not https; no discovery document, or one that names another issuer or lacks an endpoint; an \
+answer that is neither a token nor an OAuth error
+  4  the authorization server refused (its `error` and `error_description` on stderr), or the \
+device flow was denied or expired
+  1  anything else";
+
+/// `bulwark token`.
+#[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("credential").multiple(false).args(["client_secret_env", "private_key_file", "federated_token_file", "federated_token_env"])))]
+pub struct TokenArgs {
+    /// The client's id at the authorization server.
+    #[arg(long)]
+    pub client_id: String,
+    /// Space-separated scopes to ask for.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// An RFC 8707 resource indicator, the token's audience (repeat for several).
+    #[arg(long = "resource", value_name = "URI")]
+    pub resources: Vec<String>,
+    /// client_secret_basic / client_secret_post: the environment variable that holds the
+    /// client secret.
+    #[arg(long, value_name = "VAR")]
+    pub client_secret_env: Option<String>,
+    /// How to send the secret: `client_secret_basic` or `client_secret_post`. Default: basic,
+    /// unless the issuer's `token_endpoint_auth_methods_supported` lists only post.
+    #[arg(long, requires = "client_secret_env", value_parser = ["client_secret_basic", "client_secret_post"])]
+    pub auth_method: Option<String>,
+    /// private_key_jwt: the client's private key, a PEM file (EC P-256 signs ES256, RSA RS256;
+    /// PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, value_name = "PEM")]
+    pub private_key_file: Option<std::path::PathBuf>,
+    /// The `kid` of the key in the client's registered JWK Set.
+    #[arg(long, requires = "private_key_file")]
+    pub kid: Option<String>,
+    /// The assertion's `aud`: `issuer` (RFC 7523 as updated, typ client-authentication+jwt) or
+    /// `token-endpoint` (untyped, as servers that predate the update expect).
+    #[arg(long, requires = "private_key_file", default_value = "issuer", value_parser = ["issuer", "token-endpoint"])]
+    pub assertion_audience: String,
+    /// A JWT from the client's workload identity (a file, reread on every run: such tokens
+    /// rotate), sent as its client assertion (RFC 7523 jwt-bearer).
+    #[arg(long, value_name = "FILE")]
+    pub federated_token_file: Option<std::path::PathBuf>,
+    /// As --federated-token-file, from an environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub federated_token_env: Option<String>,
+    /// The device authorization grant (RFC 8628): print where to sign in and the code on
+    /// stderr, wait for the user, print the token. For a public client, no credential needed.
+    #[arg(long)]
+    pub device: bool,
 }
 
 /// Where `bulwark serve` shows its counters.
@@ -264,7 +334,8 @@ pub enum ResourceCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum IssuerCommand {
-    /// Trust an identity provider's signed assertions (for users linked to its subjects).
+    /// Trust an identity provider's signed assertions (for users linked to its subjects), or a
+    /// workload platform's tokens (--workload).
     Add {
         #[arg(long)]
         tenant: TenantId,
@@ -286,6 +357,15 @@ pub enum IssuerCommand {
         /// take only ID-JAGs whose `tenant` claim is this one (without it, the claim is ignored).
         #[arg(long, requires = "id_jag")]
         idp_tenant: Option<String>,
+        /// A workload platform (GitHub Actions, Kubernetes): its tokens authenticate clients
+        /// created with `--auth-method federated`, and it is trusted for nothing else. By
+        /// default a token may authenticate again until it expires (a pod rereads its token).
+        #[arg(long, conflicts_with = "id_jag")]
+        workload: bool,
+        /// With --workload, for a platform that mints a token per request (GitHub Actions):
+        /// each token (its `jti`) is good once.
+        #[arg(long, requires = "workload")]
+        single_use: bool,
     },
     /// List the trusted issuers.
     List {
@@ -317,6 +397,10 @@ pub enum IatCommand {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per run; `create` takes many flags"
+)]
 pub enum ClientCommand {
     /// Register a client; prints the RFC 7591 response (the secret is shown once).
     Create {
@@ -333,7 +417,9 @@ pub enum ClientCommand {
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
         /// `none` registers a public client (no secret; PKCE only); `private_key_jwt` a client
-        /// that signs JWT assertions with its own keys (give --jwks-file or --jwks-uri; no secret).
+        /// that signs JWT assertions with its own keys (give --jwks-file or --jwks-uri; no secret);
+        /// `federated` one that sends its workload platform's token (give --federated-issuer and
+        /// --federated-subject; no secret).
         #[arg(long, default_value = "client_secret_basic")]
         auth_method: String,
         /// The client's public keys (a JWK Set file) for private_key_jwt.
@@ -342,6 +428,18 @@ pub enum ClientCommand {
         /// Where the client publishes its public keys (https) for private_key_jwt.
         #[arg(long)]
         jwks_uri: Option<String>,
+        /// For `--auth-method federated`: the workload issuer (trusted with `issuer add
+        /// --workload`) whose tokens authenticate this client instead of a secret.
+        #[arg(long, value_name = "URL")]
+        federated_issuer: Option<String>,
+        /// With --federated-issuer: a token's `sub` that authenticates it, matched exactly
+        /// (e.g. `repo:ORG/REPO:ref:refs/heads/main`); repeat for several.
+        #[arg(long = "federated-subject", value_name = "SUB", requires = "federated_issuer")]
+        federated_subjects: Vec<String>,
+        /// With --federated-issuer: the `aud` its tokens must carry (default: the tenant's
+        /// issuer URL).
+        #[arg(long, value_name = "AUD", requires = "federated_issuer")]
+        federated_audience: Option<String>,
         /// A first-party app: its users are not asked for consent (never settable through DCR).
         #[arg(long)]
         first_party: bool,

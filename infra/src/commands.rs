@@ -195,6 +195,10 @@ impl Signer for NoSigner {
 
 pub async fn run(cli: Cli) -> ExitCode {
     let json = cli.global.json;
+    // A client of some authorization server: no store, no key, exit codes of its own.
+    if let Command::Token(args) = &cli.command {
+        return crate::token::run(args, cli.global.issuer.as_deref(), json).await;
+    }
     match dispatch(cli).await {
         Ok(Some(v)) => {
             print(json, &v);
@@ -273,7 +277,7 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
     .unwrap_or_else(|| DEFAULT_ISSUER.to_string());
     let (app, keys) = open(&g, &issuer, clock()?).await?;
     let out = match cli.command {
-        Command::Serve { .. } => unreachable!("handled above"),
+        Command::Serve { .. } | Command::Token(_) => unreachable!("handled above"),
         Command::Tenant { command } => match command {
             TenantCommand::Create { name, dcr, audience } => {
                 let policy =
@@ -413,6 +417,8 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                 jwks_uri,
                 id_jag,
                 idp_tenant,
+                workload,
+                single_use,
             } => {
                 let jwks = match jwks_file {
                     Some(f) => {
@@ -435,6 +441,8 @@ async fn dispatch(cli: Cli) -> Result<Option<Value>, Failure> {
                             jwks_uri,
                             id_jag,
                             idp_tenant,
+                            workload,
+                            single_use,
                         },
                         "cli",
                     )
@@ -549,6 +557,9 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             agent_of,
             jwks_file,
             jwks_uri,
+            federated_issuer,
+            federated_subjects,
+            federated_audience,
             resource_server_for,
             dpop_bound,
             require_par,
@@ -575,6 +586,10 @@ async fn client(app: &App, command: ClientCommand) -> Result<Value, Failure> {
             }
             if let Some(u) = jwks_uri {
                 metadata["jwks_uri"] = json!(u);
+            }
+            if let Some(issuer) = federated_issuer {
+                metadata["federated_credential"] =
+                    json!({"issuer": issuer, "subjects": federated_subjects, "audience": federated_audience});
             }
             let reg = clients::create_by_admin(
                 app,

@@ -1,5 +1,7 @@
 //! The one way this server fetches a URL that a stranger chose (a client's `jwks_uri`, later
-//! metadata documents): the [`Fetcher`] port and its SSRF-guarded adapter.
+//! metadata documents): the [`Fetcher`] port and its SSRF-guarded adapter. Besides it, two
+//! clients for requests that are not a stranger's: [`HttpTokenEndpoint`] (the console, to our
+//! own token endpoint) and [`OperatorClient`] (`bulwark token`, to the issuer the operator names).
 //!
 //! The guard: https only (plain http only to a loopback address, and only when the issuer
 //! itself is loopback http, i.e. a developer's laptop or a test); every address the name
@@ -249,6 +251,151 @@ impl OwnTokenEndpoint for HttpTokenEndpoint {
     }
 }
 
+/// The operator's own requests (`bulwark token`): discovery and the token and device
+/// authorization endpoints of an authorization server the operator named, on their own behalf,
+/// not a stranger's — so any host (a private network's issuer too), but https only (plain http
+/// only to loopback, [`check_operator_url`]), no redirects (a credential never follows one to
+/// another host), 10 s for the whole request, at most [`MAX_BYTES`] read. Its errors never
+/// repeat a request's body or headers (they carry the credentials).
+pub struct OperatorClient {
+    client: LazyClient,
+}
+
+/// Time for the whole of one request of [`OperatorClient`].
+pub const OPERATOR_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A response to the operator's request: its status and JSON body (`Null` for an error status
+/// whose body is not JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub json: serde_json::Value,
+}
+
+/// Check a URL the operator's client may reach: https to any host, or http to a loopback
+/// address or `localhost`; no userinfo.
+pub fn check_operator_url(url: &str) -> Result<Url, FetchError> {
+    let refused = |why: &str| FetchError::Refused(why.to_string());
+    let u = Url::parse(url).map_err(|_| refused("not an absolute URL"))?;
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(refused("userinfo in the URL"));
+    }
+    let host = u.host().ok_or_else(|| refused("no host"))?;
+    match u.scheme() {
+        "https" => Ok(u),
+        "http" => {
+            let loopback = match &host {
+                url::Host::Ipv4(ip) => ip.is_loopback(),
+                url::Host::Ipv6(ip) => ip.is_loopback(),
+                url::Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+            };
+            if loopback {
+                Ok(u)
+            } else {
+                Err(refused("https only (plain http only to loopback)"))
+            }
+        }
+        _ => Err(refused("https only (plain http only to loopback)")),
+    }
+}
+
+impl OperatorClient {
+    /// The client is built on the first request.
+    pub fn new() -> Self {
+        Self {
+            client: LazyClient::new(|| {
+                reqwest::Client::builder()
+                    .use_preconfigured_tls(tls_config()?)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(OPERATOR_TIMEOUT)
+                    .connect_timeout(OPERATOR_TIMEOUT)
+                    .no_proxy()
+                    .user_agent(concat!("bulwark-token/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("could not build the HTTP client: {e}"))
+            }),
+        }
+    }
+
+    /// `GET url` for a JSON document.
+    pub async fn get_json(&self, url: &str) -> Result<Answer, FetchError> {
+        let u = check_operator_url(url)?;
+        let client = self.client.get()?;
+        self.send(client.get(u).header("accept", "application/json"))
+            .await
+    }
+
+    /// `POST url` with `form` as `application/x-www-form-urlencoded`, with an `Authorization`
+    /// header when one is given.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        authorization: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Result<Answer, FetchError> {
+        let u = check_operator_url(url)?;
+        let client = self.client.get()?;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut req = client
+            .post(u)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body);
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        self.send(req).await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Answer, FetchError> {
+        let failed = |why: String| FetchError::Failed(why);
+        let work = async {
+            let mut resp = req.send().await.map_err(|e| {
+                failed(if e.is_timeout() {
+                    "timed out".into()
+                } else {
+                    "could not connect".into()
+                })
+            })?;
+            let status = resp.status().as_u16();
+            if resp.status().is_redirection() {
+                return Err(failed(format!("status {status}: a redirect, not followed")));
+            }
+            if resp.content_length().is_some_and(|n| n > MAX_BYTES as u64) {
+                return Err(failed("too large".into()));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|_| failed("read failed".into()))? {
+                if body.len() + chunk.len() > MAX_BYTES {
+                    return Err(failed("too large".into()));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            // A refusal's body may be a web server's HTML page: the status says enough (the
+            // caller's next step, e.g. discovery's second location, depends on it).
+            let json = match serde_json::from_slice(&body) {
+                Ok(json) => json,
+                Err(_) if (200..300).contains(&status) => {
+                    return Err(failed(format!("status {status}, and the body is not JSON")));
+                }
+                Err(_) => serde_json::Value::Null,
+            };
+            Ok(Answer { status, json })
+        };
+        tokio::time::timeout(OPERATOR_TIMEOUT, work)
+            .await
+            .map_err(|_| failed("timed out".into()))?
+    }
+}
+
+impl Default for OperatorClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The SSRF-guarded fetcher.
 pub struct GuardedFetcher {
     client: LazyClient,
@@ -410,6 +557,23 @@ mod tests {
         assert_eq!(max_age("max-age=-5"), None);
         assert_eq!(max_age("max-age=x"), None);
         assert_eq!(max_age("public"), None);
+    }
+
+    #[test]
+    fn operator_urls() {
+        let ok = |u: &str| assert!(check_operator_url(u).is_ok(), "{u}");
+        let no = |u: &str| assert!(check_operator_url(u).is_err(), "{u}");
+        ok("https://auth.example/t/acme");
+        ok("https://10.1.2.3/oauth2/token");
+        ok("http://127.0.0.1:8080/oauth2/token");
+        ok("http://[::1]:8080/");
+        ok("http://localhost:8080/");
+        no("http://auth.example/");
+        no("http://10.1.2.3/");
+        no("https://user:pw@auth.example/");
+        no("ftp://auth.example/");
+        no("file:///etc/passwd");
+        no("auth.example");
     }
 
     #[test]

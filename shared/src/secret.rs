@@ -22,9 +22,11 @@ pub fn generate() -> Secret {
 pub fn random_id(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buf);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes * 2);
     for b in buf {
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     s
 }
@@ -113,6 +115,23 @@ pub fn verify_against_no_user(p: &Secret) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_ids_are_lowercase_hex_of_their_length_and_differ() {
+        let a = random_id(16);
+        assert_eq!(a.len(), 32);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{a}"
+        );
+        assert_ne!(a, random_id(16));
+        // Every nibble value appears over enough draws (a table off by one would miss one).
+        let many: String = (0..64).map(|_| random_id(16)).collect();
+        for c in "0123456789abcdef".chars() {
+            assert!(many.contains(c), "{c} never drawn");
+        }
+    }
 
     #[test]
     fn only_the_key_holder_opens_a_seal() {

@@ -644,3 +644,73 @@ async fn an_administrator_creates_an_app_that_gets_only_dpop_bound_tokens() {
         .await;
     assert!(page.has("DPoP-bound tokens only"), "{}", page.html);
 }
+
+/// The console shows a `federated` app's workload identity (its issuer and subjects) and what
+/// each trusted issuer is trusted for; it offers no secret to rotate for such an app.
+#[tokio::test]
+async fn the_console_shows_a_federated_apps_workload_identity_and_the_trusted_issuers() {
+    use crate::workload::{GITHUB, platform};
+    let data = DataDir::new();
+    let w = world(&data);
+    admin_user(&data, &w.tenant, "root");
+    let gh = platform("gh-console");
+    let jwks = data.path().join("gh-console-jwks.json");
+    std::fs::write(&jwks, json!({"keys": [gh.jwk]}).to_string()).unwrap();
+    data.cli(&[
+        "issuer",
+        "add",
+        "--tenant",
+        &w.tenant,
+        "--issuer",
+        GITHUB,
+        "--jwks-file",
+        jwks.to_str().unwrap(),
+        "--workload",
+        "--single-use",
+    ]);
+    let subject = "repo:octo-org/octo-repo:ref:refs/heads/main";
+    let id = data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &w.tenant,
+        "--name",
+        "Deploy from CI",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "api:read",
+        "--auth-method",
+        "federated",
+        "--federated-issuer",
+        GITHUB,
+        "--federated-subject",
+        subject,
+    ])["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = Server::start(&data);
+    let b = Browser::new();
+    sign_in(&b, &server, &w.tenant, "root").await;
+    let page = b
+        .get(&server.url(&format!("/console/app?tenant={}&client_id={id}", w.tenant)))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        page.has("Workload identity") && page.has(GITHUB) && page.has(subject) && page.has("federated"),
+        "{}",
+        page.html
+    );
+    assert!(!page.has("Rotate secret"), "a federated app has no secret");
+    let policy = b
+        .get(&server.url(&format!("/console/policy?tenant={}", w.tenant)))
+        .await;
+    assert!(
+        policy.has("Trusted issuers")
+            && policy.has(GITHUB)
+            && policy.has("Workloads (federated apps); each token once"),
+        "{}",
+        policy.html
+    );
+}

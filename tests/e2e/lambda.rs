@@ -2064,3 +2064,254 @@ async fn a_function_refuses_a_store_newer_than_it_understands() {
         .await;
     assert_eq!(t["statusCode"], 200, "{t}");
 }
+
+/// A `federated` client (issue 23) through the token function on DynamoDB: a GitHub Actions
+/// token from the tenant's single-use workload issuer authenticates it once, with no secret;
+/// the same token again, or one for another branch, does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_federated_client_authenticates_with_its_workload_token_through_the_token_function() {
+    use crate::workload::{GITHUB, cc_form, github_claims, platform, sign};
+    let data = DataDir::new_dynamodb();
+    let tenant = format!("w{}", unique().replace(|c: char| !c.is_ascii_alphanumeric(), ""));
+    data.cli(&["tenant", "create", &tenant]);
+    data.cli(&["scope", "add", "--tenant", &tenant, "api:read", "Read"]);
+    let gh = platform("gh-lambda");
+    let jwks = data.path().join("gh-jwks.json");
+    std::fs::write(&jwks, json!({"keys": [gh.jwk]}).to_string()).unwrap();
+    data.cli(&[
+        "issuer",
+        "add",
+        "--tenant",
+        &tenant,
+        "--issuer",
+        GITHUB,
+        "--jwks-file",
+        jwks.to_str().unwrap(),
+        "--workload",
+        "--single-use",
+    ]);
+    let created = data.cli(&[
+        "client",
+        "create",
+        "--tenant",
+        &tenant,
+        "--name",
+        "deploy",
+        "--grant-type",
+        "client_credentials",
+        "--scope",
+        "api:read",
+        "--auth-method",
+        "federated",
+        "--federated-issuer",
+        GITHUB,
+        "--federated-subject",
+        "repo:octo-org/octo-repo:ref:refs/heads/main",
+    ]);
+    assert!(created.get("client_secret").is_none(), "{created}");
+    let id = created["client_id"].as_str().unwrap().to_string();
+    let issuer = "https://auth.example.test";
+    let mut env = data.lambda_env_signing();
+    env.push(("BULWARK_ISSUER", issuer.to_string()));
+    env.push((
+        "BULWARK_TENANT_CACHE_SECS",
+        crate::support::TENANT_CACHE_SECS.to_string(),
+    ));
+    let token = Function::start("token", &env).await;
+    let aud = format!("{issuer}/t/{tenant}");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let main = sign(
+        &gh,
+        &github_claims("octo-org/octo-repo", "refs/heads/main", &aud, json!({})),
+    );
+    // At the shared issuer and at the tenant's own.
+    for path in ["/oauth2/token".to_string(), format!("/t/{tenant}/oauth2/token")] {
+        let fresh = sign(
+            &gh,
+            &github_claims("octo-org/octo-repo", "refs/heads/main", &aud, json!({})),
+        );
+        let t = token
+            .invoke("POST", &path, &form, Some(&cc_form(&id, &fresh)))
+            .await;
+        assert_eq!(t["statusCode"], 200, "{path}: {t}");
+        let at = jwt_part(body(&t)["access_token"].as_str().unwrap(), 1);
+        assert_eq!(at["client_id"], id.as_str());
+    }
+    let t = token
+        .invoke("POST", "/oauth2/token", &form, Some(&cc_form(&id, &main)))
+        .await;
+    assert_eq!(t["statusCode"], 200, "{t}");
+    for (why, jwt) in [
+        ("a replay at a single-use issuer", main.clone()),
+        (
+            "another branch",
+            sign(
+                &gh,
+                &github_claims("octo-org/octo-repo", "refs/heads/dev", &aud, json!({})),
+            ),
+        ),
+    ] {
+        let t = token
+            .invoke("POST", "/oauth2/token", &form, Some(&cc_form(&id, &jwt)))
+            .await;
+        assert_eq!(t["statusCode"], 401, "{why}: {t}");
+        assert_eq!(body(&t)["error"], "invalid_client", "{why}");
+    }
+}
+
+/// A stand-in for the HTTP API in front of the functions: each request becomes a payload-2.0
+/// event for the function its route names (discovery, token), and the proxy response goes back
+/// as HTTP. Its address is the functions' issuer.
+async fn gateway(
+    listener: tokio::net::TcpListener,
+    fns: Arc<HashMap<&'static str, Function>>,
+) -> tokio::task::JoinHandle<()> {
+    async fn route(
+        State(fns): State<Arc<HashMap<&'static str, Function>>>,
+        method: axum::http::Method,
+        uri: axum::http::Uri,
+        headers: HeaderMap,
+        body: String,
+    ) -> Response {
+        let path = uri.path();
+        let name = if path.starts_with("/.well-known/") {
+            "discovery"
+        } else if path.ends_with("/oauth2/token") {
+            "token"
+        } else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        let hs: Vec<(String, String)> = headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let target = uri.path_and_query().map_or(path, |p| p.as_str());
+        let body = (!body.is_empty()).then_some(body);
+        let r = fns[name]
+            .invoke(method.as_str(), target, &hs, body.as_deref())
+            .await;
+        let mut resp = html(&r).into_response();
+        *resp.status_mut() = StatusCode::from_u16(r["statusCode"].as_u64().unwrap_or(500) as u16).unwrap();
+        for (k, v) in r["headers"].as_object().into_iter().flatten() {
+            if let (Ok(k), Some(Ok(v))) = (
+                axum::http::HeaderName::from_bytes(k.as_bytes()),
+                v.as_str().map(HeaderValue::from_str),
+            ) {
+                resp.headers_mut().insert(k, v);
+            }
+        }
+        resp
+    }
+    let app = Router::new().fallback(route).with_state(fns);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    })
+}
+
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs moto (DynamoDB, KMS): run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulwark_token_gets_tokens_from_the_functions() {
+    let data = DataDir::new_dynamodb_with("kms-wrapped");
+    let tenant = format!(
+        "tok{}",
+        unique().replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
+    let c = data.tenant_with_client(&tenant);
+    let ec = crate::token_cli::ec_key("ec-1");
+    let keyed = crate::token_cli::keyed_client(&data, &tenant, &[&ec.key.jwk]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let with = |mut env: Vec<(&'static str, String)>| {
+        env.push(("BULWARK_ISSUER", issuer.clone()));
+        env.push(("BULWARK_TENANT_CACHE_SECS", TENANT_CACHE_SECS.to_string()));
+        env
+    };
+    let mut fns = HashMap::new();
+    fns.insert(
+        "discovery",
+        Function::start("discovery", &with(data.lambda_env())).await,
+    );
+    fns.insert(
+        "token",
+        Function::start("token", &with(data.lambda_env_signing())).await,
+    );
+    let _gateway = gateway(listener, Arc::new(fns)).await;
+
+    // At the shared issuer and at the tenant's own (discovery by RFC 8414 path insertion).
+    for iss in [issuer.clone(), format!("{issuer}/t/{tenant}")] {
+        let i = iss.clone();
+        let (id, secret) = (c.id.clone(), c.secret.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            crate::token_cli::bulwark_token(
+                &i,
+                &[
+                    "--client-id",
+                    &id,
+                    "--client-secret-env",
+                    "S",
+                    "--scope",
+                    "api:read",
+                ],
+                &[("S", &secret)],
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.0, 0, "{iss}: {} {}", out.1, out.2);
+        let claims = crate::token_cli::claims_of(&out.1);
+        assert_eq!(claims["iss"], iss.as_str());
+        assert_eq!(claims["client_id"], c.id.as_str());
+        assert_eq!(claims["scope"], "api:read");
+
+        let (i, k, pem) = (
+            iss.clone(),
+            keyed.clone(),
+            data.path().join(format!("{}.pem", unique())),
+        );
+        std::fs::write(&pem, &ec.pkcs8_pem).unwrap();
+        let out = tokio::task::spawn_blocking(move || {
+            crate::token_cli::bulwark_token(
+                &i,
+                &[
+                    "--client-id",
+                    &k,
+                    "--private-key-file",
+                    pem.to_str().unwrap(),
+                    "--kid",
+                    "ec-1",
+                    "--json",
+                ],
+                &[],
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.0, 0, "{iss}: {} {}", out.1, out.2);
+        let r: Value = serde_json::from_str(out.1.trim()).unwrap();
+        assert_eq!(
+            crate::token_cli::claims_of(r["access_token"].as_str().unwrap())["client_id"],
+            keyed.as_str()
+        );
+    }
+    // The token function's refusal, through the CLI: 4.
+    let (i, id) = (issuer.clone(), c.id.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        crate::token_cli::bulwark_token(
+            &i,
+            &["--client-id", &id, "--client-secret-env", "S"],
+            &[("S", "nope-nope")],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.0, 4, "{} {}", out.1, out.2);
+    assert!(
+        out.2.contains("invalid_client") && !out.2.contains("nope-nope"),
+        "{}",
+        out.2
+    );
+}

@@ -38,3 +38,5 @@ mod support;
 mod template;
 mod tenant_issuer;
 mod token;
+mod token_cli;
+mod workload;

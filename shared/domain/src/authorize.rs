@@ -476,6 +476,7 @@ mod tests {
                 application_type: None,
                 dpop_bound_access_tokens: false,
                 require_pushed_authorization_requests: false,
+                federated_credential: None,
             },
             Origin::Admin,
             0,

@@ -1,7 +1,8 @@
 //! Client authentication at the token, introspection and revocation endpoints
 //! (RFC 6749 §2.3.1): `client_secret_basic` or `client_secret_post`, never both; a
-//! `private_key_jwt` client assertion (RFC 7523 §2.2, never with another method); or `none` (a
-//! public client sends only its `client_id`).
+//! `private_key_jwt` client assertion (RFC 7523 §2.2, never with another method); a workload
+//! platform's token as the client assertion, beside the `client_id` it authenticates
+//! (`federated`); or `none` (a public client sends only its `client_id`).
 
 use crate::id::ClientId;
 use base64::Engine;
@@ -31,6 +32,10 @@ pub enum Evidence {
     /// `private_key_jwt`: a JWT signed with one of the client's keys (not a secret: it is
     /// verified, never compared).
     Assertion(String),
+    /// `federated`: a client assertion whose `sub` is not the `client_id` sent beside it: a
+    /// workload platform's token about the workload (not a secret either: it is verified with
+    /// the trusted issuer's keys, never compared).
+    WorkloadToken(String),
     /// `none`: a public client names itself and proves nothing (PKCE does the work).
     Nothing,
 }
@@ -41,6 +46,7 @@ impl std::fmt::Debug for Evidence {
             Evidence::SecretBasic(s) => f.debug_tuple("SecretBasic").field(s).finish(),
             Evidence::SecretPost(s) => f.debug_tuple("SecretPost").field(s).finish(),
             Evidence::Assertion(_) => f.write_str("Assertion([redacted])"),
+            Evidence::WorkloadToken(_) => f.write_str("WorkloadToken([redacted])"),
             Evidence::Nothing => f.write_str("Nothing"),
         }
     }
@@ -53,6 +59,7 @@ impl PresentedCredentials {
             Evidence::SecretBasic(_) => ClientAuthMethod::ClientSecretBasic,
             Evidence::SecretPost(_) => ClientAuthMethod::ClientSecretPost,
             Evidence::Assertion(_) => ClientAuthMethod::PrivateKeyJwt,
+            Evidence::WorkloadToken(_) => ClientAuthMethod::Federated,
             Evidence::Nothing => ClientAuthMethod::None,
         }
     }
@@ -90,10 +97,15 @@ pub fn read_credentials(
         }
         let a = assertion.ok_or(CredentialsError::Malformed("client_assertion is missing"))?;
         let sub = unverified_sub(a).ok_or(CredentialsError::Malformed("malformed client_assertion"))?;
-        if body_id.is_some_and(|b| b != sub) {
-            return Err(CredentialsError::Malformed(
-                "client_id differs from the client assertion's sub",
-            ));
+        if let Some(id) = body_id
+            && id != sub
+        {
+            // Not the client's own assertion (whose `sub` is its `client_id`): a workload
+            // token, for the client named beside it. Only a `federated` client takes one.
+            return Ok(PresentedCredentials {
+                client_id: id.into(),
+                evidence: Evidence::WorkloadToken(a.to_string()),
+            });
         }
         return Ok(PresentedCredentials {
             client_id: sub.into(),
@@ -204,7 +216,7 @@ mod tests {
     fn secret_of(c: &PresentedCredentials) -> &str {
         match &c.evidence {
             Evidence::SecretBasic(s) | Evidence::SecretPost(s) => s.expose(),
-            Evidence::Assertion(_) | Evidence::Nothing => "",
+            Evidence::Assertion(_) | Evidence::WorkloadToken(_) | Evidence::Nothing => "",
         }
     }
 
@@ -272,10 +284,16 @@ mod tests {
             ("c9", ClientAuthMethod::PrivateKeyJwt)
         );
         assert!(read_credentials(None, &form("&client_id=c9")).is_ok());
-        assert!(matches!(
-            read_credentials(None, &form("&client_id=other")),
-            Err(CredentialsError::Malformed(_))
-        ));
+        // Another client_id beside it: a workload token for that client (federated).
+        let c = read_credentials(None, &form("&client_id=other")).unwrap();
+        assert_eq!(
+            (c.client_id.as_str(), c.method()),
+            ("other", ClientAuthMethod::Federated)
+        );
+        assert!(
+            !format!("{c:?}").contains(&a),
+            "a workload token never shows in Debug"
+        );
         assert_eq!(
             read_credentials(None, &form("&client_secret=x")).unwrap_err(),
             CredentialsError::MultipleMethods

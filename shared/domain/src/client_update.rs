@@ -5,7 +5,7 @@
 //! within what anyone may register, whoever edits it.
 
 use super::client::{ADMIN_SCOPE, Client, ClientMetadata, MetadataError};
-use super::grant_type::GrantType;
+use super::grant_type::{ClientAuthMethod, GrantType};
 
 /// Who changes the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,11 +38,14 @@ pub fn change_metadata(
     now: i64,
 ) -> Result<Changed, MetadataError> {
     let (was, is) = (&old.metadata, &new);
-    if was.is_public() != is.is_public() || was.auth_method().uses_secret() != is.auth_method().uses_secret()
+    let federated = |m: &ClientMetadata| m.auth_method() == ClientAuthMethod::Federated;
+    if was.is_public() != is.is_public()
+        || was.auth_method().uses_secret() != is.auth_method().uses_secret()
+        || federated(was) != federated(is)
     {
         return Err(MetadataError::invalid(
             Some("token_endpoint_auth_method"),
-            "a client cannot switch between public, secret and key-based (private_key_jwt) authentication; register a new one",
+            "a client cannot switch between public, secret, key-based (private_key_jwt) and federated authentication; register a new one",
         ));
     }
     if old.agent_of.is_some() && !is.allows_grant(GrantType::TokenExchange) {

@@ -52,6 +52,7 @@ pub fn client(tenant: &TenantId, callback: &str, now: i64) -> Client {
         application_type: None,
         dpop_bound_access_tokens: false,
         require_pushed_authorization_requests: false,
+        federated_credential: None,
     };
     Client {
         first_party: true,

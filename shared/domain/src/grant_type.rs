@@ -260,6 +260,10 @@ pub struct AuthMethodRules {
     pub confidential: bool,
     /// It proves it with a shared secret the client got at registration.
     pub uses_secret: bool,
+    /// Discovery lists it (and a registration error names it among the supported ones).
+    pub advertised: bool,
+    /// The least trusted registrant that may give a client this method.
+    pub least_registrant: Registrant,
 }
 
 enum_with_all! {
@@ -272,25 +276,45 @@ enum_with_all! {
         PrivateKeyJwt,
         /// A public client names itself with `client_id` and proves nothing (PKCE does the work).
         None,
+        /// `federated`: the client sends its `client_id` and, as its RFC 7523 §2.2 client
+        /// assertion, a token its workload platform issued (GitHub Actions, Kubernetes), from an
+        /// issuer the tenant trusts for workloads, about a subject registered for the client
+        /// (`client::FederatedCredential`, `domain::workload`). No secret, no keys of its own.
+        Federated,
     }
 }
 
 impl ClientAuthMethod {
     /// The method table: its wire name, whether it proves the client's identity (introspection
-    /// and machine grants are for these only), and whether it does so with a shared secret (the
-    /// client gets one at registration). One exhaustive match.
+    /// and machine grants are for these only), whether it does so with a shared secret (the
+    /// client gets one at registration), whether discovery lists it, and who may register it.
+    /// One exhaustive match.
+    ///
+    /// `federated` binds a client to an identity another party asserts (a workload platform's
+    /// subject): only the tenant admin may make that binding, never a registration (DCR, a
+    /// metadata document) nor the client itself (RFC 7592 is held to its registrant). It is a
+    /// profile of RFC 7523 §2.2 (`private_key_jwt`'s assertion type), so discovery adds nothing.
     pub const fn rules(self) -> AuthMethodRules {
-        let (name, confidential, uses_secret) = match self {
-            ClientAuthMethod::ClientSecretBasic => ("client_secret_basic", true, true),
-            ClientAuthMethod::ClientSecretPost => ("client_secret_post", true, true),
-            ClientAuthMethod::PrivateKeyJwt => ("private_key_jwt", true, false),
-            ClientAuthMethod::None => ("none", false, false),
+        use Registrant::{Anonymous, TenantAdmin};
+        let (name, confidential, uses_secret, advertised, least_registrant) = match self {
+            ClientAuthMethod::ClientSecretBasic => ("client_secret_basic", true, true, true, Anonymous),
+            ClientAuthMethod::ClientSecretPost => ("client_secret_post", true, true, true, Anonymous),
+            ClientAuthMethod::PrivateKeyJwt => ("private_key_jwt", true, false, true, Anonymous),
+            ClientAuthMethod::None => ("none", false, false, true, Anonymous),
+            ClientAuthMethod::Federated => ("federated", true, false, false, TenantAdmin),
         };
         AuthMethodRules {
             name,
             confidential,
             uses_secret,
+            advertised,
+            least_registrant,
         }
+    }
+
+    /// Whether `registrant` may give a client this method.
+    pub fn registrable_by(self, registrant: Registrant) -> bool {
+        registrant >= self.rules().least_registrant
     }
 
     pub const fn as_str(self) -> &'static str {
@@ -311,16 +335,20 @@ impl ClientAuthMethod {
         self.rules().uses_secret
     }
 
-    /// Every method, for discovery.
+    /// Every advertised method, for discovery.
     pub fn names() -> Vec<&'static str> {
-        Self::ALL.iter().map(|m| m.as_str()).collect()
+        Self::ALL
+            .iter()
+            .filter(|m| m.rules().advertised)
+            .map(|m| m.as_str())
+            .collect()
     }
 
-    /// The confidential methods, for discovery.
+    /// The advertised confidential methods, for discovery.
     pub fn confidential_names() -> Vec<&'static str> {
         Self::ALL
             .iter()
-            .filter(|m| m.is_confidential())
+            .filter(|m| m.rules().advertised && m.is_confidential())
             .map(|m| m.as_str())
             .collect()
     }
@@ -410,6 +438,35 @@ mod tests {
             ClientAuthMethod::confidential_names(),
             ["client_secret_basic", "client_secret_post", "private_key_jwt"]
         );
+        assert!(
+            !ClientAuthMethod::names().contains(&"federated"),
+            "discovery adds nothing"
+        );
+    }
+
+    /// Who may give a client each authentication method: `federated` (a workload identity
+    /// another party asserts) only the tenant admin and the operator.
+    #[test]
+    fn who_may_register_each_auth_method() {
+        use ClientAuthMethod::*;
+        use Registrant::*;
+        let table: &[(ClientAuthMethod, [bool; 4])] = &[
+            //                   Anonymous, IAT, TenantAdmin, Operator
+            (ClientSecretBasic, [true, true, true, true]),
+            (ClientSecretPost, [true, true, true, true]),
+            (PrivateKeyJwt, [true, true, true, true]),
+            (None, [true, true, true, true]),
+            (Federated, [false, false, true, true]),
+        ];
+        assert_eq!(table.len(), ClientAuthMethod::ALL.len());
+        for (m, row) in table {
+            for (r, want) in [Anonymous, InitialAccessToken, TenantAdmin, Operator]
+                .iter()
+                .zip(row)
+            {
+                assert_eq!(m.registrable_by(*r), *want, "{m:?} by {r:?}");
+            }
+        }
     }
 
     /// Who may give a client each grant: an anonymous registration only what a user consents to

@@ -139,6 +139,7 @@ mod tests {
             application_type: None,
             dpop_bound_access_tokens: false,
             require_pushed_authorization_requests: false,
+            federated_credential: None,
         };
         let mut c = Client::new(id.into(), TenantId::parse("acme").unwrap(), md, origin, 0);
         c.open_registration = open;

@@ -32,3 +32,4 @@ pub mod secret;
 pub mod session;
 pub mod tenant;
 pub mod user;
+pub mod workload;

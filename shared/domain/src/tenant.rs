@@ -166,6 +166,32 @@ pub struct TrustedIssuer {
     /// taken. Their `tenant` claim must then be this; without it, the claim is ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp_tenant: Option<String>,
+    /// Trusted for workloads (`issuer add --workload`): its tokens authenticate `federated`
+    /// clients (`domain::workload`), and it is not a user federation's issuer (the JWT bearer
+    /// grant takes no assertion from it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub workload: bool,
+    /// For a workload issuer that mints a token per request (GitHub Actions): every `jti` is
+    /// good once. Otherwise a token may authenticate again until it expires (a Kubernetes pod
+    /// rereads its projected token until the kubelet rotates it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub single_use: bool,
+}
+
+impl TrustedIssuer {
+    /// The profile flags that go together: `single_use` only for a workload issuer, a workload
+    /// issuer not an ID-JAG one (nor with its `idp_tenant`).
+    pub fn check_profile(&self) -> Result<(), String> {
+        if self.single_use && !self.workload {
+            return Err("--single-use is for a workload issuer (--workload)".into());
+        }
+        if self.workload && (self.id_jag || self.idp_tenant.is_some()) {
+            return Err(
+                "a workload issuer (--workload) is not an ID-JAG issuer (--id-jag, --idp-tenant)".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Check an identity provider's tenant name as given to `issuer add --idp-tenant`: 1 to 128

@@ -451,7 +451,7 @@ pub fn access_token(headers: &HeaderMap) -> Result<Option<(TokenScheme, crate::s
 }
 
 /// A JSON response that must not be cached (token, introspection, registration responses).
-pub fn no_store_json(status: StatusCode, body: serde_json::Value) -> Response {
+pub fn no_store_json(status: StatusCode, body: impl serde::Serialize) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -45,6 +45,5 @@ async fn token(AppOf(app): AppOf, form: OAuthForm) -> Result<Response, OAuthErro
         dpop: proof.map(|p| p.jkt),
     };
     let body = token_endpoint::grant(&app, &request).await?;
-    let body = serde_json::to_value(&body).map_err(|_| OAuthError::server_error())?;
     Ok(no_store_json(StatusCode::OK, body))
 }

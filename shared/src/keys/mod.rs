@@ -6,6 +6,7 @@
 //! the same JWS; verification is done here, against the published key set, for introspection
 //! and revocation.
 
+pub mod client_key;
 pub mod external;
 pub mod jws;
 pub mod jwt_crypto;

@@ -1,7 +1,9 @@
 //! Client authentication at the token, introspection and revocation endpoints: the presented
 //! [`Evidence`] (read by `domain::client_auth::read_credentials`) checked against the client as
-//! stored, one arm per method. A new method is a `ClientAuthMethod` row (the method table), an
-//! `Evidence` variant and its reading in the domain, and an arm here.
+//! stored, one arm per method (`federated`: a workload platform's token, checked against the
+//! client's federated credential and the tenant's workload issuer). A new method is a
+//! `ClientAuthMethod` row (the method table), an `Evidence` variant and its reading in the
+//! domain, and an arm here.
 
 use crate::domain::assertion::check_client_assertion;
 use crate::domain::client::Client;
@@ -53,10 +55,28 @@ async fn check(
     *tenant = Some(client.tenant.as_str().to_string());
     let method = creds.method();
     match &creds.evidence {
+        // A client assertion whose `sub` happens to be the client's own id is a workload token
+        // too when the client is `federated` (its registration says which it takes).
+        Evidence::Assertion(jwt) if client.metadata.auth_method() == ClientAuthMethod::Federated => {
+            match federated(app, &client, jwt).await? {
+                Ok(()) => Ok(client),
+                Err(why) => {
+                    tracing::info!(client_id = %client.client_id, reason = why, "client authentication failed (federated)");
+                    Err(failed())
+                }
+            }
+        }
         Evidence::Assertion(jwt) => match private_key_jwt(app, &client, jwt, endpoint).await? {
             Ok(()) => Ok(client),
             Err(why) => {
                 tracing::info!(client_id = %client.client_id, reason = why, "client authentication failed (private_key_jwt)");
+                Err(failed())
+            }
+        },
+        Evidence::WorkloadToken(jwt) => match federated(app, &client, jwt).await? {
+            Ok(()) => Ok(client),
+            Err(why) => {
+                tracing::info!(client_id = %client.client_id, reason = why, "client authentication failed (federated)");
                 Err(failed())
             }
         },
@@ -191,6 +211,89 @@ async fn private_key_jwt(
         .await?
     {
         return Ok(Err("the assertion was used before (replay)"));
+    }
+    Ok(Ok(()))
+}
+
+/// Check a `federated` client's workload token (RFC 7523 §2.2 with a platform's token as the
+/// assertion): the client is registered for the method by someone who may give it (the tenant
+/// admin or the operator); its issuer is, right now, trusted by the tenant for workloads (the
+/// tenant read fresh: removing the issuer or its `--workload` ends every such client's
+/// authentication at once); the token verifies with that issuer's keys (asymmetric algorithms
+/// only); its claims pass [`check_workload_token`]; and at a single-use issuer its `jti` has not
+/// been used before (per tenant and issuer, until `exp`). A reusable issuer's token may
+/// authenticate again until it expires, as its platform means it to. `Ok(Err(reason))`:
+/// refused (for the log only); `Err`: the store failed.
+async fn federated(app: &App, client: &Client, token: &str) -> Result<Result<(), &'static str>, OAuthError> {
+    use crate::domain::workload::{Expected, check_workload_token};
+    let method = client.metadata.auth_method();
+    if method != ClientAuthMethod::Federated {
+        return Ok(Err("the client is not registered for federated authentication"));
+    }
+    if !method.registrable_by(client.registrant()) {
+        return Ok(Err(
+            "a federated client must be made by the tenant admin or the operator",
+        ));
+    }
+    let Some(credential) = client.metadata.federated_credential.as_ref() else {
+        return Ok(Err("the client has no federated credential"));
+    };
+    let Some(tenant) = app.repo.tenant(client.tenant.as_str()).await? else {
+        return Ok(Err("the client's tenant is gone"));
+    };
+    let tenant = tenant.value;
+    let Some(trusted) = tenant.trusted_issuer(&credential.issuer).filter(|t| t.workload) else {
+        return Ok(Err("the client's issuer is no longer trusted for workloads"));
+    };
+    let default_audience = app.config.tenant_issuer(tenant.id.as_str());
+    let expected = Expected {
+        credential,
+        default_audience: &default_audience,
+        single_use: trusted.single_use,
+        now: app.now(),
+    };
+    // What could never pass is refused before the issuer's keys are fetched.
+    let Ok(header) = crate::keys::external::header(token) else {
+        return Ok(Err("the workload token is not a JWT"));
+    };
+    let Some(unverified) = crate::keys::external::unverified_claims(token) else {
+        return Ok(Err("the workload token is not a JWT"));
+    };
+    if let Err(why) = check_workload_token(header.typ.as_deref(), &unverified, &expected) {
+        return Ok(Err(why));
+    }
+    let keys = match crate::service::federation::issuer_keys(app, trusted, token).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::info!(client_id = %client.client_id, error = %e, "could not get a workload issuer's keys");
+            return Ok(Err("the workload issuer's keys are unavailable"));
+        }
+    };
+    let Ok((header, claims)) = crate::keys::external::verify(token, &keys) else {
+        return Ok(Err("the workload token does not verify with the issuer's keys"));
+    };
+    let accepted = match check_workload_token(header.typ.as_deref(), &claims, &expected) {
+        Ok(a) => a,
+        Err(why) => return Ok(Err(why)),
+    };
+    if trusted.single_use {
+        let Some(jti) = accepted.jti.as_deref() else {
+            return Ok(Err("a single-use issuer's token needs a jti"));
+        };
+        if !app
+            .repo
+            // Per tenant and issuer, as for the JWT bearer grant's assertions.
+            .use_assertion(
+                &format!("workload:{}:{}", tenant.id.as_str(), trusted.issuer),
+                jti,
+                accepted.exp + crate::domain::assertion::SKEW,
+            )
+            .await?
+        {
+            return Ok(Err(
+                "the workload token was used before (replay at a single-use issuer)",
+            ));
+        }
     }
     Ok(Ok(()))
 }

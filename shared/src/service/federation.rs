@@ -47,6 +47,26 @@ struct Checked {
     kind: DirectKind,
 }
 
+/// A trusted issuer's public keys: inline, or fetched from its `jwks_uri` through the guarded
+/// fetcher (cached, refetched for an unknown `kid` of `token`).
+pub(crate) async fn issuer_keys(
+    app: &App,
+    trusted: &crate::domain::tenant::TrustedIssuer,
+    token: &str,
+) -> Result<std::sync::Arc<jsonwebtoken::jwk::JwkSet>, FetchError> {
+    match (&trusted.jwks, &trusted.jwks_uri) {
+        (Some(v), _) => external::check_jwks(v)
+            .map(std::sync::Arc::new)
+            .map_err(FetchError::Failed),
+        (None, Some(u)) => {
+            app.client_keys
+                .keys_at(app.fetcher.as_ref(), u, external::kid(token).as_deref())
+                .await
+        }
+        (None, None) => Err(FetchError::Failed("no keys".into())),
+    }
+}
+
 pub async fn jwt_bearer(app: &App, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
     let (client, p) = (req.client, req.params);
     let assertion = p.require("assertion").map_err(OAuthError::invalid_request)?;
@@ -62,18 +82,15 @@ pub async fn jwt_bearer(app: &App, req: &TokenRequest<'_>) -> Result<TokenRespon
     let Some(trusted) = tenant.trusted_issuer(&iss) else {
         return Err(refused(client, "the issuer is not trusted by this tenant"));
     };
-    let keys = match (&trusted.jwks, &trusted.jwks_uri) {
-        (Some(v), _) => external::check_jwks(v)
-            .map(std::sync::Arc::new)
-            .map_err(FetchError::Failed),
-        (None, Some(u)) => {
-            app.client_keys
-                .keys_at(app.fetcher.as_ref(), u, external::kid(assertion).as_deref())
-                .await
-        }
-        (None, None) => Err(FetchError::Failed("no keys".into())),
-    };
-    let keys = match keys {
+    if trusted.workload {
+        // A workload platform's token names a workload, not a user: it authenticates a
+        // `federated` client and is no user's assertion.
+        return Err(refused(
+            client,
+            "the issuer is trusted for workloads, not for users",
+        ));
+    }
+    let keys = match issuer_keys(app, trusted, assertion).await {
         Ok(k) => k,
         Err(e) => {
             tracing::info!(error = %e, "could not get a trusted issuer's keys");

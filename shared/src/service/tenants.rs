@@ -336,7 +336,8 @@ pub const MAX_ISSUERS_BYTES: usize = 64 * 1024;
 /// https URL in normal form; http only on loopback, for development) and its keys, inline
 /// (`jwks`, public signing keys only) or at `jwks_uri` (fetched through the SSRF-guarded
 /// fetcher) — exactly one. `id_jag`: its assertions are Identity Assertion JWT Authorization
-/// Grants, and only those are taken from it (see `TrustedIssuer::id_jag`). Adding an issuer
+/// Grants, and only those are taken from it (see `TrustedIssuer::id_jag`); `workload`: its
+/// tokens authenticate `federated` clients instead (`single_use`: each `jti` once). Adding an issuer
 /// already trusted replaces its entry (keys and profile).
 pub async fn add_issuer(
     app: &App,
@@ -350,7 +351,10 @@ pub async fn add_issuer(
         jwks_uri,
         id_jag,
         idp_tenant,
+        workload: _,
+        single_use: _,
     } = &entry;
+    entry.check_profile().map_err(AdminError::Invalid)?;
     let issuer = issuer.as_str();
     // The issuer identifier is compared, never fetched: https (http only on loopback, for
     // development), canonical, bounded.
@@ -452,6 +456,8 @@ pub fn describe_issuers(t: &Tenant) -> Value {
             "inline_keys": i.jwks.as_ref().and_then(|j| j["keys"].as_array()).map(Vec::len),
             "id_jag": i.id_jag,
             "idp_tenant": i.idp_tenant,
+            "workload": i.workload,
+            "single_use": i.single_use,
         })).collect::<Vec<_>>(),
     })
 }

@@ -1265,6 +1265,120 @@ mod assertions {
         assert!(token_with(app, &assertion(&enc, claims(app.config.issuer.clone()))).await);
         assert_eq!(counting.0.load(Ordering::SeqCst), 1, "one fetch, then the cache");
     }
+
+    async fn workload_token_with(app: &App, client_id: &str, t: &str) -> bool {
+        let body = format!(
+            "grant_type=client_credentials&client_id={client_id}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={t}"
+        );
+        let p = Params::parse(body.as_bytes()).unwrap();
+        let Ok(creds) = read_credentials(None, &p) else {
+            return false;
+        };
+        tokens::authenticate(app, &creds, "/oauth2/token").await.is_ok()
+    }
+
+    /// A `federated` client: a workload token that could never pass (another subject, audience
+    /// or issuer, expired) fetches nothing from the issuer's `jwks_uri`; a good one works again
+    /// and again at a reusable issuer (one fetch, then the cache) until the second its `exp`
+    /// (with the skew) passes; at a single-use issuer once.
+    #[tokio::test]
+    async fn a_workload_token_works_until_it_expires_and_junk_fetches_nothing() {
+        let h = harness();
+        let (enc, jwk) = key();
+        let counting = Arc::new(Counting(AtomicUsize::new(0), json!({"keys": [jwk]})));
+        let app = App {
+            config: h.app.config.clone(),
+            repo: h.app.repo.clone(),
+            signer: h.app.signer.clone(),
+            fetcher: counting.clone(),
+            client_keys: Default::default(),
+            own_token_endpoint: h.app.own_token_endpoint.clone(),
+            recent_use: Default::default(),
+            dpop_nonces: Default::default(),
+            metrics: crate::metrics::noop(),
+            tenant_cache: h.app.tenant_cache.clone(),
+        };
+        let app = &app;
+        tenant(app, "acme").await;
+        let k8s = "https://k8s.example";
+        let trust = |single_use: bool| crate::domain::tenant::TrustedIssuer {
+            issuer: k8s.into(),
+            jwks: None,
+            jwks_uri: Some("https://k8s.example/keys".into()),
+            id_jag: false,
+            idp_tenant: None,
+            workload: true,
+            single_use,
+        };
+        tenants::add_issuer(app, &tid("acme"), trust(false), "test")
+            .await
+            .unwrap();
+        let sa = "system:serviceaccount:ns:deploy";
+        let cid = clients::create_by_admin(
+            app,
+            &tid("acme"),
+            &json!({"client_name": "deploy", "grant_types": ["client_credentials"], "scope": "api:read",
+                "token_endpoint_auth_method": "federated",
+                "federated_credential": {"issuer": k8s, "subjects": [sa]}}),
+            Default::default(),
+        )
+        .await
+        .expect("client")
+        .client
+        .client_id;
+        let aud = app.config.tenant_issuer("acme");
+        let now = app.now();
+        let claims = |patch: serde_json::Value| {
+            let mut c = json!({"iss": k8s, "sub": sa, "aud": [aud], "iat": now, "nbf": now, "exp": now + 600, "jti": random_id(8)});
+            for (k, v) in patch.as_object().unwrap() {
+                c[k] = v.clone();
+            }
+            assertion(&enc, c)
+        };
+        for junk in [
+            "not-a-jwt".to_string(),
+            claims(json!({"sub": "system:serviceaccount:ns:other"})),
+            claims(json!({"aud": "https://elsewhere.example"})),
+            claims(json!({"iss": "https://other-cluster.example"})),
+            claims(json!({"exp": now - 600})),
+            claims(json!({"exp": now + 7200})),
+        ] {
+            assert!(!workload_token_with(app, &cid, &junk).await);
+        }
+        assert_eq!(
+            counting.0.load(Ordering::SeqCst),
+            0,
+            "junk made an outbound fetch"
+        );
+        let good = claims(json!({}));
+        for _ in 0..3 {
+            assert!(workload_token_with(app, &cid, &good).await);
+        }
+        assert_eq!(counting.0.load(Ordering::SeqCst), 1, "one fetch, then the cache");
+        h.clock.advance(600 + crate::domain::assertion::SKEW - 1);
+        assert!(
+            workload_token_with(app, &cid, &good).await,
+            "valid to the last second"
+        );
+        h.clock.advance(1);
+        assert!(!workload_token_with(app, &cid, &good).await, "expired");
+        // Single-use: each jti once.
+        tenants::add_issuer(app, &tid("acme"), trust(true), "test")
+            .await
+            .unwrap();
+        let now = app.now();
+        let once = assertion(
+            &enc,
+            json!({"iss": k8s, "sub": sa, "aud": aud, "exp": now + 60, "jti": random_id(8)}),
+        );
+        assert!(workload_token_with(app, &cid, &once).await);
+        assert!(!workload_token_with(app, &cid, &once).await, "a replay");
+        let no_jti = assertion(&enc, json!({"iss": k8s, "sub": sa, "aud": aud, "exp": now + 60}));
+        assert!(
+            !workload_token_with(app, &cid, &no_jti).await,
+            "no jti at a single-use issuer"
+        );
+    }
 }
 
 /// Concurrent refreshes with one token (an MCP client's parallel calls) get the same new pair

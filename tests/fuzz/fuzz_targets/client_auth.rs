@@ -64,6 +64,13 @@ fuzz_target!(|data: &[u8]| {
                     assert_eq!(Some(jwt.as_str()), assertion);
                     assert!(body_id.is_none_or(|b| b == c.client_id));
                 }
+                Evidence::WorkloadToken(jwt) => {
+                    assert_eq!(c.method(), ClientAuthMethod::Federated);
+                    assert!(header.is_none() && body_secret.is_none());
+                    assert_eq!(Some(jwt.as_str()), assertion);
+                    // Named by the client_id beside it, never by the token's own `sub`.
+                    assert_eq!(Some(c.client_id.as_str()), body_id);
+                }
                 Evidence::Nothing => {
                     assert_eq!(c.method(), ClientAuthMethod::None);
                     assert!(header.is_none() && body_secret.is_none() && !asserting);

@@ -76,6 +76,16 @@ pub fn validate_metadata(
         ));
     }
     let method = auth_method(obj)?;
+    if !method.registrable_by(registrant) {
+        return Err(MetadataError::invalid(
+            Some("token_endpoint_auth_method"),
+            format!(
+                "token_endpoint_auth_method {} is for clients the tenant admin creates",
+                method.as_str()
+            ),
+        ));
+    }
+    let federated_credential = federated_credential(obj, method, tenant)?;
     if !method.is_confidential()
         && let Some(g) = grant_types.iter().find(|g| g.needs_confidential_client())
     {
@@ -124,7 +134,56 @@ pub fn validate_metadata(
         software_version,
         jwks,
         jwks_uri,
+        federated_credential,
     })
+}
+
+/// `federated_credential`: the workload identity of a `federated` client (required for one,
+/// refused for any other), its issuer one the tenant trusts for workloads.
+fn federated_credential(
+    obj: &Map<String, Value>,
+    method: ClientAuthMethod,
+    tenant: &Tenant,
+) -> Result<Option<crate::workload::FederatedCredential>, MetadataError> {
+    const FIELD: Option<&str> = Some("federated_credential");
+    let given = obj.get("federated_credential").filter(|v| !v.is_null());
+    match (method, given) {
+        (ClientAuthMethod::Federated, Some(v)) => {
+            let c = crate::workload::read_federated_credential(v)
+                .map_err(|why| MetadataError::invalid(FIELD, why))?;
+            if !tenant.trusted_issuer(&c.issuer).is_some_and(|t| t.workload) {
+                return Err(MetadataError::invalid(
+                    FIELD,
+                    format!(
+                        "federated_credential issuer {} is not trusted by this tenant for workloads (issuer add --workload)",
+                        printable(&c.issuer)
+                    ),
+                ));
+            }
+            Ok(Some(c))
+        }
+        (ClientAuthMethod::Federated, None) => Err(MetadataError::invalid(
+            FIELD,
+            "a federated client needs federated_credential: the workload issuer and subjects",
+        )),
+        (
+            ClientAuthMethod::ClientSecretBasic
+            | ClientAuthMethod::ClientSecretPost
+            | ClientAuthMethod::PrivateKeyJwt
+            | ClientAuthMethod::None,
+            Some(_),
+        ) => Err(MetadataError::invalid(
+            FIELD,
+            "federated_credential is for federated clients",
+        )),
+        (
+            ClientAuthMethod::ClientSecretBasic
+            | ClientAuthMethod::ClientSecretPost
+            | ClientAuthMethod::PrivateKeyJwt
+            | ClientAuthMethod::None,
+            None,
+        ) => Ok(None),
+    }
 }
 
 /// A redirect URI is an absolute https URL, or http on a loopback host (RFC 8252 §7.3), with no

@@ -56,6 +56,9 @@ pub struct ClientMetadata {
     /// authorization request endpoint; a plain one is refused on our own page.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_pushed_authorization_requests: bool,
+    /// For a `federated` client (and only for one): the workload identity it stands for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_credential: Option<crate::workload::FederatedCredential>,
 }
 
 impl ClientMetadata {
@@ -727,6 +730,106 @@ mod tests {
         for origin in [Origin::Api, Origin::Dcr] {
             c.origin = origin;
             assert!(c.allowed_scopes(&tenant()).is_empty(), "{origin:?}");
+        }
+    }
+
+    /// A `federated` client stands for an identity another party asserts: only the tenant admin
+    /// and the operator may bind one, to an issuer the tenant trusts for workloads, and the
+    /// binding cannot be given to (or taken by) any other kind of client.
+    #[test]
+    fn only_admins_make_federated_clients_of_a_trusted_workload_issuer() {
+        use crate::tenant::TrustedIssuer;
+        let mut t = tenant();
+        for (issuer, workload) in [("https://k8s.example", true), ("https://users.example", false)] {
+            t.trusted_issuers.push(TrustedIssuer {
+                issuer: issuer.into(),
+                jwks: None,
+                jwks_uri: Some(format!("{issuer}/jwks")),
+                id_jag: false,
+                idp_tenant: None,
+                workload,
+                single_use: false,
+            });
+        }
+        let fed = |issuer: &str| {
+            json!({"grant_types": ["client_credentials"], "scope": "api:read",
+                "token_endpoint_auth_method": "federated",
+                "federated_credential": {"issuer": issuer, "subjects": ["system:serviceaccount:ns:deploy"]}})
+        };
+        for (md, registrant, ok) in [
+            (fed("https://k8s.example"), Registrant::TenantAdmin, true),
+            (fed("https://k8s.example"), Registrant::Operator, true),
+            (fed("https://k8s.example"), Registrant::InitialAccessToken, false),
+            (fed("https://k8s.example"), Registrant::Anonymous, false),
+            (fed("https://users.example"), Registrant::Operator, false),
+            (fed("https://untrusted.example"), Registrant::Operator, false),
+            (
+                json!({"grant_types": ["client_credentials"], "scope": "api:read", "token_endpoint_auth_method": "federated"}),
+                Registrant::Operator,
+                false,
+            ),
+            (
+                json!({"grant_types": ["client_credentials"], "scope": "api:read",
+                    "federated_credential": {"issuer": "https://k8s.example", "subjects": ["x"]}}),
+                Registrant::Operator,
+                false,
+            ),
+        ] {
+            assert_eq!(
+                validate_metadata(&md, &t, registrant, KeyHosts::LoopbackToo).is_ok(),
+                ok,
+                "{md} by {registrant:?}"
+            );
+        }
+        let m = validate_metadata(
+            &fed("https://k8s.example"),
+            &t,
+            Registrant::TenantAdmin,
+            KeyHosts::LoopbackToo,
+        )
+        .unwrap();
+        assert_eq!(m.auth_method(), ClientAuthMethod::Federated);
+        assert!(m.auth_method().is_confidential());
+        assert_eq!(
+            m.federated_credential.as_ref().map(|c| c.subjects.clone()),
+            Some(vec!["system:serviceaccount:ns:deploy".to_string()])
+        );
+        // No switch into or out of federated authentication, whoever asks.
+        let secret = validate_metadata(
+            &json!({"grant_types": ["client_credentials"], "scope": "api:read"}),
+            &t,
+            Registrant::TenantAdmin,
+            KeyHosts::LoopbackToo,
+        )
+        .unwrap();
+        let keyed = validate_metadata(
+            &json!({"grant_types": ["client_credentials"], "scope": "api:read",
+                "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://keys.example/jwks"}),
+            &t,
+            Registrant::TenantAdmin,
+            KeyHosts::LoopbackToo,
+        )
+        .unwrap();
+        for (from, to) in [(&secret, &m), (&keyed, &m), (&m, &keyed), (&m, &secret)] {
+            let c = Client::new(
+                "c1".into(),
+                TenantId::parse("acme").unwrap(),
+                from.clone(),
+                Origin::Api,
+                0,
+            );
+            assert!(
+                crate::client_update::change_metadata(
+                    &c,
+                    to.clone(),
+                    crate::client_update::Changer::Admin,
+                    1
+                )
+                .is_err(),
+                "{:?} -> {:?}",
+                from.auth_method(),
+                to.auth_method()
+            );
         }
     }
 

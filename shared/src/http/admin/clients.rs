@@ -34,6 +34,9 @@ pub struct ClientView {
     pub jwks: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// The workload identity of a `federated` client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub federated_credential: Option<FederatedCredential>,
     /// RFC 9449 §5.2: it gets no token without a DPoP proof.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens: bool,
@@ -68,6 +71,22 @@ pub struct ClientView {
     pub open_registration: bool,
 }
 
+/// Who a `federated` client is (`token_endpoint_auth_method: federated`): tokens of `issuer`
+/// (trusted for workloads, `POST /admin/v1/issuers` with `workload`) whose `sub` is exactly one
+/// of `subjects` and whose `aud` is `audience` authenticate it, instead of a secret.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedCredential {
+    /// The workload issuer (e.g. `https://token.actions.githubusercontent.com`).
+    pub issuer: String,
+    /// Exact `sub` values (1 to 10; no wildcards), e.g. `repo:ORG/REPO:ref:refs/heads/main`
+    /// or `system:serviceaccount:NS:NAME`.
+    pub subjects: Vec<String>,
+    /// The `aud` its tokens carry; absent: the tenant's issuer URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
 /// An app's user policy: these users, and the members of these groups, may authorize it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +119,11 @@ impl ClientView {
             software_version: m.software_version.clone(),
             jwks: m.jwks.clone(),
             jwks_uri: m.jwks_uri.clone(),
+            federated_credential: m.federated_credential.as_ref().map(|f| FederatedCredential {
+                issuer: f.issuer.clone(),
+                subjects: f.subjects.clone(),
+                audience: f.audience.clone(),
+            }),
             dpop_bound_access_tokens: m.dpop_bound_access_tokens,
             require_pushed_authorization_requests: m.require_pushed_authorization_requests,
             client_id_issued_at: c.issued_at,
@@ -154,7 +178,8 @@ pub struct ClientInput {
     pub grant_types: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_types: Option<Vec<String>>,
-    /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt` or `none`.
+    /// `client_secret_basic` (default), `client_secret_post`, `private_key_jwt`, `none` or
+    /// `federated` (with `federated_credential`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -179,6 +204,9 @@ pub struct ClientInput {
     pub jwks: Option<Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<String>,
+    /// With `token_endpoint_auth_method: federated`: the workload identity it stands for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub federated_credential: Option<FederatedCredential>,
     /// OpenID Connect Registration: `web` or `native`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_type: Option<String>,
@@ -242,6 +270,9 @@ pub struct ClientPatch {
     pub jwks: Option<Option<Map<String, Value>>>,
     #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
     pub jwks_uri: Option<Option<String>>,
+    /// Replaces the workload identity of a `federated` client whole.
+    #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
+    pub federated_credential: Option<Option<FederatedCredential>>,
     #[serde(default, deserialize_with = "patch", skip_serializing_if = "Option::is_none")]
     pub application_type: Option<Option<String>>,
     /// `null` or `false`: the client may also get bearer tokens.

@@ -162,7 +162,7 @@ impl IntoResponse for Problem {
 }
 
 /// Field names a validation message may start with (client metadata errors name their field).
-const METADATA_FIELDS: [&str; 17] = [
+const METADATA_FIELDS: [&str; 18] = [
     "redirect_uris",
     "grant_types",
     "response_types",
@@ -178,6 +178,7 @@ const METADATA_FIELDS: [&str; 17] = [
     "software_version",
     "jwks_uri",
     "jwks",
+    "federated_credential",
     "agent_of",
     "resource_server_for",
 ];

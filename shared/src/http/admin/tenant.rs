@@ -507,7 +507,8 @@ pub(super) async fn remove_resource(
 // ---- trusted issuers --------------------------------------------------------------------------
 
 /// An identity provider the tenant trusts for the JWT bearer grant (its users are linked to
-/// its subjects with the CLI's `user link`).
+/// its subjects with the CLI's `user link`), or a workload platform whose tokens authenticate
+/// `federated` clients.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IssuerView {
     /// Its issuer identifier (the `iss` of its assertions).
@@ -525,6 +526,13 @@ pub struct IssuerView {
     /// taken (their `tenant` claim must be this).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idp_tenant: Option<String>,
+    /// Trusted for workloads: its tokens authenticate `federated` clients (and it is no user
+    /// federation's issuer).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub workload: bool,
+    /// A workload issuer whose tokens are each good once (by `jti`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub single_use: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -548,6 +556,12 @@ pub struct IssuerInput {
     pub id_jag: Option<bool>,
     /// With `id_jag`: the provider's own tenant whose ID-JAGs are taken.
     pub idp_tenant: Option<String>,
+    /// A workload platform (GitHub Actions, Kubernetes): its tokens authenticate `federated`
+    /// clients, and it is trusted for nothing else.
+    pub workload: Option<bool>,
+    /// With `workload`: each of its tokens is good once (by `jti`); without, a token may
+    /// authenticate again until it expires.
+    pub single_use: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -569,6 +583,8 @@ fn issuer_list(t: &Tenant) -> IssuerList {
                 jwks: i.jwks.clone(),
                 id_jag: i.id_jag,
                 idp_tenant: i.idp_tenant.clone(),
+                workload: i.workload,
+                single_use: i.single_use,
             })
             .collect(),
         next_cursor: None,
@@ -583,6 +599,10 @@ fn issuer_problem(e: AdminError) -> Problem {
                 "jwks_uri"
             } else if why.starts_with("jwks") || why.starts_with("give the issuer's keys") {
                 "jwks"
+            } else if why.starts_with("--single-use") {
+                "single_use"
+            } else if why.starts_with("a workload issuer") {
+                "workload"
             } else if why.contains("--idp-tenant") || why.starts_with("an identity provider's tenant") {
                 "idp_tenant"
             } else {
@@ -593,6 +613,8 @@ fn issuer_problem(e: AdminError) -> Problem {
                 .replace("--jwks-file or ", "jwks or ")
                 .replace("--idp-tenant", "idp_tenant")
                 .replace("--id-jag", "id_jag")
+                .replace("--single-use", "single_use")
+                .replace("--workload", "workload")
                 .replace("--issuer", "issuer");
             Problem::invalid_field(field, why)
         }
@@ -624,6 +646,8 @@ pub(super) async fn add_issuer(
         jwks_uri: body.jwks_uri,
         id_jag: body.id_jag.unwrap_or(false),
         idp_tenant: body.idp_tenant,
+        workload: body.workload.unwrap_or(false),
+        single_use: body.single_use.unwrap_or(false),
     };
     let t = crate::service::tenants::add_issuer(&app, &admin.tenant, entry, &admin.actor)
         .await

@@ -267,6 +267,8 @@ pub(super) struct AppBody<'a> {
     redirect_uris: &'a [String],
     auth_method: &'a str,
     dpop: bool,
+    /// A `federated` client's workload issuer and subjects.
+    workload: Option<(&'a str, &'a [String])>,
     created: String,
     last_used: String,
     grace: Option<String>,
@@ -323,6 +325,11 @@ pub(super) async fn app_view(app: &App, s: &Session, client_id: &str, error: Opt
         redirect_uris: &c.metadata.redirect_uris,
         auth_method: c.metadata.token_endpoint_auth_method.as_str(),
         dpop: c.metadata.dpop_bound_access_tokens,
+        workload: c
+            .metadata
+            .federated_credential
+            .as_ref()
+            .map(|f| (f.issuer.as_str(), f.subjects.as_slice())),
         created: date(c.issued_at),
         last_used: when(d.last_used),
         grace: c

@@ -16,6 +16,8 @@ pub(super) struct PolicyBody<'a> {
     allowlist_on: bool,
     apps: Vec<(String, String, bool)>,
     more_apps: bool,
+    /// Each trusted issuer and what it is trusted for.
+    issuers: Vec<(String, &'static str)>,
 }
 
 /// Apps listed on the policy page.
@@ -69,6 +71,20 @@ pub(super) async fn policy_view(
         allowlist_on: list.is_some(),
         apps,
         more_apps: next.is_some(),
+        issuers: t
+            .value
+            .trusted_issuers
+            .iter()
+            .map(|i| {
+                let what = match (i.workload, i.single_use, i.id_jag) {
+                    (true, true, _) => "Workloads (federated apps); each token once",
+                    (true, false, _) => "Workloads (federated apps)",
+                    (false, _, true) => "Users: ID-JAGs",
+                    (false, _, false) => "Users: JWT bearer assertions",
+                };
+                (i.issuer.clone(), what)
+            })
+            .collect(),
     });
     console_page(
         s,
