@@ -486,6 +486,16 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
     )
     .await
     .expect("client");
+    let device = clients::create_by_admin(
+        &app,
+        &tenant_id,
+        &json!({"client_name": "cli", "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+                "token_endpoint_auth_method": "none", "scope": "openid api:read"}),
+        Default::default(),
+    )
+    .await
+    .expect("device client");
+    let device_id = device.client.client_id.clone();
     let agent = clients::create_by_admin(
         &app,
         &tenant_id,
@@ -646,6 +656,62 @@ async fn measure(app: Arc<App>, meter: &Shared, mode: &str, tenant: &str, n: u32
     }
     lines.push(Line {
         name: "PAR + code flow (push, sign-in, redemption)".into(),
+        mode: mode.clone(),
+        requests: f64::from(requests) / f64::from(n),
+        meter: meter.take(),
+        n: n.into(),
+    });
+    // The device authorization grant (RFC 8628): the device's request, the verification page
+    // (the page, the sign-in, the code, the approval), one poll before the approval and the
+    // redemption.
+    let mut requests = 0;
+    for _ in 0..n {
+        http.cookies.clear();
+        let d = http
+            .json(
+                "/oauth2/device_authorization",
+                None,
+                &[("client_id", &device_id), ("scope", "openid api:read")],
+            )
+            .await;
+        let (device_code, user_code) = (
+            d["device_code"].as_str().expect("device_code").to_string(),
+            d["user_code"].as_str().expect("user_code").to_string(),
+        );
+        let page = http.send("GET", &format!("/device?tenant={t}"), None, &[]).await;
+        let csrf = hidden(&page.body, "csrf");
+        let poll = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", device_code.as_str()),
+            ("client_id", device_id.as_str()),
+        ];
+        let pending = http.send("POST", "/oauth2/token", None, &poll).await;
+        assert_eq!(pending.status, StatusCode::BAD_REQUEST, "{}", pending.body);
+        let form = |action: &'static str| {
+            [
+                ("action", action),
+                ("tenant", t),
+                ("csrf", csrf.as_str()),
+                ("user_code", user_code.as_str()),
+            ]
+        };
+        // Signed out, the page is the sign-in form: sign in first, then the code.
+        let mut fields = form("login").to_vec();
+        fields.extend([("username", "alice"), ("password", PASSWORD)]);
+        let code = http.send("POST", "/device", None, &fields).await;
+        assert_eq!(code.status, StatusCode::OK, "{}", code.body);
+        let confirm = http.send("POST", "/device", None, &form("code")).await;
+        assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.body);
+        let epoch = hidden(&confirm.body, "epoch");
+        let mut fields = form("decide").to_vec();
+        fields.extend([("epoch", epoch.as_str()), ("decision", "approve")]);
+        let done = http.send("POST", "/device", None, &fields).await;
+        assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+        http.json("/oauth2/token", None, &poll).await;
+        requests += 7;
+    }
+    lines.push(Line {
+        name: "device flow (authorize, approve, poll, redemption)".into(),
         mode: mode.clone(),
         requests: f64::from(requests) / f64::from(n),
         meter: meter.take(),

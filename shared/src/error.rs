@@ -35,6 +35,12 @@ pub enum ErrorCode {
     /// the pushed authorization request endpoint answers them (RFC 9126 §2.3).
     UnsupportedResponseType,
     RequestNotSupported,
+    /// RFC 8628 §3.5: the device code's user has not decided yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: poll less often (the interval grew by 5 seconds).
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
     NotFound,
     MethodNotAllowed,
     TemporarilyUnavailable,
@@ -61,6 +67,9 @@ impl ErrorCode {
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",

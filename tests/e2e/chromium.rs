@@ -792,3 +792,67 @@ async fn chromium_console_creates_an_app_rotates_its_secret_and_deletes_it() {
     driver.click("nav form button").await;
     driver.wait_for("Signed out · Bulwark", "signed out").await;
 }
+
+/// The device authorization grant (RFC 8628) with a real browser: openid-client 6 (Node) asks
+/// for a code from discovery and polls with DPoP; Chromium opens its
+/// `verification_uri_complete`, finds the code filled in, continues, signs in, sees the code,
+/// the app, its scope and the warning, and allows. The library gets its tokens, refreshes and
+/// reads userinfo; the account page lists the CLI, and revoking it there takes it away.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs Debian's chromium and chromedriver and openid-client: run `bash infra/test.sh` (it provides them and enables feature test-services)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_approves_a_device_code_that_openid_client_polls_for() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let cli = crate::device::device_client(&data, &w.tenant, "Device CLI");
+    let server = Server::start(&data);
+    let driver = Driver::start().await;
+    let d = &driver;
+    let v = crate::device::openid_client_device(&server.issuer, &cli, |start| async move {
+        let user_code = start["user_code"].as_str().unwrap().to_string();
+        d.goto(start["verification_uri_complete"].as_str().unwrap()).await;
+        // Signed out: sign in first, the code carried along.
+        d.wait_for("Sign in · Bulwark", "name=\"password\"").await;
+        d.type_into("#username", "alice").await;
+        d.type_into("#password", PASSWORD).await;
+        d.click("button[type=submit]").await;
+        let page = d
+            .wait_for("Connect a device · Bulwark", &format!("value=\"{user_code}\""))
+            .await;
+        assert!(page.contains("name=\"csrf\""), "{page}");
+        d.screenshot("device-code").await;
+        // Filled in, not submitted: the user confirms it.
+        d.click("button[type=submit]").await;
+        let confirm = d
+            .wait_for("Allow access on a device · Bulwark", "value=\"approve\"")
+            .await;
+        for says in [
+            user_code.as_str(),
+            "Device CLI",
+            "Read your documents",
+            "started this on your own device",
+        ] {
+            assert!(confirm.contains(says), "{says}");
+        }
+        d.screenshot("device-confirm").await;
+        d.click("button[value=approve]").await;
+        d.wait_for("Device connected · Bulwark", "Device CLI").await;
+        d.screenshot("device-connected").await;
+    })
+    .await;
+    assert_eq!(v["userinfo"]["sub"], w.sub.as_str(), "{v}");
+
+    // The account page, in the same browser session: the CLI is a connected app; revoke it.
+    driver
+        .goto(&server.url(&format!("/account?tenant={}", w.tenant)))
+        .await;
+    assert_eq!(driver.title().await, "Connected apps · Bulwark");
+    assert!(driver.source().await.contains("Device CLI"));
+    driver.click("button.danger").await;
+    let after = driver
+        .wait_for("Connected apps · Bulwark", "Access removed")
+        .await;
+    assert!(!after.contains("Device CLI"));
+}

@@ -176,6 +176,41 @@ async fn an_administrator_creates_uses_rotates_disables_and_deletes_an_app_in_th
     let secret = element_text(&created.html, "client-secret");
     assert!(secret.len() >= 32);
 
+    // A CLI (device flow): a public client, so no secret to show; straight to its page, and
+    // it may ask for a device code.
+    let cli = b
+        .post(
+            &server.url(&format!("/console/apps?tenant={}", w.tenant)),
+            &[
+                ("csrf", &csrf),
+                ("name", "Ops CLI"),
+                ("kind", "device"),
+                ("scope.api:read", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(cli.status, 303, "{}", cli.html);
+    let cli_page = b.get(cli.location().unwrap().as_str()).await;
+    assert!(
+        cli_page.has("Ops CLI") && cli_page.has("Acts on behalf of users"),
+        "{}",
+        cli_page.html
+    );
+    let cli_id = cli
+        .location()
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.into_owned())
+        .expect("the app page names the client");
+    let d = post_form(
+        &server.url("/oauth2/device_authorization"),
+        None,
+        &[("client_id", &cli_id), ("scope", "api:read")],
+    )
+    .await;
+    assert_eq!(d.status, 200, "{}", d.body);
+
     // A token with it, over HTTP; its app page now says when it was last used.
     let t = cc_token(&server, &id, &secret).await;
     assert_eq!(t.status, 200, "{}", t.body);

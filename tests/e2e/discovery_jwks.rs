@@ -32,8 +32,13 @@ async fn both_discovery_documents_list_exactly_the_implemented_endpoints() {
                 "client_credentials",
                 "refresh_token",
                 "urn:ietf:params:oauth:grant-type:token-exchange",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer"
+                "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "urn:ietf:params:oauth:grant-type:device_code"
             ])
+        );
+        assert_eq!(
+            d["device_authorization_endpoint"],
+            server.url("/oauth2/device_authorization").as_str()
         );
         assert_eq!(
             d["authorization_grant_profiles_supported"],

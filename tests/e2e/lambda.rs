@@ -964,6 +964,7 @@ async fn every_function_binary_serves_its_endpoint_on_the_lambda_runtime_api() {
         "register",
         "token",
         "par",
+        "device",
         "introspect",
         "revoke",
         "authorize",
@@ -1683,6 +1684,94 @@ async fn user_flow_through_the_functions(fns: &HashMap<&str, Function>, tenant: 
         .invoke("GET", "/oauth2/userinfo", &[("authorization", &bearer)], None)
         .await;
     assert_eq!(u["statusCode"], 401, "revoked: {u}");
+
+    // The device authorization grant (RFC 8628): the code and the verification page through the
+    // device function (alice is signed in: the code goes straight to the confirmation), the
+    // polls and the redemption through the token function.
+    let device_grant = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code";
+    let cli = aws_cli(&[
+        "client",
+        "create",
+        "--tenant",
+        tenant,
+        "--name",
+        "Lambda CLI",
+        "--grant-type",
+        "urn:ietf:params:oauth:grant-type:device_code",
+        "--auth-method",
+        "none",
+        "--scope",
+        "openid profile",
+    ]);
+    let cli_id = cli["client_id"].as_str().unwrap();
+    let started = fns["device"]
+        .invoke(
+            "POST",
+            "/oauth2/device_authorization",
+            &[ct],
+            Some(&format!("client_id={cli_id}&scope=openid%20profile")),
+        )
+        .await;
+    assert_eq!(started["statusCode"], 200, "{started}");
+    let d = body(&started);
+    let (device_code, user_code) = (
+        d["device_code"].as_str().unwrap(),
+        d["user_code"].as_str().unwrap(),
+    );
+    assert_eq!(
+        d["verification_uri"],
+        format!("https://auth.example.test/device?tenant={tenant}")
+    );
+    let poll_form = format!("grant_type={device_grant}&device_code={device_code}&client_id={cli_id}");
+    let pending = fns["token"]
+        .invoke("POST", "/oauth2/token", &[ct], Some(&poll_form))
+        .await;
+    assert_eq!(pending["statusCode"], 400, "{pending}");
+    assert_eq!(body(&pending)["error"], "authorization_pending");
+    let page = fns["device"]
+        .invoke(
+            "GET",
+            &format!("/device?tenant={tenant}&user_code={user_code}"),
+            &[("cookie", &cookie)],
+            None,
+        )
+        .await;
+    assert_eq!(page["statusCode"], 200, "{page}");
+    let csrf = hidden(&html(&page), "csrf");
+    let confirm = fns["device"]
+        .invoke(
+            "POST",
+            "/device",
+            &[ct, ("cookie", &cookie)],
+            Some(&format!(
+                "action=code&tenant={tenant}&csrf={csrf}&user_code={user_code}"
+            )),
+        )
+        .await;
+    assert_eq!(confirm["statusCode"], 200, "{confirm}");
+    assert!(html(&confirm).contains("Lambda CLI"), "{confirm}");
+    let epoch = hidden(&html(&confirm), "epoch");
+    let done = fns["device"]
+        .invoke(
+            "POST",
+            "/device",
+            &[ct, ("cookie", &cookie)],
+            Some(&format!(
+                "action=decide&tenant={tenant}&csrf={csrf}&user_code={user_code}&epoch={epoch}&decision=approve"
+            )),
+        )
+        .await;
+    assert_eq!(done["statusCode"], 200, "{done}");
+    assert!(html(&done).contains("Device connected"), "{done}");
+    let tokens = fns["token"]
+        .invoke("POST", "/oauth2/token", &[ct], Some(&poll_form))
+        .await;
+    assert_eq!(tokens["statusCode"], 200, "{tokens}");
+    assert!(body(&tokens)["access_token"].is_string(), "{tokens}");
+    let once = fns["token"]
+        .invoke("POST", "/oauth2/token", &[ct], Some(&poll_form))
+        .await;
+    assert_eq!(body(&once)["error"], "invalid_grant", "{once}");
 }
 
 /// The admin function: an operator-made admin client's token (from the token function) lists

@@ -155,6 +155,53 @@ async fn no_secret_or_token_handled_in_a_full_flow_appears_in_any_log_line() {
         .bearer_auth(format!("{admin_at}x"))
         .send()
         .await;
+    // The device flow (RFC 8628), at the shared issuer in either mode: its device code, its
+    // user code (as shown and as typed), the password typed on the verification page and the
+    // tokens the poll got.
+    let w = crate::flow::world(&data);
+    let cli = crate::device::device_client(&data, &w.tenant, "Device CLI");
+    let d = post_form(
+        &server.shared_url("/oauth2/device_authorization"),
+        None,
+        &[("client_id", &cli.id), ("scope", "openid api:read")],
+    )
+    .await;
+    assert_eq!(d.status, 200, "{}", d.body);
+    let device_code = d.body["device_code"].as_str().unwrap().to_string();
+    let user_code = d.body["user_code"].as_str().unwrap().to_string();
+    secrets.extend([device_code.clone(), user_code.clone(), user_code.replace('-', "")]);
+    secrets.push(crate::flow::PASSWORD.to_string());
+    let b = crate::flow::Browser::new();
+    let done = crate::device::approve_in_browser(
+        &b,
+        d.body["verification_uri_complete"].as_str().unwrap(),
+        &user_code,
+        "Allow",
+    )
+    .await;
+    assert!(done.has("Device connected"), "{}", done.html);
+    let t = post_form(
+        &server.shared_url("/oauth2/token"),
+        None,
+        &[
+            ("grant_type", crate::device::DEVICE_GRANT),
+            ("device_code", &device_code),
+            ("client_id", &cli.id),
+        ],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.body);
+    secrets.push(
+        t.body["access_token"]
+            .as_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_string(),
+    );
+    secrets.push(t.body["refresh_token"].as_str().unwrap().to_string());
+
     // Signature parts of the tokens too (a log that prints a token cut at a dot still leaks it).
     for t in [&at, &at2, &admin_at] {
         secrets.push(t.rsplit('.').next().unwrap().to_string());

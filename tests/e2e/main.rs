@@ -11,6 +11,7 @@ mod chromium;
 mod cimd;
 mod cli;
 mod console;
+mod device;
 mod discovery_jwks;
 mod dpop;
 mod exchange;

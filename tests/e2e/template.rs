@@ -597,3 +597,72 @@ fn the_par_function_has_both_issuers_routes_and_only_what_it_calls() {
         );
     }
 }
+
+/// The device function (RFC 8628): both issuers' routes (the endpoint with its CORS preflight,
+/// the verification page) reach it, API Gateway may invoke it, and its role allows exactly
+/// what it calls — the client, tenant and user read, the user's groups queried, device codes,
+/// sessions and counters in tokens, the consent an approval records, audit events — and no KMS
+/// or key ring. The token function, which polls and redeems, may put and delete on tokens.
+#[cfg_attr(
+    not(feature = "test-services"),
+    ignore = "needs the project venv (PyYAML): run `bash infra/test.sh` (it provides it and enables feature test-services)"
+)]
+#[test]
+fn the_device_function_has_both_issuers_routes_and_only_what_it_calls() {
+    let template = local_aws(&["template", "template.yaml"]);
+    let paths = &template["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]["paths"];
+    for (path, methods) in [
+        ("/oauth2/device_authorization", ["post", "options"]),
+        ("/t/{tenant}/oauth2/device_authorization", ["post", "options"]),
+        ("/device", ["get", "post"]),
+        ("/t/{tenant}/device", ["get", "post"]),
+    ] {
+        for method in methods {
+            let uri = paths[path][method]["x-amazon-apigateway-integration"]["uri"]["Sub"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path} {method}: {}", paths[path]));
+            assert!(
+                uri.ends_with(":function:${AWS::StackName}-device/invocations"),
+                "{path} {method}: {uri}"
+            );
+        }
+    }
+    assert_eq!(
+        template["Resources"]["DeviceInvoke"]["Properties"]["FunctionName"],
+        json!({"Ref": "DeviceFunction"})
+    );
+    let set = |a: &[&str]| {
+        a.iter()
+            .map(|s| s.to_string())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let expected: std::collections::BTreeMap<String, _> = [
+        ("TenantsTable.Arn", set(&["dynamodb:GetItem"])),
+        ("ClientsTable.Arn", set(&["dynamodb:GetItem"])),
+        ("UsersTable.Arn", set(&["dynamodb:GetItem", "dynamodb:Query"])),
+        (
+            "TokensTable.Arn",
+            set(&["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]),
+        ),
+        ("GrantsTable.Arn", set(&["dynamodb:GetItem", "dynamodb:PutItem"])),
+        ("AuditTable.Arn", set(&["dynamodb:PutItem"])),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for mode in ["kms", "kms-wrapped"] {
+        let all = policies(mode);
+        assert_eq!(grants_of(&all["DeviceFunction"]), expected, "{mode}");
+        // The token function's statements on the tokens table (its KMS ones are conditional).
+        let on_tokens: Vec<String> = all["TokenFunction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|st| st["Effect"] == "Allow" && st["Resource"].to_string().contains("TokensTable.Arn"))
+            .flat_map(actions)
+            .collect();
+        for action in ["dynamodb:PutItem", "dynamodb:DeleteItem"] {
+            assert!(on_tokens.iter().any(|a| a == action), "{mode}: {on_tokens:?}");
+        }
+    }
+}

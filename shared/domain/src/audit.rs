@@ -218,15 +218,20 @@ pub enum Noted {
     LoginFailed,
     /// A sign-in refused because the username's attempts are used up for now.
     LoginLocked,
+    /// A user code (RFC 8628) refused on the verification page: unknown, expired or already
+    /// answered, or the tenant's or client's attempts used up for now. Bounded per tenant and
+    /// window (`service::device`), so a stranger cannot write without end.
+    DeviceCodeRefused,
 }
 
 impl Noted {
-    pub const ALL: &'static [Noted] = &[Noted::LoginFailed, Noted::LoginLocked];
+    pub const ALL: &'static [Noted] = &[Noted::LoginFailed, Noted::LoginLocked, Noted::DeviceCodeRefused];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Noted::LoginFailed => "login.failed",
             Noted::LoginLocked => "login.locked",
+            Noted::DeviceCodeRefused => "device.user_code_refused",
         }
     }
 }

@@ -36,6 +36,8 @@ enum_with_all! {
         /// RFC 6749 §4.3, deprecated (RFC 9700 §2.4): only where the tenant opts in, never
         /// advertised.
         Password,
+        /// RFC 8628: a device without a browser polls while its user approves on another one.
+        DeviceCode,
     }
 }
 
@@ -138,6 +140,18 @@ impl GrantType {
                 advertised: false,
                 issues_refresh_tokens: true,
                 consented_by_user_here: false,
+                least_registrant: Registrant::InitialAccessToken,
+                acts_for_user: true,
+            },
+            GrantType::DeviceCode => GrantRules {
+                name: "urn:ietf:params:oauth:grant-type:device_code",
+                needs_confidential_client: false,
+                advertised: true,
+                issues_refresh_tokens: true,
+                consented_by_user_here: true,
+                // Not anonymous: a device client has no redirect URI to anchor its name, so an
+                // open registration would be any name on our own confirmation page (RFC 8628
+                // §5.4 remote phishing).
                 least_registrant: Registrant::InitialAccessToken,
                 acts_for_user: true,
             },
@@ -470,6 +484,7 @@ mod tests {
             (Password, [false, true, true, true]),
             (TokenExchange, [false, false, true, true]),
             (JwtBearer, [false, false, true, true]),
+            (DeviceCode, [false, true, true, true]),
         ];
         assert_eq!(table.len(), GrantType::ALL.len(), "every grant is in the table");
         for (g, expected) in table {
@@ -479,8 +494,12 @@ mod tests {
             {
                 assert_eq!(g.registrable_by(*r), *want, "{g:?} by {r:?}");
             }
-            // Nothing an anonymous client may hold issues a token without a user's consent here.
-            assert_eq!(g.registrable_by(Anonymous), g.consented_by_user_here(), "{g:?}");
+            // Nothing an anonymous client may hold issues a token without a user's consent here
+            // (the converse does not hold: the device grant is consented here, but no redirect
+            // URI anchors its client's name, so it needs an initial access token).
+            if g.registrable_by(Anonymous) {
+                assert!(g.consented_by_user_here(), "{g:?}");
+            }
         }
         assert!(Anonymous.is_stranger() && InitialAccessToken.is_stranger());
         assert!(!TenantAdmin.is_stranger() && !Operator.is_stranger());

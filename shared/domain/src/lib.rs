@@ -15,6 +15,7 @@ pub mod code;
 pub mod consent;
 pub mod console;
 pub mod csrf;
+pub mod device;
 pub mod dpop;
 pub mod exchange;
 pub mod grant;

@@ -46,6 +46,7 @@ pub fn document(app: &App) -> Value {
         "introspection_endpoint": c.endpoint("/oauth2/introspect"),
         "revocation_endpoint": c.endpoint("/oauth2/revoke"),
         "pushed_authorization_request_endpoint": c.endpoint("/oauth2/par"),
+        "device_authorization_endpoint": c.endpoint("/oauth2/device_authorization"),
         // RFC 9126 §5 (default false); a tenant's own issuer shows its policy.
         "require_pushed_authorization_requests": false,
         "grant_types_supported": GrantType::advertised_names(),

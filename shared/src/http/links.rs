@@ -58,6 +58,20 @@ pub fn decode_cursor(c: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// The device verification page (RFC 8628 `verification_uri`) at `issuer`: `/device` at a
+/// tenant's own issuer (`tenant` is `None`), `/device?tenant=…` at the shared one; with
+/// `user_code`, the `verification_uri_complete` that fills it in.
+pub fn device(issuer: &str, tenant: Option<&str>, user_code: Option<&str>) -> String {
+    let mut query: Vec<(&str, &str)> = Vec::new();
+    if let Some(t) = tenant {
+        query.push(("tenant", t));
+    }
+    if let Some(c) = user_code {
+        query.push(("user_code", c));
+    }
+    url(issuer, "/device", &query)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

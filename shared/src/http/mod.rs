@@ -10,6 +10,10 @@ pub mod admin;
 pub mod authorize;
 pub mod browser;
 pub mod console;
+pub mod device;
+#[cfg(test)]
+#[cfg(all(feature = "embedded", feature = "local-signer"))]
+mod device_tests;
 pub mod discovery;
 pub mod introspect;
 pub mod jwks;
@@ -61,6 +65,7 @@ pub fn app(state: State) -> Router {
         .merge(register::router(state.clone()))
         .merge(token::router(state.clone()))
         .merge(par::router(state.clone()))
+        .merge(device::router(state.clone()))
         .merge(introspect::router(state.clone()))
         .merge(revoke::router(state.clone()))
         .merge(authorize::router(state.clone()))
@@ -115,8 +120,9 @@ impl FromRequestParts<State> for AppOf {
 }
 
 /// What a tenant's own issuer serves under `/t/{tenant}` (the OAuth endpoints, discovery, JWKS
-/// and the account page; the admin API and the console stay on the shared issuer).
-const TENANT_PATHS: [&str; 3] = ["/oauth2/", "/.well-known/", "/account"];
+/// the account page and the device verification page; the admin API and the console stay on the
+/// shared issuer).
+const TENANT_PATHS: [&str; 4] = ["/oauth2/", "/.well-known/", "/account", "/device"];
 
 /// `router`, and each of its OAuth routes also at `/t/{tenant}/...`, served as that tenant's
 /// own issuer: the prefix is taken off and the request goes to the same routes with the

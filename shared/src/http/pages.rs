@@ -16,6 +16,7 @@ use crate::domain::authorize::UntrustedRedirect;
 use crate::service::account::ConnectedApp;
 use crate::service::authorize::{AgentNames, ConsentRequest, PageRefusal, RequestedResource};
 use crate::service::cimd;
+use crate::service::device::{DeviceConsent, DeviceRefusal};
 use crate::service::users::LoginFailure;
 
 const CSS: &str = r#"
@@ -448,6 +449,99 @@ pub fn consent_page(p: &ConsentRequest, csrf: &str, action: &str) -> Response {
     });
     let origin = origin_of(&p.redirect_uri);
     page(200, "Allow access", &body, false, origin.as_deref())
+}
+
+#[derive(Template)]
+#[template(path = "device_code.html")]
+struct DeviceCodeBody<'a> {
+    action: &'a str,
+    tenant: Option<&'a str>,
+    csrf: &'a str,
+    prefill: &'a str,
+}
+
+/// The device verification page's first form: type the code (RFC 8628 §3.3). `tenant`: the
+/// hidden field naming the tenant at the shared issuer.
+pub fn device_code_page(action: &str, tenant: Option<&str>, csrf: &str, prefill: &str) -> Response {
+    let body = render(&DeviceCodeBody {
+        action,
+        tenant,
+        csrf,
+        prefill,
+    });
+    page(200, "Connect a device", &body, false, None)
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+struct DeviceConfirmBody<'a> {
+    name: &'a str,
+    claimed: Option<&'a str>,
+    who: &'a str,
+    initial: String,
+    user_code: &'a str,
+    scopes: &'a [(String, String)],
+    scopes_html: String,
+    resources: &'a [RequestedResource],
+    agents: &'a Option<Vec<String>>,
+    epoch: u64,
+    action: &'a str,
+    tenant: Option<&'a str>,
+    csrf: &'a str,
+}
+
+/// The device verification page's confirmation: the app, who is signed in, the code to check
+/// against the device's, a warning to approve only a code one started oneself, the scopes and
+/// resources, approve / deny.
+pub fn device_confirm_page(c: &DeviceConsent, action: &str, tenant: Option<&str>, csrf: &str) -> Response {
+    let name = c.client.display_name();
+    let claimed = c
+        .client
+        .document_host()
+        .and(c.client.metadata.client_name.as_deref());
+    let who = c.user.name.clone().unwrap_or_else(|| c.user.username.clone());
+    let body = render(&DeviceConfirmBody {
+        name: &name,
+        claimed,
+        who: &who,
+        initial: initial(&name),
+        user_code: &c.user_code,
+        scopes: &c.scopes,
+        scopes_html: scope_list(&c.scopes, ""),
+        resources: &c.resources,
+        agents: &c.agents.as_ref().map(agent_list),
+        epoch: c.client_epoch,
+        action,
+        tenant,
+        csrf,
+    });
+    page(200, "Allow access on a device", &body, false, None)
+}
+
+/// What the device verification page says when it refuses, and its status.
+pub fn device_refusal(why: DeviceRefusal) -> (u16, &'static str) {
+    match why {
+        DeviceRefusal::UnknownCode => (
+            400,
+            "That code is not valid: it may be mistyped, expired or already used. Check the code your device shows, or start again on the device.",
+        ),
+        DeviceRefusal::TooManyAttempts => (
+            429,
+            "Too many wrong codes were entered from your account. Wait a few minutes, then check the code your device shows and try again.",
+        ),
+        DeviceRefusal::FormExpired => (
+            400,
+            "This form has expired or was already answered. Enter the code again.",
+        ),
+        DeviceRefusal::SessionEnded => (400, "Your session ended. Enter the code and sign in again."),
+        DeviceRefusal::NoDecision => (400, "Choose Allow or Deny."),
+        DeviceRefusal::ClientGone => (
+            400,
+            "The application that made this code is no longer registered.",
+        ),
+        DeviceRefusal::NotPermitted(d) => (403, denied(d)),
+        DeviceRefusal::UnknownTenant => (404, "This page does not name an organization this server serves."),
+    }
 }
 
 pub(crate) fn date(ts: i64) -> String {

@@ -678,7 +678,7 @@ pub fn describe_scope(tenant: &Tenant, scope: &str) -> String {
 
 /// The display names of an app's agents (for the consent page), in name order: the first
 /// [`AGENTS_LISTED`], and how many more.
-async fn agent_names(app: &App, client: &Client) -> Result<AgentNames, OAuthError> {
+pub(crate) async fn agent_names(app: &App, client: &Client) -> Result<AgentNames, OAuthError> {
     let mut names = Vec::new();
     for id in app.repo.agents_of(&client.client_id).await? {
         if let Some(a) = app.repo.client_in(client.tenant.as_str(), &id).await?

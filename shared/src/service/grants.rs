@@ -119,7 +119,7 @@ fn check_redemption(
 
 /// The DPoP key a new refresh token of `client` is bound to: a public client's is bound to the
 /// key of the request that got it (RFC 9449 §5); a confidential client's is not.
-fn refresh_binding(client: &Client, dpop: Option<&Jkt>) -> Option<Jkt> {
+pub(crate) fn refresh_binding(client: &Client, dpop: Option<&Jkt>) -> Option<Jkt> {
     if client.metadata.is_public() {
         dpop.cloned()
     } else {

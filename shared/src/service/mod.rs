@@ -10,6 +10,7 @@ pub mod client_auth;
 pub mod client_keys;
 pub mod clients;
 pub mod console;
+pub mod device;
 pub mod dpop;
 pub mod exchange;
 pub mod federation;
@@ -173,3 +174,7 @@ mod admin_tests;
 #[cfg(test)]
 #[cfg(all(feature = "embedded", feature = "local-signer"))]
 mod scale_tests;
+
+#[cfg(test)]
+#[cfg(all(feature = "embedded", feature = "local-signer"))]
+mod device_tests;

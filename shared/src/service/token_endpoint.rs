@@ -8,7 +8,7 @@ use crate::domain::grant_type::{GrantType, TokenResponse};
 use crate::domain::params::Params;
 use crate::error::{ErrorCode, OAuthError};
 use crate::metrics::Event;
-use crate::service::{App, exchange, federation, grants, password, tokens};
+use crate::service::{App, device, exchange, federation, grants, password, tokens};
 
 /// A token request: the authenticated client, its parameters, and the key of its DPoP proof
 /// (checked by `service::dpop`), which every access token issued for it is bound to.
@@ -71,6 +71,7 @@ async fn run_grant(app: &App, req: &TokenRequest<'_>) -> Result<TokenResponse, O
         GrantType::TokenExchange => exchange::token_exchange(app, req).await,
         GrantType::Password => password::password(app, req).await,
         GrantType::JwtBearer => federation::jwt_bearer(app, req).await,
+        GrantType::DeviceCode => device::device_code(app, req).await,
     }?;
     note_use(app, client).await;
     Ok(issued)

@@ -15,6 +15,9 @@
 //! | tokens | `code#<sha256>`             | `code`     | —                                     | 60 s        |
 //! | tokens | `usedcode#<sha256>`         | `used`     | —                                     | 1 day       |
 //! | tokens | `throttle#<t>#<username>`   | `login`    | —                                     | window end  |
+//! | tokens | `device#<sha256>`           | `device`   | — (RFC 8628: its device code)         | expiry + 10 min |
+//! | tokens | `usercode#<sha256>`         | `usercode` | — (→ the device code's hash)          | expiry      |
+//! | tokens | `rate#<key>#<window start>` | `n`        | — (`take_from_window`'s counters)     | 2 windows   |
 //! | tokens | `revoked#<t>#<sub>#<client>`| `revoked`  | —                                     | 10 min      |
 //! | grants | `consent#<t>#<sub>`         | `<client>` | —                                     | never       |
 //! | grants | `clientconsents#<client>` ¹ | `<t>#<sub>`| —                                     | never       |
@@ -41,6 +44,7 @@ use crate::domain::user::{LoginFailures, User};
 
 pub use crate::domain::code::{AuthCode, UsedCode};
 pub use crate::domain::consent::{Consent, ConsentRef, Delegation};
+pub use crate::domain::device::DeviceCode;
 pub use crate::domain::grant::{AppRevoked, Grant, GrantRef, RefreshToken};
 pub use crate::domain::group::{Group, Membership};
 pub use crate::domain::session::{PendingAuth, PushedRequest, Session};
@@ -498,6 +502,46 @@ impl Repo {
         Ok(false)
     }
 
+    /// Give back one use taken from the current window of `key` (a conditional counter, never
+    /// below zero): a taker that took first and found it should not have counted. The store has
+    /// no atomic add, so take-then-give-back is how a counter is incremented before it is
+    /// checked. Best effort: under sustained contention the use stays taken (fails closed).
+    pub async fn give_back_to_window(&self, key: &str, window: i64) -> Result<(), StoreError> {
+        for attempt in 0..16u64 {
+            let now = self.now();
+            let start = now - now.rem_euclid(window);
+            let pk = format!("rate#{key}#{start}");
+            let Some(current) = self.kv().get(Table::Tokens, &pk, "n").await? else {
+                return Ok(());
+            };
+            let used = current
+                .data
+                .get("n")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0);
+            if used == 0 {
+                return Ok(());
+            }
+            let mut data = serde_json::Map::new();
+            data.insert("n".into(), serde_json::Value::from(used - 1));
+            let mut item = Item::new(pk, "n", data).expiring_at(start + 2 * window);
+            item.version = current.version + 1;
+            match self
+                .kv()
+                .put(Table::Tokens, item, Cond::Version(current.version))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict) => {
+                    let jitter = rand::random::<u64>() % (2 + attempt * 4);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
     pub async fn clear_login_failures(&self, tenant: &str, username: &str) -> Result<(), StoreError> {
         self.kv()
             .delete(
@@ -666,5 +710,112 @@ impl Repo {
             .get_as::<UsedCode>(Table::Tokens, &format!("usedcode#{hash}"), "used")
             .await?
             .map(|v| v.value))
+    }
+
+    // ---- device codes (RFC 8628) ------------------------------------------------------------
+
+    /// How long a device code's item outlives its expiry: a device polling late is told
+    /// `expired_token` rather than `invalid_grant`.
+    pub const DEVICE_KEPT_AFTER_EXPIRY: i64 = 600;
+
+    fn device_pk(hash: &str) -> String {
+        format!("device#{hash}")
+    }
+
+    fn user_code_pk(hash: &str) -> String {
+        format!("usercode#{hash}")
+    }
+
+    /// The writes that create a device code under `hash` and its user code's pointer (both new:
+    /// a user code already live makes the transaction fail, and the caller draws another).
+    pub fn create_device_writes(&self, hash: &str, d: &DeviceCode) -> Result<[Write; 2], StoreError> {
+        let mut data = Map::new();
+        data.insert("device".into(), Value::from(hash));
+        Ok([
+            put(
+                Table::Tokens,
+                Item::new(Self::device_pk(hash), "device", to_map(d)?)
+                    .expiring_at(d.expires_at + Self::DEVICE_KEPT_AFTER_EXPIRY),
+                Cond::Absent,
+            ),
+            put(
+                Table::Tokens,
+                Item::new(Self::user_code_pk(&d.user_code_hash), "usercode", data).expiring_at(d.expires_at),
+                Cond::Absent,
+            ),
+        ])
+    }
+
+    /// The device code with this hash, at the version read.
+    pub async fn device(&self, hash: &str) -> Result<Option<Versioned<DeviceCode>>, StoreError> {
+        self.get_as(Table::Tokens, &Self::device_pk(hash), "device").await
+    }
+
+    /// The device code a live user code (by its hash) names: (its hash, it).
+    pub async fn device_by_user_code(
+        &self,
+        user_code_hash: &str,
+    ) -> Result<Option<(String, Versioned<DeviceCode>)>, StoreError> {
+        let Some(pointer) = self
+            .kv()
+            .get(Table::Tokens, &Self::user_code_pk(user_code_hash), "usercode")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(hash) = pointer.data.get("device").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let hash = hash.to_string();
+        Ok(self
+            .device(&hash)
+            .await?
+            // The pointer and the code it names agree (a pointer outliving its code, or
+            // naming another, is nothing).
+            .filter(|d| d.value.user_code_hash == user_code_hash)
+            .map(|d| (hash, d)))
+    }
+
+    /// The write that replaces a device code read at `version` (a poll's time and interval, the
+    /// user's decision): of concurrent changes exactly one lands.
+    pub fn put_device_write(&self, hash: &str, d: &DeviceCode, version: u64) -> Result<Write, StoreError> {
+        let mut item = Item::new(Self::device_pk(hash), "device", to_map(d)?)
+            .expiring_at(d.expires_at + Self::DEVICE_KEPT_AFTER_EXPIRY);
+        item.version = version + 1;
+        Ok(put(Table::Tokens, item, Cond::Version(version)))
+    }
+
+    /// How many uses of the current fixed window of `window` seconds `key` names are taken
+    /// ([`Repo::take_from_window`]'s counter, read without taking one).
+    pub async fn window_count(&self, key: &str, window: i64) -> Result<u64, StoreError> {
+        let now = self.now();
+        let start = now - now.rem_euclid(window);
+        let current = self
+            .kv()
+            .get(Table::Tokens, &format!("rate#{key}#{start}"), "n")
+            .await?;
+        Ok(current
+            .and_then(|i| i.data.get("n").and_then(Value::as_u64))
+            .unwrap_or(0))
+    }
+
+    /// The writes that take a device code read at `version`, with its user code: of concurrent
+    /// takers exactly one transaction lands (the redemption of an approved code, the report of
+    /// a denied one).
+    pub fn take_device_writes(&self, hash: &str, d: &DeviceCode, version: u64) -> [Write; 2] {
+        [
+            Write::Delete {
+                table: Table::Tokens,
+                pk: Self::device_pk(hash),
+                sk: "device".into(),
+                cond: Cond::Version(version),
+            },
+            Write::Delete {
+                table: Table::Tokens,
+                pk: Self::user_code_pk(&d.user_code_hash),
+                sk: "usercode".into(),
+                cond: Cond::None,
+            },
+        ]
     }
 }

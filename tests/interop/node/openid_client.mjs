@@ -8,6 +8,13 @@
 // redirect (callback URL with the code) from stdin, then redeems it with DPoP, refreshes with
 // DPoP and calls userinfo with DPoP. With `par` the authorization request is pushed (RFC 9126)
 // with a DPoP proof. Prints one JSON object of what it got; exits non-zero on any failure.
+//
+//   node openid_client.mjs device ISSUER CLIENT_ID CLIENT_SECRET|- SCOPE
+//
+// `device`: the device authorization grant (RFC 8628) from discovery: prints the device
+// authorization response on a line (for the user's part, in a browser), polls the token endpoint
+// with DPoP as the library does (interval, slow_down) until it gets tokens, refreshes with DPoP
+// and calls userinfo with DPoP.
 import * as client from 'openid-client'
 import { createInterface } from 'node:readline'
 
@@ -69,6 +76,20 @@ if (mode === 'cc') {
   out.refresh = { token_type: r.token_type, access_token: r.access_token, refresh_token: r.refresh_token }
   const u = await client.fetchUserInfo(config, r.access_token, out.code.sub, { DPoP }).catch((e) => fail('userinfo', e))
   out.userinfo = u
+} else if (mode === 'device') {
+  const d = await client.initiateDeviceAuthorization(config, { scope }).catch((e) => fail('device_authorization', e))
+  console.log(JSON.stringify({
+    user_code: d.user_code,
+    verification_uri: d.verification_uri,
+    verification_uri_complete: d.verification_uri_complete,
+    expires_in: d.expires_in,
+    interval: d.interval,
+  }))
+  const t = await client.pollDeviceAuthorizationGrant(config, d, undefined, { DPoP }).catch((e) => fail('device_code', e))
+  out.device = { token_type: t.token_type, access_token: t.access_token, refresh_token: t.refresh_token, sub: t.claims()?.sub }
+  const r = await client.refreshTokenGrant(config, t.refresh_token, undefined, { DPoP }).catch((e) => fail('refresh_token', e))
+  out.refresh = { token_type: r.token_type, access_token: r.access_token, refresh_token: r.refresh_token }
+  out.userinfo = await client.fetchUserInfo(config, r.access_token, out.device.sub, { DPoP }).catch((e) => fail('userinfo', e))
 } else {
   fail('usage', `unknown mode ${mode}`)
 }

@@ -580,7 +580,7 @@ pub(super) fn grant_types(
                 Some("grant_types"),
                 match grant.least_registrant() {
                     Registrant::InitialAccessToken => format!(
-                        "grant type {} needs an initial access token: a registration without one may use only authorization_code and refresh_token, under which users consent",
+                        "grant type {} needs an initial access token: a registration without one may use only authorization_code and refresh_token, under which users consent here to a client anchored by its redirect URI",
                         grant.as_str()
                     ),
                     Registrant::Anonymous | Registrant::TenantAdmin | Registrant::Operator => format!(

@@ -358,6 +358,18 @@ mod tests {
             base
         };
         check(cc(json!({})), Ok(()));
+        // A CLI of the device flow (RFC 8628): public, no redirect URI, no response type;
+        // refresh tokens with it. Not by anyone: nothing anchors its name on the confirmation
+        // page (RFC 8628 §5.4), so an anonymous registration is refused.
+        let device = json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+                            "token_endpoint_auth_method": "none", "scope": "api:read"});
+        check(device.clone(), Ok(()));
+        let anonymous = validate_metadata(&device, &tenant(), Registrant::Anonymous, KeyHosts::LoopbackToo);
+        assert!(anonymous.is_err(), "{anonymous:?}");
+        check(
+            json!({"grant_types": ["urn:ietf:params:oauth:grant-type:device_code"], "response_types": ["code"]}),
+            Err(InvalidClientMetadata),
+        );
         check(
             cc(json!({"client_name": "CI pipeline", "token_endpoint_auth_method": "client_secret_post"})),
             Ok(()),

@@ -225,6 +225,13 @@ pub(super) async fn create_app(
             body["grant_types"] = json!(["client_credentials"]);
             body["response_types"] = json!([]);
         }
+        Some("device") => {
+            // A CLI or a device without a browser (RFC 8628): a public client, as it keeps no
+            // secret; its user approves each device on the verification page.
+            body["grant_types"] = json!(["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]);
+            body["response_types"] = json!([]);
+            body["token_endpoint_auth_method"] = json!("none");
+        }
         _ => return new_app_form(&app, &s, Some(p), Some("Choose how the app acts.")).await,
     }
     if p.get("dpop_bound").is_some() {
