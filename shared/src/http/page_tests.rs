@@ -3,8 +3,9 @@
 //! (`http::app`, so the tenant issuers' prefix stripping too): the account page's Revoke and
 //! Stop, and the console's app page, Disable, Enable, Rotate secret, the delete confirmation
 //! and Delete; and the console's policy page's Trust issuer and Remove forms (trusted workload
-//! issuers). Each test follows the link or form the page itself rendered, as a browser does,
-//! and checks that the id reached its handler (the change happened), not only a 2xx.
+//! issuers) and Create application's federated app. Each test follows the link or form the
+//! page itself rendered, as a browser does, and checks that the id reached its handler (the
+//! change happened), not only a 2xx.
 
 use crate::domain::id::ClientId;
 use crate::service::testing::tid;
@@ -1009,4 +1010,106 @@ async fn console_issuer_forms_refuse_a_forged_form_a_non_admin_and_another_tenan
         401
     );
     assert_eq!(tenant_issuers(&h).await.len(), 1);
+}
+
+/// Create application offers a federated app once the tenant trusts a workload issuer: its
+/// issuer picked from those, its subjects and audience, made by the same service function as
+/// `POST /admin/v1/clients` (no secret: its page, not the secret page). Without subjects the
+/// service refuses and nothing is made.
+#[tokio::test]
+async fn console_creates_a_federated_app_of_a_trusted_workload_issuer() {
+    let h = h().await;
+    let cookie = console_session(&h).await;
+    let new_href = |html: &str| link(html, "Create application");
+    let list = send(
+        &h.router,
+        "GET",
+        &format!("{ISSUER}/console/apps?tenant=acme"),
+        &cookie,
+        None,
+    )
+    .await;
+    let page = send(&h.router, "GET", &new_href(&list.html), &cookie, None).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        !page.html.contains("value=\"federated\""),
+        "no workload issuer, no federated choice: {}",
+        page.html
+    );
+
+    let policy = open_policy(&h, &cookie).await;
+    let jwks = workload_jwks();
+    let (action, fields) = trust_form(&policy, &[("issuer", WORKLOAD_ISSUER), ("jwks", &jwks)]);
+    assert_eq!(
+        send(&h.router, "POST", &action, &cookie, Some(&fields))
+            .await
+            .status,
+        303
+    );
+    let page = send(&h.router, "GET", &new_href(&list.html), &cookie, None).await;
+    assert!(
+        page.html
+            .contains(&format!("<option value=\"{WORKLOAD_ISSUER}\"")),
+        "{}",
+        page.html
+    );
+    let subject = "repo:acme/deploy:ref:refs/heads/main";
+    let filled = |subjects: &str| {
+        let (action, mut fields) = form(&page.html, "Create application");
+        for (k, v) in [
+            ("name", "deploy"),
+            ("kind", "federated"),
+            ("federated_issuer", WORKLOAD_ISSUER),
+            ("subjects", subjects),
+            ("audience", "https://acme.example"),
+            ("scope.api:read", "on"),
+        ] {
+            fields.push((k.into(), v.into()));
+        }
+        (action, fields)
+    };
+    let (action, fields) = filled("  \n");
+    let refused = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    let alert = refused.html.split("role=\"alert\">").nth(1).expect("an alert");
+    let alert = &alert[..alert.find("</div>").unwrap()];
+    assert!(alert.contains("subjects"), "{alert}");
+    let (apps, _) = admin::list_clients(&h.app, &tid("acme"), None, 100)
+        .await
+        .unwrap();
+    assert!(
+        !apps
+            .iter()
+            .any(|c| c.metadata.client_name.as_deref() == Some("deploy"))
+    );
+
+    let (action, fields) = filled(&format!("{subject}\n"));
+    let done = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+    assert_eq!(done.status, 303, "no secret to show: {}", done.html);
+    let (apps, _) = admin::list_clients(&h.app, &tid("acme"), None, 100)
+        .await
+        .unwrap();
+    let c = apps
+        .iter()
+        .find(|c| c.metadata.client_name.as_deref() == Some("deploy"))
+        .expect("made");
+    assert_eq!(
+        c.metadata.token_endpoint_auth_method,
+        crate::domain::grant_type::ClientAuthMethod::Federated
+    );
+    let f = c.metadata.federated_credential.as_ref().expect("credential");
+    assert_eq!(
+        (f.issuer.as_str(), f.subjects.as_slice(), f.audience.as_deref()),
+        (
+            WORKLOAD_ISSUER,
+            [subject.to_string()].as_slice(),
+            Some("https://acme.example")
+        )
+    );
+    let app_page = send(&h.router, "GET", done.location.as_deref().unwrap(), &cookie, None).await;
+    assert!(
+        app_page.html.contains(subject) && app_page.html.contains(WORKLOAD_ISSUER),
+        "{}",
+        app_page.html
+    );
 }
