@@ -714,3 +714,86 @@ async fn the_console_shows_a_federated_apps_workload_identity_and_the_trusted_is
         policy.html
     );
 }
+
+/// The console alone gives a CI job access (issue 23): the administrator trusts GitHub's
+/// keys on the Policy page, creates a federated app of it, and a GitHub Actions token of that
+/// subject gets an access token with no secret; after Remove on the Policy page, the next
+/// token is refused.
+#[tokio::test]
+async fn an_administrator_trusts_a_workload_issuer_and_creates_a_federated_app_in_the_console() {
+    use crate::workload::{GITHUB, cc, github_claims, platform, sign};
+    let data = DataDir::new();
+    let w = world(&data);
+    admin_user(&data, &w.tenant, "root");
+    let server = Server::start(&data);
+    let b = Browser::new();
+    let apps = sign_in(&b, &server, &w.tenant, "root").await;
+    assert_eq!(apps.status, 200, "{}", apps.html);
+    let gh = platform("gh-console");
+
+    let policy = b
+        .get(&server.url(&format!("/console/policy?tenant={}", w.tenant)))
+        .await;
+    let (action, mut fields) = policy.form("Trust issuer");
+    fields.push(("issuer".into(), GITHUB.into()));
+    fields.push(("jwks".into(), json!({"keys": [gh.jwk]}).to_string()));
+    let trusted = b.post(&action, &pairs(&fields)).await;
+    assert_eq!(trusted.status, 303, "{}", trusted.html);
+    let policy = follow(&b, &trusted).await;
+    assert!(
+        policy.has("Issuer trusted.") && policy.has(GITHUB),
+        "{}",
+        policy.html
+    );
+
+    let new = b
+        .get(&server.url(&format!("/console/apps/new?tenant={}", w.tenant)))
+        .await;
+    let (action, mut fields) = new.form("Create application");
+    let subject = "repo:octo-org/octo-repo:ref:refs/heads/main";
+    let aud = "https://ci.acme.example";
+    for (k, v) in [
+        ("name", "Deploy from CI"),
+        ("kind", "federated"),
+        ("federated_issuer", GITHUB),
+        ("subjects", subject),
+        ("audience", aud),
+        ("scope.api:read", "on"),
+    ] {
+        fields.push((k.into(), v.into()));
+    }
+    let created = b.post(&action, &pairs(&fields)).await;
+    assert_eq!(created.status, 303, "no secret to show: {}", created.html);
+    let id = created
+        .location()
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.into_owned())
+        .expect("the app's page");
+
+    let te = server.url("/oauth2/token");
+    let token = |ref_: &str| sign(&gh, &github_claims("octo-org/octo-repo", ref_, aud, json!({})));
+    let r = cc(&te, &id, &token("refs/heads/main")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        jwt_part(r.body["access_token"].as_str().unwrap(), 1)["client_id"],
+        id.as_str()
+    );
+    // Another branch is another subject.
+    cc(&te, &id, &token("refs/heads/dev"))
+        .await
+        .assert_error(401, "invalid_client");
+
+    let (action, fields) = policy.form("Remove");
+    let removed = b.post(&action, &pairs(&fields)).await;
+    assert_eq!(removed.status, 303, "{}", removed.html);
+    assert!(follow(&b, &removed).await.has("Issuer removed."));
+    cc(&te, &id, &token("refs/heads/main"))
+        .await
+        .assert_error(401, "invalid_client");
+}
+
+fn pairs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}

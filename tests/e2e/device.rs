@@ -2,7 +2,8 @@
 //! registered with the `bulwark` CLI) asks for a code, a browser approves it through the real
 //! verification pages, and the CLI's polls get `authorization_pending`, `slow_down`, then the
 //! tokens exactly once; another client's polls get nothing, a denied code answers
-//! `access_denied` once; openid-client 6 runs the whole flow from discovery. Both backends, both
+//! `access_denied` once; openid-client 6 runs the whole flow from discovery, and so does
+//! `bulwark token --device` (the token on stdout; denied, exit 4). Both backends, both
 //! issuers (the verification URI comes from the server, so it is the issuer the test uses).
 //! Expiry, guessing bounds and the cascades: the service tests, on a manual clock.
 
@@ -357,4 +358,94 @@ where
     }
     assert_eq!(v["userinfo"]["preferred_username"], "alice", "{v}");
     v
+}
+
+/// `bulwark token --device --issuer ISSUER --client-id CLI` against this server: started, it
+/// prints the verification URL and code on stderr; `user` answers in the browser with
+/// (complete URL, user code); then (exit code, stdout, stderr).
+async fn bulwark_token_device<F, Fut>(issuer: &str, cli: &TestClient, user: F) -> (i32, String, String)
+where
+    F: FnOnce(String, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use std::io::{BufRead, Read};
+    let mut child = std::process::Command::new(&*BIN)
+        .args([
+            "token",
+            "--device",
+            "--issuer",
+            issuer,
+            "--client-id",
+            cli.id.as_str(),
+        ])
+        .args(["--scope", "openid api:read"])
+        .env_remove("BULWARK_ISSUER")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run bulwark token --device");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let first = tokio::task::spawn_blocking(move || {
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        (first, stderr)
+    });
+    let (first, mut stderr) = first.await.unwrap();
+    // "To sign in, open URL (the code CODE is filled in), or open URL and enter CODE."
+    let words: Vec<&str> = first.split_whitespace().collect();
+    let (Some(complete), Some(code)) = (words.get(4), words.get(7)) else {
+        let _ = child.kill();
+        panic!("bulwark token --device said: {first}");
+    };
+    assert!(complete.starts_with(issuer), "{first}");
+    assert!(first.contains(&format!("and enter {code}.")), "{first}");
+    user(complete.to_string(), code.to_string()).await;
+    tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let mut rest = String::new();
+        stderr.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        (status.code().unwrap_or(-1), out, first + &rest)
+    })
+    .await
+    .unwrap()
+}
+
+/// The CLI as a device client of this server (issue 23): `bulwark token --device` prints where
+/// to go on stderr, its user approves through the real verification pages, and the live access
+/// token lands alone on stdout with exit 0; denied, exit 4 and `access_denied` on stderr.
+#[tokio::test]
+async fn bulwark_token_device_gets_a_token_once_its_user_approves_on_our_pages() {
+    let data = DataDir::new();
+    let w = world(&data);
+    let cli = device_client(&data, &w.tenant, "Device CLI");
+    let server = Server::start(&data);
+
+    let (code, stdout, stderr) = bulwark_token_device(&server.issuer, &cli, |url, user_code| async move {
+        let done = approve_in_browser(&Browser::new(), &url, &user_code, "Allow").await;
+        assert!(done.has("Device connected"), "{}", done.html);
+    })
+    .await;
+    assert_eq!(code, 0, "{stdout} {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "the token alone: {stdout}");
+    let at = lines[0];
+    let claims = jwt_part(at, 1);
+    assert_eq!(claims["iss"], server.issuer.as_str());
+    assert_eq!(claims["sub"], w.sub.as_str());
+    assert_eq!(claims["client_id"], cli.id.as_str());
+    let ui = userinfo(&server, at).await;
+    assert_eq!(ui.status, 200, "{}", ui.body);
+    assert_eq!(ui.body["sub"], w.sub.as_str());
+    assert!(!stderr.contains("error"), "{stderr}");
+
+    let (code, stdout, stderr) = bulwark_token_device(&server.issuer, &cli, |url, user_code| async move {
+        let done = approve_in_browser(&Browser::new(), &url, &user_code, "Deny").await;
+        assert!(done.has("Request denied"), "{}", done.html);
+    })
+    .await;
+    assert_eq!(code, 4, "{stdout} {stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("access_denied"), "{stderr}");
 }

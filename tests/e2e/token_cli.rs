@@ -404,9 +404,10 @@ async fn bulwark_token_exits_with_codes_a_pipeline_can_act_on_and_never_prints_a
     assert!(stderr.contains("no discovery document"), "{stderr}");
 }
 
-/// A stand-in authorization server with the device authorization grant (RFC 8628), for what
-/// this server does not offer yet: discovery, the device authorization endpoint, and a token
-/// endpoint that says `authorization_pending` `pending` times, then answers `last`.
+/// A stand-in authorization server with the device authorization grant (RFC 8628), whose
+/// answers the test scripts: discovery, the device authorization endpoint, and a token
+/// endpoint that says `authorization_pending` `pending` times, then answers `last`. Against
+/// this server's own device endpoint and pages: `device::bulwark_token_device_gets_a_token_once_its_user_approves_on_our_pages`.
 async fn device_server(
     pending: usize,
     last: Value,

@@ -2,8 +2,10 @@
 //! client, `https://app.example.com/client.json`), in process through the real routers
 //! (`http::app`, so the tenant issuers' prefix stripping too): the account page's Revoke and
 //! Stop, and the console's app page, Disable, Enable, Rotate secret, the delete confirmation
-//! and Delete. Each test follows the link or form the page itself rendered, as a browser does,
-//! and checks that the id reached its handler (the change happened), not only a 2xx.
+//! and Delete; and the console's policy page's Trust issuer and Remove forms (trusted workload
+//! issuers) and Create application's federated app. Each test follows the link or form the
+//! page itself rendered, as a browser does, and checks that the id reached its handler (the
+//! change happened), not only a 2xx.
 
 use crate::domain::id::ClientId;
 use crate::service::testing::tid;
@@ -436,10 +438,15 @@ async fn account_stop_of_an_agent_of_a_url_client_reaches_its_handler() {
 /// A console session of root (the administrator): its cookie, as the console's sign-in leaves
 /// it (an access token of the console client with `bulwark:admin` for the admin audience).
 async fn console_session(h: &H) -> String {
+    console_session_of(h, &h.root.clone()).await
+}
+
+/// A console session cookie of `sub` for tenant acme, made as the sign-in makes one.
+async fn console_session_of(h: &H, sub: &str) -> String {
     let console = crate::service::console::ensure_client(&h.app, &TenantId::parse("acme").unwrap())
         .await
         .unwrap();
-    let root = testing::user(&h.app, &h.root).await.unwrap();
+    let root = testing::user(&h.app, sub).await.unwrap();
     let (g, _) = grant(
         &h.app,
         &root.sub,
@@ -716,4 +723,393 @@ async fn the_path_routes_kept_for_old_links_take_an_encoded_url_id() {
     .await;
     assert_eq!(page.status, 200, "{}", page.html);
     assert!(page.html.contains(URL_ID), "{}", page.html);
+}
+
+// ---- the console's trusted workload issuers ----------------------------------------------------
+
+const WORKLOAD_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// A JWK Set of one public EC P-256 key (RFC 7517 A.1), as an administrator pastes it.
+fn workload_jwks() -> String {
+    json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "1",
+        "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+        "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]})
+    .to_string()
+}
+
+/// The console's policy page, reached by its tab from the app list.
+async fn open_policy(h: &H, cookie: &str) -> Page {
+    let list = send(
+        &h.router,
+        "GET",
+        &format!("{ISSUER}/console/apps?tenant=acme"),
+        cookie,
+        None,
+    )
+    .await;
+    assert_eq!(list.status, 200, "{}", list.html);
+    let page = send(&h.router, "GET", &link(&list.html, "Policy"), cookie, None).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    page
+}
+
+/// The Trust issuer form of `page` filled in with `fields` (besides its hidden ones).
+fn trust_form(page: &Page, fields: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+    let (action, mut all) = form(&page.html, "Trust issuer");
+    all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    (action, all)
+}
+
+async fn tenant_issuers(h: &H) -> Vec<crate::domain::tenant::TrustedIssuer> {
+    tenants::get(&h.app, "acme").await.unwrap().trusted_issuers
+}
+
+/// The audit events of `kind` about `subject`: their actors.
+async fn audit_actors(h: &H, kind: &str, subject: &str) -> Vec<String> {
+    let (events, _) = admin::audit(&h.app, &tid("acme"), &admin::AuditFilter::default(), None, 100)
+        .await
+        .unwrap();
+    events
+        .into_iter()
+        .filter(|e| e.kind == kind && e.subject == subject)
+        .map(|e| e.actor)
+        .collect()
+}
+
+/// The policy page's Trust issuer form trusts a workload issuer (pasted keys, each token once)
+/// through the service the CLI and admin API call, under the administrator's name; its row's
+/// Remove stops trusting it, likewise.
+#[tokio::test]
+async fn console_trusts_and_removes_a_workload_issuer() {
+    let h = h().await;
+    let cookie = console_session(&h).await;
+    let page = open_policy(&h, &cookie).await;
+    assert!(page.html.contains("None."), "{}", page.html);
+    let jwks = workload_jwks();
+    let (action, fields) = trust_form(
+        &page,
+        &[
+            ("issuer", WORKLOAD_ISSUER),
+            ("jwks_uri", ""),
+            ("jwks", &jwks),
+            ("single_use", "on"),
+        ],
+    );
+    let done = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+    assert_eq!(done.status, 303, "{}", done.html);
+    let issuers = tenant_issuers(&h).await;
+    assert_eq!(issuers.len(), 1);
+    let i = &issuers[0];
+    assert_eq!(i.issuer, WORKLOAD_ISSUER);
+    assert!(i.workload && i.single_use && !i.id_jag);
+    assert!(i.jwks.is_some() && i.jwks_uri.is_none());
+    assert_eq!(
+        audit_actors(&h, "issuer.trusted", WORKLOAD_ISSUER).await,
+        [h.root.as_str()]
+    );
+    let shown = send(&h.router, "GET", done.location.as_deref().unwrap(), &cookie, None).await;
+    assert!(shown.html.contains("Issuer trusted."), "{}", shown.html);
+    assert!(
+        shown.html.contains("Workloads (federated apps); each token once"),
+        "{}",
+        shown.html
+    );
+
+    // By its keys URL instead: the same entry renewed (single use off).
+    let (action, fields) = trust_form(
+        &shown,
+        &[
+            ("issuer", WORKLOAD_ISSUER),
+            (
+                "jwks_uri",
+                "https://token.actions.githubusercontent.com/.well-known/jwks",
+            ),
+            ("jwks", ""),
+        ],
+    );
+    let done = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+    assert_eq!(done.status, 303, "{}", done.html);
+    let issuers = tenant_issuers(&h).await;
+    assert_eq!(issuers.len(), 1);
+    assert!(issuers[0].jwks_uri.is_some() && issuers[0].jwks.is_none() && !issuers[0].single_use);
+
+    let shown = send(&h.router, "GET", done.location.as_deref().unwrap(), &cookie, None).await;
+    let (action, fields) = form(&shown.html, "Remove");
+    assert!(
+        fields.contains(&("issuer".into(), WORKLOAD_ISSUER.into())),
+        "{fields:?}"
+    );
+    let done = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+    assert_eq!(done.status, 303, "{}", done.html);
+    assert!(tenant_issuers(&h).await.is_empty());
+    assert_eq!(
+        audit_actors(&h, "issuer.removed", WORKLOAD_ISSUER).await,
+        [h.root.as_str()]
+    );
+    let shown = send(&h.router, "GET", done.location.as_deref().unwrap(), &cookie, None).await;
+    assert!(shown.html.contains("Issuer removed."), "{}", shown.html);
+    // Removing it again: no such issuer, said on the page.
+    let again = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+    assert_eq!(again.status, 400, "{}", again.html);
+    assert!(again.html.contains("no longer exists"), "{}", again.html);
+}
+
+/// The service's checks answer on the page, with the form filled in as it was: a plain-http
+/// issuer, no keys or both, keys that are not a JWK Set, a private key, and a user-federation
+/// issuer cannot be switched to workloads (the kind-switch refusal). Nothing changes.
+#[tokio::test]
+async fn console_shows_why_a_workload_issuer_is_refused() {
+    let h = h().await;
+    tenants::add_issuer(
+        &h.app,
+        &tid("acme"),
+        crate::domain::tenant::TrustedIssuer {
+            issuer: "https://idp.example.com".into(),
+            jwks: Some(serde_json::from_str(&workload_jwks()).unwrap()),
+            jwks_uri: None,
+            id_jag: false,
+            idp_tenant: None,
+            workload: false,
+            single_use: false,
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    let cookie = console_session(&h).await;
+    let page = open_policy(&h, &cookie).await;
+    let jwks = workload_jwks();
+    let private = jwks.replace(
+        "\"kid\"",
+        "\"d\":\"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE\",\"kid\"",
+    );
+    let uri = "https://k8s.example.com/jwks";
+    for (issuer, jwks_uri, keys, says) in [
+        (
+            "http://k8s.example.com",
+            "",
+            jwks.as_str(),
+            "Issuer must be an https URL",
+        ),
+        ("https://k8s.example.com", "", "", "a Keys URL or pasted Keys"),
+        (
+            "https://k8s.example.com",
+            uri,
+            jwks.as_str(),
+            "a Keys URL or pasted Keys",
+        ),
+        ("https://k8s.example.com", "", "[1]", "Keys must be a JWK Set"),
+        (
+            "https://k8s.example.com",
+            "",
+            "{not json",
+            "Keys must be a JWK Set",
+        ),
+        ("https://k8s.example.com", "", private.as_str(), "Keys:"),
+        ("https://idp.example.com", "", jwks.as_str(), "remove it first"),
+    ] {
+        let (action, fields) = trust_form(
+            &page,
+            &[("issuer", issuer), ("jwks_uri", jwks_uri), ("jwks", keys)],
+        );
+        let r = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+        assert_eq!(r.status, 400, "{issuer} {keys}: {}", r.html);
+        assert!(r.html.contains(says), "{says}: {}", r.html);
+        for cli in ["--issuer", "--jwks", "--workload", "bulwark issuer"] {
+            assert!(!r.html.contains(cli), "the CLI's words: {}", r.html);
+        }
+        assert!(
+            r.html.contains(&format!("value=\"{issuer}\"")),
+            "filled in as it was: {}",
+            r.html
+        );
+    }
+    let issuers = tenant_issuers(&h).await;
+    assert_eq!(issuers.len(), 1);
+    assert!(!issuers[0].workload, "still trusted for users");
+    assert!(
+        audit_actors(&h, "issuer.trusted", "https://k8s.example.com")
+            .await
+            .is_empty()
+    );
+}
+
+/// Refused, and nothing changed: a form without the session's CSRF token, a session of a user
+/// who is no administrator, and acme's session cookie presented for another tenant.
+#[tokio::test]
+async fn console_issuer_forms_refuse_a_forged_form_a_non_admin_and_another_tenant() {
+    let h = h().await;
+    tenants::create(&h.app, "other", DcrPolicy::Open, None)
+        .await
+        .expect("tenant");
+    let cookie = console_session(&h).await;
+    let page = open_policy(&h, &cookie).await;
+    let jwks = workload_jwks();
+    let (action, fields) = trust_form(&page, &[("issuer", WORKLOAD_ISSUER), ("jwks", &jwks)]);
+    let forged: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| {
+            if k == "csrf" {
+                (k.clone(), "forged".into())
+            } else {
+                (k.clone(), v.clone())
+            }
+        })
+        .collect();
+    let r = send(&h.router, "POST", &action, &cookie, Some(&forged)).await;
+    assert_eq!(r.status, 400, "{}", r.html);
+    let bare: Vec<(String, String)> = fields.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    let r = send(&h.router, "POST", &action, &cookie, Some(&bare)).await;
+    assert_eq!(r.status, 400, "{}", r.html);
+    assert!(tenant_issuers(&h).await.is_empty());
+
+    // Alice is no administrator: her token (even one of the console client) is no session.
+    let alice = console_session_of(&h, &h.alice.clone()).await;
+    let r = send(&h.router, "POST", &action, &alice, Some(&fields)).await;
+    assert_eq!(r.status, 401, "{}", r.html);
+    assert!(tenant_issuers(&h).await.is_empty());
+
+    // acme's administrator at another tenant's console: no session there.
+    let token = cookie.strip_prefix("bulwark_console_s_acme=").unwrap();
+    let elsewhere = format!("bulwark_console_s_other={token}");
+    let other_action = action.replace("tenant=acme", "tenant=other");
+    assert_ne!(other_action, action);
+    let r = send(&h.router, "POST", &other_action, &elsewhere, Some(&fields)).await;
+    assert_eq!(r.status, 401, "{}", r.html);
+    assert!(
+        tenants::get(&h.app, "other")
+            .await
+            .unwrap()
+            .trusted_issuers
+            .is_empty()
+    );
+
+    // The real form, for contrast, then its Remove refused the same ways.
+    let done = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+    assert_eq!(done.status, 303, "{}", done.html);
+    let shown = send(&h.router, "GET", done.location.as_deref().unwrap(), &cookie, None).await;
+    let (remove, rfields) = form(&shown.html, "Remove");
+    let bare: Vec<(String, String)> = rfields.iter().filter(|(k, _)| k != "csrf").cloned().collect();
+    assert_eq!(
+        send(&h.router, "POST", &remove, &cookie, Some(&bare))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        send(&h.router, "POST", &remove, &alice, Some(&rfields))
+            .await
+            .status,
+        401
+    );
+    let other_remove = remove.replace("tenant=acme", "tenant=other");
+    assert_eq!(
+        send(&h.router, "POST", &other_remove, &elsewhere, Some(&rfields))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(tenant_issuers(&h).await.len(), 1);
+}
+
+/// Create application offers a federated app once the tenant trusts a workload issuer: its
+/// issuer picked from those, its subjects and audience, made by the same service function as
+/// `POST /admin/v1/clients` (no secret: its page, not the secret page). Without subjects the
+/// service refuses and nothing is made.
+#[tokio::test]
+async fn console_creates_a_federated_app_of_a_trusted_workload_issuer() {
+    let h = h().await;
+    let cookie = console_session(&h).await;
+    let new_href = |html: &str| link(html, "Create application");
+    let list = send(
+        &h.router,
+        "GET",
+        &format!("{ISSUER}/console/apps?tenant=acme"),
+        &cookie,
+        None,
+    )
+    .await;
+    let page = send(&h.router, "GET", &new_href(&list.html), &cookie, None).await;
+    assert_eq!(page.status, 200, "{}", page.html);
+    assert!(
+        !page.html.contains("value=\"federated\""),
+        "no workload issuer, no federated choice: {}",
+        page.html
+    );
+
+    let policy = open_policy(&h, &cookie).await;
+    let jwks = workload_jwks();
+    let (action, fields) = trust_form(&policy, &[("issuer", WORKLOAD_ISSUER), ("jwks", &jwks)]);
+    assert_eq!(
+        send(&h.router, "POST", &action, &cookie, Some(&fields))
+            .await
+            .status,
+        303
+    );
+    let page = send(&h.router, "GET", &new_href(&list.html), &cookie, None).await;
+    assert!(
+        page.html
+            .contains(&format!("<option value=\"{WORKLOAD_ISSUER}\"")),
+        "{}",
+        page.html
+    );
+    let subject = "repo:acme/deploy:ref:refs/heads/main";
+    let filled = |subjects: &str| {
+        let (action, mut fields) = form(&page.html, "Create application");
+        for (k, v) in [
+            ("name", "deploy"),
+            ("kind", "federated"),
+            ("federated_issuer", WORKLOAD_ISSUER),
+            ("subjects", subjects),
+            ("audience", "https://acme.example"),
+            ("scope.api:read", "on"),
+        ] {
+            fields.push((k.into(), v.into()));
+        }
+        (action, fields)
+    };
+    let (action, fields) = filled("  \n");
+    let refused = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+    assert_eq!(refused.status, 400, "{}", refused.html);
+    let alert = refused.html.split("role=\"alert\">").nth(1).expect("an alert");
+    let alert = &alert[..alert.find("</div>").unwrap()];
+    assert!(alert.contains("subjects"), "{alert}");
+    let (apps, _) = admin::list_clients(&h.app, &tid("acme"), None, 100)
+        .await
+        .unwrap();
+    assert!(
+        !apps
+            .iter()
+            .any(|c| c.metadata.client_name.as_deref() == Some("deploy"))
+    );
+
+    let (action, fields) = filled(&format!("{subject}\n"));
+    let done = send(&h.router, "POST", &action, &cookie, Some(&fields)).await;
+    assert_eq!(done.status, 303, "no secret to show: {}", done.html);
+    let (apps, _) = admin::list_clients(&h.app, &tid("acme"), None, 100)
+        .await
+        .unwrap();
+    let c = apps
+        .iter()
+        .find(|c| c.metadata.client_name.as_deref() == Some("deploy"))
+        .expect("made");
+    assert_eq!(
+        c.metadata.token_endpoint_auth_method,
+        crate::domain::grant_type::ClientAuthMethod::Federated
+    );
+    let f = c.metadata.federated_credential.as_ref().expect("credential");
+    assert_eq!(
+        (f.issuer.as_str(), f.subjects.as_slice(), f.audience.as_deref()),
+        (
+            WORKLOAD_ISSUER,
+            [subject.to_string()].as_slice(),
+            Some("https://acme.example")
+        )
+    );
+    let app_page = send(&h.router, "GET", done.location.as_deref().unwrap(), &cookie, None).await;
+    assert!(
+        app_page.html.contains(subject) && app_page.html.contains(WORKLOAD_ISSUER),
+        "{}",
+        app_page.html
+    );
 }

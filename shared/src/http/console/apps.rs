@@ -94,6 +94,11 @@ pub(super) struct NewAppBody<'a> {
     redirect_uris: &'a str,
     dpop_bound: bool,
     scopes: Vec<ScopeChoice>,
+    /// The tenant's trusted workload issuers, for a federated app (none: no such choice).
+    workload_issuers: Vec<String>,
+    federated_issuer: &'a str,
+    subjects: &'a str,
+    audience: &'a str,
 }
 
 pub(super) async fn new_app_form(
@@ -128,6 +133,15 @@ pub(super) async fn new_app_form(
         redirect_uris: get("redirect_uris"),
         dpop_bound: !get("dpop_bound").is_empty(),
         scopes,
+        workload_issuers: tenant
+            .trusted_issuers
+            .iter()
+            .filter(|i| i.workload)
+            .map(|i| i.issuer.clone())
+            .collect(),
+        federated_issuer: get("federated_issuer"),
+        subjects: get("subjects"),
+        audience: get("audience"),
     });
     console_page(
         s,
@@ -231,6 +245,28 @@ pub(super) async fn create_app(
             body["grant_types"] = json!(["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"]);
             body["response_types"] = json!([]);
             body["token_endpoint_auth_method"] = json!("none");
+        }
+        Some("federated") => {
+            // A workload that authenticates with its platform's token (a trusted workload
+            // issuer's), as `POST /admin/v1/clients` with `federated_credential` makes one.
+            let subjects: Vec<&str> = p
+                .get("subjects")
+                .unwrap_or("")
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let mut credential = json!({
+                "issuer": p.get("federated_issuer").unwrap_or("").trim(),
+                "subjects": subjects,
+            });
+            if let Some(aud) = p.get("audience").map(str::trim).filter(|a| !a.is_empty()) {
+                credential["audience"] = json!(aud);
+            }
+            body["grant_types"] = json!(["client_credentials"]);
+            body["response_types"] = json!([]);
+            body["token_endpoint_auth_method"] = json!("federated");
+            body["federated_credential"] = credential;
         }
         _ => return new_app_form(&app, &s, Some(p), Some("Choose how the app acts.")).await,
     }

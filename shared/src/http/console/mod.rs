@@ -85,6 +85,8 @@ pub fn router(state: State) -> Router {
             .route("/console/users/{user_id}/reactivate", post(reactivate))
             .route("/console/audit", get(audit))
             .route("/console/policy", get(policy).post(save_policy))
+            .route("/console/policy/issuers", post(add_issuer))
+            .route("/console/policy/issuers/remove", post(remove_issuer))
             .with_state(state),
     )
 }
@@ -469,6 +471,8 @@ fn notice_of(q: &Params) -> Option<&'static str> {
             "Password set and signed out everywhere: their sessions, grants and tokens have ended."
         }
         "policy" => "Policy saved.",
+        "issuer-trusted" => "Issuer trusted. Federated apps may now name it.",
+        "issuer-removed" => "Issuer removed. Its tokens are refused from now on.",
         _ => return None,
     })
 }

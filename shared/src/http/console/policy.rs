@@ -18,6 +18,18 @@ pub(super) struct PolicyBody<'a> {
     more_apps: bool,
     /// Each trusted issuer and what it is trusted for.
     issuers: Vec<(String, &'static str)>,
+    add_action: String,
+    remove_action: String,
+    draft: &'a IssuerDraft,
+}
+
+/// The workload issuer form as the administrator filled it in (shown again with an error).
+#[derive(Default)]
+pub(super) struct IssuerDraft {
+    issuer: String,
+    jwks_uri: String,
+    jwks: String,
+    single_use: bool,
 }
 
 /// Apps listed on the policy page.
@@ -36,6 +48,16 @@ pub(super) async fn policy_view(
     s: &Session,
     notice: Option<&str>,
     error: Option<&str>,
+) -> Response {
+    policy_view_with(app, s, notice, error, &IssuerDraft::default()).await
+}
+
+async fn policy_view_with(
+    app: &App,
+    s: &Session,
+    notice: Option<&str>,
+    error: Option<&str>,
+    draft: &IssuerDraft,
 ) -> Response {
     let t = match svc::tenant(app, s.tenant()).await {
         Ok(t) => t,
@@ -85,6 +107,9 @@ pub(super) async fn policy_view(
                 (i.issuer.clone(), what)
             })
             .collect(),
+        add_action: s.url("/console/policy/issuers"),
+        remove_action: s.url("/console/policy/issuers/remove"),
+        draft,
     });
     console_page(
         s,
@@ -161,6 +186,92 @@ pub(super) async fn save_policy(
     .await;
     match result {
         Ok(_) => see_other(&s.url_with("/console/policy", &[("notice", "policy")])),
+        Err(e) => match admin_error(e) {
+            Ok(msg) => policy_view(&app, &s, None, Some(&msg)).await,
+            Err(r) => r,
+        },
+    }
+}
+
+// ---- trusted workload issuers ------------------------------------------------------------------
+
+/// The service's words for the CLI's options, as the console's form names its fields.
+fn issuer_words(why: &str) -> String {
+    why.replace("--jwks-file or --jwks-uri", "a Keys URL or pasted Keys")
+        .replace("(remove it first: bulwark issuer remove)", "(remove it first)")
+        .replace("--jwks-uri", "Keys URL")
+        .replace("--jwks-file", "Keys")
+        .replace("--single-use", "Each token once")
+        .replace("--workload: ", "")
+        .replace("--workload", "workloads")
+        .replace("--issuer", "Issuer")
+        .replace("jwks:", "Keys:")
+}
+
+/// `POST /console/policy/issuers`: trust a workload issuer (federated apps' tokens), through
+/// the same service function as `bulwark issuer add --workload` and `POST /admin/v1/issuers`:
+/// the same checks, the same refusal to switch an issuer's kind, the same audit event, under
+/// the administrator's name.
+pub(super) async fn add_issuer(
+    StateX(app): StateX<State>,
+    RawQuery(query): RawQuery,
+    form: PageForm,
+) -> Response {
+    let s = match form_session(&app, &query, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let p = &form.params;
+    let field = |name: &str| p.get(name).map(str::trim).unwrap_or_default().to_string();
+    let draft = IssuerDraft {
+        issuer: field("issuer"),
+        jwks_uri: field("jwks_uri"),
+        jwks: field("jwks"),
+        single_use: p.get("single_use").is_some(),
+    };
+    let jwks = if draft.jwks.is_empty() {
+        None
+    } else {
+        match serde_json::from_str::<serde_json::Value>(&draft.jwks) {
+            Ok(v) if v.is_object() => Some(v),
+            Ok(_) | Err(_) => {
+                let why = "Keys must be a JWK Set: a JSON object with a keys array.";
+                return policy_view_with(&app, &s, None, Some(why), &draft).await;
+            }
+        }
+    };
+    let entry = crate::domain::tenant::TrustedIssuer {
+        issuer: draft.issuer.clone(),
+        jwks,
+        jwks_uri: Some(draft.jwks_uri.clone()).filter(|u| !u.is_empty()),
+        id_jag: false,
+        idp_tenant: None,
+        workload: true,
+        single_use: draft.single_use,
+    };
+    match crate::service::tenants::add_issuer(&app, s.tenant(), entry, &s.admin.actor).await {
+        Ok(_) => see_other(&s.url_with("/console/policy", &[("notice", "issuer-trusted")])),
+        Err(e) => match admin_error(e) {
+            Ok(msg) => policy_view_with(&app, &s, None, Some(&issuer_words(&msg)), &draft).await,
+            Err(r) => r,
+        },
+    }
+}
+
+/// `POST /console/policy/issuers/remove`: stop trusting an issuer, through the same service
+/// function as `bulwark issuer remove` and `DELETE /admin/v1/issuers`.
+pub(super) async fn remove_issuer(
+    StateX(app): StateX<State>,
+    RawQuery(query): RawQuery,
+    form: PageForm,
+) -> Response {
+    let s = match form_session(&app, &query, &form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let issuer = form.params.get("issuer").unwrap_or_default();
+    match crate::service::tenants::remove_issuer(&app, s.tenant(), issuer, &s.admin.actor).await {
+        Ok(_) => see_other(&s.url_with("/console/policy", &[("notice", "issuer-removed")])),
         Err(e) => match admin_error(e) {
             Ok(msg) => policy_view(&app, &s, None, Some(&msg)).await,
             Err(r) => r,
